@@ -1,0 +1,363 @@
+"""Kubernetes YAML/JSON <-> protobuf objects.
+
+The conversion walks the message descriptors, so it knows every field by its
+JSON name, refuses unknown fields with the list of known ones, accepts
+int-or-string and quantity values as Kubernetes spells them, and names the
+exact path of anything wrong (`spec.containers[0].ports[1].containerPort`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from api import kinds
+from api.errors import FieldError, InvalidError, UnsupportedError
+from api.pb import api_pb2, meta_pb2
+
+MAX_DEPTH = 48
+
+_TS = Timestamp.DESCRIPTOR.full_name
+_INT_TYPES = {
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64,
+}
+_INT32 = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32}
+
+
+@dataclass(frozen=True)
+class _Field:
+    fd: FieldDescriptor
+    int_or_string: bool
+    quantity: bool
+
+
+_FIELDS: dict[str, dict[str, _Field]] = {}
+
+
+def _fields(desc: Descriptor) -> dict[str, _Field]:
+    cached = _FIELDS.get(desc.full_name)
+    if cached is None:
+        cached = {}
+        for fd in desc.fields:
+            opts = fd.GetOptions()
+            cached[fd.json_name] = _Field(
+                fd, opts.Extensions[meta_pb2.int_or_string], opts.Extensions[meta_pb2.quantity]
+            )
+        _FIELDS[desc.full_name] = cached
+    return cached
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+# ---------------------------------------------------------------- dict -> proto
+
+
+def from_dict(cls: type[Message], data: Any, path: str = "") -> Message:
+    """Build a message from a JSON-like dict; raises InvalidError naming every bad field."""
+    errors: list[FieldError] = []
+    msg = cls()
+    _fill(msg, data, path, errors, 0)
+    if errors:
+        raise InvalidError(errors)
+    return msg
+
+
+def _fill(msg: Message, data: Any, path: str, errors: list[FieldError], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        errors.append(FieldError(path, "Invalid value", "nested too deeply"))
+        return
+    if not isinstance(data, dict):
+        errors.append(FieldError(path or "<root>", "Invalid value", f"expected object, got {_type_name(data)}"))
+        return
+    fields = _fields(msg.DESCRIPTOR)
+    for key, value in data.items():
+        fpath = _join(path, str(key))
+        field = fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            known = ", ".join(sorted(fields))
+            errors.append(FieldError(fpath, "unknown field", f"known fields: {known}"))
+            continue
+        if value is None:
+            continue
+        fd = field.fd
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            _fill_map(getattr(msg, fd.name), fd, field, value, fpath, errors, depth)
+        elif fd.is_repeated:
+            if not isinstance(value, list):
+                errors.append(FieldError(fpath, "Invalid value", f"expected array, got {_type_name(value)}"))
+                continue
+            target = getattr(msg, fd.name)
+            for i, item in enumerate(value):
+                ipath = f"{fpath}[{i}]"
+                if fd.message_type is not None:
+                    if item is None:
+                        errors.append(FieldError(ipath, "Invalid value", "expected object, got null"))
+                        continue
+                    _fill_message(target.add(), item, ipath, errors, depth)
+                else:
+                    ok, conv = _scalar(fd, field, item, ipath, errors)
+                    if ok:
+                        target.append(conv)
+        elif fd.message_type is not None:
+            sub = getattr(msg, fd.name)
+            _fill_message(sub, value, fpath, errors, depth)
+            if fd.message_type.full_name != _TS:
+                sub.SetInParent()  # an empty object (`emptyDir: {}`) is still set
+        else:
+            ok, conv = _scalar(fd, field, value, fpath, errors)
+            if ok:
+                setattr(msg, fd.name, conv)
+
+
+def _fill_message(target: Message, value: Any, path: str, errors: list[FieldError], depth: int) -> None:
+    if target.DESCRIPTOR.full_name == _TS:
+        ts = _parse_time(value)
+        if ts is None:
+            errors.append(FieldError(path, "Invalid value", "expected an RFC 3339 time", value))
+        else:
+            target.CopyFrom(ts)
+        return
+    _fill(target, value, path, errors, depth + 1)
+
+
+def _fill_map(target: Any, fd: FieldDescriptor, field: _Field, value: Any, path: str,
+              errors: list[FieldError], depth: int) -> None:
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, "Invalid value", f"expected object, got {_type_name(value)}"))
+        return
+    vfd = fd.message_type.fields_by_name["value"]
+    for k, v in value.items():
+        kpath = f"{path}[{k}]"
+        if not isinstance(k, str):
+            errors.append(FieldError(kpath, "Invalid value", "keys must be strings", k))
+            continue
+        if vfd.message_type is not None:
+            _fill_message(target[k], v, kpath, errors, depth)
+            continue
+        if v is None:
+            v = ""
+        ok, conv = _scalar(vfd, field, v, kpath, errors)
+        if ok:
+            target[k] = conv
+
+
+def _scalar(fd: FieldDescriptor, field: _Field, value: Any, path: str,
+            errors: list[FieldError]) -> tuple[bool, Any]:
+    t = fd.type
+    if t == FieldDescriptor.TYPE_STRING:
+        if isinstance(value, str):
+            return True, value
+        if (field.int_or_string or field.quantity) and isinstance(value, int) and not isinstance(value, bool):
+            return True, str(value)
+        if field.quantity and isinstance(value, float):
+            return True, repr(value).removesuffix(".0") if value.is_integer() else repr(value)
+        errors.append(FieldError(path, "Invalid value", f"expected string, got {_type_name(value)}", value))
+        return False, None
+    if t in _INT_TYPES:
+        if isinstance(value, int) and not isinstance(value, bool):
+            limit = 2**31 if t in _INT32 else 2**63
+            if -limit <= value < limit:
+                return True, value
+            errors.append(FieldError(path, "Invalid value", "out of range", value))
+            return False, None
+        errors.append(FieldError(path, "Invalid value", f"expected integer, got {_type_name(value)}", value))
+        return False, None
+    if t == FieldDescriptor.TYPE_BOOL:
+        if isinstance(value, bool):
+            return True, value
+        errors.append(FieldError(path, "Invalid value", f"expected boolean, got {_type_name(value)}", value))
+        return False, None
+    if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+    if t == FieldDescriptor.TYPE_BYTES and isinstance(value, str):
+        return True, value.encode()
+    errors.append(FieldError(path, "Invalid value", f"unexpected {_type_name(value)}", value))
+    return False, None
+
+
+def _parse_time(value: Any) -> Timestamp | None:
+    if isinstance(value, dt.datetime):
+        when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    elif isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None
+    else:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(when.astimezone(dt.UTC))
+    return ts
+
+
+# ---------------------------------------------------------------- proto -> dict
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    """The Kubernetes JSON shape of a message (only fields that are set)."""
+    out: dict[str, Any] = {}
+    fields = _fields(msg.DESCRIPTOR)
+    by_name = {f.fd.name: (json, f) for json, f in fields.items()}
+    for fd, value in msg.ListFields():
+        json_name, field = by_name[fd.name]
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            vfd = fd.message_type.fields_by_name["value"]
+            if vfd.message_type is not None:
+                out[json_name] = {k: _out_message(value[k]) for k in sorted(value)}
+            else:
+                out[json_name] = {k: _out_scalar(field, value[k]) for k in sorted(value)}
+        elif fd.is_repeated:
+            if fd.message_type is not None:
+                out[json_name] = [_out_message(v) for v in value]
+            else:
+                out[json_name] = [_out_scalar(field, v) for v in value]
+        elif fd.message_type is not None:
+            out[json_name] = _out_message(value)
+        else:
+            out[json_name] = _out_scalar(field, value)
+    return out
+
+
+def _out_message(msg: Message) -> Any:
+    if msg.DESCRIPTOR.full_name == _TS:
+        return format_time(msg)
+    return to_dict(msg)
+
+
+def _out_scalar(field: _Field, value: Any) -> Any:
+    if field.int_or_string and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def format_time(ts: Timestamp) -> str:
+    when = ts.ToDatetime(tzinfo=dt.UTC)
+    if ts.nanos:
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- manifests
+
+# Kinds a Kubernetes user might bring that kubelite does not serve.
+_KNOWN_BUT_UNSUPPORTED_HINT = "supported kinds: " + kinds.SUPPORTED_TEXT
+
+
+def manifest_to_object(doc: Any, *, where: str = "") -> api_pb2.Object:
+    """A Kubernetes manifest (dict) as an Object envelope; errors name `where` and the field."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(doc, dict):
+        raise InvalidError(f"{prefix}expected a mapping with apiVersion and kind, got {_type_name(doc)}")
+    kind_name = doc.get("kind")
+    api_version = doc.get("apiVersion")
+    if not kind_name or not isinstance(kind_name, str):
+        raise InvalidError([FieldError("kind", "Required value")], prefix=prefix)
+    if not api_version or not isinstance(api_version, str):
+        raise InvalidError([FieldError("apiVersion", "Required value")], prefix=prefix)
+    try:
+        kind = kinds.lookup(kind_name)
+    except UnsupportedError:
+        raise UnsupportedError(
+            f'{prefix}kind "{kind_name}" is not supported; {_KNOWN_BUT_UNSUPPORTED_HINT}'
+        ) from None
+    if kind.kind != kind_name:
+        raise UnsupportedError(f'{prefix}kind "{kind_name}" is not supported; {_KNOWN_BUT_UNSUPPORTED_HINT}')
+    if api_version != kind.api_version:
+        raise InvalidError(
+            [FieldError("apiVersion", "Unsupported value", f'{kind.kind} is served as "{kind.api_version}"',
+                        api_version)],
+            prefix=prefix,
+        )
+    try:
+        obj = from_dict(kind.cls, doc)
+    except InvalidError as e:
+        raise InvalidError(e.errors, prefix=prefix) from None
+    except RecursionError:
+        raise InvalidError(f"{prefix}document is nested too deeply") from None
+    return kinds.wrap(obj)
+
+
+def object_to_manifest(obj: Message | api_pb2.Object) -> dict[str, Any]:
+    """The Kubernetes-shaped dict of an object, with apiVersion and kind filled."""
+    if isinstance(obj, api_pb2.Object):
+        obj = kinds.unwrap(obj)
+    kind = kinds.of(obj)
+    out = to_dict(obj)
+    out["apiVersion"] = kind.api_version
+    out["kind"] = kind.kind
+    ordered = {"apiVersion": out.pop("apiVersion"), "kind": out.pop("kind")}
+    ordered.update(out)
+    return ordered
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without implicit timestamps: times stay strings, as in Kubernetes."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # file name or "-"
+    index: int  # position in the file, from 1
+    data: Any
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} (document {self.index})"
+
+
+def load_documents(text: str, source: str) -> Iterator[Document]:
+    """Each non-empty YAML document of a file; `kind: List` expands to its items.
+
+    Raises InvalidError naming the file, document and line for malformed YAML.
+    """
+    index = 0
+    try:
+        for data in yaml.load_all(text, Loader=_Loader):
+            index += 1
+            if data is None:
+                continue
+            if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
+                for item in data["items"]:
+                    yield Document(source, index, item)
+                continue
+            yield Document(source, index, data)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise InvalidError(f"{source} (document {index + 1}):{line}: malformed YAML: {problem}") from None
+    except RecursionError:
+        raise InvalidError(f"{source} (document {index + 1}): YAML nested too deeply") from None
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

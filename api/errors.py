@@ -1,0 +1,135 @@
+"""One error hierarchy for the whole system, and its mapping to gRPC codes.
+
+The apiserver raises these; one interceptor turns them into gRPC statuses and
+the client turns the statuses back into the same classes, so every component
+and the CLI catch `NotFoundError`, never a grpc code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+class ApiError(Exception):
+    """Base class; `code` is the gRPC status it travels as."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    reason: str = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(ApiError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NotFound"
+
+
+class AlreadyExistsError(ApiError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "AlreadyExists"
+
+
+class ConflictError(ApiError):
+    """A compare-and-swap lost: the object changed since it was read."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = "Conflict"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    kind: str  # Required value, Invalid value, Unsupported value, Duplicate value, Forbidden, ...
+    detail: str = ""
+    value: object = None
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.kind}"
+        if self.value is not None and self.kind in ("Invalid value", "Unsupported value", "Duplicate value"):
+            text += f": {self.value!r}"
+        if self.detail:
+            text += f": {self.detail}"
+        return text
+
+
+class InvalidError(ApiError):
+    """Validation failed; the message lists every field error, one per line."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "Invalid"
+
+    def __init__(self, errors: list[FieldError] | str, *, prefix: str = "") -> None:
+        if isinstance(errors, str):
+            self.errors: list[FieldError] = []
+            super().__init__(f"{prefix}{errors}")
+            return
+        self.errors = list(errors)
+        super().__init__(prefix + "; ".join(str(e) for e in self.errors))
+
+
+class UnsupportedError(ApiError):
+    """An unknown kind, resource or verb."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "Unsupported"
+
+
+class ExpiredError(ApiError):
+    """A watch or continue token from a version the server no longer has: relist."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "Expired"
+
+
+class TooLargeError(ApiError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RequestEntityTooLarge"
+
+
+class UnavailableError(ApiError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "ServiceUnavailable"
+
+
+class ForbiddenError(ApiError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "Forbidden"
+
+
+class UnauthorizedError(ApiError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "Unauthorized"
+
+
+class TimeoutError_(ApiError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "Timeout"
+
+
+_BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.ABORTED: ConflictError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidError,
+    grpc.StatusCode.OUT_OF_RANGE: ExpiredError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooLargeError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.FAILED_PRECONDITION: ForbiddenError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
+}
+
+
+def from_grpc(code: grpc.StatusCode, details: str) -> ApiError:
+    """The error class a gRPC status stands for (ApiError for unknown codes)."""
+    cls = _BY_CODE.get(code, ApiError)
+    if cls is InvalidError:
+        return InvalidError(details)
+    err = cls(details or code.name)
+    if cls is ApiError:
+        err.code = code
+    return err

@@ -1,0 +1,670 @@
+"""Validation as Kubernetes validates: every error names its field.
+
+`validate(obj)` checks a new object, `validate_update(new, old)` adds the
+rules about what may change. Both return a list of FieldError; the apiserver
+refuses the write if it is not empty, so nothing half-valid reaches etcd.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from google.protobuf.message import Message
+
+from api import intstr, kinds, labels, names, quantity
+from api.errors import FieldError
+from api.pb import apps_pb2, core_pb2, meta_pb2
+
+Errs = list[FieldError]
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+NODE_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
+                   "BlockDevice")
+FIELD_REF_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                   "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs")
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def _unsupported(path: str, value: str, allowed: Iterable[str]) -> FieldError:
+    choices = ", ".join(f'"{a}"' for a in allowed)
+    return FieldError(path, "Unsupported value", f"supported values: {choices}", value)
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def validate_meta(meta: meta_pb2.ObjectMeta, kind: kinds.Kind, errs: Errs, path: str = "metadata",
+                  name_rule: Callable[[str], str | None] = names.dns1123_subdomain) -> None:
+    if not meta.name and not meta.generate_name:
+        errs.append(FieldError(f"{path}.name", "Required value", "name or generateName is required"))
+    elif meta.name and (why := name_rule(meta.name)):
+        errs.append(FieldError(f"{path}.name", "Invalid value", why, meta.name))
+    if meta.generate_name and (why := name_rule(meta.generate_name.rstrip("-") or "x")):
+        errs.append(FieldError(f"{path}.generateName", "Invalid value", why, meta.generate_name))
+    if kind.namespaced and meta.namespace and (why := names.dns1123_label(meta.namespace)):
+        errs.append(FieldError(f"{path}.namespace", "Invalid value", why, meta.namespace))
+    if not kind.namespaced and meta.namespace:
+        errs.append(FieldError(f"{path}.namespace", "Forbidden", "not allowed on this type"))
+    validate_labels(meta.labels, f"{path}.labels", errs)
+    size = 0
+    for k, v in meta.annotations.items():
+        for why in labels.key_errors(k):
+            errs.append(FieldError(f"{path}.annotations", "Invalid value", why, k))
+        size += len(k) + len(v)
+    if size > MAX_ANNOTATIONS_BYTES:
+        errs.append(FieldError(f"{path}.annotations", "Too long", f"must have at most {MAX_ANNOTATIONS_BYTES} bytes"))
+    for i, ref in enumerate(meta.owner_references):
+        p = f"{path}.ownerReferences[{i}]"
+        for field in ("api_version", "kind", "name", "uid"):
+            if not getattr(ref, field):
+                json = {"api_version": "apiVersion"}.get(field, field)
+                errs.append(FieldError(f"{p}.{json}", "Required value"))
+    if sum(1 for r in meta.owner_references if r.controller) > 1:
+        errs.append(FieldError(f"{path}.ownerReferences", "Invalid value",
+                               "only one reference can have Controller set to true"))
+    for i, f in enumerate(meta.finalizers):
+        if labels.key_errors(f):
+            errs.append(FieldError(f"{path}.finalizers[{i}]", "Invalid value", "must be a qualified name", f))
+
+
+def validate_labels(values: Any, path: str, errs: Errs) -> None:
+    for k, v in values.items():
+        for why in labels.key_errors(k):
+            errs.append(FieldError(path, "Invalid value", why, k))
+        for why in labels.value_errors(v):
+            errs.append(FieldError(f"{path}[{k}]", "Invalid value", why, v))
+
+
+# ---------------------------------------------------------------- pods
+
+
+def _port_errs(value: str, path: str, errs: Errs, *, allow_name: bool = True) -> None:
+    if value == "":
+        errs.append(FieldError(path, "Required value"))
+    elif intstr.is_int(value):
+        if not 1 <= int(value) <= 65535:
+            errs.append(FieldError(path, "Invalid value", "must be between 1 and 65535, inclusive", int(value)))
+    elif not allow_name:
+        errs.append(FieldError(path, "Invalid value", "must be a number", value))
+    elif why := names.iana_svc_name(value):
+        errs.append(FieldError(path, "Invalid value", why, value))
+
+
+def _resources(res: core_pb2.ResourceRequirements, path: str, errs: Errs) -> None:
+    for part, values in (("limits", res.limits), ("requests", res.requests)):
+        for name, q in values.items():
+            p = f"{path}.{part}[{name}]"
+            try:
+                v = quantity.parse(q)
+            except quantity.QuantityError as e:
+                errs.append(FieldError(p, "Invalid value", str(e), q))
+                continue
+            if v < 0:
+                errs.append(FieldError(p, "Invalid value", "must be greater than or equal to 0", q))
+    for name, q in res.requests.items():
+        if name in res.limits and quantity.is_valid(q) and quantity.is_valid(res.limits[name]):
+            if quantity.parse(q) > quantity.parse(res.limits[name]):
+                errs.append(FieldError(f"{path}.requests", "Invalid value",
+                                       f"must be less than or equal to {name} limit of {res.limits[name]}", q))
+
+
+def _handler(h: Message, path: str, errs: Errs, *, allow_grpc: bool) -> None:
+    set_ = [f.name for f, _ in h.ListFields() if f.name in ("exec", "http_get", "tcp_socket", "grpc")]
+    if not set_:
+        errs.append(FieldError(path, "Required value", "must specify a handler type"))
+    elif len(set_) > 1:
+        errs.append(FieldError(path, "Forbidden", "may not specify more than 1 handler type"))
+    if h.HasField("exec") and not h.exec.command:
+        errs.append(FieldError(f"{path}.exec.command", "Required value"))
+    if h.HasField("http_get"):
+        _port_errs(h.http_get.port, f"{path}.httpGet.port", errs)
+        if h.http_get.scheme not in ("", "HTTP", "HTTPS"):
+            errs.append(_unsupported(f"{path}.httpGet.scheme", h.http_get.scheme, ("HTTP", "HTTPS")))
+    if h.HasField("tcp_socket"):
+        _port_errs(h.tcp_socket.port, f"{path}.tcpSocket.port", errs)
+    if allow_grpc and h.HasField("grpc") and not 1 <= h.grpc.port <= 65535:
+        errs.append(FieldError(f"{path}.grpc.port", "Invalid value", "must be between 1 and 65535, inclusive",
+                               h.grpc.port))
+
+
+def _probe(probe: core_pb2.Probe, path: str, errs: Errs, *, one_success: bool) -> None:
+    _handler(probe, path, errs, allow_grpc=True)
+    for field, json in (("initial_delay_seconds", "initialDelaySeconds"), ("timeout_seconds", "timeoutSeconds"),
+                        ("period_seconds", "periodSeconds"), ("success_threshold", "successThreshold"),
+                        ("failure_threshold", "failureThreshold")):
+        if getattr(probe, field) < 0:
+            errs.append(FieldError(f"{path}.{json}", "Invalid value", "must be greater than or equal to 0",
+                                   getattr(probe, field)))
+    if one_success and probe.success_threshold > 1:
+        errs.append(FieldError(f"{path}.successThreshold", "Invalid value", "must be 1", probe.success_threshold))
+
+
+def _container(c: core_pb2.Container, path: str, volumes: set[str], errs: Errs, *, init: bool) -> None:
+    if not c.name:
+        errs.append(FieldError(f"{path}.name", "Required value"))
+    elif why := names.dns1123_label(c.name):
+        errs.append(FieldError(f"{path}.name", "Invalid value", why, c.name))
+    if not c.image.strip():
+        errs.append(FieldError(f"{path}.image", "Required value"))
+    if c.image_pull_policy and c.image_pull_policy not in PULL_POLICIES:
+        errs.append(_unsupported(f"{path}.imagePullPolicy", c.image_pull_policy, PULL_POLICIES))
+    port_names: set[str] = set()
+    port_keys: set[tuple[int, str]] = set()
+    for i, port in enumerate(c.ports):
+        p = f"{path}.ports[{i}]"
+        if port.name:
+            if why := names.iana_svc_name(port.name):
+                errs.append(FieldError(f"{p}.name", "Invalid value", why, port.name))
+            elif port.name in port_names:
+                errs.append(FieldError(f"{p}.name", "Duplicate value", "", port.name))
+            port_names.add(port.name)
+        if port.container_port == 0:
+            errs.append(FieldError(f"{p}.containerPort", "Required value"))
+        elif not 1 <= port.container_port <= 65535:
+            errs.append(FieldError(f"{p}.containerPort", "Invalid value", "must be between 1 and 65535, inclusive",
+                                   port.container_port))
+        if not 0 <= port.host_port <= 65535:
+            errs.append(FieldError(f"{p}.hostPort", "Invalid value", "must be between 1 and 65535, inclusive",
+                                   port.host_port))
+        if port.protocol and port.protocol not in PROTOCOLS:
+            errs.append(_unsupported(f"{p}.protocol", port.protocol, PROTOCOLS))
+        key = (port.container_port, port.protocol or "TCP")
+        if port.container_port and key in port_keys:
+            errs.append(FieldError(f"{p}.containerPort", "Duplicate value", "", port.container_port))
+        port_keys.add(key)
+        if port.host_ip:
+            _ip(port.host_ip, f"{p}.hostIP", errs)
+    for i, env in enumerate(c.env):
+        p = f"{path}.env[{i}]"
+        if not env.name:
+            errs.append(FieldError(f"{p}.name", "Required value"))
+        elif not names.ENV_VAR_NAME.match(env.name):
+            errs.append(FieldError(f"{p}.name", "Invalid value", "a valid environment variable name must consist "
+                                   "of alphabetic characters, digits, '_', '-', or '.', and must not start with a "
+                                   "digit", env.name))
+        if env.HasField("value_from"):
+            src = env.value_from
+            if env.value:
+                errs.append(FieldError(f"{p}.valueFrom", "Invalid value", "may not be specified when `value` is "
+                                       "not empty"))
+            set_ = [f.name for f, _ in src.ListFields()]
+            if len(set_) != 1:
+                errs.append(FieldError(f"{p}.valueFrom", "Invalid value", "must specify exactly one source"))
+            if src.HasField("field_ref"):
+                fp = src.field_ref.field_path
+                if fp not in FIELD_REF_PATHS and not (fp.startswith("metadata.labels[")
+                                                      or fp.startswith("metadata.annotations[")):
+                    errs.append(_unsupported(f"{p}.valueFrom.fieldRef.fieldPath", fp, FIELD_REF_PATHS))
+            if src.HasField("config_map_key_ref") or src.HasField("secret_key_ref"):
+                errs.append(FieldError(f"{p}.valueFrom", "Forbidden",
+                                       "configMapKeyRef and secretKeyRef are not supported (no ConfigMap or "
+                                       "Secret kinds)"))
+    _resources(c.resources, f"{path}.resources", errs)
+    mounts: set[str] = set()
+    for i, m in enumerate(c.volume_mounts):
+        p = f"{path}.volumeMounts[{i}]"
+        if not m.name:
+            errs.append(FieldError(f"{p}.name", "Required value"))
+        elif m.name not in volumes:
+            errs.append(FieldError(f"{p}.name", "Not found", "", m.name))
+        if not m.mount_path:
+            errs.append(FieldError(f"{p}.mountPath", "Required value"))
+        elif not m.mount_path.startswith("/"):
+            errs.append(FieldError(f"{p}.mountPath", "Invalid value", "must be an absolute path", m.mount_path))
+        elif m.mount_path in mounts:
+            errs.append(FieldError(f"{p}.mountPath", "Invalid value", "must be unique", m.mount_path))
+        mounts.add(m.mount_path)
+        if ".." in m.sub_path.split("/") or m.sub_path.startswith("/"):
+            errs.append(FieldError(f"{p}.subPath", "Invalid value", "must be a relative path without '..'",
+                                   m.sub_path))
+    for attr, json, one in (("liveness_probe", "livenessProbe", True), ("readiness_probe", "readinessProbe", False),
+                            ("startup_probe", "startupProbe", True)):
+        if c.HasField(attr):
+            if init:
+                errs.append(FieldError(f"{path}.{json}", "Forbidden", "may not be set for init containers"))
+            else:
+                _probe(getattr(c, attr), f"{path}.{json}", errs, one_success=one)
+    for attr, json in (("post_start", "postStart"), ("pre_stop", "preStop")):
+        if c.lifecycle.HasField(attr):
+            _handler(getattr(c.lifecycle, attr), f"{path}.lifecycle.{json}", errs, allow_grpc=False)
+    if c.termination_message_policy not in ("", "File", "FallbackToLogsOnError"):
+        errs.append(_unsupported(f"{path}.terminationMessagePolicy", c.termination_message_policy,
+                                 ("File", "FallbackToLogsOnError")))
+
+
+def _ip(value: str, path: str, errs: Errs) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        errs.append(FieldError(path, "Invalid value", "must be a valid IP address", value))
+
+
+def _node_selector_term(term: core_pb2.NodeSelectorTerm, path: str, errs: Errs) -> None:
+    for part, json in ((term.match_expressions, "matchExpressions"), (term.match_fields, "matchFields")):
+        for i, req in enumerate(part):
+            p = f"{path}.{json}[{i}]"
+            if req.operator not in NODE_OPERATORS:
+                errs.append(_unsupported(f"{p}.operator", req.operator, NODE_OPERATORS))
+                continue
+            if req.operator in ("In", "NotIn") and not req.values:
+                errs.append(FieldError(f"{p}.values", "Required value",
+                                       "must be specified when `operator` is 'In' or 'NotIn'"))
+            if req.operator in ("Exists", "DoesNotExist") and req.values:
+                errs.append(FieldError(f"{p}.values", "Forbidden",
+                                       "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+            if req.operator in ("Gt", "Lt") and (len(req.values) != 1 or not intstr.is_int(req.values[0])):
+                errs.append(FieldError(f"{p}.values", "Required value",
+                                       "must be specified single value when `operator` is 'Lt' or 'Gt'"))
+            for why in labels.key_errors(req.key):
+                errs.append(FieldError(f"{p}.key", "Invalid value", why, req.key))
+
+
+def _affinity(a: core_pb2.Affinity, path: str, errs: Errs) -> None:
+    na = a.node_affinity
+    req = na.required_during_scheduling_ignored_during_execution
+    if na.HasField("required_during_scheduling_ignored_during_execution") and not req.node_selector_terms:
+        errs.append(FieldError(f"{path}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                               ".nodeSelectorTerms", "Required value", "must have at least one node selector term"))
+    for i, term in enumerate(req.node_selector_terms):
+        _node_selector_term(term, f"{path}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                                  f".nodeSelectorTerms[{i}]", errs)
+    for i, pref in enumerate(na.preferred_during_scheduling_ignored_during_execution):
+        p = f"{path}.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
+        if not 1 <= pref.weight <= 100:
+            errs.append(FieldError(f"{p}.weight", "Invalid value", "must be in the range 1-100", pref.weight))
+        _node_selector_term(pref.preference, f"{p}.preference", errs)
+    for attr, json in (("pod_affinity", "podAffinity"), ("pod_anti_affinity", "podAntiAffinity")):
+        pa = getattr(a, attr)
+        for i, term in enumerate(pa.required_during_scheduling_ignored_during_execution):
+            p = f"{path}.{json}.requiredDuringSchedulingIgnoredDuringExecution[{i}]"
+            if not term.topology_key:
+                errs.append(FieldError(f"{p}.topologyKey", "Required value", "can not be empty"))
+            errs.extend(labels.label_selector_errors(term.label_selector, f"{p}.labelSelector"))
+        for i, w in enumerate(pa.preferred_during_scheduling_ignored_during_execution):
+            p = f"{path}.{json}.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
+            if not 1 <= w.weight <= 100:
+                errs.append(FieldError(f"{p}.weight", "Invalid value", "must be in the range 1-100", w.weight))
+            if not w.pod_affinity_term.topology_key:
+                errs.append(FieldError(f"{p}.podAffinityTerm.topologyKey", "Required value", "can not be empty"))
+
+
+def _tolerations(tols: Iterable[core_pb2.Toleration], path: str, errs: Errs) -> None:
+    for i, t in enumerate(tols):
+        p = f"{path}[{i}]"
+        if t.key:
+            for why in labels.key_errors(t.key):
+                errs.append(FieldError(f"{p}.key", "Invalid value", why, t.key))
+        if t.operator not in ("", "Equal", "Exists"):
+            errs.append(_unsupported(f"{p}.operator", t.operator, ("Equal", "Exists")))
+        if t.operator == "Exists" and t.value:
+            errs.append(FieldError(f"{p}.operator", "Invalid value",
+                                   "value must be empty when `operator` is 'Exists'", t.value))
+        if not t.key and t.operator != "Exists":
+            errs.append(FieldError(f"{p}.operator", "Invalid value",
+                                   "operator must be Exists when `key` is empty", t.operator))
+        if t.effect and t.effect not in TAINT_EFFECTS:
+            errs.append(_unsupported(f"{p}.effect", t.effect, TAINT_EFFECTS))
+        if t.HasField("toleration_seconds") and t.effect != "NoExecute":
+            errs.append(FieldError(f"{p}.effect", "Invalid value",
+                                   "effect must be 'NoExecute' when `tolerationSeconds` is set", t.effect))
+
+
+def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
+    volumes: set[str] = set()
+    for i, v in enumerate(spec.volumes):
+        p = f"{path}.volumes[{i}]"
+        if not v.name:
+            errs.append(FieldError(f"{p}.name", "Required value"))
+        elif why := names.dns1123_label(v.name):
+            errs.append(FieldError(f"{p}.name", "Invalid value", why, v.name))
+        elif v.name in volumes:
+            errs.append(FieldError(f"{p}.name", "Duplicate value", "", v.name))
+        volumes.add(v.name)
+        sources = [f.name for f, _ in v.ListFields() if f.name != "name"]
+        if len(sources) > 1:
+            errs.append(FieldError(p, "Forbidden", "may not specify more than 1 volume type"))
+        if v.HasField("host_path"):
+            hp = v.host_path
+            if not hp.path:
+                errs.append(FieldError(f"{p}.hostPath.path", "Required value"))
+            elif not hp.path.startswith("/") or ".." in hp.path.split("/"):
+                errs.append(FieldError(f"{p}.hostPath.path", "Invalid value", "must be an absolute path without "
+                                       "'..'", hp.path))
+            if hp.type not in HOST_PATH_TYPES:
+                errs.append(_unsupported(f"{p}.hostPath.type", hp.type, HOST_PATH_TYPES[1:]))
+        if v.HasField("empty_dir"):
+            if v.empty_dir.medium not in ("", "Memory"):
+                errs.append(_unsupported(f"{p}.emptyDir.medium", v.empty_dir.medium, ("", "Memory")))
+            if v.empty_dir.size_limit and not quantity.is_valid(v.empty_dir.size_limit):
+                errs.append(FieldError(f"{p}.emptyDir.sizeLimit", "Invalid value", "must be a quantity",
+                                       v.empty_dir.size_limit))
+    if not spec.containers:
+        errs.append(FieldError(f"{path}.containers", "Required value"))
+    seen: set[str] = set()
+    for attr, json, init in (("init_containers", "initContainers", True), ("containers", "containers", False)):
+        for i, c in enumerate(getattr(spec, attr)):
+            _container(c, f"{path}.{json}[{i}]", volumes, errs, init=init)
+            if c.name and c.name in seen:
+                errs.append(FieldError(f"{path}.{json}[{i}].name", "Duplicate value", "", c.name))
+            seen.add(c.name)
+    if spec.restart_policy and spec.restart_policy not in RESTART_POLICIES:
+        errs.append(_unsupported(f"{path}.restartPolicy", spec.restart_policy, RESTART_POLICIES))
+    if spec.dns_policy and spec.dns_policy not in DNS_POLICIES:
+        errs.append(_unsupported(f"{path}.dnsPolicy", spec.dns_policy, DNS_POLICIES))
+    if spec.HasField("termination_grace_period_seconds") and spec.termination_grace_period_seconds < 0:
+        errs.append(FieldError(f"{path}.terminationGracePeriodSeconds", "Invalid value",
+                               "must be greater than or equal to 0", spec.termination_grace_period_seconds))
+    if spec.HasField("active_deadline_seconds") and spec.active_deadline_seconds <= 0:
+        errs.append(FieldError(f"{path}.activeDeadlineSeconds", "Invalid value", "must be greater than 0",
+                               spec.active_deadline_seconds))
+    validate_labels(spec.node_selector, f"{path}.nodeSelector", errs)
+    for attr, json in (("hostname", "hostname"), ("subdomain", "subdomain")):
+        value = getattr(spec, attr)
+        if value and (why := names.dns1123_label(value)):
+            errs.append(FieldError(f"{path}.{json}", "Invalid value", why, value))
+    if spec.node_name and (why := names.dns1123_subdomain(spec.node_name)):
+        errs.append(FieldError(f"{path}.nodeName", "Invalid value", why, spec.node_name))
+    _affinity(spec.affinity, f"{path}.affinity", errs)
+    _tolerations(spec.tolerations, f"{path}.tolerations", errs)
+    for i, tsc in enumerate(spec.topology_spread_constraints):
+        p = f"{path}.topologySpreadConstraints[{i}]"
+        if tsc.max_skew <= 0:
+            errs.append(FieldError(f"{p}.maxSkew", "Invalid value", "must be greater than zero", tsc.max_skew))
+        if not tsc.topology_key:
+            errs.append(FieldError(f"{p}.topologyKey", "Required value", "can not be empty"))
+        if tsc.when_unsatisfiable not in ("DoNotSchedule", "ScheduleAnyway"):
+            errs.append(_unsupported(f"{p}.whenUnsatisfiable", tsc.when_unsatisfiable,
+                                     ("DoNotSchedule", "ScheduleAnyway")))
+    if spec.HasField("preemption_policy") and spec.preemption_policy not in ("PreemptLowerPriority", "Never"):
+        errs.append(_unsupported(f"{path}.preemptionPolicy", spec.preemption_policy,
+                                 ("PreemptLowerPriority", "Never")))
+    for i, ha in enumerate(spec.host_aliases):
+        _ip(ha.ip, f"{path}.hostAliases[{i}].ip", errs)
+
+
+def validate_pod(pod: core_pb2.Pod, errs: Errs) -> None:
+    validate_pod_spec(pod.spec, "spec", errs)
+
+
+def validate_pod_update(new: core_pb2.Pod, old: core_pb2.Pod, errs: Errs) -> None:
+    """A pod's spec is immutable except images, activeDeadlineSeconds and added tolerations."""
+    a, b = core_pb2.PodSpec(), core_pb2.PodSpec()
+    a.CopyFrom(new.spec)
+    b.CopyFrom(old.spec)
+    for spec in (a, b):
+        for c in (*spec.containers, *spec.init_containers):
+            c.image = ""
+        spec.ClearField("active_deadline_seconds")
+        spec.ClearField("tolerations")
+    old_tols = [t.SerializeToString(deterministic=True) for t in old.spec.tolerations]
+    new_tols = [t.SerializeToString(deterministic=True) for t in new.spec.tolerations]
+    removed = [t for t in old_tols if t not in new_tols]
+    if a != b or removed:
+        errs.append(FieldError("spec", "Forbidden",
+                               "pod updates may not change fields other than `spec.containers[*].image`, "
+                               "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or "
+                               "`spec.tolerations` (only additions to existing tolerations)"))
+
+
+# ---------------------------------------------------------------- services
+
+
+def validate_service(svc: core_pb2.Service, errs: Errs) -> None:
+    s = svc.spec
+    if s.type and s.type not in SERVICE_TYPES:
+        errs.append(_unsupported("spec.type", s.type, SERVICE_TYPES))
+    headless = s.cluster_ip == "None"
+    if s.type == "ExternalName":
+        if not s.external_name:
+            errs.append(FieldError("spec.externalName", "Required value"))
+        elif why := names.dns1123_subdomain(s.external_name):
+            errs.append(FieldError("spec.externalName", "Invalid value", why, s.external_name))
+    elif not s.ports and not headless:
+        errs.append(FieldError("spec.ports", "Required value"))
+    if headless and s.type in ("NodePort", "LoadBalancer"):
+        errs.append(FieldError("spec.clusterIP", "Invalid value", f"may not be set to 'None' for {s.type} services",
+                               s.cluster_ip))
+    if s.cluster_ip and not headless:
+        _ip(s.cluster_ip, "spec.clusterIP", errs)
+    for i, ip in enumerate(s.external_ips):
+        _ip(ip, f"spec.externalIPs[{i}]", errs)
+    if s.load_balancer_ip:
+        _ip(s.load_balancer_ip, "spec.loadBalancerIP", errs)
+    port_names: set[str] = set()
+    port_keys: set[tuple[int, str]] = set()
+    for i, port in enumerate(s.ports):
+        p = f"spec.ports[{i}]"
+        if len(s.ports) > 1 and not port.name:
+            errs.append(FieldError(f"{p}.name", "Required value"))
+        if port.name:
+            if why := names.dns1123_label(port.name):
+                errs.append(FieldError(f"{p}.name", "Invalid value", why, port.name))
+            elif port.name in port_names:
+                errs.append(FieldError(f"{p}.name", "Duplicate value", "", port.name))
+            port_names.add(port.name)
+        if port.port == 0:
+            errs.append(FieldError(f"{p}.port", "Required value"))
+        elif not 1 <= port.port <= 65535:
+            errs.append(FieldError(f"{p}.port", "Invalid value", "must be between 1 and 65535, inclusive", port.port))
+        if port.protocol and port.protocol not in PROTOCOLS:
+            errs.append(_unsupported(f"{p}.protocol", port.protocol, PROTOCOLS))
+        if port.target_port:
+            _port_errs(port.target_port, f"{p}.targetPort", errs)
+        if port.node_port and not 1 <= port.node_port <= 65535:
+            errs.append(FieldError(f"{p}.nodePort", "Invalid value", "must be between 1 and 65535, inclusive",
+                                   port.node_port))
+        if port.node_port and s.type in ("", "ClusterIP", "ExternalName"):
+            errs.append(FieldError(f"{p}.nodePort", "Forbidden", "may not be used when `type` is 'ClusterIP'"))
+        key = (port.port, port.protocol or "TCP")
+        if port.port and key in port_keys:
+            errs.append(FieldError(f"{p}", "Duplicate value", "", {"port": port.port, "protocol": key[1]}))
+        port_keys.add(key)
+    validate_labels(s.selector, "spec.selector", errs)
+    if s.session_affinity and s.session_affinity not in ("None", "ClientIP"):
+        errs.append(_unsupported("spec.sessionAffinity", s.session_affinity, ("ClientIP", "None")))
+    cfg = s.session_affinity_config.client_ip
+    if cfg.HasField("timeout_seconds") and not 0 < cfg.timeout_seconds <= 86400:
+        errs.append(FieldError("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "Invalid value",
+                               "must be greater than 0 and less than 86400", cfg.timeout_seconds))
+    if s.HasField("session_affinity_config") and s.session_affinity not in ("ClientIP",):
+        if cfg.HasField("timeout_seconds"):
+            errs.append(FieldError("spec.sessionAffinityConfig", "Invalid value",
+                                   "must not be set when `sessionAffinity` is None"))
+    if s.external_traffic_policy not in ("", "Cluster", "Local"):
+        errs.append(_unsupported("spec.externalTrafficPolicy", s.external_traffic_policy, ("Cluster", "Local")))
+
+
+def validate_service_update(new: core_pb2.Service, old: core_pb2.Service, errs: Errs) -> None:
+    if old.spec.cluster_ip and new.spec.cluster_ip and new.spec.cluster_ip != old.spec.cluster_ip \
+            and new.spec.type != "ExternalName":
+        errs.append(FieldError("spec.clusterIP", "Invalid value", "field is immutable", new.spec.cluster_ip))
+
+
+def validate_endpoints(ep: core_pb2.Endpoints, errs: Errs) -> None:
+    for i, subset in enumerate(ep.subsets):
+        for part, json in ((subset.addresses, "addresses"), (subset.not_ready_addresses, "notReadyAddresses")):
+            for j, addr in enumerate(part):
+                _ip(addr.ip, f"subsets[{i}].{json}[{j}].ip", errs)
+        for j, port in enumerate(subset.ports):
+            if not 1 <= port.port <= 65535:
+                errs.append(FieldError(f"subsets[{i}].ports[{j}].port", "Invalid value",
+                                       "must be between 1 and 65535, inclusive", port.port))
+            if port.protocol and port.protocol not in PROTOCOLS:
+                errs.append(_unsupported(f"subsets[{i}].ports[{j}].protocol", port.protocol, PROTOCOLS))
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def _selector_and_template(selector: meta_pb2.LabelSelector, has_selector: bool,
+                           template: core_pb2.PodTemplateSpec, errs: Errs) -> None:
+    if not has_selector or (not selector.match_labels and not selector.match_expressions):
+        errs.append(FieldError("spec.selector", "Required value"))
+    else:
+        errs.extend(labels.label_selector_errors(selector, "spec.selector"))
+        if not labels.from_label_selector(selector).matches(template.metadata.labels):
+            shown = dict(sorted(template.metadata.labels.items()))
+            errs.append(FieldError("spec.template.metadata.labels", "Invalid value",
+                                   "`selector` does not match template `labels`", shown))
+    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
+    validate_pod_spec(template.spec, "spec.template.spec", errs)
+    if template.spec.restart_policy not in ("", "Always"):
+        errs.append(_unsupported("spec.template.spec.restartPolicy", template.spec.restart_policy, ("Always",)))
+
+
+def validate_replicaset(rs: apps_pb2.ReplicaSet, errs: Errs) -> None:
+    if rs.spec.replicas < 0:
+        errs.append(FieldError("spec.replicas", "Invalid value", "must be greater than or equal to 0",
+                               rs.spec.replicas))
+    if rs.spec.min_ready_seconds < 0:
+        errs.append(FieldError("spec.minReadySeconds", "Invalid value", "must be greater than or equal to 0",
+                               rs.spec.min_ready_seconds))
+    _selector_and_template(rs.spec.selector, rs.spec.HasField("selector"), rs.spec.template, errs)
+
+
+def validate_deployment(d: apps_pb2.Deployment, errs: Errs) -> None:
+    s = d.spec
+    if s.replicas < 0:
+        errs.append(FieldError("spec.replicas", "Invalid value", "must be greater than or equal to 0", s.replicas))
+    _selector_and_template(s.selector, s.HasField("selector"), s.template, errs)
+    st = s.strategy
+    if st.type and st.type not in ("RollingUpdate", "Recreate"):
+        errs.append(_unsupported("spec.strategy.type", st.type, ("Recreate", "RollingUpdate")))
+    if st.type == "Recreate" and st.HasField("rolling_update"):
+        errs.append(FieldError("spec.strategy.rollingUpdate", "Forbidden",
+                               "may not be specified when strategy `type` is 'Recreate'"))
+    ru = st.rolling_update
+    for value, json in ((ru.max_surge, "maxSurge"), (ru.max_unavailable, "maxUnavailable")):
+        if value and not intstr.is_valid_percent_or_int(value):
+            errs.append(FieldError(f"spec.strategy.rollingUpdate.{json}", "Invalid value",
+                                   "must be an integer or percentage (e.g '5%')", value))
+        elif value and intstr.scaled(value, 100, round_up=True) < 0:
+            errs.append(FieldError(f"spec.strategy.rollingUpdate.{json}", "Invalid value",
+                                   "must be greater than or equal to 0", value))
+        elif value.endswith("%") and int(value[:-1]) > 100 and json == "maxUnavailable":
+            errs.append(FieldError(f"spec.strategy.rollingUpdate.{json}", "Invalid value",
+                                   "must not be greater than 100%", value))
+    if st.type in ("", "RollingUpdate") and ru.max_surge and ru.max_unavailable:
+        if intstr.scaled(ru.max_surge, 100, round_up=True) == 0 and \
+                intstr.scaled(ru.max_unavailable, 100, round_up=True) == 0:
+            errs.append(FieldError("spec.strategy.rollingUpdate.maxUnavailable", "Invalid value",
+                                   "may not be 0 when `maxSurge` is 0", ru.max_unavailable))
+    if s.HasField("revision_history_limit") and s.revision_history_limit < 0:
+        errs.append(FieldError("spec.revisionHistoryLimit", "Invalid value", "must be greater than or equal to 0",
+                               s.revision_history_limit))
+    if s.HasField("progress_deadline_seconds") and s.progress_deadline_seconds <= s.min_ready_seconds:
+        errs.append(FieldError("spec.progressDeadlineSeconds", "Invalid value",
+                               "must be greater than minReadySeconds", s.progress_deadline_seconds))
+
+
+def _selector_immutable(new: Message, old: Message, errs: Errs) -> None:
+    if new.spec.selector != old.spec.selector:  # type: ignore[attr-defined]
+        errs.append(FieldError("spec.selector", "Invalid value", "field is immutable"))
+
+
+# ---------------------------------------------------------------- nodes and the rest
+
+
+def validate_node(node: core_pb2.Node, errs: Errs) -> None:
+    for i, t in enumerate(node.spec.taints):
+        p = f"spec.taints[{i}]"
+        if not t.key:
+            errs.append(FieldError(f"{p}.key", "Required value"))
+        for why in labels.key_errors(t.key) if t.key else []:
+            errs.append(FieldError(f"{p}.key", "Invalid value", why, t.key))
+        for why in labels.value_errors(t.value):
+            errs.append(FieldError(f"{p}.value", "Invalid value", why, t.value))
+        if t.effect not in TAINT_EFFECTS:
+            errs.append(_unsupported(f"{p}.effect", t.effect, TAINT_EFFECTS))
+    seen: set[tuple[str, str]] = set()
+    for i, t in enumerate(node.spec.taints):
+        if (t.key, t.effect) in seen:
+            errs.append(FieldError(f"spec.taints[{i}]", "Duplicate value", "taints must be unique by key and effect",
+                                   f"{t.key}:{t.effect}"))
+        seen.add((t.key, t.effect))
+    for cidr, json in ((node.spec.pod_cidr, "podCIDR"),):
+        if cidr:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                errs.append(FieldError(f"spec.{json}", "Invalid value", "must be a valid CIDR", cidr))
+    for part, values in (("capacity", node.status.capacity), ("allocatable", node.status.allocatable)):
+        for name, q in values.items():
+            if not quantity.is_valid(q):
+                errs.append(FieldError(f"status.{part}[{name}]", "Invalid value", "must be a quantity", q))
+
+
+def validate_node_update(new: core_pb2.Node, old: core_pb2.Node, errs: Errs) -> None:
+    if old.spec.pod_cidr and new.spec.pod_cidr != old.spec.pod_cidr:
+        errs.append(FieldError("spec.podCIDR", "Forbidden", "may not be changed once set", new.spec.pod_cidr))
+
+
+def validate_event(ev: core_pb2.Event, errs: Errs) -> None:
+    if not ev.involved_object.name and not ev.involved_object.kind:
+        errs.append(FieldError("involvedObject", "Required value"))
+    if ev.type and ev.type not in ("Normal", "Warning"):
+        errs.append(_unsupported("type", ev.type, ("Normal", "Warning")))
+
+
+def validate_lease(lease: apps_pb2.Lease, errs: Errs) -> None:
+    if lease.spec.HasField("lease_duration_seconds") and lease.spec.lease_duration_seconds <= 0:
+        errs.append(FieldError("spec.leaseDurationSeconds", "Invalid value", "must be greater than 0",
+                               lease.spec.lease_duration_seconds))
+
+
+_CREATE: dict[str, Callable[[Any, Errs], None]] = {
+    "Pod": validate_pod,
+    "Service": validate_service,
+    "Endpoints": validate_endpoints,
+    "ReplicaSet": validate_replicaset,
+    "Deployment": validate_deployment,
+    "Node": validate_node,
+    "Event": validate_event,
+    "Lease": validate_lease,
+}
+
+_NAME_RULES: dict[str, Callable[[str], str | None]] = {
+    "Namespace": names.dns1123_label,
+    "Service": names.dns1035_label,
+}
+
+_UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
+    "Pod": validate_pod_update,
+    "Service": validate_service_update,
+    "ReplicaSet": _selector_immutable,
+    "Deployment": _selector_immutable,
+    "Node": validate_node_update,
+}
+
+
+def validate(obj: Message) -> Errs:
+    """All field errors of a new object."""
+    kind = kinds.of(obj)
+    errs: Errs = []
+    validate_meta(obj.metadata, kind, errs, name_rule=_NAME_RULES.get(kind.kind, names.dns1123_subdomain))  # type: ignore[attr-defined]
+    check = _CREATE.get(kind.kind)
+    if check:
+        check(obj, errs)
+    return errs
+
+
+def validate_update(new: Message, old: Message) -> Errs:
+    """Field errors of an update: the object's own rules plus what may not change."""
+    errs = validate(new)
+    kind = kinds.of(new)
+    for field in ("name", "namespace"):
+        if getattr(new.metadata, field) != getattr(old.metadata, field):  # type: ignore[attr-defined]
+            errs.append(FieldError(f"metadata.{field}", "Invalid value", "field is immutable",
+                                   getattr(new.metadata, field)))  # type: ignore[attr-defined]
+    check = _UPDATE.get(kind.kind)
+    if check:
+        check(new, old, errs)
+    return errs

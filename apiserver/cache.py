@@ -1,0 +1,477 @@
+"""The watch cache: one etcd watch feeds an in-memory copy of every kind.
+
+List, Get and Watch are served from memory. Each change is decoded once and
+its wire frames are encoded once, then shared by every watcher, so a thousand
+watchers cost etcd one stream and the apiserver one encode per change.
+
+Revisions are etcd's: an object's resourceVersion is its mod revision, and
+the cache's `revision` is the newest store revision it has applied (for every
+kind at once, because there is one stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import bisect
+import contextlib
+import json
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import structlog
+from google.protobuf.message import Message
+
+from api import kinds, labels
+from api.errors import ExpiredError, InvalidError, TimeoutError_, UnavailableError
+from api.pb import meta_pb2
+from apiserver import wire
+from apiserver.storage.interface import CompactedError, Event, Storage
+
+log = structlog.get_logger(component="apiserver")
+
+PREFIX = "/registry/"
+
+# Per kind, changes kept for watchers resuming from an older resourceVersion.
+HISTORY = 20000
+# On start, the cache replays this many store revisions, so a watcher that was
+# connected to an apiserver before it restarted can resume where it was.
+REPLAY = 20000
+# A watcher that falls this many changes behind is cut off and must resume.
+MAX_PENDING = 100000
+
+
+def object_key(kind: kinds.Kind, namespace: str, name: str) -> str:
+    if kind.namespaced:
+        return f"{PREFIX}{kind.resource}/{namespace}/{name}"
+    return f"{PREFIX}{kind.resource}/{name}"
+
+
+def kind_prefix(kind: kinds.Kind, namespace: str = "") -> str:
+    if kind.namespaced and namespace:
+        return f"{PREFIX}{kind.resource}/{namespace}/"
+    return f"{PREFIX}{kind.resource}/"
+
+
+def _rv_fragment(rev: int) -> bytes:
+    # Appending `metadata { resourceVersion: rev }` merges into the stored bytes:
+    # protobuf merges repeated occurrences of an embedded message field.
+    return wire.field_bytes(3, wire.field_bytes(5, str(rev).encode()))
+
+
+@dataclass(slots=True)
+class Entry:
+    obj: Message  # typed object with metadata.resourceVersion set; never mutate
+    rev: int
+    item: bytes  # the Object envelope, encoded
+
+
+@dataclass(slots=True)
+class Change:
+    type: str  # ADDED, MODIFIED, DELETED
+    key: str
+    obj: Message
+    old: Message | None
+    rev: int
+    item: bytes
+    _frames: dict[str, bytes] = field(default_factory=dict)
+
+    def frame(self, type_: str) -> bytes:
+        """This change as one encoded WatchEvent inside a WatchEvents message."""
+        cached = self._frames.get(type_)
+        if cached is None:
+            ev = (wire.field_bytes(1, type_.encode()) + wire.field_bytes(2, self.item)
+                  + wire.field_bytes(3, str(self.rev).encode()))
+            cached = self._frames[type_] = wire.field_bytes(1, ev)
+        return cached
+
+
+def bookmark_frame(kind: kinds.Kind, rev: int) -> bytes:
+    obj = kind.cls(metadata=meta_pb2.ObjectMeta(resource_version=str(rev)))
+    item = wire.field_bytes(kinds.wrap(obj).DESCRIPTOR.fields_by_name[kind.field].number, obj.SerializeToString())
+    ev = wire.field_bytes(1, b"BOOKMARK") + wire.field_bytes(2, item) + wire.field_bytes(3, str(rev).encode())
+    return wire.field_bytes(1, ev)
+
+
+@dataclass(frozen=True)
+class Filter:
+    namespace: str = ""
+    label: labels.Selector = labels.EVERYTHING
+    fields: tuple[labels.FieldRequirement, ...] = ()
+
+    def matches(self, obj: Message) -> bool:
+        meta = obj.metadata  # type: ignore[attr-defined]
+        if self.namespace and meta.namespace != self.namespace:
+            return False
+        if not self.label.empty and not self.label.matches(meta.labels):
+            return False
+        return not self.fields or labels.fields_match(self.fields, labels.field_values(obj))
+
+
+class Watcher:
+    """One client's watch: frames queue up here until its stream sends them."""
+
+    def __init__(self, store: Store, flt: Filter, *, bookmarks: bool) -> None:
+        self.store = store
+        self.filter = flt
+        self.bookmarks = bookmarks
+        self.pending: list[bytes] = []
+        self.ready = asyncio.Event()
+        self.sent_rev = 0
+        self.error: Exception | None = None
+
+    def offer(self, change: Change) -> None:
+        new_ok = self.filter.matches(change.obj)
+        if change.type == "DELETED":
+            if new_ok:
+                self._push(change.frame("DELETED"), change.rev)
+            return
+        old_ok = change.old is not None and self.filter.matches(change.old)
+        if new_ok:
+            self._push(change.frame("MODIFIED" if old_ok else "ADDED"), change.rev)
+        elif old_ok:
+            # It left the selection: to this watcher it is gone.
+            self._push(change.frame("DELETED"), change.rev)
+
+    def _push(self, frame: bytes, rev: int) -> None:
+        if self.error is not None:
+            return
+        self.sent_rev = rev
+        self.pending.append(frame)
+        if len(self.pending) > MAX_PENDING:
+            self.pending.clear()
+            self.error = ExpiredError("watch fell too far behind; resume from the last resourceVersion")
+        self.ready.set()
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
+        self.ready.set()
+
+    def take(self, max_bytes: int) -> bytes:
+        """Pending frames, at most about `max_bytes` of them (large initial lists go out in pieces)."""
+        size = 0
+        for n, frame in enumerate(self.pending):
+            size += len(frame)
+            if size >= max_bytes:
+                out, self.pending = self.pending[:n + 1], self.pending[n + 1:]
+                return b"".join(out)
+        out, self.pending = self.pending, []
+        self.ready.clear()
+        return b"".join(out)
+
+
+class Store:
+    """The cached objects of one kind, their recent changes, and their watchers."""
+
+    def __init__(self, kind: kinds.Kind) -> None:
+        self.kind = kind
+        self.objects: dict[str, Entry] = {}
+        self._sorted: list[str] | None = None
+        self.by_node: dict[str, set[str]] = {}  # pods by spec.nodeName, for kubelets
+        self.history: deque[Change] = deque()
+        self.history_start = 0  # every change with rev > history_start is in history
+        self.watchers: set[Watcher] = set()
+        self._field_number = kinds.wrap(kind.cls()).DESCRIPTOR.fields_by_name[kind.field].number
+
+    def decode(self, value: bytes, rev: int) -> Entry:
+        raw = value + _rv_fragment(rev)
+        obj = self.kind.cls.FromString(raw)
+        return Entry(obj, rev, wire.field_bytes(self._field_number, raw))
+
+    def encode_item(self, obj: Message) -> bytes:
+        return wire.field_bytes(self._field_number, obj.SerializeToString())
+
+    def reset(self, entries: dict[str, Entry], rev: int) -> None:
+        self.objects = entries
+        self._sorted = None
+        self.by_node = {}
+        if self.kind.kind == "Pod":
+            for key, entry in entries.items():
+                self._index(key, entry.obj, add=True)
+        self.history.clear()
+        self.history_start = rev
+
+    def _index(self, key: str, obj: Message, *, add: bool) -> None:
+        node = obj.spec.node_name  # type: ignore[attr-defined]
+        if not node:
+            return
+        if add:
+            self.by_node.setdefault(node, set()).add(key)
+        else:
+            keys = self.by_node.get(node)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.by_node[node]
+
+    def apply(self, ev: Event) -> Change | None:
+        old = self.objects.get(ev.key)
+        if ev.type == "DELETE":
+            if old is None:
+                return None
+            del self.objects[ev.key]
+            self._sorted = None
+            entry = self.decode(ev.value, ev.revision)
+            change = Change("DELETED", ev.key, entry.obj, old.obj, ev.revision, entry.item)
+        else:
+            entry = self.decode(ev.value, ev.revision)
+            self.objects[ev.key] = entry
+            if old is None:
+                self._sorted = None
+            change = Change("MODIFIED" if old else "ADDED", ev.key, entry.obj, old.obj if old else None,
+                            ev.revision, entry.item)
+        if self.kind.kind == "Pod":
+            if old is not None:
+                self._index(ev.key, old.obj, add=False)
+            if change.type != "DELETED":
+                self._index(ev.key, change.obj, add=True)
+        self.history.append(change)
+        if len(self.history) > HISTORY:
+            self.history_start = self.history.popleft().rev
+        for w in self.watchers:
+            w.offer(change)
+        return change
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.objects)
+        return self._sorted
+
+    def select(self, flt: Filter, *, after: str = "") -> Iterator[tuple[str, Entry]]:
+        """Matching entries in key order, starting after key `after`."""
+        node_field = next((f.value for f in flt.fields if f.field == "spec.nodeName" and f.op == "="), None)
+        if node_field is not None and self.kind.kind == "Pod":
+            keys: Iterable[str] = sorted(k for k in self.by_node.get(node_field, ()) if k > after)
+        else:
+            keys = self.sorted_keys()
+            start = kind_prefix(self.kind, flt.namespace)
+            lo = bisect.bisect_right(keys, after) if after > start else bisect.bisect_left(keys, start)
+            keys = _prefixed(keys, lo, start)
+        for key in keys:
+            entry = self.objects.get(key)
+            if entry is not None and flt.matches(entry.obj):
+                yield key, entry
+
+
+def _prefixed(keys: list[str], lo: int, prefix: str) -> Iterator[str]:
+    for i in range(lo, len(keys)):
+        key = keys[i]
+        if not key.startswith(prefix):
+            return
+        yield key
+
+
+@dataclass
+class ListResult:
+    items: list[bytes]
+    revision: int
+    continue_token: str
+    remaining: int
+
+    def encode(self) -> bytes:
+        out = [wire.field_bytes(1, item) for item in self.items]
+        out.append(wire.field_bytes(2, str(self.revision).encode()))
+        if self.continue_token:
+            out.append(wire.field_bytes(3, self.continue_token.encode()))
+        if self.remaining:
+            out.append(wire.field_varint(4, self.remaining))
+        return b"".join(out)
+
+
+class WatchCache:
+    """Every kind's Store, fed by one etcd watch on /registry/."""
+
+    def __init__(self, storage: Storage, *, replay: int = REPLAY, bookmark_interval: float = 1.0) -> None:
+        self.storage = storage
+        self.stores = {k.kind: Store(k) for k in kinds.KINDS}
+        self._by_resource = {k.resource: self.stores[k.kind] for k in kinds.KINDS}
+        self.revision = 0
+        self.replay = replay
+        self.bookmark_interval = bookmark_interval
+        self.ready = asyncio.Event()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._catch_up_target = 0
+        self.events_applied = 0
+
+    def store(self, kind: kinds.Kind) -> Store:
+        return self.stores[kind.kind]
+
+    async def run(self) -> None:
+        """Load, then follow etcd until cancelled; reload if history was compacted away."""
+        start = await self._load()
+        backoff = 0.2
+        while True:
+            try:
+                async for events, rev in self.storage.watch(PREFIX, from_revision=start + 1):
+                    backoff = 0.2
+                    self._apply(events, rev)
+                    start = self.revision
+            except CompactedError:
+                log.warning("watch_cache_compacted", revision=self.revision)
+                start = await self._load(expire_watchers=True)
+                continue
+            except UnavailableError as e:
+                log.warning("watch_cache_disconnected", error=str(e), revision=self.revision)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(UnavailableError):
+                await self.storage.connect(timeout=5.0)  # type: ignore[attr-defined]
+
+    async def _load(self, *, expire_watchers: bool = False) -> int:
+        """Read every kind at one revision; return it. Starts `replay` revisions back when possible."""
+        while True:
+            try:
+                now = await self.storage.revision()
+                start = max(1, now - self.replay) if self.replay else now
+                try:
+                    snapshot = await self._read_all(start)
+                except CompactedError:
+                    start = now
+                    snapshot = await self._read_all(start)
+                break
+            except (UnavailableError, CompactedError) as e:
+                log.warning("watch_cache_load_failed", error=str(e))
+                await asyncio.sleep(0.5)
+        for kind_name, entries in snapshot.items():
+            store = self.stores[kind_name]
+            if expire_watchers:
+                for w in list(store.watchers):
+                    w.fail(ExpiredError("the watch cache was reloaded; relist"))
+            store.reset(entries, start)
+        self.revision = start
+        self._catch_up_target = now
+        log.info("watch_cache_loaded", revision=start, current=now,
+                 objects=sum(len(s.objects) for s in self.stores.values()))
+        if start >= now:
+            self.ready.set()
+        self._wake()
+        return start
+
+    async def _read_all(self, revision: int) -> dict[str, dict[str, Entry]]:
+        out: dict[str, dict[str, Entry]] = {}
+        for kind in kinds.KINDS:
+            store = self.stores[kind.kind]
+            items, _ = await self.storage.list(kind_prefix(kind), revision=revision)
+            out[kind.kind] = {kv.key: store.decode(kv.value, kv.mod_revision) for kv in items}
+        return out
+
+    def _apply(self, events: list[Event], rev: int) -> None:
+        for ev in events:
+            resource = ev.key[len(PREFIX):].split("/", 1)[0]
+            store = self._by_resource.get(resource)
+            if store is not None:
+                store.apply(ev)
+                self.events_applied += 1
+        last = events[-1].revision if events else 0
+        self.revision = max(self.revision, rev, last)
+        if not self.ready.is_set() and self.revision >= self._catch_up_target:
+            self.ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._waiters:
+            return
+        keep = []
+        for target, fut in self._waiters:
+            if self.revision >= target:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((target, fut))
+        self._waiters = keep
+
+    async def wait_for(self, revision: int, timeout: float = 3.0) -> None:
+        """Return once the cache has applied `revision` (a write this server made, or a client's RV)."""
+        if self.revision >= revision:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((revision, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError_(
+                f"too large resource version: {revision}, current: {self.revision}") from None
+
+    # ------------------------------------------------------------ reads
+
+    def get(self, kind: kinds.Kind, namespace: str, name: str) -> Entry | None:
+        return self.store(kind).objects.get(object_key(kind, namespace, name))
+
+    def list(self, kind: kinds.Kind, flt: Filter, *, limit: int = 0, continue_token: str = "") -> ListResult:
+        store = self.store(kind)
+        after = ""
+        if continue_token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(continue_token.encode()))["start"]
+            except (ValueError, KeyError, TypeError):
+                raise InvalidError("continue: Invalid value: not a token this server issued") from None
+        items: list[bytes] = []
+        last = ""
+        remaining = 0
+        for key, entry in store.select(flt, after=after):
+            if limit and len(items) >= limit:
+                remaining += 1
+                continue
+            items.append(entry.item)
+            last = key
+        token = ""
+        if remaining:
+            token = base64.urlsafe_b64encode(json.dumps({"start": last, "rv": self.revision}).encode()).decode()
+        return ListResult(items, self.revision, token, remaining)
+
+    def watch(self, kind: kinds.Kind, flt: Filter, *, since: int, bookmarks: bool) -> Watcher:
+        """Register a watcher; it first receives what happened after `since` (0: ADDED for all)."""
+        store = self.store(kind)
+        w = Watcher(store, flt, bookmarks=bookmarks)
+        if since == 0:
+            for _, entry in store.select(flt):
+                w.pending.append(wire.field_bytes(1, wire.field_bytes(1, b"ADDED") + wire.field_bytes(2, entry.item)
+                                                  + wire.field_bytes(3, str(entry.rev).encode())))
+        else:
+            if since < store.history_start:
+                raise ExpiredError(f"too old resource version: {since} ({store.history_start})")
+            # History is in revision order: skip what the watcher has seen.
+            idx = _first_after(store.history, since)
+            for i in range(idx, len(store.history)):
+                w.offer(store.history[i])
+        w.sent_rev = max(since, self.revision)
+        if w.pending:
+            w.ready.set()
+        store.watchers.add(w)
+        return w
+
+    def unwatch(self, w: Watcher) -> None:
+        w.store.watchers.discard(w)
+
+    def bookmark(self) -> None:
+        """Tell idle watchers how far they are: lets them resume without a relist."""
+        rev = self.revision
+        for store in self.stores.values():
+            frame: bytes | None = None
+            for w in store.watchers:
+                if w.bookmarks and not w.pending and w.sent_rev < rev:
+                    frame = frame or bookmark_frame(store.kind, rev)
+                    w.pending.append(frame)
+                    w.sent_rev = rev
+                    w.ready.set()
+
+    async def run_bookmarks(self) -> None:
+        while True:
+            await asyncio.sleep(self.bookmark_interval)
+            self.bookmark()
+
+    def stats(self) -> dict[str, int]:
+        return {s.kind.resource: len(s.objects) for s in self.stores.values()}
+
+
+def _first_after(history: deque[Change], rev: int) -> int:
+    lo, hi = 0, len(history)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if history[mid].rev <= rev:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+

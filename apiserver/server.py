@@ -1,0 +1,378 @@
+"""The apiserver daemon: gRPC front end over the registry and the watch cache.
+
+Servicer methods are thin: parse the request, call the registry, return its
+bytes. Requests are parsed here rather than by grpc so that garbage input
+becomes INVALID_ARGUMENT instead of an internal error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Gauge, Histogram
+
+from api import kinds
+from api.errors import ApiError, InvalidError, NotFoundError, UnauthorizedError, UnavailableError
+from api.pb import api_pb2
+from apiserver.cache import WatchCache
+from apiserver.kubelet_proxy import KubeletProxy
+from apiserver.registry import Config as RegistryConfig
+from apiserver.registry import Registry
+from apiserver.storage.etcd import EtcdStorage, parse_endpoints
+
+log = structlog.get_logger(component="apiserver")
+
+MAX_REQUEST = 3 * 1024 * 1024
+WATCH_CHUNK = 1024 * 1024
+SERVICE = "kubelite.v1.Api"
+
+REQUESTS = Counter("apiserver_requests_total", "Requests by verb, resource and code", ["verb", "resource", "code"])
+LATENCY = Histogram("apiserver_request_duration_seconds", "Request latency by verb and resource",
+                    ["verb", "resource"], buckets=(.001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+WATCHERS = Gauge("apiserver_watchers", "Open watches by resource", ["resource"])
+
+
+@dataclass
+class Config:
+    etcd_servers: str = "http://127.0.0.1:2379"
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:6443"])
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    token: str = ""  # when set, every call needs `authorization: Bearer <token>`
+    tls_cert: str = ""
+    tls_key: str = ""
+    metrics_port: int = 0
+    compact_interval: float = 300.0
+    compact_keep: int = 50000
+    replay: int = 20000
+
+
+def _ser(msg: Message | bytes) -> bytes:
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+def _parse(cls: type[Message], raw: bytes) -> Message:
+    try:
+        return cls.FromString(raw)
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise InvalidError(f"request: cannot decode {cls.DESCRIPTOR.name}: {e}") from None
+
+
+def _resource_of(req: Message) -> str:
+    if isinstance(req, api_pb2.CreateRequest | api_pb2.UpdateRequest):
+        field_name = req.object.WhichOneof("kind")
+        return kinds.by_field(field_name).resource if field_name else ""
+    if isinstance(req, api_pb2.BindRequest):
+        return "pods"
+    return getattr(req, "resource", "") or ""
+
+
+def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, grpc.aio.ServicerContext],
+                                                                  Awaitable[bytes | Message]]]:
+    """Parse, time, count and map errors for one unary method."""
+
+    def wrap(fn: Callable[[Any, Any], Awaitable[bytes | Message]]):  # type: ignore[no-untyped-def]
+        @functools.wraps(fn)
+        async def handler(self: Any, raw: bytes, context: grpc.aio.ServicerContext) -> bytes | Message:
+            start = time.perf_counter()
+            resource, code = "", "OK"
+            try:
+                req = _parse(cls, raw)
+                resource = _resource_of(req)
+                return await fn(self, req)
+            except ApiError as e:
+                code = e.code.name
+                if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
+                                  grpc.StatusCode.ABORTED):
+                    log.info("request_failed", verb=verb, resource=resource, code=code, error=e.message)
+                await context.abort(e.code, e.message)
+            except Exception as e:
+                if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
+                    raise
+                code = "INTERNAL"
+                log.exception("request_crashed", verb=verb, resource=resource)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
+            finally:
+                LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
+                REQUESTS.labels(verb, resource, code).inc()
+            raise AssertionError("unreachable")
+
+        return handler
+
+    return wrap
+
+
+class ApiServicer:
+    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy) -> None:
+        self.registry = registry
+        self.cache = cache
+        self.proxy = proxy
+
+    @unary("create", api_pb2.CreateRequest)
+    async def Create(self, req: api_pb2.CreateRequest) -> bytes:
+        return await self.registry.create(req.object, dry_run=req.dry_run)
+
+    @unary("get", api_pb2.GetRequest)
+    async def Get(self, req: api_pb2.GetRequest) -> bytes:
+        return await self.registry.get(req.resource, req.namespace, req.name)
+
+    @unary("list", api_pb2.ListRequest)
+    async def List(self, req: api_pb2.ListRequest) -> bytes:
+        return (await self.registry.list(req)).encode()
+
+    @unary("update", api_pb2.UpdateRequest)
+    async def Update(self, req: api_pb2.UpdateRequest) -> bytes:
+        return await self.registry.update(req.object, dry_run=req.dry_run)
+
+    @unary("update_status", api_pb2.UpdateRequest)
+    async def UpdateStatus(self, req: api_pb2.UpdateRequest) -> bytes:
+        return await self.registry.update(req.object, status=True, dry_run=req.dry_run)
+
+    @unary("delete", api_pb2.DeleteRequest)
+    async def Delete(self, req: api_pb2.DeleteRequest) -> bytes:
+        return await self.registry.delete(req)
+
+    @unary("bind", api_pb2.BindRequest)
+    async def Bind(self, req: api_pb2.BindRequest) -> bytes:
+        return await self.registry.bind(req)
+
+    @unary("scale", api_pb2.ScaleRequest)
+    async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
+        return await self.registry.scale(req)
+
+    @unary("exec", api_pb2.ExecRequest)
+    async def Exec(self, req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+        await self.registry.sync()
+        return await self.proxy.exec(req)
+
+    @unary("api_resources", api_pb2.APIResourcesRequest)
+    async def APIResources(self, req: api_pb2.APIResourcesRequest) -> api_pb2.APIResourcesResponse:
+        del req
+        verbs = ["create", "delete", "get", "list", "update", "watch"]
+        return api_pb2.APIResourcesResponse(resources=[
+            api_pb2.APIResource(name=k.resource, short_names=k.short_names, kind=k.kind, namespaced=k.namespaced,
+                                api_version=k.api_version, verbs=verbs)
+            for k in kinds.KINDS
+        ])
+
+    async def Watch(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        try:
+            req = _parse(api_pb2.WatchRequest, raw)
+            watcher = await self.registry.watch(req)  # type: ignore[arg-type]
+        except ApiError as e:
+            REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
+            await context.abort(e.code, e.message)
+            return
+        resource = watcher.store.kind.resource
+        REQUESTS.labels("watch", resource, "OK").inc()
+        WATCHERS.labels(resource).inc()
+        try:
+            while True:
+                await watcher.ready.wait()
+                if watcher.error is not None and not watcher.pending:
+                    err = watcher.error
+                    code = err.code if isinstance(err, ApiError) else grpc.StatusCode.INTERNAL
+                    await context.abort(code, str(err))
+                data = watcher.take(WATCH_CHUNK)
+                if data:
+                    yield data
+        finally:
+            self.cache.unwatch(watcher)
+            WATCHERS.labels(resource).dec()
+
+    async def Logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
+        try:
+            req = _parse(api_pb2.LogsRequest, raw)
+            await self.registry.sync()
+            async for chunk in self.proxy.logs(req):  # type: ignore[arg-type]
+                yield chunk
+        except ApiError as e:
+            await context.abort(e.code, e.message)
+
+    async def StreamPodStatus(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+        """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
+        latest: dict[tuple[str, str], api_pb2.PodStatusUpdate] = {}
+        more = asyncio.Event()
+        done = asyncio.Event()
+
+        async def read() -> None:
+            async for raw in requests:
+                try:
+                    upd = api_pb2.PodStatusUpdate.FromString(raw)
+                except DecodeError:
+                    continue
+                latest[(upd.namespace, upd.name)] = upd
+                more.set()
+            done.set()
+            more.set()
+
+        async def apply_one(upd: api_pb2.PodStatusUpdate) -> None:
+            ack = api_pb2.PodStatusAck(namespace=upd.namespace, name=upd.name, sequence=upd.sequence)
+            try:
+                await self.registry.update_pod_status(upd.namespace, upd.name, upd.uid, upd.status)
+            except NotFoundError as e:
+                ack.error, ack.code = e.message, "NotFound"
+            except ApiError as e:
+                ack.error, ack.code = e.message, e.reason
+            await context.write(ack)
+
+        async def apply() -> None:
+            while True:
+                await more.wait()
+                more.clear()
+                batch = list(latest.values())
+                latest.clear()
+                if batch:
+                    await asyncio.gather(*(apply_one(u) for u in batch))
+                if done.is_set() and not latest:
+                    return
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(read())
+            tg.create_task(apply())
+
+
+def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
+    uu = functools.partial(grpc.unary_unary_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
+    us = functools.partial(grpc.unary_stream_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Create": uu(servicer.Create),
+        "Get": uu(servicer.Get),
+        "List": uu(servicer.List),
+        "Update": uu(servicer.Update),
+        "UpdateStatus": uu(servicer.UpdateStatus),
+        "Delete": uu(servicer.Delete),
+        "Bind": uu(servicer.Bind),
+        "Scale": uu(servicer.Scale),
+        "Exec": uu(servicer.Exec),
+        "APIResources": uu(servicer.APIResources),
+        "Watch": us(servicer.Watch),
+        "Logs": us(servicer.Logs),
+        "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamPodStatus, request_deserializer=None, response_serializer=_ser),
+    })
+
+
+class _TokenAuth(grpc.aio.ServerInterceptor):
+    """Requires `authorization: Bearer <token>` on the API service (health and reflection stay open)."""
+
+    def __init__(self, token: str) -> None:
+        self._want = f"Bearer {token}"
+
+    async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
+        if not details.method.startswith(f"/{SERVICE}/"):
+            return await continuation(details)
+        meta = dict(details.invocation_metadata or ())
+        if meta.get("authorization") == self._want:
+            return await continuation(details)
+        err = UnauthorizedError("missing or invalid bearer token")
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(err.code, err.message)
+
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(deny)
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(deny)
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def _credentials(config: Config) -> grpc.ServerCredentials | None:
+    if not config.tls_cert:
+        return None
+    key, cert = Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes()
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+class ApiServer:
+    """etcd storage + watch cache + registry + gRPC server. `run()` serves until cancelled."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers))
+        self.cache = WatchCache(self.storage, replay=config.replay)
+        self.registry = Registry(self.storage, self.cache, config.registry)
+        self.proxy = KubeletProxy(self.registry)
+        self.server: grpc.aio.Server | None = None
+        self.ports: list[int] = []
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.storage.connect()
+        health_servicer = health.aio.HealthServicer()
+        interceptors = [_TokenAuth(self.config.token)] if self.config.token else []
+        server = grpc.aio.server(interceptors=interceptors, options=[
+            ("grpc.max_receive_message_length", MAX_REQUEST),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ])
+        server.add_generic_rpc_handlers((_handlers(ApiServicer(self.registry, self.cache, self.proxy)),))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        creds = _credentials(self.config)
+        for addr in self.config.listen:
+            port = server.add_secure_port(addr, creds) if creds and not addr.startswith("unix:") \
+                else server.add_insecure_port(addr)
+            self.ports.append(port)
+        self.server = server
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.cache.run())
+                tg.create_task(self.cache.run_bookmarks())
+                await self._wait_ready()
+                await self.registry.ensure_namespaces()
+                await server.start()
+                await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+                await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+                if self.config.metrics_port:
+                    from prometheus_client import start_http_server
+
+                    start_http_server(self.config.metrics_port)
+                if self.config.compact_interval > 0:
+                    tg.create_task(self._compact_loop())
+                log.info("apiserver_started", listen=self.config.listen, ports=self.ports,
+                         revision=self.cache.revision, objects=self.cache.stats())
+                self.started.set()
+                await asyncio.Event().wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await health_servicer.enter_graceful_shutdown()
+            await server.stop(grace=1.0)
+            await self.proxy.close()
+            await self.storage.close()
+            log.info("apiserver_stopped")
+
+    async def _wait_ready(self) -> None:
+        while not self.cache.ready.is_set():
+            try:
+                await asyncio.wait_for(self.cache.ready.wait(), 30)
+            except TimeoutError:
+                log.warning("watch_cache_still_loading", revision=self.cache.revision)
+
+    async def _compact_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.compact_interval)
+            try:
+                target = await self.storage.revision() - self.config.compact_keep
+            except UnavailableError:
+                continue
+            if target > 0:
+                await self.storage.compact(target)
+                log.info("etcd_compacted", revision=target)

@@ -1,0 +1,227 @@
+"""Storage over etcd v3, through the aetcd client's connection and stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import urlparse
+
+import aetcd
+import grpc
+import structlog
+from aetcd import rpc
+from aetcd.utils import prefix_range_end
+
+from api.errors import UnavailableError
+from apiserver.storage.interface import (
+    KV,
+    CompactedError,
+    Create,
+    Delete,
+    Event,
+    KeyExistsError,
+    KeyNotFoundError,
+    Op,
+    RevisionMismatchError,
+    Update,
+)
+
+log = structlog.get_logger(component="storage")
+
+DEADLINE = 10.0
+_MAX_MSG = 64 * 1024 * 1024
+
+
+def parse_endpoints(servers: str) -> list[tuple[str, int]]:
+    """`http://127.0.0.1:2379,http://h2:2379` -> [(host, port), ...]."""
+    out = []
+    for item in filter(None, (s.strip() for s in servers.split(","))):
+        url = urlparse(item if "://" in item else f"http://{item}")
+        if not url.hostname:
+            raise ValueError(f"--etcd-servers: cannot parse {item!r}")
+        out.append((url.hostname, url.port or 2379))
+    if not out:
+        raise ValueError("--etcd-servers: no endpoint given")
+    return out
+
+
+class EtcdStorage:
+    """etcd-backed Storage. Connects to the first endpoint that answers."""
+
+    def __init__(self, endpoints: Sequence[tuple[str, int]]) -> None:
+        self._endpoints = list(endpoints)
+        self._client: aetcd.Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self, *, timeout: float = 30.0) -> None:
+        """Connect to the first endpoint that serves; retry until `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for host, port in self._endpoints:
+                client = aetcd.Client(host=host, port=port, timeout=DEADLINE, options={
+                    "grpc.max_receive_message_length": _MAX_MSG,
+                    "grpc.max_send_message_length": _MAX_MSG,
+                })
+                try:
+                    await client.connect()
+                    await client.kvstub.Range(rpc.RangeRequest(key=b"/", limit=1), timeout=2.0)
+                except Exception as e:  # any failure means try the next endpoint
+                    log.info("etcd_endpoint_unreachable", endpoint=f"{host}:{port}", error=str(e))
+                    with contextlib.suppress(Exception):
+                        await client.close()
+                    continue
+                old, self._client = self._client, client
+                if old is not None:
+                    with contextlib.suppress(Exception):
+                        await old.close()
+                log.info("etcd_connected", endpoint=f"{host}:{port}")
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise UnavailableError(f"etcd unreachable at {self._endpoints}")
+            await asyncio.sleep(0.5)
+
+    @property
+    def _kv(self) -> rpc.KVStub:
+        if self._client is None:
+            raise UnavailableError("storage not connected")
+        return self._client.kvstub
+
+    async def _call(self, fn, request):  # type: ignore[no-untyped-def]
+        try:
+            return await fn(request, timeout=DEADLINE)
+        except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    and len(self._endpoints) > 1:
+                async with self._lock:
+                    with contextlib.suppress(UnavailableError):
+                        await self.connect(timeout=5.0)
+            raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+
+    async def get(self, key: str) -> KV | None:
+        resp = await self._call(self._kv.Range, rpc.RangeRequest(key=key.encode()))
+        if not resp.kvs:
+            return None
+        kv = resp.kvs[0]
+        return KV(key, kv.value, kv.mod_revision, kv.create_revision)
+
+    async def list(self, prefix: str, *, revision: int = 0) -> tuple[list[KV], int]:
+        start = prefix.encode()
+        req = rpc.RangeRequest(key=start, range_end=prefix_range_end(start), revision=revision)
+        try:
+            resp = await self._kv.Range(req, timeout=DEADLINE * 3)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE:
+                raise CompactedError(revision) from None
+            raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+        items = [KV(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs]
+        return items, resp.header.revision
+
+    async def commit(self, ops: Sequence[Op]) -> int:
+        compares, success, failure = [], [], []
+        for op in ops:
+            key = op.key.encode()
+            if isinstance(op, Create):
+                compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
+                                            create_revision=0))
+                success.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value, lease=op.lease)))
+            elif isinstance(op, Update):
+                compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                                            mod_revision=op.revision))
+                success.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value)))
+            elif isinstance(op, Delete):
+                if op.revision:
+                    compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                                                mod_revision=op.revision))
+                else:
+                    compares.append(rpc.Compare(key=key, result=rpc.Compare.GREATER, target=rpc.Compare.CREATE,
+                                                create_revision=0))
+                success.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
+            failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=key)))
+        resp = await self._call(self._kv.Txn, rpc.TxnRequest(compare=compares, success=success, failure=failure))
+        if resp.succeeded:
+            return resp.header.revision
+        for op, result in zip(ops, resp.responses, strict=True):
+            kvs = result.response_range.kvs
+            current = KV(op.key, kvs[0].value, kvs[0].mod_revision, kvs[0].create_revision) if kvs else None
+            if isinstance(op, Create) and current is not None:
+                raise KeyExistsError(op.key, current)
+            if isinstance(op, Update | Delete):
+                if current is None:
+                    raise KeyNotFoundError(op.key)
+                if op.revision and current.mod_revision != op.revision:
+                    raise RevisionMismatchError(op.key, current)
+        # The compares failed but every key now looks right: it changed in between.
+        raise RevisionMismatchError(ops[0].key, None)
+
+    async def watch(self, prefix: str, *, from_revision: int) -> AsyncIterator[tuple[list[Event], int]]:
+        if self._client is None:
+            raise UnavailableError("storage not connected")
+        stub = rpc.WatchStub(self._client.channel)
+        start = prefix.encode()
+        create = rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
+            key=start, range_end=prefix_range_end(start), start_revision=from_revision,
+            prev_kv=True, progress_notify=True))
+        requests: asyncio.Queue[rpc.WatchRequest | None] = asyncio.Queue()
+        requests.put_nowait(create)
+
+        async def send() -> AsyncIterator[rpc.WatchRequest]:
+            while (req := await requests.get()) is not None:
+                yield req
+
+        call = stub.Watch(send())
+        try:
+            async for resp in call:
+                if resp.compact_revision:
+                    raise CompactedError(resp.compact_revision)
+                if resp.canceled:
+                    raise UnavailableError(f"etcd watch canceled: {resp.cancel_reason}")
+                events = []
+                for ev in resp.events:
+                    kv = ev.kv
+                    if ev.type == rpc.Event.DELETE:
+                        prev = ev.prev_kv
+                        events.append(Event("DELETE", kv.key.decode(), prev.value, kv.mod_revision,
+                                            prev.create_revision))
+                    else:
+                        events.append(Event("PUT", kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision))
+                yield events, resp.header.revision
+        except grpc.aio.AioRpcError as e:
+            raise UnavailableError(f"etcd watch: {e.code().name}: {e.details()}") from None
+        finally:
+            requests.put_nowait(None)
+            call.cancel()
+
+    async def revision(self) -> int:
+        resp = await self._call(self._kv.Range, rpc.RangeRequest(key=b"/", limit=1, count_only=True))
+        return resp.header.revision
+
+    async def compact(self, revision: int) -> None:
+        with contextlib.suppress(UnavailableError):
+            await self._call(self._kv.Compact, rpc.CompactionRequest(revision=revision))
+
+    async def compacted_revision(self) -> int:
+        """The oldest revision still readable; etcd does not report it, so binary-search it."""
+        lo, hi = 1, await self.revision()
+        while lo < hi:
+            mid = (lo + hi) // 2
+            try:
+                await self._kv.Range(rpc.RangeRequest(key=b"/", limit=1, revision=mid), timeout=DEADLINE)
+                hi = mid
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.OUT_OF_RANGE:
+                    raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+                lo = mid + 1
+        return lo
+
+    async def grant_lease(self, ttl: int) -> int:
+        if self._client is None:
+            raise UnavailableError("storage not connected")
+        resp = await self._call(self._client.leasestub.LeaseGrant, rpc.LeaseGrantRequest(TTL=ttl))
+        return resp.ID
+
+    async def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            self._client = None

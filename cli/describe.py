@@ -1,0 +1,285 @@
+"""`kubelite describe KIND NAME`: a readable summary of an object and its recent events."""
+
+from __future__ import annotations
+
+import click
+from google.protobuf.message import Message
+
+from api import convert, kinds, labels
+from api.pb import apps_pb2, core_pb2
+from cli import printers
+from cli.common import connection_options, run
+from client.api import Client
+from client.config import ClientConfig
+
+Lines = list[str]
+
+
+def _kv(lines: Lines, key: str, value: object, indent: int = 0) -> None:
+    lines.append(f"{' ' * indent}{key + ':':<{max(1, 22 - indent)}}{value}")
+
+
+def _map(lines: Lines, key: str, values: dict[str, str], indent: int = 0) -> None:
+    items = [f"{k}={v}" for k, v in sorted(values.items())]
+    if not items:
+        _kv(lines, key, "<none>", indent)
+        return
+    _kv(lines, key, items[0], indent)
+    pad = " " * max(indent + 1, 22)
+    lines.extend(f"{pad}{i}" for i in items[1:])
+
+
+def _meta(lines: Lines, obj: Message) -> None:
+    m = obj.metadata  # type: ignore[attr-defined]
+    _kv(lines, "Name", m.name)
+    if m.namespace:
+        _kv(lines, "Namespace", m.namespace)
+    _map(lines, "Labels", dict(m.labels))
+    shown = {k: (v if len(v) < 80 else v[:77] + "...") for k, v in m.annotations.items()}
+    _map(lines, "Annotations", shown)
+    _kv(lines, "CreationTimestamp", convert.format_time(m.creation_timestamp) if m.creation_timestamp.seconds else "")
+    if m.HasField("deletion_timestamp"):
+        _kv(lines, "DeletionTimestamp", convert.format_time(m.deletion_timestamp))
+    if m.finalizers:
+        _kv(lines, "Finalizers", ", ".join(m.finalizers))
+    for ref in m.owner_references:
+        if ref.controller:
+            _kv(lines, "Controlled By", f"{ref.kind}/{ref.name}")
+
+
+def _containers(lines: Lines, title: str, specs, statuses) -> None:  # type: ignore[no-untyped-def]
+    if not specs:
+        return
+    lines.append(f"{title}:")
+    by_name = {s.name: s for s in statuses}
+    for c in specs:
+        lines.append(f"  {c.name}:")
+        st = by_name.get(c.name)
+        if st and st.container_id:
+            _kv(lines, "Container ID", st.container_id, 4)
+        _kv(lines, "Image", c.image, 4)
+        if c.ports:
+            _kv(lines, "Ports", ", ".join(f"{p.container_port}/{p.protocol}" for p in c.ports), 4)
+        if c.command:
+            _kv(lines, "Command", " ".join(c.command), 4)
+        if c.args:
+            _kv(lines, "Args", " ".join(c.args), 4)
+        if st:
+            state = st.state
+            if state.HasField("running"):
+                _kv(lines, "State", "Running", 4)
+                _kv(lines, "Started", convert.format_time(state.running.started_at), 6)
+            elif state.HasField("waiting"):
+                _kv(lines, "State", "Waiting", 4)
+                _kv(lines, "Reason", state.waiting.reason, 6)
+                if state.waiting.message:
+                    _kv(lines, "Message", state.waiting.message, 6)
+            elif state.HasField("terminated"):
+                t = state.terminated
+                _kv(lines, "State", "Terminated", 4)
+                _kv(lines, "Reason", t.reason, 6)
+                _kv(lines, "Exit Code", t.exit_code, 6)
+            last = st.last_state
+            if last.HasField("terminated"):
+                _kv(lines, "Last State", "Terminated", 4)
+                _kv(lines, "Reason", last.terminated.reason, 6)
+                _kv(lines, "Exit Code", last.terminated.exit_code, 6)
+            _kv(lines, "Ready", str(st.ready), 4)
+            _kv(lines, "Restart Count", st.restart_count, 4)
+        for attr, name in (("liveness_probe", "Liveness"), ("readiness_probe", "Readiness"),
+                           ("startup_probe", "Startup")):
+            if c.HasField(attr):
+                _kv(lines, name, _probe(getattr(c, attr)), 4)
+        if c.resources.limits:
+            _map(lines, "Limits", dict(c.resources.limits), 4)
+        if c.resources.requests:
+            _map(lines, "Requests", dict(c.resources.requests), 4)
+        if c.env:
+            lines.append("    Environment:")
+            for e in c.env:
+                value = e.value if not e.HasField("value_from") else f"({e.value_from.field_ref.field_path})"
+                lines.append(f"      {e.name}:  {value}")
+        if c.volume_mounts:
+            lines.append("    Mounts:")
+            for vm in c.volume_mounts:
+                lines.append(f"      {vm.mount_path} from {vm.name} ({'ro' if vm.read_only else 'rw'})")
+
+
+def _probe(p: core_pb2.Probe) -> str:
+    if p.HasField("http_get"):
+        how = f"http-get http://:{p.http_get.port}{p.http_get.path}"
+    elif p.HasField("tcp_socket"):
+        how = f"tcp-socket :{p.tcp_socket.port}"
+    elif p.HasField("exec"):
+        how = f"exec [{' '.join(p.exec.command)}]"
+    else:
+        how = "grpc"
+    return (f"{how} delay={p.initial_delay_seconds}s timeout={p.timeout_seconds}s period={p.period_seconds}s "
+            f"#success={p.success_threshold} #failure={p.failure_threshold}")
+
+
+def _pod(lines: Lines, p: core_pb2.Pod) -> None:
+    _kv(lines, "Priority", p.spec.priority)
+    _kv(lines, "Node", f"{p.spec.node_name}/{p.status.host_ip}" if p.spec.node_name else "<none>")
+    if p.status.start_time.seconds:
+        _kv(lines, "Start Time", convert.format_time(p.status.start_time))
+    _kv(lines, "Status", printers.pod_status(p))
+    if p.status.reason:
+        _kv(lines, "Reason", p.status.reason)
+    if p.status.message:
+        _kv(lines, "Message", p.status.message)
+    _kv(lines, "IP", p.status.pod_ip or "")
+    if p.status.nominated_node_name:
+        _kv(lines, "NominatedNodeName", p.status.nominated_node_name)
+    _containers(lines, "Init Containers", p.spec.init_containers, p.status.init_container_statuses)
+    _containers(lines, "Containers", p.spec.containers, p.status.container_statuses)
+    if p.status.conditions:
+        lines.append("Conditions:")
+        lines.append("  Type              Status")
+        for c in p.status.conditions:
+            lines.append(f"  {c.type:<18}{c.status}")
+    if p.spec.volumes:
+        lines.append("Volumes:")
+        for v in p.spec.volumes:
+            kind = "HostPath" if v.HasField("host_path") else "EmptyDir"
+            extra = f" ({v.host_path.path})" if v.HasField("host_path") else ""
+            lines.append(f"  {v.name}:  {kind}{extra}")
+    _kv(lines, "QoS Class", p.status.qos_class)
+    _map(lines, "Node-Selectors", dict(p.spec.node_selector))
+    tols = [f"{t.key or '<all>'}{':' + t.effect if t.effect else ''} op={t.operator or 'Equal'}"
+            + (f" for {t.toleration_seconds}s" if t.HasField("toleration_seconds") else "") for t in p.spec.tolerations]
+    _kv(lines, "Tolerations", "\n".join(tols[:1]) or "<none>")
+    lines.extend(f"{' ' * 22}{t}" for t in tols[1:])
+
+
+def _template(lines: Lines, t: core_pb2.PodTemplateSpec) -> None:
+    lines.append("Pod Template:")
+    _map(lines, "  Labels", dict(t.metadata.labels))
+    _containers(lines, "  Containers", t.spec.containers, [])
+
+
+def _deployment(lines: Lines, d: apps_pb2.Deployment) -> None:
+    _kv(lines, "Selector", str(labels.from_label_selector(d.spec.selector)))
+    st = d.status
+    _kv(lines, "Replicas", f"{d.spec.replicas} desired | {st.updated_replicas} updated | {st.replicas} total | "
+                           f"{st.available_replicas} available | {st.unavailable_replicas} unavailable")
+    _kv(lines, "StrategyType", d.spec.strategy.type)
+    _kv(lines, "MinReadySeconds", d.spec.min_ready_seconds)
+    if d.spec.strategy.type == "RollingUpdate":
+        ru = d.spec.strategy.rolling_update
+        _kv(lines, "RollingUpdateStrategy", f"{ru.max_unavailable} max unavailable, {ru.max_surge} max surge")
+    if d.spec.paused:
+        _kv(lines, "Paused", "true")
+    _template(lines, d.spec.template)
+    if st.conditions:
+        lines.append("Conditions:")
+        lines.append("  Type           Status  Reason")
+        for c in st.conditions:
+            lines.append(f"  {c.type:<15}{c.status:<8}{c.reason}")
+
+
+def _replicaset(lines: Lines, r: apps_pb2.ReplicaSet) -> None:
+    _kv(lines, "Selector", str(labels.from_label_selector(r.spec.selector)))
+    _kv(lines, "Replicas", f"{r.status.replicas} current / {r.spec.replicas} desired")
+    _kv(lines, "Pods Status", f"{r.status.ready_replicas} Ready / {r.status.available_replicas} Available")
+    _template(lines, r.spec.template)
+
+
+def _service(lines: Lines, s: core_pb2.Service) -> None:
+    _map(lines, "Selector", dict(s.spec.selector))
+    _kv(lines, "Type", s.spec.type)
+    _kv(lines, "IP", s.spec.cluster_ip or "<none>")
+    if s.status.load_balancer.ingress:
+        _kv(lines, "LoadBalancer Ingress", ", ".join(i.ip for i in s.status.load_balancer.ingress))
+    for p in s.spec.ports:
+        _kv(lines, "Port", f"{p.name or '<unset>'}  {p.port}/{p.protocol}")
+        _kv(lines, "TargetPort", f"{p.target_port}/{p.protocol}")
+        if p.node_port:
+            _kv(lines, "NodePort", f"{p.name or '<unset>'}  {p.node_port}/{p.protocol}")
+    _kv(lines, "Session Affinity", s.spec.session_affinity)
+
+
+def _node(lines: Lines, n: core_pb2.Node) -> None:
+    taints = [f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}" for t in n.spec.taints]
+    _kv(lines, "Taints", "\n".join(taints[:1]) or "<none>")
+    lines.extend(f"{' ' * 22}{t}" for t in taints[1:])
+    _kv(lines, "Unschedulable", str(n.spec.unschedulable).lower())
+    _kv(lines, "PodCIDR", n.spec.pod_cidr or "<none>")
+    lines.append("Conditions:")
+    for c in n.status.conditions:
+        lines.append(f"  {c.type:<16}{c.status:<8}{c.reason:<28}{c.message}")
+    lines.append("Addresses:")
+    for a in n.status.addresses:
+        lines.append(f"  {a.type}:  {a.address}")
+    _map(lines, "Capacity", dict(n.status.capacity))
+    _map(lines, "Allocatable", dict(n.status.allocatable))
+    info = n.status.node_info
+    lines.append("System Info:")
+    for key, value in (("Kernel Version", info.kernel_version), ("OS Image", info.os_image),
+                       ("Container Runtime Version", info.container_runtime_version),
+                       ("Kubelet Version", info.kubelet_version)):
+        lines.append(f"  {key}:  {value}")
+
+
+def _endpoints(lines: Lines, e: core_pb2.Endpoints) -> None:
+    lines.append("Subsets:")
+    for s in e.subsets:
+        _kv(lines, "  Addresses", ",".join(a.ip for a in s.addresses) or "<none>")
+        _kv(lines, "  NotReadyAddresses", ",".join(a.ip for a in s.not_ready_addresses) or "<none>")
+        for p in s.ports:
+            lines.append(f"    {p.name or '<unset>'}  {p.port}/{p.protocol}")
+
+
+_DETAIL = {"Pod": _pod, "Deployment": _deployment, "ReplicaSet": _replicaset, "Service": _service, "Node": _node,
+           "Endpoints": _endpoints}
+
+
+async def describe_text(client: Client, obj: Message) -> str:
+    lines: Lines = []
+    _meta(lines, obj)
+    kind = kinds.of(obj)
+    detail = _DETAIL.get(kind.kind)
+    if detail:
+        detail(lines, obj)
+    elif kind.kind == "Namespace":
+        _kv(lines, "Status", obj.status.phase)  # type: ignore[attr-defined]
+    m = obj.metadata  # type: ignore[attr-defined]
+    field = f"involvedObject.name={m.name},involvedObject.kind={kind.kind}"
+    events = (await client.list("events", m.namespace or "default", field_selector=field)).items
+    if events:
+        events.sort(key=lambda e: (e.last_timestamp.seconds or e.metadata.creation_timestamp.seconds))
+        lines.append("Events:")
+        rows = [[e.type, e.reason, printers.age(e.last_timestamp) + (f" (x{e.count})" if e.count > 1 else ""),
+                 e.source.component, e.message] for e in events[-20:]]
+        table = printers.table(rows, ["Type", "Reason", "Age", "From", "Message"])
+        lines.extend("  " + line for line in table.splitlines())
+    else:
+        lines.append("Events:               <none>")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("names", nargs=-1)
+@click.option("--namespace", "-n", default="")
+@click.option("--selector", "-l", default="")
+@connection_options
+def describe(kind: str, names: tuple[str, ...], namespace: str, selector: str, conn: ClientConfig) -> None:
+    """Show details of objects and their recent events."""
+    if "/" in kind and not names:
+        kind, _, name = kind.partition("/")
+        names = (name,)
+
+    async def go() -> None:
+        k = kinds.lookup(kind)
+        async with Client(conn) as client:
+            if names:
+                objs = [await client.get(k.resource, n, namespace or "default") for n in names]
+            else:
+                objs = (await client.list(k.resource, namespace or "default", label_selector=selector)).items
+            for i, obj in enumerate(objs):
+                if i:
+                    click.echo("\n")
+                click.echo(await describe_text(client, obj))
+
+    run(go(), conn)

@@ -1,0 +1,24 @@
+"""The `kubelite` command: component daemons and the user's verbs."""
+
+from __future__ import annotations
+
+import click
+
+from cli import apply, daemons, delete, describe, get, verbs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def main() -> None:
+    """kubelite: a small Kubernetes-style orchestrator.
+
+    Components run as `kubelite apiserver`, `kubelite scheduler`, ...; users drive
+    the cluster with `kubelite apply`, `get`, `describe`, `delete` and friends.
+    """
+
+
+for command in (apply.apply, get.get, describe.describe, delete.delete, *verbs.COMMANDS, *daemons.COMMANDS):
+    main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

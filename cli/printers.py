@@ -1,0 +1,259 @@
+"""Tables as kubectl prints them, one row function per kind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tabulate as _tabulate
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from api import convert, kinds
+from api.pb import apps_pb2, core_pb2
+
+Row = list[str]
+
+# kubectl separates columns by three spaces and pads nothing else.
+_tabulate.MIN_PADDING = 0
+_FORMAT = _tabulate.simple_separated_format("   ")
+
+
+def age(ts: Timestamp, now: dt.datetime | None = None) -> str:
+    """kubectl's short age: 5s, 3m2s, 10m, 2h5m, 3d4h, 12d."""
+    if not ts.seconds:
+        return "<unknown>"
+    now = now or dt.datetime.now(dt.UTC)
+    secs = max(0, int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds()))
+    if secs < 120:
+        return f"{secs}s"
+    mins = secs // 60
+    if mins < 10:
+        rem = secs % 60
+        return f"{mins}m{rem}s" if rem else f"{mins}m"
+    if mins < 180:
+        return f"{mins}m" if mins < 60 else (f"{mins // 60}h{mins % 60}m" if mins % 60 else f"{mins // 60}h")
+    hours = mins // 60
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d"
+
+
+# ---------------------------------------------------------------- pods
+
+
+def pod_status(pod: core_pb2.Pod) -> str:
+    """The STATUS column: the most telling reason, as kubectl computes it."""
+    reason = pod.status.reason or pod.status.phase or "Pending"
+    inits = list(pod.spec.init_containers)
+    for i, cs in enumerate(pod.status.init_container_statuses):
+        st = cs.state
+        if st.HasField("terminated") and st.terminated.exit_code == 0:
+            continue
+        if st.HasField("terminated"):
+            reason = f"Init:{st.terminated.reason or 'Error'}" if st.terminated.reason else \
+                f"Init:ExitCode:{st.terminated.exit_code}"
+        elif st.HasField("waiting") and st.waiting.reason and st.waiting.reason != "PodInitializing":
+            reason = f"Init:{st.waiting.reason}"
+        else:
+            reason = f"Init:{i}/{len(inits)}"
+        break
+    else:
+        running = False
+        for cs in reversed(pod.status.container_statuses):
+            st = cs.state
+            if st.HasField("waiting") and st.waiting.reason:
+                reason = st.waiting.reason
+            elif st.HasField("terminated") and st.terminated.reason:
+                reason = st.terminated.reason
+            elif st.HasField("terminated"):
+                reason = f"ExitCode:{st.terminated.exit_code}" if not st.terminated.signal else \
+                    f"Signal:{st.terminated.signal}"
+            elif st.HasField("running") and cs.ready:
+                running = True
+        if reason == "Completed" and running:
+            reason = "Running"
+    if pod.metadata.HasField("deletion_timestamp"):
+        reason = "Unknown" if pod.status.reason == "NodeLost" else "Terminating"
+    return reason
+
+
+def pod_restarts(pod: core_pb2.Pod) -> str:
+    return str(sum(cs.restart_count for cs in pod.status.container_statuses))
+
+
+def pod_ready(pod: core_pb2.Pod) -> str:
+    ready = sum(1 for cs in pod.status.container_statuses if cs.ready)
+    return f"{ready}/{len(pod.spec.containers)}"
+
+
+def _pods(p: core_pb2.Pod, wide: bool) -> Row:
+    row = [p.metadata.name, pod_ready(p), pod_status(p), pod_restarts(p), age(p.metadata.creation_timestamp)]
+    if wide:
+        row += [p.status.pod_ip or "<none>", p.spec.node_name or "<none>", p.status.nominated_node_name or "<none>"]
+    return row
+
+
+# ---------------------------------------------------------------- others
+
+
+def service_ports(s: core_pb2.Service) -> str:
+    parts = []
+    for p in s.spec.ports:
+        text = f"{p.port}:{p.node_port}" if p.node_port else str(p.port)
+        parts.append(f"{text}/{p.protocol or 'TCP'}")
+    return ",".join(parts) or "<none>"
+
+
+def _services(s: core_pb2.Service, wide: bool) -> Row:
+    external = [i.ip or i.hostname for i in s.status.load_balancer.ingress] + list(s.spec.external_ips)
+    if s.spec.type == "ExternalName":
+        external = [s.spec.external_name]
+    ext = ",".join(external) or ("<pending>" if s.spec.type == "LoadBalancer" else "<none>")
+    row = [s.metadata.name, s.spec.type, s.spec.cluster_ip or "<none>", ext, service_ports(s),
+           age(s.metadata.creation_timestamp)]
+    if wide:
+        row.append(",".join(f"{k}={v}" for k, v in sorted(s.spec.selector.items())) or "<none>")
+    return row
+
+
+def _containers_images(spec: core_pb2.PodSpec) -> list[str]:
+    return [",".join(c.name for c in spec.containers), ",".join(c.image for c in spec.containers)]
+
+
+def _selector_text(sel: Any) -> str:
+    from api import labels
+
+    return str(labels.from_label_selector(sel)) or "<none>"
+
+
+def _deployments(d: apps_pb2.Deployment, wide: bool) -> Row:
+    row = [d.metadata.name, f"{d.status.ready_replicas}/{d.spec.replicas}", str(d.status.updated_replicas),
+           str(d.status.available_replicas), age(d.metadata.creation_timestamp)]
+    if wide:
+        row += [*_containers_images(d.spec.template.spec), _selector_text(d.spec.selector)]
+    return row
+
+
+def _replicasets(r: apps_pb2.ReplicaSet, wide: bool) -> Row:
+    row = [r.metadata.name, str(r.spec.replicas), str(r.status.replicas), str(r.status.ready_replicas),
+           age(r.metadata.creation_timestamp)]
+    if wide:
+        row += [*_containers_images(r.spec.template.spec), _selector_text(r.spec.selector)]
+    return row
+
+
+def node_status(n: core_pb2.Node) -> str:
+    ready = next((c for c in n.status.conditions if c.type == "Ready"), None)
+    status = "Unknown" if ready is None else ("Ready" if ready.status == "True" else "NotReady")
+    if n.spec.unschedulable:
+        status += ",SchedulingDisabled"
+    return status
+
+
+def _nodes(n: core_pb2.Node, wide: bool) -> Row:
+    roles = [k.split("/", 1)[1] for k in n.metadata.labels if k.startswith("node-role.kubernetes.io/")]
+    row = [n.metadata.name, node_status(n), ",".join(sorted(roles)) or "<none>", age(n.metadata.creation_timestamp),
+           n.status.node_info.kubelet_version or "<none>"]
+    if wide:
+        addr = {a.type: a.address for a in n.status.addresses}
+        info = n.status.node_info
+        row += [addr.get("InternalIP", "<none>"), addr.get("ExternalIP", "<none>"), info.os_image or "<unknown>",
+                info.kernel_version or "<unknown>", info.container_runtime_version or "<unknown>"]
+    return row
+
+
+def _namespaces(n: core_pb2.Namespace, wide: bool) -> Row:
+    return [n.metadata.name, n.status.phase or "Active", age(n.metadata.creation_timestamp)]
+
+
+def endpoints_text(e: core_pb2.Endpoints, limit: int = 3) -> str:
+    out = []
+    for subset in e.subsets:
+        for a in subset.addresses:
+            for p in subset.ports or [core_pb2.EndpointPort()]:
+                out.append(f"{a.ip}:{p.port}" if p.port else a.ip)
+    if not out:
+        return "<none>"
+    if len(out) > limit:
+        return ",".join(out[:limit]) + f" + {len(out) - limit} more..."
+    return ",".join(out)
+
+
+def _endpoints(e: core_pb2.Endpoints, wide: bool) -> Row:
+    return [e.metadata.name, endpoints_text(e), age(e.metadata.creation_timestamp)]
+
+
+def _events(e: core_pb2.Event, wide: bool) -> Row:
+    last = e.last_timestamp if e.last_timestamp.seconds else e.metadata.creation_timestamp
+    obj = f"{e.involved_object.kind.lower()}/{e.involved_object.name}"
+    seen = age(last)
+    if e.count > 1:
+        seen = f"{seen} (x{e.count})"
+    return [seen, e.type, e.reason, obj, e.message]
+
+
+def _leases(lease: apps_pb2.Lease, wide: bool) -> Row:
+    return [lease.metadata.name, lease.spec.holder_identity or "<none>", age(lease.metadata.creation_timestamp)]
+
+
+COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
+    "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE", "NOMINATED NODE"], _pods),
+    "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _services),
+    "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                   _deployments),
+    "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                   _replicasets),
+    "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], _nodes),
+    "Namespace": (["NAME", "STATUS", "AGE"], [], _namespaces),
+    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _endpoints),
+    "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _events),
+    "Lease": (["NAME", "HOLDER", "AGE"], [], _leases),
+}
+
+
+def headers(kind: kinds.Kind, *, wide: bool, namespaced: bool) -> list[str]:
+    base, extra, _ = COLUMNS[kind.kind]
+    cols = base + (extra if wide else [])
+    return (["NAMESPACE", *cols]) if namespaced else cols
+
+
+def row(obj: Message, *, wide: bool, namespaced: bool) -> Row:
+    kind = kinds.of(obj)
+    _, _, fn = COLUMNS[kind.kind]
+    cells = fn(obj, wide)
+    return [obj.metadata.namespace, *cells] if namespaced else cells  # type: ignore[attr-defined]
+
+
+def table(rows: Sequence[Row], header: Sequence[str] | None) -> str:
+    if not rows:
+        return ""
+    return _tabulate.tabulate(rows, headers=list(header) if header else (), tablefmt=_FORMAT,
+                              disable_numparse=True, stralign="left")
+
+
+def name_of(obj: Message) -> str:
+    kind = kinds.of(obj)
+    group = kind.group
+    prefix = f"{kind.kind.lower()}.{group.split('.')[0] if '.' in group else group}" if group else kind.kind.lower()
+    return f"{prefix}/{obj.metadata.name}"  # type: ignore[attr-defined]
+
+
+def as_json(objs: Sequence[Message], *, single: bool) -> str:
+    if single:
+        return json.dumps(convert.object_to_manifest(objs[0]), indent=4)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [convert.object_to_manifest(o) for o in objs]},
+                      indent=4)
+
+
+def as_yaml(objs: Sequence[Message], *, single: bool) -> str:
+    if single:
+        return convert.dump_yaml(convert.object_to_manifest(objs[0]))
+    return convert.dump_yaml({"apiVersion": "v1", "kind": "List",
+                              "items": [convert.object_to_manifest(o) for o in objs]})

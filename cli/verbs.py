@@ -1,0 +1,239 @@
+"""Smaller verbs: create namespace, api-resources, label, annotate, scale, cordon, taint, version."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from api import kinds, labels
+from api.errors import ApiError, ConflictError
+from api.pb import core_pb2
+from cli import printers
+from cli.common import CliError, connection_options, with_client
+from client.api import Client
+from client.config import ClientConfig
+
+
+@click.group()
+def create() -> None:
+    """Create an object from flags."""
+
+
+@create.command("namespace")
+@click.argument("name")
+@connection_options
+def create_namespace(name: str, conn: ClientConfig) -> None:
+    """Create a namespace."""
+
+    async def go(c: Client) -> None:
+        ns = await c.create(core_pb2.Namespace(metadata={"name": name}))
+        click.echo(f"{printers.name_of(ns)} created")
+
+    with_client(conn, go)
+
+
+@click.command("api-resources")
+@connection_options
+def api_resources(conn: ClientConfig) -> None:
+    """List the kinds the server serves."""
+
+    async def go(c: Client) -> None:
+        res = await c.api_resources()
+        rows = [[r.name, ",".join(r.short_names), r.api_version, str(r.namespaced).lower(), r.kind] for r in res]
+        click.echo(printers.table(rows, ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]))
+
+    with_client(conn, go)
+
+
+async def mutate(client: Client, kind: kinds.Kind, name: str, namespace: str,
+                 change: Callable[[Any], bool]) -> tuple[Any, bool]:
+    """Read, change, update; retry on conflict. `change` returns False when nothing changed."""
+    for _ in range(10):
+        obj = await client.get(kind.resource, name, namespace)
+        if not change(obj):
+            return obj, False
+        try:
+            return await client.update(obj), True
+        except ConflictError:
+            continue
+    raise ConflictError(f"{kind.resource} {name!r} kept changing; try again")
+
+
+_PAIR = re.compile(r"^([^=]+)=(.*)$")
+
+
+def parse_pairs(items: tuple[str, ...], what: str) -> tuple[dict[str, str], list[str]]:
+    """`k=v` sets, `k-` removes; labels are validated as Kubernetes does."""
+    sets, removes = {}, []
+    for item in items:
+        if item.endswith("-") and "=" not in item:
+            removes.append(item[:-1])
+            continue
+        m = _PAIR.match(item)
+        if not m:
+            raise CliError(f"invalid {what} spec: {item!r} (use key=value or key-)")
+        key, value = m.group(1), m.group(2)
+        problems = labels.key_errors(key) + (labels.value_errors(value) if what == "label" else [])
+        if problems:
+            raise CliError(f"invalid {what} {item!r}: {problems[0]}")
+        sets[key] = value
+    return sets, removes
+
+
+def _label_like(field: str, what: str) -> Callable[..., None]:
+    @click.argument("kind")
+    @click.argument("name")
+    @click.argument("pairs", nargs=-1, required=True)
+    @click.option("--namespace", "-n", default="")
+    @click.option("--overwrite", is_flag=True, help="allow replacing existing values")
+    @connection_options
+    def command(kind: str, name: str, pairs: tuple[str, ...], namespace: str, overwrite: bool,
+                conn: ClientConfig) -> None:
+        try:
+            k = kinds.lookup(kind)
+            sets, removes = parse_pairs(pairs, what)
+        except (CliError, ApiError) as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+        def change(obj: Any) -> bool:
+            target = getattr(obj.metadata, field)
+            for key, value in sets.items():
+                if key in target and target[key] != value and not overwrite:
+                    raise CliError(f"'{key}' already has a value ({target[key]}), and --overwrite is false")
+            before = dict(target)
+            target.update(sets)
+            for key in removes:
+                target.pop(key, None)
+            return dict(target) != before
+
+        async def go(c: Client) -> None:
+            obj, changed = await mutate(c, k, name, namespace or "default", change)
+            click.echo(f"{printers.name_of(obj)} {'labeled' if what == 'label' else 'annotated'}"
+                       if changed else f"{printers.name_of(obj)} not {what}ed")
+
+        with_client(conn, go)
+
+    return command
+
+
+label = click.command("label", help="Set (k=v) or remove (k-) labels on an object.")(_label_like("labels", "label"))
+annotate = click.command("annotate", help="Set (k=v) or remove (k-) annotations on an object.")(
+    _label_like("annotations", "annotation"))
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name")
+@click.option("--replicas", type=int, required=True)
+@click.option("--namespace", "-n", default="")
+@connection_options
+def scale(kind: str, name: str, replicas: int, namespace: str, conn: ClientConfig) -> None:
+    """Set the number of replicas of a deployment or replicaset."""
+    if "/" in kind:
+        kind, _, name = kind.partition("/")
+
+    async def go(c: Client) -> None:
+        obj = await c.scale(kinds.lookup(kind).resource, name, replicas, namespace or "default")
+        click.echo(f"{printers.name_of(obj)} scaled")
+
+    with_client(conn, go)
+
+
+def _cordon(unschedulable: bool) -> Callable[..., None]:
+    @click.argument("node")
+    @connection_options
+    def command(node: str, conn: ClientConfig) -> None:
+        def change(n: core_pb2.Node) -> bool:
+            if n.spec.unschedulable == unschedulable:
+                return False
+            n.spec.unschedulable = unschedulable
+            return True
+
+        async def go(c: Client) -> None:
+            obj, changed = await mutate(c, kinds.lookup("Node"), node, "", change)
+            verb = "cordoned" if unschedulable else "uncordoned"
+            click.echo(f"node/{obj.metadata.name} {verb}" if changed else f"node/{obj.metadata.name} already {verb}")
+
+        with_client(conn, go)
+
+    return command
+
+
+cordon = click.command("cordon", help="Mark a node unschedulable.")(_cordon(True))
+uncordon = click.command("uncordon", help="Mark a node schedulable.")(_cordon(False))
+
+_TAINT = re.compile(r"^([^=:]+)(?:=([^:]*))?(?::(NoSchedule|PreferNoSchedule|NoExecute))?(-)?$")
+
+
+def parse_taint(spec: str) -> tuple[core_pb2.Taint, bool]:
+    """`key=value:Effect` adds, `key:Effect-` or `key-` removes."""
+    m = _TAINT.match(spec)
+    if not m:
+        raise CliError(f"invalid taint spec: {spec!r} (use key=value:Effect, key:Effect-, or key-; effects: "
+                       f"NoSchedule, PreferNoSchedule, NoExecute)")
+    key, value, effect, remove = m.group(1), m.group(2) or "", m.group(3) or "", bool(m.group(4))
+    if not remove and not effect:
+        raise CliError(f"invalid taint spec: {spec!r}: an effect is required (NoSchedule, PreferNoSchedule, "
+                       f"NoExecute)")
+    problems = labels.key_errors(key) + labels.value_errors(value)
+    if problems:
+        raise CliError(f"invalid taint spec: {spec!r}: {problems[0]}")
+    return core_pb2.Taint(key=key, value=value, effect=effect), remove
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["node", "nodes", "no"]))
+@click.argument("node")
+@click.argument("taints", nargs=-1, required=True)
+@click.option("--overwrite", is_flag=True)
+@connection_options
+def taint(kind: str, node: str, taints: tuple[str, ...], overwrite: bool, conn: ClientConfig) -> None:
+    """Add (key=value:Effect) or remove (key:Effect- / key-) node taints."""
+    try:
+        parsed = [parse_taint(t) for t in taints]
+    except CliError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+    def change(n: core_pb2.Node) -> bool:
+        current = list(n.spec.taints)
+        for t, remove in parsed:
+            if remove:
+                kept = [c for c in current if not (c.key == t.key and (not t.effect or c.effect == t.effect))]
+                if len(kept) == len(current):
+                    raise CliError(f"taint {t.key!r} not found")
+                current = kept
+                continue
+            same = [c for c in current if c.key == t.key and c.effect == t.effect]
+            if same and not overwrite and same[0].value != t.value:
+                raise CliError(f"node {node} already has {t.key} taint(s) with same effect(s) and --overwrite is "
+                               f"false")
+            current = [c for c in current if not (c.key == t.key and c.effect == t.effect)] + [t]
+        if current == list(n.spec.taints):
+            return False
+        del n.spec.taints[:]
+        n.spec.taints.extend(current)
+        return True
+
+    async def go(c: Client) -> None:
+        obj, _ = await mutate(c, kinds.lookup("Node"), node, "", change)
+        click.echo(f"node/{obj.metadata.name} tainted" if any(not r for _, r in parsed)
+                   else f"node/{obj.metadata.name} untainted")
+
+    with_client(conn, go)
+
+
+@click.command()
+def version() -> None:
+    """Print the client version."""
+    from importlib.metadata import version as pkg_version
+
+    click.echo(f"kubelite {pkg_version('kubelite')}")
+
+
+COMMANDS = [create, api_resources, label, annotate, scale, cordon, uncordon, taint, version]
