@@ -6,6 +6,12 @@ import click
 
 from cli import apply, daemons, delete, describe, get, verbs
 
+# Each module exports COMMANDS; one line per module.
+MODULES = (
+    verbs,
+    daemons,
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main() -> None:
@@ -16,8 +22,11 @@ def main() -> None:
     """
 
 
-for command in (apply.apply, get.get, describe.describe, delete.delete, *verbs.COMMANDS, *daemons.COMMANDS):
+for command in (apply.apply, get.get, describe.describe, delete.delete):
     main.add_command(command)
+for module in MODULES:
+    for command in module.COMMANDS:
+        main.add_command(command)
 
 
 if __name__ == "__main__":
