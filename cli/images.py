@@ -1,0 +1,61 @@
+"""`images`: build kubelite's own OCI images and load them into containerd."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from kubelet.runtime import images as imagelib
+
+
+@click.group()
+def images() -> None:
+    """Build and load kubelite's images (pause, busybox) without a registry."""
+
+
+@images.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=imagelib.DEFAULT_CACHE_DIR, show_default=True, help="Cache directory for the tarballs.")
+def build(out: Path) -> None:
+    """Build the image tarballs (skipped when their inputs are unchanged)."""
+    try:
+        built = imagelib.build_all(out)
+    except imagelib.ImageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, path in built.items():
+        click.echo(f"{name}\t{path}")
+
+
+@images.command()
+@click.argument("tarballs", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--address", "-a", "addresses", multiple=True, required=True,
+              help="containerd socket; repeat for several nodes.")
+@click.option("--namespace", "-n", default="k8s.io", show_default=True, help="containerd namespace (CRI uses k8s.io).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=imagelib.DEFAULT_CACHE_DIR,
+              show_default=True, help="Where to build the default images when no TARBALL is given.")
+def load(tarballs: tuple[Path, ...], addresses: tuple[str, ...], namespace: str, cache: Path) -> None:
+    """Import image tarballs (default: kubelite's own, built if needed) into containerd."""
+    try:
+        paths = list(tarballs) or list(imagelib.build_all(cache).values())
+        asyncio.run(_load(paths, addresses, namespace))
+    except imagelib.ImageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"loaded {len(paths)} image(s) into {len(addresses)} containerd(s)")
+
+
+async def _load(paths: list[Path], addresses: tuple[str, ...], namespace: str) -> None:
+    """Every image into every containerd at once; all failures reported together."""
+    results = await asyncio.gather(
+        *(imagelib.import_image(p, a, namespace) for a in addresses for p in paths), return_exceptions=True
+    )
+    errors = [str(r) for r in results if isinstance(r, imagelib.ImageError)]
+    if errors:
+        raise imagelib.ImageError("\n".join(errors))
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+COMMANDS: list[click.Command] = [images]

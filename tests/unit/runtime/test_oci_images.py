@@ -1,0 +1,91 @@
+"""Our OCI image layouts: deterministic layers, valid digests, names containerd imports."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kubelet.runtime import images
+from kubelet.runtime.images import Entry, ImageConfig, ImageError
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_layer_tar_is_deterministic_and_adds_parents() -> None:
+    """A layer lists parents before children, owned by root with a fixed mtime,
+    and the same entries in any order give the same bytes."""
+    entries = [Entry("/a/b/file", data=b"x", mode=0o755), Entry("/a/link", "symlink", 0o777, target="b/file")]
+    raw = images.layer_tar(entries)
+    assert raw == images.layer_tar(list(reversed(entries)))
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == ["a", "a/b", "a/b/file", "a/link"]
+    assert {(m.uid, m.gid, m.mtime) for m in members} == {(0, 0, images.EPOCH)}
+    assert members[2].mode == 0o755 and members[3].linkname == "b/file"
+
+
+def test_layout_digests_and_name() -> None:
+    """Every blob is stored under its digest, the manifest points at the config and
+    gzip layer, the config's diff_id is the uncompressed layer, and index.json names the image."""
+    files = images.build_layout("localhost:5000/x/y:1.0", [Entry("/hello", data=b"hi")],
+                                ImageConfig(cmd=("sh",)), arch="amd64")
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    for name, blob in files.items():
+        if name.startswith("blobs/"):
+            assert name == "blobs/sha256/" + hashlib.sha256(blob).hexdigest()
+    index = json.loads(files["index.json"])
+    entry = index["manifests"][0]
+    assert entry["annotations"] == {"io.containerd.image.name": "localhost:5000/x/y:1.0",
+                                    "org.opencontainers.image.ref.name": "1.0"}
+    manifest = json.loads(files["blobs/sha256/" + entry["digest"][7:]])
+    config = json.loads(files["blobs/sha256/" + manifest["config"]["digest"][7:]])
+    layer = files["blobs/sha256/" + manifest["layers"][0]["digest"][7:]]
+    assert manifest["layers"][0]["mediaType"] == images.MEDIA_LAYER
+    assert config["rootfs"]["diff_ids"] == [_digest(gzip.decompress(layer))]
+    assert (config["architecture"], config["config"]["Cmd"], config["config"]["Entrypoint"]) == ("amd64", ["sh"], None)
+
+
+def test_layout_is_reproducible() -> None:
+    """Building the same image twice gives identical bytes (gzip carries no timestamp)."""
+    def build() -> dict[str, bytes]:
+        return images.build_layout("n:1", [Entry("/f", data=b"data" * 1000)], ImageConfig(), arch="amd64")
+
+    assert build() == build()
+
+
+def test_busybox_entries_need_required_applets() -> None:
+    """A busybox without an applet the tests rely on is refused, naming what is missing."""
+    with pytest.raises(ImageError, match="httpd"):
+        images.busybox_entries(b"", ["sh", "sleep"])
+
+
+def test_busybox_root_has_users_and_web_root() -> None:
+    """The busybox image has applet links, root and nobody, and a page for httpd to serve."""
+    applets = [*images.REQUIRED_APPLETS, "busybox"]
+    by_path = {e.path: e for e in images.busybox_entries(b"ELF", applets)}
+    assert by_path["/bin/sh"].target == "busybox" and by_path["/bin/busybox"].kind == "file"
+    assert by_path["/etc/passwd"].data.startswith(b"root:x:0:0:") and b"nobody:x:65534" in by_path["/etc/passwd"].data
+    assert by_path["/www/index.html"].data == images.INDEX_HTML
+    assert by_path["/tmp"].mode == 0o1777
+
+
+def test_build_all_caches_and_reproduces(tmp_path: Path) -> None:
+    """Building into a cache skips work when inputs are unchanged, and two caches hold identical tarballs."""
+    first = images.build_all(tmp_path / "a")
+    mtimes = {name: p.stat().st_mtime_ns for name, p in first.items()}
+    again = images.build_all(tmp_path / "a")
+    assert {name: p.stat().st_mtime_ns for name, p in again.items()} == mtimes
+    other = images.build_all(tmp_path / "b")
+    assert set(first) == {images.PAUSE_IMAGE, images.BUSYBOX_IMAGE}
+    for name in first:
+        assert first[name].read_bytes() == other[name].read_bytes()
+    with tarfile.open(first[images.PAUSE_IMAGE]) as tar:
+        assert sorted(tar.getnames())[-2:] == ["index.json", "oci-layout"]
