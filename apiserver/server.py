@@ -291,6 +291,13 @@ class _TokenAuth(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
+def _prepare_socket(addr: str) -> None:
+    if addr.startswith("unix://"):
+        sock = Path(addr.removeprefix("unix://"))
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        sock.unlink(missing_ok=True)  # left by a killed server
+
+
 def _credentials(config: Config) -> grpc.ServerCredentials | None:
     if not config.tls_cert:
         return None
@@ -328,6 +335,7 @@ class ApiServer:
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
         creds = _credentials(self.config)
         for addr in self.config.listen:
+            _prepare_socket(addr)
             port = server.add_secure_port(addr, creds) if creds and not addr.startswith("unix:") \
                 else server.add_insecure_port(addr)
             self.ports.append(port)

@@ -251,16 +251,35 @@ async def start(cfg: NodeConfig) -> int:
     tarballs = await asyncio.to_thread(_prepare, cfg)
     try:
         await asyncio.to_thread(_spawn, cfg)
-        pid = await _wait_ready(cfg)
-        for tarball in tarballs.values():
-            await images.import_image(tarball, cfg.address)
-        await _wait_image(cfg, images.PAUSE_IMAGE)
+        pid = await wait_started(cfg, tarballs)
     except BaseException:
         # A half-started node is not left running.
         await stop(cfg.node_dir)
         raise
+    return pid
+
+
+async def wait_started(cfg: NodeConfig, tarballs: Mapping[str, Path]) -> int:
+    """Wait for a containerd started by someone else (start() or a systemd unit running
+    `argv(cfg)`) to answer CRI, then import the images; returns its pid."""
+    pid = await _wait_ready(cfg)
+    for tarball in tarballs.values():
+        await images.import_image(tarball, cfg.address)
+    await _wait_image(cfg, images.PAUSE_IMAGE)
     log.info("containerd_started", node=cfg.name, pid=pid, address=cfg.address, netns=cfg.netns)
     return pid
+
+
+def argv(cfg: NodeConfig) -> list[str]:
+    """The command that runs the node's containerd in the foreground and records its pid
+    (sh writes its own pid, which exec keeps through nsenter into containerd)."""
+    return ["sh", "-c", 'echo $$ > "$0"; exec "$@"', str(cfg.pid_path),
+            "nsenter", f"--net={cfg.netns_path}", "--", "containerd", "--config", str(cfg.config_path)]
+
+
+def prepare(cfg: NodeConfig) -> dict[str, Path]:
+    """Write the config and build the images for a containerd someone else will start."""
+    return _prepare(cfg)
 
 
 def _prepare(cfg: NodeConfig) -> dict[str, Path]:
@@ -274,12 +293,10 @@ def _prepare(cfg: NodeConfig) -> dict[str, Path]:
 
 
 def _spawn(cfg: NodeConfig) -> None:
-    # setsid -f forks, so containerd is nobody's child here and leaves no zombie;
-    # sh records its own pid, which exec keeps through nsenter into containerd.
-    argv = ["setsid", "-f", "sh", "-c", 'echo $$ > "$0"; exec "$@"', str(cfg.pid_path),
-            "nsenter", f"--net={cfg.netns_path}", "--", "containerd", "--config", str(cfg.config_path)]
+    # setsid -f forks, so containerd is nobody's child here and leaves no zombie.
     with open(cfg.log_path, "ab") as logf:
-        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, check=True, timeout=10)
+        subprocess.run(["setsid", "-f", *argv(cfg)], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                       check=True, timeout=10)
 
 
 def _started(cfg: NodeConfig) -> tuple[int | None, bool]:

@@ -1,0 +1,156 @@
+"""`kubelite up`, `down`, `status`, and `bootstrap` (what VMs run to join a cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from api import kinds, logs
+from cli import printers
+from cli.common import run
+from client import config as client_config
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command()
+@click.option("--nodes", type=click.IntRange(1, 50), default=3, show_default=True, help="worker nodes")
+@click.option("--name", default="kubelite", show_default=True, help="cluster name (several can coexist)")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for Ready nodes")
+@click.option("--log-level", default="info", help="log level of the cluster's components")
+def up(nodes: int, name: str, timeout: float, log_level: str) -> None:
+    """Start a local cluster: every node in its own network namespace (root)."""
+    from deploy.lab.cluster import AlreadyUpError, LabError
+    from deploy.lab.cluster import up as lab_up
+    from deploy.lab.plan import LabPlanError
+
+    logs.configure("lab", level="warning")
+    try:
+        asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level))
+    except AlreadyUpError as e:
+        click.echo(str(e), err=True)
+        return
+    except (LabError, LabPlanError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except Exception as e:
+        click.echo(f"error: {type(e).__name__}: {e}", err=True)
+        click.echo(f"  (`kubelite down --name {name}` cleans up what was started)", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--name", default="kubelite", show_default=True)
+def down(name: str) -> None:
+    """Stop a local cluster and remove everything it made."""
+    from deploy.lab.cluster import LabError
+    from deploy.lab.cluster import down as lab_down
+    from deploy.lab.plan import LabPlanError
+
+    logs.configure("lab", level="warning")
+    if sys.platform != "linux" or not Path("/proc/self/ns/net").exists():
+        click.echo("error: the lab needs Linux network namespaces", err=True)
+        sys.exit(1)
+    try:
+        click.echo(f"stopping cluster {name!r}", err=True)
+        removed = asyncio.run(lab_down(name, progress=_progress))
+    except (LabError, LabPlanError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"cluster {name!r} removed" if removed else f"cluster {name!r} is not running; nothing to do",
+               err=True)
+
+
+@click.command()
+@click.option("--name", default="kubelite", show_default=True)
+def status(name: str) -> None:
+    """Show a local cluster's components, their health, and its nodes."""
+    from client.api import Client
+    from deploy.lab.cluster import client_config_for, find_running
+    from deploy.lab.procs import Supervisor
+
+    running = find_running(name)
+    if running is None:
+        click.echo(f"cluster {name!r} is not running (`kubelite up --name {name}` starts it)", err=True)
+        sys.exit(1)
+    sup = Supervisor.for_plan(running.plan)
+    rows = []
+    for rec in sorted(sup.records(), key=lambda r: r.name):
+        alive = sup.get(rec.name) is not None
+        rows.append([rec.name, str(rec.pid), "running" if alive else "dead", str(sup.log_path(rec.name))])
+    click.echo(printers.table(rows, ["COMPONENT", "PID", "STATE", "LOG"]) or "no components recorded")
+
+    async def nodes() -> None:
+        async with Client(client_config_for(running.plan)) as c:
+            items = (await c.list("nodes")).items
+        click.echo("")
+        header = printers.headers(kinds.lookup("Node"), wide=False, namespaced=False)
+        rows = [printers.row(n, wide=False, namespaced=False) for n in items]
+        click.echo(printers.table(rows, header) or "no nodes registered")
+
+    try:
+        asyncio.run(nodes())
+        click.echo("\napiserver: healthy", err=True)
+    except Exception as e:
+        click.echo(f"\napiserver: unreachable ({e})", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def bootstrap() -> None:
+    """Set up this machine as a control plane or a worker (what the Vagrant VMs run)."""
+
+
+@bootstrap.command("control-plane")
+@click.option("--address", required=True, help="this machine's address on the cluster network")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"))
+@click.option("--token-file", default="", help="require this bearer token from every client")
+@click.option("--lb-pool", default="", help="CIDR for LoadBalancer addresses")
+@click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
+def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str, systemd: bool) -> None:
+    """Start etcd, the apiserver, the scheduler, the controller-manager and DNS here."""
+    from deploy.node import bootstrap as boot
+    from deploy.node.launch import SystemdLauncher
+
+    logs.configure("bootstrap")
+    if not systemd:
+        raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
+    spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
+                                 socket="/run/kubelite/api.sock")
+    Path("/run/kubelite").mkdir(parents=True, exist_ok=True)
+    run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
+    # `kubelite get ...` on this machine talks to it over the unix socket.
+    token = Path(token_file).read_text().strip() if token_file else ""
+    client_config.set_cluster("local", server=f"unix://{spec.socket}", token=token)
+    click.echo(f"control plane up: apiserver at {spec.server}")
+
+
+@bootstrap.command("node")
+@click.option("--name", required=True, help="node name")
+@click.option("--address", required=True, help="this node's address on the cluster network (never the NAT one)")
+@click.option("--pod-cidr", required=True, help="this node's pod CIDR, e.g. 10.244.1.0/24")
+@click.option("--server", required=True, help="apiserver host:port")
+@click.option("--token-file", default="")
+@click.option("--node-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/node"))
+@click.option("--systemd/--no-systemd", default=True, show_default=True)
+def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token_file: str, node_dir: Path,
+                   systemd: bool) -> None:
+    """Start containerd, the kubelet and the proxy here, joining the cluster at --server."""
+    from deploy.node import bootstrap as boot
+    from deploy.node.launch import SystemdLauncher
+
+    logs.configure("bootstrap")
+    if not systemd:
+        raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
+    spec = boot.NodeSpec(name=name, address=address, pod_cidr=pod_cidr, server=server, node_dir=node_dir,
+                         token_file=token_file)
+    run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))
+    click.echo(f"node {name} up at {address} with pods in {pod_cidr}")
+
+
+COMMANDS: list[click.Command] = [up, down, status, bootstrap]

@@ -1,0 +1,244 @@
+"""`kubelite up`, `down` and `status` for a whole cluster on this machine.
+
+`up` checks what it needs, builds the images, makes the network, starts the
+control plane and every node through the shared node bootstrap, waits for
+every node to be Ready and writes the client config. `down` removes every
+process, namespace, mount, cgroup and directory `up` made, and works from
+the cluster name alone, so it also cleans up after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from api.errors import ApiError
+from client import config as client_config
+from client.api import Client
+from client.config import ClientConfig
+from deploy.lab import network
+from deploy.lab.plan import LabPlan, plan_lab
+from deploy.lab.procs import Supervisor
+from deploy.node import bootstrap, containerd
+from deploy.node.launch import SupervisorLauncher
+from kubelet.runtime import images
+
+log = structlog.get_logger(component="lab")
+
+Progress = Callable[[str], None]
+
+# Commands and files `up` needs, with the Debian package that provides each.
+REQUIREMENTS: tuple[tuple[str, str], ...] = (
+    ("etcd", "etcd-server"),
+    ("containerd", "containerd"),
+    ("runc", "runc"),
+    ("ctr", "containerd"),
+    ("nsenter", "util-linux"),
+    ("ip", "iproute2"),
+    ("iptables-restore", "iptables"),
+    ("iptables-save", "iptables"),
+    ("gcc", "gcc"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ("/usr/lib/cni/portmap", "containernetworking-plugins"),
+    ("/usr/lib/cni/loopback", "containernetworking-plugins"),
+    ("/bin/busybox", "busybox-static"),
+)
+
+
+class LabError(Exception):
+    """Something `up`/`down` cannot do; the message says what and what to do about it."""
+
+
+def missing_requirements() -> list[str]:
+    """One line per missing requirement (empty if all is there)."""
+    out = []
+    if os.geteuid() != 0:
+        out.append("must run as root (network namespaces, containerd and iptables need it)")
+    for item, package in REQUIREMENTS:
+        found = Path(item).exists() if item.startswith("/") else shutil.which(item) is not None
+        if not found:
+            out.append(f"missing {item} (apt-get install {package})")
+    return out
+
+
+def node_dir(plan: LabPlan, name: str) -> Path:
+    return plan.paths.data_dir / "nodes" / name
+
+
+def socket_path(plan: LabPlan) -> Path:
+    return plan.paths.run_dir / "api.sock"
+
+
+def token_path(plan: LabPlan) -> Path:
+    return plan.paths.run_dir / "token"
+
+
+def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.ControlPlaneSpec:
+    return bootstrap.ControlPlaneSpec(
+        address=str(plan.control_plane.address), data_dir=plan.paths.data_dir / "control-plane",
+        netns=plan.control_plane.netns, socket=str(socket_path(plan)), service_cidr=str(plan.service_cidr),
+        lb_pool="10.250.0.128/25", token_file=str(token_path(plan)), log_level=log_level,
+    )
+
+
+def node_spec(plan: LabPlan, index: int, *, log_level: str = "info") -> bootstrap.NodeSpec:
+    node = plan.nodes[index]
+    return bootstrap.NodeSpec(
+        name=node.role, address=str(node.address), pod_cidr=str(node.pod_cidr),
+        server=f"{plan.control_plane.address}:6443", node_dir=node_dir(plan, node.role), netns=node.netns,
+        cgroup_root=node.cgroup_parent, cluster_dns=str(plan.dns_service_ip), token_file=str(token_path(plan)),
+        log_level=log_level,
+    )
+
+
+def client_config_for(plan: LabPlan) -> ClientConfig:
+    token = token_path(plan).read_text().strip() if token_path(plan).exists() else ""
+    return ClientConfig(server=f"unix://{socket_path(plan)}", token=token, cluster=plan.cluster)
+
+
+@dataclass
+class Running:
+    plan: LabPlan
+    healthy: bool
+    nodes: int
+
+
+def find_running(name: str) -> Running | None:
+    """The cluster if any of it exists on this machine (healthy or not)."""
+    namespaces = network.lab_namespaces(name)
+    plan = plan_lab(name, 0)
+    sup = Supervisor.for_plan(plan)
+    if not namespaces and not sup.records() and not plan.paths.run_dir.exists():
+        return None
+    nodes = sum(1 for ns in namespaces if ns.rsplit("-", 1)[-1].startswith("n"))
+    plan = plan_lab(name, nodes)
+    healthy = sup.get("apiserver") is not None and socket_path(plan).exists()
+    return Running(plan, healthy, nodes)
+
+
+async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.0,
+             log_level: str = "info") -> LabPlan:
+    problems = missing_requirements()
+    if problems:
+        raise LabError("cannot start the lab:\n  " + "\n  ".join(problems))
+    plan = plan_lab(name, nodes)
+    existing = await asyncio.to_thread(find_running, name)
+    if existing is not None:
+        if existing.healthy:
+            raise AlreadyUpError(existing)
+        progress(f"found leftovers of an earlier run of cluster {name!r}; cleaning them up")
+        await down(name, progress=lambda _: None)
+    start = time.monotonic()
+
+    async def step(label: str, coro) -> None:  # type: ignore[no-untyped-def]
+        t0 = time.monotonic()
+        await coro
+        progress(f"  {label} ({time.monotonic() - t0:.1f}s)")
+
+    progress(f"starting cluster {name!r} with {nodes} node(s)")
+    try:
+        await step("images built", asyncio.to_thread(images.build_all, images.DEFAULT_CACHE_DIR))
+        await step("network ready", asyncio.to_thread(network.apply_topology, plan))
+        plan.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        if not token_path(plan).exists():
+            token_path(plan).write_text(secrets.token_urlsafe(32) + "\n")
+            token_path(plan).chmod(0o600)
+        launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+        await step("control plane started", bootstrap.bootstrap_control_plane(control_plane_spec(
+            plan, log_level=log_level), launcher))
+        specs = [node_spec(plan, i, log_level=log_level) for i in range(nodes)]
+
+        async def one(spec: bootstrap.NodeSpec) -> None:
+            await bootstrap.bootstrap_node(spec, launcher)
+            node = plan.node(spec.name)
+            await asyncio.to_thread(network.apply_service_route, plan, node)
+
+        await step(f"{nodes} node(s) started", _gather(*(one(s) for s in specs)))
+        conn = client_config_for(plan)
+        await step("add-ons applied", apply_addons(conn))
+        await step("nodes Ready", wait_nodes_ready(conn, [s.name for s in specs], timeout=timeout))
+    except BaseException:
+        progress("start failed; component logs are in " + str(plan.paths.log_dir))
+        raise
+    client_config.set_cluster(name, server=f"unix://{socket_path(plan)}",
+                              token=token_path(plan).read_text().strip())
+    progress(f"cluster {name!r} is up in {time.monotonic() - start:.1f}s; try: kubelite get nodes -o wide")
+    return plan
+
+
+class AlreadyUpError(LabError):
+    def __init__(self, running: Running) -> None:
+        super().__init__(f"cluster {running.plan.cluster!r} is already up with {running.nodes} node(s); "
+                         f"`kubelite down --name {running.plan.cluster}` removes it")
+        self.running = running
+
+
+async def _gather(*coros) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.TaskGroup() as tg:
+        for c in coros:
+            tg.create_task(c)
+
+
+async def apply_addons(conn: ClientConfig) -> None:
+    """Objects every lab cluster has (cluster DNS's Service), from deploy/addons/."""
+    from api import convert, kinds
+    from api.errors import AlreadyExistsError
+
+    files = sorted(bootstrap.ADDONS.glob("*.yaml")) if bootstrap.ADDONS.exists() else []
+    async with Client(conn) as client:
+        for f in files:
+            for doc in convert.load_documents(f.read_text(), str(f)):
+                envelope = convert.manifest_to_object(doc.data, where=doc.where)
+                with contextlib.suppress(AlreadyExistsError):
+                    await client.create(kinds.unwrap(envelope))
+
+
+async def wait_nodes_ready(conn: ClientConfig, names: list[str], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    async with Client(conn) as client:
+        while waiting:
+            try:
+                for node in (await client.list("nodes")).items:
+                    ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+                    if ready:
+                        waiting.discard(node.metadata.name)
+            except ApiError as e:
+                log.info("nodes_not_listed", error=e.message)
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"node(s) not Ready after {timeout:.0f}s: {', '.join(sorted(waiting))}")
+            await asyncio.sleep(0.2)
+
+
+async def down(name: str, *, progress: Progress) -> bool:
+    """Remove everything of cluster `name`; False if there was nothing to remove."""
+    plan = plan_lab(name, 0)
+    sup = Supervisor.for_plan(plan)
+    namespaces = await asyncio.to_thread(network.lab_namespaces, name)
+    node_dirs = sorted((plan.paths.data_dir / "nodes").glob("*")) if (plan.paths.data_dir / "nodes").exists() else []
+    if not namespaces and not sup.records() and not node_dirs and not plan.paths.run_dir.exists() \
+            and not plan.paths.data_dir.exists():
+        return False
+    stopped = await asyncio.to_thread(sup.stop_all)
+    progress(f"  stopped {len(stopped)} daemon(s)")
+    for d in node_dirs:
+        await containerd.stop_and_clean(d / "containerd", keep_logs=False)
+    progress(f"  removed {len(node_dirs)} node runtime(s)")
+    removed = await asyncio.to_thread(network.destroy_topology, name)
+    progress(f"  removed {len(removed)} network namespace(s)")
+    for d in (plan.paths.run_dir, plan.paths.data_dir):
+        await asyncio.to_thread(shutil.rmtree, d, True)
+    client_config.remove_cluster(name)
+    return True

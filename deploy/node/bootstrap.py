@@ -1,0 +1,197 @@
+"""Bring up a control plane or a worker node: the one bootstrap the lab and the VMs share.
+
+Given a node's name, address and pod CIDR, `bootstrap_node` writes and starts
+its containerd (CNI bridge on the pod CIDR), imports the images, and starts
+its kubelet and proxy; `bootstrap_control_plane` starts etcd, the apiserver,
+the scheduler, the controller-manager and cluster DNS. In the lab every
+daemon runs inside the member's network namespace under a supervisor; on a
+VM the same commands become systemd units (see launch.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deploy.node import containerd
+from deploy.node.launch import Launcher
+
+log = structlog.get_logger(component="bootstrap")
+
+ADDONS = Path(__file__).resolve().parent.parent / "addons"
+
+
+def kubelite_argv() -> list[str]:
+    """How to run this installation's `kubelite` command."""
+    script = Path(sys.executable).with_name("kubelite")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("kubelite")
+    return [found] if found else [sys.executable, "-m", "cli.main"]
+
+
+@dataclass(frozen=True)
+class ControlPlaneSpec:
+    address: str  # where nodes reach the apiserver and DNS
+    data_dir: Path  # etcd data
+    netns: str | None = None
+    socket: str = ""  # also serve the API on this unix socket (for the host in the lab)
+    api_port: int = 6443
+    service_cidr: str = "10.96.0.0/16"
+    node_port_range: str = "30000-32767"
+    lb_pool: str = ""
+    token_file: str = ""
+    dns_port: int = 53
+    node_monitor_grace_period: float = 4.0
+    log_level: str = "info"
+    extra_scheduler_args: Sequence[str] = ()
+
+    @property
+    def server(self) -> str:
+        return f"{self.address}:{self.api_port}"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    address: str  # the node's own address, published as InternalIP
+    pod_cidr: str
+    server: str  # apiserver host:port reachable from the node
+    node_dir: Path
+    netns: str | None = None  # lab: the node's namespace; VM: None (the host's own)
+    cgroup_root: str = ""  # pods' cgroups live under this
+    cluster_dns: str = "10.96.0.10"
+    kubelet_port: int = 10250
+    token_file: str = ""
+    image_dir: Path = Path("/var/lib/kubelite/images")
+    log_level: str = "info"
+    extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
+
+
+def _token_args(token_file: str) -> list[str]:
+    if not token_file:
+        return []
+    return ["--token", Path(token_file).read_text().strip()]
+
+
+def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
+    # etcd is reached only by apiservers on the same host: loopback of its namespace.
+    return ["etcd", "--name", "kubelite", "--data-dir", str(spec.data_dir / "etcd"),
+            "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
+            "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+            "--initial-cluster", "kubelite=http://127.0.0.1:2380", "--log-level", "warn",
+            "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000"]
+
+
+def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
+    argv = [*kubelite_argv(), "apiserver", "--etcd-servers", "http://127.0.0.1:2379",
+            "--listen", f"{spec.address}:{spec.api_port}", "--service-cidr", spec.service_cidr,
+            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level]
+    if spec.socket:
+        argv += ["--listen", f"unix://{spec.socket}"]
+    if spec.lb_pool:
+        argv += ["--lb-pool", spec.lb_pool]
+    if spec.token_file:
+        argv += ["--token-file", spec.token_file]
+    return argv
+
+
+def scheduler_argv(spec: ControlPlaneSpec) -> list[str]:
+    return [*kubelite_argv(), "scheduler", "--server", spec.server, *_token_args(spec.token_file),
+            "--log-level", spec.log_level, *spec.extra_scheduler_args]
+
+
+def controller_manager_argv(spec: ControlPlaneSpec) -> list[str]:
+    return [*kubelite_argv(), "controller-manager", "--server", spec.server, *_token_args(spec.token_file),
+            "--node-monitor-grace-period", str(spec.node_monitor_grace_period), "--log-level", spec.log_level]
+
+
+def dns_argv(spec: ControlPlaneSpec) -> list[str]:
+    return [*kubelite_argv(), "dns", "--server", spec.server, *_token_args(spec.token_file),
+            "--listen", f"{spec.address}:{spec.dns_port}", "--log-level", spec.log_level]
+
+
+def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
+    return [*kubelite_argv(), "kubelet", "--server", spec.server, *_token_args(spec.token_file),
+            "--node-name", spec.name, "--runtime", "cri", "--cri-socket", f"unix://{cri_socket}",
+            "--node-ip", spec.address, "--pod-cidr", spec.pod_cidr,
+            "--listen", f"{spec.address}:{spec.kubelet_port}", "--cluster-dns", spec.cluster_dns,
+            "--root-dir", str(spec.node_dir / "kubelet"), "--cgroup-root", spec.cgroup_root or f"/kubelite/{spec.name}",
+            "--log-level", spec.log_level, *spec.extra_kubelet_args]
+
+
+def proxy_argv(spec: NodeSpec) -> list[str]:
+    return [*kubelite_argv(), "proxy", "--server", spec.server, *_token_args(spec.token_file),
+            "--node-name", spec.name, "--log-level", spec.log_level]
+
+
+async def wait_serving(target: str, *, timeout: float = 30.0) -> None:
+    """Wait until the apiserver at `target` reports SERVING on gRPC health."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError as e:
+                last = e.details() or e.code().name
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"apiserver at {target} did not become healthy in {timeout:.0f}s ({last})")
+
+
+def _names(spec_name: str, role: str, launcher: Launcher) -> str:
+    # One lab supervisor runs every node's daemons: their names carry the node.
+    return role if launcher.systemd else f"{role}-{spec_name}"
+
+
+async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
+    """Start etcd and the apiserver, wait until it serves, then the other control-plane daemons."""
+    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
+    launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
+    target = f"unix://{spec.socket}" if spec.socket else spec.server
+    await wait_serving(target)
+    launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
+    launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
+    launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
+    log.info("control_plane_started", address=spec.address)
+
+
+def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
+    return containerd.NodeConfig(
+        name=spec.name, node_dir=spec.node_dir / "containerd",
+        netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
+        cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
+    )
+
+
+async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
+    """containerd with our images, then the kubelet and the proxy."""
+    cfg = containerd_config(spec)
+    if launcher.systemd:
+        tarballs = await asyncio.to_thread(containerd.prepare, cfg)
+        launcher.start("containerd", containerd.argv(cfg))
+        await containerd.wait_started(cfg, tarballs)
+    else:
+        await containerd.start(cfg)
+    launcher.start(_names(spec.name, "kubelet", launcher), kubelet_argv(spec, cfg.address), netns=spec.netns,
+                   after="containerd")
+    launcher.start(_names(spec.name, "proxy", launcher), proxy_argv(spec), netns=spec.netns)
+    log.info("node_started", node=spec.name, address=spec.address, pod_cidr=spec.pod_cidr)
+
+
+async def stop_node(spec_node_dir: Path) -> None:
+    """Remove a node's containerd, its pods, mounts and cgroups (daemons are stopped by the launcher)."""
+    await containerd.stop_and_clean(spec_node_dir / "containerd", keep_logs=False)
