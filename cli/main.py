@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cli import apply, daemons, delete, describe, get, images, lab, verbs
+from cli import apply, chaos, daemons, delete, describe, get, images, lab, verbs
 
 # Each module exports COMMANDS; one line per module.
 MODULES = (
+    chaos,
     lab,
     images,
     verbs,

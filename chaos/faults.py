@@ -1,0 +1,136 @@
+"""Fault drivers: stop a node, cut it off, restart a component — on the lab or, over ssh, on VMs.
+
+Every fault has an undo, and scenarios always undo what they did, so a chaos
+run leaves the cluster as it found it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from deploy.lab import network
+from deploy.lab.cluster import find_running, node_dir, node_spec
+from deploy.lab.plan import LabPlan
+from deploy.lab.procs import ProcRecord, Supervisor
+from deploy.node import bootstrap, containerd
+from deploy.node.launch import SupervisorLauncher
+
+log = structlog.get_logger(component="chaos")
+
+
+class ChaosError(Exception):
+    pass
+
+
+class Target(Protocol):
+    """A cluster faults can be applied to."""
+
+    async def stop_node(self, node: str) -> None:
+        """The node dies: its kubelet, proxy and containerd stop (containers keep running, as after a
+        kubelet crash; they are killed when the kubelet returns and finds them deleted)."""
+        ...
+
+    async def start_node(self, node: str) -> None: ...
+
+    async def cut_off(self, node: str) -> None:
+        """The node is partitioned from everything else, processes still running."""
+        ...
+
+    async def heal(self, node: str) -> None: ...
+
+    async def restart(self, component: str) -> None:
+        """Kill a control-plane component with SIGKILL and start it again."""
+        ...
+
+
+@dataclass
+class LabTarget:
+    """A cluster made by `kubelite up` on this machine."""
+
+    cluster: str
+    plan: LabPlan = field(init=False)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        running = find_running(self.cluster)
+        if running is None or not running.healthy:
+            raise ChaosError(f"cluster {self.cluster!r} is not up")
+        self.plan = running.plan
+        self.supervisor = Supervisor.for_plan(self.plan)
+
+    def _node_index(self, node: str) -> int:
+        for i, n in enumerate(self.plan.nodes):
+            if n.role == node:
+                return i
+        raise ChaosError(f"no node {node!r} in cluster {self.cluster!r} "
+                         f"(nodes: {', '.join(n.role for n in self.plan.nodes)})")
+
+    async def stop_node(self, node: str) -> None:
+        self._node_index(node)
+        for daemon in (f"kubelet-{node}", f"proxy-{node}"):
+            await asyncio.to_thread(self.supervisor.stop, daemon)
+        await containerd.stop(node_dir(self.plan, node) / "containerd")
+        log.info("node_stopped", node=node)
+
+    async def start_node(self, node: str) -> None:
+        spec = node_spec(self.plan, self._node_index(node))
+        await bootstrap.bootstrap_node(spec, SupervisorLauncher(self.supervisor))
+        log.info("node_started", node=node)
+
+    async def cut_off(self, node: str) -> None:
+        member = self.plan.nodes[self._node_index(node)]
+        await asyncio.to_thread(network.apply_link_state, self.plan, member, up=False)
+
+    async def heal(self, node: str) -> None:
+        member = self.plan.nodes[self._node_index(node)]
+        await asyncio.to_thread(network.apply_link_state, self.plan, member, up=True)
+
+    async def restart(self, component: str) -> None:
+        record: ProcRecord | None = self.supervisor.get(component)
+        if record is None:
+            names = ", ".join(sorted(r.name for r in self.supervisor.records()))
+            raise ChaosError(f"no running component {component!r} (components: {names})")
+        await asyncio.to_thread(self.supervisor.stop, component, timeout=0.0)
+        await asyncio.to_thread(self.supervisor.start, component, list(record.argv), netns=record.netns)
+        log.info("component_restarted", component=component)
+
+
+@dataclass
+class SshTarget:
+    """VMs reached over ssh (e.g. `vagrant ssh-config` hosts), daemons as systemd units."""
+
+    hosts: dict[str, str]  # node or "cp" -> ssh destination
+    ssh: Sequence[str] = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
+
+    async def _run(self, node: str, command: str) -> None:
+        host = self.hosts.get(node)
+        if host is None:
+            raise ChaosError(f"no ssh host for {node!r}")
+        argv = [*self.ssh, host, "sudo sh -c " + shlex.quote(command)]
+        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise ChaosError(f"{node}: {command}: {result.stderr.strip()}")
+
+    async def stop_node(self, node: str) -> None:
+        await self._run(node, "systemctl stop kubelite-kubelet kubelite-proxy kubelite-containerd")
+
+    async def start_node(self, node: str) -> None:
+        await self._run(node, "systemctl start kubelite-containerd kubelite-kubelet kubelite-proxy")
+
+    async def cut_off(self, node: str) -> None:
+        # Drop cluster traffic but keep ssh, so the fault can be undone.
+        await self._run(node, "iptables -I INPUT -p tcp --dport 22 -j ACCEPT -m comment --comment kubelite-chaos && "
+                              "iptables -I INPUT 2 -j DROP -m comment --comment kubelite-chaos")
+
+    async def heal(self, node: str) -> None:
+        await self._run(node, "iptables-save | grep -v kubelite-chaos | iptables-restore")
+
+    async def restart(self, component: str) -> None:
+        await self._run("cp", f"systemctl kill -s KILL kubelite-{component} && systemctl restart kubelite-{component}")

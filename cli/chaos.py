@@ -1,0 +1,111 @@
+"""`kubelite chaos ...`: faults on a lab cluster, bounded in time, undone when they end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from api import logs
+from cli.common import run
+
+
+def _target(name: str):  # type: ignore[no-untyped-def]
+    from chaos.faults import ChaosError, LabTarget
+
+    try:
+        return LabTarget(name)
+    except ChaosError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def chaos() -> None:
+    """Inject node and component failures into a local cluster and report the recovery."""
+    logs.configure("chaos", level="warning")
+
+
+@chaos.command("stop-node")
+@click.argument("node")
+@click.option("--name", default="kubelite", show_default=True, help="cluster")
+@click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True,
+              help="seconds until the node comes back")
+def stop_node(node: str, name: str, seconds: float) -> None:
+    """Stop a node's kubelet, proxy and containerd, then bring them back."""
+    target = _target(name)
+
+    async def go() -> None:
+        await target.stop_node(node)
+        click.echo(f"node {node} stopped for {seconds:.0f}s", err=True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await target.start_node(node)
+        click.echo(f"node {node} started again", err=True)
+
+    run(go())
+
+
+@chaos.command("partition")
+@click.argument("node")
+@click.option("--name", default="kubelite", show_default=True)
+@click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True)
+def partition(node: str, name: str, seconds: float) -> None:
+    """Cut a node off the lab network (its processes keep running), then reconnect it."""
+    target = _target(name)
+
+    async def go() -> None:
+        await target.cut_off(node)
+        click.echo(f"node {node} cut off for {seconds:.0f}s", err=True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await target.heal(node)
+        click.echo(f"node {node} reconnected", err=True)
+
+    run(go())
+
+
+@chaos.command("restart")
+@click.argument("component")
+@click.option("--name", default="kubelite", show_default=True)
+def restart(component: str, name: str) -> None:
+    """SIGKILL a component (apiserver, scheduler, controller-manager, dns, kubelet-n1, ...) and restart it."""
+    target = _target(name)
+    run(target.restart(component))
+    click.echo(f"{component} restarted", err=True)
+
+
+@chaos.command("run")
+@click.argument("scenario", type=click.Choice(["node-loss", "partition", "apiserver-restart"]))
+@click.option("--node", default="n1", show_default=True)
+@click.option("--name", default="kubelite", show_default=True)
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: float) -> None:
+    """Run a scenario and print its report as JSON (exit 1 if recovery failed)."""
+    from chaos import scenarios
+    from client.api import Client
+    from deploy.lab.cluster import client_config_for
+
+    target = _target(name)
+
+    async def go() -> dict:
+        async with Client(client_config_for(target.plan)) as client:
+            if scenario == "apiserver-restart":
+                report = await scenarios.component_restart(target, client, "apiserver", timeout=timeout)
+            else:
+                report = await scenarios.node_loss(target, client, node, namespace=namespace, timeout=timeout,
+                                                   lost="stop" if scenario == "node-loss" else "cut")
+        return report.as_dict()
+
+    result = run(go())
+    click.echo(json.dumps(result, indent=2))
+    if not result["ok"]:
+        sys.exit(1)
+
+
+COMMANDS: list[click.Command] = [chaos]
