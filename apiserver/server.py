@@ -36,6 +36,10 @@ log = structlog.get_logger(component="apiserver")
 
 MAX_REQUEST = 3 * 1024 * 1024
 WATCH_CHUNK = 1024 * 1024
+# Watch batching under bursts: see ApiServicer.Watch.
+WATCH_BATCH_FRAMES = 64
+WATCH_BURST_WINDOW = 0.005
+WATCH_BATCH_DELAY = 0.002
 SERVICE = "kubelite.v1.Api"
 
 REQUESTS = Counter("apiserver_requests_total", "Requests by verb, resource and code", ["verb", "resource", "code"])
@@ -177,15 +181,23 @@ class ApiServicer:
         resource = watcher.store.kind.resource
         REQUESTS.labels("watch", resource, "OK").inc()
         WATCHERS.labels(resource).inc()
+        last_send = 0.0
         try:
             while True:
                 await watcher.ready.wait()
+                if watcher.error is None and len(watcher.pending) < WATCH_BATCH_FRAMES and \
+                        time.monotonic() - last_send < WATCH_BURST_WINDOW:
+                    # A burst (the previous message went out moments ago): wait a moment so that one message
+                    # carries many events; each gRPC message costs both ends far more than its bytes. An idle
+                    # watch sends at once.
+                    await asyncio.sleep(WATCH_BATCH_DELAY)
                 if watcher.error is not None and not watcher.pending:
                     err = watcher.error
                     code = err.code if isinstance(err, ApiError) else grpc.StatusCode.INTERNAL
                     await context.abort(code, str(err))
                 data = watcher.take(WATCH_CHUNK)
                 if data:
+                    last_send = time.monotonic()
                     yield data
         finally:
             self.cache.unwatch(watcher)
@@ -205,6 +217,7 @@ class ApiServicer:
         latest: dict[tuple[str, str], api_pb2.PodStatusUpdate] = {}
         more = asyncio.Event()
         done = asyncio.Event()
+        write_lock = asyncio.Lock()
 
         async def read() -> None:
             async for raw in requests:
@@ -225,7 +238,8 @@ class ApiServicer:
                 ack.error, ack.code = e.message, "NotFound"
             except ApiError as e:
                 ack.error, ack.code = e.message, e.reason
-            await context.write(ack)
+            async with write_lock:  # grpc allows one write at a time (GRPC_CALL_ERROR_TOO_MANY_OPERATIONS)
+                await context.write(ack)
 
         async def apply() -> None:
             while True:

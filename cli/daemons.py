@@ -24,12 +24,7 @@ def serve(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    try:
-        import uvloop
-
-        uvloop.run(guarded())
-    except ImportError:
-        asyncio.run(guarded())
+    asyncio.run(guarded())
 
 
 @click.command()

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import os
+
+# Daemons start subprocesses (iptables-restore, ctr) that exec at once: gRPC's fork
+# handlers are not needed, and its informational logging is noise on stderr.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import click
 
-from cli import apply, chaos, daemons, delete, describe, get, images, lab, verbs
+from cli import (
+    apply,
+    chaos,
+    daemons,
+    delete,
+    describe,
+    get,
+    images,
+    lab,
+    networking,
+    node,
+    scheduling,
+    verbs,
+    workloads,
+)
 
 # Each module exports COMMANDS; one line per module.
 MODULES = (
@@ -13,6 +34,10 @@ MODULES = (
     images,
     verbs,
     daemons,
+    scheduling,
+    node,
+    workloads,
+    networking,
 )
 
 

@@ -229,6 +229,78 @@ def taint(kind: str, node: str, taints: tuple[str, ...], overwrite: bool, conn: 
 
 
 @click.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--for", "condition", required=True,
+              help="condition=NAME[=VALUE] (e.g. condition=Ready, condition=Available) or delete")
+@click.option("--namespace", "-n", default="")
+@click.option("--selector", "-l", default="", help="wait for every object matching this selector")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds")
+@connection_options
+def wait(targets: tuple[str, ...], condition: str, namespace: str, selector: str, timeout: float,
+         conn: ClientConfig) -> None:
+    """Wait until objects meet a condition: `wait --for=condition=Ready pod/client`, `--for=delete`."""
+    import asyncio
+    import time
+
+    from api.errors import NotFoundError
+
+    want_delete = condition == "delete"
+    cond_name, want = "", "True"
+    if not want_delete:
+        kind_, _, rest = condition.partition("=")
+        if kind_ != "condition" or not rest:
+            click.echo(f"error: unrecognized condition: {condition!r} (use condition=NAME or delete)", err=True)
+            sys.exit(1)
+        cond_name, _, value = rest.partition("=")
+        want = value or "True"
+    pairs: list[tuple[kinds.Kind, str]] = []
+    try:
+        for t in targets:
+            k, _, name = t.partition("/")
+            pairs.append((kinds.lookup(k), name))
+    except ApiError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+    def met(obj: Any) -> bool:
+        return any(c.type.lower() == cond_name.lower() and c.status == want for c in obj.status.conditions)
+
+    async def go(c: Client) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(pairs)
+        ns = namespace or "default"
+        while True:
+            still = []
+            for kind, name in pending:
+                if not name:
+                    items = (await c.list(kind.resource, ns, label_selector=selector)).items
+                    if bool(items) == want_delete:  # none yet, or some still there
+                        still.append((kind, name))
+                    elif not want_delete:
+                        still.extend((kind, o.metadata.name) for o in items if not met(o))
+                    continue
+                try:
+                    obj = await c.get(kind.resource, name, ns)
+                except NotFoundError:
+                    if not want_delete:
+                        still.append((kind, name))
+                    continue
+                if want_delete or not met(obj):
+                    still.append((kind, name))
+                else:
+                    click.echo(f"{printers.name_of(obj)} condition met")
+            if not still:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(f"{k.kind.lower()}/{n}" if n else f"{k.resource} -l {selector}" for k, n in still)
+                raise CliError(f"timed out waiting for the condition on {names}")
+            pending = still
+            await asyncio.sleep(0.25)
+
+    with_client(conn, go)
+
+
+@click.command()
 def version() -> None:
     """Print the client version."""
     from importlib.metadata import version as pkg_version
@@ -236,4 +308,4 @@ def version() -> None:
     click.echo(f"kubelite {pkg_version('kubelite')}")
 
 
-COMMANDS = [create, api_resources, label, annotate, scale, cordon, uncordon, taint, version]
+COMMANDS = [create, api_resources, label, annotate, scale, cordon, uncordon, taint, wait, version]

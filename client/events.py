@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import kinds
 from api.errors import ApiError, NotFoundError
-from api.pb import core_pb2
+from api.pb import core_pb2, meta_pb2
 from client.api import Client
 
 log = structlog.get_logger()
@@ -25,10 +25,10 @@ AGGREGATE_WINDOW = 600.0
 MAX_QUEUE = 5000
 
 
-def reference(obj: Message) -> core_pb2.ObjectReference:
+def reference(obj: Message) -> meta_pb2.ObjectReference:
     kind = kinds.of(obj)
     meta = obj.metadata  # type: ignore[attr-defined]
-    return core_pb2.ObjectReference(kind=kind.kind, namespace=meta.namespace, name=meta.name, uid=meta.uid,
+    return meta_pb2.ObjectReference(kind=kind.kind, namespace=meta.namespace, name=meta.name, uid=meta.uid,
                                     api_version=kind.api_version, resource_version=meta.resource_version)
 
 

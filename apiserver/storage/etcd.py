@@ -30,6 +30,7 @@ from apiserver.storage.interface import (
 log = structlog.get_logger(component="storage")
 
 DEADLINE = 10.0
+PROGRESS_INTERVAL = 1.0
 _MAX_MSG = 64 * 1024 * 1024
 
 
@@ -166,7 +167,15 @@ class EtcdStorage:
         requests.put_nowait(create)
 
         async def send() -> AsyncIterator[rpc.WatchRequest]:
-            while (req := await requests.get()) is not None:
+            while True:
+                try:
+                    req = await asyncio.wait_for(requests.get(), PROGRESS_INTERVAL)
+                except TimeoutError:
+                    # Writes outside the prefix advance the store revision without events here;
+                    # a progress notice tells the reader how far it is up to date.
+                    req = rpc.WatchRequest(progress_request=rpc.WatchProgressRequest())
+                if req is None:
+                    return
                 yield req
 
         call = stub.Watch(send())
@@ -176,6 +185,10 @@ class EtcdStorage:
                     raise CompactedError(resp.compact_revision)
                 if resp.canceled:
                     raise UnavailableError(f"etcd watch canceled: {resp.cancel_reason}")
+                if resp.created and not resp.events:
+                    # The creation notice's header is the store's current revision, not how far
+                    # this watch has been delivered: replayed history is still to come.
+                    continue
                 events = []
                 for ev in resp.events:
                     kv = ev.kv
@@ -185,7 +198,10 @@ class EtcdStorage:
                                             prev.create_revision))
                     else:
                         events.append(Event("PUT", kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision))
-                yield events, resp.header.revision
+                # While catching up, etcd stamps each batch with the current revision although more
+                # batches follow; a batch is complete only up to its last event. Empty responses are
+                # progress notices, which etcd sends only to watchers that have everything.
+                yield events, events[-1].revision if events else resp.header.revision
         except grpc.aio.AioRpcError as e:
             raise UnavailableError(f"etcd watch: {e.code().name}: {e.details()}") from None
         finally:

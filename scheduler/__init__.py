@@ -1,0 +1,1 @@
+"""The scheduler: framework (interfaces, runner), plugins, queue, cache, preemption and the daemon."""
