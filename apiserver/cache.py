@@ -16,6 +16,7 @@ import base64
 import bisect
 import contextlib
 import json
+import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from api import kinds, labels
 from api.errors import ExpiredError, InvalidError, TimeoutError_, UnavailableError
 from api.pb import meta_pb2
 from apiserver import wire
-from apiserver.storage.interface import CompactedError, Event, Storage
+from apiserver.storage.interface import CompactedError, Create, Event, Storage
 
 log = structlog.get_logger(component="apiserver")
 
@@ -40,6 +41,9 @@ HISTORY = 20000
 REPLAY = 20000
 # A watcher that falls this many changes behind is cut off and must resume.
 MAX_PENDING = 100000
+# Keys the cache writes to learn when its watch has caught up (see WatchCache._mark); they expire.
+MARK_PREFIX = "cachesync/"
+MARK_TTL = 60
 
 
 def object_key(kind: kinds.Kind, namespace: str, name: str) -> str:
@@ -117,6 +121,7 @@ class Watcher:
         self.filter = flt
         self.bookmarks = bookmarks
         self.pending: list[bytes] = []
+        self.revs: list[int] = []  # the revision of each pending frame
         self.ready = asyncio.Event()
         self.sent_rev = 0
         self.error: Exception | None = None
@@ -139,8 +144,10 @@ class Watcher:
             return
         self.sent_rev = rev
         self.pending.append(frame)
+        self.revs.append(rev)
         if len(self.pending) > MAX_PENDING:
             self.pending.clear()
+            self.revs.clear()
             self.error = ExpiredError("watch fell too far behind; resume from the last resourceVersion")
         self.ready.set()
 
@@ -148,15 +155,28 @@ class Watcher:
         self.error = error
         self.ready.set()
 
+    def push_frame(self, frame: bytes, rev: int) -> None:
+        self.pending.append(frame)
+        self.revs.append(rev)
+
     def take(self, max_bytes: int) -> bytes:
-        """Pending frames, at most about `max_bytes` of them (large initial lists go out in pieces)."""
+        """Pending frames, about `max_bytes` of them (large initial lists go out in pieces).
+
+        A piece never ends inside one revision: writes committed together share a revision,
+        and a client resuming from it must already have them all.
+        """
         size = 0
         for n, frame in enumerate(self.pending):
             size += len(frame)
             if size >= max_bytes:
-                out, self.pending = self.pending[:n + 1], self.pending[n + 1:]
-                return b"".join(out)
-        out, self.pending = self.pending, []
+                end = n + 1
+                while end < len(self.pending) and self.revs[end] == self.revs[n]:
+                    end += 1
+                if end < len(self.pending):
+                    out, self.pending, self.revs = self.pending[:end], self.pending[end:], self.revs[end:]
+                    return b"".join(out)
+                break
+        out, self.pending, self.revs = self.pending, [], []
         self.ready.clear()
         return b"".join(out)
 
@@ -241,7 +261,7 @@ class Store:
     def select(self, flt: Filter, *, after: str = "") -> Iterator[tuple[str, Entry]]:
         """Matching entries in key order, starting after key `after`."""
         node_field = next((f.value for f in flt.fields if f.field == "spec.nodeName" and f.op == "="), None)
-        if node_field is not None and self.kind.kind == "Pod":
+        if node_field and self.kind.kind == "Pod":  # unbound pods ("spec.nodeName=") are not indexed
             keys: Iterable[str] = sorted(k for k in self.by_node.get(node_field, ()) if k > after)
         else:
             keys = self.sorted_keys()
@@ -329,6 +349,7 @@ class WatchCache:
                 except CompactedError:
                     start = now
                     snapshot = await self._read_all(start)
+                target = await self._mark()
                 break
             except (UnavailableError, CompactedError) as e:
                 log.warning("watch_cache_load_failed", error=str(e))
@@ -340,13 +361,22 @@ class WatchCache:
                     w.fail(ExpiredError("the watch cache was reloaded; relist"))
             store.reset(entries, start)
         self.revision = start
-        self._catch_up_target = now
+        self._catch_up_target = target
         log.info("watch_cache_loaded", revision=start, current=now,
                  objects=sum(len(s.objects) for s in self.stores.values()))
-        if start >= now:
-            self.ready.set()
         self._wake()
         return start
+
+    async def _mark(self) -> int:
+        """Write a short-lived key under the prefix; return its revision.
+
+        The cache is caught up once its watch delivers this key. etcd's own current revision
+        cannot serve as that mark: the newest writes may be to keys outside the prefix, which
+        this watch never sees (and etcd 3.4 stamps catch-up batches and progress answers with
+        the current revision before it has sent everything).
+        """
+        lease = await self.storage.grant_lease(MARK_TTL)
+        return await self.storage.commit([Create(f"{PREFIX}{MARK_PREFIX}{uuid.uuid4()}", b"", lease)])
 
     async def _read_all(self, revision: int) -> dict[str, dict[str, Entry]]:
         out: dict[str, dict[str, Entry]] = {}
@@ -426,8 +456,8 @@ class WatchCache:
         w = Watcher(store, flt, bookmarks=bookmarks)
         if since == 0:
             for _, entry in store.select(flt):
-                w.pending.append(wire.field_bytes(1, wire.field_bytes(1, b"ADDED") + wire.field_bytes(2, entry.item)
-                                                  + wire.field_bytes(3, str(entry.rev).encode())))
+                w.push_frame(wire.field_bytes(1, wire.field_bytes(1, b"ADDED") + wire.field_bytes(2, entry.item)
+                                              + wire.field_bytes(3, str(entry.rev).encode())), entry.rev)
         else:
             if since < store.history_start:
                 raise ExpiredError(f"too old resource version: {since} ({store.history_start})")
@@ -452,7 +482,7 @@ class WatchCache:
             for w in store.watchers:
                 if w.bookmarks and not w.pending and w.sent_rev < rev:
                     frame = frame or bookmark_frame(store.kind, rev)
-                    w.pending.append(frame)
+                    w.push_frame(frame, rev)
                     w.sent_rev = rev
                     w.ready.set()
 

@@ -9,6 +9,7 @@ request leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import time
@@ -28,6 +29,7 @@ from api.errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
+    TimeoutError_,
     UnsupportedError,
 )
 from api.pb import api_pb2, core_pb2
@@ -52,6 +54,7 @@ PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical
 EVENT_TTL = 3600
 _NAME_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
 _RETRIES = 32
+_NAMESPACES = "/registry/namespaces/"
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Registry:
         self.ranges = allocator.Ranges.parse(self.config.service_cidr, self.config.node_port_range,
                                              self.config.lb_pool)
         self.last_rev = 0
+        self.last_ns_rev = 0  # the newest revision at which this server wrote a namespace
         self._rng = random.Random()
         self._inflight = _Allocations()
         self._event_lease: tuple[int, float] = (0, 0.0)
@@ -108,6 +112,8 @@ class Registry:
         rev = await self.storage.commit(ops)
         if rev > self.last_rev:
             self.last_rev = rev
+        if any(op.key.startswith(_NAMESPACES) for op in ops):
+            self.last_ns_rev = max(self.last_ns_rev, rev)
         return rev
 
     async def sync(self) -> None:
@@ -187,6 +193,9 @@ class Registry:
         obj.kind = kind.kind  # type: ignore[attr-defined]
         if kind.kind == "Pod":
             self._admit_pod(obj)  # type: ignore[arg-type]
+        elif kind.kind == "Namespace" and not obj.spec.finalizers:  # type: ignore[attr-defined]
+            # On create only, as Kubernetes' namespace strategy does: an update may empty the list.
+            obj.spec.finalizers.append("kubernetes")  # type: ignore[attr-defined]
         defaults.apply(obj, toleration_seconds=self.config.toleration_seconds)
 
     def _admit_pod(self, pod: core_pb2.Pod) -> None:
@@ -200,7 +209,9 @@ class Registry:
     async def _check_namespace(self, kind: kinds.Kind, namespace: str) -> None:
         if not kind.namespaced:
             return
-        await self.sync()
+        # Only this server's own namespace writes must be visible here (create a namespace, then use
+        # it); waiting for all of its writes would make every create wait for the watch cache.
+        await self.cache.wait_for(self.last_ns_rev)
         ns = self.cache.get(kinds.lookup("Namespace"), "", namespace)
         if ns is None:
             raise NotFoundError(f'namespaces "{namespace}" not found')
@@ -217,25 +228,43 @@ class Registry:
             raise InvalidError(errs, prefix=f'{kind.kind} "{obj.metadata.name}" is invalid: ')  # type: ignore[attr-defined]
         meta = obj.metadata  # type: ignore[attr-defined]
         await self._check_namespace(kind, meta.namespace)
-        extra: list[Op] = []
         lease = 0
-        if kind.kind == "Service":
-            extra = self._allocate(obj, None)  # type: ignore[arg-type]
-        elif kind.kind == "Event":
+        if kind.kind == "Event":
             lease = await self._event_lease_id()
         key = object_key(kind, meta.namespace, meta.name)
-        if dry_run:
-            return self.cache.store(kind).encode_item(obj)
-        value = obj.SerializeToString()
-        try:
-            rev = await self._commit([Create(key, value, lease), *extra])
-        except KeyExistsError as e:
-            if e.key == key:
-                raise AlreadyExistsError(f'{kind.resource} "{meta.name}" already exists') from None
-            raise ConflictError(f"{e.key.removeprefix(allocator.RANGES)} is already allocated; retry") from None
-        finally:
-            self._release_inflight(extra)
-        return self.cache.store(kind).decode(value, rev).item
+        is_service = kind.kind == "Service"
+        if is_service:
+            await self.sync()  # allocation picks from the cache: it must hold this server's Services
+        requested = allocator.claims(obj) if is_service else set()  # type: ignore[arg-type]
+        unallocated = _copy(obj)
+        for attempt in range(_RETRIES):
+            extra = self._allocate(obj, None) if is_service else []  # type: ignore[arg-type]
+            if dry_run:
+                self._release_inflight(extra)
+                return self.cache.store(kind).encode_item(obj)
+            value = obj.SerializeToString()
+            try:
+                rev = await self._commit([Create(key, value, lease), *extra])
+            except KeyExistsError as e:
+                if e.key == key:
+                    raise AlreadyExistsError(f'{kind.resource} "{meta.name}" already exists') from None
+                if e.key in requested or attempt + 1 == _RETRIES:
+                    raise ConflictError(f"{e.key.removeprefix(allocator.RANGES)} is already allocated; retry") \
+                        from None
+                # Another apiserver claimed the value this one picked: learn of it, then pick again.
+                await self._learn_claim(e)
+                obj = _copy(unallocated)
+                continue
+            finally:
+                self._release_inflight(extra)
+            return self.cache.store(kind).decode(value, rev).item
+        raise AssertionError("unreachable")
+
+    async def _learn_claim(self, e: KeyExistsError) -> None:
+        """Wait until the cache holds the Service that made a claim this server did not know of."""
+        if e.current is not None:
+            with contextlib.suppress(TimeoutError_):
+                await self.cache.wait_for(e.current.mod_revision)
 
     async def _event_lease_id(self) -> int:
         lease_id, expires = self._event_lease
@@ -333,12 +362,12 @@ class Registry:
         def merge(current: Message) -> Message:
             if status:
                 new = _copy(current)
-                new.status.CopyFrom(req.status)  # type: ignore[attr-defined]
+                _copy_status(new, req)
                 return new
             new = _copy(req)
             new.metadata.namespace = namespace  # type: ignore[attr-defined]
             if kind.has_status:
-                new.status.CopyFrom(current.status)  # type: ignore[attr-defined]
+                _copy_status(new, current)
             return new
 
         return await self._update_loop(kind, namespace, meta.name, merge, want_rev=want_rev, dry_run=dry_run,
@@ -362,7 +391,9 @@ class Registry:
             if errs:
                 raise InvalidError(errs, prefix=f'{kind.kind} "{name}" is invalid: ')
             extra: list[Op] = []
+            requested: set[str] = set()
             if kind.kind == "Service" and not status:
+                requested = allocator.claims(new)  # type: ignore[arg-type]
                 extra = self._allocate(new, entry.obj)  # type: ignore[arg-type]
             if self._should_remove(new, kind):
                 return await self._remove(kind, entry, new)
@@ -385,7 +416,11 @@ class Registry:
             except KeyNotFoundError:
                 raise _not_found(kind, name) from None
             except KeyExistsError as e:
-                raise ConflictError(f"{e.key.removeprefix(allocator.RANGES)} is already allocated; retry") from None
+                if e.key in requested:
+                    raise ConflictError(f"{e.key.removeprefix(allocator.RANGES)} is already allocated; retry") \
+                        from None
+                await self._learn_claim(e)  # a value this server picked was taken elsewhere: pick again
+                continue
             finally:
                 self._release_inflight(extra)
             return self.cache.store(kind).decode(value, rev).item
@@ -613,6 +648,18 @@ class Registry:
         before = self.last_rev
         await self._update_loop(kind, namespace, name, replace, status=True)
         return self.last_rev if self.last_rev != before else 0
+
+
+def _copy_status(target: Message, source: Message) -> None:
+    """Give `target` the status of `source`, unset if it is unset there.
+
+    CopyFrom would mark an unset status as set (`status: {}`), so an update that changes
+    nothing would still differ from the stored object and be written.
+    """
+    if source.HasField("status"):
+        target.status.CopyFrom(source.status)  # type: ignore[attr-defined]
+    else:
+        target.ClearField("status")
 
 
 def _set_condition(conditions, type_: str, status: str, reason: str, message: str) -> None:  # type: ignore[no-untyped-def]

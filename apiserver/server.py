@@ -356,17 +356,20 @@ class ApiServer:
         self.server = server
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.storage.run_group_commit())
                 tg.create_task(self.cache.run())
                 tg.create_task(self.cache.run_bookmarks())
                 await self._wait_ready()
                 await self.registry.ensure_namespaces()
-                await server.start()
-                await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-                await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
                 if self.config.metrics_port:
+                    # Before serving: a metrics port that cannot be bound stops the server before it
+                    # ever reports SERVING, not just after.
                     from prometheus_client import start_http_server
 
                     start_http_server(self.config.metrics_port)
+                await server.start()
+                await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+                await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
                 if self.config.compact_interval > 0:
                     tg.create_task(self._compact_loop())
                 log.info("apiserver_started", listen=self.config.listen, ports=self.ports,

@@ -21,6 +21,10 @@ OPTIONS = [
     ("grpc.enable_retries", 0),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # Each channel its own connections: otherwise a new Client shares the process-wide subchannel of
+    # an earlier one and, right after an apiserver restart, fails at once with that subchannel's stale
+    # "connection refused" until its reconnect backoff runs out.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 

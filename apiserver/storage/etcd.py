@@ -14,6 +14,7 @@ from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
 from api.errors import UnavailableError
+from apiserver.storage.groupcommit import GroupCommitter, Result
 from apiserver.storage.interface import (
     KV,
     CompactedError,
@@ -32,6 +33,31 @@ log = structlog.get_logger(component="storage")
 DEADLINE = 10.0
 PROGRESS_INTERVAL = 1.0
 _MAX_MSG = 64 * 1024 * 1024
+
+
+def _transaction(ops: Sequence[Op]) -> rpc.TxnRequest:
+    """All ops as one compare-and-swap; on failure, read every key back to say which failed."""
+    compares, success, failure = [], [], []
+    for op in ops:
+        key = op.key.encode()
+        if isinstance(op, Create):
+            compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
+                                        create_revision=0))
+            success.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value, lease=op.lease)))
+        elif isinstance(op, Update):
+            compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                                        mod_revision=op.revision))
+            success.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value)))
+        elif isinstance(op, Delete):
+            if op.revision:
+                compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                                            mod_revision=op.revision))
+            else:
+                compares.append(rpc.Compare(key=key, result=rpc.Compare.GREATER, target=rpc.Compare.CREATE,
+                                            create_revision=0))
+            success.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
+        failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=key)))
+    return rpc.TxnRequest(compare=compares, success=success, failure=failure)
 
 
 def parse_endpoints(servers: str) -> list[tuple[str, int]]:
@@ -54,6 +80,7 @@ class EtcdStorage:
         self._endpoints = list(endpoints)
         self._client: aetcd.Client | None = None
         self._lock = asyncio.Lock()
+        self._committer = GroupCommitter(self._send_txn)
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect to the first endpoint that serves; retry until `timeout`."""
@@ -99,6 +126,17 @@ class EtcdStorage:
                         await self.connect(timeout=5.0)
             raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
 
+    async def _send_txn(self, txn: rpc.TxnRequest) -> rpc.TxnResponse:
+        try:
+            return await self._kv.Txn(txn, timeout=DEADLINE)
+        except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    and len(self._endpoints) > 1:
+                async with self._lock:
+                    with contextlib.suppress(UnavailableError):
+                        await self.connect(timeout=5.0)
+            raise
+
     async def get(self, key: str) -> KV | None:
         resp = await self._call(self._kv.Range, rpc.RangeRequest(key=key.encode()))
         if not resp.kvs:
@@ -119,31 +157,19 @@ class EtcdStorage:
         return items, resp.header.revision
 
     async def commit(self, ops: Sequence[Op]) -> int:
-        compares, success, failure = [], [], []
-        for op in ops:
-            key = op.key.encode()
-            if isinstance(op, Create):
-                compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
-                                            create_revision=0))
-                success.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value, lease=op.lease)))
-            elif isinstance(op, Update):
-                compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
-                                            mod_revision=op.revision))
-                success.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=op.value)))
-            elif isinstance(op, Delete):
-                if op.revision:
-                    compares.append(rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
-                                                mod_revision=op.revision))
-                else:
-                    compares.append(rpc.Compare(key=key, result=rpc.Compare.GREATER, target=rpc.Compare.CREATE,
-                                                create_revision=0))
-                success.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key)))
-            failure.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=key)))
-        resp = await self._call(self._kv.Txn, rpc.TxnRequest(compare=compares, success=success, failure=failure))
-        if resp.succeeded:
-            return resp.header.revision
-        for op, result in zip(ops, resp.responses, strict=True):
-            kvs = result.response_range.kvs
+        txn = _transaction(ops)
+        if self._committer.running:
+            try:
+                result = await self._committer.submit(txn, frozenset(op.key.encode() for op in ops))
+            except grpc.aio.AioRpcError as e:
+                raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+        else:
+            resp = await self._call(self._kv.Txn, txn)
+            result = Result(resp.succeeded, list(resp.responses), resp.header.revision)
+        if result.succeeded:
+            return result.revision
+        for op, response in zip(ops, result.responses, strict=True):
+            kvs = response.response_range.kvs
             current = KV(op.key, kvs[0].value, kvs[0].mod_revision, kvs[0].create_revision) if kvs else None
             if isinstance(op, Create) and current is not None:
                 raise KeyExistsError(op.key, current)
@@ -154,6 +180,10 @@ class EtcdStorage:
                     raise RevisionMismatchError(op.key, current)
         # The compares failed but every key now looks right: it changed in between.
         raise RevisionMismatchError(ops[0].key, None)
+
+    async def run_group_commit(self) -> None:
+        """Batch concurrent commits into shared etcd transactions until cancelled."""
+        await self._committer.run()
 
     async def watch(self, prefix: str, *, from_revision: int) -> AsyncIterator[tuple[list[Event], int]]:
         if self._client is None:
