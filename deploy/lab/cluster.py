@@ -156,6 +156,9 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         launcher = SupervisorLauncher(Supervisor.for_plan(plan))
         await step("control plane started", bootstrap.bootstrap_control_plane(control_plane_spec(
             plan, log_level=log_level), launcher))
+        conn = client_config_for(plan)
+        # Before anything else can take the add-ons' fixed addresses (cluster DNS's 10.96.0.10).
+        await step("add-ons applied", apply_addons(conn))
         specs = [node_spec(plan, i, log_level=log_level) for i in range(nodes)]
 
         async def one(spec: bootstrap.NodeSpec) -> None:
@@ -164,8 +167,6 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
             await asyncio.to_thread(network.apply_service_route, plan, node)
 
         await step(f"{nodes} node(s) started", _gather(*(one(s) for s in specs)))
-        conn = client_config_for(plan)
-        await step("add-ons applied", apply_addons(conn))
         await step("nodes Ready", wait_nodes_ready(conn, [s.name for s in specs], timeout=timeout))
     except BaseException:
         progress("start failed; component logs are in " + str(plan.paths.log_dir))

@@ -201,7 +201,10 @@ def _plan_node(cluster: str, index: int, indexes: range) -> Node:
         routes=tuple(Route(pod_cidr(j), node_address(j)) for j in indexes if j != index),
         # Nodes route between lab0 and the CNI bridge; same-node pod -> service -> pod traffic
         # is DNATed only if bridged frames pass through iptables (lab-facts).
-        sysctls=(("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1")),
+        # Service traffic leaves through cni0, where pod traffic comes in: redirects would only
+        # use up the ICMP budget that refusals (UDP port unreachable) need.
+        sysctls=(("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
+                 ("net.ipv4.conf.all.send_redirects", "0"), ("net.ipv4.conf.default.send_redirects", "0")),
         index=index,
         pod_cidr=cidr,
         pod_gateway=cidr.network_address + 1,

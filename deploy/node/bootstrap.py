@@ -130,8 +130,10 @@ def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
 
 
 def proxy_argv(spec: NodeSpec) -> list[str]:
+    # On a VM the node is the machine itself: the proxy programs its own namespace.
+    own = ["--allow-root-netns"] if spec.netns is None else []
     return [*kubelite_argv(), "proxy", "--server", spec.server, *_token_args(spec.token_file),
-            "--node-name", spec.name, "--log-level", spec.log_level]
+            "--node-name", spec.name, *own, "--log-level", spec.log_level]
 
 
 async def wait_serving(target: str, *, timeout: float = 30.0) -> None:

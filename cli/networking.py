@@ -1,0 +1,123 @@
+"""`kubelite proxy` (iptables service proxy, one per node) and `kubelite dns` (cluster DNS)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import sys
+from typing import NoReturn
+
+import click
+
+from api import logs
+from cli.common import connection_options
+from cli.daemons import serve
+from client.api import Client
+from client.config import ClientConfig
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@connection_options
+@click.option("--node-name", default="", help="the node this proxy programs (required unless --cleanup)")
+@click.option("--cluster-cidr", default="",
+              help="the cluster's pod CIDR; traffic to cluster IPs from outside it is masqueraded")
+@click.option("--min-sync-period", type=float, default=0.1, show_default=True,
+              help="at most one sync per this many seconds; a change is applied within it")
+@click.option("--sync-period", type=float, default=30.0, show_default=True,
+              help="rewrite every rule at least this often (seconds)")
+@click.option("--flush-check-period", type=float, default=1.0, show_default=True,
+              help="how often to check that nobody flushed the rules (seconds)")
+@click.option("--full-sync-batch", type=int, default=100, show_default=True,
+              help="Services per iptables-restore transaction in a full sync")
+@click.option("--netns", default="",
+              help="write the rules into this named network namespace (or /path) instead of the proxy's own")
+@click.option("--allow-root-netns", is_flag=True,
+              help="allow writing rules into the machine's root network namespace (a VM that is itself the node)")
+@click.option("--cleanup", is_flag=True, help="remove every rule and chain the proxy installed, then exit")
+@click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option("--log-level", default="info")
+def proxy(conn: ClientConfig, node_name: str, cluster_cidr: str, min_sync_period: float, sync_period: float,
+          flush_check_period: float, full_sync_batch: int, netns: str, allow_root_netns: bool, cleanup: bool,
+          metrics_port: int, metrics_address: str, log_level: str) -> None:
+    """Turn Services and Endpoints into iptables rules in this node's network namespace."""
+    from proxy.iptables import IptablesError
+    from proxy.proxier import Proxier, ProxierConfig, RootNamespaceError, check_namespace, cleanup_rules
+
+    if not cleanup and not node_name:
+        raise click.UsageError("--node-name is required")
+    if cluster_cidr:
+        try:
+            ipaddress.IPv4Network(cluster_cidr, strict=False)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--cluster-cidr") from None
+    if min_sync_period < 0 or sync_period <= 0 or flush_check_period <= 0 or full_sync_batch <= 0:
+        raise click.UsageError("sync periods and --full-sync-batch must be positive")
+    logs.configure("proxy", level=log_level, node=node_name)
+    config = ProxierConfig(
+        node_name=node_name, cluster_cidr=cluster_cidr, min_sync_period=min_sync_period, sync_period=sync_period,
+        flush_check_period=flush_check_period, full_sync_batch=full_sync_batch, netns=netns,
+        allow_root_netns=allow_root_netns, metrics_port=metrics_port, metrics_address=metrics_address,
+    )
+    try:
+        if cleanup:
+            removed = asyncio.run(cleanup_rules(config))
+            click.echo(f"removed {removed} chain(s)")
+            return
+        # Checked before anything else runs, so a refusal touches nothing.
+        check_namespace(config)
+    except (RootNamespaceError, IptablesError, OSError, TimeoutError) as e:
+        _fail(str(e))
+
+    async def main() -> None:
+        async with Client(conn) as client:
+            await Proxier(client, config).run()
+
+    serve(main())
+
+
+@click.command()
+@connection_options
+@click.option("--listen", default="0.0.0.0:53", show_default=True, help="IP:PORT to answer on, UDP and TCP")
+@click.option("--domain", default="cluster.local", show_default=True, help="the cluster domain")
+@click.option("--ttl", type=int, default=5, show_default=True, help="TTL of answers (seconds)")
+@click.option("--publish", default="kube-system/kube-dns", show_default=True,
+              help="NAMESPACE/NAME of the Endpoints to keep this server's address in ('' for none)")
+@click.option("--advertise-address", default="",
+              help="the address to publish (default: the --listen IP)")
+@click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option("--log-level", default="info")
+def dns(conn: ClientConfig, listen: str, domain: str, ttl: int, publish: str, advertise_address: str,
+        metrics_port: int, metrics_address: str, log_level: str) -> None:
+    """Answer DNS queries for the cluster's Services (cluster add-on behind the kube-dns Service)."""
+    from proxy.dns import DnsConfig, DnsServer, check_config, split_host_port
+
+    try:
+        host, _ = split_host_port(listen)
+        ipaddress.ip_address(host)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--listen") from None
+    if publish and publish.count("/") != 1:
+        raise click.BadParameter("expected NAMESPACE/NAME", param_hint="--publish")
+    config = DnsConfig(listen=listen, domain=domain, ttl=ttl, publish=publish, advertise_address=advertise_address,
+                       metrics_port=metrics_port, metrics_address=metrics_address)
+    try:
+        check_config(config)
+    except ValueError as e:
+        _fail(str(e))
+    logs.configure("dns", level=log_level)
+
+    async def main() -> None:
+        async with Client(conn) as client:
+            await DnsServer(client, config).run()
+
+    serve(main())
+
+
+COMMANDS: list[click.Command] = [proxy, dns]
