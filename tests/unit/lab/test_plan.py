@@ -67,11 +67,14 @@ def test_control_plane_routes_every_pod_cidr() -> None:
 
 
 def test_sysctls_per_namespace_kind() -> None:
-    """Nodes forward and pass bridged frames to iptables; the lab bridge and control plane do neither."""
+    """Nodes forward, pass bridged frames to iptables and send no redirects; the lab bridge and control plane
+    do neither."""
     plan = plan_lab("demo", 1)
     assert dict(plan.node("n1").sysctls) == {
         "net.ipv4.ip_forward": "1",
         "net.bridge.bridge-nf-call-iptables": "1",
+        "net.ipv4.conf.all.send_redirects": "0",
+        "net.ipv4.conf.default.send_redirects": "0",
     }
     assert dict(plan.lab_sysctls) == {"net.ipv4.ip_forward": "0", "net.bridge.bridge-nf-call-iptables": "0"}
     assert dict(plan.control_plane.sysctls) == {"net.ipv4.ip_forward": "0"}
