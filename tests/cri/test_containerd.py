@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from crihelp import (
+from .crihelp import (
     cgroup_dirs,
     mounts_under,
     network_namespace,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from crihelp import cgroup_dirs, mounts_under, network_namespace, processes_mentioning, run_on_node, wait_exited
+from .crihelp import cgroup_dirs, mounts_under, network_namespace, processes_mentioning, run_on_node, wait_exited
 
 from kubelet.runtime import cgroups
 from kubelet.runtime.cni import render_conflist

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labhelp import in_netns, ip, pids_in_net_namespaces, ping, routes, sysctl
+from .labhelp import in_netns, ip, pids_in_net_namespaces, ping, routes, sysctl
 from structlog.testing import capture_logs
 
 from deploy.lab import (

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labhelp import in_netns
+from .labhelp import in_netns
 from structlog.testing import capture_logs
 
 from deploy.lab import LabPlan, ProcError, Supervisor, is_alive, netns_path
