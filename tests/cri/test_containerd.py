@@ -14,15 +14,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from .crihelp import (
-    cgroup_dirs,
-    mounts_under,
-    network_namespace,
-    processes_mentioning,
-    removed_cgroup,
-    run_on_node,
-    wait_exited,
-)
 
 from deploy.node import containerd
 from kubelet.runtime import images
@@ -39,6 +30,16 @@ from kubelet.runtime.interface import (
     SandboxState,
 )
 from kubelet.runtime.logs import LogOptions, read_log
+
+from .crihelp import (
+    cgroup_dirs,
+    mounts_under,
+    network_namespace,
+    processes_mentioning,
+    removed_cgroup,
+    run_on_node,
+    wait_exited,
+)
 
 pytestmark = [pytest.mark.cri, pytest.mark.asyncio(loop_scope="module")]
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from .crihelp import cgroup_dirs, mounts_under, network_namespace, processes_mentioning, run_on_node, wait_exited
 
 from kubelet.runtime import cgroups
 from kubelet.runtime.cni import render_conflist
@@ -29,6 +28,8 @@ from kubelet.runtime.interface import (
 )
 from kubelet.runtime.logs import LogOptions, read_log
 from kubelet.runtime.process import ProcessRuntime, ProcessRuntimeConfig
+
+from .crihelp import cgroup_dirs, mounts_under, network_namespace, processes_mentioning, run_on_node, wait_exited
 
 pytestmark = pytest.mark.cri
 

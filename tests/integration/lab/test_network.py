@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from .labhelp import in_netns, ip, pids_in_net_namespaces, ping, routes, sysctl
 from structlog.testing import capture_logs
 
 from deploy.lab import (
@@ -33,6 +32,8 @@ from deploy.lab import (
     netns_path,
 )
 from deploy.lab.procs import cgroup_dirs
+
+from .labhelp import in_netns, ip, pids_in_net_namespaces, ping, routes, sysctl
 
 OUTSIDE = "198.51.100.1"
 CNI_BIN = Path("/usr/lib/cni")

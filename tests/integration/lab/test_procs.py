@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from .labhelp import in_netns
 from structlog.testing import capture_logs
 
 from deploy.lab import LabPlan, ProcError, Supervisor, is_alive, netns_path
 from deploy.lab.procs import cgroup_dirs, cgroup_pids
+
+from .labhelp import in_netns
 
 
 def wait_for(condition, what: str, timeout: float = 5.0) -> None:
