@@ -15,6 +15,7 @@ controller hierarchies stay untouched: the host already uses some (memory) for i
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -382,10 +383,21 @@ def remove_cgroup(cgroup: str) -> None:
     """Remove `cgroup` and everything below it in every hierarchy (it must hold no process)."""
     for top in cgroup_dirs(cgroup):
         for dirpath, _, _ in os.walk(top, topdown=False):
-            try:
-                os.rmdir(dirpath)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise ProcError(f"cannot remove cgroup {dirpath}: {exc}") from exc
+            _rmdir_cgroup(dirpath)
     log.info("cgroup_removed", cgroup=cgroup)
+
+
+def _rmdir_cgroup(path: str, timeout: float = 5.0) -> None:
+    # A cgroup stays busy for a moment after its last process died (the kernel frees it
+    # asynchronously), so EBUSY right after a kill is retried briefly.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise ProcError(f"cannot remove cgroup {path}: {exc}") from exc
+        time.sleep(_POLL)
