@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import click
 
+from api import kinds, labels, quantity
 from api import logs as logging_setup
-from api import quantity
 from api.pb import api_pb2
-from cli.common import connection_options, namespace_option, with_client
+from cli.common import CliError, connection_options, namespace_option, with_client
 from cli.daemons import serve
 from client.api import Client
 from client.config import ClientConfig
@@ -193,32 +195,73 @@ def hollow_nodes(conn: ClientConfig, count: int, prefix: str, start_index: int, 
 
 
 @click.command()
-@click.argument("pod")
+@click.argument("pod", required=False)
 @click.option("--container", "-c", default="", help="container name (required if the pod has several)")
 @click.option("--follow", "-f", is_flag=True, help="keep streaming until the container exits")
 @click.option("--tail", type=int, default=-1, help="only the last N lines (-1: all)")
 @click.option("--previous", "-p", is_flag=True, help="the previous instance of the container")
 @click.option("--timestamps", is_flag=True, help="prefix each line with its RFC3339 time")
 @click.option("--since", default=None, help="only lines newer than this duration, e.g. 5m")
+@click.option("--component", default=None,
+              help="a local cluster's component log instead (apiserver, scheduler, kubelet-n1, ...)")
 @namespace_option
 @connection_options
-def logs(pod: str, container: str, follow: bool, tail: int, previous: bool, timestamps: bool, since: str | None,
-         namespace: str, conn: ClientConfig) -> None:
-    """Print a container's logs."""
-    req = api_pb2.LogsRequest(namespace=namespace or "default", name=pod, container=container, follow=follow,
-                              previous=previous, timestamps=timestamps)
-    if tail >= 0:
-        req.tail_lines = tail
-    if since:
-        req.since_seconds = parse_duration(since)
+def logs(pod: str | None, container: str, follow: bool, tail: int, previous: bool, timestamps: bool,
+         since: str | None, component: str | None, namespace: str, conn: ClientConfig) -> None:
+    """Print a container's logs: POD, deploy/NAME or rs/NAME (one of its pods); or --component."""
+    if component:
+        _component_logs(conn.cluster or "kubelite", component, follow=follow, tail=tail)
+        return
+    if not pod:
+        raise click.UsageError("give a POD (or deploy/NAME, rs/NAME), or --component NAME")
 
     async def go(c: Client) -> None:
+        name = await _pod_for(c, pod, namespace or "default")
+        req = api_pb2.LogsRequest(namespace=namespace or "default", name=name, container=container, follow=follow,
+                                  previous=previous, timestamps=timestamps)
+        if tail >= 0:
+            req.tail_lines = tail
+        if since:
+            req.since_seconds = parse_duration(since)
         out = sys.stdout.buffer
         async for data in c.logs(req):
             out.write(data)
             out.flush()
 
     with_client(conn, go)
+
+
+async def _pod_for(c: Client, target: str, namespace: str) -> str:
+    """A pod name for `pod`, `pod/NAME`, or a workload (`deploy/NAME`, `rs/NAME`): its oldest running pod."""
+    kind_name, _, name = target.rpartition("/")
+    if not kind_name:
+        return target
+    kind = kinds.lookup(kind_name)
+    if kind.kind == "Pod":
+        return name
+    if kind.kind not in ("Deployment", "ReplicaSet"):
+        raise CliError(f"cannot read logs of a {kind.kind}; use a pod, deploy/NAME or rs/NAME")
+    owner = await c.get(kind.resource, name, namespace)
+    selector = str(labels.from_label_selector(owner.spec.selector))
+    candidates = (await c.list("pods", namespace, label_selector=selector)).items
+    candidates.sort(key=lambda p: (p.status.phase != "Running", p.metadata.creation_timestamp.ToNanoseconds()))
+    if not candidates:
+        raise CliError(f"{kind.kind.lower()} {name} has no pods")
+    return candidates[0].metadata.name
+
+
+def _component_logs(cluster: str, component: str, *, follow: bool, tail: int) -> None:
+    from deploy.lab.plan import plan_lab
+
+    log_dir = plan_lab(cluster, 0).paths.log_dir
+    path = log_dir / f"{component}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in log_dir.glob("*.log")) if log_dir.exists() else []
+        raise click.ClickException(f"no log for component {component!r} in cluster {cluster!r}"
+                                   + (f" (components: {', '.join(known)})" if known else " (is it up?)"))
+    argv = ["tail", "-n", str(tail) if tail >= 0 else "+1", *(["-F"] if follow else []), str(path)]
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(subprocess.call(argv))
 
 
 @click.command("exec")
