@@ -180,7 +180,8 @@ class Registry:
         meta = obj.metadata  # type: ignore[attr-defined]
         meta.namespace = self._namespace(kind, meta.namespace)
         if not meta.name and meta.generate_name:
-            meta.name = meta.generate_name + "".join(secrets.choice(_NAME_SUFFIX) for _ in range(5))
+            # As Kubernetes: the prefix is cut so that prefix + 5 random characters fit 63.
+            meta.name = meta.generate_name[:58] + "".join(secrets.choice(_NAME_SUFFIX) for _ in range(5))
         meta.uid = str(uuid.uuid4())
         meta.creation_timestamp.CopyFrom(_now())
         meta.resource_version = ""
@@ -396,7 +397,15 @@ class Registry:
                 requested = allocator.claims(new)  # type: ignore[arg-type]
                 extra = self._allocate(new, entry.obj)  # type: ignore[arg-type]
             if self._should_remove(new, kind):
-                return await self._remove(kind, entry, new)
+                self._release_inflight(extra)
+                try:
+                    return await self._remove(kind, entry, new)
+                except RevisionMismatchError as e:
+                    if want_rev:
+                        raise _conflict(kind, name) from None
+                    if e.current is not None:
+                        await self.cache.wait_for(e.current.mod_revision)
+                    continue
             if new == entry.obj:
                 self._release_inflight(extra)
                 return entry.item  # a no-op update does not change the resourceVersion

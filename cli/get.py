@@ -26,6 +26,8 @@ async def _get(conn: ClientConfig, kind_list: list[kinds.Kind], names: tuple[str
                all_namespaces: bool, selector: str, field_selector: str, output: str, watch: bool,
                show_kind: bool, show_labels: bool = False) -> None:
     async with Client(conn) as client:
+        # YAML and JSON of several kinds are one List, as kubectl prints them (not one document per kind).
+        combined: list | None = [] if output in ("yaml", "json") and len(kind_list) > 1 else None
         for i, kind in enumerate(kind_list):
             ns = "" if all_namespaces else (namespace or "default")
             if names:
@@ -39,10 +41,17 @@ async def _get(conn: ClientConfig, kind_list: list[kinds.Kind], names: tuple[str
             else:
                 result = await client.list(kind.resource, ns, label_selector=selector, field_selector=field_selector)
                 objs, rv = result.items, result.resource_version
+                if kind.kind == "Event":
+                    # As kubectl: oldest first, so the latest is at the bottom.
+                    objs.sort(key=lambda e: (e.last_timestamp.ToNanoseconds()
+                                             or e.metadata.creation_timestamp.ToNanoseconds()))
             multi = len(kind_list) > 1 or show_kind
-            _print(objs, kind, output=output, all_namespaces=all_namespaces and kind.namespaced,
-                   single=len(names) == 1 and len(kind_list) == 1, prefix_kind=multi, header=True,
-                   show_labels=show_labels)
+            if combined is not None:
+                combined.extend(objs)
+            else:
+                _print(objs, kind, output=output, all_namespaces=all_namespaces and kind.namespaced,
+                       single=len(names) == 1 and len(kind_list) == 1, prefix_kind=multi, header=True,
+                       show_labels=show_labels)
             if not objs and not names and output in ("", "wide"):
                 where = "" if all_namespaces or not kind.namespaced else f" in {ns} namespace"
                 click.echo(f"No resources found{where}.", err=True)
@@ -50,6 +59,9 @@ async def _get(conn: ClientConfig, kind_list: list[kinds.Kind], names: tuple[str
                 click.echo("")
             if names and len(objs) < len(names):
                 raise SystemExit(1)
+        if combined is not None:
+            _print(combined, kind_list[0], output=output, all_namespaces=False, single=False, prefix_kind=False,
+                   header=True)
         if watch:
             if len(kind_list) != 1:
                 raise CliError("watch is only supported on a single resource type")
@@ -66,14 +78,15 @@ async def _get(conn: ClientConfig, kind_list: list[kinds.Kind], names: tuple[str
 
 def _print(objs: list, kind: kinds.Kind, *, output: str, all_namespaces: bool, single: bool, prefix_kind: bool,
            header: bool, show_labels: bool = False) -> None:
+    # A listing with nothing in it is still an (empty) List, so scripts always get a document.
     if output == "yaml":
-        if objs:
+        if objs or (header and not single):
             click.echo(printers.as_yaml(objs, single=single or not header).rstrip("\n"))
             if not header:
                 click.echo("---")
         return
     if output == "json":
-        if objs:
+        if objs or (header and not single):
             click.echo(printers.as_json(objs, single=single or not header))
         return
     if output == "name":

@@ -46,7 +46,8 @@ class EventRecorder:
         ts = Timestamp()
         ts.GetCurrentTime()
         ev = core_pb2.Event(
-            metadata={"name": f"{ref.name}.{time.time_ns():x}", "namespace": ref.namespace or "default"},
+            # The object's name is cut so that the event's name stays a valid (<= 253) name.
+            metadata={"name": f"{ref.name[:236]}.{time.time_ns():x}", "namespace": ref.namespace or "default"},
             involved_object=ref, reason=reason, message=message, type=type_, count=1,
             source=core_pb2.EventSource(component=self.component, host=self.host),
             reporting_component=self.component, reporting_instance=self.host,

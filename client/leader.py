@@ -3,7 +3,8 @@
 A candidate takes the lease when its holder has not renewed it for
 `lease_duration` seconds as seen by the candidate's own clock (so clock skew
 between machines does not matter). The leader renews every `renew_interval`;
-if it cannot renew within `lease_duration` it stops its work. On a clean
+if it cannot renew within `lease_duration - renew_interval` it stops its work,
+so it has stopped before any candidate can take over. On a clean
 shutdown it releases the lease so another candidate takes over at once.
 """
 
@@ -71,16 +72,22 @@ class LeaderElector:
 
     async def _renew_until_lost(self) -> None:
         last_ok = time.monotonic()
+        # Give up before the lease can expire in another candidate's eyes (client-go's renewDeadline): a renewal
+        # may not outlive it, however long the client's own deadline is.
+        renew_deadline = max(self.renew_interval, self.lease_duration - self.renew_interval)
         while True:
             await asyncio.sleep(self.renew_interval)
+            left = max(0.05, renew_deadline - (time.monotonic() - last_ok))
             try:
-                if await self._try_acquire_or_renew():
+                if await asyncio.wait_for(self._try_acquire_or_renew(), left):
                     last_ok = time.monotonic()
                     continue
                 return  # someone else holds it
             except ApiError as e:
                 log.info("leader_renew_failed", lease=self.name, error=e.message)
-            if time.monotonic() - last_ok > self.lease_duration:
+            except TimeoutError:
+                log.info("leader_renew_failed", lease=self.name, error="timed out")
+            if time.monotonic() - last_ok >= renew_deadline:
                 return
 
     async def _try_acquire_or_renew(self) -> bool:

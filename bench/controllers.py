@@ -1,0 +1,466 @@
+"""Controller-manager figures on 100 hollow nodes (JSON to stdout). Not a test.
+
+Everything runs as the real daemons, each its own process on this machine:
+etcd, `kubelite apiserver`, `kubelite scheduler`, `kubelite controller-manager`
+(defaults: node-monitor-grace-period 4 s, pods tolerate unreachable nodes 2 s)
+and `kubelite hollow-nodes --count 100` (100 full kubelets over the fake
+runtime, in one process). The benchmark process only creates objects and
+watches. Reported:
+
+- baseline: raw apiserver pod creates/s in this run (1000 bare pods that no
+  scheduler handles, 64 requests in flight), the ceiling for any controller;
+- controller_only: a Deployment of 1000 replicas whose pods no scheduler
+  takes (so only the controllers write): pods created/s, next to the raw rate;
+- create: a Deployment of 1000 replicas, from the create request until the
+  Deployment reports 1000 available (and until a watch saw all 1000 pods
+  Ready); pods created/s (create request to last pod seen by a watch) next
+  to the baseline;
+- rolling_update: a new image with maxSurge 25% / maxUnavailable 25%, until
+  the rollout is complete; the most pods and fewest ready pods a watcher saw;
+- node_loss: 100 pods on one node (the other 99 are cordoned while they are
+  placed, then uncordoned), its kubelet stopped; time until the node is
+  Unknown, until its pods are evicted, and until 100 replacements are Ready
+  elsewhere (and gone from the Service's Endpoints).
+
+    python bench/controllers.py                 # defaults: 100 nodes, 1000 replicas
+    python bench/controllers.py --nodes 20 --replicas 200 --keep-logs /tmp/cm-bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml
+
+from api import convert, kinds
+from api.errors import ApiError, NotFoundError
+from api.pb import core_pb2
+from client.api import Client
+
+BIN = Path(sys.executable).parent
+IMAGE = "localhost:5000/kubelite/busybox:1.35"
+CREATE_CONCURRENCY = 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubelite() -> str:
+    exe = BIN / "kubelite"
+    return str(exe) if exe.exists() else shutil.which("kubelite") or "kubelite"
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    nodes: int
+    etcd_url: str = ""
+    address: str = ""
+    control_dir: Path = field(default_factory=Path)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log,
+                                            env={**os.environ, "KUBELITE_CONFIG": str(self.workdir / "none.yaml")})
+
+    def start(self) -> None:
+        cport, pport = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{cport}"
+        self._spawn("etcd", ["etcd", "--name", "bench", "--data-dir", str(self.workdir / "etcd"),
+                             "--listen-client-urls", self.etcd_url, "--advertise-client-urls", self.etcd_url,
+                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
+                             "--quota-backend-bytes", str(4 * 1024**3)])
+        _wait_port(cport)
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self._spawn("apiserver", [kubelite(), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.address,
+                                  "--log-level", "warning"])
+        _wait_port(port)
+        self._spawn("controller-manager", [kubelite(), "controller-manager", "--server", self.address,
+                                           "--log-level", "warning"])
+        self._spawn("scheduler", [kubelite(), "scheduler", "--server", self.address, "--log-level", "warning"])
+        self.control_dir = self.workdir / "hollow-control"
+        self._spawn("hollow-nodes", [kubelite(), "hollow-nodes", "--server", self.address, "--count",
+                                     str(self.nodes), "--control-dir", str(self.control_dir), "--log-level", "warning"])
+
+    def cpu(self) -> dict[str, float]:
+        out = {}
+        for name, p in self.procs.items():
+            with contextlib.suppress(OSError):
+                out[name] = round(cpu_seconds(p.pid), 1)
+        return out
+
+    def stop(self) -> None:
+        for name in ("hollow-nodes", "scheduler", "controller-manager", "apiserver", "etcd"):
+            p = self.procs.get(name)
+            if p is None or p.poll() is not None:
+                continue
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def manifest(text: str) -> Any:
+    return kinds.unwrap(convert.manifest_to_object(yaml.safe_load(text)))
+
+
+def deployment(name: str, replicas: int, *, image: str = IMAGE, extra: str = "") -> Any:
+    return manifest(f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  strategy: {{type: RollingUpdate, rollingUpdate: {{maxSurge: 25%, maxUnavailable: 25%}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1{extra}
+      containers:
+      - name: web
+        image: {image}
+        ports: [{{name: http, containerPort: 8080}}]
+""")
+
+
+def is_ready(pod: core_pb2.Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+@dataclass
+class PodWatch:
+    """A watch on one app's pods: counts now, extremes seen, and when pods were first seen."""
+
+    app: str
+    pods: dict[str, core_pb2.Pod] = field(default_factory=dict)
+    first_added: dict[str, float] = field(default_factory=dict)
+    max_total: int = 0
+    min_ready: int = 10**9
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    tracking: bool = False
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for p in self.pods.values() if not p.metadata.HasField("deletion_timestamp") and is_ready(p))
+
+    def ready_on_other_nodes(self, node: str) -> int:
+        return sum(1 for p in self.pods.values() if not p.metadata.HasField("deletion_timestamp") and is_ready(p)
+                   and p.spec.node_name != node)
+
+    def apply(self, type_: str, pod: core_pb2.Pod) -> None:
+        name = pod.metadata.name
+        if type_ == "DELETED":
+            self.pods.pop(name, None)
+        else:
+            self.pods[name] = pod
+            self.first_added.setdefault(name, time.monotonic())
+        if self.tracking:
+            self.max_total = max(self.max_total, len(self.pods))
+            self.min_ready = min(self.min_ready, self.ready)
+        self.changed.set()
+
+    def track(self) -> None:
+        self.tracking = True
+        self.max_total = len(self.pods)
+        self.min_ready = self.ready
+
+    async def run(self, client: Client) -> None:
+        while True:
+            try:
+                listed = await client.list("pods", "default", label_selector=f"app={self.app}")
+                self.pods = {p.metadata.name: p for p in listed.items}
+                async for ev in client.watch("pods", "default", resource_version=listed.resource_version,
+                                             label_selector=f"app={self.app}"):
+                    if ev.type != "BOOKMARK":
+                        self.apply(ev.type, ev.object)  # type: ignore[arg-type]
+            except ApiError:
+                await asyncio.sleep(0.2)
+
+    async def until(self, check: Any, timeout: float) -> float:
+        """Wait until `check()` holds; returns time.monotonic() when it first did."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            self.changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("condition not met in time")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), min(left, 0.5))
+        return time.monotonic()
+
+
+async def poll(check: Any, timeout: float, interval: float = 0.05) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def rollout_complete(client: Client, name: str) -> bool:
+    d = await client.get("deployments", name, "default")
+    s, r = d.status, d.spec.replicas
+    return (s.observed_generation >= d.metadata.generation and s.updated_replicas == r and s.replicas == r
+            and s.available_replicas == r)
+
+
+async def baseline_creates(client: Client, count: int) -> float:
+    """Raw apiserver pod creates/s: bare pods nobody schedules, in their own namespace (deleted afterwards)."""
+    await client.create(core_pb2.Namespace(metadata={"name": "baseline"}))
+    pods = []
+    for i in range(count):
+        p = core_pb2.Pod(metadata={"name": f"raw-{i:05d}", "namespace": "baseline"})
+        p.spec.scheduler_name = "nobody"
+        p.spec.containers.add(name="c", image=IMAGE)
+        pods.append(p)
+    it = iter(pods)
+
+    async def worker() -> None:
+        for p in it:
+            await client.create(p)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CREATE_CONCURRENCY)))
+    rate = count / (time.perf_counter() - start)
+    await client.delete("namespaces", "baseline")
+
+    async def gone() -> bool:
+        try:
+            await client.get("namespaces", "baseline")
+        except NotFoundError:
+            return True
+        return False
+
+    await poll(gone, 120, 0.5)
+    return rate
+
+
+async def scenario_controller_only(client: Client, replicas: int) -> dict[str, Any]:
+    """The controllers' own creation rate: a Deployment whose pods no scheduler takes, so nothing else writes."""
+    watch = PodWatch("unscheduled")
+    watcher = asyncio.create_task(watch.run(client))
+    try:
+        await asyncio.sleep(0.2)
+        start = time.monotonic()
+        await client.create(deployment("unscheduled", replicas, extra="\n      schedulerName: nobody"))
+        last = await watch.until(lambda: len(watch.pods) >= replicas, 300)
+    finally:
+        watcher.cancel()
+    await client.delete("deployments", "unscheduled", "default")
+    await poll(lambda: _no_pods(client, "unscheduled"), 300, 0.5)
+    return {"replicas": replicas, "seconds_to_all_pods_created": round(last - start, 2),
+            "pods_created_per_second": round(replicas / (last - start), 1)}
+
+
+async def scenario_create(client: Client, replicas: int, watch: PodWatch) -> dict[str, Any]:
+    start = time.monotonic()
+    await client.create(deployment("web", replicas))
+    all_ready = asyncio.create_task(watch.until(lambda: watch.ready >= replicas, 300))
+    available_at = await poll(lambda: rollout_complete(client, "web"), 300)
+    ready_at = await all_ready
+    added = sorted(watch.first_added.values())
+    first, last = added[0], added[-1]
+    return {
+        "replicas": replicas,
+        "seconds_to_available": round(available_at - start, 2),
+        "seconds_to_last_pod_created": round(last - start, 2),
+        "seconds_to_all_pods_ready": round(ready_at - start, 2),
+        "pods_created_per_second": round(len(added) / max(1e-6, last - start), 1),
+        "first_pod_after_seconds": round(first - start, 3),
+    }
+
+
+async def scenario_rolling(client: Client, replicas: int, watch: PodWatch) -> dict[str, Any]:
+    watch.track()
+    d = await client.get("deployments", "web", "default")
+    d.spec.template.spec.containers[0].image = "localhost:5000/kubelite/busybox:next"
+    start = time.monotonic()
+    await client.update(d)
+    done = await poll(lambda: rollout_complete(client, "web"), 300)
+    watch.tracking = False
+    return {
+        "seconds": round(done - start, 2),
+        "max_pods_seen": watch.max_total, "bound_max_pods": replicas + -(-replicas * 25 // 100),
+        "min_ready_seen": watch.min_ready, "bound_min_ready": replicas - replicas * 25 // 100,
+    }
+
+
+async def set_unschedulable(client: Client, names: list[str], value: bool) -> None:
+    async def one(name: str) -> None:
+        for _ in range(10):
+            n = await client.get("nodes", name, "")
+            n.spec.unschedulable = value
+            try:
+                await client.update(n)
+                return
+            except ApiError:
+                await asyncio.sleep(0.05)
+
+    sem = asyncio.Semaphore(32)
+
+    async def limited(name: str) -> None:
+        async with sem:
+            await one(name)
+
+    await asyncio.gather(*(limited(n) for n in names))
+
+
+async def scenario_node_loss(client: Client, cluster: Cluster, pods: int, node_names: list[str]) -> dict[str, Any]:
+    """100 pods on one node, that node's kubelet stopped: how long until all are Ready elsewhere."""
+    target, others = node_names[0], node_names[1:]
+    await set_unschedulable(client, others, True)
+    watch = PodWatch("loss")
+    watcher = asyncio.create_task(watch.run(client))
+    try:
+        await client.create(deployment("loss", pods))
+        svc = core_pb2.Service(metadata={"name": "loss", "namespace": "default"})
+        svc.spec.selector["app"] = "loss"
+        svc.spec.ports.add(name="http", port=80, target_port="http")
+        await client.create(svc)
+        await poll(lambda: rollout_complete(client, "loss"), 300)
+        placed = {p.spec.node_name for p in watch.pods.values()}
+        await set_unschedulable(client, others, False)
+        await asyncio.sleep(2.0)  # let the scheduler see the uncordoned nodes
+
+        start = time.monotonic()
+        (cluster.control_dir / f"{target}.stop").touch()
+
+        async def node_unknown() -> bool:
+            n = await client.get("nodes", target, "")
+            return any(c.type == "Ready" and c.status == "Unknown" for c in n.status.conditions)
+
+        async def endpoints_clean() -> bool:
+            ep = await client.get("endpoints", "loss", "default")
+            addrs = [a for s in ep.subsets for a in s.addresses]
+            return len(addrs) == pods and all(a.node_name != target for a in addrs)
+
+        unknown_task = asyncio.create_task(poll(node_unknown, 60, 0.05))
+        evicted_at = await watch.until(
+            lambda: sum(1 for p in watch.pods.values() if p.spec.node_name == target
+                        and not p.metadata.HasField("deletion_timestamp")) == 0, 60)
+        ready_at = await watch.until(lambda: watch.ready_on_other_nodes(target) >= pods, 120)
+        endpoints_at = await poll(endpoints_clean, 60, 0.05)
+        unknown_at = await unknown_task
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(OSError):
+            (cluster.control_dir / f"{target}.stop").unlink()
+    return {
+        "pods_on_node": pods, "placed_on": sorted(placed),
+        "seconds_to_node_unknown": round(unknown_at - start, 2),
+        "seconds_to_pods_evicted": round(evicted_at - start, 2),
+        "seconds_to_replacements_ready": round(ready_at - start, 2),
+        "seconds_to_endpoints_without_node": round(endpoints_at - start, 2),
+    }
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    cluster = Cluster(workdir, args.nodes)
+    cluster.start()
+    client = Client.from_server(cluster.address)
+    try:
+        async def nodes_ready() -> bool:
+            nodes = await client.list_all("nodes")
+            return sum(1 for n in nodes if any(c.type == "Ready" and c.status == "True"
+                                                 for c in n.status.conditions)) == args.nodes
+
+        await poll(nodes_ready, 180, 0.5)
+        node_names = sorted(n.metadata.name for n in await client.list_all("nodes"))
+        out: dict[str, Any] = {"nodes": args.nodes, "replicas": args.replicas, "cpus": os.cpu_count()}
+        out["baseline"] = {"apiserver_pod_creates_per_second": round(await baseline_creates(client, 1000), 1)}
+        only = await scenario_controller_only(client, args.replicas)
+        only["vs_raw"] = round(only["pods_created_per_second"] / out["baseline"]["apiserver_pod_creates_per_second"], 2)
+        out["controller_only"] = only
+
+        watch = PodWatch("web")
+        watcher = asyncio.create_task(watch.run(client))
+        try:
+            out["create"] = await scenario_create(client, args.replicas, watch)
+            out["create"]["target_seconds"] = 5.0
+            out["create"]["met"] = out["create"]["seconds_to_available"] <= 5.0
+            out["create"]["created_vs_raw"] = round(out["create"]["pods_created_per_second"]
+                                                    / out["baseline"]["apiserver_pod_creates_per_second"], 2)
+            out["rolling_update"] = await scenario_rolling(client, args.replicas, watch)
+        finally:
+            watcher.cancel()
+        await client.delete("deployments", "web", "default")
+        await poll(lambda: _no_pods(client, "web"), 300, 0.5)
+        if not args.skip_loss:
+            out["node_loss"] = await scenario_node_loss(client, cluster, args.loss_pods, node_names)
+            out["node_loss"]["target_seconds"] = 10.0
+            out["node_loss"]["met"] = out["node_loss"]["seconds_to_replacements_ready"] <= 10.0
+        out["cpu_seconds"] = cluster.cpu()
+        return out
+    finally:
+        await client.close()
+        cluster.stop()
+
+
+async def _no_pods(client: Client, app: str) -> bool:
+    return not await client.list_all("pods", "default", label_selector=f"app={app}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--replicas", type=int, default=1000)
+    parser.add_argument("--loss-pods", type=int, default=100, help="pods placed on the node that is lost")
+    parser.add_argument("--skip-loss", action="store_true")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="keep the daemons' logs in this directory")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kubelite-cm-bench-"))
+    try:
+        result = asyncio.run(run(args, workdir))
+    finally:
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in workdir.glob("*.log"):
+                shutil.copy(log, args.keep_logs / log.name)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Endpoints controller: one Endpoints object per Service with a selector."""

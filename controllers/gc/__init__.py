@@ -1,0 +1,1 @@
+"""Garbage collection by ownerReferences, and namespace deletion."""

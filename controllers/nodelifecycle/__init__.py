@@ -1,0 +1,1 @@
+"""Node lifecycle: lease-based node health, taints, and NoExecute evictions."""

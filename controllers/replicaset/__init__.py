@@ -1,0 +1,1 @@
+"""The ReplicaSet controller: keep `replicas` pods matching the selector."""

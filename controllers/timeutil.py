@@ -1,0 +1,24 @@
+"""Wall-clock helpers: protobuf Timestamps as float seconds and back."""
+
+from __future__ import annotations
+
+import time
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def now() -> float:
+    return time.time()
+
+
+def seconds(ts: Timestamp) -> float:
+    """A Timestamp as float seconds since the epoch (0.0 when unset)."""
+    return ts.seconds + ts.nanos / 1e9
+
+
+def timestamp(at: float | None = None) -> Timestamp:
+    at = time.time() if at is None else at
+    ts = Timestamp()
+    ts.seconds = int(at)
+    ts.nanos = round((at - int(at)) * 1e9) % 1_000_000_000
+    return ts

@@ -1,0 +1,265 @@
+"""Node lifecycle against a real apiserver: lease expiry, Ready=Unknown, taints, eviction, zone disruption.
+
+Node loss with a real kubelet uses hollow kubelets (fake runtime) and the real scheduler. The zone tests drive
+plain Node objects by hand: the test renews their Leases and reports Ready, which is what a kubelet does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from api.defaults import NOT_READY_TAINT, UNREACHABLE_TAINT
+from api.pb import apps_pb2, core_pb2
+from client.api import Client
+from controllers.manager import ControllerManager
+from controllers.timeutil import timestamp
+from kubelet.hollow import HollowCluster
+
+from .conftest import Running, create, deployment_yaml, eventually, is_ready, start_manager
+from .test_deployment import rollout_done
+
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"""
+
+
+def taint_set(node: core_pb2.Node) -> set[tuple[str, str]]:
+    return {(t.key, t.effect) for t in node.spec.taints}
+
+
+def ready_status(node: core_pb2.Node) -> str:
+    return next((c.status for c in node.status.conditions if c.type == "Ready"), "")
+
+
+async def live_pods(client: Client) -> list[core_pb2.Pod]:
+    return [p for p in await client.list_all("pods", "default", label_selector="app=web")
+            if not p.metadata.HasField("deletion_timestamp")]
+
+
+async def test_lost_node_pods_replaced_within_10s(client: Client, cluster: HollowCluster,
+                                                  manager: ControllerManager) -> None:
+    """With default settings, a node whose kubelet stops has its pods replaced elsewhere (Ready) and dropped from
+    the Endpoints within 10 s; the node is Ready=Unknown and tainted, and untainted when its kubelet returns."""
+    await create(client, deployment_yaml(replicas=6))
+    await create(client, SERVICE)
+    await eventually(lambda: rollout_done(client), timeout=30)
+    pods = await live_pods(client)
+    by_node: dict[str, int] = {}
+    for p in pods:
+        by_node[p.spec.node_name] = by_node.get(p.spec.node_name, 0) + 1
+    lost = max(by_node, key=lambda n: by_node[n])
+    victims = {p.metadata.name for p in pods if p.spec.node_name == lost}
+
+    start = time.monotonic()
+    await cluster.stop_node_and_wait(lost)
+
+    async def recovered() -> bool:
+        current = await live_pods(client)
+        ready_elsewhere = [p for p in current if p.spec.node_name != lost and is_ready(p)]
+        ep = await client.get("endpoints", "web", "default")
+        on_lost = [a for s in ep.subsets for a in s.addresses if a.node_name == lost]
+        ready_addresses = sum(len(s.addresses) for s in ep.subsets)
+        return len(ready_elsewhere) == 6 and not on_lost and ready_addresses == 6
+
+    await eventually(recovered, timeout=12, interval=0.1, what="replacement")
+    elapsed = time.monotonic() - start
+    assert elapsed < 10, elapsed
+    node = await client.get("nodes", lost, "")
+    ready = next(c for c in node.status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason, ready.message) == ("Unknown", "NodeStatusUnknown",
+                                                           "Kubelet stopped posting node status.")
+    assert {(UNREACHABLE_TAINT, "NoExecute"), (UNREACHABLE_TAINT, "NoSchedule")} <= taint_set(node)
+    evictions = await client.list_all("events", "default", field_selector="reason=TaintManagerEviction")
+    assert {e.involved_object.name for e in evictions} == victims
+    lost_pod = await client.get("pods", sorted(victims)[0], "default")
+    assert lost_pod.status.reason == "NodeLost"
+    assert await client.list_all("events", "default", field_selector=f"involvedObject.name={lost},reason=NodeNotReady")
+
+    cluster.start_node(lost)
+
+    async def untainted() -> bool:
+        n = await client.get("nodes", lost, "")
+        return ready_status(n) == "True" and not taint_set(n) & {(UNREACHABLE_TAINT, "NoExecute"),
+                                                                   (UNREACHABLE_TAINT, "NoSchedule")}
+
+    await eventually(untainted, timeout=15, what="node back and untainted")
+
+
+# ---------------------------------------------------------------- hand-driven nodes
+
+
+async def register_node(client: Client, name: str, *, zone: str = "z1", ready: str | None = "True") -> None:
+    node = core_pb2.Node(metadata={"name": name, "labels": {"topology.kubernetes.io/zone": zone}})
+    await client.create(node)
+    if ready is not None:
+        await report_ready(client, name, ready)
+
+
+async def report_ready(client: Client, name: str, status: str) -> None:
+    """What a kubelet posts: its node's Ready condition."""
+    node = await client.get("nodes", name, "")
+    del node.status.conditions[:]
+    cond = node.status.conditions.add(type="Ready", status=status, reason="KubeletReady")
+    cond.last_heartbeat_time.CopyFrom(timestamp())
+    await client.update_status(node)
+
+
+class LeaseRenewer:
+    """Renews nodes' Leases in kube-node-lease the way a kubelet does; `pause(name)` stops one."""
+
+    def __init__(self, client: Client, names: list[str], interval: float = 0.25) -> None:
+        self.client = client
+        self.active = set(names)
+        self.names = names
+        self.interval = interval
+
+    async def run(self) -> None:
+        for name in self.names:
+            lease = apps_pb2.Lease(metadata={"name": name, "namespace": "kube-node-lease"})
+            lease.spec.holder_identity = name
+            lease.spec.lease_duration_seconds = 4
+            lease.spec.renew_time.CopyFrom(timestamp())
+            await self.client.create(lease)
+        while True:
+            await asyncio.sleep(self.interval)
+            for name in list(self.active):
+                lease = await self.client.get("leases", name, "kube-node-lease")
+                lease.spec.renew_time.CopyFrom(timestamp())
+                with contextlib.suppress(Exception):
+                    await self.client.update(lease)
+
+
+async def bound_pod(client: Client, name: str, node: str) -> None:
+    pod = core_pb2.Pod(metadata={"name": name, "namespace": "default", "labels": {"app": "web"}})
+    pod.spec.containers.add(name="c", image="busybox")
+    pod.spec.node_name = node
+    await client.create(pod)
+    pod = await client.get("pods", name, "default")
+    pod.status.phase = "Running"
+    pod.status.pod_ip = f"10.9.0.{len(name)}"
+    pod.status.conditions.add(type="Ready", status="True")
+    await client.update_status(pod)  # the kubelet's report
+
+
+async def fast_manager(running: Running, apiserver: Any) -> ControllerManager:
+    return await start_manager(running, apiserver.address, node_monitor_grace_period=1.0, node_monitor_period=0.2)
+
+
+async def test_nodes_without_lease_are_left_alone(client: Client, apiserver: Any, running: Running) -> None:
+    """Node objects registered by hand, with no Lease ever, keep their Ready condition and get no taints."""
+    await fast_manager(running, apiserver)
+    await register_node(client, "plain")
+    await register_node(client, "blank", ready=None)
+    await asyncio.sleep(2.0)
+    plain, blank = await client.get("nodes", "plain", ""), await client.get("nodes", "blank", "")
+    assert ready_status(plain) == "True" and not plain.spec.taints
+    assert not blank.status.conditions and not blank.spec.taints
+
+
+async def test_not_ready_node_is_tainted(client: Client, apiserver: Any, running: Running) -> None:
+    """A kubelet reporting Ready=False gets the not-ready taints; Ready=True again removes them."""
+    await fast_manager(running, apiserver)
+    await register_node(client, "n1")
+    renewer = LeaseRenewer(client, ["n1"])
+    running.start(renewer.run())
+    await report_ready(client, "n1", "False")
+
+    async def tainted(want: set[tuple[str, str]]) -> bool:
+        return taint_set(await client.get("nodes", "n1", "")) == want
+
+    await eventually(lambda: tainted({(NOT_READY_TAINT, "NoSchedule"), (NOT_READY_TAINT, "NoExecute")}))
+    await report_ready(client, "n1", "True")
+    await eventually(lambda: tainted(set()))
+
+
+async def test_full_disruption_halts_eviction(client: Client, apiserver: Any, running: Running) -> None:
+    """When most nodes of a zone go unreachable at once, their pods turn NotReady but are not evicted; when the
+    zone recovers, eviction resumes for the nodes still unreachable."""
+    manager = await fast_manager(running, apiserver)
+    names = ["n1", "n2", "n3"]
+    for name in names:
+        await register_node(client, name)
+    renewer = LeaseRenewer(client, names)
+    running.start(renewer.run())
+    for name in names:
+        await bound_pod(client, f"pod-{name}", name)
+    node_controller = manager.controllers["nodelifecycle"]
+    await eventually(lambda: _true(set(node_controller.observed) == set(names)), what="leases seen")
+
+    renewer.active -= {"n2", "n3"}
+
+    async def unreachable(name: str) -> bool:
+        return ready_status(await client.get("nodes", name, "")) == "Unknown"
+
+    await eventually(lambda: unreachable("n2"), timeout=10)
+    await eventually(lambda: unreachable("n3"), timeout=10)
+    await asyncio.sleep(3.0)  # longer than the pods' 2 s toleration
+    for name in ("n2", "n3"):
+        node = await client.get("nodes", name, "")
+        assert taint_set(node) == {(UNREACHABLE_TAINT, "NoSchedule")}
+        pod = await client.get("pods", f"pod-{name}", "default")
+        assert not pod.metadata.HasField("deletion_timestamp") and not is_ready(pod)
+    assert await client.list_all("events", "default", field_selector="reason=EvictionHalted")
+
+    renewer.active.add("n2")
+    await report_ready(client, "n2", "True")
+
+    async def evicted() -> bool:
+        return (await client.get("pods", "pod-n3", "default")).metadata.HasField("deletion_timestamp")
+
+    await eventually(evicted, timeout=10, what="eviction after recovery")
+    assert {(UNREACHABLE_TAINT, "NoExecute")} <= taint_set(await client.get("nodes", "n3", ""))
+    assert not (await client.get("pods", "pod-n2", "default")).metadata.HasField("deletion_timestamp")
+    assert not taint_set(await client.get("nodes", "n2", ""))
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_pods_of_deleted_node_are_removed(client: Client, manager: ControllerManager) -> None:
+    """Pods bound to a Node that is deleted (so no kubelet will ever finish them) are force-deleted."""
+    await register_node(client, "gone")
+    await bound_pod(client, "stuck", "gone")
+    await client.delete("pods", "stuck", "default")  # graceful: it waits for a kubelet that is not coming
+    assert (await client.get("pods", "stuck", "default")).metadata.HasField("deletion_timestamp")
+    await bound_pod(client, "running", "gone")
+    await client.delete("nodes", "gone", "")
+
+    async def removed() -> bool:
+        return not await client.list_all("pods", "default", field_selector="spec.nodeName=gone")
+
+    await eventually(removed, what="orphaned pods removed")
+
+
+async def test_one_second_lease_pause_evicts_nothing(client: Client, manager: ControllerManager,
+                                                     running: Running) -> None:
+    """With default settings, a node whose lease renewal (every second, as a kubelet's) pauses for one second is
+    never marked unready, tainted or evicted."""
+    await register_node(client, "n1")
+    renewer = LeaseRenewer(client, ["n1"], interval=1.0)
+    running.start(renewer.run())
+    for i in range(3):
+        await bound_pod(client, f"pod-{i}", "n1")
+    node_controller = manager.controllers["nodelifecycle"]
+    await eventually(lambda: _true("n1" in node_controller.observed), what="lease seen")
+    await asyncio.sleep(1.5)
+    renewer.active.discard("n1")
+    await asyncio.sleep(1.0)
+    renewer.active.add("n1")
+    await asyncio.sleep(6.5)  # past the grace period plus the pods' 2 s toleration
+    n = await client.get("nodes", "n1", "")
+    assert ready_status(n) == "True" and not n.spec.taints
+    for i in range(3):
+        pod = await client.get("pods", f"pod-{i}", "default")
+        assert is_ready(pod) and not pod.metadata.HasField("deletion_timestamp")
+    assert not await client.list_all("events", "default", field_selector="reason=NodeNotReady")
+    assert not await client.list_all("events", "default", field_selector="reason=TaintManagerEviction")
