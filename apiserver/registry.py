@@ -201,6 +201,10 @@ class Registry:
 
     def _admit_pod(self, pod: core_pb2.Pod) -> None:
         cls = pod.spec.priority_class_name
+        if cls and cls not in PRIORITY_CLASSES:
+            # As Kubernetes' Priority admission: templates may name anything, pods may not.
+            raise ForbiddenError(f'pods "{pod.metadata.name or pod.metadata.generate_name}" is forbidden: no '
+                                 f"PriorityClass with name {cls} was found (known: {', '.join(PRIORITY_CLASSES)})")
         if cls in PRIORITY_CLASSES and not pod.spec.HasField("priority"):
             pod.spec.priority = PRIORITY_CLASSES[cls]
         if pod.spec.node_name:

@@ -12,7 +12,7 @@ from controllers.manager import ControllerManager
 from .conftest import PodCensus, create, eventually, is_ready, owned_by, watch_census
 
 
-def rs_yaml(name: str = "web", replicas: int = 3, labels: str = "{app: web}") -> str:
+def rs_yaml(name: str = "web", replicas: int = 3, labels: str = "{app: web}", extra_spec: str = "") -> str:
     return f"""
 apiVersion: apps/v1
 kind: ReplicaSet
@@ -24,7 +24,7 @@ spec:
     metadata: {{labels: {labels}}}
     spec:
       containers: [{{name: c, image: busybox}}]
-"""
+{extra_spec}"""
 
 
 async def pods_of(client: Client, rs: apps_pb2.ReplicaSet) -> list[core_pb2.Pod]:
@@ -116,12 +116,10 @@ async def test_adopts_orphans_and_releases_mismatches(client: Client, manager: C
 
 
 async def test_bad_template_fails_fast(client: Client, manager: ControllerManager) -> None:
-    """When the apiserver refuses the pods, a single request fails (not a burst) and the status says FailedCreate.
-
-    (Names this long also defeat the `<name>.<hex>` Event names, so the FailedCreate event cannot be checked here.)
-    """
-    name = "x" * 250  # the pods' generated names would exceed 253 characters
-    rs = await create(client, rs_yaml(name=name, replicas=50))
+    """When the apiserver refuses the pods, a single request fails (not a burst) and the status says FailedCreate."""
+    name = "bad"
+    # A template may name any priority class; a pod naming an unknown one is refused by the apiserver.
+    rs = await create(client, rs_yaml(name=name, replicas=50, extra_spec="      priorityClassName: no-such-class\n"))
 
     async def failed() -> bool:
         cur = await client.get("replicasets", name, "default")
