@@ -210,8 +210,8 @@ class Proxier:
                 self._rule_counts[table] += after.count(table) - before.count(table)
         old, self.state = self.state, new
         self.last_changes = changes
-        self.partial_syncs += 1
         await conntrack.apply(self.iptables, conntrack.plan(old, new, dirty))
+        self.partial_syncs += 1  # counted once the sync is complete, stale flows included
         return len(changes.written)
 
     async def _sync_full(self) -> int:
