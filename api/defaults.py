@@ -175,8 +175,8 @@ def deployment(d: apps_pb2.Deployment) -> None:
 
 
 def namespace(ns: core_pb2.Namespace) -> None:
-    if not ns.spec.finalizers:
-        ns.spec.finalizers.append("kubernetes")
+    # The `kubernetes` finalizer is added by the apiserver on create only (registry), so that an
+    # update emptying spec.finalizers can finish a namespace's deletion.
     if not ns.status.phase:
         ns.status.phase = "Active"
 

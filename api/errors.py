@@ -7,9 +7,17 @@ and the CLI catch `NotFoundError`, never a grpc code.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 
 import grpc
+
+# Values shown in field errors are cut short: a huge or deeply nested value must
+# neither flood the one-line message nor overflow the stack while printing it.
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 100
+_SHOW.maxlevel = 3
+_SHOWS_VALUE = ("Invalid value", "Unsupported value", "Duplicate value", "Not found")
 
 
 class ApiError(Exception):
@@ -49,8 +57,8 @@ class FieldError:
 
     def __str__(self) -> str:
         text = f"{self.path}: {self.kind}"
-        if self.value is not None and self.kind in ("Invalid value", "Unsupported value", "Duplicate value"):
-            text += f": {self.value!r}"
+        if self.value is not None and self.kind in _SHOWS_VALUE:
+            text += f": {_SHOW.repr(self.value)}"
         if self.detail:
             text += f": {self.detail}"
         return text

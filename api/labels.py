@@ -138,15 +138,20 @@ def parse(text: str) -> Selector:
                 if i >= len(tokens) or tokens[i] != "(":
                     raise fail(f"expected '(' after {op}")
                 i += 1
-                values: list[str] = []
+                # Comma-separated; an empty slot is the empty value ("x in (foo,,baz)", "z notin ()").
+                values: list[str] = [""]
                 while i < len(tokens) and tokens[i] != ")":
-                    if tokens[i] != ",":
-                        values.append(tokens[i])
+                    if tokens[i] == ",":
+                        values.append("")
+                    elif values[-1] or tokens[i] in ("(", "=", "==", "!=", "!", "<", ">"):
+                        raise fail(f"expected ',' or ')' before {tokens[i]!r}")
+                    else:
+                        values[-1] = tokens[i]
                     i += 1
                 if i >= len(tokens):
                     raise fail("expected ')'")
                 i += 1
-                reqs.append(Requirement(key, op, tuple(values)))
+                reqs.append(Requirement(key, op, tuple(dict.fromkeys(values))))
             elif op in ("=", "==", "!=", ">", "<"):
                 value = ""
                 if i < len(tokens) and tokens[i] not in ",()":
@@ -160,10 +165,15 @@ def parse(text: str) -> Selector:
                 raise fail(f"unexpected {op!r} after {key!r}")
         for problem in key_errors(key):
             raise fail(f"key {key!r}: {problem}")
+        for value in reqs[-1].values if reqs[-1].op not in ("gt", "lt") else ():
+            for problem in value_errors(value):
+                raise fail(f"value {value!r}: {problem}")
         if i < len(tokens):
             if tokens[i] != ",":
                 raise fail(f"expected ',' before {tokens[i]!r}")
             i += 1
+            if i >= len(tokens):
+                raise fail("expected a label key after ','")
     return Selector(tuple(reqs))
 
 

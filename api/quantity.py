@@ -44,7 +44,7 @@ def parse(text: str | int | float) -> Decimal:
     number, suffix = m.group(1), m.group(2)
     try:
         value = Decimal(number)
-        if suffix and suffix[0] in "eE" and len(suffix) > 1:
+        if suffix and suffix not in _SUFFIX:  # an exponent ("2e3"); "E" and "Ei" are suffixes
             exp = int(suffix[1:])
             if abs(exp) > 30:
                 raise QuantityError("quantity exponent out of range")

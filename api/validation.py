@@ -509,8 +509,10 @@ def _selector_and_template(selector: meta_pb2.LabelSelector, has_selector: bool,
     if not has_selector or (not selector.match_labels and not selector.match_expressions):
         errs.append(FieldError("spec.selector", "Required value"))
     else:
-        errs.extend(labels.label_selector_errors(selector, "spec.selector"))
-        if not labels.from_label_selector(selector).matches(template.metadata.labels):
+        selector_errs = labels.label_selector_errors(selector, "spec.selector")
+        errs.extend(selector_errs)
+        # An invalid selector is reported once, not again as "does not match".
+        if not selector_errs and not labels.from_label_selector(selector).matches(template.metadata.labels):
             shown = dict(sorted(template.metadata.labels.items()))
             errs.append(FieldError("spec.template.metadata.labels", "Invalid value",
                                    "`selector` does not match template `labels`", shown))

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from api import convert, defaults, kinds, validation
-from api.errors import AlreadyExistsError, ApiError, ConflictError, InvalidError, UnsupportedError
+from api.errors import AlreadyExistsError, ApiError, ConflictError, InvalidError, UnavailableError, UnsupportedError
 from api.pb import api_pb2
 from cli import merge
 from cli.common import CliError, connection_options, run
@@ -122,13 +122,19 @@ async def apply_all(conn: ClientConfig, parsed: list[tuple[convert.Document, api
     failures = 0
     sem = asyncio.Semaphore(CONCURRENCY)
     suffix = " (server dry run)" if dry_run else ""
+    unreachable: UnavailableError | None = None
 
     async def one(doc: convert.Document, env: api_pb2.Object) -> None:
-        nonlocal failures
+        nonlocal failures, unreachable
         async with sem:
+            if unreachable is not None:
+                return
             obj = kinds.unwrap(env)
             try:
                 verb = await apply_one(client, doc, env, dry_run=dry_run)
+            except UnavailableError as e:
+                unreachable = e  # reported once, not once per document
+                return
             except ApiError as e:
                 failures += 1
                 click.echo(f"error: {doc.where}: {name_of(obj)}: {e.message}", err=True)
@@ -141,6 +147,8 @@ async def apply_all(conn: ClientConfig, parsed: list[tuple[convert.Document, api
         rest = [p for p in parsed if p[1].WhichOneof("kind") != "namespace"]
         for batch in (first, rest):
             await asyncio.gather(*(one(d, e) for d, e in batch))
+    if unreachable is not None:
+        raise unreachable
     return failures
 
 

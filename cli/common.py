@@ -45,8 +45,9 @@ def run(coro: Coroutine[Any, Any, T], conn: ClientConfig | None = None) -> T:
         return asyncio.run(coro)
     except UnavailableError as e:
         where = f" at {conn.server}" if conn else ""
-        click.echo(f"error: cannot reach the apiserver{where}: {e.message.splitlines()[0]}", err=True)
-        click.echo("  (is the cluster up? `kubelite up` starts a local one; --server chooses another)", err=True)
+        detail = e.message.splitlines()[0] if e.message else "unavailable"
+        click.echo(f"error: cannot reach the apiserver{where}: {detail} (is the cluster up? `kubelite up` starts a "
+                   f"local one; --server chooses another)", err=True)
         sys.exit(1)
     except ApiError as e:
         click.echo(f"Error from server ({e.reason}): {e.message}", err=True)

@@ -9,7 +9,7 @@ import time
 import click
 
 from api import kinds
-from api.errors import ApiError, NotFoundError
+from api.errors import ApiError, NotFoundError, UnavailableError
 from cli.apply import read_sources
 from cli.common import CliError, connection_options, run
 from cli.printers import name_of
@@ -23,13 +23,17 @@ CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Or
 async def _delete(conn: ClientConfig, targets: list[tuple[kinds.Kind, str, str]], *, grace: int | None,
                   cascade: str, wait: bool, timeout: float, ignore_not_found: bool) -> int:
     failures = 0
+    unreachable: UnavailableError | None = None
     async with Client(conn) as client:
 
         async def one(kind: kinds.Kind, ns: str, name: str) -> None:
-            nonlocal failures
+            nonlocal failures, unreachable
             try:
                 obj = await client.delete(kind.resource, name, ns, grace_period_seconds=grace,
                                           propagation_policy=CASCADE[cascade])
+            except UnavailableError as e:
+                unreachable = e  # reported once, not once per object
+                return
             except NotFoundError as e:
                 if not ignore_not_found:
                     failures += 1
@@ -54,6 +58,8 @@ async def _delete(conn: ClientConfig, targets: list[tuple[kinds.Kind, str, str]]
                 click.echo(f"error: timed out waiting for {name_of(obj)} to be deleted", err=True)
 
         await asyncio.gather(*(one(k, ns, n) for k, ns, n in targets))
+    if unreachable is not None:
+        raise unreachable
     return failures
 
 

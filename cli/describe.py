@@ -16,7 +16,9 @@ Lines = list[str]
 
 
 def _kv(lines: Lines, key: str, value: object, indent: int = 0) -> None:
-    lines.append(f"{' ' * indent}{key + ':':<{max(1, 22 - indent)}}{value}")
+    label = key + ":"
+    # Values line up in one column; a key as wide as the column still gets a space before its value.
+    lines.append(f"{' ' * indent}{label:<{max(len(label) + 1, 22 - indent)}}{value}")
 
 
 def _map(lines: Lines, key: str, values: dict[str, str], indent: int = 0) -> None:

@@ -22,7 +22,7 @@ _FORMAT = _tabulate.simple_separated_format("   ")
 
 
 def age(ts: Timestamp, now: dt.datetime | None = None) -> str:
-    """kubectl's short age: 5s, 3m2s, 10m, 2h5m, 3d4h, 12d."""
+    """kubectl's short age (HumanDuration): 5s, 3m2s, 10m, 65m, 3h5m, 10h, 3d4h, 12d, 2y30d."""
     if not ts.seconds:
         return "<unknown>"
     now = now or dt.datetime.now(dt.UTC)
@@ -34,14 +34,21 @@ def age(ts: Timestamp, now: dt.datetime | None = None) -> str:
         rem = secs % 60
         return f"{mins}m{rem}s" if rem else f"{mins}m"
     if mins < 180:
-        return f"{mins}m" if mins < 60 else (f"{mins // 60}h{mins % 60}m" if mins % 60 else f"{mins // 60}h")
+        return f"{mins}m"
     hours = mins // 60
+    if hours < 8:
+        return f"{hours}h{mins % 60}m" if mins % 60 else f"{hours}h"
     if hours < 48:
         return f"{hours}h"
     days = hours // 24
     if days < 8:
         return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    return f"{days}d"
+    if days < 365 * 2:
+        return f"{days}d"
+    years = days // 365
+    if years < 8:
+        return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
+    return f"{years}y"
 
 
 # ---------------------------------------------------------------- pods

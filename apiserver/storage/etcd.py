@@ -31,7 +31,6 @@ from apiserver.storage.interface import (
 log = structlog.get_logger(component="storage")
 
 DEADLINE = 10.0
-PROGRESS_INTERVAL = 1.0
 _MAX_MSG = 64 * 1024 * 1024
 
 
@@ -196,16 +195,12 @@ class EtcdStorage:
         requests: asyncio.Queue[rpc.WatchRequest | None] = asyncio.Queue()
         requests.put_nowait(create)
 
+        # No progress requests: etcd 3.4 (before 3.4.25) answers one at once with its current revision,
+        # even to a watch still replaying history or with that revision's events not yet sent, so
+        # the reader would think itself current too early. The watch cache learns that it has
+        # caught up from a key it writes under the prefix instead (WatchCache._mark).
         async def send() -> AsyncIterator[rpc.WatchRequest]:
-            while True:
-                try:
-                    req = await asyncio.wait_for(requests.get(), PROGRESS_INTERVAL)
-                except TimeoutError:
-                    # Writes outside the prefix advance the store revision without events here;
-                    # a progress notice tells the reader how far it is up to date.
-                    req = rpc.WatchRequest(progress_request=rpc.WatchProgressRequest())
-                if req is None:
-                    return
+            while (req := await requests.get()) is not None:
                 yield req
 
         call = stub.Watch(send())

@@ -1,0 +1,633 @@
+"""apiserver throughput, latency and watch fan-out against a raw etcd baseline (JSON to stdout).
+
+Starts its own etcd (temp dir, free port) and `kubelite apiserver` as separate
+processes, then measures in one run:
+
+- etcd baseline: raw puts/s (and create transactions/s, the apiserver's own
+  write) from 64 concurrent asyncio clients using aetcd, with values the size
+  of a stored pod, from load-generator processes separate from etcd;
+- apiserver pod creates/s from 64 concurrent clients (spread over
+  --load-procs processes: one Python process cannot saturate the server and
+  generate load at once), and its ratio to the etcd put baseline;
+- create latency p50/p99 at a paced 200 creates/s;
+- watch fan-out: 1,000 watchers in --watch-procs client processes, p50/p99
+  delay from write to delivery at 100 writes/s (plus, for context, the same
+  at 100 watchers x 100 writes/s and 1,000 watchers x 10 writes/s);
+- `kubelite apply -f` of a 10,000-pod file, wall time.
+
+Every phase also reports the CPU seconds etcd and the apiserver used during it
+and the apiserver's CPU per item (create or delivered watch event): on a
+2-CPU machine shared with the load generators that is the figure to compare.
+
+    /tmp/venv/bin/python bench/api.py                 # everything
+    /tmp/venv/bin/python bench/api.py --profile DIR   # also py-spy the apiserver per phase (flamegraph SVGs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BIN = Path(sys.executable).parent
+TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 10.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def pod_manifest(name: str, namespace: str = "default", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """The documentation's nginx pod with a unique name."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {"app": "nginx", "bench": "api"}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}]}}
+
+
+def stored_pod_bytes() -> bytes:
+    """What the apiserver stores for one such pod (defaults, uid, timestamps): the etcd baseline's value."""
+    import uuid
+
+    from api import convert, defaults, kinds
+
+    pod = kinds.unwrap(convert.manifest_to_object(pod_manifest("bench-pod-000000")))
+    pod.metadata.uid = str(uuid.uuid4())
+    pod.metadata.creation_timestamp.GetCurrentTime()
+    pod.metadata.generation = 1
+    defaults.apply(pod)
+    return pod.SerializeToString()
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Cluster:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.etcd_url = ""
+        self.address = ""
+
+    def start_etcd(self) -> None:
+        cport, pport = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{cport}"
+        etcd = shutil.which("etcd") or "/usr/bin/etcd"
+        self.procs["etcd"] = subprocess.Popen(
+            [etcd, "--name", "bench", "--data-dir", str(self.workdir / "etcd"), "--listen-client-urls", self.etcd_url,
+             "--advertise-client-urls", self.etcd_url, "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
+             "--quota-backend-bytes", str(8 * 1024**3)],
+            stdout=subprocess.DEVNULL, stderr=(self.workdir / "etcd.log").open("wb"))
+        _wait_port(cport)
+
+    def start_apiserver(self) -> None:
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self.procs["apiserver"] = subprocess.Popen(
+            [str(BIN / "kubelite"), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.address,
+             "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=(self.workdir / "apiserver.log").open("wb"))
+        asyncio.run(_wait_healthy(self.address))
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+async def _wait_healthy(address: str, timeout: float = 30) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service="kubelite.v1.Api"), timeout=1)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("apiserver never became healthy")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Profiler:
+    """py-spy on the apiserver for the duration of a phase (when --profile is given)."""
+
+    def __init__(self, directory: str, pid: int, name: str, *, native: bool = False) -> None:
+        self.proc: subprocess.Popen | None = None
+        exe = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
+        if directory and exe:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            extra = ["--native"] if native else ["--nonblocking"]
+            self.proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "200", *extra,
+                                          "--format", "raw", "--output", f"{directory}/{name}.txt"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+
+
+# ---------------------------------------------------------------- load generator processes
+
+
+def _run_in_procs(fn: Callable[..., Any], args_per_proc: list[tuple[Any, ...]]) -> list[Any]:
+    """Run `fn(*args)` in one fresh process per args tuple; return their results in order."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(len(args_per_proc)) as pool:
+        return pool.starmap(fn, args_per_proc)
+
+
+def _start_at(delay: float = 1.5) -> float:
+    return time.time() + delay
+
+
+async def _sleep_until(when: float) -> None:
+    await asyncio.sleep(max(0.0, when - time.time()))
+
+
+def etcd_worker(etcd_url: str, mode: str, offset: int, count: int, concurrency: int, value: bytes,
+                start_at: float) -> tuple[int, float, float]:
+    """One load process against etcd: `count` puts or create-transactions by `concurrency` tasks."""
+
+    async def main() -> tuple[int, float, float]:
+        import aetcd
+        from aetcd import rpc
+
+        host, port = etcd_url.removeprefix("http://").split(":")
+        async with aetcd.Client(host=host, port=int(port)) as client:
+            kv = client.kvstub
+            await kv.Range(rpc.RangeRequest(key=b"/", limit=1), timeout=5)
+            next_i = offset
+            end = offset + count
+
+            async def task() -> None:
+                nonlocal next_i
+                while next_i < end:
+                    i = next_i
+                    next_i += 1
+                    key = f"/bench/{mode}/{i:08d}".encode()
+                    if mode == "put":
+                        await kv.Put(rpc.PutRequest(key=key, value=value), timeout=30)
+                    else:
+                        await kv.Txn(rpc.TxnRequest(
+                            compare=[rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
+                                                 create_revision=0)],
+                            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))],
+                            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=key))]), timeout=30)
+
+            await _sleep_until(start_at)
+            t0 = time.time()
+            await asyncio.gather(*(task() for _ in range(concurrency)))
+            return count, t0, time.time()
+
+    return _fast_run(main())
+
+
+def create_worker(address: str, prefix: str, count: int, concurrency: int, start_at: float) -> tuple[int, float,
+                                                                                                     float, int]:
+    """One load process against the apiserver: `count` pod creates by `concurrency` tasks on one channel."""
+
+    async def main() -> tuple[int, float, float, int]:
+        from api import convert
+        from api.pb import api_pb2
+        from client.api import Client
+
+        envelopes = [api_pb2.CreateRequest(object=convert.manifest_to_object(pod_manifest(f"{prefix}-{i:06d}")))
+                     .SerializeToString() for i in range(count)]
+        errors = 0
+        async with Client.from_server(address) as client:
+            call = client.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None,
+                                              response_deserializer=None)
+            await client.list("namespaces", limit=1)
+            it = iter(envelopes)
+
+            async def task() -> None:
+                nonlocal errors
+                for raw in it:
+                    try:
+                        await call(raw, timeout=60)
+                    except Exception:  # counted: the benchmark reports errors rather than stopping
+                        errors += 1
+
+            await _sleep_until(start_at)
+            t0 = time.time()
+            await asyncio.gather(*(task() for _ in range(concurrency)))
+            return count, t0, time.time(), errors
+
+    return _fast_run(main())
+
+
+def paced_worker(address: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop creates at `rate`/s for `seconds`; the latency of each."""
+
+    async def main() -> dict[str, Any]:
+        from api import convert
+        from api.pb import api_pb2
+        from client.api import Client
+
+        n = int(rate * seconds)
+        envelopes = [api_pb2.CreateRequest(object=convert.manifest_to_object(pod_manifest(f"paced-{i:06d}")))
+                     .SerializeToString() for i in range(n)]
+        latencies: list[float] = []
+        errors = 0
+        async with Client.from_server(address) as client:
+            call = client.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None,
+                                              response_deserializer=None)
+            await client.list("namespaces", limit=1)
+
+            async def one(raw: bytes) -> None:
+                nonlocal errors
+                t = time.perf_counter()
+                try:
+                    await call(raw, timeout=30)
+                except Exception:  # counted
+                    errors += 1
+                    return
+                latencies.append(time.perf_counter() - t)
+
+            start = time.perf_counter()
+            tasks = []
+            for i, raw in enumerate(envelopes):
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                tasks.append(asyncio.ensure_future(one(raw)))
+            achieved = n / (time.perf_counter() - start)
+            await asyncio.gather(*tasks)
+        return {"latencies": latencies, "errors": errors, "achieved_rate": achieved}
+
+    return _fast_run(main())
+
+
+def watch_worker(address: str, namespace: str, watchers: int, channels: int, rv: str, ready_path: str,
+                 timeout: float) -> dict[str, Any]:
+    """`watchers` watches (over `channels` connections); each records write-to-delivery delay of every event.
+
+    A watch is known to be live once it has delivered the `prime` pod the driver creates first; the
+    process touches `ready_path` when all of its watches are. Each watch ends at the `done` pod.
+    """
+
+    async def main() -> dict[str, Any]:
+        import re
+
+        import grpc
+
+        from api.pb import api_pb2
+        from client.channel import OPTIONS
+
+        # The watchers only need each event's send time: they find it in the raw bytes instead of decoding
+        # every pod, so the client processes (sharing the 2 CPUs with the servers) cost as little as possible.
+        sent_re = re.compile(rb"bench/sent\x12.([0-9.]+)", re.S)
+        prime, done = b"\x0a\x05prime", b"\x0a\x04done"
+        req = api_pb2.WatchRequest(resource="pods", namespace=namespace, resource_version=rv).SerializeToString()
+        chans = [grpc.aio.insecure_channel(address, options=OPTIONS) for _ in range(channels)]
+        delays: list[float] = []
+        received = [0] * watchers
+        primed = 0
+        all_primed = asyncio.Event()
+
+        async def watch(i: int) -> None:
+            nonlocal primed
+            call = chans[i % channels].unary_stream("/kubelite.v1.Api/Watch", request_serializer=None,
+                                                    response_deserializer=None)(req)
+            async for raw in call:
+                now = time.time()
+                stamps = sent_re.findall(raw)
+                delays.extend(now - float(t) for t in stamps)
+                received[i] += len(stamps)
+                if prime in raw:
+                    primed += 1
+                    if primed == watchers:
+                        all_primed.set()
+                if done in raw:
+                    call.cancel()
+                    return
+
+        tasks = [asyncio.ensure_future(watch(i)) for i in range(watchers)]
+        await asyncio.wait_for(all_primed.wait(), 120)
+        await asyncio.to_thread(Path(ready_path).touch)
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for t in pending:
+            t.cancel()
+        for c in chans:
+            await c.close()
+        return {"delays": delays, "received": received}
+
+    return _fast_run(main())
+
+
+def _fast_run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+# ---------------------------------------------------------------- phases
+
+
+def etcd_baseline(cluster: Cluster, *, mode: str, total: int, concurrency: int, procs: int) -> dict[str, Any]:
+    value = stored_pod_bytes()
+    per = total // procs
+    start = _start_at()
+    results = _run_in_procs(etcd_worker, [(cluster.etcd_url, mode, i * per, per, concurrency // procs, value, start)
+                                          for i in range(procs)])
+    done = sum(r[0] for r in results)
+    elapsed = max(r[2] for r in results) - min(r[1] for r in results)
+    return {"ops": done, "seconds": round(elapsed, 3), "per_second": round(done / elapsed), "value_bytes": len(value),
+            "concurrency": concurrency, "load_processes": procs}
+
+
+def wipe_bench_keys(cluster: Cluster) -> None:
+    async def go() -> None:
+        import aetcd
+        from aetcd import rpc
+        from aetcd.utils import prefix_range_end
+
+        host, port = cluster.etcd_url.removeprefix("http://").split(":")
+        async with aetcd.Client(host=host, port=int(port)) as c:
+            await c.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"/bench/", range_end=prefix_range_end(b"/bench/")),
+                                       timeout=60)
+
+    asyncio.run(go())
+
+
+def apiserver_creates(cluster: Cluster, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
+    per = total // procs
+    start = _start_at(3.0)
+    results = _run_in_procs(create_worker, [(cluster.address, f"load{i}", per, concurrency // procs, start)
+                                            for i in range(procs)])
+    done = sum(r[0] for r in results)
+    elapsed = max(r[2] for r in results) - min(r[1] for r in results)
+    return {"creates": done, "errors": sum(r[3] for r in results), "seconds": round(elapsed, 3),
+            "per_second": round(done / elapsed), "concurrency": concurrency, "load_processes": procs}
+
+
+def paced_latency(cluster: Cluster, *, rate: float, seconds: float) -> dict[str, Any]:
+    (result,) = _run_in_procs(paced_worker, [(cluster.address, rate, seconds)])
+    lat = [x * 1000 for x in result["latencies"]]
+    return {"rate": rate, "achieved_rate": round(result["achieved_rate"], 1), "creates": len(lat),
+            "errors": result["errors"], "p50_ms": round(percentile(lat, 50), 2),
+            "p99_ms": round(percentile(lat, 99), 2), "max_ms": round(max(lat), 2) if lat else None}
+
+
+def fanout(cluster: Cluster, workdir: Path, *, watchers: int, procs: int, rate: float,
+           seconds: float, namespace: str = "fanout", watchers_per_connection: int = 10) -> dict[str, Any]:
+    from api import convert, kinds
+    from api.pb import core_pb2
+
+    writes = int(rate * seconds)
+
+    async def setup() -> str:
+        from client.api import Client
+
+        async with Client.from_server(cluster.address) as c:
+            await c.create(core_pb2.Namespace(metadata={"name": namespace}))
+            return (await c.list("pods", namespace)).resource_version
+
+    rv = asyncio.run(setup())
+    ready = [workdir / f"watch-ready-{namespace}-{i}" for i in range(procs)]
+    per = watchers // procs
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(procs)
+    channels = max(1, per // watchers_per_connection)
+    pending = [pool.apply_async(watch_worker, (cluster.address, namespace, per, channels, rv,
+                                               str(ready[i]), seconds + 120)) for i in range(procs)]
+    time.sleep(3.0)  # let the watcher processes start and open their watches
+
+    async def marker(name: str) -> None:
+        from client.api import Client
+
+        async with Client.from_server(cluster.address) as c:
+            await c.create(kinds.unwrap(convert.manifest_to_object(pod_manifest(name, namespace))))
+
+    asyncio.run(marker("prime"))
+    deadline = time.monotonic() + 180
+    while not all(p.exists() for p in ready):
+        if time.monotonic() > deadline:
+            raise RuntimeError("watchers never connected")
+        time.sleep(0.1)
+
+    async def write() -> dict[str, Any]:
+        import grpc
+
+        from api.pb import api_pb2
+        from client.api import Client
+
+        errors: list[str] = []
+
+        async def one(call: Any, raw: bytes) -> None:
+            try:
+                await call(raw, timeout=30)
+            except grpc.aio.AioRpcError as e:  # counted and reported: a failed write is a result, not a crash
+                errors.append(f"{e.code().name}: {e.details()}")
+
+        async with Client.from_server(cluster.address) as c:
+            call = c.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None, response_deserializer=None)
+            start = time.perf_counter()
+            tasks = []
+            for i in range(writes):
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                doc = pod_manifest(f"fan-{i:05d}", namespace, {"bench/sent": repr(time.time())})
+                raw = api_pb2.CreateRequest(object=convert.manifest_to_object(doc)).SerializeToString()
+                tasks.append(asyncio.ensure_future(one(call, raw)))
+            achieved = writes / (time.perf_counter() - start)
+            await asyncio.gather(*tasks)
+        return {"achieved_rate": achieved, "errors": errors}
+
+    written = _fast_run(write())
+    asyncio.run(marker("done"))
+    results = [p.get(timeout=seconds + 180) for p in pending]
+    pool.close()
+    pool.join()
+    delays = [d * 1000 for r in results for d in r["delays"]]
+    ok_writes = writes - len(written["errors"])
+    return {"watchers": watchers, "watch_processes": procs, "connections": channels * procs, "writes": writes,
+            "write_errors": len(written["errors"]),
+            "first_write_error": written["errors"][0] if written["errors"] else "", "rate": rate,
+            "achieved_rate": round(written["achieved_rate"], 1), "deliveries": len(delays),
+            "expected_deliveries": ok_writes * per * procs,
+            "watchers_complete": sum(1 for r in results for n in r["received"] if n == ok_writes),
+            "p50_ms": round(percentile(delays, 50), 2), "p99_ms": round(percentile(delays, 99), 2),
+            "max_ms": round(max(delays), 2) if delays else None}
+
+
+def apply_file(cluster: Cluster, workdir: Path, *, pods: int) -> dict[str, Any]:
+    import yaml
+
+    path = workdir / "pods.yaml"
+    with path.open("w") as f:
+        yaml.safe_dump_all((pod_manifest(f"applied-{i:05d}", "apply") for i in range(pods)), f)
+
+    async def setup() -> None:
+        from api.pb import core_pb2
+        from client.api import Client
+
+        async with Client.from_server(cluster.address) as c:
+            await c.create(core_pb2.Namespace(metadata={"name": "apply"}))
+
+    asyncio.run(setup())
+    start = time.perf_counter()
+    proc = subprocess.run([str(BIN / "kubelite"), "apply", "-f", str(path), "--server", cluster.address],
+                          capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - start
+    created = sum(1 for line in proc.stdout.splitlines() if line.endswith(" created"))
+    return {"pods": pods, "file_bytes": path.stat().st_size, "seconds": round(wall, 2), "exit_code": proc.returncode,
+            "created": created, "stderr_tail": proc.stderr[-500:] if proc.returncode else ""}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--etcd-ops", type=int, default=20000)
+    parser.add_argument("--creates", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--load-procs", type=int, default=2)
+    parser.add_argument("--paced-rate", type=float, default=200)
+    parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--watch-procs", type=int, default=2)
+    parser.add_argument("--watchers-per-connection", type=int, default=10)
+    parser.add_argument("--fanout-rate", type=float, default=100)
+    parser.add_argument("--fanout-seconds", type=float, default=10)
+    parser.add_argument("--fanout-extra", default="100x100,1000x10",
+                        help="more WATCHERSxRATE fan-out points measured after the main one (context for the cost "
+                             "per delivery); empty for none")
+    parser.add_argument("--apply-pods", type=int, default=10000)
+    parser.add_argument("--only", default="", help="comma-separated phases: etcd,creates,latency,fanout,apply")
+    parser.add_argument("--profile", default="", help="directory for py-spy raw profiles of the apiserver per phase")
+    parser.add_argument("--profile-native", action="store_true", help="profile C/Cython frames too (py-spy --native)")
+    args = parser.parse_args()
+    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply"}
+
+    workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-api-"))
+    cluster = Cluster(workdir)
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+                           "targets": TARGETS}
+    try:
+        cluster.start_etcd()
+        if "etcd" in phases:
+            etcd_pid = cluster.procs["etcd"].pid
+            for name, mode in (("etcd_put", "put"), ("etcd_create_txn", "txn")):
+                before = cpu_seconds(etcd_pid)
+                out[name] = etcd_baseline(cluster, mode=mode, total=args.etcd_ops, concurrency=args.concurrency,
+                                          procs=args.load_procs)
+                out[name]["etcd_cpu_seconds"] = round(cpu_seconds(etcd_pid) - before, 2)
+            wipe_bench_keys(cluster)
+        cluster.start_apiserver()
+        pid = cluster.procs["apiserver"].pid
+
+        def phase(name: str, fn: Callable[[], dict[str, Any]], selector: str = "") -> None:
+            if (selector or name) not in phases:
+                return
+            prof = Profiler(args.profile, pid, name, native=args.profile_native)
+            before = {k: cpu_seconds(p.pid) for k, p in cluster.procs.items()}
+            start = time.perf_counter()
+            try:
+                out[name] = fn()
+            finally:
+                prof.stop()
+            wall = time.perf_counter() - start
+            # CPU each server process used during the phase (2 CPUs are shared by servers and load generators).
+            cpu = {k: round(cpu_seconds(p.pid) - before[k], 2) for k, p in cluster.procs.items()}
+            out[name]["cpu_seconds"] = cpu
+            out[name]["phase_wall_seconds"] = round(wall, 2)
+            done = out[name].get("deliveries") or out[name].get("creates") or out[name].get("pods")
+            if done:
+                out[name]["apiserver_cpu_us_per_item"] = round(cpu["apiserver"] / done * 1e6, 1)
+
+        phase("creates", lambda: apiserver_creates(cluster, total=args.creates, concurrency=args.concurrency,
+                                                   procs=args.load_procs))
+        phase("latency", lambda: paced_latency(cluster, rate=args.paced_rate, seconds=args.paced_seconds))
+        phase("fanout", lambda: fanout(cluster, workdir, watchers=args.watchers, procs=args.watch_procs,
+                                       rate=args.fanout_rate, seconds=args.fanout_seconds,
+                                       watchers_per_connection=args.watchers_per_connection))
+        for point in filter(None, args.fanout_extra.split(",")) if "fanout" in phases else ():
+            w, r = point.split("x")
+            phase(f"fanout_{point}", lambda w=w, r=r, point=point: fanout(
+                cluster, workdir, watchers=int(w), procs=args.watch_procs, rate=float(r),
+                seconds=args.fanout_seconds, namespace=f"fanout-{point}",
+                watchers_per_connection=args.watchers_per_connection), "fanout")
+        phase("apply", lambda: apply_file(cluster, workdir, pods=args.apply_pods))
+    finally:
+        cluster.stop()
+        out["machine"]["load_average_at_end"] = os.getloadavg()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    summary: dict[str, Any] = {}
+    if "etcd_put" in out and "creates" in out:
+        ratio = out["creates"]["per_second"] / out["etcd_put"]["per_second"]
+        summary["create_to_etcd_put_ratio"] = round(ratio, 3)
+        summary["create_ratio_ok"] = ratio >= TARGETS["create_ratio_min"]
+        summary["create_to_etcd_txn_ratio"] = round(out["creates"]["per_second"]
+                                                    / out["etcd_create_txn"]["per_second"], 3)
+    if "latency" in out:
+        summary["create_p99_ok"] = out["latency"]["p99_ms"] < TARGETS["create_p99_ms_max"]
+    if "fanout" in out:
+        summary["fanout_p99_ok"] = out["fanout"]["p99_ms"] < TARGETS["fanout_p99_ms_max"] and \
+            out["fanout"]["deliveries"] == out["fanout"]["expected_deliveries"]
+    if "apply" in out:
+        summary["apply_ok"] = out["apply"]["exit_code"] == 0 and out["apply"]["seconds"] < TARGETS["apply_seconds_max"]
+    out["summary"] = summary
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Small valid objects of every kind, for the apiserver's integration tests."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+
+from api import convert, kinds
+
+TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}
+
+MANIFESTS: dict[str, dict[str, Any]] = {
+    "Namespace": {"metadata": {"name": "team-a"}},
+    "Node": {"metadata": {"name": "node-1"}, "spec": {"podCIDR": "10.244.1.0/24"}},
+    "Pod": {"metadata": {"name": "web-1"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}},
+    "Service": {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+    "Endpoints": {"metadata": {"name": "web"}, "subsets": [{"addresses": [{"ip": "10.244.1.5"}],
+                                                            "ports": [{"port": 80}]}]},
+    "Event": {"metadata": {"name": "web-1.1"}, "involvedObject": {"kind": "Pod", "name": "web-1"},
+              "reason": "Scheduled", "message": "assigned"},
+    "ReplicaSet": {"metadata": {"name": "web-rs"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                                                            "template": TEMPLATE}},
+    "Deployment": {"metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                                                         "template": TEMPLATE}},
+    "Lease": {"metadata": {"name": "node-1", "namespace": "kube-node-lease"},
+              "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
+}
+
+
+def make(kind: str, name: str | None = None, **meta: Any) -> Any:
+    """A valid object of `kind`; `name` and metadata fields override the defaults."""
+    k = kinds.lookup(kind)
+    data: dict[str, Any] = {"apiVersion": k.api_version, "kind": k.kind, **MANIFESTS[k.kind]}
+    data["metadata"] = {**data["metadata"], **meta}
+    if name is not None:
+        data["metadata"]["name"] = name
+    return kinds.unwrap(convert.manifest_to_object(data))
+
+
+def pod(name: str, *, labels: dict[str, str] | None = None, namespace: str = "default", node: str = "",
+        **spec: Any) -> Message:
+    """A one-container pod."""
+    data = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}], **spec}}
+    if node:
+        data["spec"]["nodeName"] = node
+    return kinds.unwrap(convert.manifest_to_object(data))
+
+
+def service(name: str, *, type_: str = "ClusterIP", namespace: str = "default", **spec: Any) -> Message:
+    data = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"type": type_, "selector": {"app": name}, "ports": [{"port": 80}], **spec}}
+    return kinds.unwrap(convert.manifest_to_object(data))
+
+
+def restart_port() -> int:
+    """A free loopback port outside the kernel's ephemeral range, for a server that must come back on the same port.
+
+    Ports from `bind(0)` come from the ephemeral range, so while such a server is down another test's server or
+    client could be handed its port; below the range nothing is handed out automatically.
+    """
+    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, max(20001, low))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
