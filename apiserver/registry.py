@@ -405,10 +405,7 @@ class Registry:
                 try:
                     return await self._remove(kind, entry, new)
                 except RevisionMismatchError as e:
-                    if want_rev:
-                        raise _conflict(kind, name) from None
-                    if e.current is not None:
-                        await self.cache.wait_for(e.current.mod_revision)
+                    await self._lost_race(e, kind, name, pinned=bool(want_rev))
                     continue
             if new == entry.obj:
                 self._release_inflight(extra)
@@ -421,10 +418,7 @@ class Registry:
             try:
                 rev = await self._commit([Update(object_key(kind, namespace, name), value, entry.rev), *extra])
             except RevisionMismatchError as e:
-                if want_rev:
-                    raise _conflict(kind, name) from None
-                if e.current is not None:
-                    await self.cache.wait_for(e.current.mod_revision)
+                await self._lost_race(e, kind, name, pinned=bool(want_rev))
                 continue
             except KeyNotFoundError:
                 raise _not_found(kind, name) from None
@@ -438,6 +432,13 @@ class Registry:
                 self._release_inflight(extra)
             return self.cache.store(kind).decode(value, rev).item
         raise _conflict(kind, name)
+
+    async def _lost_race(self, e: RevisionMismatchError, kind: kinds.Kind, name: str, *, pinned: bool) -> None:
+        """Another write came first: a pinned revision is a conflict, else wait for the cache to see it."""
+        if pinned:
+            raise _conflict(kind, name) from None
+        if e.current is not None:
+            await self.cache.wait_for(e.current.mod_revision)
 
     def _keep_server_fields(self, new: Message, old: Message, kind: kinds.Kind) -> None:
         nm, om = new.metadata, old.metadata  # type: ignore[attr-defined]

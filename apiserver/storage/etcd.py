@@ -116,6 +116,13 @@ class EtcdStorage:
 
     async def _call(self, fn, request):  # type: ignore[no-untyped-def]
         try:
+            return await self._send(fn, request)
+        except grpc.aio.AioRpcError as e:
+            raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+
+    async def _send(self, fn, request):  # type: ignore[no-untyped-def]
+        """One RPC with a deadline; when the member is gone, the next call goes to another one."""
+        try:
             return await fn(request, timeout=DEADLINE)
         except grpc.aio.AioRpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
@@ -123,18 +130,10 @@ class EtcdStorage:
                 async with self._lock:
                     with contextlib.suppress(UnavailableError):
                         await self.connect(timeout=5.0)
-            raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+            raise
 
     async def _send_txn(self, txn: rpc.TxnRequest) -> rpc.TxnResponse:
-        try:
-            return await self._kv.Txn(txn, timeout=DEADLINE)
-        except grpc.aio.AioRpcError as e:
-            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                    and len(self._endpoints) > 1:
-                async with self._lock:
-                    with contextlib.suppress(UnavailableError):
-                        await self.connect(timeout=5.0)
-            raise
+        return await self._send(self._kv.Txn, txn)
 
     async def get(self, key: str) -> KV | None:
         resp = await self._call(self._kv.Range, rpc.RangeRequest(key=key.encode()))
