@@ -30,19 +30,36 @@ def build(out: Path) -> None:
 
 @images.command()
 @click.argument("tarballs", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--address", "-a", "addresses", multiple=True, required=True,
-              help="containerd socket; repeat for several nodes.")
+@click.option("--address", "-a", "addresses", multiple=True,
+              help="containerd socket; repeat for several nodes (default: every node of the local cluster).")
+@click.option("--name", "cluster", default="kubelite", show_default=True,
+              help="local cluster whose nodes get the images when no --address is given")
 @click.option("--namespace", "-n", default="k8s.io", show_default=True, help="containerd namespace (CRI uses k8s.io).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=imagelib.DEFAULT_CACHE_DIR,
               show_default=True, help="Where to build the default images when no TARBALL is given.")
-def load(tarballs: tuple[Path, ...], addresses: tuple[str, ...], namespace: str, cache: Path) -> None:
-    """Import image tarballs (default: kubelite's own, built if needed) into containerd."""
+def load(tarballs: tuple[Path, ...], addresses: tuple[str, ...], cluster: str, namespace: str,
+         cache: Path) -> None:
+    """Import OCI image-layout tarballs (default: kubelite's own, built if needed) into every node."""
+    if not addresses:
+        addresses = _cluster_sockets(cluster)
     try:
         paths = list(tarballs) or list(imagelib.build_all(cache).values())
         asyncio.run(_load(paths, addresses, namespace))
     except imagelib.ImageError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"loaded {len(paths)} image(s) into {len(addresses)} containerd(s)")
+
+
+def _cluster_sockets(cluster: str) -> tuple[str, ...]:
+    """The containerd socket of every node of local cluster `cluster`."""
+    from deploy.lab.cluster import find_running, node_dir
+
+    running = find_running(cluster)
+    if running is None or not running.nodes:
+        raise click.ClickException(f"cluster {cluster!r} is not up: start it with `kubelite up --name {cluster}` "
+                                   f"or name containerd sockets with --address")
+    return tuple(str(node_dir(running.plan, n.role) / "containerd" / "run" / "containerd.sock")
+                 for n in running.plan.nodes)
 
 
 async def _load(paths: list[Path], addresses: tuple[str, ...], namespace: str) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import json
 import re
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import pytest
 
 from chaos import scenarios
 from chaos.faults import LabTarget
+from kubelet.runtime import images
 
 from .lab import KUBELITE, Lab, pods, ready, wait_until
 
@@ -276,3 +279,31 @@ def test_cascading_delete(demo: Lab) -> None:
     wait_until(lambda: not demo.get_json("replicasets", "-l", "app=web")["items"] and not pods(demo, "app=web"),
                timeout=60, what="replicasets and pods gone")
     demo.kubelite("delete", "-f", str(ROOT / "examples"), "--ignore-not-found", "--grace-period", "1")
+
+
+def test_images_load_brings_a_users_image_to_every_node(lab: Lab, tmp_path: Path) -> None:
+    """`kubelite images load TARBALL` imports any OCI image-layout tarball into every node; a pod runs it."""
+    name = "localhost:5000/user/hello:1"
+    layout = images.build_layout(name, images.busybox_entries(Path("/bin/busybox").read_bytes(), ["sh", "sleep"]),
+                                 images.ImageConfig(cmd=("sh", "-c", "echo hello from a user image; sleep 1000")))
+    tarball = tmp_path / "hello.tar"
+    with tarfile.open(tarball, "w") as tar:
+        for path, data in layout.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = lab.kubelite("images", "load", str(tarball), "--name", lab.name)
+    assert f"into {len(lab.plan.nodes)} containerd(s)" in out.stdout
+    for node in lab.plan.nodes:
+        listed = subprocess.run(["ctr", "-a", lab.containerd_socket(node.role), "-n", "k8s.io", "images", "ls", "-q"],
+                                capture_output=True, text=True, check=True, timeout=30).stdout.split()
+        assert name in listed, (node.role, listed)
+    lab.kubelite("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user-image"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "hello", "image": name}]}}))
+    try:
+        lab.kubelite("wait", "--for=condition=Ready", "pod/user-image", "--timeout", "60", timeout=90)
+        wait_until(lambda: "hello from a user image" in lab.kubelite("logs", "user-image").stdout, timeout=20,
+                   what="the user image's output")
+    finally:
+        lab.kubelite("delete", "pod", "user-image", "--grace-period", "1")

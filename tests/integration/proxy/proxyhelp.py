@@ -118,6 +118,8 @@ async def running_proxier(client: Client, config: ProxierConfig) -> AsyncIterato
         yield proxier
     finally:
         task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=15)
+        assert done, "the proxier did not stop within 15 s of being cancelled"
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
