@@ -42,12 +42,19 @@ MODULES = (
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-def main() -> None:
+@click.option("--server", "-s", default=None, help="apiserver address for the command (as kubectl's --server)")
+@click.option("--token", default=None, help="bearer token for the command")
+@click.option("--cluster", default=None, help="cluster name in the config file")
+def main(server: str | None, token: str | None, cluster: str | None) -> None:
     """kubelite: a small Kubernetes-style orchestrator.
 
     Components run as `kubelite apiserver`, `kubelite scheduler`, ...; users drive
     the cluster with `kubelite apply`, `get`, `describe`, `delete` and friends.
     """
+    # Given before the verb, they apply to it as if given after it.
+    for name, value in (("KUBELITE_SERVER", server), ("KUBELITE_TOKEN", token), ("KUBELITE_CLUSTER", cluster)):
+        if value is not None:
+            os.environ[name] = value
 
 
 for command in (apply.apply, get.get, describe.describe, delete.delete):

@@ -306,6 +306,14 @@ async def test_precedence_flag_env_file(apiserver: RunningApiserver, tmp_path: P
     assert (await run_kubelite("get", "ns", env=env)).code == 1
 
 
+async def test_server_before_the_verb(apiserver: RunningApiserver, tmp_path: Path) -> None:
+    """`kubelite --server ADDR get ...` works as kubectl's does, and beats KUBELITE_SERVER."""
+    env = {**clean_env(tmp_path), "KUBELITE_SERVER": f"127.0.0.1:{free_port()}"}
+    result = await run_kubelite("--server", apiserver.address, "get", "ns", "-o", "name", env=env)
+    assert result.code == 0, result.err
+    assert "namespace/default" in result.out.splitlines()
+
+
 DOWN = [("get", "pods"), ("describe", "pod", "x"), ("delete", "pod", "x"), ("apply", "-f", str(DOCS)),
         ("delete", "-f", str(DOCS)), ("create", "namespace", "x"), ("api-resources",)]
 
