@@ -19,8 +19,8 @@ Every phase also reports the CPU seconds etcd and the apiserver used during it
 and the apiserver's CPU per item (create or delivered watch event): on a
 2-CPU machine shared with the load generators that is the figure to compare.
 
-    /tmp/venv/bin/python bench/api.py                 # everything
-    /tmp/venv/bin/python bench/api.py --profile DIR   # also py-spy the apiserver per phase (flamegraph SVGs)
+    .venv/bin/python bench/api.py                 # everything
+    .venv/bin/python bench/api.py --profile DIR   # also py-spy the apiserver per phase (flamegraph SVGs)
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ as the lab runs each node's proxy. At the largest size also:
 - noflush_one_transaction_s (at 1,000 only): the same payload as ONE --noflush transaction, to
   show why full syncs are batched (iptables-nft's restore is quadratic in chains per transaction).
 
-    /tmp/venv/bin/python bench/proxy.py [--sizes 1000,5000,10000] [--changes 7]
+    .venv/bin/python bench/proxy.py [--sizes 1000,5000,10000] [--changes 7]
 """
 
 from __future__ import annotations

@@ -201,7 +201,6 @@ class ReplicaSetController(QueueController):
 
     async def _create(self, rs: apps_pb2.ReplicaSet, key: str, count: int) -> tuple[str, str] | None:
         """Create `count` pods in slow-start batches; stop at the first batch with a failure."""
-        self.expectations.expect_creations(key, count)
         ref = owners.make_controller_ref(rs)
         attempted = 0
         failure: tuple[str, str] | None = None
@@ -210,6 +209,8 @@ class ReplicaSetController(QueueController):
         start = proven if generation == rs.metadata.generation else 1
         for size in slow_start_batches(count, start):
             attempted += size
+            # Expect only the batch in flight: a batch never sent is never awaited.
+            self.expectations.expect_creations(key, size)
             results = await asyncio.gather(*(self.client.create(pod_from_template(rs, ref)) for _ in range(size)),
                                            return_exceptions=True)
             errors: list[BaseException] = []
@@ -233,8 +234,6 @@ class ReplicaSetController(QueueController):
                 if not isinstance(err, ForbiddenError):
                     self.recorder.warning(rs, "FailedCreate", f"Error creating: {message}")
                 break
-        if count > attempted:
-            self.expectations.lower_creations(key, count - attempted)
         self.log.info("pods_created", key=key, created=created, wanted=count, failed=failure is not None)
         return failure
 
