@@ -192,6 +192,9 @@ class Store:
         self.history: deque[Change] = deque()
         self.history_start = 0  # every change with rev > history_start is in history
         self.watchers: set[Watcher] = set()
+        # Kubelets watch the pods of one node: offer a pod's change only to its node's watchers.
+        self._unindexed: set[Watcher] = set()
+        self._node_watchers: dict[str, set[Watcher]] = {}
         self._field_number = kinds.wrap(kind.cls()).DESCRIPTOR.fields_by_name[kind.field].number
 
     def decode(self, value: bytes, rev: int) -> Entry:
@@ -249,9 +252,39 @@ class Store:
         self.history.append(change)
         if len(self.history) > HISTORY:
             self.history_start = self.history.popleft().rev
-        for w in self.watchers:
+        for w in self._unindexed:
             w.offer(change)
+        if self._node_watchers:
+            nodes = {change.obj.spec.node_name}  # type: ignore[attr-defined]
+            if old is not None:
+                nodes.add(old.obj.spec.node_name)  # type: ignore[attr-defined]
+            for node in nodes:
+                for w in self._node_watchers.get(node, ()):
+                    w.offer(change)
         return change
+
+    def _watch_node(self, w: Watcher) -> str:
+        if self.kind.kind != "Pod":
+            return ""
+        return next((f.value for f in w.filter.fields if f.field == "spec.nodeName" and f.op == "="), "")
+
+    def add_watcher(self, w: Watcher) -> None:
+        self.watchers.add(w)
+        node = self._watch_node(w)
+        if node:
+            self._node_watchers.setdefault(node, set()).add(w)
+        else:
+            self._unindexed.add(w)
+
+    def remove_watcher(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+        self._unindexed.discard(w)
+        node = self._watch_node(w)
+        group = self._node_watchers.get(node)
+        if group is not None:
+            group.discard(w)
+            if not group:
+                del self._node_watchers[node]
 
     def sorted_keys(self) -> list[str]:
         if self._sorted is None:
@@ -468,11 +501,11 @@ class WatchCache:
         w.sent_rev = max(since, self.revision)
         if w.pending:
             w.ready.set()
-        store.watchers.add(w)
+        store.add_watcher(w)
         return w
 
     def unwatch(self, w: Watcher) -> None:
-        w.store.watchers.discard(w)
+        w.store.remove_watcher(w)
 
     def bookmark(self) -> None:
         """Tell idle watchers how far they are: lets them resume without a relist."""

@@ -39,8 +39,28 @@ def _watcher(store: Store, selector: str = "", fields: str = "", namespace: str 
     flt = Filter(namespace=namespace, label=labels.parse(selector),
                  fields=labels.parse_fields(fields, labels.supported_fields("Pod")))
     w = Watcher(store, flt, bookmarks=False)
-    store.watchers.add(w)
+    store.add_watcher(w)
     return w
+
+
+def test_node_watchers_see_their_node_only() -> None:
+    """A kubelet's watch (spec.nodeName=n1) sees a pod bound to its node, not the others; others see all."""
+    store = Store(POD)
+    kubelet = _watcher(store, fields="spec.nodeName=n1")
+    other = _watcher(store, fields="spec.nodeName=n2")
+    everyone = _watcher(store)
+    unbound = _watcher(store, fields="spec.nodeName=")
+    store.apply(_put(_pod("a"), 2))
+    store.apply(_put(_pod("a", node="n1"), 3))  # bound
+    store.apply(_put(_pod("b", node="n2"), 4))
+    store.apply(_delete(_pod("a", node="n1"), 5))
+    assert _events(kubelet) == [("ADDED", "a", "3"), ("DELETED", "a", "5")]
+    assert _events(other) == [("ADDED", "b", "4")]
+    assert _events(unbound) == [("ADDED", "a", "2"), ("DELETED", "a", "3")]
+    assert len(_events(everyone)) == 4
+    store.remove_watcher(kubelet)
+    store.apply(_put(_pod("c", node="n1"), 6))
+    assert kubelet.pending == [] and store.watchers == {other, everyone, unbound}
 
 
 def test_keys() -> None:
