@@ -263,14 +263,15 @@ class Store:
                     w.offer(change)
         return change
 
-    def _watch_node(self, w: Watcher) -> str:
+    def _node_of(self, flt: Filter) -> str:
+        """The node a pod filter is pinned to (spec.nodeName=X), for the by-node indexes; "" if none."""
         if self.kind.kind != "Pod":
             return ""
-        return next((f.value for f in w.filter.fields if f.field == "spec.nodeName" and f.op == "="), "")
+        return next((f.value for f in flt.fields if f.field == "spec.nodeName" and f.op == "="), "")
 
     def add_watcher(self, w: Watcher) -> None:
         self.watchers.add(w)
-        node = self._watch_node(w)
+        node = self._node_of(w.filter)
         if node:
             self._node_watchers.setdefault(node, set()).add(w)
         else:
@@ -279,7 +280,7 @@ class Store:
     def remove_watcher(self, w: Watcher) -> None:
         self.watchers.discard(w)
         self._unindexed.discard(w)
-        node = self._watch_node(w)
+        node = self._node_of(w.filter)
         group = self._node_watchers.get(node)
         if group is not None:
             group.discard(w)
@@ -293,9 +294,9 @@ class Store:
 
     def select(self, flt: Filter, *, after: str = "") -> Iterator[tuple[str, Entry]]:
         """Matching entries in key order, starting after key `after`."""
-        node_field = next((f.value for f in flt.fields if f.field == "spec.nodeName" and f.op == "="), None)
-        if node_field and self.kind.kind == "Pod":  # unbound pods ("spec.nodeName=") are not indexed
-            keys: Iterable[str] = sorted(k for k in self.by_node.get(node_field, ()) if k > after)
+        node = self._node_of(flt)
+        if node:  # unbound pods ("spec.nodeName=") are not indexed
+            keys: Iterable[str] = sorted(k for k in self.by_node.get(node, ()) if k > after)
         else:
             keys = self.sorted_keys()
             start = kind_prefix(self.kind, flt.namespace)
