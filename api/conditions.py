@@ -35,12 +35,24 @@ def set_(conditions: Any, type_: str, status: str, reason: str = "", message: st
     """Set a condition in a repeated field; the transition time moves only when the status changes."""
     c = get(conditions, type_)
     if c is not None:
-        if c.status != status:
-            c.last_transition_time.CopyFrom(now or timestamps.now())
+        if c.status != status or not c.HasField("last_transition_time"):
+            c.last_transition_time.CopyFrom(now or timestamps.timestamp())
         c.status, c.reason, c.message = status, reason, message
         return
     conditions.add(type=type_, status=status, reason=reason, message=message,
-                   last_transition_time=now or timestamps.now())
+                   last_transition_time=now or timestamps.timestamp())
+
+
+def carried(previous: Iterable[Any], cls: type[C], type_: str, status: str, reason: str, message: str, *,
+            now: Timestamp) -> C:
+    """A new condition of class `cls` that keeps the previous one's transition time if its status is unchanged."""
+    cond = cls(type=type_, status=status, reason=reason, message=message)  # type: ignore[call-arg]
+    old = get(previous, type_)
+    if old is not None and old.status == status and old.HasField("last_transition_time"):
+        cond.last_transition_time.CopyFrom(old.last_transition_time)  # type: ignore[attr-defined]
+    else:
+        cond.last_transition_time.CopyFrom(now)  # type: ignore[attr-defined]
+    return cond
 
 
 def remove(conditions: Any, type_: str) -> None:

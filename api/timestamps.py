@@ -7,11 +7,9 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
-def now() -> Timestamp:
-    """The current time, to the nanosecond (what the apiserver stamps on objects)."""
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
+def now() -> float:
+    """Seconds since the epoch (controllers plan with float times)."""
+    return time.time()
 
 
 def seconds(ts: Timestamp) -> float:
@@ -20,7 +18,7 @@ def seconds(ts: Timestamp) -> float:
 
 
 def timestamp(at: float | None = None) -> Timestamp:
-    """`at` (default: now) as a Timestamp, to the nanosecond."""
+    """`at` (default: now) as a Timestamp, to the nanosecond: what the apiserver stamps on objects."""
     at = time.time() if at is None else at
     ts = Timestamp()
     ts.seconds = int(at)

@@ -165,7 +165,7 @@ class Registry:
             # As Kubernetes: the prefix is cut so that prefix + 5 random characters fit 63.
             meta.name = meta.generate_name[:58] + "".join(secrets.choice(_NAME_SUFFIX) for _ in range(5))
         meta.uid = str(uuid.uuid4())
-        meta.creation_timestamp.CopyFrom(timestamps.now())
+        meta.creation_timestamp.CopyFrom(timestamps.timestamp())
         meta.resource_version = ""
         meta.generation = 1
         meta.ClearField("deletion_timestamp")

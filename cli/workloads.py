@@ -16,6 +16,7 @@ import click
 from api import convert, kinds
 from api.errors import ApiError, NotFoundError
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import now, whole_seconds
 from cli import printers
 from cli.common import CliError, connection_options, with_client
 from cli.verbs import mutate
@@ -371,11 +372,7 @@ def rollout_restart(target: str, name: str | None, namespace: str, conn: ClientC
 
 
 def _now_ts() -> Any:
-    from controllers.timeutil import timestamp
-
-    ts = timestamp()
-    ts.nanos = 0
-    return ts
+    return whole_seconds(now())
 
 
 def _pause_command(pause: bool) -> click.Command:

@@ -37,7 +37,7 @@ class Rules(Strategy):
             return None
         new: core_pb2.Namespace = copy(ns)  # type: ignore[assignment]
         if not ns.metadata.HasField("deletion_timestamp"):
-            new.metadata.deletion_timestamp.CopyFrom(timestamps.now())
+            new.metadata.deletion_timestamp.CopyFrom(timestamps.timestamp())
             new.metadata.deletion_grace_period_seconds = 0
         new.status.phase = "Terminating"
         return new

@@ -21,7 +21,7 @@ class Rules(Strategy):
         pod: core_pb2.Pod = obj  # type: ignore[assignment]
         if pod.spec.node_name:
             # Created already bound (as a static assignment): the scheduler is bypassed.
-            pod.status.conditions.add(type="PodScheduled", status="True", last_transition_time=timestamps.now())
+            pod.status.conditions.add(type="PodScheduled", status="True", last_transition_time=timestamps.timestamp())
         defaults.pod(pod, toleration_seconds=self.config.toleration_seconds)
 
     def prepare_for_update(self, new: Message, old: Message) -> None:

@@ -116,7 +116,7 @@ class Strategy:
                 if grace < meta.deletion_grace_period_seconds:
                     new = copy(obj)
                     new.metadata.deletion_grace_period_seconds = grace  # type: ignore[attr-defined]
-                    deadline = timestamps.now()
+                    deadline = timestamps.timestamp()
                     deadline.seconds += grace
                     new.metadata.deletion_timestamp.CopyFrom(deadline)  # type: ignore[attr-defined]
                     return new
@@ -125,7 +125,7 @@ class Strategy:
         new = copy(obj)
         nm = new.metadata  # type: ignore[attr-defined]
         if not meta.HasField("deletion_timestamp"):
-            deadline = timestamps.now()
+            deadline = timestamps.timestamp()
             deadline.seconds += grace
             nm.deletion_timestamp.CopyFrom(deadline)
             nm.deletion_grace_period_seconds = grace

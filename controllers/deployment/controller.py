@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from itertools import chain
 
-from api import labels
+from api import labels, pods
 from api.errors import AlreadyExistsError, ApiError, ConflictError, ForbiddenError, NotFoundError
 from api.pb import apps_pb2, core_pb2, meta_pb2
+from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
 from controllers import owners, podstate
@@ -30,7 +31,6 @@ from controllers.deployment.plan import (
 )
 from controllers.events import Recorder
 from controllers.informers import CONTROLLER, NAMESPACE, ORPHAN, SharedInformers
-from controllers.timeutil import now
 
 
 class ReconcileError(Exception):
@@ -141,7 +141,7 @@ class DeploymentController(QueueController):
             self._forget_facts(old)
         self._keep_facts(new)
         if (podstate.is_ready(old) != podstate.is_ready(new)
-                or podstate.is_terminating(old) != podstate.is_terminating(new)
+                or pods.is_terminating(old) != pods.is_terminating(new)
                 or old.status.phase != new.status.phase
                 or owners.controller_uid(old) != owners.controller_uid(new)):
             self._pod_changed(new)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from api.pb import apps_pb2
+from api.timestamps import seconds, timestamp
 from controllers.deployment import util
-from controllers.timeutil import seconds, timestamp
 
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from api import labels
+from api import labels, pods
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import core_pb2
 from client.api import Client
@@ -17,7 +17,7 @@ from controllers.informers import NAMESPACE, SharedInformers
 
 
 def _serving_state(pod: core_pb2.Pod) -> tuple:
-    return (pod.status.pod_ip, podstate.is_ready(pod), podstate.is_terminating(pod), pod.status.phase,
+    return (pod.status.pod_ip, podstate.is_ready(pod), pods.is_terminating(pod), pod.status.phase,
             pod.spec.node_name, pod.spec.hostname, pod.spec.subdomain)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from itertools import chain
 
-from api import labels
+from api import labels, pods
 from api.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
 from api.pb import apps_pb2, core_pb2, meta_pb2
+from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
 from controllers import owners, podstate
@@ -23,7 +24,6 @@ from controllers.replicaset.plan import (
     pod_from_template,
     slow_start_batches,
 )
-from controllers.timeutil import now
 
 
 class ReconcileError(Exception):
@@ -77,7 +77,7 @@ class ReplicaSetController(QueueController):
         self.enqueue(rs)
 
     def _pod_added(self, pod: core_pb2.Pod) -> None:
-        if podstate.is_terminating(pod):
+        if pods.is_terminating(pod):
             # Seen for the first time already being deleted (e.g. after a relist): it will not count.
             self._pod_deleted(pod)
             return
@@ -96,7 +96,7 @@ class ReplicaSetController(QueueController):
         if old.metadata.resource_version == new.metadata.resource_version:
             return
         labels_changed = old.metadata.labels != new.metadata.labels
-        if podstate.is_terminating(new):
+        if pods.is_terminating(new):
             # A graceful delete: the pod stops counting now, not when the kubelet removes it.
             self._pod_deleted(new)
             if labels_changed:
@@ -139,7 +139,7 @@ class ReplicaSetController(QueueController):
         deleting = owners.is_deleting(rs)
         selector = labels.from_label_selector(rs.spec.selector)
         candidates = [p for p in chain(self.pods.by_index(CONTROLLER, rs.metadata.uid), self.pods.by_index(ORPHAN, ns))
-                      if podstate.is_active(p)]
+                      if pods.is_active(p)]
         claims = owners.plan_claims(rs.metadata.uid, selector, candidates, owner_deleting=deleting)
         owned = claims.owned
         if claims.adopt:
