@@ -265,10 +265,16 @@ class Registry:
 
         return await self._update_loop(kind, namespace, meta.name, merge, want_rev=want_rev, dry_run=dry_run)
 
+    async def update_status(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation, *,
+                            want_rev: int = 0, dry_run: bool = False) -> bytes:
+        """The status path: the stored spec and metadata with a new status; only the status is checked."""
+        return await self._update_loop(kind, namespace, name, mutate, want_rev=want_rev, dry_run=dry_run, status=True)
+
     async def _update_loop(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation, *,
-                           want_rev: int = 0, dry_run: bool = False) -> bytes:
+                           want_rev: int = 0, dry_run: bool = False, status: bool = False) -> bytes:
         """Read, change, compare-and-swap; retry on conflict unless the caller pinned a revision."""
         strategy = self.strategy(kind)
+        allocates = strategy.allocates and not status
         if want_rev:
             await self.cache.wait_for(want_rev)
         for _ in range(_RETRIES):
@@ -278,13 +284,17 @@ class Registry:
             new = mutate(entry.obj)
             if new is None:
                 return entry.item
-            self._keep_server_fields(new, entry.obj, kind, strategy)
-            errs = strategy.validate_update(new, entry.obj)
+            if status:
+                strategy.prepare_for_status_update(new, entry.obj)
+                errs = strategy.validate_status_update(new, entry.obj)
+            else:
+                self._keep_server_fields(new, entry.obj, kind, strategy)
+                errs = strategy.validate_update(new, entry.obj)
             if errs:
                 raise InvalidError(errs, prefix=f'{kind.kind} "{name}" is invalid: ')
             extra: list[Op] = []
             requested: set[str] = set()
-            if strategy.allocates:
+            if allocates:
                 requested = strategy.claims(new)
                 extra = strategy.allocate(new, entry.obj)
             try:
@@ -302,29 +312,6 @@ class Registry:
                 if extra:
                     strategy.release(extra)
             return written
-        raise _conflict(kind, name)
-
-    async def update_status(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation, *,
-                            want_rev: int = 0, dry_run: bool = False) -> bytes:
-        """The status path: the stored spec and metadata with a new status; only the status is checked."""
-        strategy = self.strategy(kind)
-        if want_rev:
-            await self.cache.wait_for(want_rev)
-        for _ in range(_RETRIES):
-            entry = await self.current(kind, namespace, name)
-            if want_rev and want_rev != entry.rev:
-                raise _conflict(kind, name)
-            new = mutate(entry.obj)
-            if new is None:
-                return entry.item
-            strategy.prepare_for_status_update(new, entry.obj)
-            errs = strategy.validate_status_update(new, entry.obj)
-            if errs:
-                raise InvalidError(errs, prefix=f'{kind.kind} "{name}" is invalid: ')
-            try:
-                return await self._write(kind, strategy, entry, new, [], dry_run=dry_run)
-            except RevisionMismatchError as e:
-                await self._lost_race(e, kind, name, pinned=bool(want_rev))
         raise _conflict(kind, name)
 
     async def update_subresource(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation) -> bytes:

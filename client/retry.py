@@ -8,9 +8,9 @@ read. This is the one loop for it (Kubernetes' retry.RetryOnConflict).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from api.errors import ConflictError
+from api.errors import AlreadyExistsError, ConflictError, NotFoundError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,3 +48,17 @@ def cached_first(cached: T, fetch: Callable[[], Awaitable[T]]) -> Callable[[], A
         return await fetch()
 
     return read
+
+
+async def create_or_update(client: Any, obj: T) -> T:
+    """Create `obj` if it carries no resourceVersion (never read from the server), else update it.
+
+    Losing a race either way (created, changed or deleted meanwhile) is a ConflictError, so
+    that retry_on_conflict reads again.
+    """
+    try:
+        if not obj.metadata.resource_version:  # type: ignore[attr-defined]
+            return await client.create(obj)  # type: ignore[no-any-return]
+        return await client.update(obj)  # type: ignore[no-any-return]
+    except (AlreadyExistsError, NotFoundError) as e:
+        raise ConflictError(e.message) from None

@@ -26,7 +26,7 @@ from api import quantity, timestamps
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import apps_pb2, core_pb2
 from client.api import Client
-from client.retry import retry_on_conflict
+from client.retry import create_or_update, retry_on_conflict
 from kubelet.config import KubeletConfig
 from kubelet.runtime.interface import ContainerRuntimeError, Runtime, RuntimeStatus, RuntimeVersion
 
@@ -342,12 +342,10 @@ class NodeAgent:
 
         async def write(lease: apps_pb2.Lease) -> apps_pb2.Lease:
             try:
-                if not lease.metadata.resource_version:
-                    return await self.client.create(lease)
-                return await self.client.update(lease)
-            except (ConflictError, AlreadyExistsError, NotFoundError) as e:
+                return await create_or_update(self.client, lease)
+            except ConflictError:
                 self._lease = None  # start again from what the server holds
-                raise ConflictError(e.message) from None
+                raise
 
         self._lease = await retry_on_conflict(read, renew, write, attempts=3, what=f"lease {self.config.node_name}")
         self.lease_renewals += 1

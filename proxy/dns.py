@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from dataclasses import dataclass
 
@@ -20,11 +21,11 @@ import dns.flags
 import dns.rcode
 import structlog
 
-from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
+from api.errors import ApiError, NotFoundError
 from api.pb import core_pb2
 from client.api import Client
 from client.informer import Informer, key_of
-from client.retry import retry_on_conflict
+from client.retry import create_or_update, retry_on_conflict
 from proxy import metrics
 from proxy.metrics import DnsMetrics
 from proxy.zone import Zone, error_response, parse_query, to_wire, udp_limit
@@ -282,17 +283,10 @@ class DnsServer:
             except NotFoundError:
                 return None
 
-        async def write(desired: core_pb2.Endpoints) -> core_pb2.Endpoints:
-            try:
-                if not desired.metadata.resource_version:
-                    return await self.client.create(desired)
-                return await self.client.update(desired)
-            except (AlreadyExistsError, NotFoundError) as e:
-                raise ConflictError(e.message) from None  # created or deleted meanwhile: read again
-
         written = await retry_on_conflict(read, lambda existing: plan_published(existing, ns, name, self.advertise,
                                                                                 self.port),
-                                          write, what=f"endpoints {ns}/{name}")
+                                          functools.partial(create_or_update, self.client),
+                                          what=f"endpoints {ns}/{name}")
         self._published = True
         if written is not None:
             log.info("dns_endpoint_published", endpoints=self.config.publish, address=f"{self.advertise}:{self.port}")

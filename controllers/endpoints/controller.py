@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from api import labels, pods
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import core_pb2
@@ -43,11 +41,6 @@ class EndpointsController(QueueController):
         for ep in self.endpoints.list():
             if self.services.get(key_of(ep)) is None:
                 self.enqueue(ep)
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
-            await super().run()
 
     # ------------------------------------------------------------ handlers (enqueue only)
 

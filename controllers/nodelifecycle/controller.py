@@ -46,7 +46,6 @@ class NodeLifecycleController(QueueController):
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
             tg.create_task(self._monitor())
             await super().run()
 

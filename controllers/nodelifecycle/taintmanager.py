@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from api import pods
 from api.defaults import UNREACHABLE_TAINT
 from api.errors import ConflictError, NotFoundError
@@ -39,11 +37,6 @@ class TaintManager(QueueController):
     async def ready(self) -> None:
         await self.nodes.synced.wait()
         await self.pods.synced.wait()
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
-            await super().run()
 
     # ------------------------------------------------------------ handlers (enqueue only)
 
