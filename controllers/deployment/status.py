@@ -5,25 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from api import conditions
+from api.deployments import (  # noqa: F401  (the controller reads them as status.X)
+    AVAILABLE,
+    FAILED_RS_CREATE,
+    FOUND_NEW_RS,
+    MIN_AVAILABLE,
+    MIN_UNAVAILABLE,
+    NEW_RS_AVAILABLE,
+    NEW_RS_CREATED,
+    PAUSED,
+    PROGRESSING,
+    REPLICA_FAILURE,
+    RESUMED,
+    RS_UPDATED,
+    TIMED_OUT,
+)
 from api.pb import apps_pb2
 from api.timestamps import seconds, timestamp
 from controllers.deployment import util
-
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-REPLICA_FAILURE = "ReplicaFailure"
-
-# Reasons, as Kubernetes spells them.
-NEW_RS_CREATED = "NewReplicaSetCreated"
-FOUND_NEW_RS = "FoundNewReplicaSet"
-RS_UPDATED = "ReplicaSetUpdated"
-NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
-TIMED_OUT = "ProgressDeadlineExceeded"
-PAUSED = "DeploymentPaused"
-RESUMED = "DeploymentResumed"
-FAILED_RS_CREATE = "ReplicaSetCreateError"
-MIN_AVAILABLE = "MinimumReplicasAvailable"
-MIN_UNAVAILABLE = "MinimumReplicasUnavailable"
 
 
 def get_condition(status: apps_pb2.DeploymentStatus, type_: str) -> apps_pb2.DeploymentCondition | None:

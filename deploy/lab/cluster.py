@@ -172,7 +172,7 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         progress("start failed; component logs are in " + str(plan.paths.log_dir))
         raise
     client_config.set_cluster(name, server=f"unix://{socket_path(plan)}",
-                              token=token_path(plan).read_text().strip())
+                              token=token_path(plan).read_text().strip(), log_dir=str(plan.paths.log_dir))
     progress(f"cluster {name!r} is up in {time.monotonic() - start:.1f}s; try: kubelite get nodes -o wide")
     return plan
 
