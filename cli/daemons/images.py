@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from client.config import current_cluster
-from kubelet.runtime import images as imagelib
+from deploy.node import images as imagelib
 
 
 @click.group()

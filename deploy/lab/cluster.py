@@ -28,9 +28,8 @@ from client.config import ClientConfig
 from deploy.lab import network
 from deploy.lab.plan import LabPlan, plan_lab
 from deploy.lab.procs import Supervisor
-from deploy.node import bootstrap, containerd
+from deploy.node import bootstrap, containerd, images
 from deploy.node.launch import SupervisorLauncher
-from kubelet.runtime import images
 
 log = structlog.get_logger(component="lab")
 

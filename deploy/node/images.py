@@ -22,16 +22,17 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import structlog
 
+from kubelet.runtime.images import BUSYBOX_IMAGE, PAUSE_IMAGE
+
+__all__ = ["BUSYBOX_IMAGE", "PAUSE_IMAGE", "build_all", "import_image"]
+
 log = structlog.get_logger(__name__)
 
-PAUSE_IMAGE = "localhost:5000/kubelite/pause:3.9"
-BUSYBOX_IMAGE = "localhost:5000/kubelite/busybox:1.35"
 DEFAULT_CACHE_DIR = Path("/var/lib/kubelite/images")
 DEFAULT_BUSYBOX = Path("/bin/busybox")
 INDEX_HTML = b"<html><body><h1>hello from kubelite busybox</h1></body></html>\n"
@@ -198,7 +199,7 @@ def busybox_applets(busybox: Path) -> list[str]:
 
 
 def pause_source() -> bytes:
-    return resources.files("deploy.node").joinpath("images", "pause.c").read_bytes()
+    return (Path(__file__).parent / "images" / "pause.c").read_bytes()
 
 
 def compile_pause(source: bytes, *, cc: str = "gcc") -> bytes:
