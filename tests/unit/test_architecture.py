@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import configparser
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,3 +31,17 @@ def test_every_user_command_module_is_under_the_contract() -> None:
     listed = set(config["importlinter:contract:user-cli"]["source_modules"].split())
     modules = {f"cli.{p.stem}" for p in (ROOT / "cli").glob("*.py") if p.stem not in ("__init__", "main")}
     assert modules == listed
+
+
+COMPONENTS = ("api", "client", "apiserver", "scheduler", "controllers", "kubelet", "proxy", "cli", "chaos", "deploy")
+
+
+@pytest.mark.parametrize("package", COMPONENTS)
+def test_each_component_opens_with_a_map_of_its_modules(package: str) -> None:
+    """A component's __init__ docstring names every module and subpackage it holds."""
+    init = ROOT / package / "__init__.py"
+    doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+    children = {p.stem for p in (ROOT / package).glob("*.py") if p.stem != "__init__"}
+    children |= {p.name for p in (ROOT / package).iterdir() if (p / "__init__.py").exists()}
+    missing = sorted(c for c in children if not re.search(rf"\b{re.escape(c)}\b", doc))
+    assert missing == [], f"{package}/__init__.py does not map {missing}"
