@@ -103,7 +103,9 @@ class Registry:
         if rev > self.last_rev:
             self.last_rev = rev
         for op in ops:
-            self._written[_resource_of_key(op.key)] = rev
+            resource = _resource_of_key(op.key)
+            if rev > self._written.get(resource, 0):  # commits may finish out of revision order
+                self._written[resource] = rev
         return rev
 
     async def sync(self) -> None:
