@@ -33,7 +33,7 @@ from api.errors import (
     UnsupportedError,
 )
 from api.pb import api_pb2
-from apiserver import admission, allocator, rules
+from apiserver import admission, rules
 from apiserver.cache import PREFIX, Entry, Filter, ListResult, WatchCache, Watcher, object_key
 from apiserver.rules import Config, Strategy
 from apiserver.rules.strategy import copy as _copy
@@ -72,6 +72,8 @@ def _resource_of_key(key: str) -> str:
 
 
 Mutation = Callable[[Message], Message | None]
+# Which rules an update loop applies (see Registry._update_loop).
+_UPDATE, _STATUS, _SUBRESOURCE = "update", "status", "subresource"
 
 
 class Registry:
@@ -211,8 +213,7 @@ class Registry:
                 if e.key == key:
                     raise AlreadyExistsError(f'{kind.resource} "{meta.name}" already exists') from None
                 if e.key in requested or attempt + 1 == _RETRIES:
-                    raise ConflictError(f"{e.key.removeprefix(allocator.RANGES)} is already allocated; retry") \
-                        from None
+                    raise strategy.claim_taken(e.key) from None
                 # Another apiserver claimed the value this one picked: learn of it, then pick again.
                 await self._learn_claim(e)
                 obj = _copy(unallocated)
@@ -270,13 +271,22 @@ class Registry:
     async def update_status(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation, *,
                             want_rev: int = 0, dry_run: bool = False) -> bytes:
         """The status path: the stored spec and metadata with a new status; only the status is checked."""
-        return await self._update_loop(kind, namespace, name, mutate, want_rev=want_rev, dry_run=dry_run, status=True)
+        return await self._update_loop(kind, namespace, name, mutate, want_rev=want_rev, dry_run=dry_run,
+                                       path=_STATUS)
+
+    async def update_subresource(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation) -> bytes:
+        """A subresource write (Binding): `mutate` carries the subresource's own rules and checks."""
+        return await self._update_loop(kind, namespace, name, mutate, path=_SUBRESOURCE)
 
     async def _update_loop(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation, *,
-                           want_rev: int = 0, dry_run: bool = False, status: bool = False) -> bytes:
-        """Read, change, compare-and-swap; retry on conflict unless the caller pinned a revision."""
+                           want_rev: int = 0, dry_run: bool = False, path: str = _UPDATE) -> bytes:
+        """Read, change, compare-and-swap; retry on conflict unless the caller pinned a revision.
+
+        `path` says which rules apply: an update's (server-owned fields, defaults, validation,
+        allocation), a status write's (the status strategy only), or a subresource's (its own, in `mutate`).
+        """
         strategy = self.strategy(kind)
-        allocates = strategy.allocates and not status
+        allocates = strategy.allocates and path == _UPDATE
         if want_rev:
             await self.cache.wait_for(want_rev)
         for _ in range(_RETRIES):
@@ -286,12 +296,13 @@ class Registry:
             new = mutate(entry.obj)
             if new is None:
                 return entry.item
-            if status:
-                strategy.prepare_for_status_update(new, entry.obj)
-                errs = strategy.validate_status_update(new, entry.obj)
-            else:
+            errs: list[FieldError] = []
+            if path == _UPDATE:
                 self._keep_server_fields(new, entry.obj, kind, strategy)
                 errs = strategy.validate_update(new, entry.obj)
+            elif path == _STATUS:
+                strategy.prepare_for_status_update(new, entry.obj)
+                errs = strategy.validate_status_update(new, entry.obj)
             if errs:
                 raise InvalidError(errs, prefix=f'{kind.kind} "{name}" is invalid: ')
             extra: list[Op] = []
@@ -306,27 +317,13 @@ class Registry:
                 continue
             except KeyExistsError as e:
                 if e.key in requested:
-                    raise ConflictError(f"{e.key.removeprefix(allocator.RANGES)} is already allocated; retry") \
-                        from None
+                    raise strategy.claim_taken(e.key) from None
                 await self._learn_claim(e)  # a value this server picked was taken elsewhere: pick again
                 continue
             finally:
                 if extra:
                     strategy.release(extra)
             return written
-        raise _conflict(kind, name)
-
-    async def update_subresource(self, kind: kinds.Kind, namespace: str, name: str, mutate: Mutation) -> bytes:
-        """A subresource write (Binding): `mutate` carries the subresource's own rules and checks."""
-        for _ in range(_RETRIES):
-            entry = await self.current(kind, namespace, name)
-            new = mutate(entry.obj)
-            if new is None:
-                return entry.item
-            try:
-                return await self._put(kind, entry, new)
-            except RevisionMismatchError as e:
-                await self._lost_race(e, kind, name, pinned=False)
         raise _conflict(kind, name)
 
     async def _write(self, kind: kinds.Kind, strategy: Strategy, entry: Entry, new: Message, extra: list[Op], *,

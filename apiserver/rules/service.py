@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from api import kinds
-from api.errors import FieldError, InvalidError
+from api.errors import ApiError, ConflictError, FieldError, InvalidError
 from api.pb import core_pb2
 from apiserver import allocator
 from apiserver.rules.strategy import Config, Strategy
@@ -48,6 +48,9 @@ class Rules(Strategy):
 
     def claims(self, obj: Message) -> set[str]:
         return allocator.claims(obj)  # type: ignore[arg-type]
+
+    def claim_taken(self, key: str) -> ApiError:
+        return ConflictError(f"{key.removeprefix(allocator.RANGES)} is already allocated; retry")
 
     def _taken(self) -> _Allocations:
         taken = _Allocations(set(self._inflight.ips), set(self._inflight.ports), set(self._inflight.lb))

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from google.protobuf.message import Message
 
 from api import defaults, timestamps, validation
-from api.errors import FieldError
+from api.errors import ApiError, ConflictError, FieldError
 from api.pb import api_pb2
 from apiserver.storage.interface import Op
 
@@ -156,3 +156,7 @@ class Strategy:
     def claims(self, obj: Message) -> set[str]:
         """The storage keys the object holds, removed with it."""
         return set()
+
+    def claim_taken(self, key: str) -> ApiError:
+        """The error for a claim another object holds (a value the client asked for, or none left to pick)."""
+        return ConflictError(f"{key} is already allocated; retry")
