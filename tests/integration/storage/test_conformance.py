@@ -13,18 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from apiserver.storage import interface as st
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
-from apiserver.storage.interface import (
-    CompactedError,
-    Create,
-    Delete,
-    Event,
-    KeyExistsError,
-    KeyNotFoundError,
-    RevisionMismatchError,
-    Storage,
-    Update,
-)
+from apiserver.storage.interface import Create, Delete, Storage, Update
 
 P = "/conformance/"
 
@@ -47,9 +38,9 @@ async def storage(request: pytest.FixtureRequest, etcd: str) -> AsyncIterator[St
         await store.close()
 
 
-async def _watch(store: Storage, from_revision: int, count: int) -> list[Event]:
+async def _watch(store: Storage, from_revision: int, count: int) -> list[st.Event]:
     """The first `count` events of a watch on the prefix from `from_revision`."""
-    out: list[Event] = []
+    out: list[st.Event] = []
 
     async def read() -> None:
         async for events, _ in store.watch(P, from_revision=from_revision):
@@ -78,7 +69,7 @@ async def test_writes_return_the_store_revision(storage: Storage) -> None:
 async def test_create_if_absent_reports_the_current_value(storage: Storage) -> None:
     """Creating a key that exists fails naming the key, with the value and revision it holds."""
     r1 = await storage.commit([Create(P + "a", b"first")])
-    with pytest.raises(KeyExistsError) as err:
+    with pytest.raises(st.KeyExistsError) as err:
         await storage.commit([Create(P + "a", b"second")])
     assert err.value.key == P + "a"
     assert err.value.current is not None
@@ -90,11 +81,11 @@ async def test_compare_and_swap_reports_the_current_value(storage: Storage) -> N
     r1 = await storage.commit([Create(P + "a", b"1")])
     r2 = await storage.commit([Update(P + "a", b"2", r1)])
     for stale in (Update(P + "a", b"3", r1), Delete(P + "a", r1)):
-        with pytest.raises(RevisionMismatchError) as err:
+        with pytest.raises(st.RevisionMismatchError) as err:
             await storage.commit([stale])
         assert err.value.current is not None
         assert (err.value.current.value, err.value.current.mod_revision) == (b"2", r2)
-    with pytest.raises(KeyNotFoundError) as missing:
+    with pytest.raises(st.KeyNotFoundError) as missing:
         await storage.commit([Update(P + "nope", b"x", r1)])
     assert missing.value.key == P + "nope"
     await storage.commit([Delete(P + "a")])  # revision 0: whatever it is
@@ -102,11 +93,11 @@ async def test_compare_and_swap_reports_the_current_value(storage: Storage) -> N
 
 
 @pytest.mark.parametrize(("ops", "error", "failed"), [
-    pytest.param(lambda r: [Create(P + "new", b"x"), Create(P + "held", b"y")], KeyExistsError, "held",
+    pytest.param(lambda r: [Create(P + "new", b"x"), Create(P + "held", b"y")], st.KeyExistsError, "held",
                  id="create-and-existing"),
-    pytest.param(lambda r: [Update(P + "held", b"z", r), Delete(P + "missing", 0)], KeyNotFoundError, "missing",
+    pytest.param(lambda r: [Update(P + "held", b"z", r), Delete(P + "missing", 0)], st.KeyNotFoundError, "missing",
                  id="update-and-missing-delete"),
-    pytest.param(lambda r: [Create(P + "new", b"x"), Update(P + "held", b"z", r - 1)], RevisionMismatchError,
+    pytest.param(lambda r: [Create(P + "new", b"x"), Update(P + "held", b"z", r - 1)], st.RevisionMismatchError,
                  "held", id="create-and-stale-update"),
 ])
 async def test_multi_operation_commits_are_atomic(storage: Storage, ops, error: type[Exception],  # type: ignore[no-untyped-def]
@@ -150,9 +141,9 @@ async def test_compaction_expires_old_revisions(storage: Storage) -> None:
     r2 = await storage.commit([Update(P + "a", b"2", r1)])
     await storage.commit([Update(P + "a", b"3", r2)])
     await storage.compact(r2)
-    with pytest.raises(CompactedError):
+    with pytest.raises(st.CompactedError):
         await storage.list(P, revision=r1)
-    with pytest.raises(CompactedError):
+    with pytest.raises(st.CompactedError):
         await _watch(storage, r1, 1)
     items, _ = await storage.list(P, revision=r2)
     assert [i.value for i in items] == [b"2"]
