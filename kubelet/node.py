@@ -254,8 +254,9 @@ class NodeAgent:
             seen[:] = [existing]
             return existing
 
-        current = await retry_on_conflict(read, lambda existing: merge_registration(existing, wanted),
-                                          self.client.update, what=f"node {self.config.node_name}") or seen[0]
+        merged = await retry_on_conflict(read, lambda existing: merge_registration(existing, wanted),
+                                         self.client.update, what=f"node {self.config.node_name}")
+        current = merged if merged is not None else seen[0]
         current.status.CopyFrom(compute_node_status(self.config, self.machine, self.version, self.readiness,
                                                     previous=seen[0].status, now=time.time()))
         current.metadata.resource_version = ""
