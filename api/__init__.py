@@ -1,1 +1,18 @@
+"""The objects and what every component and the CLI share about them; imports no component.
 
+pb/          generated protobuf types (proto/kubelite/v1)
+kinds        the served kinds: names, short names, scope, class; one entry per kind
+errors       one error hierarchy, mapped to gRPC codes both ways
+convert      Kubernetes YAML/JSON <-> protobuf, with file/document/field in every error
+defaults     defaults the apiserver fills in, per kind
+validation   validation naming each field, per kind
+labels       label and field selectors
+quantity     quantities ("500m", "128Mi")
+intstr       IntOrString values
+names        DNS-1123 / DNS-1035 / IANA name rules
+conditions   object conditions: get, set, carry over, remove
+timestamps   Timestamps <-> float seconds, "now"
+pods         pod phase predicates: terminal, terminating, active
+deployments  the Deployment vocabulary shared by the controller and the CLI (annotations, conditions, revisions)
+logs         structlog configured once per process
+"""

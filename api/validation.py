@@ -598,6 +598,10 @@ def validate_node(node: core_pb2.Node, errs: Errs) -> None:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 errs.append(FieldError(f"spec.{json}", "Invalid value", "must be a valid CIDR", cidr))
+    validate_node_status(node, errs)
+
+
+def validate_node_status(node: core_pb2.Node, errs: Errs) -> None:
     for part, values in (("capacity", node.status.capacity), ("allocatable", node.status.allocatable)):
         for name, q in values.items():
             if not quantity.is_valid(q):

@@ -1,1 +1,13 @@
+"""The apiserver: the API over etcd, a watch cache in front, each kind's rules in one module.
 
+server         the gRPC front end: parse, call the registry, return its bytes; token auth; health
+registry       the generic verbs (create, get, list, update, update-status, delete, watch, bind and
+               scale as subresources); names no kind
+rules/         one module per kind: defaults, validation, status, delete and allocation rules, cache indexes
+admission      the ordered admission chain every create passes (priority, namespace lifecycle, ...)
+cache          the watch cache: one etcd watch, every kind in memory, shared encoded watch frames
+allocator      Service cluster IPs, NodePorts and load-balancer addresses, claimed as etcd keys
+kubelet_proxy  logs and exec, proxied to the pod's kubelet
+wire           just enough protobuf wire format to concatenate pre-encoded messages
+storage/       the storage interface and its etcd implementation (group commit)
+"""

@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 from api import kinds, labels
 from api.errors import ExpiredError, InvalidError, TimeoutError_, UnavailableError
 from api.pb import meta_pb2
-from apiserver import wire
+from apiserver import rules, wire
 from apiserver.storage.interface import CompactedError, Create, Event, Storage
 
 log = structlog.get_logger(component="apiserver")
@@ -184,17 +184,19 @@ class Watcher:
 class Store:
     """The cached objects of one kind, their recent changes, and their watchers."""
 
-    def __init__(self, kind: kinds.Kind) -> None:
+    def __init__(self, kind: kinds.Kind, index: rules.Index | None = None) -> None:
         self.kind = kind
         self.objects: dict[str, Entry] = {}
         self._sorted: list[str] | None = None
-        self.by_node: dict[str, set[str]] = {}  # pods by spec.nodeName, for kubelets
+        # The kind's extra index (pods by spec.nodeName, for kubelets): keys by the indexed field's value.
+        self.index = index if index is not None else rules.index_of(kind)
+        self.by_index: dict[str, set[str]] = {}
         self.history: deque[Change] = deque()
         self.history_start = 0  # every change with rev > history_start is in history
         self.watchers: set[Watcher] = set()
-        # Kubelets watch the pods of one node: offer a pod's change only to its node's watchers.
+        # Watchers pinned to one value of the indexed field (a kubelet's node) are offered only its changes.
         self._unindexed: set[Watcher] = set()
-        self._node_watchers: dict[str, set[Watcher]] = {}
+        self._indexed_watchers: dict[str, set[Watcher]] = {}
         self._field_number = kinds.wrap(kind.cls()).DESCRIPTOR.fields_by_name[kind.field].number
 
     def decode(self, value: bytes, rev: int) -> Entry:
@@ -208,25 +210,25 @@ class Store:
     def reset(self, entries: dict[str, Entry], rev: int) -> None:
         self.objects = entries
         self._sorted = None
-        self.by_node = {}
-        if self.kind.kind == "Pod":
+        self.by_index = {}
+        if self.index is not None:
             for key, entry in entries.items():
                 self._index(key, entry.obj, add=True)
         self.history.clear()
         self.history_start = rev
 
     def _index(self, key: str, obj: Message, *, add: bool) -> None:
-        node = obj.spec.node_name  # type: ignore[attr-defined]
-        if not node:
+        value = self.index.value(obj)  # type: ignore[union-attr]
+        if not value:
             return
         if add:
-            self.by_node.setdefault(node, set()).add(key)
+            self.by_index.setdefault(value, set()).add(key)
         else:
-            keys = self.by_node.get(node)
+            keys = self.by_index.get(value)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
-                    del self.by_node[node]
+                    del self.by_index[value]
 
     def apply(self, ev: Event) -> Change | None:
         old = self.objects.get(ev.key)
@@ -244,7 +246,7 @@ class Store:
                 self._sorted = None
             change = Change("MODIFIED" if old else "ADDED", ev.key, entry.obj, old.obj if old else None,
                             ev.revision, entry.item)
-        if self.kind.kind == "Pod":
+        if self.index is not None:
             if old is not None:
                 self._index(ev.key, old.obj, add=False)
             if change.type != "DELETED":
@@ -254,38 +256,39 @@ class Store:
             self.history_start = self.history.popleft().rev
         for w in self._unindexed:
             w.offer(change)
-        if self._node_watchers:
-            nodes = {change.obj.spec.node_name}  # type: ignore[attr-defined]
+        if self._indexed_watchers:
+            values = {self.index.value(change.obj)}  # type: ignore[union-attr]
             if old is not None:
-                nodes.add(old.obj.spec.node_name)  # type: ignore[attr-defined]
-            for node in nodes:
-                for w in self._node_watchers.get(node, ()):
+                values.add(self.index.value(old.obj))  # type: ignore[union-attr]
+            for value in values:
+                for w in self._indexed_watchers.get(value, ()):
                     w.offer(change)
         return change
 
-    def _node_of(self, flt: Filter) -> str:
-        """The node a pod filter is pinned to (spec.nodeName=X), for the by-node indexes; "" if none."""
-        if self.kind.kind != "Pod":
+    def _pinned(self, flt: Filter) -> str:
+        """The value of the indexed field a filter is pinned to (spec.nodeName=X); "" if none."""
+        if self.index is None:
             return ""
-        return next((f.value for f in flt.fields if f.field == "spec.nodeName" and f.op == "="), "")
+        field_ = self.index.field
+        return next((f.value for f in flt.fields if f.field == field_ and f.op == "="), "")
 
     def add_watcher(self, w: Watcher) -> None:
         self.watchers.add(w)
-        node = self._node_of(w.filter)
-        if node:
-            self._node_watchers.setdefault(node, set()).add(w)
+        value = self._pinned(w.filter)
+        if value:
+            self._indexed_watchers.setdefault(value, set()).add(w)
         else:
             self._unindexed.add(w)
 
     def remove_watcher(self, w: Watcher) -> None:
         self.watchers.discard(w)
         self._unindexed.discard(w)
-        node = self._node_of(w.filter)
-        group = self._node_watchers.get(node)
+        value = self._pinned(w.filter)
+        group = self._indexed_watchers.get(value)
         if group is not None:
             group.discard(w)
             if not group:
-                del self._node_watchers[node]
+                del self._indexed_watchers[value]
 
     def sorted_keys(self) -> list[str]:
         if self._sorted is None:
@@ -294,9 +297,9 @@ class Store:
 
     def select(self, flt: Filter, *, after: str = "") -> Iterator[tuple[str, Entry]]:
         """Matching entries in key order, starting after key `after`."""
-        node = self._node_of(flt)
-        if node:  # unbound pods ("spec.nodeName=") are not indexed
-            keys: Iterable[str] = sorted(k for k in self.by_node.get(node, ()) if k > after)
+        value = self._pinned(flt)
+        if value:  # objects with an empty value (unbound pods) are not indexed
+            keys: Iterable[str] = sorted(k for k in self.by_index.get(value, ()) if k > after)
         else:
             keys = self.sorted_keys()
             start = kind_prefix(self.kind, flt.namespace)

@@ -24,12 +24,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram
 
 from api import kinds
-from api.errors import ApiError, InvalidError, NotFoundError, UnauthorizedError, UnavailableError
+from api.errors import AlreadyExistsError, ApiError, InvalidError, NotFoundError, UnauthorizedError, UnavailableError
 from api.pb import api_pb2
 from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
+from apiserver.rules import namespace as namespace_rules
+from apiserver.rules import pod as pod_rules
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
 
 log = structlog.get_logger(component="apiserver")
@@ -41,6 +43,8 @@ WATCH_BATCH_FRAMES = 64
 WATCH_BURST_WINDOW = 0.005
 WATCH_BATCH_DELAY = 0.002
 SERVICE = "kubelite.v1.Api"
+# Binding and the kubelets' status stream are pods' subresources.
+PODS = kinds.lookup("pods")
 
 REQUESTS = Counter("apiserver_requests_total", "Requests by verb, resource and code", ["verb", "resource", "code"])
 LATENCY = Histogram("apiserver_request_duration_seconds", "Request latency by verb and resource",
@@ -149,7 +153,8 @@ class ApiServicer:
 
     @unary("bind", api_pb2.BindRequest)
     async def Bind(self, req: api_pb2.BindRequest) -> bytes:
-        return await self.registry.bind(req)
+        return await self.registry.update_subresource(PODS, req.namespace or "default", req.name,
+                                                      pod_rules.binding(req))
 
     @unary("scale", api_pb2.ScaleRequest)
     async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
@@ -233,7 +238,8 @@ class ApiServicer:
         async def apply_one(upd: api_pb2.PodStatusUpdate) -> None:
             ack = api_pb2.PodStatusAck(namespace=upd.namespace, name=upd.name, sequence=upd.sequence)
             try:
-                await self.registry.update_pod_status(upd.namespace, upd.name, upd.uid, upd.status)
+                await self.registry.update_status(PODS, upd.namespace, upd.name,
+                                                  pod_rules.kubelet_status(upd.name, upd.uid, upd.status))
             except NotFoundError as e:
                 ack.error, ack.code = e.message, "NotFound"
             except ApiError as e:
@@ -360,7 +366,7 @@ class ApiServer:
                 tg.create_task(self.cache.run())
                 tg.create_task(self.cache.run_bookmarks())
                 await self._wait_ready()
-                await self.registry.ensure_namespaces()
+                await self._ensure_namespaces()
                 if self.config.metrics_port:
                     # Before serving: a metrics port that cannot be bound stops the server before it
                     # ever reports SERVING, not just after.
@@ -383,6 +389,11 @@ class ApiServer:
             await self.proxy.close()
             await self.storage.close()
             log.info("apiserver_stopped")
+
+    async def _ensure_namespaces(self) -> None:
+        for ns in namespace_rules.system_namespaces():
+            with contextlib.suppress(AlreadyExistsError):
+                await self.registry.create(kinds.wrap(ns))
 
     async def _wait_ready(self) -> None:
         while not self.cache.ready.is_set():

@@ -33,7 +33,6 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,21 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BIN = Path(sys.executable).parent
+from bench.harness import BIN, GiB, Processes, cpu_seconds, percentile  # noqa: E402
+
 TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 10.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def pod_manifest(name: str, namespace: str = "default", annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -88,56 +75,6 @@ def stored_pod_bytes() -> bytes:
 # ---------------------------------------------------------------- processes
 
 
-class Cluster:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.etcd_url = ""
-        self.address = ""
-
-    def start_etcd(self) -> None:
-        cport, pport = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{cport}"
-        etcd = shutil.which("etcd") or "/usr/bin/etcd"
-        self.procs["etcd"] = subprocess.Popen(
-            [etcd, "--name", "bench", "--data-dir", str(self.workdir / "etcd"), "--listen-client-urls", self.etcd_url,
-             "--advertise-client-urls", self.etcd_url, "--listen-peer-urls", f"http://127.0.0.1:{pport}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-             "--quota-backend-bytes", str(8 * 1024**3)],
-            stdout=subprocess.DEVNULL, stderr=(self.workdir / "etcd.log").open("wb"))
-        _wait_port(cport)
-
-    def start_apiserver(self) -> None:
-        port = free_port()
-        self.address = f"127.0.0.1:{port}"
-        self.procs["apiserver"] = subprocess.Popen(
-            [str(BIN / "kubelite"), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.address,
-             "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=(self.workdir / "apiserver.log").open("wb"))
-        asyncio.run(_wait_healthy(self.address))
-
-    def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} never opened")
-
-
 async def _wait_healthy(address: str, timeout: float = 30) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -152,12 +89,6 @@ async def _wait_healthy(address: str, timeout: float = 30) -> None:
                     return
             await asyncio.sleep(0.1)
     raise RuntimeError("apiserver never became healthy")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Profiler:
@@ -380,7 +311,7 @@ def _fast_run(coro: Any) -> Any:
 # ---------------------------------------------------------------- phases
 
 
-def etcd_baseline(cluster: Cluster, *, mode: str, total: int, concurrency: int, procs: int) -> dict[str, Any]:
+def etcd_baseline(cluster: Processes, *, mode: str, total: int, concurrency: int, procs: int) -> dict[str, Any]:
     value = stored_pod_bytes()
     per = total // procs
     start = _start_at()
@@ -392,7 +323,7 @@ def etcd_baseline(cluster: Cluster, *, mode: str, total: int, concurrency: int, 
             "concurrency": concurrency, "load_processes": procs}
 
 
-def wipe_bench_keys(cluster: Cluster) -> None:
+def wipe_bench_keys(cluster: Processes) -> None:
     async def go() -> None:
         import aetcd
         from aetcd import rpc
@@ -406,7 +337,7 @@ def wipe_bench_keys(cluster: Cluster) -> None:
     asyncio.run(go())
 
 
-def apiserver_creates(cluster: Cluster, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
+def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
     per = total // procs
     start = _start_at(3.0)
     results = _run_in_procs(create_worker, [(cluster.address, f"load{i}", per, concurrency // procs, start)
@@ -417,7 +348,7 @@ def apiserver_creates(cluster: Cluster, *, total: int, concurrency: int, procs: 
             "per_second": round(done / elapsed), "concurrency": concurrency, "load_processes": procs}
 
 
-def paced_latency(cluster: Cluster, *, rate: float, seconds: float) -> dict[str, Any]:
+def paced_latency(cluster: Processes, *, rate: float, seconds: float) -> dict[str, Any]:
     (result,) = _run_in_procs(paced_worker, [(cluster.address, rate, seconds)])
     lat = [x * 1000 for x in result["latencies"]]
     return {"rate": rate, "achieved_rate": round(result["achieved_rate"], 1), "creates": len(lat),
@@ -425,7 +356,7 @@ def paced_latency(cluster: Cluster, *, rate: float, seconds: float) -> dict[str,
             "p99_ms": round(percentile(lat, 99), 2), "max_ms": round(max(lat), 2) if lat else None}
 
 
-def fanout(cluster: Cluster, workdir: Path, *, watchers: int, procs: int, rate: float,
+def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate: float,
            seconds: float, namespace: str = "fanout", watchers_per_connection: int = 10) -> dict[str, Any]:
     from api import convert, kinds
     from api.pb import core_pb2
@@ -506,7 +437,7 @@ def fanout(cluster: Cluster, workdir: Path, *, watchers: int, procs: int, rate: 
             "max_ms": round(max(delays), 2) if delays else None}
 
 
-def apply_file(cluster: Cluster, workdir: Path, *, pods: int) -> dict[str, Any]:
+def apply_file(cluster: Processes, workdir: Path, *, pods: int) -> dict[str, Any]:
     import yaml
 
     path = workdir / "pods.yaml"
@@ -557,11 +488,11 @@ def main() -> None:
     phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply"}
 
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-api-"))
-    cluster = Cluster(workdir)
+    cluster = Processes(workdir)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
                            "targets": TARGETS}
     try:
-        cluster.start_etcd()
+        cluster.start_etcd(quota=8 * GiB)
         if "etcd" in phases:
             etcd_pid = cluster.procs["etcd"].pid
             for name, mode in (("etcd_put", "put"), ("etcd_create_txn", "txn")):
@@ -570,7 +501,8 @@ def main() -> None:
                                           procs=args.load_procs)
                 out[name]["etcd_cpu_seconds"] = round(cpu_seconds(etcd_pid) - before, 2)
             wipe_bench_keys(cluster)
-        cluster.start_apiserver()
+        cluster.start_apiserver(cluster.etcd_url, wait=False)
+        asyncio.run(_wait_healthy(cluster.address))
         pid = cluster.procs["apiserver"].pid
 
         def phase(name: str, fn: Callable[[], dict[str, Any]], selector: str = "") -> None:
@@ -606,7 +538,7 @@ def main() -> None:
                 watchers_per_connection=args.watchers_per_connection), "fanout")
         phase("apply", lambda: apply_file(cluster, workdir, pods=args.apply_pods))
     finally:
-        cluster.stop()
+        cluster.stop_all()
         out["machine"]["load_average_at_end"] = os.getloadavg()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -34,9 +34,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,92 +48,38 @@ import yaml
 from api import convert, kinds
 from api.errors import ApiError, NotFoundError
 from api.pb import core_pb2
+from bench.harness import Processes
 from client.api import Client
 
-BIN = Path(sys.executable).parent
 IMAGE = "localhost:5000/kubelite/busybox:1.35"
 CREATE_CONCURRENCY = 64
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kubelite() -> str:
-    exe = BIN / "kubelite"
-    return str(exe) if exe.exists() else shutil.which("kubelite") or "kubelite"
-
-
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
 class Cluster:
-    workdir: Path
-    nodes: int
-    etcd_url: str = ""
-    address: str = ""
-    control_dir: Path = field(default_factory=Path)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """etcd, the apiserver, the controller-manager, the scheduler and N hollow nodes."""
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log,
-                                            env={**os.environ, "KUBELITE_CONFIG": str(self.workdir / "none.yaml")})
+    def __init__(self, workdir: Path, nodes: int) -> None:
+        self.workdir = workdir
+        self.nodes = nodes
+        self.processes = Processes(workdir)
+        self.etcd_url = ""
+        self.address = ""
+        self.control_dir = workdir / "hollow-control"
 
     def start(self) -> None:
-        cport, pport = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{cport}"
-        self._spawn("etcd", ["etcd", "--name", "bench", "--data-dir", str(self.workdir / "etcd"),
-                             "--listen-client-urls", self.etcd_url, "--advertise-client-urls", self.etcd_url,
-                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
-                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-                             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-                             "--quota-backend-bytes", str(4 * 1024**3)])
-        _wait_port(cport)
-        port = free_port()
-        self.address = f"127.0.0.1:{port}"
-        self._spawn("apiserver", [kubelite(), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.address,
-                                  "--log-level", "warning"])
-        _wait_port(port)
-        self._spawn("controller-manager", [kubelite(), "controller-manager", "--server", self.address,
-                                           "--log-level", "warning"])
-        self._spawn("scheduler", [kubelite(), "scheduler", "--server", self.address, "--log-level", "warning"])
-        self.control_dir = self.workdir / "hollow-control"
-        self._spawn("hollow-nodes", [kubelite(), "hollow-nodes", "--server", self.address, "--count",
-                                     str(self.nodes), "--control-dir", str(self.control_dir), "--log-level", "warning"])
+        self.etcd_url = self.processes.start_etcd()
+        self.address = self.processes.start_apiserver(self.etcd_url)
+        self.processes.start("controller-manager", "controller-manager", "--server", self.address,
+                             "--log-level", "warning")
+        self.processes.start("scheduler", "scheduler", "--server", self.address, "--log-level", "warning")
+        self.processes.start("hollow-nodes", "hollow-nodes", "--server", self.address, "--count", str(self.nodes),
+                             "--control-dir", str(self.control_dir), "--log-level", "warning")
 
     def cpu(self) -> dict[str, float]:
-        out = {}
-        for name, p in self.procs.items():
-            with contextlib.suppress(OSError):
-                out[name] = round(cpu_seconds(p.pid), 1)
-        return out
+        return self.processes.cpu()
 
     def stop(self) -> None:
-        for name in ("hollow-nodes", "scheduler", "controller-manager", "apiserver", "etcd"):
-            p = self.procs.get(name)
-            if p is None or p.poll() is not None:
-                continue
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        self.processes.stop_all()
 
 
 def manifest(text: str) -> Any:

@@ -35,49 +35,28 @@ import platform
 import secrets
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import logs
 from api.pb import core_pb2
+from bench.harness import Processes, rss_mb
 from client.api import Client
 from deploy.node import containerd
 from kubelet.runtime import cgroups, images
 from kubelet.runtime.cri import CRIRuntime
 from kubelet.runtime.interface import ContainerConfig, PodSandboxConfig
 
-BIN = Path(sys.executable).parent
 POD_CIDR = "10.244.250.0/24"
 NODE = "bench-node"
 FAKE_NODE = "bench-hollow"
 HTTPD = ("httpd", "-f", "-p", "8080", "-h", "/www")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kubelite() -> list[str]:
-    exe = BIN / "kubelite"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cli.main"]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -92,33 +71,21 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ms), 1)}
 
 
-@dataclass
 class Cluster:
-    workdir: Path
-    netns: str = ""
-    etcd_url: str = ""
-    api: str = ""
-    node: containerd.NodeConfig | None = None
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """etcd, the apiserver, one node's containerd in its own network namespace, and kubelets."""
 
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        logf = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc
-        return proc
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes = Processes(workdir, new_session=True)
+        self.procs = self.processes.procs
+        self.netns = ""
+        self.etcd_url = ""
+        self.api = ""
+        self.node: containerd.NodeConfig | None = None
 
     async def start(self) -> None:
-        cport, pport = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{cport}"
-        self.spawn("etcd", ["etcd", "--name", "bench", "--data-dir", str(self.workdir / "etcd"),
-                            "--listen-client-urls", self.etcd_url, "--advertise-client-urls", self.etcd_url,
-                            "--listen-peer-urls", f"http://127.0.0.1:{pport}",
-                            "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-                            "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-                            "--quota-backend-bytes", str(4 * 1024**3)])
-        self.api = f"127.0.0.1:{free_port()}"
-        self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.api,
-                                 "--log-level", "warning"])
+        self.etcd_url = self.processes.start_etcd()
+        self.api = self.processes.start_apiserver(self.etcd_url, wait=False)
         self.netns = f"kbench-{secrets.token_hex(3)}"
         await asyncio.to_thread(subprocess.run, ["ip", "netns", "add", self.netns], check=True)
         await asyncio.to_thread(subprocess.run, ["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
@@ -127,29 +94,20 @@ class Cluster:
         await containerd.start(self.node)
 
     def start_kubelet(self, name: str, node: str, *extra: str) -> subprocess.Popen[bytes]:
-        return self.spawn(name, [*kubelite(), "kubelet", "--server", self.api, "--node-name", node,
-                                 "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--cluster-dns", "10.96.0.10",
-                                 "--root-dir", str(self.workdir / name),
-                                 "--log-level", os.environ.get("BENCH_KUBELET_LOG", "warning"), *extra])
+        return self.processes.start(name, "kubelet", "--server", self.api, "--node-name", node,
+                                    "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--cluster-dns", "10.96.0.10",
+                                    "--root-dir", str(self.workdir / name),
+                                    "--log-level", os.environ.get("BENCH_KUBELET_LOG", "warning"), *extra)
 
     def stop(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        self.processes.stop(name)
 
     async def close(self) -> None:
         for name in [n for n in self.procs if n.startswith("kubelet")]:
             self.stop(name)
         if self.node is not None:
             await containerd.stop_and_clean(self.node.node_dir)
-        for name in list(self.procs):
-            self.stop(name)
+        self.processes.stop_all()
         if self.netns:
             await asyncio.to_thread(subprocess.run, ["ip", "netns", "del", self.netns], check=False)
 

@@ -32,13 +32,11 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,90 +46,18 @@ from aetcd import rpc
 
 from api.errors import ApiError
 from api.pb import core_pb2
+from bench.harness import BIN, Processes, cpu_seconds
 from client.api import Client
 from scheduler.overcommit import compute_overcommit
 
-BIN = Path(sys.executable).parent
 CREATE_CONCURRENCY = 64
 SCENARIOS = {"500x5000": (500, 5000), "5000x10000": (5000, 10000)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kubelite() -> str:
-    exe = BIN / "kubelite"
-    return str(exe) if exe.exists() else shutil.which("kubelite") or "kubelite"
-
-
-@dataclass
-class Cluster:
-    workdir: Path
-    etcd_url: str = ""
-    api_address: str = ""
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def start_etcd(self) -> None:
-        cport, pport = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{cport}"
-        self.procs["etcd"] = subprocess.Popen(
-            ["etcd", "--name", "bench", "--data-dir", str(self.workdir / "etcd"), "--listen-client-urls",
-             self.etcd_url, "--advertise-client-urls", self.etcd_url, "--listen-peer-urls",
-             f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-             "--quota-backend-bytes", str(4 * 1024**3)],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "etcd.log", "w"))  # noqa: SIM115
-        _wait_port(cport)
-
-    def start_apiserver(self) -> None:
-        port = free_port()
-        self.api_address = f"127.0.0.1:{port}"
-        self.procs["apiserver"] = subprocess.Popen(
-            [kubelite(), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.api_address,
-             "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "apiserver.log", "w"))  # noqa: SIM115
-        _wait_port(port)
-
-    def start_scheduler(self, extra: list[str]) -> None:
-        self.procs["scheduler"] = subprocess.Popen(
-            [kubelite(), "scheduler", "--server", self.api_address, "--log-level", "info", *extra],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "scheduler.log", "w"))  # noqa: SIM115
-
-    def stop(self) -> None:
-        for name in ("scheduler", "apiserver", "etcd"):
-            p = self.procs.get(name)
-            if p is None:
-                continue
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 def start_profiler(pid: int, path: str) -> subprocess.Popen:
     """py-spy sampling a process into a raw (collapsed stacks) file."""
     return subprocess.Popen([str(BIN / "py-spy"), "record", "-p", str(pid), "-o", path, "-f", "raw", "-r", "100",
                              "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process (and its threads) used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 async def measure_etcd_txn(url: str, seconds: float = 3.0, concurrency: int = 64) -> float:
@@ -235,12 +161,12 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
                        scheduler_args: list[str], profile: str, keep: bool = False) -> dict:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-"))
-    cluster = Cluster(workdir)
+    cluster = Processes(workdir)
     spies: list[subprocess.Popen] = []
     try:
         cluster.start_etcd()
-        cluster.start_apiserver()
-        client = Client.from_server(cluster.api_address)
+        cluster.start_apiserver(cluster.etcd_url)
+        client = Client.from_server(cluster.address)
         for _ in range(300):
             try:
                 await client.list("nodes", limit=1)
@@ -259,9 +185,11 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
             create_rate = 0.0
             if mode == "backlog":
                 create_rate = await create_all(client, pods)
-                cluster.start_scheduler(scheduler_args)
+                cluster.start("scheduler", "scheduler", "--server", cluster.address, "--log-level", "info",
+                              *scheduler_args)
             else:
-                cluster.start_scheduler(scheduler_args)
+                cluster.start("scheduler", "scheduler", "--server", cluster.address, "--log-level", "info",
+                              *scheduler_args)
                 await asyncio.sleep(2.0)  # let it win the lease and sync
             if mode == "backlog":
                 # Count CPU from the first bind: the scheduler's start-up (imports, the initial list) is not per pod.
@@ -288,7 +216,7 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
         final_pods = await client.list_all("pods", "default")
         await client.close()
     finally:
-        cluster.stop()
+        cluster.stop_all()
         if keep:
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:

@@ -8,6 +8,7 @@ failure is reported with its file and document number.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,13 +17,14 @@ from typing import Any
 import click
 
 from api import convert, defaults, kinds, validation
-from api.errors import AlreadyExistsError, ApiError, ConflictError, InvalidError, UnavailableError, UnsupportedError
+from api.errors import AlreadyExistsError, ApiError, InvalidError, UnavailableError, UnsupportedError
 from api.pb import api_pb2
 from cli import merge
 from cli.common import CliError, connection_options, run
 from cli.printers import name_of
 from client.api import Client
 from client.config import ClientConfig
+from client.retry import retry_on_conflict
 
 CONCURRENCY = 64
 
@@ -99,22 +101,26 @@ async def apply_one(client: Client, doc: convert.Document, envelope: api_pb2.Obj
     obj = kinds.unwrap(envelope)
     kind = kinds.of(obj)
     meta = obj.metadata  # type: ignore[attr-defined]
-    for _ in range(5):
-        live = await client.get(kind.resource, meta.name, meta.namespace)
+    seen: list[Any] = []
+
+    async def read() -> Any:
+        seen[:] = [await client.get(kind.resource, meta.name, meta.namespace)]
+        return seen[0]
+
+    def merged_into(live: Any) -> Any:
         live_doc = convert.object_to_manifest(live)
         new_doc = merge.with_last_applied(doc.data)
         merged = merge.merge(live_doc, merge.last_applied(live_doc), new_doc)
         merged.setdefault("metadata", {})["resourceVersion"] = live.metadata.resource_version
         try:
-            updated_env = convert.manifest_to_object(merged, where=doc.where)
+            return kinds.unwrap(convert.manifest_to_object(merged, where=doc.where))
         except InvalidError as e:
             raise InvalidError(e.errors, prefix=f"{doc.where}: ") from None
-        try:
-            updated = await client.update(kinds.unwrap(updated_env), dry_run=dry_run)
-        except ConflictError:
-            continue
-        return "unchanged" if updated.metadata.resource_version == live.metadata.resource_version else "configured"
-    raise ConflictError(f"{doc.where}: the object kept changing; try again")
+
+    updated = await retry_on_conflict(read, merged_into, functools.partial(client.update, dry_run=dry_run),
+                                      attempts=5, what=f"{doc.where}: the object")
+    assert updated is not None
+    return "unchanged" if updated.metadata.resource_version == seen[0].metadata.resource_version else "configured"
 
 
 async def apply_all(conn: ClientConfig, parsed: list[tuple[convert.Document, api_pb2.Object]], *,

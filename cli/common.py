@@ -12,7 +12,7 @@ import click
 
 from api.errors import ApiError, UnavailableError
 from client.api import Client
-from client.config import ClientConfig, resolve
+from client.config import ClientConfig, current_cluster, resolve
 
 T = TypeVar("T")
 
@@ -65,6 +65,16 @@ def with_client(conn: ClientConfig, fn: Callable[[Client], Awaitable[T]]) -> T:
             return await fn(client)
 
     return run(go(), conn)
+
+
+def local_cluster_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--name for commands acting on a local cluster: by default the config file's current cluster."""
+
+    def current(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+        return current_cluster(value)
+
+    return click.option("--name", default=None, callback=current,
+                        help="local cluster (default: the config file's current cluster)")(fn)
 
 
 def namespace_option(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,33 +11,35 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import click
 
-from cli import (
-    apply,
+from cli import apply, delete, describe, get, pods, verbs, workloads
+from cli.daemons import (
+    apiserver,
     chaos,
-    daemons,
-    delete,
-    describe,
-    get,
+    controllermanager,
+    dns,
+    hollow,
     images,
+    kubelet,
     lab,
-    networking,
-    node,
-    scheduling,
-    verbs,
-    workloads,
+    proxy,
+    scheduler,
 )
 
-# Each module exports COMMANDS; one line per module.
+# Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
 MODULES = (
-    chaos,
+    verbs,
+    pods,
+    workloads,
     lab,
     images,
-    verbs,
-    daemons,
-    scheduling,
-    node,
-    workloads,
-    networking,
+    chaos,
+    apiserver,
+    scheduler,
+    controllermanager,
+    kubelet,
+    hollow,
+    proxy,
+    dns,
 )
 
 

@@ -10,12 +10,13 @@ from typing import Any
 import click
 
 from api import kinds, labels
-from api.errors import ApiError, ConflictError
+from api.errors import ApiError
 from api.pb import core_pb2
 from cli import printers
 from cli.common import CliError, connection_options, with_client
 from client.api import Client
 from client.config import ClientConfig
+from client.retry import retry_on_conflict
 
 
 @click.group()
@@ -52,15 +53,15 @@ def api_resources(conn: ClientConfig) -> None:
 async def mutate(client: Client, kind: kinds.Kind, name: str, namespace: str,
                  change: Callable[[Any], bool]) -> tuple[Any, bool]:
     """Read, change, update; retry on conflict. `change` returns False when nothing changed."""
-    for _ in range(10):
-        obj = await client.get(kind.resource, name, namespace)
-        if not change(obj):
-            return obj, False
-        try:
-            return await client.update(obj), True
-        except ConflictError:
-            continue
-    raise ConflictError(f"{kind.resource} {name!r} kept changing; try again")
+    seen: list[Any] = []
+
+    async def read() -> Any:
+        seen[:] = [await client.get(kind.resource, name, namespace)]
+        return seen[0]
+
+    written = await retry_on_conflict(read, lambda obj: obj if change(obj) else None, client.update,
+                                      what=f"{kind.resource} {name!r}")
+    return (written, True) if written is not None else (seen[0], False)
 
 
 _PAIR = re.compile(r"^([^=]+)=(.*)$")

@@ -1,6 +1,4 @@
-"""Workload verbs and the controller-manager daemon.
-
-`kubelite controller-manager`, `kubelite rollout status|history|undo|restart|pause|resume deployment/NAME`
+"""Workload verbs: `kubelite rollout status|history|undo|restart|pause|resume deployment/NAME`
 and `kubelite set image deployment/NAME CONTAINER=IMAGE`, with kubectl's wording.
 """
 
@@ -13,60 +11,17 @@ from typing import Any
 
 import click
 
-from api import convert, kinds
+from api import conditions, convert, kinds
+from api import deployments as dutil
+from api.deployments import PROGRESSING, TIMED_OUT
 from api.errors import ApiError, NotFoundError
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import now, whole_seconds
 from cli import printers
 from cli.common import CliError, connection_options, with_client
 from cli.verbs import mutate
 from client.api import Client
 from client.config import ClientConfig
-from controllers.deployment import util as dutil
-from controllers.deployment.status import PROGRESSING, TIMED_OUT, get_condition
-
-# ---------------------------------------------------------------- controller-manager
-
-
-@click.command("controller-manager")
-@connection_options
-@click.option("--controllers", "controllers_spec", default="*", show_default=True,
-              help="controllers to run: '*' for all, names to add, -name to leave one out "
-                   "(replicaset, deployment, endpoints, nodelifecycle, garbagecollector, namespace)")
-@click.option("--node-monitor-grace-period", type=float, default=4.0, show_default=True,
-              help="seconds a node's lease may go unrenewed before the node is marked Ready=Unknown")
-@click.option("--node-monitor-period", type=float, default=0.5, show_default=True,
-              help="seconds between checks of node leases")
-@click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
-              help="run only while holding the kube-controller-manager lease in kube-system")
-@click.option("--leader-elect-lease-duration", type=float, default=4.0, show_default=True)
-@click.option("--leader-elect-renew-interval", type=float, default=1.0, show_default=True)
-@click.option("--identity", default="", help="leader election identity (default: host, pid and a random suffix)")
-@click.option("--concurrent-replicaset-syncs", type=int, default=4, show_default=True)
-@click.option("--concurrent-deployment-syncs", type=int, default=2, show_default=True)
-@click.option("--log-level", default="info")
-def controller_manager(conn: ClientConfig, controllers_spec: str, node_monitor_grace_period: float,
-                       node_monitor_period: float, leader_elect: bool, leader_elect_lease_duration: float,
-                       leader_elect_renew_interval: float, identity: str, concurrent_replicaset_syncs: int,
-                       concurrent_deployment_syncs: int, log_level: str) -> None:
-    """Run the controllers: replicaset, deployment, endpoints, node lifecycle, garbage collector, namespace."""
-    from api import logs
-    from cli.daemons import serve
-    from controllers.manager import Config, ControllerManager, default_identity, select_controllers
-
-    try:
-        chosen = select_controllers(controllers_spec)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--controllers") from None
-    if node_monitor_grace_period <= 0 or node_monitor_period <= 0:
-        raise click.BadParameter("must be positive", param_hint="--node-monitor-grace-period/--node-monitor-period")
-    logs.configure("controller-manager", level=log_level)
-    config = Config(client=conn, controllers=chosen, node_monitor_grace_period=node_monitor_grace_period,
-                    node_monitor_period=node_monitor_period, leader_elect=leader_elect,
-                    lease_duration=leader_elect_lease_duration, renew_interval=leader_elect_renew_interval,
-                    identity=identity or default_identity(), replicaset_workers=concurrent_replicaset_syncs,
-                    deployment_workers=concurrent_deployment_syncs)
-    serve(ControllerManager(config).run())
-
 
 # ---------------------------------------------------------------- targets
 
@@ -109,7 +64,7 @@ def status_message(d: apps_pb2.Deployment) -> tuple[str, bool]:
     """kubectl's DeploymentStatusViewer: (message, done); raises CliError once the progress deadline passed."""
     name = d.metadata.name
     if d.metadata.generation <= d.status.observed_generation:
-        cond = get_condition(d.status, PROGRESSING)
+        cond = conditions.get(d.status.conditions, PROGRESSING)
         if cond is not None and cond.reason == TIMED_OUT:
             raise CliError(f'deployment "{name}" exceeded its progress deadline')
         st = d.status
@@ -371,11 +326,7 @@ def rollout_restart(target: str, name: str | None, namespace: str, conn: ClientC
 
 
 def _now_ts() -> Any:
-    from controllers.timeutil import timestamp
-
-    ts = timestamp()
-    ts.nanos = 0
-    return ts
+    return whole_seconds(now())
 
 
 def _pause_command(pause: bool) -> click.Command:
@@ -467,4 +418,4 @@ def set_image(target: str, pairs: tuple[str, ...], namespace: str, conn: ClientC
     with_client(conn, go)
 
 
-COMMANDS: list[click.Command] = [controller_manager, rollout, set_]
+COMMANDS: list[click.Command] = [rollout, set_]

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 DEFAULT_SERVER = "127.0.0.1:6443"
+DEFAULT_CLUSTER = "kubelite"  # the name `kubelite up` gives a local cluster
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ClientConfig:
     token: str = ""
     ca_file: str = ""  # TLS when set
     cluster: str = ""
+    log_dir: str = ""  # a local cluster's component logs, as `kubelite up` recorded them
 
 
 def config_path() -> Path:
@@ -45,11 +47,14 @@ def write_file(data: dict, path: Path | None = None) -> None:
     tmp.replace(path)
 
 
-def set_cluster(name: str, *, server: str, token: str = "", ca_file: str = "", current: bool = True) -> None:
-    """Add or replace a named cluster in the config file."""
+def set_cluster(name: str, *, server: str, token: str = "", ca_file: str = "", log_dir: str = "",
+                current: bool = True) -> None:
+    """Add or replace a named cluster in the config file (`log_dir`: a local cluster's component logs)."""
     data = read_file()
     clusters = data.setdefault("clusters", {})
     clusters[name] = {"server": server, "token": token, "ca": ca_file}
+    if log_dir:
+        clusters[name]["logs"] = log_dir
     if current or not data.get("current"):
         data["current"] = name
     write_file(data)
@@ -76,4 +81,11 @@ def resolve(server: str | None = None, *, token: str | None = None, ca_file: str
         token=token if token is not None else os.environ.get("KUBELITE_TOKEN", entry.get("token", "")),
         ca_file=ca_file if ca_file is not None else os.environ.get("KUBELITE_CA", entry.get("ca", "")),
         cluster=name,
+        log_dir=entry.get("logs", ""),
     )
+
+
+def current_cluster(name: str | None = None) -> str:
+    """The cluster a command acts on, as kubectl's current context: `name` if given, then $KUBELITE_CLUSTER
+    (the global --cluster), then the config file's current cluster, then the default name."""
+    return name or os.environ.get("KUBELITE_CLUSTER") or read_file().get("current") or DEFAULT_CLUSTER

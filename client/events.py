@@ -12,11 +12,11 @@ import time
 
 import structlog
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import kinds
 from api.errors import ApiError, NotFoundError
 from api.pb import core_pb2, meta_pb2
+from api.timestamps import timestamp
 from client.api import Client
 
 log = structlog.get_logger()
@@ -43,8 +43,7 @@ class EventRecorder:
     def event(self, obj: Message, type_: str, reason: str, message: str) -> None:
         """Record an event about `obj` (type Normal or Warning); dropped if the queue is full."""
         ref = reference(obj)
-        ts = Timestamp()
-        ts.GetCurrentTime()
+        ts = timestamp()
         ev = core_pb2.Event(
             # The object's name is cut so that the event's name stays a valid (<= 253) name.
             metadata={"name": f"{ref.name[:236]}.{time.time_ns():x}", "namespace": ref.namespace or "default"},

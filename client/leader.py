@@ -16,19 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import apps_pb2
+from api.timestamps import timestamp
 from client.api import Client
 
 log = structlog.get_logger()
-
-
-def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
 
 
 class LeaderElector:
@@ -122,9 +116,9 @@ class LeaderElector:
         spec = lease.spec
         spec.holder_identity = self.identity
         spec.lease_duration_seconds = max(1, round(self.lease_duration))
-        spec.renew_time.CopyFrom(_now())
+        spec.renew_time.CopyFrom(timestamp())
         if new_holder:
-            spec.acquire_time.CopyFrom(_now())
+            spec.acquire_time.CopyFrom(timestamp())
             spec.lease_transitions = spec.lease_transitions + 1 if spec.HasField("lease_transitions") else 0
 
     async def _release(self) -> None:

@@ -4,4 +4,17 @@ Each controller follows one shape: informer event handlers only enqueue keys,
 a work queue hands each key to one worker at a time, and `reconcile(key)`
 reads the informer cache, asks a pure `plan_*` function what to do, writes,
 and raises to be retried with backoff.
+
+manager        the controller-manager: every controller in one process, leader-elected
+base           QueueController: the work queue, enqueue helpers, the reconcile loop, its event recorder
+informers      one informer per kind, with the indexes controllers share
+owners         controller references, plan_claims, and apply_claims (adopt and release)
+expectations   do not act on a key again until the informer saw its last writes
+podstate       what controllers ask about a pod: ready, available, deletion order
+events         event recording with Kubernetes' spam filter
+replicaset/    plan_replicas, slow-start creates, status
+deployment/    rolling and recreate rollouts, status and conditions (plan_*), util
+endpoints/     Endpoints from Services and ready pods
+nodelifecycle/ node health from leases, not-ready taints, eviction
+gc/            owner-reference garbage collection, namespace deletion, terminated pods
 """

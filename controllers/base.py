@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from google.protobuf.message import Message
@@ -20,6 +21,7 @@ class QueueController:
 
     name = "controller"
     workers = 1
+    recorder: Any = None  # an EventRecorder, drained while the controller runs
 
     def __init__(self) -> None:
         self.queue = WorkQueue()
@@ -41,12 +43,15 @@ class QueueController:
         """Wait until the informers this controller reads have synced."""
 
     async def run(self) -> None:
-        await self.ready()
-        self.log.info("controller_started", workers=self.workers)
-        try:
-            await run_workers(self.queue, self._timed(self.reconcile), workers=self.workers, name=self.name)
-        finally:
-            self.queue.shutdown()
+        async with asyncio.TaskGroup() as tg:
+            if self.recorder is not None:
+                tg.create_task(self.recorder.run())
+            await self.ready()
+            self.log.info("controller_started", workers=self.workers)
+            try:
+                await run_workers(self.queue, self._timed(self.reconcile), workers=self.workers, name=self.name)
+            finally:
+                self.queue.shutdown()
 
     def _timed(self, fn: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
         async def timed(key: str) -> None:

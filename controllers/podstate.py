@@ -1,44 +1,25 @@
-"""What controllers ask about a pod: active, ready, available, and how expendable it is."""
+"""What controllers ask about a pod: ready, available, and how expendable it is (phases: api.pods)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+from api import conditions
 from api.pb import core_pb2
-from controllers.timeutil import seconds
+from api.timestamps import seconds
 
 # Deletion order by phase: pending pods go before unknown ones, unknown before running.
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def condition(pod: core_pb2.Pod, type_: str) -> core_pb2.PodCondition | None:
-    for c in pod.status.conditions:
-        if c.type == type_:
-            return c
-    return None
-
-
-def is_terminating(pod: core_pb2.Pod) -> bool:
-    return pod.metadata.HasField("deletion_timestamp")
-
-
-def is_terminal(pod: core_pb2.Pod) -> bool:
-    return pod.status.phase in ("Succeeded", "Failed")
-
-
-def is_active(pod: core_pb2.Pod) -> bool:
-    """Counts toward a controller's replicas: neither finished nor being deleted."""
-    return not is_terminating(pod) and not is_terminal(pod)
-
-
 def is_ready(pod: core_pb2.Pod) -> bool:
-    c = condition(pod, "Ready")
+    c = conditions.get(pod.status.conditions, "Ready")
     return c is not None and c.status == "True"
 
 
 def ready_since(pod: core_pb2.Pod) -> float:
-    c = condition(pod, "Ready")
+    c = conditions.get(pod.status.conditions, "Ready")
     return seconds(c.last_transition_time) if c is not None and c.status == "True" else 0.0
 
 

@@ -33,6 +33,7 @@ import structlog
 
 from api.errors import ApiError, ConflictError, NotFoundError
 from api.pb import core_pb2
+from api.pods import phase_is_terminal
 from client.api import Client
 from client.events import EventRecorder
 from client.informer import Informer
@@ -196,7 +197,7 @@ class Kubelet:
 
     def _finished(self, pod: core_pb2.Pod) -> bool:
         own = self.status.latest(pod.metadata.uid)
-        return podstatus.is_terminal(pod.status) or (own is not None and podstatus.is_terminal(own))
+        return phase_is_terminal(pod.status) or (own is not None and phase_is_terminal(own))
 
     def _compute_status(self, pod: core_pb2.Pod, observed: ObservedPod, *, terminal: bool = False
                         ) -> core_pb2.PodStatus:
@@ -220,7 +221,7 @@ class Kubelet:
         self.probes.sync(pod, observed)
         status = self._compute_status(pod, observed)
         self.status.set(pod, status)
-        if podstatus.is_terminal(status):
+        if phase_is_terminal(status):
             # Finished: the next pass stops what is left and keeps the status final.
             return 0.0
         delay = self.config.resync_period

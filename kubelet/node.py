@@ -22,10 +22,11 @@ from pathlib import Path
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api import quantity
+from api import quantity, timestamps
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import apps_pb2, core_pb2
 from client.api import Client
+from client.retry import create_or_update, retry_on_conflict
 from kubelet.config import KubeletConfig
 from kubelet.runtime.interface import ContainerRuntimeError, Runtime, RuntimeStatus, RuntimeVersion
 
@@ -244,20 +245,22 @@ class NodeAgent:
             return await self.client.create(wanted)
         except AlreadyExistsError:
             pass
-        for _ in range(10):
+        seen: list[core_pb2.Node] = []
+
+        async def read() -> core_pb2.Node:
             existing: core_pb2.Node = await self.client.get("nodes", self.config.node_name)
             if existing.spec.pod_cidr and wanted.spec.pod_cidr and existing.spec.pod_cidr != wanted.spec.pod_cidr:
                 self._log.warning("node_pod_cidr_kept", existing=existing.spec.pod_cidr, flag=wanted.spec.pod_cidr)
-            merged = merge_registration(existing, wanted)
-            try:
-                current = await self.client.update(merged) if merged is not None else existing
-            except ConflictError:
-                continue
-            current.status.CopyFrom(compute_node_status(self.config, self.machine, self.version, self.readiness,
-                                                        previous=existing.status, now=time.time()))
-            current.metadata.resource_version = ""
-            return await self.client.update_status(current)
-        raise ConflictError(f"node {self.config.node_name} kept changing during registration")
+            seen[:] = [existing]
+            return existing
+
+        merged = await retry_on_conflict(read, lambda existing: merge_registration(existing, wanted),
+                                         self.client.update, what=f"node {self.config.node_name}")
+        current = merged if merged is not None else seen[0]
+        current.status.CopyFrom(compute_node_status(self.config, self.machine, self.version, self.readiness,
+                                                    previous=seen[0].status, now=time.time()))
+        current.metadata.resource_version = ""
+        return await self.client.update_status(current)
 
     # ------------------------------------------------------------ status
 
@@ -322,31 +325,29 @@ class NodeAgent:
 
     async def renew_lease(self) -> None:
         """Renew (or create) the node's Lease: compare-and-swap on the copy last written."""
-        for _ in range(3):
-            lease = self._lease
-            if lease is None:
-                try:
-                    lease = await self.client.get("leases", self.config.node_name, LEASE_NAMESPACE)
-                except NotFoundError:
-                    lease = self._new_lease()
-                    lease.spec.renew_time.GetCurrentTime()
-                    lease.spec.acquire_time.CopyFrom(lease.spec.renew_time)
-                    try:
-                        self._lease = await self.client.create(lease)
-                        self.lease_renewals += 1
-                        return
-                    except AlreadyExistsError:
-                        continue
+        async def read() -> apps_pb2.Lease:
+            if self._lease is not None:
+                return self._lease
+            try:
+                return await self.client.get("leases", self.config.node_name, LEASE_NAMESPACE)
+            except NotFoundError:
+                return self._new_lease()  # never written: created below
+
+        def renew(lease: apps_pb2.Lease) -> apps_pb2.Lease:
             lease.spec.holder_identity = self.config.node_name
             lease.spec.lease_duration_seconds = self.config.lease_duration
-            lease.spec.renew_time.GetCurrentTime()
+            lease.spec.renew_time.CopyFrom(timestamps.timestamp())
+            if not lease.metadata.resource_version:
+                lease.spec.acquire_time.CopyFrom(lease.spec.renew_time)
+            return lease
+
+        async def write(lease: apps_pb2.Lease) -> apps_pb2.Lease:
             try:
-                self._lease = await self.client.update(lease)
-                self.lease_renewals += 1
-                return
+                return await create_or_update(self.client, lease)
             except ConflictError:
-                self._lease = None
-            except NotFoundError:
-                self._lease = None
-        raise ConflictError(f"lease {self.config.node_name} kept changing")
+                self._lease = None  # start again from what the server holds
+                raise
+
+        self._lease = await retry_on_conflict(read, renew, write, attempts=3, what=f"lease {self.config.node_name}")
+        self.lease_renewals += 1
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api import defaults
+from api import conditions, defaults
 from api.pb import core_pb2
+from api.pods import phase_is_terminal
+from api.timestamps import whole_seconds
 from kubelet.actions import Waiting, init_progress
 from kubelet.observed import ContainerView, ObservedPod
 
 OWN_CONDITIONS = ("Initialized", "ContainersReady", "Ready")
-TERMINAL_PHASES = ("Succeeded", "Failed")
 CONTAINER_CREATING = "ContainerCreating"
 POD_INITIALIZING = "PodInitializing"
 
@@ -36,17 +37,8 @@ class Probed:
     started: Mapping[str, bool] = field(default_factory=dict)
 
 
-def timestamp(seconds: float) -> Timestamp:
-    """Whole seconds, as Kubernetes stores times."""
-    return Timestamp(seconds=int(seconds))
-
-
 def _ns_timestamp(ns: int) -> Timestamp:
     return Timestamp(seconds=ns // 1_000_000_000)
-
-
-def is_terminal(status: core_pb2.PodStatus) -> bool:
-    return status.phase in TERMINAL_PHASES
 
 
 def _terminated(c: ContainerView, runtime: str) -> core_pb2.ContainerStateTerminated:
@@ -178,14 +170,8 @@ def compute_phase(spec: core_pb2.PodSpec, init_statuses: list[core_pb2.Container
 
 def _condition(previous: core_pb2.PodStatus, type_: str, ok: bool, reason: str, message: str,
                now: float) -> core_pb2.PodCondition:
-    status = "True" if ok else "False"
-    cond = core_pb2.PodCondition(type=type_, status=status, reason=reason, message=message)
-    old = next((c for c in previous.conditions if c.type == type_), None)
-    if old is not None and old.status == status and old.HasField("last_transition_time"):
-        cond.last_transition_time.CopyFrom(old.last_transition_time)
-    else:
-        cond.last_transition_time.CopyFrom(timestamp(now))
-    return cond
+    return conditions.carried(previous.conditions, core_pb2.PodCondition, type_, "True" if ok else "False", reason,
+                              message, now=whole_seconds(now))
 
 
 def compute_pod_status(
@@ -212,7 +198,7 @@ def compute_pod_status(
     """
     spec, api = pod.spec, pod.status
     previous = own if own is not None else api
-    terminal = terminal or is_terminal(previous) or is_terminal(api)
+    terminal = terminal or phase_is_terminal(previous) or phase_is_terminal(api)
     # Nothing is about to run in a pod that is over.
     waiting = {} if terminal else (waiting or {})
     sandbox_id = observed.sandbox.id if observed.sandbox else ""
@@ -251,7 +237,7 @@ def compute_pod_status(
     status.container_statuses.extend(apps)
 
     phase = compute_phase(spec, inits, apps, terminal=terminal)
-    sticky = next((p.phase for p in (previous, api) if is_terminal(p)), "")
+    sticky = next((p.phase for p in (previous, api) if phase_is_terminal(p)), "")
     status.phase = sticky or phase
 
     # Conditions: carry others' over, keep PodScheduled true, own the rest.
@@ -261,7 +247,7 @@ def compute_pod_status(
     if not any(c.type == "PodScheduled" for c in status.conditions):
         mine = next((c for c in previous.conditions if c.type == "PodScheduled"), None)
         status.conditions.append(mine if mine is not None else core_pb2.PodCondition(
-            type="PodScheduled", status="True", last_transition_time=timestamp(now)))
+            type="PodScheduled", status="True", last_transition_time=whole_seconds(now)))
     incomplete = [cs.name for cs in inits if not (cs.state.HasField("terminated")
                                                   and cs.state.terminated.exit_code == 0)]
     initialized = not incomplete or init_done
@@ -290,5 +276,5 @@ def compute_pod_status(
     if previous.HasField("start_time"):
         status.start_time.CopyFrom(previous.start_time)
     else:
-        status.start_time.CopyFrom(timestamp(now))
+        status.start_time.CopyFrom(whole_seconds(now))
     return status

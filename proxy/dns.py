@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from dataclasses import dataclass
 
@@ -20,10 +21,11 @@ import dns.flags
 import dns.rcode
 import structlog
 
-from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
+from api.errors import ApiError, NotFoundError
 from api.pb import core_pb2
 from client.api import Client
 from client.informer import Informer, key_of
+from client.retry import create_or_update, retry_on_conflict
 from proxy import metrics
 from proxy.metrics import DnsMetrics
 from proxy.zone import Zone, error_response, parse_query, to_wire, udp_limit
@@ -274,42 +276,27 @@ class DnsServer:
     async def _publish(self) -> None:
         assert self.publish_to is not None
         ns, name = self.publish_to
-        while True:
+
+        async def read() -> core_pb2.Endpoints | None:
             try:
-                existing = await self.client.get("endpoints", name, ns)
+                return await self.client.get("endpoints", name, ns)
             except NotFoundError:
-                existing = None
-            desired = plan_published(existing, ns, name, self.advertise, self.port)
-            if desired is None:
-                self._published = True
-                return
-            try:
-                if existing is None:
-                    await self.client.create(desired)
-                else:
-                    await self.client.update(desired)
-            except (ConflictError, AlreadyExistsError, NotFoundError):
-                continue
-            self._published = True
+                return None
+
+        written = await retry_on_conflict(read, lambda existing: plan_published(existing, ns, name, self.advertise,
+                                                                                self.port),
+                                          functools.partial(create_or_update, self.client),
+                                          what=f"endpoints {ns}/{name}")
+        self._published = True
+        if written is not None:
             log.info("dns_endpoint_published", endpoints=self.config.publish, address=f"{self.advertise}:{self.port}")
-            return
 
     async def _withdraw(self) -> None:
         assert self.publish_to is not None
         ns, name = self.publish_to
-        while True:
-            try:
-                existing = await self.client.get("endpoints", name, ns)
-            except NotFoundError:
-                return
-            desired = plan_withdrawn(existing, self.advertise)
-            if desired is None:
-                return
-            try:
-                await self.client.update(desired)
-            except ConflictError:
-                continue
-            except NotFoundError:
-                return
-            log.info("dns_endpoint_withdrawn", endpoints=self.config.publish, address=self.advertise)
-            return
+        with contextlib.suppress(NotFoundError):
+            written = await retry_on_conflict(lambda: self.client.get("endpoints", name, ns),
+                                              lambda existing: plan_withdrawn(existing, self.advertise),
+                                              self.client.update, what=f"endpoints {ns}/{name}")
+            if written is not None:
+                log.info("dns_endpoint_withdrawn", endpoints=self.config.publish, address=self.advertise)

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.pb import core_pb2
-from scheduler.framework.types import TERMINAL_PHASES, NodeFacts, NodeInfo, PodInfo, Snapshot
+from api.pods import is_terminal
+from scheduler.framework.types import NodeFacts, NodeInfo, PodInfo, Snapshot
 
 # What a node change may help: keys of the events the queue moves pods on.
 NODE_ADDED = "NodeAdded"
@@ -36,10 +37,6 @@ class _PodState:
     info: PodInfo
     node: str
     assumed: bool  # decided by this scheduler, not yet seen bound by the informer
-
-
-def is_terminal(pod: core_pb2.Pod) -> bool:
-    return pod.status.phase in TERMINAL_PHASES
 
 
 def compute_node_events(old: NodeFacts | None, new: NodeFacts) -> set[str]:

@@ -22,16 +22,18 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from api import conditions
 from api.errors import ApiError, ConflictError, NotFoundError
 from api.pb import core_pb2
+from api.pods import is_terminal
 from client.api import Client
 from client.events import EventRecorder
 from client.informer import Informer
 from client.leader import LeaderElector
+from client.retry import cached_first, retry_on_conflict
 from scheduler import cache as cache_events
-from scheduler.cache import Cache, is_terminal
+from scheduler.cache import Cache
 from scheduler.framework.config import SchedulerConfig
 from scheduler.framework.runner import Framework
 from scheduler.framework.types import PodInfo
@@ -70,14 +72,7 @@ def plan_unschedulable_status(pod: core_pb2.Pod, message: str, nominated: str) -
     new = core_pb2.Pod()
     new.CopyFrom(pod)
     status = new.status
-    cond = next((c for c in status.conditions if c.type == "PodScheduled"), None)
-    if cond is None:
-        cond = status.conditions.add(type="PodScheduled")
-    if cond.status != "False" or not cond.HasField("last_transition_time"):
-        now = Timestamp()
-        now.GetCurrentTime()
-        cond.last_transition_time.CopyFrom(now)
-    cond.status, cond.reason, cond.message = "False", "Unschedulable", message
+    conditions.set_(status.conditions, "PodScheduled", "False", "Unschedulable", message)
     if nominated:
         status.nominated_node_name = nominated
     if status == pod.status:
@@ -275,31 +270,21 @@ class Term:
             self._binds.release()
 
     async def _write_unschedulable(self, key: str, uid: str, message: str, nominated: str) -> None:
+        ns, _, name = key.partition("/")
+
+        def mark(pod: core_pb2.Pod | None) -> core_pb2.Pod | None:
+            if pod is None or pod.metadata.uid != uid or pod.spec.node_name:
+                return None  # gone, recreated or bound meanwhile
+            return plan_unschedulable_status(pod, message, nominated)
+
         async with self._status_slots:
-            pod = self.pods.get(key)
-            for _ in range(3):
-                if pod is None or pod.metadata.uid != uid or pod.spec.node_name:
-                    return
-                new = plan_unschedulable_status(pod, message, nominated)
-                if new is None:
-                    return
-                try:
-                    await self.client.update_status(new)
-                    return
-                except ConflictError:
-                    ns, _, name = key.partition("/")
-                    try:
-                        pod = await self.client.get("pods", name, ns)
-                    except NotFoundError:
-                        return
-                    except ApiError as e:
-                        log.info("status_update_failed", pod=key, error=e.message)
-                        return
-                except NotFoundError:
-                    return
-                except ApiError as e:
-                    log.info("status_update_failed", pod=key, error=e.message)
-                    return
+            try:
+                await retry_on_conflict(cached_first(self.pods.get(key), lambda: self.client.get("pods", name, ns)),
+                                        mark, self.client.update_status, attempts=3, what=f"pod {key}")
+            except NotFoundError:
+                return
+            except ApiError as e:
+                log.info("status_update_failed", pod=key, error=e.message)
 
     async def _evict(self, preemptor: PodInfo, node: str, victims: list[PodInfo]) -> None:
         async with self._status_slots:

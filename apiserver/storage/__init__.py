@@ -1,1 +1,6 @@
+"""Storage for the apiserver: a small revisioned key-value interface and its etcd implementation.
 
+interface    the Storage protocol, write ops (Create, Update, Delete), errors, events
+etcd         EtcdStorage over aetcd's connection and stubs
+groupcommit  batches concurrent commits into shared etcd transactions
+"""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from itertools import chain
 
-from api import labels
+from api import labels, pods
 from api.errors import AlreadyExistsError, ApiError, ConflictError, ForbiddenError, NotFoundError
 from api.pb import apps_pb2, core_pb2, meta_pb2
+from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
 from controllers import owners, podstate
@@ -30,7 +30,6 @@ from controllers.deployment.plan import (
 )
 from controllers.events import Recorder
 from controllers.informers import CONTROLLER, NAMESPACE, ORPHAN, SharedInformers
-from controllers.timeutil import now
 
 
 class ReconcileError(Exception):
@@ -67,20 +66,10 @@ class DeploymentController(QueueController):
         for informer in (self.deployments, self.rs, self.pods):
             await informer.synced.wait()
 
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
-            await super().run()
-
     # ------------------------------------------------------------ handlers (enqueue only)
 
     def _owner_of(self, namespace: str, ref: meta_pb2.OwnerReference | None) -> apps_pb2.Deployment | None:
-        if ref is None or ref.kind != "Deployment":
-            return None
-        d = self.deployments.get_named(namespace, ref.name)
-        if d is None or d.metadata.uid != ref.uid:
-            return None
-        return d
+        return owners.resolve(self.deployments, namespace, ref, "Deployment")
 
     def _rs_changed(self, rs: apps_pb2.ReplicaSet) -> None:
         d = self._owner_of(rs.metadata.namespace, owners.controller_ref(rs))
@@ -141,7 +130,7 @@ class DeploymentController(QueueController):
             self._forget_facts(old)
         self._keep_facts(new)
         if (podstate.is_ready(old) != podstate.is_ready(new)
-                or podstate.is_terminating(old) != podstate.is_terminating(new)
+                or pods.is_terminating(old) != pods.is_terminating(new)
                 or old.status.phase != new.status.phase
                 or owners.controller_uid(old) != owners.controller_uid(new)):
             self._pod_changed(new)
@@ -188,29 +177,7 @@ class DeploymentController(QueueController):
         candidates = list(chain(self.rs.by_index(CONTROLLER, d.metadata.uid),
                                 self.rs.by_index(ORPHAN, d.metadata.namespace)))
         claims = owners.plan_claims(d.metadata.uid, selector, candidates, owner_deleting=owners.is_deleting(d))
-        owned = list(claims.owned)
-        if claims.adopt:
-            fresh: apps_pb2.Deployment = await self.client.get("deployments", d.metadata.name, d.metadata.namespace)
-            ok = fresh.metadata.uid == d.metadata.uid and not owners.is_deleting(fresh)
-            ref = owners.make_controller_ref(d)
-            for rs in claims.adopt:
-                adopted = None
-                if ok:
-                    try:
-                        adopted = await self.client.update(owners.with_controller(rs, ref))
-                    except (NotFoundError, ConflictError):
-                        adopted = None
-                owned = [o for o in owned if o.metadata.uid != rs.metadata.uid]
-                if adopted is not None:
-                    owned.append(adopted)
-                    self._note_write(adopted)
-                    self.log.info("replicaset_adopted", key=key_of(d), replicaset=rs.metadata.name)
-        for rs in claims.release:
-            try:
-                self._note_write(await self.client.update(owners.without_owners(rs, [d.metadata.uid])))
-            except NotFoundError:
-                pass
-        return owned
+        return await owners.apply_claims(self.client, d, claims, log=self.log, written=self._note_write)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ views and writes
 
@@ -300,11 +267,8 @@ class DeploymentController(QueueController):
                 return rs, olds
             await self._set_revision(d, rs.metadata.annotations.get(util.REVISION, ""))
             if util.has_progress_deadline(d) and st.get_condition(d.status, st.PROGRESSING) is None:
-                status = apps_pb2.DeploymentStatus()
-                status.CopyFrom(d.status)
-                st.set_condition(status, st.new_condition(st.PROGRESSING, "True", st.FOUND_NEW_RS,
-                                                          f'Found new replica set "{rs.metadata.name}"', at))
-                await self._write_status(d, status)
+                await self._write_status(d, st.plan_progressing(d, "True", st.FOUND_NEW_RS,
+                                                                f'Found new replica set "{rs.metadata.name}"', at))
             return rs, olds
         if not create:
             return None, olds
@@ -335,10 +299,7 @@ class DeploymentController(QueueController):
         except ApiError as e:
             message = f'Failed to create new replica set "{candidate.metadata.name}": {e.message}'
             if util.has_progress_deadline(d):
-                status = apps_pb2.DeploymentStatus()
-                status.CopyFrom(d.status)
-                st.set_condition(status, st.new_condition(st.PROGRESSING, "False", st.FAILED_RS_CREATE, message, at))
-                await self._write_status(d, status)
+                await self._write_status(d, st.plan_progressing(d, "False", st.FAILED_RS_CREATE, message, at))
             self.recorder.warning(d, st.FAILED_RS_CREATE, message)
             raise
         self._note_write(created)
@@ -351,11 +312,8 @@ class DeploymentController(QueueController):
         await self._set_revision(d, str(new_revision) if not already else
                                  created.metadata.annotations.get(util.REVISION, str(new_revision)))
         if not already and util.has_progress_deadline(d):
-            status = apps_pb2.DeploymentStatus()
-            status.CopyFrom(d.status)
-            st.set_condition(status, st.new_condition(st.PROGRESSING, "True", st.NEW_RS_CREATED,
-                                                      f'Created new replica set "{created.metadata.name}"', at))
-            await self._write_status(d, status)
+            await self._write_status(d, st.plan_progressing(d, "True", st.NEW_RS_CREATED,
+                                                            f'Created new replica set "{created.metadata.name}"', at))
         return created, olds
 
     # ------------------------------------------------------------ strategies
@@ -432,19 +390,8 @@ class DeploymentController(QueueController):
 
     async def _paused_conditions(self, d: apps_pb2.Deployment) -> bool:
         """Record pausing and resuming in Progressing (Unknown), so a resume never counts as a timeout."""
-        cond = st.get_condition(d.status, st.PROGRESSING)
-        if cond is not None and cond.reason == st.TIMED_OUT:
-            return False
-        paused_recorded = cond is not None and cond.reason == st.PAUSED
-        status = apps_pb2.DeploymentStatus()
-        status.CopyFrom(d.status)
-        at = now()
-        if d.spec.paused and not paused_recorded:
-            st.set_condition(status, st.new_condition(st.PROGRESSING, "Unknown", st.PAUSED, "Deployment is paused", at))
-        elif not d.spec.paused and paused_recorded:
-            st.set_condition(status, st.new_condition(st.PROGRESSING, "Unknown", st.RESUMED, "Deployment is resumed",
-                                                      at))
-        else:
+        status = st.plan_paused_condition(d, now())
+        if status is None:
             return False
         await self._write_status(d, status)
         return True

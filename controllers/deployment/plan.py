@@ -18,10 +18,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from api import pods
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import seconds
 from controllers import podstate
 from controllers.deployment import util
-from controllers.timeutil import seconds
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class PodFacts:
 
 def pod_facts(pod: core_pb2.Pod) -> PodFacts:
     return PodFacts(
-        deleting_until=seconds(pod.metadata.deletion_timestamp) if podstate.is_terminating(pod) else 0.0,
-        terminal=podstate.is_terminal(pod),
+        deleting_until=seconds(pod.metadata.deletion_timestamp) if pods.is_terminating(pod) else 0.0,
+        terminal=pods.is_terminal(pod),
         ready=podstate.is_ready(pod),
         ready_since=podstate.ready_since(pod),
     )
@@ -162,7 +163,7 @@ def old_pods_running(olds: Sequence[RSView], old_pods: Sequence[core_pb2.Pod]) -
     """For Recreate: does any pod of an old ReplicaSet still exist (other than finished ones)?"""
     if any(v.rs.status.replicas > 0 for v in olds):
         return True
-    return any(not podstate.is_terminal(p) for p in old_pods)
+    return any(not pods.is_terminal(p) for p in old_pods)
 
 
 def is_active(rs: apps_pb2.ReplicaSet | None) -> bool:

@@ -4,32 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from api import conditions
+from api.deployments import (  # noqa: F401  (the controller reads them as status.X)
+    AVAILABLE,
+    FAILED_RS_CREATE,
+    FOUND_NEW_RS,
+    MIN_AVAILABLE,
+    MIN_UNAVAILABLE,
+    NEW_RS_AVAILABLE,
+    NEW_RS_CREATED,
+    PAUSED,
+    PROGRESSING,
+    REPLICA_FAILURE,
+    RESUMED,
+    RS_UPDATED,
+    TIMED_OUT,
+)
 from api.pb import apps_pb2
+from api.timestamps import seconds, timestamp
 from controllers.deployment import util
-from controllers.timeutil import seconds, timestamp
-
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-REPLICA_FAILURE = "ReplicaFailure"
-
-# Reasons, as Kubernetes spells them.
-NEW_RS_CREATED = "NewReplicaSetCreated"
-FOUND_NEW_RS = "FoundNewReplicaSet"
-RS_UPDATED = "ReplicaSetUpdated"
-NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
-TIMED_OUT = "ProgressDeadlineExceeded"
-PAUSED = "DeploymentPaused"
-RESUMED = "DeploymentResumed"
-FAILED_RS_CREATE = "ReplicaSetCreateError"
-MIN_AVAILABLE = "MinimumReplicasAvailable"
-MIN_UNAVAILABLE = "MinimumReplicasUnavailable"
 
 
 def get_condition(status: apps_pb2.DeploymentStatus, type_: str) -> apps_pb2.DeploymentCondition | None:
-    for c in status.conditions:
-        if c.type == type_:
-            return c
-    return None
+    return conditions.get(status.conditions, type_)
 
 
 def new_condition(type_: str, status: str, reason: str, message: str, now: float) -> apps_pb2.DeploymentCondition:
@@ -51,9 +48,30 @@ def set_condition(status: apps_pb2.DeploymentStatus, cond: apps_pb2.DeploymentCo
 
 
 def remove_condition(status: apps_pb2.DeploymentStatus, type_: str) -> None:
-    kept = [c for c in status.conditions if c.type != type_]
-    del status.conditions[:]
-    status.conditions.extend(kept)
+    conditions.remove(status.conditions, type_)
+
+
+def plan_progressing(d: apps_pb2.Deployment, status: str, reason: str, message: str,
+                     now: float) -> apps_pb2.DeploymentStatus:
+    """The deployment's status with its Progressing condition set (a new ReplicaSet found, created, failed, ...)."""
+    out = apps_pb2.DeploymentStatus()
+    out.CopyFrom(d.status)
+    set_condition(out, new_condition(PROGRESSING, status, reason, message, now))
+    return out
+
+
+def plan_paused_condition(d: apps_pb2.Deployment, now: float) -> apps_pb2.DeploymentStatus | None:
+    """Pausing and resuming recorded in Progressing (Unknown), so a resume never counts as a timeout; None if
+    there is nothing to record."""
+    cond = get_condition(d.status, PROGRESSING)
+    if cond is not None and cond.reason == TIMED_OUT:
+        return None
+    paused_recorded = cond is not None and cond.reason == PAUSED
+    if d.spec.paused and not paused_recorded:
+        return plan_progressing(d, "Unknown", PAUSED, "Deployment is paused", now)
+    if not d.spec.paused and paused_recorded:
+        return plan_progressing(d, "Unknown", RESUMED, "Deployment is resumed", now)
+    return None
 
 
 def compute_status(d: apps_pb2.Deployment, all_rs: Sequence[apps_pb2.ReplicaSet],

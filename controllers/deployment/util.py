@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from api import intstr
+from api.deployments import CHANGE_CAUSE, HASH_LABEL, RESTARTED_AT, REVISION, equal_ignore_hash, revision
+
+__all__ = ["CHANGE_CAUSE", "HASH_LABEL", "RESTARTED_AT", "REVISION", "equal_ignore_hash", "revision"]
 from api.pb import apps_pb2, core_pb2
 
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Deployment annotations that are not copied to its ReplicaSets.
 _NOT_COPIED = {LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS,
@@ -39,23 +38,6 @@ def compute_hash(template: core_pb2.PodTemplateSpec, collision_count: int | None
     if collision_count is not None:
         data += int(collision_count).to_bytes(4, "little", signed=False)
     return "".join(_SAFE[b % len(_SAFE)] for b in str(fnv32a(data)).encode())
-
-
-def equal_ignore_hash(a: core_pb2.PodTemplateSpec, b: core_pb2.PodTemplateSpec) -> bool:
-    """Templates equal once the pod-template-hash label is ignored."""
-    a2, b2 = core_pb2.PodTemplateSpec(), core_pb2.PodTemplateSpec()
-    a2.CopyFrom(a)
-    b2.CopyFrom(b)
-    a2.metadata.labels.pop(HASH_LABEL, None)
-    b2.metadata.labels.pop(HASH_LABEL, None)
-    return a2 == b2
-
-
-def revision(obj: apps_pb2.ReplicaSet | apps_pb2.Deployment) -> int:
-    try:
-        return int(obj.metadata.annotations.get(REVISION, "0") or "0")
-    except ValueError:
-        return 0
 
 
 def max_revision(rss: Iterable[apps_pb2.ReplicaSet]) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from api import labels
+from api import labels, pods
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import core_pb2
 from client.api import Client
@@ -17,7 +15,7 @@ from controllers.informers import NAMESPACE, SharedInformers
 
 
 def _serving_state(pod: core_pb2.Pod) -> tuple:
-    return (pod.status.pod_ip, podstate.is_ready(pod), podstate.is_terminating(pod), pod.status.phase,
+    return (pod.status.pod_ip, podstate.is_ready(pod), pods.is_terminating(pod), pod.status.phase,
             pod.spec.node_name, pod.spec.hostname, pod.spec.subdomain)
 
 
@@ -43,11 +41,6 @@ class EndpointsController(QueueController):
         for ep in self.endpoints.list():
             if self.services.get(key_of(ep)) is None:
                 self.enqueue(ep)
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
-            await super().run()
 
     # ------------------------------------------------------------ handlers (enqueue only)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from api import intstr, labels
+from api import intstr, labels, pods
 from api.pb import core_pb2, meta_pb2
 from controllers import podstate
 
@@ -30,9 +30,9 @@ def find_port(pod: core_pb2.Pod, port: core_pb2.ServicePort) -> int:
 
 def should_include(pod: core_pb2.Pod, *, include_terminating: bool) -> bool:
     """Kubernetes' ShouldPodBeInEndpoints: not finished, has an IP, not terminating (unless asked)."""
-    if podstate.is_terminal(pod) or not pod.status.pod_ip:
+    if pods.is_terminal(pod) or not pod.status.pod_ip:
         return False
-    return include_terminating or not podstate.is_terminating(pod)
+    return include_terminating or not pods.is_terminating(pod)
 
 
 def _address(pod: core_pb2.Pod, svc: core_pb2.Service) -> core_pb2.EndpointAddress:

@@ -8,6 +8,8 @@ live before anything is deleted, since a watch may simply not have shown it yet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +20,7 @@ from api import kinds
 from api.errors import ConflictError, NotFoundError, UnsupportedError
 from client.api import Client
 from client.informer import Informer, key_of, split_key
+from client.retry import cached_first, retry_on_conflict
 from controllers import owners
 from controllers.base import QueueController
 from controllers.gc import plan
@@ -197,17 +200,12 @@ class GarbageCollector(QueueController):
             self.log.info("finalizer_removed", key=key, finalizer=p.remove_finalizer)
 
     async def _orphan(self, dep: Any, owner_uid: str) -> None:
-        for _ in range(10):
-            try:
-                await self.client.update(owners.without_owners(dep, [owner_uid]))
-                return
-            except NotFoundError:
-                return
-            except ConflictError:
-                try:
-                    dep = await self.client.get(kinds.of(dep).resource, dep.metadata.name, dep.metadata.namespace)
-                except NotFoundError:
-                    return
-                if not any(r.uid == owner_uid for r in dep.metadata.owner_references):
-                    return
-        raise ConflictError(f"could not orphan {key_of(dep)}: it kept changing")
+        def release(current: Any) -> Any:
+            if not any(r.uid == owner_uid for r in current.metadata.owner_references):
+                return None  # let go meanwhile
+            return owners.without_owners(current, [owner_uid])
+
+        fetch = functools.partial(self.client.get, kinds.of(dep).resource, dep.metadata.name, dep.metadata.namespace)
+        with contextlib.suppress(NotFoundError):
+            await retry_on_conflict(cached_first(dep, fetch), release, self.client.update,
+                                    what=f"orphaning {key_of(dep)}")

@@ -17,10 +17,10 @@ from google.protobuf.message import Message
 from api import kinds
 from api.errors import ConflictError, NotFoundError
 from api.pb import core_pb2
+from api.timestamps import now, timestamp
 from client.api import Client
 from controllers.base import QueueController, gather_limited
 from controllers.informers import SharedInformers
-from controllers.timeutil import now, timestamp
 
 FINALIZER = "kubernetes"
 CONTENT_REMAINING = "NamespaceContentRemaining"

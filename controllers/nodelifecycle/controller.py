@@ -7,12 +7,12 @@ import time
 
 from api.errors import ConflictError, NotFoundError
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import now
 from client.api import Client
 from controllers.base import QueueController, gather_limited
 from controllers.events import Recorder
 from controllers.informers import NODE, SharedInformers
 from controllers.nodelifecycle import plan
-from controllers.timeutil import now
 
 LEASE_NAMESPACE = "kube-node-lease"
 DEFAULT_GRACE = 4.0
@@ -46,7 +46,6 @@ class NodeLifecycleController(QueueController):
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
             tg.create_task(self._monitor())
             await super().run()
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 
 from api.pb import core_pb2
-from controllers.timeutil import seconds
+from api.timestamps import seconds
 
 
 def tolerates(tol: core_pb2.Toleration, taint: core_pb2.Taint) -> bool:

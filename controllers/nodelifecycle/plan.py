@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from api.defaults import NOT_READY_TAINT, UNREACHABLE_TAINT
 from api.pb import core_pb2
-from controllers.timeutil import timestamp
+from api.timestamps import timestamp
 
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 NORMAL = "Normal"

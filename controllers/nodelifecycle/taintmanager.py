@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from api import pods
 from api.defaults import UNREACHABLE_TAINT
 from api.errors import ConflictError, NotFoundError
 from api.pb import core_pb2
+from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
-from controllers import podstate
 from controllers.base import QueueController
 from controllers.events import Recorder
 from controllers.informers import NODE, SharedInformers
 from controllers.nodelifecycle.eviction import plan_eviction
-from controllers.timeutil import now
 
 
 def _no_execute(node: core_pb2.Node) -> list[tuple[str, str, str]]:
@@ -39,11 +37,6 @@ class TaintManager(QueueController):
     async def ready(self) -> None:
         await self.nodes.synced.wait()
         await self.pods.synced.wait()
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
-            await super().run()
 
     # ------------------------------------------------------------ handlers (enqueue only)
 
@@ -74,7 +67,7 @@ class TaintManager(QueueController):
 
     async def reconcile(self, key: str) -> None:
         pod = self.pods.get(key)
-        if pod is None or podstate.is_terminating(pod) or not pod.spec.node_name:
+        if pod is None or pods.is_terminating(pod) or not pod.spec.node_name:
             return
         node = self.nodes.get(pod.spec.node_name)
         if node is None:

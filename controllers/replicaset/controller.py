@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from itertools import chain
 
-from api import labels
+from api import labels, pods
 from api.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
 from api.pb import apps_pb2, core_pb2, meta_pb2
+from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
 from controllers import owners, podstate
@@ -23,7 +24,6 @@ from controllers.replicaset.plan import (
     pod_from_template,
     slow_start_batches,
 )
-from controllers.timeutil import now
 
 
 class ReconcileError(Exception):
@@ -52,20 +52,10 @@ class ReplicaSetController(QueueController):
         await self.rs.synced.wait()
         await self.pods.synced.wait()
 
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.recorder.run())
-            await super().run()
-
     # ------------------------------------------------------------ handlers (enqueue only)
 
     def _resolve(self, namespace: str, ref: meta_pb2.OwnerReference | None) -> apps_pb2.ReplicaSet | None:
-        if ref is None or ref.kind != "ReplicaSet":
-            return None
-        rs = self.rs.get_named(namespace, ref.name)
-        if rs is None or rs.metadata.uid != ref.uid:
-            return None
-        return rs
+        return owners.resolve(self.rs, namespace, ref, "ReplicaSet")
 
     def _matching(self, pod: core_pb2.Pod) -> list[apps_pb2.ReplicaSet]:
         return [rs for rs in self.rs.by_index(NAMESPACE, pod.metadata.namespace)
@@ -77,7 +67,7 @@ class ReplicaSetController(QueueController):
         self.enqueue(rs)
 
     def _pod_added(self, pod: core_pb2.Pod) -> None:
-        if podstate.is_terminating(pod):
+        if pods.is_terminating(pod):
             # Seen for the first time already being deleted (e.g. after a relist): it will not count.
             self._pod_deleted(pod)
             return
@@ -96,7 +86,7 @@ class ReplicaSetController(QueueController):
         if old.metadata.resource_version == new.metadata.resource_version:
             return
         labels_changed = old.metadata.labels != new.metadata.labels
-        if podstate.is_terminating(new):
+        if pods.is_terminating(new):
             # A graceful delete: the pod stops counting now, not when the kubelet removes it.
             self._pod_deleted(new)
             if labels_changed:
@@ -139,15 +129,9 @@ class ReplicaSetController(QueueController):
         deleting = owners.is_deleting(rs)
         selector = labels.from_label_selector(rs.spec.selector)
         candidates = [p for p in chain(self.pods.by_index(CONTROLLER, rs.metadata.uid), self.pods.by_index(ORPHAN, ns))
-                      if podstate.is_active(p)]
+                      if pods.is_active(p)]
         claims = owners.plan_claims(rs.metadata.uid, selector, candidates, owner_deleting=deleting)
-        owned = claims.owned
-        if claims.adopt:
-            adopted = await self._adopt(rs, claims.adopt)
-            skip = {p.metadata.uid for p in claims.adopt} - adopted
-            owned = [p for p in owned if p.metadata.uid not in skip]
-        for pod in claims.release:
-            await self._release(rs, pod)
+        owned = await owners.apply_claims(self.client, rs, claims, log=self.log)
 
         failure: tuple[str, str] | None = None
         if needs_sync and not deleting:
@@ -173,31 +157,6 @@ class ReplicaSetController(QueueController):
             self.enqueue_after(key, delay)
         if failure is not None:
             raise ReconcileError(failure[1])
-
-    async def _adopt(self, rs: apps_pb2.ReplicaSet, pods: list[core_pb2.Pod]) -> set[str]:
-        """Take orphans that match; returns the uids adopted. Rechecks the owner first, as Kubernetes does."""
-        fresh: apps_pb2.ReplicaSet = await self.client.get("replicasets", rs.metadata.name, rs.metadata.namespace)
-        if fresh.metadata.uid != rs.metadata.uid or owners.is_deleting(fresh):
-            return set()
-        ref = owners.make_controller_ref(rs)
-        adopted: set[str] = set()
-        for pod in pods:
-            new = owners.with_controller(pod, ref)
-            try:
-                await self.client.update(new)
-            except (NotFoundError, ConflictError):
-                continue  # gone or changed: the next sync looks again
-            adopted.add(pod.metadata.uid)
-            self.log.info("pod_adopted", key=key_of(rs), pod=pod.metadata.name)
-        return adopted
-
-    async def _release(self, rs: apps_pb2.ReplicaSet, pod: core_pb2.Pod) -> None:
-        new = owners.without_owners(pod, [rs.metadata.uid])
-        try:
-            await self.client.update(new)
-        except NotFoundError:
-            return
-        self.log.info("pod_released", key=key_of(rs), pod=pod.metadata.name)
 
     async def _create(self, rs: apps_pb2.ReplicaSet, key: str, count: int) -> tuple[str, str] | None:
         """Create `count` pods in slow-start batches; stop at the first batch with a failure."""

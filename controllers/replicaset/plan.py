@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from api import labels
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import timestamp
 from controllers import podstate
-from controllers.timeutil import timestamp
 
 # At most this many creations or deletions per sync (Kubernetes' burstReplicas).
 BURST = 500

@@ -28,9 +28,8 @@ from client.config import ClientConfig
 from deploy.lab import network
 from deploy.lab.plan import LabPlan, plan_lab
 from deploy.lab.procs import Supervisor
-from deploy.node import bootstrap, containerd
+from deploy.node import bootstrap, containerd, images
 from deploy.node.launch import SupervisorLauncher
-from kubelet.runtime import images
 
 log = structlog.get_logger(component="lab")
 
@@ -172,7 +171,7 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         progress("start failed; component logs are in " + str(plan.paths.log_dir))
         raise
     client_config.set_cluster(name, server=f"unix://{socket_path(plan)}",
-                              token=token_path(plan).read_text().strip())
+                              token=token_path(plan).read_text().strip(), log_dir=str(plan.paths.log_dir))
     progress(f"cluster {name!r} is up in {time.monotonic() - start:.1f}s; try: kubelite get nodes -o wide")
     return plan
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import structlog
 
-from kubelet.runtime import cgroups, images
+from deploy.node import images
+from kubelet.runtime import cgroups
 from kubelet.runtime.cni import CNIError, CNINetwork, render_conflist
 from kubelet.runtime.cri import CRIRuntime
 from kubelet.runtime.interface import ContainerRuntimeError

@@ -8,6 +8,6 @@ instrumented  latency/error metrics around any Runtime
 logs        CRI log file format: reader and writer
 cgroups     pod and container cgroups
 cni         the node's pod network conflist and a CNI plugin driver
-images      our pause and busybox OCI images, built without a registry
+images      the names of our pause and busybox images (built by deploy/node/images.py)
 procinit    the process runtime's child-side setup (run as a script)
 """

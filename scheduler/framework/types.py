@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from api import labels, quantity
 from api.pb import core_pb2, meta_pb2
+from api.pods import TERMINAL_PHASES
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -22,8 +23,6 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 # so best-effort pods still spread instead of piling onto one node.
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
-
-TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 @functools.lru_cache(maxsize=4096)

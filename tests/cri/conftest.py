@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelet.runtime import images
+from deploy.node import images
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from deploy.node import containerd
-from kubelet.runtime import images
+from deploy.node import containerd, images
 from kubelet.runtime.cri import CRIRuntime
 from kubelet.runtime.interface import (
     ContainerConfig,

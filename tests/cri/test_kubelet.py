@@ -25,10 +25,10 @@ from api.errors import NotFoundError, UnavailableError
 from api.pb import api_pb2, core_pb2
 from apiserver.server import ApiServer, Config
 from client.api import Client
-from deploy.node import containerd
+from deploy.node import containerd, images
 from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet
-from kubelet.runtime import cgroups, images
+from kubelet.runtime import cgroups
 from kubelet.runtime.cri import CRIRuntime
 
 pytestmark = [pytest.mark.cri, pytest.mark.asyncio(loop_scope="module")]

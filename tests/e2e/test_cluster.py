@@ -22,7 +22,7 @@ import pytest
 
 from chaos import scenarios
 from chaos.faults import LabTarget
-from kubelet.runtime import images
+from deploy.node import images
 
 from .lab import KUBELITE, Lab, pods, ready, wait_until
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from api.defaults import NOT_READY_TAINT, UNREACHABLE_TAINT
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import timestamp
 from client.api import Client
 from controllers.manager import ControllerManager
-from controllers.timeutil import timestamp
 from kubelet.hollow import HollowCluster
 
 from .conftest import Running, create, deployment_yaml, eventually, is_ready, start_manager

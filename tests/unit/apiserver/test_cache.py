@@ -187,10 +187,10 @@ def test_pods_are_indexed_by_node() -> None:
     store.apply(_put(_pod("a"), 2))
     store.apply(_put(_pod("a", node="n1"), 3))
     store.apply(_put(_pod("b", node="n1"), 4))
-    assert store.by_node == {"n1": {"/registry/pods/default/a", "/registry/pods/default/b"}}
+    assert store.by_index == {"n1": {"/registry/pods/default/a", "/registry/pods/default/b"}}
     store.apply(_delete(_pod("a", node="n1"), 5))
     store.apply(_delete(_pod("b", node="n1"), 6))
-    assert store.by_node == {}
+    assert store.by_index == {}
 
 
 # ---------------------------------------------------------------- the cache's list and watch

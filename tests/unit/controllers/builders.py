@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.pb import apps_pb2, core_pb2, meta_pb2
-from controllers.timeutil import timestamp
+from api.timestamps import timestamp
 
 T0 = 1_700_000_000.0
 

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from api.defaults import NOT_READY_TAINT, UNREACHABLE_TAINT
 from api.pb import apps_pb2, core_pb2
+from api.timestamps import timestamp
 from controllers.nodelifecycle import plan
 from controllers.nodelifecycle.eviction import plan_eviction, tolerates
-from controllers.timeutil import timestamp
 
 from .builders import T0, pod
 

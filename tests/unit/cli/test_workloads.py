@@ -18,7 +18,7 @@ from cli.workloads import (
 from controllers.deployment import status as st
 from controllers.deployment import util
 
-from .builders import deployment, replicaset
+from ..controllers.builders import deployment, replicaset
 
 
 def _d(replicas: int = 3, *, gen: int = 2, observed: int = 2, updated: int = 3, total: int = 3,

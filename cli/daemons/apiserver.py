@@ -1,30 +1,11 @@
-"""Component daemons: each a subcommand that parses flags into a config and runs until SIGTERM."""
+"""`kubelite apiserver`: the API over etcd."""
 
 from __future__ import annotations
-
-import asyncio
-import contextlib
-import signal
-from collections.abc import Coroutine
-from typing import Any
 
 import click
 
 from api import logs
-
-
-def serve(main: Coroutine[Any, Any, None]) -> None:
-    """Run a daemon's `run()` until SIGTERM or SIGINT, then let its cleanup run."""
-
-    async def guarded() -> None:
-        task = asyncio.ensure_future(main)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(guarded())
+from cli.daemons import serve
 
 
 @click.command()

@@ -10,7 +10,7 @@ import click
 
 from api import kinds, logs
 from cli import printers
-from cli.common import run
+from cli.common import local_cluster_option, run
 from client import config as client_config
 
 
@@ -45,7 +45,7 @@ def up(nodes: int, name: str, timeout: float, log_level: str) -> None:
 
 
 @click.command()
-@click.option("--name", default="kubelite", show_default=True)
+@local_cluster_option
 def down(name: str) -> None:
     """Stop a local cluster and remove everything it made."""
     from deploy.lab.cluster import LabError
@@ -67,7 +67,7 @@ def down(name: str) -> None:
 
 
 @click.command()
-@click.option("--name", default="kubelite", show_default=True)
+@local_cluster_option
 def status(name: str) -> None:
     """Show a local cluster's components, their health, and its nodes."""
     from client.api import Client

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from kubelet.runtime import images as imagelib
+from client.config import current_cluster
+from deploy.node import images as imagelib
 
 
 @click.group()
@@ -32,8 +33,9 @@ def build(out: Path) -> None:
 @click.argument("tarballs", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--address", "-a", "addresses", multiple=True,
               help="containerd socket; repeat for several nodes (default: every node of the local cluster).")
-@click.option("--name", "cluster", default="kubelite", show_default=True,
-              help="local cluster whose nodes get the images when no --address is given")
+@click.option("--name", "cluster", default=None, callback=lambda ctx, param, value: current_cluster(value),
+              help="local cluster whose nodes get the images when no --address is given "
+                   "(default: the config file's current cluster)")
 @click.option("--namespace", "-n", default="k8s.io", show_default=True, help="containerd namespace (CRI uses k8s.io).")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=imagelib.DEFAULT_CACHE_DIR,
               show_default=True, help="Where to build the default images when no TARBALL is given.")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelet.runtime import images
-from kubelet.runtime.images import Entry, ImageConfig, ImageError
+from deploy.node import images
+from deploy.node.images import Entry, ImageConfig, ImageError
 
 
 def _digest(data: bytes) -> str:

@@ -2,9 +2,10 @@
 
 `explain` runs the scheduler's own plugins here, in the CLI process, over a
 snapshot listed from the apiserver. It imports scheduler.framework and
-scheduler.plugins (pure code: no daemon, no I/O): the one exception to
-"components never import each other", so that explain can never disagree
-with the scheduler about a verdict.
+scheduler.plugins (pure code: no daemon, no I/O), so that explain can never
+disagree with the scheduler about a verdict; that is why it lives on the
+scheduler's side of the CLI and not among the user commands, which import
+only api/ and client/.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 import click
 
 from api import logs
-from cli.common import run
+from cli.common import local_cluster_option, run
 
 
 def _target(name: str):  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def chaos() -> None:
 
 @chaos.command("stop-node")
 @click.argument("node")
-@click.option("--name", default="kubelite", show_default=True, help="cluster")
+@local_cluster_option
 @click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True,
               help="seconds until the node comes back")
 def stop_node(node: str, name: str, seconds: float) -> None:
@@ -51,7 +51,7 @@ def stop_node(node: str, name: str, seconds: float) -> None:
 
 @chaos.command("partition")
 @click.argument("node")
-@click.option("--name", default="kubelite", show_default=True)
+@local_cluster_option
 @click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True)
 def partition(node: str, name: str, seconds: float) -> None:
     """Cut a node off the lab network (its processes keep running), then reconnect it."""
@@ -71,7 +71,7 @@ def partition(node: str, name: str, seconds: float) -> None:
 
 @chaos.command("restart")
 @click.argument("component")
-@click.option("--name", default="kubelite", show_default=True)
+@local_cluster_option
 def restart(component: str, name: str) -> None:
     """SIGKILL a component (apiserver, scheduler, controller-manager, dns, kubelet-n1, ...) and restart it."""
     target = _target(name)
@@ -82,7 +82,7 @@ def restart(component: str, name: str) -> None:
 @chaos.command("run")
 @click.argument("scenario", type=click.Choice(["node-loss", "partition", "apiserver-restart"]))
 @click.option("--node", default="n1", show_default=True)
-@click.option("--name", default="kubelite", show_default=True)
+@local_cluster_option
 @click.option("--namespace", "-n", default="default", show_default=True)
 @click.option("--timeout", type=float, default=60.0, show_default=True)
 def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: float) -> None:

@@ -1,0 +1,124 @@
+"""Services: cluster IPs, NodePorts and load-balancer addresses, claimed in storage with the Service.
+
+Each claim is a key (`/registry/ranges/...`, see apiserver.allocator) created in the same
+commit as the Service and deleted with it, so two apiservers never hand out one value.
+Values this server picked but has not written yet are reserved in memory meanwhile.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+
+from api import kinds
+from api.errors import ApiError, ConflictError, FieldError, InvalidError
+from api.pb import core_pb2
+from apiserver import allocator
+from apiserver.rules.strategy import Config, Strategy
+from apiserver.storage.interface import Create, Delete, Op
+
+
+@dataclass
+class _Allocations:
+    ips: set[str] = field(default_factory=set)
+    ports: set[int] = field(default_factory=set)
+    lb: set[str] = field(default_factory=set)
+
+
+class Rules(Strategy):
+    kind = "Service"
+    allocates = True
+
+    def __init__(self, config: Config, ctx: object = None) -> None:
+        super().__init__(config, ctx)
+        self.ranges = allocator.Ranges.parse(config.service_cidr, config.node_port_range, config.lb_pool)
+        self._rng = random.Random()
+        self._inflight = _Allocations()
+
+    async def before_allocate(self) -> None:
+        await self.ctx.sync()  # allocation picks from the cache: it must hold this server's Services
+
+    def allocate(self, new: Message, old: Message | None) -> list[Op]:
+        return self._allocate(new, old)  # type: ignore[arg-type]
+
+    def release(self, ops: list[Op]) -> None:
+        self._release_inflight(ops)
+
+    def claims(self, obj: Message) -> set[str]:
+        return allocator.claims(obj)  # type: ignore[arg-type]
+
+    def claim_taken(self, key: str) -> ApiError:
+        return ConflictError(f"{key.removeprefix(allocator.RANGES)} is already allocated; retry")
+
+    def _taken(self) -> _Allocations:
+        taken = _Allocations(set(self._inflight.ips), set(self._inflight.ports), set(self._inflight.lb))
+        for entry in self.ctx.cache.store(kinds.lookup(self.kind)).objects.values():
+            svc: core_pb2.Service = entry.obj  # type: ignore[assignment]
+            if svc.spec.cluster_ip and svc.spec.cluster_ip != "None":
+                taken.ips.add(svc.spec.cluster_ip)
+            taken.ports.update(p.node_port for p in svc.spec.ports if p.node_port)
+            taken.lb.update(i.ip for i in svc.status.load_balancer.ingress if i.ip)
+        return taken
+
+    def _allocate(self, svc: core_pb2.Service, old: core_pb2.Service | None) -> list[Op]:
+        """Fill in addresses and ports; return the range keys to claim and release."""
+        errs = allocator.check_requested(svc, self.ranges)
+        if errs:
+            raise InvalidError(errs, prefix=f'Service "{svc.metadata.name}" is invalid: ')
+        taken = self._taken()
+        spec = svc.spec
+        if spec.type == "ExternalName":
+            spec.cluster_ip = ""
+            del spec.cluster_ips[:]
+        elif not spec.cluster_ip:
+            spec.cluster_ip = allocator.pick_ip(self.ranges.service_cidr, taken.ips, self._rng)
+        if spec.cluster_ip and not spec.cluster_ips:
+            spec.cluster_ips.append(spec.cluster_ip)
+        if spec.cluster_ip and spec.cluster_ip != "None" and not spec.ip_families:
+            spec.ip_families.append("IPv4")
+            spec.ip_family_policy = "SingleStack"
+        if allocator.needs_node_ports(svc):
+            for p in spec.ports:
+                if not p.node_port:
+                    p.node_port = allocator.pick_port(*self.ranges.node_ports, taken.ports, self._rng)
+                    taken.ports.add(p.node_port)
+        else:
+            for p in spec.ports:
+                p.node_port = 0
+        if spec.type == "LoadBalancer" and self.ranges.lb_pool is not None:
+            if not svc.status.load_balancer.ingress:
+                wanted = spec.load_balancer_ip
+                if wanted and wanted in taken.lb:
+                    raise InvalidError([FieldError("spec.loadBalancerIP", "Invalid value", "already allocated",
+                                                   wanted)])
+                ip = wanted or allocator.pick_ip(self.ranges.lb_pool, taken.lb, self._rng)
+                svc.status.load_balancer.ClearField("ingress")
+                svc.status.load_balancer.ingress.add(ip=ip)
+        elif spec.type != "LoadBalancer":
+            svc.status.ClearField("load_balancer")
+        new_claims = allocator.claims(svc)
+        old_claims = allocator.claims(old) if old is not None else set()
+        for key in new_claims - old_claims:
+            self._note_inflight(key, add=True)
+        owner = f"{svc.metadata.namespace}/{svc.metadata.name}".encode()
+        ops: list[Op] = [Create(k, owner) for k in sorted(new_claims - old_claims)]
+        ops += [Delete(k) for k in sorted(old_claims - new_claims)]
+        return ops
+
+    def _note_inflight(self, key: str, *, add: bool) -> None:
+        tail = key.removeprefix(allocator.RANGES)
+        section, _, value = tail.partition("/")
+        target: set = {"serviceips": self._inflight.ips, "nodeports": self._inflight.ports,
+                       "lbips": self._inflight.lb}[section]
+        item: object = int(value.rsplit("/", 1)[-1]) if section == "nodeports" else value
+        if add:
+            target.add(item)
+        else:
+            target.discard(item)
+
+    def _release_inflight(self, ops: list[Op]) -> None:
+        for op in ops:
+            if isinstance(op, Create):
+                self._note_inflight(op.key, add=False)

@@ -1,0 +1,40 @@
+"""The machine side of the CLI: each component's entry point, and the local cluster that runs them.
+
+Each daemon is a subcommand that parses flags into its component's config and
+runs until SIGTERM (serve). These modules may import the components; the
+user commands (cli/ outside this package) may not: they speak to the
+apiserver through client/ only.
+
+apiserver          `kubelite apiserver`
+scheduler          `kubelite scheduler`, and `explain`, which runs the scheduler's framework in-process
+controllermanager  `kubelite controller-manager`
+kubelet            `kubelite kubelet`
+hollow             `kubelite hollow-nodes` (fake-runtime kubelets for benchmarks)
+proxy              `kubelite proxy`
+dns                `kubelite dns`
+lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
+images             `kubelite images build|load` (into a local cluster's containerd)
+chaos              `kubelite chaos ...` (faults on a local cluster)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+
+def serve(main: Coroutine[Any, Any, None]) -> None:
+    """Run a daemon's `run()` until SIGTERM or SIGINT, then let its cleanup run."""
+
+    async def guarded() -> None:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(guarded())
