@@ -359,8 +359,8 @@ def _check_syntax_and_depth(text: str, source: str) -> None:
             if isinstance(event, _OPEN):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:
-                    raise InvalidError(f"{source} (document {index}): YAML nested too deeply (more than "
-                                       f"{MAX_YAML_DEPTH} levels)")
+                    raise InvalidError(f"{source} (document {index}): line {event.start_mark.line + 1}: YAML "
+                                       f"nested too deeply (more than {MAX_YAML_DEPTH} levels)")
             elif isinstance(event, _CLOSE):
                 depth -= 1
             elif isinstance(event, yaml.DocumentStartEvent):

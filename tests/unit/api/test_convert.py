@@ -235,15 +235,16 @@ def test_load_documents_keeps_times_as_strings() -> None:
     pytest.param("a: 1\n---\nb: 2\n c: 3\n", "f.yaml (document 2): line 4: malformed YAML: mapping values are not "
                  "allowed in this context", id="bad-indent"),
     pytest.param("a: *x\n", "f.yaml (document 1): line 1: malformed YAML: found undefined alias", id="bad-alias"),
-    pytest.param("a: 1\n---\nx: " + "[" * 2000 + "]" * 2000, "f.yaml (document 2): YAML nested too deeply",
-                 id="deep-flow"),
-    pytest.param("a: [" * 200_000 + "]" * 200_000, "f.yaml (document 1): YAML nested too deeply",
-                 id="absurdly-deep-flow"),
-    pytest.param("".join("  " * i + "a:\n" for i in range(3000)), "f.yaml (document 1): YAML nested too deeply",
+    # Too deep: the parser (libyaml has its own limit in newer releases) or the project's own check
+    # refuses it first; either way the line names the file, the document and the line.
+    pytest.param("a: 1\n---\nx: " + "[" * 2000 + "]" * 2000, "f.yaml (document 2): line 3: ", id="deep-flow"),
+    pytest.param("a: [" * 200_000 + "]" * 200_000, "f.yaml (document 1): line 1: ", id="absurdly-deep-flow"),
+    pytest.param("".join("  " * i + "a:\n" for i in range(3000)), "f.yaml (document 1): line 101: ",
                  id="deep-block"),
 ])
 def test_malformed_yaml_names_file_document_and_line(text: str, message: str) -> None:
-    """Malformed or absurdly nested YAML gives one line naming the file, the document and the line."""
+    """Malformed or absurdly nested YAML gives one line naming the file, the document and the line, whichever
+    check (the parser's or the project's) refuses it."""
     with pytest.raises(InvalidError) as err:
         list(convert.load_documents(text, "f.yaml"))
     assert err.value.message.startswith(message)
