@@ -118,6 +118,13 @@ class TimeoutError_(ApiError):
     reason = "Timeout"
 
 
+class InternalError(ApiError):
+    """The server failed in a way a retry of the same request will not mend."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "InternalError"
+
+
 _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
@@ -129,6 +136,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: ForbiddenError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
+    grpc.StatusCode.INTERNAL: InternalError,
 }
 
 

@@ -31,6 +31,7 @@ from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
+from apiserver.storage.limits import Limits
 
 log = structlog.get_logger(component="apiserver")
 
@@ -60,6 +61,7 @@ class Config:
     compact_interval: float = 300.0
     compact_keep: int = 50000
     replay: int = 20000
+    limits: Limits = field(default_factory=Limits)  # etcd's limits and the largest object stored
 
 
 def _ser(msg: Message | bytes) -> bytes:
@@ -324,7 +326,7 @@ class ApiServer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers))
+        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers), config.limits)
         self.cache = WatchCache(self.storage, replay=config.replay)
         self.registry = Registry(self.storage, self.cache, config.registry)
         self.proxy = KubeletProxy(self.registry)

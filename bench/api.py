@@ -96,6 +96,8 @@ class Cluster:
         self.address = ""
 
     def start_etcd(self) -> None:
+        from apiserver.storage import limits
+
         cport, pport = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{cport}"
         etcd = shutil.which("etcd") or "/usr/bin/etcd"
@@ -104,7 +106,7 @@ class Cluster:
              "--advertise-client-urls", self.etcd_url, "--listen-peer-urls", f"http://127.0.0.1:{pport}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
              "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-             "--quota-backend-bytes", str(8 * 1024**3)],
+             "--quota-backend-bytes", str(8 * 1024**3), *limits.etcd_flags()],
             stdout=subprocess.DEVNULL, stderr=(self.workdir / "etcd.log").open("wb"))
         _wait_port(cport)
 

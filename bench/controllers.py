@@ -51,6 +51,7 @@ import yaml
 from api import convert, kinds
 from api.errors import ApiError, NotFoundError
 from api.pb import core_pb2
+from apiserver.storage import limits
 from client.api import Client
 
 BIN = Path(sys.executable).parent
@@ -105,7 +106,7 @@ class Cluster:
                              "--listen-peer-urls", f"http://127.0.0.1:{pport}",
                              "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
                              "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-                             "--quota-backend-bytes", str(4 * 1024**3)])
+                             "--quota-backend-bytes", str(4 * 1024**3), *limits.etcd_flags()])
         _wait_port(cport)
         port = free_port()
         self.address = f"127.0.0.1:{port}"

@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import logs
 from api.pb import core_pb2
+from apiserver.storage import limits
 from client.api import Client
 from deploy.node import containerd
 from kubelet.runtime import cgroups, images
@@ -115,7 +116,7 @@ class Cluster:
                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
                             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-                            "--quota-backend-bytes", str(4 * 1024**3)])
+                            "--quota-backend-bytes", str(4 * 1024**3), *limits.etcd_flags()])
         self.api = f"127.0.0.1:{free_port()}"
         self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", self.etcd_url, "--listen", self.api,
                                  "--log-level", "warning"])

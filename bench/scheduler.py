@@ -48,6 +48,7 @@ from aetcd import rpc
 
 from api.errors import ApiError
 from api.pb import core_pb2
+from apiserver.storage import limits
 from client.api import Client
 from scheduler.overcommit import compute_overcommit
 
@@ -82,7 +83,7 @@ class Cluster:
              self.etcd_url, "--advertise-client-urls", self.etcd_url, "--listen-peer-urls",
              f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
              "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-             "--quota-backend-bytes", str(4 * 1024**3)],
+             "--quota-backend-bytes", str(4 * 1024**3), *limits.etcd_flags()],
             stdout=subprocess.DEVNULL, stderr=open(self.workdir / "etcd.log", "w"))  # noqa: SIM115
         _wait_port(cport)
 
