@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram
 
-from api import kinds
+from api import kinds, text
 from api.errors import ApiError, InvalidError, NotFoundError, UnauthorizedError, UnavailableError
 from api.pb import api_pb2
 from apiserver.cache import WatchCache
@@ -69,10 +69,16 @@ def _ser(msg: Message | bytes) -> bytes:
 
 
 def _parse(cls: type[Message], raw: bytes) -> Message:
+    """The request, decoded; its own fields (names, selectors, not the object it carries) free of
+    control characters. The object is validated field by field later."""
     try:
-        return cls.FromString(raw)
+        req = cls.FromString(raw)
     except (DecodeError, RecursionError, ValueError) as e:
         raise InvalidError(f"request: cannot decode {cls.DESCRIPTOR.name}: {e}") from None
+    errs = text.control_errors(req, skip=frozenset({"object"}))
+    if errs:
+        raise InvalidError(errs, prefix="request: ")
+    return req
 
 
 def _resource_of(req: Message) -> str:
@@ -99,10 +105,11 @@ def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, 
                 return await fn(self, req)
             except ApiError as e:
                 code = e.code.name
+                message = text.escape(e.message)  # one line, whatever the request held
                 if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
                                   grpc.StatusCode.ABORTED):
-                    log.info("request_failed", verb=verb, resource=resource, code=code, error=e.message)
-                await context.abort(e.code, e.message)
+                    log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
+                await context.abort(e.code, message)
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
                     raise
@@ -178,7 +185,7 @@ class ApiServicer:
             watcher = await self.registry.watch(req)  # type: ignore[arg-type]
         except ApiError as e:
             REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
-            await context.abort(e.code, e.message)
+            await context.abort(e.code, text.escape(e.message))
             return
         resource = watcher.store.kind.resource
         REQUESTS.labels("watch", resource, "OK").inc()
@@ -212,7 +219,7 @@ class ApiServicer:
             async for chunk in self.proxy.logs(req):  # type: ignore[arg-type]
                 yield chunk
         except ApiError as e:
-            await context.abort(e.code, e.message)
+            await context.abort(e.code, text.escape(e.message))
 
     async def StreamPodStatus(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
