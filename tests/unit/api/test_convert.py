@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,52 @@ def test_dump_yaml_keeps_order() -> None:
     """YAML output keeps the manifest's key order."""
     assert convert.dump_yaml({"b": 1, "a": [1]}) == "b: 1\na:\n- 1\n"
     assert yaml.safe_load(convert.dump_yaml({"k": "üñí"})) == {"k": "üñí"}
+
+
+LAUGHS = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lol\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['lol'] * 9)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+
+
+def test_billion_laughs_is_refused_before_expansion() -> None:
+    """Nine aliases of nine aliases (a few hundred bytes standing for 9^9 strings) are refused at once, in one
+    line naming the file, the document and the line, before any document is built."""
+    start = time.perf_counter()
+    with pytest.raises(InvalidError) as err:
+        list(convert.load_documents(LAUGHS, "laughs.yaml"))
+    assert time.perf_counter() - start < 0.5
+    assert err.value.message.startswith("laughs.yaml (document 1): line ")
+    assert "aliases expand to more than 100000 nodes" in err.value.message
+    assert "\n" not in err.value.message
+
+
+@pytest.mark.parametrize(("aliases", "ok"), [
+    pytest.param(99, True, id="within-the-limit"),
+    pytest.param(101, False, id="over-the-limit"),
+])
+def test_alias_expansion_is_counted_exactly(aliases: int, ok: bool) -> None:
+    """An anchored list of 999 items (1,000 nodes with the list) may be aliased 99 times, not 101."""
+    text = "a: &a [" + ", ".join(["x"] * 999) + "]\nb: [" + ", ".join(["*a"] * aliases) + "]\n"
+    if ok:
+        (doc,) = convert.load_documents(text, "f")
+        assert len(doc.data["b"]) == aliases
+    else:
+        with pytest.raises(InvalidError, match=r"f \(document 1\): line 2: YAML aliases expand"):
+            list(convert.load_documents(text, "f"))
+
+
+def test_reused_anchors_load() -> None:
+    """Anchors reused the ordinary way (a shared env list, a merged mapping) load as before."""
+    text = ("common: &env [{name: A, value: '1'}, {name: B, value: '2'}]\n"
+            "base: &base {image: nginx, env: *env}\n"
+            "c1: {<<: *base, name: one}\nc2: {<<: *base, name: two}\n---\nagain: &env [1]\nuse: *env\n")
+    first, second = (d.data for d in convert.load_documents(text, "f"))
+    assert first["c2"] == {"image": "nginx", "env": first["common"], "name": "two"}
+    assert second == {"again": [1], "use": [1]}
+
+
+def test_recursive_alias_is_refused() -> None:
+    """An alias inside the node it names (a structure containing itself) is refused naming the line."""
+    with pytest.raises(InvalidError, match=r"f \(document 1\): line 2: YAML alias \*a refers to a node that "
+                                           r"contains it"):
+        list(convert.load_documents("a: &a\n  - *a\n", "f"))
