@@ -24,10 +24,20 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram
 
 from api import kinds, text
-from api.errors import ApiError, InvalidError, NotFoundError, UnauthorizedError, UnavailableError
+from api.errors import (
+    ApiError,
+    FieldError,
+    InvalidError,
+    NotFoundError,
+    TimeoutError_,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from api.pb import api_pb2
-from apiserver.cache import WatchCache
+from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy
+from apiserver.overload import REQUEST, STREAM, WATCH, Admission, OverloadLimits
 from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
@@ -62,6 +72,7 @@ class Config:
     compact_keep: int = 50000
     replay: int = 20000
     limits: Limits = field(default_factory=Limits)  # etcd's limits and the largest object stored
+    overload: OverloadLimits = field(default_factory=OverloadLimits)
 
 
 def _ser(msg: Message | bytes) -> bytes:
@@ -90,9 +101,9 @@ def _resource_of(req: Message) -> str:
     return getattr(req, "resource", "") or ""
 
 
-def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, grpc.aio.ServicerContext],
-                                                                  Awaitable[bytes | Message]]]:
-    """Parse, time, count and map errors for one unary method."""
+def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
+        ..., Callable[[Any, bytes, grpc.aio.ServicerContext], Awaitable[bytes | Message]]]:
+    """Admit (overload limits), parse, time, count and map errors for one unary method."""
 
     def wrap(fn: Callable[[Any, Any], Awaitable[bytes | Message]]):  # type: ignore[no-untyped-def]
         @functools.wraps(fn)
@@ -100,14 +111,16 @@ def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, 
             start = time.perf_counter()
             resource, code = "", "OK"
             try:
-                req = _parse(cls, raw)
-                resource = _resource_of(req)
-                return await fn(self, req)
+                with self.admission.admit(kind, context.peer()):
+                    req = _parse(cls, raw)
+                    resource = _resource_of(req)
+                    return await fn(self, req)
             except ApiError as e:
                 code = e.code.name
                 message = text.escape(e.message)  # one line, whatever the request held
+                # Refusals of a flood are counted (apiserver_overload_refused_total), not logged one by one.
                 if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
-                                  grpc.StatusCode.ABORTED):
+                                  grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
                     log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
                 await context.abort(e.code, message)
             except Exception as e:
@@ -127,10 +140,12 @@ def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, 
 
 
 class ApiServicer:
-    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy) -> None:
+    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
+                 admission: Admission | None = None) -> None:
         self.registry = registry
         self.cache = cache
         self.proxy = proxy
+        self.admission = admission or Admission()
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -164,8 +179,12 @@ class ApiServicer:
     async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
         return await self.registry.scale(req)
 
-    @unary("exec", api_pb2.ExecRequest)
+    @unary("exec", api_pb2.ExecRequest, STREAM)
     async def Exec(self, req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+        limit = self.admission.limits.max_exec_seconds
+        if not 0 <= req.timeout_seconds <= limit:
+            raise InvalidError([FieldError("timeoutSeconds", "Invalid value", f"must be between 0 and {limit}",
+                                           req.timeout_seconds)])
         await self.registry.sync()
         return await self.proxy.exec(req)
 
@@ -180,13 +199,19 @@ class ApiServicer:
         ])
 
     async def Watch(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        try:
-            req = _parse(api_pb2.WatchRequest, raw)
-            watcher = await self.registry.watch(req)  # type: ignore[arg-type]
-        except ApiError as e:
-            REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
-            await context.abort(e.code, text.escape(e.message))
-            return
+        with contextlib.ExitStack() as admitted:
+            try:
+                admitted.enter_context(self.admission.admit(WATCH, context.peer()))
+                req = _parse(api_pb2.WatchRequest, raw)
+                watcher = await self.registry.watch(req)  # type: ignore[arg-type]
+            except ApiError as e:
+                REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
+                await context.abort(e.code, text.escape(e.message))
+                return
+            async for data in self._watch(watcher, context):
+                yield data
+
+    async def _watch(self, watcher: Watcher, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         resource = watcher.store.kind.resource
         REQUESTS.labels("watch", resource, "OK").inc()
         WATCHERS.labels(resource).inc()
@@ -214,15 +239,41 @@ class ApiServicer:
 
     async def Logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
         try:
-            req = _parse(api_pb2.LogsRequest, raw)
-            await self.registry.sync()
-            async for chunk in self.proxy.logs(req):  # type: ignore[arg-type]
-                yield chunk
+            with self.admission.admit(STREAM, context.peer()):
+                req: api_pb2.LogsRequest = _parse(api_pb2.LogsRequest, raw)  # type: ignore[assignment]
+                await self.registry.sync()
+                async for chunk in self._logs(req):
+                    yield chunk
         except ApiError as e:
             await context.abort(e.code, text.escape(e.message))
 
+    async def _logs(self, req: api_pb2.LogsRequest) -> AsyncIterator[api_pb2.LogChunk]:
+        """The kubelet's log stream; a follow ends with DEADLINE_EXCEEDED after the server's limit."""
+        limit = self.admission.limits.max_follow_seconds
+        deadline = time.monotonic() + limit
+        chunks = self.proxy.logs(req).__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), deadline - time.monotonic() if req.follow else None)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise TimeoutError_(f"log follow ended at the server's limit of {limit:g} seconds; run the "
+                                        f"command again to go on") from None
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
     async def StreamPodStatus(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
+        try:
+            with self.admission.admit(WATCH, context.peer()):
+                await self._stream_pod_status(requests, context)
+        except TooManyRequestsError as e:
+            await context.abort(e.code, e.message)
+
+    async def _stream_pod_status(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         latest: dict[tuple[str, str], api_pb2.PodStatusUpdate] = {}
         more = asyncio.Event()
         done = asyncio.Event()
@@ -231,8 +282,10 @@ class ApiServicer:
         async def read() -> None:
             async for raw in requests:
                 try:
-                    upd = api_pb2.PodStatusUpdate.FromString(raw)
-                except DecodeError:
+                    upd: api_pb2.PodStatusUpdate = _parse(api_pb2.PodStatusUpdate, raw)  # type: ignore[assignment]
+                except InvalidError as e:
+                    # Nothing to acknowledge: an update that does not decode names no pod.
+                    log.warning("pod_status_update_refused", error=text.escape(e.message))
                     continue
                 latest[(upd.namespace, upd.name)] = upd
                 more.set()
@@ -351,8 +404,13 @@ class ApiServer:
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            # gRPC cancels calls that wait too long for the application (CANCELLED, which a client cannot
+            # tell from its own cancellation); the overload limits below refuse them instead.
+            ("grpc.server.max_pending_requests", 1_000_000),
+            ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
         ])
-        server.add_generic_rpc_handlers((_handlers(ApiServicer(self.registry, self.cache, self.proxy)),))
+        servicer = ApiServicer(self.registry, self.cache, self.proxy, Admission(self.config.overload))
+        server.add_generic_rpc_handlers((_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
