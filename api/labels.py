@@ -110,8 +110,19 @@ NOTHING = Selector(nothing=True)
 _TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|>|<|[^\s()!=,<>]+)")
 
 
+# A selector longer than this is refused unparsed: parsing and matching cost grows with its length, and
+# no real selector comes near it.
+MAX_SELECTOR = 64 * 1024
+
+
+def _check_length(text: str, field: str) -> None:
+    if len(text) > MAX_SELECTOR:
+        raise InvalidError([FieldError(field, "Too long", f"must have at most {MAX_SELECTOR} characters")])
+
+
 def parse(text: str) -> Selector:
     """Parse a label selector string; raises InvalidError with the offending part."""
+    _check_length(text, "labelSelector")
     tokens = _tokens(text)
     reqs: list[Requirement] = []
     i = 0
@@ -242,6 +253,7 @@ class FieldRequirement:
 
 def parse_fields(text: str, supported: Sequence[str]) -> tuple[FieldRequirement, ...]:
     """Parse `a=b,c!=d`; only `supported` field paths are allowed."""
+    _check_length(text, "fieldSelector")
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"([A-Za-z.]+)\s*(==|!=|=)\s*(.*)", part)

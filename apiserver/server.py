@@ -46,6 +46,7 @@ from apiserver.storage.limits import Limits
 log = structlog.get_logger(component="apiserver")
 
 MAX_REQUEST = 3 * 1024 * 1024
+MAX_STATUS_MESSAGE = 4096
 WATCH_CHUNK = 1024 * 1024
 # Watch batching under bursts: see ApiServicer.Watch.
 WATCH_BATCH_FRAMES = 64
@@ -73,6 +74,15 @@ class Config:
     replay: int = 20000
     limits: Limits = field(default_factory=Limits)  # etcd's limits and the largest object stored
     overload: OverloadLimits = field(default_factory=OverloadLimits)
+
+
+def _status_message(e: ApiError) -> str:
+    """An error's message as a status detail: one line (control characters escaped), and short enough for any
+    client to accept (gRPC clients refuse status details over 16 KiB; a message may quote a huge request)."""
+    message = text.escape(e.message)
+    if len(message) > MAX_STATUS_MESSAGE:
+        message = f"{message[:MAX_STATUS_MESSAGE]}... ({len(message)} characters in all)"
+    return message
 
 
 def _ser(msg: Message | bytes) -> bytes:
@@ -117,7 +127,7 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                     return await fn(self, req)
             except ApiError as e:
                 code = e.code.name
-                message = text.escape(e.message)  # one line, whatever the request held
+                message = _status_message(e)
                 # Refusals of a flood are counted (apiserver_overload_refused_total), not logged one by one.
                 if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
                                   grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
@@ -206,7 +216,7 @@ class ApiServicer:
                 watcher = await self.registry.watch(req)  # type: ignore[arg-type]
             except ApiError as e:
                 REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
-                await context.abort(e.code, text.escape(e.message))
+                await context.abort(e.code, _status_message(e))
                 return
             async for data in self._watch(watcher, context):
                 yield data
@@ -245,7 +255,7 @@ class ApiServicer:
                 async for chunk in self._logs(req):
                     yield chunk
         except ApiError as e:
-            await context.abort(e.code, text.escape(e.message))
+            await context.abort(e.code, _status_message(e))
 
     async def _logs(self, req: api_pb2.LogsRequest) -> AsyncIterator[api_pb2.LogChunk]:
         """The kubelet's log stream; a follow ends with DEADLINE_EXCEEDED after the server's limit."""
@@ -271,7 +281,7 @@ class ApiServicer:
             with self.admission.admit(WATCH, context.peer()):
                 await self._stream_pod_status(requests, context)
         except TooManyRequestsError as e:
-            await context.abort(e.code, e.message)
+            await context.abort(e.code, _status_message(e))
 
     async def _stream_pod_status(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         latest: dict[tuple[str, str], api_pb2.PodStatusUpdate] = {}
