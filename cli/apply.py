@@ -18,6 +18,7 @@ import click
 from api import convert, defaults, kinds, text, validation
 from api.errors import AlreadyExistsError, ApiError, ConflictError, InvalidError, UnavailableError, UnsupportedError
 from api.pb import api_pb2
+from apiserver.storage.limits import MAX_OBJECT_BYTES
 from cli import merge
 from cli.common import CliError, connection_options, run
 from cli.printers import name_of
@@ -83,6 +84,10 @@ def parse_all(docs: list[convert.Document], namespace: str) -> tuple[list[tuple[
         if errs:
             problems.append(f"{doc.where}: {kind.kind} \"{meta.name}\" is invalid: "
                             + "; ".join(str(e) for e in errs))
+            continue
+        if check.ByteSize() > MAX_OBJECT_BYTES:  # the server would refuse it after the others were written
+            problems.append(f"{doc.where}: {kind.kind} \"{meta.name}\": object is larger than {MAX_OBJECT_BYTES} "
+                            f"bytes")
             continue
         out.append((doc, envelope))
     return out, problems

@@ -44,3 +44,19 @@ async def test_billion_laughs_is_refused_in_one_line(kubelite: Kubelite, client:
     assert result.out == ""
     assert (await client.list("pods", "default")).items == before
     assert elapsed < 5, elapsed  # a loaded shared machine; alone it takes about half a second
+
+
+async def test_oversized_object_in_a_file_writes_nothing(kubelite: Kubelite, client: Client, tmp_path: Path) -> None:
+    """A file with a small pod and a 2 MiB one: the big one is refused in one line naming its document, and the
+    small one is not written either."""
+    small = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: small\nspec:\n  containers:\n  - name: c\n    image: i\n"
+    big = small.replace("small", "big") + "    args: [" + "x" * (2 * 1024 * 1024) + "]\n"
+    path = tmp_path / "two.yaml"
+    path.write_text(small + "---\n" + big)
+    result = await kubelite("apply", "-f", str(path))
+    assert result.code == 1
+    problems = [line for line in result.err_lines if not line.endswith("nothing was applied")]
+    assert len(problems) == 1, result.err
+    assert problems[0].startswith(f'error: {path} (document 2): Pod "big"'), problems[0][:300]
+    assert len(problems[0]) < 1000
+    assert (await client.list("pods", "default")).items == []
