@@ -89,14 +89,14 @@ def _ser(msg: Message | bytes) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
 
-def _parse(cls: type[Message], raw: bytes) -> Message:
-    """The request, decoded; its own fields (names, selectors, not the object it carries) free of
-    control characters. The object is validated field by field later."""
+def _parse(cls: type[Message], raw: bytes, *, carries: str = "object") -> Message:
+    """The request, decoded; its own fields (names, selectors, not the object or status it `carries`) free of
+    control characters. What it carries is validated field by field later."""
     try:
         req = cls.FromString(raw)
     except (DecodeError, RecursionError, ValueError) as e:
         raise InvalidError(f"request: cannot decode {cls.DESCRIPTOR.name}: {e}") from None
-    errs = text.control_errors(req, skip=frozenset({"object"}))
+    errs = text.control_errors(req, skip=frozenset({carries}))
     if errs:
         raise InvalidError(errs, prefix="request: ")
     return req
@@ -292,7 +292,8 @@ class ApiServicer:
         async def read() -> None:
             async for raw in requests:
                 try:
-                    upd: api_pb2.PodStatusUpdate = _parse(api_pb2.PodStatusUpdate, raw)  # type: ignore[assignment]
+                    upd: api_pb2.PodStatusUpdate = _parse(  # type: ignore[assignment]
+                        api_pb2.PodStatusUpdate, raw, carries="status")
                 except InvalidError as e:
                     # Nothing to acknowledge: an update that does not decode names no pod.
                     log.warning("pod_status_update_refused", error=text.escape(e.message))

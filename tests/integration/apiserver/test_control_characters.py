@@ -8,7 +8,7 @@ import grpc
 import pytest
 from conftest import RunningApiserver
 
-from api.pb import api_pb2
+from api.pb import api_pb2, core_pb2
 from client.api import Client
 
 from .helpers import pod
@@ -59,3 +59,23 @@ async def test_raw_client_gets_invalid_argument_naming_the_field(channel: grpc.a
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "name: Invalid value" in details
     assert [p.metadata.name for p in (await client.list("pods", "default")).items] == ["p"]
     assert not (await client.get("pods", "p", "default")).spec.node_name
+
+
+async def test_status_stream_refuses_control_characters_in_an_ack(client: Client) -> None:
+    """A kubelet status update with a control character in a reason gets an acknowledgement naming the field;
+    a multi-line message is free text and is stored."""
+    created = await client.create(pod("p", node="n1"))
+    stream = client.stream_pod_status()
+    for seq, (reason, message) in enumerate((("Bad\x1b[2J", "x"), ("Crashed", "line one\nline two")), start=1):
+        status = core_pb2.PodStatus(phase="Running", reason=reason, message=message)
+        await stream.write(api_pb2.PodStatusUpdate(namespace="default", name="p", uid=created.metadata.uid,
+                                                   sequence=seq, status=status))
+        ack = await stream.read()
+        assert ack.sequence == seq
+        if seq == 1:
+            assert "status.reason: Invalid value" in ack.error and ack.code == "Invalid"
+        else:
+            assert ack.error == ""
+    await stream.done_writing()
+    got = await client.get("pods", "p", "default")
+    assert (got.status.reason, got.status.message) == ("Crashed", "line one\nline two")
