@@ -45,7 +45,8 @@ def check_fits(batch_writes: list[_Write], limits: Limits) -> None:
         assert sum(w.size + groupcommit.WRAP_BYTES for w in batch_writes) <= limits.txn_bytes
 
 
-ETCD_DEFAULTS = Limits(max_txn_ops=128, max_request_bytes=1536 * 1024 + 64 * 1024, max_object_bytes=1536 * 1024)
+# etcd's default --max-txn-ops, and a request limit just above the object limit.
+STRICT = Limits(max_txn_ops=128, max_request_bytes=1536 * 1024 + 64 * 1024, max_object_bytes=1536 * 1024)
 Spec = tuple[str, int, int]  # key, operations, value bytes
 
 
@@ -75,11 +76,11 @@ async def test_batches_fit_etcd_limits(specs: list[Spec], expected: list[list[st
     """Writes are packed oldest first, each batch within max-txn-ops and max-request-bytes as etcd counts them,
     and a write left behind holds its keys so that a later write to them cannot overtake it."""
     writes = [write(*spec) for spec in specs]
-    got = await batches(writes, ETCD_DEFAULTS)
+    got = await batches(writes, STRICT)
     assert got == expected
     sizes = {w.txn.compare[0].key.decode(): w for w in writes}
     for batch in got:
-        check_fits([sizes[k] for k in batch], ETCD_DEFAULTS)
+        check_fits([sizes[k] for k in batch], STRICT)
 
 
 def test_limits_refuse_an_object_limit_above_etcds() -> None:
