@@ -317,6 +317,9 @@ def object_to_manifest(obj: Message | api_pb2.Object) -> dict[str, Any]:
 # before any document is built, so absurd input is refused without deep recursion (libyaml's
 # composer would overflow the C stack and kill the process).
 MAX_YAML_DEPTH = 100
+# Nodes that aliases may stand for in one document: generous for anchors reused across a manifest, far
+# below what would exhaust memory or time when the document is walked.
+MAX_ALIAS_NODES = 100_000
 
 _NO_TIMESTAMPS = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -351,20 +354,65 @@ def _malformed(source: str, index: int, e: yaml.YAMLError) -> InvalidError:
     return InvalidError(f"{source} (document {index}):{line}: malformed YAML: {problem}")
 
 
+class _Aliases:
+    """How many nodes a document's aliases stand for, counted from the parser's events before anything is built.
+
+    Each anchored node's size (itself and everything under it, aliases expanded) is known when it closes; an
+    alias adds that size. A few aliases can stand for billions of nodes ("billion laughs"): every later step
+    (conversion, merging, printing) walks them expanded, so a document is refused once they pass MAX_ALIAS_NODES.
+    """
+
+    def __init__(self) -> None:
+        self.nodes = 0  # nodes so far, aliases expanded
+        self.expanded = 0  # nodes that aliases stand for
+        self.sizes: dict[str, int] = {}
+        self.open: list[tuple[str | None, int]] = []  # (anchor, nodes before it) per open collection
+
+    def event(self, event: yaml.Event) -> str | None:
+        """Account for one event; a reason to refuse the document, or None."""
+        if isinstance(event, yaml.AliasEvent):
+            size = self.sizes.get(event.anchor)
+            if size is None:
+                if any(anchor == event.anchor for anchor, _ in self.open):
+                    return f"YAML alias *{event.anchor} refers to a node that contains it"
+                return None  # an undefined alias: the loader reports it
+            self.nodes += size
+            self.expanded += size
+            if self.expanded > MAX_ALIAS_NODES:
+                return f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes"
+        elif isinstance(event, yaml.ScalarEvent):
+            self.nodes += 1
+            if event.anchor:
+                self.sizes[event.anchor] = 1
+        elif isinstance(event, _OPEN):
+            self.open.append((event.anchor, self.nodes))
+            self.nodes += 1
+        elif isinstance(event, _CLOSE) and self.open:
+            anchor, before = self.open.pop()
+            if anchor:
+                self.sizes[anchor] = self.nodes - before
+        return None
+
+
 def _check_syntax_and_depth(text: str, source: str) -> None:
-    """Scan the parser's events (flat, no recursion): malformed YAML and excessive nesting name their document."""
+    """Scan the parser's events (flat, no recursion): malformed YAML, excessive nesting and aliases that stand for
+    too much are refused naming their document and line, before any document is built."""
     index, depth = 0, 0
+    aliases = _Aliases()
     try:
         for event in yaml.parse(text, Loader=_FAST):
             if isinstance(event, _OPEN):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:
-                    raise InvalidError(f"{source} (document {index}): YAML nested too deeply (more than "
-                                       f"{MAX_YAML_DEPTH} levels)")
+                    raise InvalidError(f"{source} (document {index}): line {event.start_mark.line + 1}: YAML "
+                                       f"nested too deeply (more than {MAX_YAML_DEPTH} levels)")
             elif isinstance(event, _CLOSE):
                 depth -= 1
             elif isinstance(event, yaml.DocumentStartEvent):
                 index += 1
+                aliases = _Aliases()  # anchors do not cross documents
+            if (why := aliases.event(event)) is not None:
+                raise InvalidError(f"{source} (document {index}): line {event.start_mark.line + 1}: {why}")
     except yaml.YAMLError as e:
         raise _malformed(source, max(index, 1), e) from None
 

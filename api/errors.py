@@ -98,6 +98,13 @@ class TooLargeError(ApiError):
     reason = "RequestEntityTooLarge"
 
 
+class TooManyRequestsError(ApiError):
+    """The server refused the call for the load its caller already has open: retry later, or spread out."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "TooManyRequests"
+
+
 class UnavailableError(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "ServiceUnavailable"
@@ -118,6 +125,13 @@ class TimeoutError_(ApiError):
     reason = "Timeout"
 
 
+class InternalError(ApiError):
+    """The server failed in a way a retry of the same request will not mend."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "InternalError"
+
+
 _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
@@ -135,6 +149,8 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
 def from_grpc(code: grpc.StatusCode, details: str) -> ApiError:
     """The error class a gRPC status stands for (ApiError for unknown codes)."""
     cls = _BY_CODE.get(code, ApiError)
+    if cls is TooLargeError and details.startswith("too many concurrent"):
+        cls = TooManyRequestsError  # the one RESOURCE_EXHAUSTED that is about load, not size
     if cls is InvalidError:
         return InvalidError(details)
     err = cls(details or code.name)

@@ -17,17 +17,17 @@ from api.errors import FieldError, InvalidError
 from api.pb import meta_pb2
 
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_NAME_RE = re.compile(rf"^{_NAME}$")
-_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME_RE = re.compile(_NAME)  # matched whole (fullmatch): `$` lets a final newline through
+_DNS1123_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def key_errors(key: str) -> list[str]:
     """What is wrong with a label or annotation key (empty list if valid)."""
     prefix, slash, name = key.rpartition("/")
     errs: list[str] = []
-    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.match(prefix)):
+    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.fullmatch(prefix)):
         errs.append("prefix part must be a lowercase RFC 1123 subdomain of at most 253 characters")
-    if not name or len(name) > 63 or not _NAME_RE.match(name):
+    if not name or len(name) > 63 or not _NAME_RE.fullmatch(name):
         errs.append(
             "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
             "with an alphanumeric character (at most 63 characters)"
@@ -38,7 +38,7 @@ def key_errors(key: str) -> list[str]:
 def value_errors(value: str) -> list[str]:
     if value == "":
         return []
-    if len(value) > 63 or not _NAME_RE.match(value):
+    if len(value) > 63 or not _NAME_RE.fullmatch(value):
         return [
             "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
             "and must start and end with an alphanumeric character (at most 63 characters)"
@@ -110,8 +110,19 @@ NOTHING = Selector(nothing=True)
 _TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|>|<|[^\s()!=,<>]+)")
 
 
+# A selector longer than this is refused unparsed: parsing and matching cost grows with its length, and
+# no real selector comes near it.
+MAX_SELECTOR = 64 * 1024
+
+
+def _check_length(text: str, field: str) -> None:
+    if len(text) > MAX_SELECTOR:
+        raise InvalidError([FieldError(field, "Too long", f"must have at most {MAX_SELECTOR} characters")])
+
+
 def parse(text: str) -> Selector:
     """Parse a label selector string; raises InvalidError with the offending part."""
+    _check_length(text, "labelSelector")
     tokens = _tokens(text)
     reqs: list[Requirement] = []
     i = 0
@@ -242,9 +253,10 @@ class FieldRequirement:
 
 def parse_fields(text: str, supported: Sequence[str]) -> tuple[FieldRequirement, ...]:
     """Parse `a=b,c!=d`; only `supported` field paths are allowed."""
+    _check_length(text, "fieldSelector")
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        m = re.match(r"^([A-Za-z.]+)\s*(==|!=|=)\s*(.*)$", part)
+        m = re.fullmatch(r"([A-Za-z.]+)\s*(==|!=|=)\s*(.*)", part)
         if not m:
             raise InvalidError([FieldError("fieldSelector", "Invalid value", "expected field=value", text)])
         field, op, value = m.group(1), m.group(2), m.group(3)

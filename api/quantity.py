@@ -1,4 +1,9 @@
-"""Kubernetes quantities ("500m", "1.5", "128Mi", "1G", "2e3") parsed as Kubernetes parses them."""
+"""Kubernetes quantities ("500m", "1.5", "128Mi", "1G", "2e3") parsed as Kubernetes parses them.
+
+The grammar (k8s.io/apimachinery resource.Quantity): a signed decimal number, then one suffix:
+binary (Ki Mi Gi Ti Pi Ei), decimal (n u m "" k M G T P E) or an exponent (e or E and a signed
+integer; "1E" alone is exa).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+_RE = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?")
 
 _SYNTAX = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 
 _SUFFIX = {
     None: Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
     "m": Decimal("0.001"),
     "k": Decimal(10) ** 3,
     "M": Decimal(10) ** 6,
@@ -38,7 +45,7 @@ def parse(text: str | int | float) -> Decimal:
         raise QuantityError(_SYNTAX)
     if isinstance(text, int | float):
         text = repr(text) if isinstance(text, float) else str(text)
-    m = _RE.match(text.strip())
+    m = _RE.fullmatch(text.strip(" "))  # spaces only: a newline or tab is no part of a quantity
     if not m or len(text) > 64:
         raise QuantityError(_SYNTAX)
     number, suffix = m.group(1), m.group(2)

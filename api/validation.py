@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from api import intstr, kinds, labels, names, quantity
+from api import intstr, kinds, labels, names, quantity, text
 from api.errors import FieldError
 from api.pb import apps_pb2, core_pb2, meta_pb2
 
@@ -186,7 +186,7 @@ def _container(c: core_pb2.Container, path: str, volumes: set[str], errs: Errs, 
         p = f"{path}.env[{i}]"
         if not env.name:
             errs.append(FieldError(f"{p}.name", "Required value"))
-        elif not names.ENV_VAR_NAME.match(env.name):
+        elif not names.ENV_VAR_NAME.fullmatch(env.name):
             errs.append(FieldError(f"{p}.name", "Invalid value", "a valid environment variable name must consist "
                                    "of alphabetic characters, digits, '_', '-', or '.', and must not start with a "
                                    "digit", env.name))
@@ -659,6 +659,9 @@ def validate(obj: Message) -> Errs:
     check = _CREATE.get(kind.kind)
     if check:
         check(obj, errs)
+    # Control characters anywhere else (a field already refused is not named twice).
+    named = {e.path for e in errs}
+    errs.extend(e for e in text.control_errors(obj) if e.path not in named)
     return errs
 
 

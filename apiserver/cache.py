@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
+from prometheus_client import Counter
 
 from api import kinds, labels
 from api.errors import ExpiredError, InvalidError, TimeoutError_, UnavailableError
@@ -44,6 +45,11 @@ MAX_PENDING = 100000
 # Keys the cache writes to learn when its watch has caught up (see WatchCache._mark); they expire.
 MARK_PREFIX = "cachesync/"
 MARK_TTL = 60
+# Values under the prefix that do not decode as their kind (written by something other than an
+# apiserver, or damaged): skipped, counted, and logged once each.
+UNDECODABLE = Counter("apiserver_storage_undecodable_values_total",
+                      "Values in etcd that do not decode as their kind, by resource", ["resource"])
+_LOGGED_MAX = 10000
 
 
 def object_key(kind: kinds.Kind, namespace: str, name: str) -> str:
@@ -198,11 +204,24 @@ class Store:
         self._unindexed: set[Watcher] = set()
         self._indexed_watchers: dict[str, set[Watcher]] = {}
         self._field_number = kinds.wrap(kind.cls()).DESCRIPTOR.fields_by_name[kind.field].number
+        self._logged: set[tuple[str, int]] = set()
 
     def decode(self, value: bytes, rev: int) -> Entry:
         raw = value + _rv_fragment(rev)
         obj = self.kind.cls.FromString(raw)
         return Entry(obj, rev, wire.field_bytes(self._field_number, raw))
+
+    def try_decode(self, key: str, value: bytes, rev: int) -> Entry | None:
+        """The entry for a value read from etcd, or None (logged once, counted) if it does not decode."""
+        try:
+            return self.decode(value, rev)
+        except (DecodeError, RecursionError, ValueError) as e:
+            UNDECODABLE.labels(self.kind.resource).inc()
+            if (key, rev) not in self._logged and len(self._logged) < _LOGGED_MAX:
+                self._logged.add((key, rev))
+                log.error("undecodable_value_skipped", key=key, revision=rev, bytes=len(value),
+                          error=f"{type(e).__name__}: {e}")
+            return None
 
     def encode_item(self, obj: Message) -> bytes:
         return wire.field_bytes(self._field_number, obj.SerializeToString())
@@ -232,15 +251,18 @@ class Store:
 
     def apply(self, ev: Event) -> Change | None:
         old = self.objects.get(ev.key)
-        if ev.type == "DELETE":
+        if ev.type == "DELETE" and old is None:
+            return None
+        entry = self.try_decode(ev.key, ev.value, ev.revision)
+        if ev.type == "DELETE" or entry is None:
+            # A value that does not decode is no object: one that replaces an object ends it.
             if old is None:
                 return None
             del self.objects[ev.key]
             self._sorted = None
-            entry = self.decode(ev.value, ev.revision)
-            change = Change("DELETED", ev.key, entry.obj, old.obj, ev.revision, entry.item)
+            gone = entry if entry is not None and ev.type == "DELETE" else old
+            change = Change("DELETED", ev.key, gone.obj, old.obj, ev.revision, gone.item)
         else:
-            entry = self.decode(ev.value, ev.revision)
             self.objects[ev.key] = entry
             if old is None:
                 self._sorted = None
@@ -420,7 +442,8 @@ class WatchCache:
         for kind in kinds.KINDS:
             store = self.stores[kind.kind]
             items, _ = await self.storage.list(kind_prefix(kind), revision=revision)
-            out[kind.kind] = {kv.key: store.decode(kv.value, kv.mod_revision) for kv in items}
+            entries = ((kv.key, store.try_decode(kv.key, kv.value, kv.mod_revision)) for kv in items)
+            out[kind.kind] = {key: entry for key, entry in entries if entry is not None}
         return out
 
     def _apply(self, events: list[Event], rev: int) -> None:

@@ -248,7 +248,7 @@ class Registry:
         namespace = self._namespace(kind, meta.namespace)
         if status and not kind.has_status:
             raise UnsupportedError(f"{kind.resource} have no status subresource")
-        want_rev = int(meta.resource_version) if meta.resource_version else 0
+        want_rev = _revision(meta.resource_version, "metadata.resourceVersion")
 
         if status:
             def set_status(current: Message) -> Message:
@@ -452,6 +452,15 @@ class Registry:
             return new
 
         return await self._update_loop(kind, self._namespace(kind, req.namespace), req.name, set_replicas)
+
+
+def _revision(value: str, path: str) -> int:
+    """A resourceVersion a client sent ("" is none): an etcd revision, a whole number."""
+    if not value:
+        return 0
+    if not value.isascii() or not value.isdigit():
+        raise InvalidError([FieldError(path, "Invalid value", "must be a number", value)])
+    return int(value)
 
 
 def _copy_status(target: Message, source: Message) -> None:

@@ -23,20 +23,33 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram
 
-from api import kinds
-from api.errors import AlreadyExistsError, ApiError, InvalidError, NotFoundError, UnauthorizedError, UnavailableError
+from api import kinds, text
+from api.errors import (
+    AlreadyExistsError,
+    ApiError,
+    FieldError,
+    InvalidError,
+    NotFoundError,
+    TimeoutError_,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from api.pb import api_pb2
-from apiserver.cache import WatchCache
+from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy
+from apiserver.overload import REQUEST, STREAM, WATCH, Admission, OverloadLimits
 from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
 from apiserver.rules import namespace as namespace_rules
 from apiserver.rules import pod as pod_rules
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
+from apiserver.storage.limits import Limits
 
 log = structlog.get_logger(component="apiserver")
 
 MAX_REQUEST = 3 * 1024 * 1024
+MAX_STATUS_MESSAGE = 4096
 WATCH_CHUNK = 1024 * 1024
 # Watch batching under bursts: see ApiServicer.Watch.
 WATCH_BATCH_FRAMES = 64
@@ -64,17 +77,34 @@ class Config:
     compact_interval: float = 300.0
     compact_keep: int = 50000
     replay: int = 20000
+    limits: Limits = field(default_factory=Limits)  # etcd's limits and the largest object stored
+    overload: OverloadLimits = field(default_factory=OverloadLimits)
+
+
+def _status_message(e: ApiError) -> str:
+    """An error's message as a status detail: one line (control characters escaped), and short enough for any
+    client to accept (gRPC clients refuse status details over 16 KiB; a message may quote a huge request)."""
+    message = text.escape(e.message)
+    if len(message) > MAX_STATUS_MESSAGE:
+        message = f"{message[:MAX_STATUS_MESSAGE]}... ({len(message)} characters in all)"
+    return message
 
 
 def _ser(msg: Message | bytes) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
 
-def _parse(cls: type[Message], raw: bytes) -> Message:
+def _parse(cls: type[Message], raw: bytes, *, carries: str = "object") -> Message:
+    """The request, decoded; its own fields (names, selectors, not the object or status it `carries`) free of
+    control characters. What it carries is validated field by field later."""
     try:
-        return cls.FromString(raw)
+        req = cls.FromString(raw)
     except (DecodeError, RecursionError, ValueError) as e:
         raise InvalidError(f"request: cannot decode {cls.DESCRIPTOR.name}: {e}") from None
+    errs = text.control_errors(req, skip=frozenset({carries}))
+    if errs:
+        raise InvalidError(errs, prefix="request: ")
+    return req
 
 
 def _resource_of(req: Message) -> str:
@@ -86,9 +116,9 @@ def _resource_of(req: Message) -> str:
     return getattr(req, "resource", "") or ""
 
 
-def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, grpc.aio.ServicerContext],
-                                                                  Awaitable[bytes | Message]]]:
-    """Parse, time, count and map errors for one unary method."""
+def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
+        ..., Callable[[Any, bytes, grpc.aio.ServicerContext], Awaitable[bytes | Message]]]:
+    """Admit (overload limits), parse, time, count and map errors for one unary method."""
 
     def wrap(fn: Callable[[Any, Any], Awaitable[bytes | Message]]):  # type: ignore[no-untyped-def]
         @functools.wraps(fn)
@@ -96,15 +126,18 @@ def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, 
             start = time.perf_counter()
             resource, code = "", "OK"
             try:
-                req = _parse(cls, raw)
-                resource = _resource_of(req)
-                return await fn(self, req)
+                with self.admission.admit(kind, context.peer()):
+                    req = _parse(cls, raw)
+                    resource = _resource_of(req)
+                    return await fn(self, req)
             except ApiError as e:
                 code = e.code.name
+                message = _status_message(e)
+                # Refusals of a flood are counted (apiserver_overload_refused_total), not logged one by one.
                 if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
-                                  grpc.StatusCode.ABORTED):
-                    log.info("request_failed", verb=verb, resource=resource, code=code, error=e.message)
-                await context.abort(e.code, e.message)
+                                  grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
+                    log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
+                await context.abort(e.code, message)
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
                     raise
@@ -122,10 +155,12 @@ def unary(verb: str, cls: type[Message]) -> Callable[..., Callable[[Any, bytes, 
 
 
 class ApiServicer:
-    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy) -> None:
+    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
+                 admission: Admission | None = None) -> None:
         self.registry = registry
         self.cache = cache
         self.proxy = proxy
+        self.admission = admission or Admission()
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -160,8 +195,12 @@ class ApiServicer:
     async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
         return await self.registry.scale(req)
 
-    @unary("exec", api_pb2.ExecRequest)
+    @unary("exec", api_pb2.ExecRequest, STREAM)
     async def Exec(self, req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+        limit = self.admission.limits.max_exec_seconds
+        if not 0 <= req.timeout_seconds <= limit:
+            raise InvalidError([FieldError("timeoutSeconds", "Invalid value", f"must be between 0 and {limit}",
+                                           req.timeout_seconds)])
         await self.registry.sync()
         return await self.proxy.exec(req)
 
@@ -176,13 +215,19 @@ class ApiServicer:
         ])
 
     async def Watch(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        try:
-            req = _parse(api_pb2.WatchRequest, raw)
-            watcher = await self.registry.watch(req)  # type: ignore[arg-type]
-        except ApiError as e:
-            REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
-            await context.abort(e.code, e.message)
-            return
+        with contextlib.ExitStack() as admitted:
+            try:
+                admitted.enter_context(self.admission.admit(WATCH, context.peer()))
+                req = _parse(api_pb2.WatchRequest, raw)
+                watcher = await self.registry.watch(req)  # type: ignore[arg-type]
+            except ApiError as e:
+                REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
+                await context.abort(e.code, _status_message(e))
+                return
+            async for data in self._watch(watcher, context):
+                yield data
+
+    async def _watch(self, watcher: Watcher, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         resource = watcher.store.kind.resource
         REQUESTS.labels("watch", resource, "OK").inc()
         WATCHERS.labels(resource).inc()
@@ -210,15 +255,41 @@ class ApiServicer:
 
     async def Logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
         try:
-            req = _parse(api_pb2.LogsRequest, raw)
-            await self.registry.sync()
-            async for chunk in self.proxy.logs(req):  # type: ignore[arg-type]
-                yield chunk
+            with self.admission.admit(STREAM, context.peer()):
+                req: api_pb2.LogsRequest = _parse(api_pb2.LogsRequest, raw)  # type: ignore[assignment]
+                await self.registry.sync()
+                async for chunk in self._logs(req):
+                    yield chunk
         except ApiError as e:
-            await context.abort(e.code, e.message)
+            await context.abort(e.code, _status_message(e))
+
+    async def _logs(self, req: api_pb2.LogsRequest) -> AsyncIterator[api_pb2.LogChunk]:
+        """The kubelet's log stream; a follow ends with DEADLINE_EXCEEDED after the server's limit."""
+        limit = self.admission.limits.max_follow_seconds
+        deadline = time.monotonic() + limit
+        chunks = self.proxy.logs(req).__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), deadline - time.monotonic() if req.follow else None)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise TimeoutError_(f"log follow ended at the server's limit of {limit:g} seconds; run the "
+                                        f"command again to go on") from None
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
 
     async def StreamPodStatus(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
+        try:
+            with self.admission.admit(WATCH, context.peer()):
+                await self._stream_pod_status(requests, context)
+        except TooManyRequestsError as e:
+            await context.abort(e.code, _status_message(e))
+
+    async def _stream_pod_status(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         latest: dict[tuple[str, str], api_pb2.PodStatusUpdate] = {}
         more = asyncio.Event()
         done = asyncio.Event()
@@ -227,8 +298,11 @@ class ApiServicer:
         async def read() -> None:
             async for raw in requests:
                 try:
-                    upd = api_pb2.PodStatusUpdate.FromString(raw)
-                except DecodeError:
+                    upd: api_pb2.PodStatusUpdate = _parse(  # type: ignore[assignment]
+                        api_pb2.PodStatusUpdate, raw, carries="status")
+                except InvalidError as e:
+                    # Nothing to acknowledge: an update that does not decode names no pod.
+                    log.warning("pod_status_update_refused", error=text.escape(e.message))
                     continue
                 latest[(upd.namespace, upd.name)] = upd
                 more.set()
@@ -330,7 +404,7 @@ class ApiServer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers))
+        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers), config.limits)
         self.cache = WatchCache(self.storage, replay=config.replay)
         self.registry = Registry(self.storage, self.cache, config.registry)
         self.proxy = KubeletProxy(self.registry)
@@ -348,8 +422,13 @@ class ApiServer:
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            # gRPC cancels calls that wait too long for the application (CANCELLED, which a client cannot
+            # tell from its own cancellation); the overload limits below refuse them instead.
+            ("grpc.server.max_pending_requests", 1_000_000),
+            ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
         ])
-        server.add_generic_rpc_handlers((_handlers(ApiServicer(self.registry, self.cache, self.proxy)),))
+        servicer = ApiServicer(self.registry, self.cache, self.proxy, Admission(self.config.overload))
+        server.add_generic_rpc_handlers((_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from apiserver.storage import limits
+
 BIN = Path(sys.executable).parent
 GiB = 1024**3
 
@@ -96,7 +98,7 @@ class Processes:
                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
                             "--initial-cluster", f"bench=http://127.0.0.1:{pport}", "--log-level", "error",
-                            "--quota-backend-bytes", str(quota)])
+                            "--quota-backend-bytes", str(quota), *limits.etcd_flags()])
         wait_port(cport)
         self.etcd_url = url
         return url

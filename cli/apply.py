@@ -16,8 +16,9 @@ from typing import Any
 
 import click
 
-from api import convert, defaults, kinds, validation
+from api import convert, defaults, kinds, text, validation
 from api.errors import AlreadyExistsError, ApiError, InvalidError, UnavailableError, UnsupportedError
+from api.limits import MAX_OBJECT_BYTES
 from api.pb import api_pb2
 from cli import merge
 from cli.common import CliError, connection_options, run
@@ -86,6 +87,10 @@ def parse_all(docs: list[convert.Document], namespace: str) -> tuple[list[tuple[
             problems.append(f"{doc.where}: {kind.kind} \"{meta.name}\" is invalid: "
                             + "; ".join(str(e) for e in errs))
             continue
+        if check.ByteSize() > MAX_OBJECT_BYTES:  # the server would refuse it after the others were written
+            problems.append(f"{doc.where}: {kind.kind} \"{meta.name}\": object is larger than {MAX_OBJECT_BYTES} "
+                            f"bytes")
+            continue
         out.append((doc, envelope))
     return out, problems
 
@@ -143,7 +148,7 @@ async def apply_all(conn: ClientConfig, parsed: list[tuple[convert.Document, api
                 return
             except ApiError as e:
                 failures += 1
-                click.echo(f"error: {doc.where}: {name_of(obj)}: {e.message}", err=True)
+                click.echo(text.escape(f"error: {doc.where}: {name_of(obj)}: {e.message}"), err=True)
                 return
             click.echo(name_of(obj) if output_name else f"{name_of(obj)} {verb}{suffix}")
 
@@ -171,12 +176,12 @@ def apply(files: tuple[str, ...], recursive: bool, namespace: str, output: str |
     try:
         docs = read_sources(files, recursive=recursive)
     except (InvalidError, CliError) as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {text.escape(str(e))}", err=True)
         sys.exit(1)
     parsed, problems = parse_all(docs, namespace)
     if problems:
         for p in problems:
-            click.echo(f"error: {p}", err=True)
+            click.echo(f"error: {text.escape(p)}", err=True)  # one line each, whatever the file held
         click.echo(f"error: {len(problems)} of {len(docs)} documents are invalid; nothing was applied", err=True)
         sys.exit(1)
     if not parsed:

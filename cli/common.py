@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from api import text
 from api.errors import ApiError, UnavailableError
 from client.api import Client
 from client.config import ClientConfig, current_cluster, resolve
@@ -50,10 +51,10 @@ def run(coro: Coroutine[Any, Any, T], conn: ClientConfig | None = None) -> T:
                    f"local one; --server chooses another)", err=True)
         sys.exit(1)
     except ApiError as e:
-        click.echo(f"Error from server ({e.reason}): {e.message}", err=True)
+        click.echo(f"Error from server ({e.reason}): {text.escape(e.message)}", err=True)
         sys.exit(1)
     except CliError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {text.escape(str(e))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

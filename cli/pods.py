@@ -24,7 +24,7 @@ def parse_duration(text: str) -> int:
     """Seconds in a kubectl-style duration: 30s, 5m, 1h30m (a bare number is seconds)."""
     if text.isdigit():
         return int(text)
-    m = _DURATION.match(text)
+    m = _DURATION.fullmatch(text)
     if not m or not any(m.groups()):
         raise click.BadParameter(f"invalid duration {text!r} (use e.g. 30s, 5m, 1h)")
     h, mi, s = (int(g or 0) for g in m.groups())

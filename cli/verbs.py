@@ -74,7 +74,7 @@ def parse_pairs(items: tuple[str, ...], what: str) -> tuple[dict[str, str], list
         if item.endswith("-") and "=" not in item:
             removes.append(item[:-1])
             continue
-        m = _PAIR.match(item)
+        m = _PAIR.fullmatch(item)
         if not m:
             raise CliError(f"invalid {what} spec: {item!r} (use key=value or key-)")
         key, value = m.group(1), m.group(2)
@@ -173,7 +173,7 @@ _TAINT = re.compile(r"^([^=:]+)(?:=([^:]*))?(?::(NoSchedule|PreferNoSchedule|NoE
 
 def parse_taint(spec: str) -> tuple[core_pb2.Taint, bool]:
     """`key=value:Effect` adds, `key:Effect-` or `key-` removes."""
-    m = _TAINT.match(spec)
+    m = _TAINT.fullmatch(spec)
     if not m:
         raise CliError(f"invalid taint spec: {spec!r} (use key=value:Effect, key:Effect-, or key-; effects: "
                        f"NoSchedule, PreferNoSchedule, NoExecute)")

@@ -129,7 +129,7 @@ def _field_value(pod: core_pb2.Pod, path: str, ctx: PodContext) -> str:
     if path in ("metadata.labels", "metadata.annotations"):
         values = meta.labels if path == "metadata.labels" else meta.annotations
         return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items()))
-    m = _LABEL_REF.match(path)
+    m = _LABEL_REF.fullmatch(path)
     if m:
         values = meta.labels if m.group(1) == "labels" else meta.annotations
         return values.get(m.group(2), "")

@@ -158,12 +158,19 @@ EMPTY = ServiceRules()
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPE = re.compile(r"""["'\\]""")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def quote(text: str) -> str:
-    """A match argument as iptables-save writes it: bare if only [A-Za-z0-9_-], else double-quoted."""
+    """A match argument as iptables-save writes it: bare if only [A-Za-z0-9_-], else double-quoted.
+
+    A control character cannot be written into a rule (a newline would end it before its target):
+    such a value is refused, never written. compute_service_ports drops Services that hold one.
+    """
     if _SAFE.fullmatch(text):
         return text
+    if _CONTROL.search(text):
+        raise ValueError(f"refusing to write a control character into an iptables rule: {text!r}")
     if '"' in text or "'" in text or "\\" in text:
         text = _ESCAPE.sub(lambda m: "\\" + m.group(0), text)
     return f'"{text}"'

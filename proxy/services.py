@@ -1,13 +1,15 @@
 """Services and Endpoints as the proxy sees them: one ServicePort per port, ready "ip:port" endpoints.
 
 Everything an apiserver object can carry that iptables cannot take (an IPv6 or
-malformed address, a port out of range, an unknown protocol) is dropped here,
-because one bad line would make iptables-restore refuse the whole payload and
-every other service with it.
+malformed address, a port out of range, an unknown protocol, a name that is not
+a DNS label) is dropped here, because one bad line would make iptables-restore
+refuse the whole payload and every other service with it. Names go into rule
+comments: a newline in one would end the rule before its target.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -41,6 +43,14 @@ class ServicePort(NamedTuple):  # a NamedTuple: built 10,000s of times per full 
         return self.protocol.lower()
 
 
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def is_label(value: str) -> bool:
+    """A DNS-1123 label (what namespace, Service and port names are): safe in a rule, unquoted or quoted."""
+    return len(value) <= 63 and _LABEL.fullmatch(value) is not None
+
+
 def service_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
@@ -70,7 +80,7 @@ def _ipv4s(values: Iterable[str]) -> tuple[str, ...]:
 def compute_service_ports(svc: core_pb2.Service) -> list[ServicePort]:
     """The ports the proxy programs for a Service; none for headless, ExternalName or unallocated ones."""
     spec = svc.spec
-    if spec.type == "ExternalName":
+    if spec.type == "ExternalName" or not (is_label(svc.metadata.namespace) and is_label(svc.metadata.name)):
         return []
     cluster_ip = _ipv4(spec.cluster_ip) if spec.cluster_ip and spec.cluster_ip != "None" else None
     if cluster_ip is None:
@@ -86,7 +96,7 @@ def compute_service_ports(svc: core_pb2.Service) -> list[ServicePort]:
     out: list[ServicePort] = []
     for p in spec.ports:
         protocol = p.protocol or "TCP"
-        if protocol not in PROTOCOLS or not 0 < p.port < 65536:
+        if protocol not in PROTOCOLS or not 0 < p.port < 65536 or (p.name and not is_label(p.name)):
             continue
         node_port = p.node_port if with_node_ports and 0 < p.node_port < 65536 else 0
         out.append(ServicePort(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what kubelite needs on a Debian 12 machine (root): system packages,
-# then a virtualenv in .venv with the project and its test tools.
+# then a virtualenv in .venv with the project and its test tools, at the versions of
+# requirements-dev.lock.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -29,9 +30,17 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 fi
 
 python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "the locks are for CPython 3.11; $python is $("$python" --version 2>&1) (set PYTHON=python3.11)" >&2
+  exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
+# Exactly the locked versions, each checked against its hash (requirements-dev.lock, written by
+# scripts/lock.sh); then the project itself, built by the locked setuptools, with no other download.
+.venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+PYTHONWARNINGS=ignore .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+# Whatever an earlier install left that the lock no longer names goes, so the venv is the lock.
+.venv/bin/python scripts/venvsync.py requirements-dev.lock
 echo "installed: $(.venv/bin/kubelite version)"

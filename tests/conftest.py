@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from apiserver.registry import Config as RegistryConfig
 from apiserver.server import ApiServer, Config
+from apiserver.storage import limits
 from client.api import Client
 
 # The test machines are small and shared: a slow draw or example is noise,
@@ -40,7 +41,8 @@ class Etcd:
     data_dir: str
 
 
-def start_etcd() -> Etcd:
+def start_etcd(limit_flags: list[str] | None = None) -> Etcd:
+    """An etcd on free loopback ports, with the limits every kubelite etcd has (or `limit_flags`)."""
     etcd = shutil.which("etcd")
     if etcd is None:
         pytest.fail("etcd is not installed (apt-get install etcd-server)")
@@ -52,7 +54,8 @@ def start_etcd() -> Etcd:
          "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
          "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
          "--initial-cluster", f"test=http://127.0.0.1:{peer_port}", "--log-level", "error",
-         "--quota-backend-bytes", str(4 * 1024**3)],
+         "--quota-backend-bytes", str(4 * 1024**3),
+         *(limits.etcd_flags() if limit_flags is None else limit_flags)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20

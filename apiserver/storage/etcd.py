@@ -13,8 +13,9 @@ import structlog
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
-from api.errors import UnavailableError
-from apiserver.storage.groupcommit import GroupCommitter, Result
+from api.errors import ApiError, UnavailableError
+from apiserver.storage import errors
+from apiserver.storage.groupcommit import GroupCommitter, Result, txn_ops
 from apiserver.storage.interface import (
     KV,
     CompactedError,
@@ -27,6 +28,7 @@ from apiserver.storage.interface import (
     RevisionMismatchError,
     Update,
 )
+from apiserver.storage.limits import Limits
 
 log = structlog.get_logger(component="storage")
 
@@ -75,11 +77,12 @@ def parse_endpoints(servers: str) -> list[tuple[str, int]]:
 class EtcdStorage:
     """etcd-backed Storage. Connects to the first endpoint that answers."""
 
-    def __init__(self, endpoints: Sequence[tuple[str, int]]) -> None:
+    def __init__(self, endpoints: Sequence[tuple[str, int]], limits: Limits | None = None) -> None:
         self._endpoints = list(endpoints)
         self._client: aetcd.Client | None = None
         self._lock = asyncio.Lock()
-        self._committer = GroupCommitter(self._send_txn)
+        self.limits = limits or Limits()
+        self._committer = GroupCommitter(self._send_txn, self.limits)
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect to the first endpoint that serves; retry until `timeout`."""
@@ -114,11 +117,14 @@ class EtcdStorage:
             raise UnavailableError("storage not connected")
         return self._client.kvstub
 
+    def _error(self, e: grpc.aio.AioRpcError, what: str = "etcd") -> ApiError:
+        return errors.from_etcd(e.code(), e.details() or "", what=what)
+
     async def _call(self, fn, request):  # type: ignore[no-untyped-def]
         try:
             return await self._send(fn, request)
         except grpc.aio.AioRpcError as e:
-            raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+            raise self._error(e) from None
 
     async def _send(self, fn, request):  # type: ignore[no-untyped-def]
         """One RPC with a deadline; when the member is gone, the next call goes to another one."""
@@ -150,20 +156,32 @@ class EtcdStorage:
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.OUT_OF_RANGE:
                 raise CompactedError(revision) from None
-            raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+            raise self._error(e, f"list {prefix}") from None
         items = [KV(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs]
         return items, resp.header.revision
 
+    def _check_limits(self, ops: Sequence[Op], txn: rpc.TxnRequest) -> None:
+        """Refuse, before etcd sees it, a write larger than an object may be or than one transaction holds."""
+        what = errors.describe_key(ops[0].key)
+        for op in ops:
+            if not isinstance(op, Delete) and len(op.value) > self.limits.max_object_bytes:
+                raise errors.too_large(errors.describe_key(op.key), self.limits.max_object_bytes)
+        if (n := txn_ops(txn)) > self.limits.max_txn_ops:
+            raise errors.too_many_ops(what, n, self.limits.max_txn_ops)
+        if txn.ByteSize() > self.limits.txn_bytes:
+            raise errors.too_large(what, self.limits.txn_bytes)
+
     async def commit(self, ops: Sequence[Op]) -> int:
         txn = _transaction(ops)
-        if self._committer.running:
-            try:
+        self._check_limits(ops, txn)
+        try:
+            if self._committer.running:
                 result = await self._committer.submit(txn, frozenset(op.key.encode() for op in ops))
-            except grpc.aio.AioRpcError as e:
-                raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
-        else:
-            resp = await self._call(self._kv.Txn, txn)
-            result = Result(resp.succeeded, list(resp.responses), resp.header.revision)
+            else:
+                resp = await self._send(self._kv.Txn, txn)
+                result = Result(resp.succeeded, list(resp.responses), resp.header.revision)
+        except grpc.aio.AioRpcError as e:
+            raise self._error(e, errors.describe_key(ops[0].key)) from None
         if result.succeeded:
             return result.revision
         for op, response in zip(ops, result.responses, strict=True):
@@ -227,7 +245,7 @@ class EtcdStorage:
                 # progress notices, which etcd sends only to watchers that have everything.
                 yield events, events[-1].revision if events else resp.header.revision
         except grpc.aio.AioRpcError as e:
-            raise UnavailableError(f"etcd watch: {e.code().name}: {e.details()}") from None
+            raise UnavailableError(f"etcd watch: {e.code().name}: {e.details()}") from None  # a new watch may work
         finally:
             requests.put_nowait(None)
             call.cancel()
@@ -250,7 +268,7 @@ class EtcdStorage:
                 hi = mid
             except grpc.aio.AioRpcError as e:
                 if e.code() != grpc.StatusCode.OUT_OF_RANGE:
-                    raise UnavailableError(f"etcd: {e.code().name}: {e.details()}") from None
+                    raise self._error(e) from None
                 lo = mid + 1
         return lo
 

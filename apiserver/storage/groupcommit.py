@@ -6,6 +6,15 @@ raft round and one fsync for all of them and the apiserver makes one RPC.
 Writes in one batch commit at the same revision. etcd refuses a transaction
 that touches a key twice, so a batch never holds two writes to one key; and a
 key with a write in flight waits, so writes to one key keep their order.
+
+etcd also refuses a transaction over its --max-txn-ops or --max-request-bytes,
+and then every write in it would fail. So each write's operations and bytes are
+counted, and a batch is packed to fit: etcd allows an outer transaction of n
+inner ones when n plus the most operations of any inner one is at most
+max-txn-ops (measured on etcd 3.4), and the whole request within max-request-bytes.
+A write too large for any transaction never gets here (EtcdStorage.commit
+refuses it), and if etcd still refuses a batch for what it holds, each of its
+writes is sent again alone, so one write can never fail another.
 """
 
 from __future__ import annotations
@@ -15,12 +24,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import grpc
 from aetcd import rpc
 
-# etcd's default --max-txn-ops is 128 and --max-request-bytes 1.5 MiB.
+from apiserver.storage.limits import Limits
+
+# Batch size that keeps latency low under load; etcd's limits may cut a batch shorter.
 MAX_WRITES = 64
 MAX_BYTES = 1024 * 1024
 MAX_IN_FLIGHT = 4
+# How far down the queue one batch looks for writes that fit (bounds the cost of a long queue).
+MAX_SCAN = 1024
+# What nesting one write's transaction in the outer one adds to its size.
+WRAP_BYTES = 16
+# Refusals of a whole batch a resend cannot mend (etcd is down): every write gets the error.
+_SHARED_FAILURES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 Send = Callable[[rpc.TxnRequest], Awaitable[rpc.TxnResponse]]
 
@@ -32,19 +50,50 @@ class Result:
     revision: int
 
 
+def txn_ops(txn: rpc.TxnRequest) -> int:
+    """The operations etcd counts against --max-txn-ops for this transaction."""
+    return max(len(txn.compare), len(txn.success), len(txn.failure))
+
+
 @dataclass
 class _Write:
     txn: rpc.TxnRequest
     keys: frozenset[bytes]
     size: int
+    ops: int
     done: asyncio.Future[Result] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass
+class _Batch:
+    """Writes chosen for one transaction, and what they add up to."""
+
+    writes: list[_Write] = field(default_factory=list)
+    keys: set[bytes] = field(default_factory=set)
+    size: int = 0
+    widest: int = 0  # the most operations of any one write
+
+    def fits(self, w: _Write, limits: Limits) -> bool:
+        if not self.writes:
+            return True  # alone, a write is sent as it is; it was checked against the limits before
+        n = len(self.writes) + 1
+        size = self.size + w.size + WRAP_BYTES * n
+        return (n + max(self.widest, w.ops) <= limits.max_txn_ops and size <= limits.txn_bytes
+                and size <= MAX_BYTES)
+
+    def add(self, w: _Write) -> None:
+        self.writes.append(w)
+        self.keys |= w.keys
+        self.size += w.size
+        self.widest = max(self.widest, w.ops)
 
 
 class GroupCommitter:
     """Batches transactions submitted concurrently; `run()` sends them until cancelled."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, limits: Limits | None = None) -> None:
         self._send = send
+        self.limits = limits or Limits()
         self._queue: deque[_Write] = deque()
         self._busy_keys: set[bytes] = set()
         self._in_flight = 0
@@ -52,9 +101,10 @@ class GroupCommitter:
         self.running = False
         self.batches = 0
         self.writes = 0
+        self.resent = 0  # batches etcd refused whose writes were sent again one by one
 
     async def submit(self, txn: rpc.TxnRequest, keys: frozenset[bytes]) -> Result:
-        write = _Write(txn, keys, txn.ByteSize())
+        write = _Write(txn, keys, txn.ByteSize(), txn_ops(txn))
         self._queue.append(write)
         self._wake.set()
         return await write.done
@@ -80,40 +130,47 @@ class GroupCommitter:
             self._queue.clear()
 
     def _take(self) -> list[_Write]:
-        """The oldest writes whose keys are free, up to the batch limits; later writes to a
-        busy key wait, so per-key order is kept."""
-        batch: list[_Write] = []
-        keys: set[bytes] = set()
-        size = 0
+        """The oldest writes whose keys are free, within the batch and etcd limits. A write left
+        behind holds its keys, so a later write to one of them waits too: per-key order is kept."""
+        batch = _Batch()
+        held: set[bytes] = set()
         kept: deque[_Write] = deque()
-        while self._queue and len(batch) < MAX_WRITES:
+        scanned = 0
+        while self._queue and len(batch.writes) < MAX_WRITES and scanned < MAX_SCAN:
             w = self._queue.popleft()
+            scanned += 1
             if w.done.cancelled():
                 continue
-            blocked = w.keys & (self._busy_keys | keys) or (batch and size + w.size > MAX_BYTES)
-            if blocked:
+            if w.keys & (self._busy_keys | batch.keys | held) or not batch.fits(w, self.limits):
                 kept.append(w)
+                held |= w.keys
                 continue
-            batch.append(w)
-            keys |= w.keys
-            size += w.size
+            batch.add(w)
         kept.extend(self._queue)
         self._queue = kept
-        self._busy_keys |= keys
-        return batch
+        self._busy_keys |= batch.keys
+        return batch.writes
 
     async def _commit(self, batch: list[_Write]) -> None:
         try:
-            if len(batch) == 1:
-                resp = await self._send(batch[0].txn)
-                results = [Result(resp.succeeded, list(resp.responses), resp.header.revision)]
-            else:
-                outer = rpc.TxnRequest(success=[rpc.RequestOp(request_txn=w.txn) for w in batch])
-                resp = await self._send(outer)
-                results = [Result(r.response_txn.succeeded, list(r.response_txn.responses), resp.header.revision)
-                           for r in resp.responses]
+            try:
+                results: list[Result | None] = await self._send_batch(batch)
+            except grpc.aio.AioRpcError as e:
+                if len(batch) == 1 or e.code() in _SHARED_FAILURES:
+                    raise
+                # etcd refused the batch for what it holds (its limits are lower than this server
+                # was told): each write alone gets its own answer.
+                self.resent += 1
+                results = []
+                for w in batch:
+                    try:
+                        results += await self._send_batch([w])
+                    except grpc.aio.AioRpcError as alone:
+                        if not w.done.done():
+                            w.done.set_exception(alone)
+                        results.append(None)
             for w, result in zip(batch, results, strict=True):
-                if not w.done.done():
+                if result is not None and not w.done.done():
                     w.done.set_result(result)
             self.batches += 1
             self.writes += len(batch)
@@ -129,3 +186,12 @@ class GroupCommitter:
             self._in_flight -= 1
             if self._queue:
                 self._wake.set()
+
+    async def _send_batch(self, batch: list[_Write]) -> list[Result | None]:
+        if len(batch) == 1:
+            resp = await self._send(batch[0].txn)
+            return [Result(resp.succeeded, list(resp.responses), resp.header.revision)]
+        outer = rpc.TxnRequest(success=[rpc.RequestOp(request_txn=w.txn) for w in batch])
+        resp = await self._send(outer)
+        return [Result(r.response_txn.succeeded, list(r.response_txn.responses), resp.header.revision)
+                for r in resp.responses]

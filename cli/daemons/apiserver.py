@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from api import logs
+from apiserver.storage import limits
 from cli.daemons import serve
 
 
@@ -23,10 +24,17 @@ from cli.daemons import serve
 @click.option("--tls-cert-file", default="", help="serve TLS with this certificate")
 @click.option("--tls-private-key-file", default="")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+@click.option("--etcd-max-txn-ops", type=int, default=limits.MAX_TXN_OPS, show_default=True,
+              help="etcd's --max-txn-ops: no transaction holds more operations")
+@click.option("--etcd-max-request-bytes", type=int, default=limits.MAX_REQUEST_BYTES, show_default=True,
+              help="etcd's --max-request-bytes: no transaction is larger")
+@click.option("--max-object-bytes", type=int, default=limits.MAX_OBJECT_BYTES, show_default=True,
+              help="objects larger than this are refused (RESOURCE_EXHAUSTED)")
 @click.option("--log-level", default="info")
 def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, node_port_range: str, lb_pool: str,
               default_toleration_seconds: int, token_file: str | None, tls_cert_file: str, tls_private_key_file: str,
-              metrics_port: int, log_level: str) -> None:
+              metrics_port: int, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
+              log_level: str) -> None:
     """Serve the API over etcd."""
     from pathlib import Path
 
@@ -41,11 +49,16 @@ def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, nod
         Ranges.parse(service_cidr, node_port_range, lb_pool)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    try:
+        etcd_limits = limits.Limits(etcd_max_txn_ops, etcd_max_request_bytes, max_object_bytes)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     config = Config(
         etcd_servers=etcd_servers, listen=list(listen),
         registry=RegistryConfig(service_cidr=service_cidr, node_port_range=node_port_range, lb_pool=lb_pool,
                                 toleration_seconds=default_toleration_seconds),
         token=token, tls_cert=tls_cert_file, tls_key=tls_private_key_file, metrics_port=metrics_port,
+        limits=etcd_limits,
     )
     serve(ApiServer(config).run())
 

@@ -22,6 +22,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from apiserver.storage import limits
 from deploy.node import containerd
 from deploy.node.launch import Launcher
 
@@ -89,7 +90,7 @@ def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
             "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
             "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
             "--initial-cluster", "kubelite=http://127.0.0.1:2380", "--log-level", "warn",
-            "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000"]
+            "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000", *limits.etcd_flags()]
 
 
 def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:

@@ -9,7 +9,8 @@ ports, pods per owner and per label) kept up to date as pods come and go.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from api import labels, quantity
@@ -103,17 +104,35 @@ class NodeSelectorTerm:
         return True
 
 
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
+def compiles(op: str | None, key: str, values: Sequence[str]) -> bool:
+    """Whether a node selector expression compiles to a label requirement, as Kubernetes' labels.NewRequirement
+    decides: a valid key; In/NotIn with valid label values, Exists/DoesNotExist with none, Gt/Lt with one integer."""
+    if op is None or labels.key_errors(key):
+        return False
+    if op in ("in", "notin"):
+        return bool(values) and not any(labels.value_errors(v) for v in values)
+    if op in ("exists", "!"):
+        return not values
+    return len(values) == 1 and _INTEGER.fullmatch(values[0]) is not None
+
+
 def compile_term(term: core_pb2.NodeSelectorTerm) -> NodeSelectorTerm:
+    """A term as the filter matches it; a term with an expression Kubernetes cannot compile (an invalid key or
+    value, a wrong number of values) matches no node, so a pod that requires only such terms is unschedulable."""
     exprs, fields, valid = [], [], True
     for e in term.match_expressions:
         op = _NODE_OPS.get(e.operator)
-        if op is None or (op in ("gt", "lt") and len(e.values) != 1):
+        if not compiles(op, e.key, e.values):
             valid = False
             continue
-        exprs.append(labels.Requirement(e.key, op, tuple(e.values)))
+        exprs.append(labels.Requirement(e.key, op, tuple(e.values)))  # type: ignore[arg-type]
     for e in term.match_fields:
         op = _NODE_OPS.get(e.operator)
-        if e.key != "metadata.name" or op not in ("in", "notin"):
+        # Kubernetes' node field selector: metadata.name, In or NotIn, exactly one value.
+        if e.key != "metadata.name" or op not in ("in", "notin") or len(e.values) != 1:
             valid = False
             continue
         fields.append(labels.Requirement(e.key, op, tuple(e.values)))

@@ -166,3 +166,20 @@ async def _bound(client: Client) -> dict[str, str]:
 
 async def _count_bound(client: Client, n: int) -> bool:
     return sum(1 for w in (await _bound(client)).values() if w) >= n
+
+
+async def test_affinity_term_that_cannot_compile_matches_no_node(client: Client, scheduler: RunningScheduler) -> None:
+    """A required `NotIn ["invalid value: ___@#$%^"]` term is accepted by the API but matches no node, as in
+    Kubernetes: the pod stays pending with the affinity reason, while a pod with a valid term is bound."""
+    for i in range(2):
+        await client.create(node(f"n{i}", labels={"zone": "a"}))
+    bad, good = pod("bad"), pod("good")
+    for p, values in ((bad, ["invalid value: ___@#$%^"]), (good, ["b"])):
+        term = p.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution \
+            .node_selector_terms.add()
+        term.match_expressions.add(key="zone", operator="NotIn", values=values)
+        await client.create(p)
+    assert (await wait_bound(client, ["good"]))["good"] in ("n0", "n1")
+    await pending_message(client, "bad",
+                          expect="0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.")
+    assert not (await client.get("pods", "bad", "default")).spec.node_name
