@@ -15,4 +15,6 @@ timestamps   Timestamps <-> float seconds, "now"
 pods         pod phase predicates: terminal, terminating, active
 deployments  the Deployment vocabulary shared by the controller and the CLI (annotations, conditions, revisions)
 logs         structlog configured once per process
+text         control characters refused in fields; messages escaped onto one line
+limits       limits clients and the apiserver agree on (largest object)
 """

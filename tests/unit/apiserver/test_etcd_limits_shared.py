@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from apiserver.storage import limits
-from cli.daemons import apiserver
+from cli.daemons.apiserver import apiserver
 from deploy.node.bootstrap import ControlPlaneSpec, etcd_argv
 
 
