@@ -7,6 +7,9 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
+
+from deploy.lab.procs import Supervisor
 
 from .lab import Lab, wait_until
 
@@ -93,3 +96,23 @@ def test_returning_kubelet_clears_node_lost(lab: Lab) -> None:
         assert lab.get_json("pod", "adopted")["status"]["containerStatuses"][0]["containerID"] == first
     finally:
         lab.kubelite("delete", "pod", "adopted", "--grace-period", "1", "--ignore-not-found")
+
+
+def test_a_component_that_keeps_dying_is_given_up(lab: Lab, tmp_path: Path) -> None:
+    """The supervisor starts a component that keeps dying five times within 10 s, then leaves it `failed` in
+    `kubelite status`, with its restarts counted; once it can run, `chaos restart` starts it again by hand."""
+    sup = Supervisor.for_plan(lab.plan)
+    fixed = tmp_path / "fixed"
+    sup.start("crashy", ["sh", "-c", f"test -e {fixed} && exec sleep 600; sleep 0.2; exit 1"])
+    try:
+        row = wait_until(lambda: (r := status_rows(lab).get("crashy")) and r["STATE"] == "failed" and r,
+                         timeout=30, interval=0.2, what="crashy given up")
+        assert row["RESTARTS"] == "4", row
+        out = lab.kubelite("status", "--name", lab.name).stdout
+        assert "failed (started 5 times within 10s)" in out, out
+        fixed.touch()
+        lab.kubelite("chaos", "restart", "crashy", "--name", lab.name)
+        row = status_rows(lab)["crashy"]
+        assert (row["STATE"], row["RESTARTS"]) == ("running", "0"), row
+    finally:
+        sup.stop("crashy", timeout=1.0)
