@@ -18,7 +18,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api import kinds
+from api import kinds, omitempty
 from api.errors import FieldError, InvalidError, UnsupportedError
 from api.pb import api_pb2, meta_pb2
 
@@ -217,8 +217,9 @@ def _parse_time(value: Any) -> Timestamp | None:
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
-    """The Kubernetes JSON shape of a message (only fields that are set)."""
-    out: dict[str, Any] = {}
+    """The Kubernetes JSON shape of a message: the fields that are set, plus the fields Kubernetes always
+    prints (api/omitempty.py) with their zero values, in field order."""
+    out: dict[int, tuple[str, Any]] = {}
     fields = _fields(msg.DESCRIPTOR)
     by_name = {f.fd.name: (json, f) for json, f in fields.items()}
     for fd, value in msg.ListFields():
@@ -226,19 +227,50 @@ def to_dict(msg: Message) -> dict[str, Any]:
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             vfd = fd.message_type.fields_by_name["value"]
             if vfd.message_type is not None:
-                out[json_name] = {k: _out_message(value[k]) for k in sorted(value)}
+                out[fd.number] = json_name, {k: _out_message(value[k]) for k in sorted(value)}
             else:
-                out[json_name] = {k: _out_scalar(field, value[k]) for k in sorted(value)}
+                out[fd.number] = json_name, {k: _out_scalar(field, value[k]) for k in sorted(value)}
         elif fd.is_repeated:
             if fd.message_type is not None:
-                out[json_name] = [_out_message(v) for v in value]
+                out[fd.number] = json_name, [_out_message(v) for v in value]
             else:
-                out[json_name] = [_out_scalar(field, v) for v in value]
+                out[fd.number] = json_name, [_out_scalar(field, v) for v in value]
         elif fd.message_type is not None:
-            out[json_name] = _out_message(value)
+            out[fd.number] = json_name, _out_message(value)
         else:
-            out[json_name] = _out_scalar(field, value)
-    return out
+            out[fd.number] = json_name, _out_scalar(field, value)
+    for json_name, field in _always(msg.DESCRIPTOR):
+        fd = field.fd
+        if fd.number in out:
+            continue
+        if fd.message_type is not None:
+            out[fd.number] = json_name, to_dict(getattr(msg, fd.name))
+        else:
+            out[fd.number] = json_name, _out_scalar(field, fd.default_value)
+    return dict(out[number] for number in sorted(out))
+
+
+_ALWAYS: dict[str, tuple[tuple[str, _Field], ...]] = {}
+
+
+def _always(desc: Descriptor) -> tuple[tuple[str, _Field], ...]:
+    """The message's always-printed fields that have a zero value to print (scalars without presence, messages)."""
+    cached = _ALWAYS.get(desc.full_name)
+    if cached is None:
+        fields = _fields(desc)
+        cached = tuple((name, fields[name]) for name in sorted(omitempty.always(desc.full_name))
+                       if name in fields and printable_zero(fields[name].fd))
+        _ALWAYS[desc.full_name] = cached
+    return cached
+
+
+def printable_zero(fd: FieldDescriptor) -> bool:
+    """Whether a field has a zero value Kubernetes prints: a plain scalar or a struct (not a time, list or map)."""
+    if fd.is_repeated:
+        return False
+    if fd.message_type is not None:
+        return fd.message_type.full_name != _TS
+    return not fd.has_presence
 
 
 def _out_message(msg: Message) -> Any:

@@ -11,15 +11,16 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import structlog
 
 from deploy.lab import network
-from deploy.lab.cluster import find_running, node_dir, node_spec
+from deploy.lab.cluster import find_running, node_spec
 from deploy.lab.plan import LabPlan
-from deploy.lab.procs import ProcRecord, Supervisor
-from deploy.node import bootstrap, containerd
+from deploy.lab.procs import Supervisor
+from deploy.node import bootstrap
 from deploy.node.launch import SupervisorLauncher
 
 log = structlog.get_logger(component="chaos")
@@ -46,7 +47,7 @@ class Target(Protocol):
     async def heal(self, node: str) -> None: ...
 
     async def restart(self, component: str) -> None:
-        """Kill a control-plane component with SIGKILL and start it again."""
+        """Kill a component with SIGKILL and start it again (a dead one is just started)."""
         ...
 
 
@@ -74,9 +75,9 @@ class LabTarget:
 
     async def stop_node(self, node: str) -> None:
         self._node_index(node)
-        for daemon in (f"kubelet-{node}", f"proxy-{node}"):
+        # Stopped, not killed: the watchdog leaves them alone until start_node.
+        for daemon in (f"kubelet-{node}", f"proxy-{node}", f"containerd-{node}"):
             await asyncio.to_thread(self.supervisor.stop, daemon)
-        await containerd.stop(node_dir(self.plan, node) / "containerd")
         log.info("node_stopped", node=node)
 
     async def start_node(self, node: str) -> None:
@@ -93,12 +94,13 @@ class LabTarget:
         await asyncio.to_thread(network.apply_link_state, self.plan, member, up=True)
 
     async def restart(self, component: str) -> None:
-        record: ProcRecord | None = self.supervisor.get(component)
+        record = next((r for r in self.supervisor.records() if r.name == component), None)
         if record is None:
             names = ", ".join(sorted(r.name for r in self.supervisor.records()))
-            raise ChaosError(f"no running component {component!r} (components: {names})")
+            raise ChaosError(f"no component {component!r} in cluster {self.cluster!r} (components: {names})")
         await asyncio.to_thread(self.supervisor.stop, component, timeout=0.0)
-        await asyncio.to_thread(self.supervisor.start, component, list(record.argv), netns=record.netns)
+        await asyncio.to_thread(self.supervisor.start, component, list(record.argv), netns=record.netns,
+                                env=record.env, cwd=Path(record.cwd))
         log.info("component_restarted", component=component)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # Daemons start subprocesses (iptables-restore, ctr) that exec at once: gRPC's fork
 # handlers are not needed, and its informational logging is noise on stderr.
@@ -23,6 +24,7 @@ from cli.daemons import (
     lab,
     proxy,
     scheduler,
+    supervise,
 )
 
 # Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
@@ -40,10 +42,32 @@ MODULES = (
     hollow,
     proxy,
     dns,
+    supervise,
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# Long-running components: a crash leaves its traceback in the component's log, where it helps.
+DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
+                     "supervise"})
+
+
+class _Main(click.Group):
+    """Every user command reports its failures in one line; one nobody foresaw still does, naming its type
+    (KUBELITE_TRACEBACK=1 shows the traceback instead)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            if ctx.invoked_subcommand in DAEMONS or os.environ.get("KUBELITE_TRACEBACK"):
+                raise
+            click.echo(f"error: {type(e).__name__}: {e} (unexpected; KUBELITE_TRACEBACK=1 shows where)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--server", "-s", default=None, help="apiserver address for the command (as kubectl's --server)")
 @click.option("--token", default=None, help="bearer token for the command")
 @click.option("--cluster", default=None, help="cluster name in the config file")

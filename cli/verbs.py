@@ -168,16 +168,18 @@ def _cordon(unschedulable: bool) -> Callable[..., None]:
 cordon = click.command("cordon", help="Mark a node unschedulable.")(_cordon(True))
 uncordon = click.command("uncordon", help="Mark a node schedulable.")(_cordon(False))
 
-_TAINT = re.compile(r"^([^=:]+)(?:=([^:]*))?(?::(NoSchedule|PreferNoSchedule|NoExecute))?(-)?$")
+_TAINT = re.compile(r"^([^=:]+)(?:=([^:]*))?(?::(NoSchedule|PreferNoSchedule|NoExecute))?$")
 
 
 def parse_taint(spec: str) -> tuple[core_pb2.Taint, bool]:
-    """`key=value:Effect` adds, `key:Effect-` or `key-` removes."""
-    m = _TAINT.fullmatch(spec)
+    """`key=value:Effect` adds, `key:Effect-` or `key-` removes (no effect: every effect of the key)."""
+    # A trailing '-' means removal; taken off first, since a key may itself contain '-'.
+    remove = spec.endswith("-")
+    m = _TAINT.fullmatch(spec[:-1] if remove else spec)
     if not m:
         raise CliError(f"invalid taint spec: {spec!r} (use key=value:Effect, key:Effect-, or key-; effects: "
                        f"NoSchedule, PreferNoSchedule, NoExecute)")
-    key, value, effect, remove = m.group(1), m.group(2) or "", m.group(3) or "", bool(m.group(4))
+    key, value, effect = m.group(1), m.group(2) or "", m.group(3) or ""
     if not remove and not effect:
         raise CliError(f"invalid taint spec: {spec!r}: an effect is required (NoSchedule, PreferNoSchedule, "
                        f"NoExecute)")

@@ -194,7 +194,9 @@ def compute_pod_status(
     back-off), from the last sync. terminal: the pod is over and its
     containers are stopped, so the phase is Succeeded or Failed. own: the
     status this kubelet last computed (the API's copy may lag it); what the
-    kubelet owns carries over from it, the rest from the API's copy.
+    kubelet owns carries over from it, the rest from the API's copy. A
+    restarted kubelet has no `own`: it reports what it observes, so reasons
+    others wrote while it was away are cleared.
     """
     spec, api = pod.spec, pod.status
     previous = own if own is not None else api
@@ -204,9 +206,12 @@ def compute_pod_status(
     sandbox_id = observed.sandbox.id if observed.sandbox else ""
     init_done = init_progress(pod, observed, sandbox_id).done if sandbox_id else not spec.init_containers
 
+    # The pod's reason and message are the kubelet's: the API's copy is kept only for a pod that is over.
+    # One set while the node was away (the node-lifecycle controller's NodeLost) goes when the kubelet reports.
+    said = own if own is not None else api if terminal else core_pb2.PodStatus()
     status = core_pb2.PodStatus(host_ip=host_ip, nominated_node_name=api.nominated_node_name,
                                 qos_class=api.qos_class or defaults.qos_class(spec),
-                                reason=reason or previous.reason, message=message or previous.message)
+                                reason=reason or said.reason, message=message or said.message)
     inits = []
     for c in spec.init_containers:
         old = _previous_status(previous, c.name, init=True)

@@ -5,20 +5,44 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import click
 
 from api import logs
 from cli.common import local_cluster_option, run
 
+T = TypeVar("T")
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """What a fault on a lab can run into: each is said in one line, never as a traceback."""
+    from chaos.faults import ChaosError
+    from deploy.lab.cluster import LabError
+    from deploy.lab.network import NetworkError
+    from deploy.lab.plan import LabPlanError
+    from deploy.lab.procs import ProcError
+    from deploy.node.containerd import NodeRuntimeError
+
+    return ChaosError, LabError, LabPlanError, NetworkError, ProcError, NodeRuntimeError, TimeoutError, OSError
+
 
 def _target(name: str):  # type: ignore[no-untyped-def]
-    from chaos.faults import ChaosError, LabTarget
+    from chaos.faults import LabTarget
 
     try:
         return LabTarget(name)
-    except ChaosError as e:
+    except _failures() as e:
         click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return run(coro)
+    except _failures() as e:
+        click.echo(f"error: {e or type(e).__name__}", err=True)
         sys.exit(1)
 
 
@@ -46,7 +70,7 @@ def stop_node(node: str, name: str, seconds: float) -> None:
             await target.start_node(node)
         click.echo(f"node {node} started again", err=True)
 
-    run(go())
+    _run(go())
 
 
 @chaos.command("partition")
@@ -66,16 +90,16 @@ def partition(node: str, name: str, seconds: float) -> None:
             await target.heal(node)
         click.echo(f"node {node} reconnected", err=True)
 
-    run(go())
+    _run(go())
 
 
 @chaos.command("restart")
 @click.argument("component")
 @local_cluster_option
 def restart(component: str, name: str) -> None:
-    """SIGKILL a component (apiserver, scheduler, controller-manager, dns, kubelet-n1, ...) and restart it."""
+    """SIGKILL a component (apiserver, scheduler, controller-manager, dns, kubelet-n1, ...) and start it again."""
     target = _target(name)
-    run(target.restart(component))
+    _run(target.restart(component))
     click.echo(f"{component} restarted", err=True)
 
 
@@ -102,7 +126,7 @@ def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: f
                                                    lost="stop" if scenario == "node-loss" else "cut")
         return report.as_dict()
 
-    result = run(go())
+    result = _run(go())
     click.echo(json.dumps(result, indent=2))
     if not result["ok"]:
         sys.exit(1)

@@ -58,12 +58,23 @@ def down(name: str) -> None:
         sys.exit(1)
     try:
         click.echo(f"stopping cluster {name!r}", err=True)
-        removed = asyncio.run(lab_down(name, progress=_progress))
+        report = asyncio.run(lab_down(name, progress=_progress))
     except (LabError, LabPlanError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
-    click.echo(f"cluster {name!r} removed" if removed else f"cluster {name!r} is not running; nothing to do",
-               err=True)
+    if not report.found:
+        click.echo(f"cluster {name!r} is not running; nothing to do", err=True)
+        return
+    if not report.left:
+        click.echo(f"cluster {name!r} removed", err=True)
+        return
+    click.echo(f"error: cluster {name!r} is partly removed; still there:", err=True)
+    for item in report.left:
+        click.echo(f"  {item}", err=True)
+    for problem in report.errors:
+        click.echo(f"  ({problem})", err=True)
+    click.echo(f"  (`kubelite down --name {name}` again removes what has been freed since)", err=True)
+    sys.exit(1)
 
 
 @click.command()
@@ -72,18 +83,32 @@ def status(name: str) -> None:
     """Show a local cluster's components, their health, and its nodes."""
     from client.api import Client
     from deploy.lab.cluster import client_config_for, find_running
-    from deploy.lab.procs import Supervisor
+    from deploy.lab.plan import LabPlanError
+    from deploy.lab.procs import WATCHDOG, Supervisor, is_alive
 
-    running = find_running(name)
+    try:
+        running = find_running(name)
+    except LabPlanError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
     if running is None:
         click.echo(f"cluster {name!r} is not running (`kubelite up --name {name}` starts it)", err=True)
         sys.exit(1)
     sup = Supervisor.for_plan(running.plan)
+    records = sorted(sup.records(), key=lambda r: r.name)
+    watching = any(r.name == WATCHDOG and is_alive(r) for r in records)
     rows = []
-    for rec in sorted(sup.records(), key=lambda r: r.name):
-        alive = sup.get(rec.name) is not None
-        rows.append([rec.name, str(rec.pid), "running" if alive else "dead", str(sup.log_path(rec.name))])
-    click.echo(printers.table(rows, ["COMPONENT", "PID", "STATE", "LOG"]) or "no components recorded")
+    for rec in records:
+        if is_alive(rec):
+            state = "running"
+        elif rec.failed:
+            state = f"failed ({rec.failed})"
+        elif watching and rec.name != WATCHDOG:
+            state = "restarting"
+        else:
+            state = "dead"
+        rows.append([rec.name, str(rec.pid), state, str(rec.restarts), str(sup.log_path(rec.name))])
+    click.echo(printers.table(rows, ["COMPONENT", "PID", "STATE", "RESTARTS", "LOG"]) or "no components recorded")
 
     async def nodes() -> None:
         async with Client(client_config_for(running.plan)) as c:
@@ -98,6 +123,15 @@ def status(name: str) -> None:
         click.echo("\napiserver: healthy", err=True)
     except Exception as e:
         click.echo(f"\napiserver: unreachable ({e})", err=True)
+        sys.exit(1)
+
+
+def _need_systemd(systemd: bool) -> None:
+    if not systemd:
+        raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
+    if not Path("/run/systemd/system").is_dir():
+        click.echo("error: bootstrap runs the daemons as systemd units, and systemd is not running on this machine "
+                   "(for a cluster on this machine, use `kubelite up`)", err=True)
         sys.exit(1)
 
 
@@ -118,8 +152,7 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
     from deploy.node.launch import SystemdLauncher
 
     logs.configure("bootstrap")
-    if not systemd:
-        raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
+    _need_systemd(systemd)
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
                                  socket="/run/kubelite/api.sock")
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True)
@@ -145,8 +178,7 @@ def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token_fi
     from deploy.node.launch import SystemdLauncher
 
     logs.configure("bootstrap")
-    if not systemd:
-        raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
+    _need_systemd(systemd)
     spec = boot.NodeSpec(name=name, address=address, pod_cidr=pod_cidr, server=server, node_dir=node_dir,
                          token_file=token_file)
     run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))

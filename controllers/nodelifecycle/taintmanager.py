@@ -12,7 +12,7 @@ from client.informer import key_of
 from controllers.base import QueueController
 from controllers.events import Recorder
 from controllers.informers import NODE, SharedInformers
-from controllers.nodelifecycle.eviction import plan_eviction
+from controllers.nodelifecycle.eviction import TaintKey, observe_taints, plan_eviction
 
 
 def _no_execute(node: core_pb2.Node) -> list[tuple[str, str, str]]:
@@ -31,7 +31,9 @@ class TaintManager(QueueController):
         self.recorder = Recorder(client, self.name)
         self.nodes = informers.get("nodes")
         self.pods = informers.get("pods")
-        self.nodes.add_handlers(self._node_changed, self._node_updated)
+        # Per node, when each NoExecute taint was first seen: the clock for taints without timeAdded.
+        self.first_seen: dict[str, dict[TaintKey, float]] = {}
+        self.nodes.add_handlers(self._node_changed, self._node_updated, self._node_deleted)
         self.pods.add_handlers(self._pod_changed, self._pod_updated)
 
     async def ready(self) -> None:
@@ -40,15 +42,28 @@ class TaintManager(QueueController):
 
     # ------------------------------------------------------------ handlers (enqueue only)
 
+    def _observe(self, node: core_pb2.Node) -> None:
+        name = node.metadata.name
+        seen = observe_taints(self.first_seen.get(name, {}), node.spec.taints, now())
+        if seen:
+            self.first_seen[name] = seen
+        else:
+            self.first_seen.pop(name, None)
+
     def _node_changed(self, node: core_pb2.Node) -> None:
+        self._observe(node)
         if _no_execute(node):
             for pod in self.pods.by_index(NODE, node.metadata.name):
                 self.enqueue(pod)
 
     def _node_updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
+        self._observe(new)
         if _no_execute(old) != _no_execute(new):
             for pod in self.pods.by_index(NODE, new.metadata.name):
                 self.enqueue(pod)
+
+    def _node_deleted(self, node: core_pb2.Node) -> None:
+        self.first_seen.pop(node.metadata.name, None)
 
     def _on_tainted_node(self, pod: core_pb2.Pod) -> bool:
         node = self.nodes.get(pod.spec.node_name) if pod.spec.node_name else None
@@ -73,7 +88,7 @@ class TaintManager(QueueController):
         if node is None:
             return
         at = now()
-        when = plan_eviction(pod, node.spec.taints, at)
+        when = plan_eviction(pod, node.spec.taints, at, self.first_seen.get(node.metadata.name))
         if when is None:
             return
         if when > at:

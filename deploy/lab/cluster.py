@@ -2,9 +2,12 @@
 
 `up` checks what it needs, builds the images, makes the network, starts the
 control plane and every node through the shared node bootstrap, waits for
-every node to be Ready and writes the client config. `down` removes every
-process, namespace, mount, cgroup and directory `up` made, and works from
-the cluster name alone, so it also cleans up after a crash.
+every node to be Ready and writes the client config. Its first daemon is the
+watchdog (`supervisor`), which starts any other daemon again if it dies.
+`down` removes every process, namespace, mount, cgroup and directory `up`
+made, and works from the cluster name alone, so it also cleans up after a
+crash. Nothing vanishing underneath it stops it: every step runs whatever
+the one before it could not do, and it ends by listing what is still there.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -27,7 +30,7 @@ from client.api import Client
 from client.config import ClientConfig
 from deploy.lab import network
 from deploy.lab.plan import LabPlan, plan_lab
-from deploy.lab.procs import Supervisor
+from deploy.lab.procs import WATCHDOG, Supervisor, cgroup_dirs, cgroup_pids, gone
 from deploy.node import bootstrap, containerd, images
 from deploy.node.launch import SupervisorLauncher
 
@@ -136,7 +139,10 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         if existing.healthy:
             raise AlreadyUpError(existing)
         progress(f"found leftovers of an earlier run of cluster {name!r}; cleaning them up")
-        await down(name, progress=lambda _: None)
+        cleaned = await down(name, progress=lambda _: None)
+        if cleaned.left:
+            raise LabError(f"cannot clean up the leftovers of cluster {name!r}: "
+                           + "; ".join(cleaned.left + cleaned.errors))
     start = time.monotonic()
 
     async def step(label: str, coro) -> None:  # type: ignore[no-untyped-def]
@@ -152,7 +158,9 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         if not token_path(plan).exists():
             token_path(plan).write_text(secrets.token_urlsafe(32) + "\n")
             token_path(plan).chmod(0o600)
-        launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+        supervisor = Supervisor.for_plan(plan)
+        await asyncio.to_thread(start_watchdog, plan, supervisor, log_level=log_level)
+        launcher = SupervisorLauncher(supervisor)
         await step("control plane started", bootstrap.bootstrap_control_plane(control_plane_spec(
             plan, log_level=log_level), launcher))
         conn = client_config_for(plan)
@@ -222,23 +230,96 @@ async def wait_nodes_ready(conn: ClientConfig, names: list[str], *, timeout: flo
             await asyncio.sleep(0.2)
 
 
-async def down(name: str, *, progress: Progress) -> bool:
-    """Remove everything of cluster `name`; False if there was nothing to remove."""
+def start_watchdog(plan: LabPlan, supervisor: Supervisor, *, log_level: str = "info") -> None:
+    """The daemon that starts the cluster's other daemons again when they die (deploy/lab/watchdog.py)."""
+    from deploy.node.bootstrap import kubelite_argv
+
+    argv = [*kubelite_argv(), "supervise", "--pid-dir", str(supervisor.pid_dir), "--log-dir", str(supervisor.log_dir),
+            "--cgroup", supervisor.cgroup or "", "--log-level", log_level]
+    if supervisor.get(WATCHDOG) is None:
+        supervisor.start(WATCHDOG, argv)
+
+
+@dataclass
+class DownReport:
+    """What `down` did: whether there was anything, what failed on the way, what is still there."""
+
+    found: bool
+    errors: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+
+async def down(name: str, *, progress: Progress) -> DownReport:
+    """Remove everything of cluster `name`, whatever disappears meanwhile; say what could not be removed.
+
+    Order matters only for a clean teardown: the watchdog first (nothing is revived), then the
+    daemons that use containerd, then each node's pods through its still running containerd,
+    then whatever else runs in the cluster's cgroup, the namespaces, the files. A failed step is
+    recorded and the next one runs: it may well remove what the failed one could not.
+    """
     plan = plan_lab(name, 0)
     sup = Supervisor.for_plan(plan)
     namespaces = await asyncio.to_thread(network.lab_namespaces, name)
-    node_dirs = sorted((plan.paths.data_dir / "nodes").glob("*")) if (plan.paths.data_dir / "nodes").exists() else []
-    if not namespaces and not sup.records() and not node_dirs and not plan.paths.run_dir.exists() \
-            and not plan.paths.data_dir.exists():
-        return False
-    stopped = await asyncio.to_thread(sup.stop_all)
-    progress(f"  stopped {len(stopped)} daemon(s)")
+    nodes_root = plan.paths.data_dir / "nodes"
+    node_dirs = sorted(nodes_root.glob("*")) if nodes_root.exists() else []
+    report = DownReport(found=bool(namespaces or sup.records() or node_dirs or plan.paths.run_dir.exists()
+                                   or plan.paths.data_dir.exists()))
+    if not report.found:
+        return report
+
+    async def step(what: str, action: Awaitable[object]) -> object:
+        try:
+            return await action
+        except Exception as exc:  # recorded; the teardown goes on
+            log.warning("down_step_failed", step=what, error=str(exc) or type(exc).__name__)
+            report.errors.append(f"{what}: {exc}" if str(exc) else f"{what}: {type(exc).__name__}")
+            return None
+
+    await step("stop the watchdog", asyncio.to_thread(sup.stop, WATCHDOG))
+    users = [r.name for r in sup.records() if not r.name.startswith("containerd-")]
+    stopped = await step("stop the daemons", asyncio.to_thread(sup.stop_all, names=users))
+    progress(f"  stopped {len(stopped or [])} daemon(s)")
     for d in node_dirs:
-        await containerd.stop_and_clean(d / "containerd", keep_logs=False)
+        await step(f"remove node runtime {d.name}", containerd.stop_and_clean(d / "containerd", keep_logs=False))
     progress(f"  removed {len(node_dirs)} node runtime(s)")
-    removed = await asyncio.to_thread(network.destroy_topology, name)
-    progress(f"  removed {len(removed)} network namespace(s)")
+    await step("stop what is left in the cluster's cgroup", asyncio.to_thread(sup.stop_all))
+    removed = await step("remove the network namespaces", asyncio.to_thread(network.destroy_topology, name))
+    progress(f"  removed {len(removed or [])} network namespace(s)")
     for d in (plan.paths.run_dir, plan.paths.data_dir):
-        await asyncio.to_thread(shutil.rmtree, d, True)
-    client_config.remove_cluster(name)
-    return True
+        await step(f"remove {d}", asyncio.to_thread(_rmtree, d))
+    await step("forget the cluster in the client config", asyncio.to_thread(client_config.remove_cluster, name))
+    report.left = await asyncio.to_thread(leftovers, plan)
+    return report
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a directory tree; what vanished meanwhile is fine, a mount inside is not crossed."""
+    mounted = [m for m in _mounts() if m == str(path) or m.startswith(f"{path}/")]
+    if mounted:
+        raise LabError(f"still mounted: {', '.join(mounted)}")
+
+    def unless_gone(func, failed: str, exc_info) -> None:  # type: ignore[no-untyped-def]
+        exc = exc_info[1]
+        if not (isinstance(exc, OSError) and gone(exc)):
+            raise exc
+
+    shutil.rmtree(path, onerror=unless_gone)
+
+
+def _mounts() -> list[str]:
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        out.append(line.split()[4].replace("\\040", " "))
+    return out
+
+
+def leftovers(plan: LabPlan) -> list[str]:
+    """Everything of the cluster still on this machine: namespaces, processes, cgroups, mounts, directories."""
+    found = [f"network namespace {ns}" for ns in network.lab_namespaces(plan.cluster)]
+    found += [f"process {pid}" for pid in sorted(cgroup_pids(plan.cgroup))]
+    found += [f"cgroup {d}" for d in cgroup_dirs(plan.cgroup)]
+    for root in (plan.paths.run_dir, plan.paths.data_dir):
+        found += [f"mount {m}" for m in _mounts() if m == str(root) or m.startswith(f"{root}/")]
+        if root.exists():
+            found.append(f"directory {root}")
+    return found

@@ -98,10 +98,16 @@ def destroy_topology(cluster: str) -> list[str]:
     processes first: a process still inside keeps its namespace alive, unnamed.
     """
     names = lab_namespaces(cluster)
+    failed = []
     # Members before the lab namespace, so the bridge loses its ports first.
     for netns in sorted(names, key=lambda n: n.endswith("-lab")):
-        _delete_netns(netns)
+        try:
+            _delete_netns(netns)
+        except NetworkError as exc:
+            failed.append(str(exc))  # the others still go
     log.info("lab_topology_destroyed", cluster=cluster, namespaces=names)
+    if failed:
+        raise NetworkError("; ".join(failed))
     return names
 
 
@@ -182,14 +188,23 @@ def _ensure_netns(netns: str) -> None:
 
 
 def _delete_netns(netns: str) -> None:
+    """Delete a namespace; one that vanished meanwhile (someone else deleted it) counts as deleted."""
     path = netns_path(netns)
     if os.path.ismount(path):
-        pids = run(["ip", "netns", "pids", netns]).split()
+        try:
+            pids = run(["ip", "netns", "pids", netns]).split()
+        except NetworkError:
+            pids = []  # only for the warning below
         if pids:
             log.warning("netns_still_in_use", netns=netns, pids=pids)
-        run(["ip", "netns", "delete", netns])
-    elif path.exists():
-        path.unlink()
+        try:
+            run(["ip", "netns", "delete", netns])
+        except NetworkError:
+            if os.path.ismount(path):
+                raise
+            path.unlink(missing_ok=True)
+    else:
+        path.unlink(missing_ok=True)
     log.info("netns_deleted", netns=netns)
 
 

@@ -11,19 +11,29 @@ host), before its first instruction, so whatever it forks (containerd's shims, a
 runtime uses the plan's cgroup_parent) stays inside the cluster's cgroup. `stop_all` kills that
 whole tree with cgroup.kill, which finds every leftover even when pid files are lost. The v1
 controller hierarchies stay untouched: the host already uses some (memory) for its own tracking.
+
+A daemon that dies without being stopped is started again by the cluster's watchdog
+(deploy/lab/watchdog.py, itself the daemon named `supervisor`). A per-daemon lock file keeps the
+watchdog and whoever starts or stops a daemon from acting on it at the same time; `stop` removes
+the pid file before it lets go, so a stopped daemon is never revived.
+
+Stopping tolerates whatever vanishes underneath it (a process that exits, a cgroup removed by
+someone else): ENOENT, ENODEV and ESRCH mean "already gone", never an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import signal
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -37,6 +47,10 @@ log = structlog.get_logger("deploy.lab.procs")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 KILL_TIMEOUT = 5.0
+LOCK_TIMEOUT = 30.0
+WATCHDOG = "supervisor"  # the daemon that restarts the others
+# What a vanished process, cgroup or file answers: for a teardown, the same as done.
+GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ESRCH})
 _POLL = 0.02
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -62,6 +76,16 @@ class ProcRecord:
     cgroup: str | None
     log_path: str
     started_at: float
+    env: dict[str, str] = field(default_factory=dict)  # added to the starter's environment
+    cwd: str = "/"
+    restarts: int = 0  # automatic restarts since it was last started by hand
+    starts: tuple[float, ...] = ()  # recent start times (time.time()), for the start limit
+    failed: str = ""  # why the watchdog gave up on it; it stays dead until started by hand
+
+
+def gone(exc: OSError) -> bool:
+    """Whether an error only says the process, cgroup or file is not there (any more)."""
+    return exc.errno in GONE
 
 
 def is_alive(record: ProcRecord) -> bool:
@@ -109,10 +133,32 @@ class Supervisor:
             raise ProcError(f"daemon name {name!r} is invalid: use [a-z0-9._-], at most 63 characters")
         if not argv:
             raise ProcError(f"daemon {name}: empty command")
-        current = self._load(name)
-        if current is not None and is_alive(current):
-            raise ProcError(f"daemon {name} is already running as pid {current.pid}")
-        environ = {**os.environ, **(env or {})}
+        with self.locked(name):
+            current = self._load(name)
+            if current is not None and is_alive(current):
+                raise ProcError(f"daemon {name} is already running as pid {current.pid}")
+            try:
+                return self._spawn(name, tuple(argv), netns=netns, env=dict(env or {}), cwd=str(cwd or "/"),
+                                   restarts=0, starts=(time.time(),))
+            except BaseException:
+                self._pid_file(name).unlink(missing_ok=True)
+                raise
+
+    def respawn(self, record: ProcRecord, *, starts: tuple[float, ...]) -> ProcRecord:
+        """Start a dead daemon again as it was started, counting a restart (the caller holds its lock).
+
+        If the start fails, the pid file keeps the dead record with the attempt counted.
+        """
+        try:
+            return self._spawn(record.name, record.argv, netns=record.netns, env=record.env, cwd=record.cwd,
+                               restarts=record.restarts + 1, starts=starts)
+        except BaseException:
+            self.save(replace(record, restarts=record.restarts + 1, starts=starts))
+            raise
+
+    def _spawn(self, name: str, argv: tuple[str, ...], *, netns: str | None, env: dict[str, str], cwd: str,
+               restarts: int, starts: tuple[float, ...]) -> ProcRecord:
+        environ = {**os.environ, **env}
         if shutil.which(argv[0], path=environ.get("PATH")) is None:
             raise ProcError(f"daemon {name}: {argv[0]!r} not found on PATH")
         command = list(argv)
@@ -131,7 +177,7 @@ class Supervisor:
         try:
             pid = os.posix_spawn(
                 "/bin/sh",
-                ["/bin/sh", "-c", _GATE, f"kubelite-{name}", str(cwd or "/"), *command],
+                ["/bin/sh", "-c", _GATE, f"kubelite-{name}", cwd, *command],
                 environ,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, gate_read, 0),
@@ -159,24 +205,35 @@ class Supervisor:
                 pid=pid,
                 start_ticks=stat[1],
                 boot_id=_boot_id(),
-                argv=tuple(argv),
+                argv=argv,
                 netns=netns,
                 cgroup=cgroup,
                 log_path=str(log_path),
                 started_at=time.time(),
+                env=env,
+                cwd=cwd,
+                restarts=restarts,
+                starts=starts,
             )
-            self._save(record)
+            self.save(record)
             os.write(gate_write, b"go\n")
         except BaseException:
             os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid cannot have been reused
             os.waitpid(pid, 0)
-            self._pid_file(name).unlink(missing_ok=True)
             raise
         finally:
             os.close(gate_write)
         if netns is not None:
-            _wait_in_netns(record, netns_path(netns))
-        log.info("daemon_started", name=name, pid=pid, netns=netns, argv=list(argv), log_path=str(log_path))
+            try:
+                _wait_in_netns(record, netns_path(netns))
+            except BaseException:
+                # Our child still: nothing half-started is left running.
+                _signal_group(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                raise
+        log.info("daemon_started", name=name, pid=pid, netns=netns, argv=list(argv), log_path=str(log_path),
+                 restarts=restarts)
         return record
 
     def get(self, name: str) -> ProcRecord | None:
@@ -193,32 +250,63 @@ class Supervisor:
 
     def stop(self, name: str, *, timeout: float = STOP_TIMEOUT) -> bool:
         """SIGTERM the daemon's process group, SIGKILL it after `timeout`; True if it was running."""
-        record = self._load(name)
-        if record is None:
-            return False
-        stopped = _terminate([record], timeout)
-        self._pid_file(name).unlink(missing_ok=True)
-        return bool(stopped)
+        with self.locked(name):
+            record = self._load(name)
+            if record is None:
+                return False
+            try:
+                stopped = _terminate([record], timeout)
+            finally:
+                self._pid_file(name).unlink(missing_ok=True)
+            return bool(stopped)
 
-    def stop_all(self, *, timeout: float = STOP_TIMEOUT) -> list[str]:
-        """Stop every recorded daemon, then kill whatever is left in the cgroup and remove it.
+    def stop_all(self, *, timeout: float = STOP_TIMEOUT, names: Sequence[str] | None = None) -> list[str]:
+        """Stop the watchdog, then every recorded daemon (or those in `names`) at once.
 
+        Without `names`, whatever is left in the cluster's cgroup is killed and the cgroup removed.
         Returns the names of the recorded daemons that were running.
         """
-        records = self.records()
-        stopped = _terminate(records, timeout)
-        if self.cgroup:
-            kill_cgroup(self.cgroup)
-            remove_cgroup(self.cgroup)
+        stopped = []
+        if names is None or WATCHDOG in names:
+            stopped += [WATCHDOG] if self.stop(WATCHDOG, timeout=timeout) else []
+        records = [r for r in self.records() if names is None or r.name in names]
+        stopped += _terminate(records, timeout)
         for record in records:
             self._pid_file(record.name).unlink(missing_ok=True)
+        if self.cgroup and names is None:
+            kill_cgroup(self.cgroup)
+            remove_cgroup(self.cgroup)
         log.info("daemons_stopped", stopped=stopped, cgroup=self.cgroup)
         return stopped
+
+    @contextlib.contextmanager
+    def locked(self, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold daemon `name`'s lock (across processes); yields False if `wait` is False and it is taken."""
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.pid_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not wait:
+                        yield False
+                        return
+                    if time.monotonic() > deadline:
+                        raise ProcError(f"daemon {name} is locked by another process for {LOCK_TIMEOUT:.0f}s") from None
+                    time.sleep(_POLL)
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
 
     def _pid_file(self, name: str) -> Path:
         return self.pid_dir / f"{name}.json"
 
-    def _save(self, record: ProcRecord) -> None:
+    def save(self, record: ProcRecord) -> None:
+        """Write the daemon's pid file (atomically)."""
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
         path = self._pid_file(record.name)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(record)))
@@ -229,6 +317,7 @@ class Supervisor:
         try:
             data = json.loads(path.read_text())
             data["argv"] = tuple(data["argv"])
+            data["starts"] = tuple(data.get("starts", ()))
             return ProcRecord(**data)
         except FileNotFoundError:
             return None
@@ -245,10 +334,14 @@ def _wait_in_netns(record: ProcRecord, path: Path, timeout: float = START_TIMEOU
         try:
             if os.stat(f"/proc/{record.pid}/ns/net").st_ino == target:
                 return
-        except FileNotFoundError:
-            pass  # exited; reported below
+        except OSError as exc:
+            if not gone(exc):
+                raise  # else exited; reported below
         if not is_alive(record):
-            tail = Path(record.log_path).read_text(errors="replace")[-500:].strip()
+            try:
+                tail = Path(record.log_path).read_text(errors="replace")[-500:].strip()
+            except FileNotFoundError:
+                tail = "(no log)"
             raise ProcError(f"daemon {record.name} exited while starting (log {record.log_path}): {tail}")
         if time.monotonic() > deadline:
             raise ProcError(f"daemon {record.name} (pid {record.pid}) did not enter {path} in {timeout}s")
@@ -285,10 +378,8 @@ def _wait_dead(records: Sequence[ProcRecord], timeout: float) -> list[ProcRecord
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(pid: int) -> None:
@@ -303,8 +394,10 @@ def _stat(pid: int) -> tuple[str, int] | None:
     """(state, start time in clock ticks) from /proc/<pid>/stat, or None if there is no such pid."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
+    except OSError as exc:
+        if gone(exc):
+            return None
+        raise
     # comm (field 2) may hold spaces and parentheses; the fields after its last ')' are fixed.
     fields = raw[raw.rindex(")") + 2 :].split()
     return fields[0], int(fields[19])
@@ -347,8 +440,10 @@ def cgroup_pids(cgroup: str) -> set[int]:
         for dirpath, _, _ in os.walk(top):
             try:
                 pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
-            except FileNotFoundError:
-                continue  # removed while walking
+            except OSError as exc:
+                if not gone(exc):
+                    raise
+                # Removed while walking: ENOENT before the open, ENODEV between open and read.
     return pids
 
 
@@ -361,7 +456,11 @@ def kill_cgroup(cgroup: str, *, timeout: float = KILL_TIMEOUT) -> int:
     for fstype, mount in _cgroup_mounts():
         kill_file = mount / cgroup / "cgroup.kill"
         if fstype == "cgroup2" and kill_file.exists():
-            kill_file.write_text("1")  # atomic for the whole v2 subtree: nothing forks away
+            try:
+                kill_file.write_text("1")  # atomic for the whole v2 subtree: nothing forks away
+            except OSError as exc:
+                if not gone(exc):
+                    raise
     deadline = time.monotonic() + timeout
     left = cgroup_pids(cgroup)
     while left:
@@ -395,9 +494,9 @@ def _rmdir_cgroup(path: str, timeout: float = 5.0) -> None:
         try:
             os.rmdir(path)
             return
-        except FileNotFoundError:
-            return
         except OSError as exc:
+            if gone(exc):
+                return
             if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise ProcError(f"cannot remove cgroup {path}: {exc}") from exc
         time.sleep(_POLL)

@@ -183,12 +183,11 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
 async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
     """containerd with our images, then the kubelet and the proxy."""
     cfg = containerd_config(spec)
-    if launcher.systemd:
-        tarballs = await asyncio.to_thread(containerd.prepare, cfg)
-        launcher.start("containerd", containerd.argv(cfg))
-        await containerd.wait_started(cfg, tarballs)
-    else:
-        await containerd.start(cfg)
+    tarballs = await asyncio.to_thread(containerd.prepare, cfg)
+    # containerd enters the node's namespace itself (its argv), so the launcher runs it as it is: supervised
+    # like the other daemons, restarted if it dies.
+    launcher.start(_names(spec.name, "containerd", launcher), containerd.argv(cfg))
+    await containerd.wait_started(cfg, tarballs)
     launcher.start(_names(spec.name, "kubelet", launcher), kubelet_argv(spec, cfg.address), netns=spec.netns,
                    after="containerd")
     launcher.start(_names(spec.name, "proxy", launcher), proxy_argv(spec), netns=spec.netns)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -419,7 +420,10 @@ def _shims(cfg: NodeConfig) -> list[_Shim]:
 def _crashed_sandboxes(cfg: NodeConfig) -> list[str]:
     """Sandboxes containerd still has on disk: after a clean removal there are none."""
     d = cfg.node_dir / "root" / "io.containerd.grpc.v1.cri" / "sandboxes"
-    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+    try:
+        return sorted(p.name for p in d.iterdir())
+    except FileNotFoundError:
+        return []
 
 
 async def _release_networks(cfg: NodeConfig, sandbox_ids: list[str]) -> None:
@@ -448,7 +452,11 @@ def _drop_cni_cache(sandbox_ids: list[str]) -> None:
 
 async def _kill_containers(cfg: NodeConfig) -> None:
     """`runc delete --force` every container runc still knows for this node."""
-    for ns_root in cfg.runc_root.iterdir() if cfg.runc_root.exists() else ():
+    try:
+        ns_roots = list(cfg.runc_root.iterdir())
+    except FileNotFoundError:
+        ns_roots = []
+    for ns_root in ns_roots:
         for state in ns_root.glob("*/state.json"):
             proc = await asyncio.create_subprocess_exec(
                 "runc", "--root", str(ns_root), "delete", "--force", state.parent.name,
@@ -524,8 +532,16 @@ def _remove_files(node_dir: Path, keep_logs: bool) -> None:
         if keep_logs and entry.name == "containerd.log":
             continue
         if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
+            shutil.rmtree(entry, onerror=_unless_gone)
         else:
-            entry.unlink()
+            entry.unlink(missing_ok=True)
     if not keep_logs:
-        node_dir.rmdir()
+        with contextlib.suppress(FileNotFoundError):
+            node_dir.rmdir()
+
+
+def _unless_gone(func: Any, path: str, exc_info: Any) -> None:
+    """rmtree's error handler: what vanished meanwhile is what we wanted; anything else is an error."""
+    exc = exc_info[1]
+    if not (isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENODEV)):
+        raise exc

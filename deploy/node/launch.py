@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from deploy.lab.procs import Supervisor
+from deploy.lab.restart import DEFAULT_POLICY, RestartPolicy
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNIT_DIR = Path("/etc/systemd/system")
@@ -51,11 +52,12 @@ class SupervisorLauncher:
         return self.supervisor.log_path(name)
 
 
-def render_unit(name: str, argv: Sequence[str], *, log_file: Path, after: str = "", template: str = "") -> str:
-    """A unit file for daemon `name` from the templates in deploy/systemd/."""
+def render_unit(name: str, argv: Sequence[str], *, log_file: Path, after: str = "", template: str = "",
+                policy: RestartPolicy = DEFAULT_POLICY) -> str:
+    """A unit file for daemon `name` from the templates in deploy/systemd/, restarted as the lab restarts."""
     tmpl = (SYSTEMD_DIR / (template or "kubelite-daemon.service")).read_text()
     return tmpl.format(name=name, exec_start=shlex.join(argv), log_file=log_file,
-                       after=f"kubelite-{after}.service" if after else "")
+                       after=f"kubelite-{after}.service" if after else "", **policy.unit_settings())
 
 
 class SystemdLauncher:

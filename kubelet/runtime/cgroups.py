@@ -140,15 +140,22 @@ def _enable_v2_controllers(h: Hierarchy, leaf: Path) -> None:
         node.mkdir(exist_ok=True)
 
 
+def _subtree(top: Path) -> list[Path]:
+    """top and every cgroup below it, deepest first; children removed meanwhile are simply missing
+    (os.walk ignores a directory that vanished under it, where Path.rglob raises)."""
+    found = [Path(dirpath) for dirpath, _, _ in os.walk(top)]
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
 def pids(cgroup: str) -> set[int]:
     """Processes anywhere in the cgroup's subtree."""
     found: set[int] = set()
     for d in paths(cgroup):
-        for procs in d.rglob("cgroup.procs") if d.exists() else ():
+        for sub in _subtree(d):
             try:
-                found.update(int(p) for p in procs.read_text().split())
+                found.update(int(p) for p in (sub / "cgroup.procs").read_text().split())
             except OSError:
-                continue
+                continue  # removed meanwhile (ENOENT, or ENODEV once opened)
     return found
 
 
@@ -199,12 +206,9 @@ async def remove(
             kill(cgroup)
         busy = []
         for top in paths(cgroup):
-            if not top.exists():
-                continue
             # Children before parents: a cgroup with children cannot be removed.
-            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            for d in _subtree(top):
                 busy += _rmdir(d)
-            busy += _rmdir(top)
         if not busy:
             if prune_parents:
                 _prune(cgroup)
@@ -227,10 +231,9 @@ def _prune(cgroup: str) -> None:
 def _rmdir(d: Path) -> list[Path]:
     try:
         d.rmdir()
-    except FileNotFoundError:
-        pass
     except OSError as exc:
         if exc.errno == errno.EBUSY:
             return [d]
-        raise
+        if exc.errno not in (errno.ENOENT, errno.ENODEV):  # removed meanwhile: done
+            raise
     return []

@@ -3,10 +3,12 @@ and nothing left behind on the machine afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,16 @@ def test_up_says_what_is_missing(tmp_path: Path) -> None:
     assert "missing etcd (apt-get install etcd-server)" in result.stderr
     assert "missing containerd (apt-get install containerd)" in result.stderr
     assert not Path("/run/kubelite/nothing").exists()
+
+
+def test_up_chaos_down_cycles_leave_nothing(tmp_path: Path) -> None:
+    """Two rounds of scripts/cycles.py: up, the demo, a partition (then an apiserver restart), down; every command
+    succeeds without a traceback and nothing of the cluster is left (the script checks the whole machine)."""
+    name = f"cy{secrets.token_hex(2)}"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "cycles.py"
+    result = subprocess.run([sys.executable, str(script), "--cycles", "2", "--nodes", "2", "--name", name],
+                            capture_output=True, text=True, timeout=900)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(c["scenario"], c["ok"]) for c in lines[:-1]] == [("partition", True), ("apiserver-restart", True)]
+    assert lines[-1]["failed"] == 0

@@ -263,3 +263,39 @@ async def test_one_second_lease_pause_evicts_nothing(client: Client, manager: Co
         assert is_ready(pod) and not pod.metadata.HasField("deletion_timestamp")
     assert not await client.list_all("events", "default", field_selector="reason=NodeNotReady")
     assert not await client.list_all("events", "default", field_selector="reason=TaintManagerEviction")
+
+
+async def test_toleration_seconds_count_from_a_users_taint(client: Client, manager: ControllerManager) -> None:
+    """A NoExecute taint added by a user (no timeAdded): an untolerating pod goes at once, a pod tolerating it for
+    5 s goes 5-7 s after the taint was added, a pod tolerating it without a limit stays."""
+    await register_node(client, "n1")
+    tolerations: dict[str, list[dict[str, Any]]] = {
+        "plain": [],
+        "five": [{"key": "dedicated", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}],
+        "forever": [{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}],
+    }
+    for name, tols in tolerations.items():
+        pod = core_pb2.Pod(metadata={"name": name, "namespace": "default"})
+        pod.spec.containers.add(name="c", image="busybox")
+        pod.spec.node_name = "n1"
+        for t in tols:
+            pod.spec.tolerations.add(**{k: v for k, v in t.items() if k != "tolerationSeconds"})
+            if "tolerationSeconds" in t:
+                pod.spec.tolerations[-1].toleration_seconds = t["tolerationSeconds"]
+        await client.create(pod)
+    node = await client.get("nodes", "n1", "")
+    node.spec.taints.add(key="dedicated", value="x", effect="NoExecute")
+    await client.update(node)
+    added = time.monotonic()
+    gone_after: dict[str, float] = {}
+    while time.monotonic() - added < 9 and len(gone_after) < 2:
+        for name in ("plain", "five"):
+            if name not in gone_after:
+                p = await client.get("pods", name, "default")
+                if p.metadata.HasField("deletion_timestamp"):
+                    gone_after[name] = time.monotonic() - added
+        await asyncio.sleep(0.05)
+    assert gone_after.get("plain", 99) < 1.5, gone_after
+    assert 5.0 <= gone_after.get("five", 99) <= 7.0, gone_after
+    forever = await client.get("pods", "forever", "default")
+    assert not forever.metadata.HasField("deletion_timestamp")

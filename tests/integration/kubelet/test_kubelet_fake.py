@@ -233,6 +233,47 @@ async def test_restart_adopts_pods_and_removes_orphans(client: Client, tmp_path:
         assert "create_container" not in rt.calls and "run_pod_sandbox" not in rt.calls
 
 
+async def _mark_node_lost(client: Client, name: str) -> None:
+    """What the node-lifecycle controller writes for a pod of an unreachable node."""
+    p = await client.get("pods", name, "default")
+    for c in p.status.conditions:
+        if c.type == "Ready":
+            c.status = "False"
+    p.status.reason = "NodeLost"
+    p.status.message = f"Node {p.spec.node_name} which was running pod {name} is unresponsive"
+    p.metadata.resource_version = ""
+    await client.update_status(p)
+
+
+def _reported(p: core_pb2.Pod) -> bool:
+    return running_ready(p) and not p.status.reason and not p.status.message
+
+
+async def test_restarted_kubelet_clears_node_lost(client: Client, tmp_path: Path) -> None:
+    """A kubelet that comes back writes what it observes: NodeLost, set while it was away, is gone and the pod is
+    Running and Ready again within 5 s, with the same container."""
+    rt = fake()
+    cfg = config("node-n", tmp_path)
+    async with kubelet(client, rt, cfg):
+        await client.create(pod("adopt", "node-n"))
+        before = await pod_where(client, "adopt", running_ready)
+    await _mark_node_lost(client, "adopt")
+    start = time.monotonic()
+    async with kubelet(client, rt, cfg):
+        after = await pod_where(client, "adopt", _reported, what="NodeLost cleared", timeout=5)
+    assert time.monotonic() - start < 5
+    assert after.status.container_statuses[0].container_id == before.status.container_statuses[0].container_id
+
+
+async def test_returning_node_clears_node_lost(client: Client, tmp_path: Path) -> None:
+    """A kubelet that kept running while its node was cut off rewrites its pods' status when it sees NodeLost."""
+    async with kubelet(client, fake(), config("node-r", tmp_path)):
+        await client.create(pod("stay", "node-r"))
+        await pod_where(client, "stay", running_ready)
+        await _mark_node_lost(client, "stay")
+        await pod_where(client, "stay", _reported, what="NodeLost cleared", timeout=5)
+
+
 async def test_status_drift_is_corrected(client: Client, tmp_path: Path) -> None:
     """If another writer changes a pod's status (a controller marking it not ready), the kubelet's comes back."""
     async with kubelet(client, fake(), config("node-i", tmp_path)):

@@ -99,3 +99,14 @@ async def test_explain_a_bound_pod_excludes_itself(client: Client, apiserver: Ru
     assert "score  NodeResourcesFit" in res.stdout and "total" in res.stdout
     missing = await cli(apiserver.address, "explain", "pod", "nope")
     assert missing.code == 1 and missing.stderr.strip() == 'error: pod "nope" not found in namespace "default"'
+
+
+async def test_taint_key_dash_removes_every_effect(client: Client, apiserver: RunningApiserver) -> None:
+    """`taint node n1 dedicated-` removes the key with every effect and leaves other keys."""
+    await client.create(node("n1", taints=[("dedicated", "x", "NoSchedule"), ("dedicated", "x", "NoExecute"),
+                                           ("other", "y", "NoSchedule")]))
+    res = await cli(apiserver.address, "taint", "node", "n1", "dedicated-")
+    assert res.code == 0 and res.stdout.strip() == "node/n1 untainted", res.stderr
+    assert [(t.key, t.effect) for t in (await client.get("nodes", "n1")).spec.taints] == [("other", "NoSchedule")]
+    again = await cli(apiserver.address, "taint", "node", "n1", "dedicated-")
+    assert again.code == 1 and again.stderr.strip() == "error: taint 'dedicated' not found", again.stderr

@@ -159,7 +159,7 @@ def test_replicaset_defaults() -> None:
 def test_namespace_node_and_event_defaults() -> None:
     """Namespaces are Active (finalizers are the apiserver's job); nodes get hostname/os labels; events count 1."""
     ns = _defaulted(core_pb2.Namespace, {"metadata": {"name": "a"}})
-    assert "spec" not in ns and ns["status"] == {"phase": "Active"}
+    assert ns["spec"] == {} and ns["status"] == {"phase": "Active"}
     node = _defaulted(core_pb2.Node, {"metadata": {"name": "n1"}})
     assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "n1", "kubernetes.io/os": "linux"}
     ev = _defaulted(core_pb2.Event, {"metadata": {"name": "e"}})

@@ -10,7 +10,7 @@ from api.defaults import NOT_READY_TAINT, UNREACHABLE_TAINT
 from api.pb import apps_pb2, core_pb2
 from api.timestamps import timestamp
 from controllers.nodelifecycle import plan
-from controllers.nodelifecycle.eviction import plan_eviction, tolerates
+from controllers.nodelifecycle.eviction import observe_taints, plan_eviction, tolerates
 
 from .builders import T0, pod
 
@@ -175,6 +175,39 @@ def test_plan_eviction(tolerations: list[core_pb2.Toleration], taints: list[core
     p = pod("a", node="n1")
     p.spec.tolerations.extend(tolerations)
     assert plan_eviction(p, taints, T0 + 100) == expect
+
+
+def _plain(key: str, effect: str = "NoExecute", value: str = "") -> core_pb2.Taint:
+    """A taint as a user adds it: no timeAdded."""
+    return core_pb2.Taint(key=key, effect=effect, value=value)
+
+
+@pytest.mark.parametrize(("seen", "taints", "expect"), [
+    pytest.param({}, [_plain("dedicated")], {("dedicated", "NoExecute"): T0 + 5}, id="new-taint-now"),
+    pytest.param({("dedicated", "NoExecute"): T0}, [_plain("dedicated", value="y")], {("dedicated", "NoExecute"): T0},
+                 id="kept-across-updates"),
+    pytest.param({("dedicated", "NoExecute"): T0}, [], {}, id="removed-forgotten"),
+    pytest.param({}, [_plain("dedicated", "NoSchedule")], {}, id="noschedule-ignored"),
+    pytest.param({("a", "NoExecute"): T0}, [_plain("a"), _plain("b")],
+                 {("a", "NoExecute"): T0, ("b", "NoExecute"): T0 + 5}, id="second-taint-own-clock"),
+])
+def test_observe_taints(seen: dict[tuple[str, str], float], taints: list[core_pb2.Taint],
+                        expect: dict[tuple[str, str], float]) -> None:
+    """Each NoExecute taint's clock starts when it is first seen and stays until the taint goes."""
+    assert observe_taints(seen, taints, T0 + 5) == expect
+
+
+@pytest.mark.parametrize(("first_seen", "now", "expect"), [
+    pytest.param({("dedicated", "NoExecute"): T0}, T0 + 1, T0 + 5, id="counts-from-first-seen"),
+    pytest.param({("dedicated", "NoExecute"): T0}, T0 + 30, T0 + 5, id="deadline-does-not-move"),
+    pytest.param(None, T0 + 30, T0 + 35, id="unseen-counts-from-now"),
+])
+def test_plan_eviction_without_time_added(first_seen: dict[tuple[str, str], float] | None, now: float,
+                                          expect: float) -> None:
+    """A taint without timeAdded is timed from when it was first seen, so re-checks do not push the deadline."""
+    p = pod("a", node="n1")
+    p.spec.tolerations.append(_tol("dedicated", seconds=5))
+    assert plan_eviction(p, [_plain("dedicated", value="x")], now, first_seen) == expect
 
 
 def test_status_heartbeat() -> None:

@@ -167,6 +167,27 @@ def test_carries_over_what_kubelet_does_not_own() -> None:
     assert flipped.start_time == first.start_time
 
 
+@pytest.mark.parametrize(("own", "terminal", "expect"), [
+    pytest.param(False, False, ("", ""), id="restarted-kubelet-clears-nodelost"),
+    pytest.param(True, False, ("", ""), id="returning-node-clears-nodelost"),
+    pytest.param(False, True, ("NodeLost", "Node n1 which was running pod a is unresponsive"),
+                 id="finished-pod-keeps-its-reason"),
+])
+def test_reason_set_while_away(own: bool, terminal: bool, expect: tuple[str, str]) -> None:
+    """The node-lifecycle controller's NodeLost is gone from the status the kubelet writes for a running pod,
+    whether the kubelet restarted (no status of its own yet) or kept running while its node was away."""
+    pod = make_pod("a")
+    mine = status_of(pod, observed(ctr("a"), sandboxes=(S1,)))
+    pod.status.CopyFrom(mine)
+    pod.status.reason = "NodeLost"
+    pod.status.message = "Node n1 which was running pod a is unresponsive"
+    next(c for c in pod.status.conditions if c.type == "Ready").status = "False"
+    s = status_of(pod, observed(ctr("a"), sandboxes=(S1,)), own=mine if own else None, terminal=terminal)
+    assert (s.reason, s.message) == expect
+    if not terminal:
+        assert s.phase == "Running" and cond(s, "Ready").status == "True"
+
+
 def test_terminal_phase_is_sticky_and_keeps_ip() -> None:
     """Once Succeeded or Failed the phase never changes, and the pod keeps its IP after its sandbox stopped."""
     pod = make_pod("a", policy="Never")

@@ -1,0 +1,140 @@
+"""Every command's known failure paths, as a user meets them: one line saying what is wrong, a non-zero exit,
+never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+from conftest import RunningApiserver
+
+from cli.main import main
+
+from .conftest import clean_env, run_kubelite
+
+UNREACHABLE = "127.0.0.1:1"
+NO_SERVER = ("--server", UNREACHABLE)
+DOWN = "cannot reach the apiserver"
+# {server} is the test apiserver; {tmp} a scratch directory.
+CASES: list[tuple[tuple[str, ...], str]] = [
+    # the user's verbs, without a reachable apiserver
+    (("get", "pods", *NO_SERVER), DOWN),
+    (("describe", "pod", "web", *NO_SERVER), DOWN),
+    (("delete", "pod", "web", *NO_SERVER), DOWN),
+    (("apply", "-f", "{tmp}/pod.yaml", *NO_SERVER), DOWN),
+    (("create", "namespace", "team", *NO_SERVER), DOWN),
+    (("api-resources", *NO_SERVER), DOWN),
+    (("label", "pod", "web", "a=b", *NO_SERVER), DOWN),
+    (("annotate", "pod", "web", "a=b", *NO_SERVER), DOWN),
+    (("scale", "deployment", "web", "--replicas", "2", *NO_SERVER), DOWN),
+    (("cordon", "n1", *NO_SERVER), DOWN),
+    (("uncordon", "n1", *NO_SERVER), DOWN),
+    (("taint", "node", "n1", "dedicated=x:NoExecute", *NO_SERVER), DOWN),
+    (("wait", "pod/web", "--for", "delete", "--timeout", "2", *NO_SERVER), DOWN),
+    (("version", "--output", "json"), "No such option"),
+    (("exec", *NO_SERVER, "web", "--", "true"), DOWN),
+    (("logs", "web", *NO_SERVER), DOWN),
+    (("explain", "pod", "web", *NO_SERVER), DOWN),
+    (("rollout", "status", "deployment/web", *NO_SERVER), DOWN),
+    (("rollout", "history", "deployment/web", *NO_SERVER), DOWN),
+    (("rollout", "pause", "deployment/web", *NO_SERVER), DOWN),
+    (("rollout", "resume", "deployment/web", *NO_SERVER), DOWN),
+    (("rollout", "restart", "deployment/web", *NO_SERVER), DOWN),
+    (("rollout", "undo", "deployment/web", *NO_SERVER), DOWN),
+    (("set", "image", "deployment/web", "web=busybox", *NO_SERVER), DOWN),
+    # the user's verbs against a server that lacks what they name, or with bad input
+    (("get", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
+    (("get", "statefulsets", "--server", "{server}"), "doesn't have a resource type"),
+    (("describe", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
+    (("delete", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
+    (("apply", "-f", "{tmp}/missing.yaml", "--server", "{server}"), "missing.yaml"),
+    (("apply", "-f", "{tmp}/bad.yaml", "--server", "{server}"), "unknown field"),
+    (("create", "namespace", "Bad_Name", "--server", "{server}"), "Bad_Name"),
+    (("label", "pod", "missing", "a=b", "--server", "{server}"), 'pods "missing" not found'),
+    (("annotate", "pod", "missing", "a=b", "--server", "{server}"), 'pods "missing" not found'),
+    (("scale", "deployment", "missing", "--replicas", "2", "--server", "{server}"), '"missing" not found'),
+    (("cordon", "missing", "--server", "{server}"), 'nodes "missing" not found'),
+    (("uncordon", "missing", "--server", "{server}"), 'nodes "missing" not found'),
+    (("taint", "node", "missing", "dedicated=x", "--server", "{server}"), "an effect is required"),
+    (("taint", "node", "missing", "dedicated-", "--server", "{server}"), 'nodes "missing" not found'),
+    (("wait", "pod/missing", "--for", "condition=Ready", "--timeout", "1", "--server", "{server}"), "missing"),
+    (("exec", "--server", "{server}", "missing", "--", "true"), 'pods "missing" not found'),
+    (("logs", "missing", "--server", "{server}"), 'pods "missing" not found'),
+    (("explain", "pod", "missing", "--server", "{server}"), 'pod "missing" not found'),
+    (("rollout", "status", "deployment/missing", "--server", "{server}"), '"missing" not found'),
+    (("rollout", "history", "deployment/missing", "--server", "{server}"), '"missing" not found'),
+    (("rollout", "pause", "deployment/missing", "--server", "{server}"), '"missing" not found'),
+    (("rollout", "resume", "deployment/missing", "--server", "{server}"), '"missing" not found'),
+    (("rollout", "restart", "deployment/missing", "--server", "{server}"), '"missing" not found'),
+    (("rollout", "undo", "deployment/missing", "--server", "{server}"), '"missing" not found'),
+    (("set", "image", "deployment/missing", "web=busybox", "--server", "{server}"), '"missing" not found'),
+    # the lab: names that are not clusters, clusters that are not up
+    (("up", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
+    (("down", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
+    (("status", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
+    (("status", "--name", "nosuch"), "cluster 'nosuch' is not running"),
+    (("images", "load", "{tmp}/missing.tar", "--name", "nosuch"), "missing.tar"),
+    (("images", "build", "--out", "{tmp}/file"), "is a file"),
+    (("chaos", "restart", "kubelet-n1", "--name", "nosuch"), "cluster 'nosuch' is not up"),
+    (("chaos", "stop-node", "n1", "--name", "nosuch"), "cluster 'nosuch' is not up"),
+    (("chaos", "partition", "n1", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
+    (("chaos", "run", "node-loss", "--name", "nosuch"), "cluster 'nosuch' is not up"),
+    (("bootstrap", "control-plane", "--address", "10.250.0.2", "--data-dir", "{tmp}/cp"), "systemd"),
+    (("bootstrap", "node", "--name", "n1", "--address", "10.250.0.10", "--pod-cidr", "10.244.1.0/24",
+      "--server", "10.250.0.2:6443", "--node-dir", "{tmp}/node"), "systemd"),
+    # daemons refuse bad flags before they start
+    (("apiserver", "--service-cidr", "not-a-cidr"), "not-a-cidr"),
+    (("scheduler", "--server", UNREACHABLE, "--log-level", "info", "--no-such-flag"), "no-such-flag"),
+    (("controller-manager", "--no-such-flag"), "no-such-flag"),
+    (("kubelet", "--server", UNREACHABLE), "--node-name"),
+    (("proxy", "--no-such-flag"), "no-such-flag"),
+    (("dns", "--no-such-flag"), "no-such-flag"),
+    (("hollow-nodes", "--no-such-flag"), "no-such-flag"),
+    (("supervise",), "--pid-dir"),
+]
+
+
+def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    out = set()
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            out |= _leaf_commands(cmd, (*prefix, name))
+        else:
+            out.add((*prefix, name))
+    return out
+
+
+def test_every_command_has_a_failure_case() -> None:
+    """The table below names at least one failure of every command the CLI has."""
+    covered = {args[:2] if args[:2] in _leaf_commands(main) else args[:1] for args, _ in CASES}
+    assert _leaf_commands(main) - covered == set()
+
+
+async def test_failures_are_one_line(apiserver: RunningApiserver, tmp_path: Path) -> None:
+    """Each known failure exits non-zero with an error naming the problem and no traceback; none of them is the
+    catch-all for failures nobody foresaw."""
+    (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n"
+                                       "spec: {containers: [{name: c, image: busybox}]}\n")
+    (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {wheels: 4}\n")
+    (tmp_path / "file").write_text("not a directory\n")
+    env = clean_env(tmp_path)
+    sem = asyncio.Semaphore(4)
+
+    async def one(args: tuple[str, ...], expect: str) -> str | None:
+        argv = [a.format(server=apiserver.address, tmp=tmp_path) for a in args]
+        async with sem:
+            result = await run_kubelite(*argv, env=env, timeout=60)
+        problems = []
+        if result.code == 0:
+            problems.append("exit 0")
+        if "Traceback" in result.err or "Traceback" in result.out:
+            problems.append("a traceback")
+        if "unexpected; KUBELITE_TRACEBACK" in result.err:
+            problems.append("the catch-all")
+        if expect not in result.err:
+            problems.append(f"no {expect!r}")
+        return f"kubelite {' '.join(argv)}: {', '.join(problems)}:\n{result.err}" if problems else None
+
+    failures = [f for f in await asyncio.gather(*(one(a, e) for a, e in CASES)) if f]
+    assert not failures, "\n".join(failures)
