@@ -22,7 +22,7 @@ from collections.abc import Callable
 import structlog
 from google.protobuf.message import Message
 
-from api import kinds, labels, timestamps
+from api import kinds, labels, text, timestamps
 from api.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -303,6 +303,9 @@ class Registry:
             elif path == _STATUS:
                 strategy.prepare_for_status_update(new, entry.obj)
                 errs = strategy.validate_status_update(new, entry.obj)
+                # Whatever the kind's own rules, no control character reaches a stored status.
+                named = {e.path for e in errs}
+                errs += [e for e in text.control_errors(new.status, "status") if e.path not in named]  # type: ignore[attr-defined]
             if errs:
                 raise InvalidError(errs, prefix=f'{kind.kind} "{name}" is invalid: ')
             extra: list[Op] = []

@@ -124,12 +124,19 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
         @functools.wraps(fn)
         async def handler(self: Any, raw: bytes, context: grpc.aio.ServicerContext) -> bytes | Message:
             start = time.perf_counter()
-            resource, code = "", "OK"
+            resource = ""
+
+            def count(code: str) -> None:
+                # Before the answer leaves: abort() sends the status at once, and a client that then
+                # scrapes the metrics must see its own request counted.
+                LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
+                REQUESTS.labels(verb, resource, code).inc()
+
             try:
                 with self.admission.admit(kind, context.peer()):
                     req = _parse(cls, raw)
                     resource = _resource_of(req)
-                    return await fn(self, req)
+                    result = await fn(self, req)
             except ApiError as e:
                 code = e.code.name
                 message = _status_message(e)
@@ -137,16 +144,18 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                 if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
                                   grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
                     log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
+                count(code)
                 await context.abort(e.code, message)
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
+                    count("CANCELLED")
                     raise
-                code = "INTERNAL"
                 log.exception("request_crashed", verb=verb, resource=resource)
+                count("INTERNAL")
                 await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
-            finally:
-                LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
-                REQUESTS.labels(verb, resource, code).inc()
+            else:
+                count("OK")
+                return result
             raise AssertionError("unreachable")
 
         return handler
