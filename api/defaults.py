@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
-from api.pb import apps_pb2, core_pb2
+from api.pb import apps_pb2, core_pb2, scheduling_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
@@ -194,6 +194,11 @@ def event(ev: core_pb2.Event) -> None:
         ev.count = 1
 
 
+def priority_class(pc: scheduling_pb2.PriorityClass) -> None:
+    if not pc.HasField("preemption_policy"):
+        pc.preemption_policy = "PreemptLowerPriority"
+
+
 _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Pod": pod,
     "Service": service,
@@ -202,6 +207,7 @@ _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Namespace": namespace,
     "Node": node,
     "Event": event,
+    "PriorityClass": priority_class,
 }
 
 
