@@ -87,8 +87,6 @@ def pod_spec(spec: core_pb2.PodSpec, *, toleration_seconds: int | None) -> None:
         spec.scheduler_name = "default-scheduler"
     if not spec.HasField("enable_service_links"):
         spec.enable_service_links = True
-    if not spec.HasField("priority"):
-        spec.priority = 0
     if spec.service_account and not spec.service_account_name:
         spec.service_account_name = spec.service_account
     for v in spec.volumes:

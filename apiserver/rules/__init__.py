@@ -43,6 +43,7 @@ event        expiry, allowed in a terminating namespace
 lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
+priorityclass the system classes: created at start, never deleted
 """
 
 from __future__ import annotations
