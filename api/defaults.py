@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
-from api.pb import apps_pb2, core_pb2
+from api.pb import apps_pb2, core_pb2, scheduling_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
@@ -87,8 +87,6 @@ def pod_spec(spec: core_pb2.PodSpec, *, toleration_seconds: int | None) -> None:
         spec.scheduler_name = "default-scheduler"
     if not spec.HasField("enable_service_links"):
         spec.enable_service_links = True
-    if not spec.HasField("priority"):
-        spec.priority = 0
     if spec.service_account and not spec.service_account_name:
         spec.service_account_name = spec.service_account
     for v in spec.volumes:
@@ -194,6 +192,11 @@ def event(ev: core_pb2.Event) -> None:
         ev.count = 1
 
 
+def priority_class(pc: scheduling_pb2.PriorityClass) -> None:
+    if not pc.HasField("preemption_policy"):
+        pc.preemption_policy = "PreemptLowerPriority"
+
+
 _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Pod": pod,
     "Service": service,
@@ -202,6 +205,7 @@ _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Namespace": namespace,
     "Node": node,
     "Event": event,
+    "PriorityClass": priority_class,
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, core_pb2
+from api.pb import api_pb2, apps_pb2, core_pb2, scheduling_pb2
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("ReplicaSet", "replicasets", ("rs",), True, "apps/v1", apps_pb2.ReplicaSet, "replica_set"),
     Kind("Deployment", "deployments", ("deploy",), True, "apps/v1", apps_pb2.Deployment, "deployment"),
     Kind("Lease", "leases", (), True, "coordination.k8s.io/v1", apps_pb2.Lease, "lease", False),
+    Kind("PriorityClass", "priorityclasses", ("pc",), False, "scheduling.k8s.io/v1", scheduling_pb2.PriorityClass,
+         "priority_class", False),
 )
 
 _BY_NAME: dict[str, Kind] = {}

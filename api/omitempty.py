@@ -75,6 +75,8 @@ ALWAYS: dict[str, frozenset[str]] = {
     "DeploymentCondition": frozenset({"type", "status"}),
     "PodTemplateSpec": frozenset({"metadata", "spec"}),
     "Lease": frozenset({"metadata", "spec"}),
+    # scheduling.k8s.io/v1
+    "PriorityClass": frozenset({"metadata", "value"}),
 }
 
 _PACKAGE = "kubelite.v1."

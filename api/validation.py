@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from api import intstr, kinds, labels, names, quantity, text
 from api.errors import FieldError
-from api.pb import apps_pb2, core_pb2, meta_pb2
+from api.pb import apps_pb2, core_pb2, meta_pb2, scheduling_pb2
 
 Errs = list[FieldError]
 
@@ -26,6 +26,11 @@ DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 NODE_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
+# Priority classes: users' values stay at or below this; names with the prefix are the system's own.
+HIGHEST_USER_DEFINABLE_PRIORITY = 1_000_000_000
+SYSTEM_PRIORITY_CLASS_PREFIX = "system-"
+SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
 HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
                    "BlockDevice")
 FIELD_REF_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
@@ -383,9 +388,8 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
         if tsc.when_unsatisfiable not in ("DoNotSchedule", "ScheduleAnyway"):
             errs.append(_unsupported(f"{p}.whenUnsatisfiable", tsc.when_unsatisfiable,
                                      ("DoNotSchedule", "ScheduleAnyway")))
-    if spec.HasField("preemption_policy") and spec.preemption_policy not in ("PreemptLowerPriority", "Never"):
-        errs.append(_unsupported(f"{path}.preemptionPolicy", spec.preemption_policy,
-                                 ("PreemptLowerPriority", "Never")))
+    if spec.HasField("preemption_policy") and spec.preemption_policy not in PREEMPTION_POLICIES:
+        errs.append(_unsupported(f"{path}.preemptionPolicy", spec.preemption_policy, PREEMPTION_POLICIES))
     for i, ha in enumerate(spec.host_aliases):
         _ip(ha.ip, f"{path}.hostAliases[{i}].ip", errs)
 
@@ -626,6 +630,41 @@ def validate_lease(lease: apps_pb2.Lease, errs: Errs) -> None:
                                lease.spec.lease_duration_seconds))
 
 
+# ---------------------------------------------------------------- priority classes
+
+
+def validate_priority_class(pc: scheduling_pb2.PriorityClass, errs: Errs) -> None:
+    """The `system-` prefix is reserved for the system's classes, with their values; users' values are bounded."""
+    name = pc.metadata.name
+    if name.startswith(SYSTEM_PRIORITY_CLASS_PREFIX):
+        why = ""
+        if name not in SYSTEM_PRIORITY_CLASSES:
+            why = f"{name} is not a known system priority class"
+        elif pc.value != SYSTEM_PRIORITY_CLASSES[name]:
+            why = f"value of {name} PriorityClass must be {SYSTEM_PRIORITY_CLASSES[name]}"
+        elif pc.global_default:
+            why = f"globalDefault of {name} PriorityClass must be false"
+        if why:
+            errs.append(FieldError("metadata.name", "Forbidden",
+                                   f"priority class names with '{SYSTEM_PRIORITY_CLASS_PREFIX}' prefix are reserved "
+                                   f"for system use only. error: {why}"))
+    elif pc.value > HIGHEST_USER_DEFINABLE_PRIORITY:
+        errs.append(FieldError("value", "Forbidden", f"maximum allowed value of a user defined priority is "
+                                                     f"{HIGHEST_USER_DEFINABLE_PRIORITY}"))
+    if pc.HasField("preemption_policy") and pc.preemption_policy not in PREEMPTION_POLICIES:
+        errs.append(_unsupported("preemptionPolicy", pc.preemption_policy, PREEMPTION_POLICIES))
+
+
+def validate_priority_class_update(new: scheduling_pb2.PriorityClass, old: scheduling_pb2.PriorityClass,
+                                   errs: Errs) -> None:
+    """A class's value and preemptionPolicy are fixed: pods already carry them."""
+    if new.value != old.value:
+        errs.append(FieldError("value", "Forbidden", "may not be changed in an update."))
+    if new.preemption_policy != old.preemption_policy or \
+            new.HasField("preemption_policy") != old.HasField("preemption_policy"):
+        errs.append(FieldError("preemptionPolicy", "Invalid value", "field is immutable", new.preemption_policy))
+
+
 _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Pod": validate_pod,
     "Service": validate_service,
@@ -635,6 +674,7 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Node": validate_node,
     "Event": validate_event,
     "Lease": validate_lease,
+    "PriorityClass": validate_priority_class,
 }
 
 _NAME_RULES: dict[str, Callable[[str], str | None]] = {
@@ -648,6 +688,7 @@ _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
     "ReplicaSet": _selector_immutable,
     "Deployment": _selector_immutable,
     "Node": validate_node_update,
+    "PriorityClass": validate_priority_class_update,
 }
 
 

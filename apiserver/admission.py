@@ -1,4 +1,4 @@
-"""Admission: an ordered chain of plugins every create passes, around the kind's own rules.
+"""Admission: an ordered chain of plugins every create and update passes, around the kind's own rules.
 
 The order of a request, as in Kubernetes: authentication (server.py) →
 authorization → mutating admission (`admit`) → the kind's defaults and
@@ -10,7 +10,7 @@ and the like slot in here as plugins, in the order they are listed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -18,18 +18,21 @@ from google.protobuf.message import Message
 
 from api import kinds
 from api.errors import ForbiddenError, NotFoundError
+from api.pb import core_pb2, scheduling_pb2
 
 CREATE = "CREATE"
+UPDATE = "UPDATE"
 
 
 @dataclass(frozen=True)
 class Attributes:
     """What a plugin sees of one request."""
 
-    operation: str  # CREATE
+    operation: str  # CREATE or UPDATE
     kind: kinds.Kind
     obj: Message  # the object to write; mutating plugins change it in place
     strategy: Any  # the kind's rules (apiserver.rules.Strategy)
+    old: Message | None = None  # the stored object, on UPDATE
 
 
 class Plugin(Protocol):
@@ -70,28 +73,122 @@ class Chain:
 
 # ---------------------------------------------------------------- plugins
 
-PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
+# Kubernetes' DefaultPriorityWhenNoDefaultClassExists.
+DEFAULT_PRIORITY = 0
+PREEMPT_LOWER_PRIORITY = "PreemptLowerPriority"
+# An unknown class's error names this many of the known ones.
+_KNOWN_SHOWN = 20
+
+
+def default_class(classes: Iterable[scheduling_pb2.PriorityClass]) -> scheduling_pb2.PriorityClass | None:
+    """The global default class; if a race left several, the one with the lowest value, as Kubernetes picks."""
+    defaults = [c for c in classes if c.global_default]
+    return min(defaults, key=lambda c: (c.value, c.metadata.name)) if defaults else None
+
+
+def admit_pod_priority(pod: core_pb2.Pod, classes: Mapping[str, scheduling_pb2.PriorityClass]) -> None:
+    """Set a new pod's priority (and preemptionPolicy) from the class it names, or from the global default class.
+
+    As Kubernetes' Priority admission: an unknown class, or a priority or preemptionPolicy that differs from
+    the class's, is forbidden; without a class and without a default the priority is 0.
+    """
+    who = f'pods "{pod.metadata.name or pod.metadata.generate_name}" is forbidden: '
+    name = pod.spec.priority_class_name
+    policy: str | None
+    if name:
+        pc = classes.get(name)
+        if pc is None:
+            known = sorted(classes)
+            shown = ", ".join(known[:_KNOWN_SHOWN]) + (", ..." if len(known) > _KNOWN_SHOWN else "")
+            raise ForbiddenError(f"{who}no PriorityClass with name {name} was found (known: {shown})")
+        priority = pc.value
+        policy = pc.preemption_policy if pc.HasField("preemption_policy") else None
+    elif (pc := default_class(classes.values())) is not None:
+        pod.spec.priority_class_name = pc.metadata.name
+        priority = pc.value
+        policy = pc.preemption_policy if pc.HasField("preemption_policy") else None
+    else:
+        priority, policy = DEFAULT_PRIORITY, PREEMPT_LOWER_PRIORITY
+    if pod.spec.HasField("priority") and pod.spec.priority != priority:
+        raise ForbiddenError(f"{who}the integer value of priority ({pod.spec.priority}) must not be provided in pod "
+                             f"spec; priority admission controller computed {priority} from the given PriorityClass "
+                             f"name")
+    pod.spec.priority = priority
+    if policy is not None:
+        if pod.spec.HasField("preemption_policy") and pod.spec.preemption_policy != policy:
+            raise ForbiddenError(f"{who}the string value of PreemptionPolicy ({pod.spec.preemption_policy}) must not "
+                                 f"be provided in pod spec; priority admission controller computed {policy} from the "
+                                 f"given PriorityClass name")
+        pod.spec.preemption_policy = policy
+
+
+def keep_pod_priority(new: core_pb2.Pod, old: core_pb2.Pod) -> None:
+    """An update that leaves out the priority or preemptionPolicy admission set keeps the stored ones."""
+    if not new.spec.HasField("priority") and old.spec.HasField("priority"):
+        new.spec.priority = old.spec.priority
+    if not new.spec.HasField("preemption_policy") and old.spec.HasField("preemption_policy"):
+        new.spec.preemption_policy = old.spec.preemption_policy
+
+
+def check_one_default(pc: scheduling_pb2.PriorityClass, classes: Iterable[scheduling_pb2.PriorityClass],
+                      operation: str) -> None:
+    """A class may become the global default only while no other class is."""
+    if not pc.global_default:
+        return
+    current = default_class(classes)
+    if current is not None and (operation == CREATE or current.metadata.name != pc.metadata.name):
+        raise ForbiddenError(f'priorityclasses.scheduling.k8s.io "{pc.metadata.name}" is forbidden: PriorityClass '
+                             f"{current.metadata.name} is already marked as default. Only one default can exist")
+
+
+class _StoredClasses:
+    """The priority classes in the watch cache, once it holds this server's own writes of them."""
+
+    def __init__(self, cache: Any, written: Callable[[str], int]) -> None:
+        self.cache = cache
+        self.written = written
+        self.kind = kinds.lookup("priorityclasses")
+
+    async def get(self) -> dict[str, scheduling_pb2.PriorityClass]:
+        await self.cache.wait_for(self.written(self.kind.resource))
+        return {e.obj.metadata.name: e.obj for e in self.cache.store(self.kind).objects.values()}
 
 
 class Priority:
-    """Pods naming a priority class get its value; unknown classes are refused (Kubernetes' Priority)."""
+    """Pods get the priority of the PriorityClass they name, or of the global default (Kubernetes' Priority)."""
 
     name = "Priority"
     kinds: ClassVar[frozenset[str] | None] = frozenset({"Pod"})
-    operations = frozenset({CREATE})
+    operations = frozenset({CREATE, UPDATE})
+
+    def __init__(self, cache: Any, written: Callable[[str], int]) -> None:
+        self.classes = _StoredClasses(cache, written)
 
     async def admit(self, a: Attributes) -> None:
-        pod: Any = a.obj
-        cls = pod.spec.priority_class_name
-        if cls and cls not in PRIORITY_CLASSES:
-            # Templates may name anything, pods may not.
-            raise ForbiddenError(f'pods "{pod.metadata.name or pod.metadata.generate_name}" is forbidden: no '
-                                 f"PriorityClass with name {cls} was found (known: {', '.join(PRIORITY_CLASSES)})")
-        if cls in PRIORITY_CLASSES and not pod.spec.HasField("priority"):
-            pod.spec.priority = PRIORITY_CLASSES[cls]
+        if a.operation == UPDATE:
+            keep_pod_priority(a.obj, a.old)  # type: ignore[arg-type]
+            return
+        admit_pod_priority(a.obj, await self.classes.get())  # type: ignore[arg-type]
 
     async def validate(self, a: Attributes) -> None:
         pass
+
+
+class PriorityClassDefault:
+    """At most one PriorityClass is the global default (the other half of Kubernetes' Priority plugin)."""
+
+    name = "PriorityClassDefault"
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"PriorityClass"})
+    operations = frozenset({CREATE, UPDATE})
+
+    def __init__(self, cache: Any, written: Callable[[str], int]) -> None:
+        self.classes = _StoredClasses(cache, written)
+
+    async def admit(self, a: Attributes) -> None:
+        pass
+
+    async def validate(self, a: Attributes) -> None:
+        check_one_default(a.obj, (await self.classes.get()).values(), a.operation)  # type: ignore[arg-type]
 
 
 class NamespaceLifecycle:

@@ -1,7 +1,7 @@
 """The generic verbs over every kind: create, get, list, update, update-status, delete, watch, subresources.
 
 It names no kind: what differs between kinds is each kind's strategy
-(apiserver/rules/), and what every create must pass is the admission chain
+(apiserver/rules/), and what every create and update must pass is the admission chain
 (apiserver/admission.py).
 
 Reads come from the watch cache once it has applied every write this server
@@ -86,7 +86,8 @@ class Registry:
         self.last_rev = 0
         self._written: dict[str, int] = {}  # per resource, the newest revision at which this server wrote it
         self.admission = admission.Chain(plugins if plugins is not None else [
-            admission.Priority(),
+            admission.Priority(cache, self.written),
+            admission.PriorityClassDefault(cache, self.written),
             admission.NamespaceLifecycle(cache, self.written),
         ])
         self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, reuse until)
@@ -297,7 +298,10 @@ class Registry:
             if new is None:
                 return entry.item
             errs: list[FieldError] = []
+            attrs: admission.Attributes | None = None
             if path == _UPDATE:
+                attrs = admission.Attributes(admission.UPDATE, kind, new, strategy, entry.obj)
+                await self.admission.admit(attrs)
                 self._keep_server_fields(new, entry.obj, kind, strategy)
                 errs = strategy.validate_update(new, entry.obj)
             elif path == _STATUS:
@@ -308,6 +312,8 @@ class Registry:
                 errs += [e for e in text.control_errors(new.status, "status") if e.path not in named]  # type: ignore[attr-defined]
             if errs:
                 raise InvalidError(errs, prefix=f'{kind.kind} "{name}" is invalid: ')
+            if attrs is not None:
+                await self.admission.validate(attrs)
             extra: list[Op] = []
             requested: set[str] = set()
             if allocates:

@@ -43,6 +43,7 @@ from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
 from apiserver.rules import namespace as namespace_rules
 from apiserver.rules import pod as pod_rules
+from apiserver.rules import priorityclass as priorityclass_rules
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
 from apiserver.storage.limits import Limits
 
@@ -454,7 +455,7 @@ class ApiServer:
                 tg.create_task(self.cache.run())
                 tg.create_task(self.cache.run_bookmarks())
                 await self._wait_ready()
-                await self._ensure_namespaces()
+                await self._ensure_system_objects()
                 if self.config.metrics_port:
                     # Before serving: a metrics port that cannot be bound stops the server before it
                     # ever reports SERVING, not just after.
@@ -478,10 +479,11 @@ class ApiServer:
             await self.storage.close()
             log.info("apiserver_stopped")
 
-    async def _ensure_namespaces(self) -> None:
-        for ns in namespace_rules.system_namespaces():
+    async def _ensure_system_objects(self) -> None:
+        """The namespaces and priority classes every cluster has."""
+        for obj in (*namespace_rules.system_namespaces(), *priorityclass_rules.system_priority_classes()):
             with contextlib.suppress(AlreadyExistsError):
-                await self.registry.create(kinds.wrap(ns))
+                await self.registry.create(kinds.wrap(obj))
 
     async def _wait_ready(self) -> None:
         while not self.cache.ready.is_set():

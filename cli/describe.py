@@ -6,7 +6,7 @@ import click
 from google.protobuf.message import Message
 
 from api import convert, kinds, labels
-from api.pb import apps_pb2, core_pb2
+from api.pb import apps_pb2, core_pb2, scheduling_pb2
 from cli import printers
 from cli.common import connection_options, run
 from client.api import Client
@@ -232,8 +232,15 @@ def _endpoints(lines: Lines, e: core_pb2.Endpoints) -> None:
             lines.append(f"    {p.name or '<unset>'}  {p.port}/{p.protocol}")
 
 
+def _priority_class(lines: Lines, pc: scheduling_pb2.PriorityClass) -> None:
+    _kv(lines, "Value", pc.value)
+    _kv(lines, "GlobalDefault", str(pc.global_default).lower())
+    _kv(lines, "PreemptionPolicy", pc.preemption_policy)
+    _kv(lines, "Description", pc.description)
+
+
 _DETAIL = {"Pod": _pod, "Deployment": _deployment, "ReplicaSet": _replicaset, "Service": _service, "Node": _node,
-           "Endpoints": _endpoints}
+           "Endpoints": _endpoints, "PriorityClass": _priority_class}
 
 
 async def describe_text(client: Client, obj: Message) -> str:

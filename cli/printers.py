@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import convert, kinds
-from api.pb import apps_pb2, core_pb2
+from api.pb import apps_pb2, core_pb2, scheduling_pb2
 
 Row = list[str]
 
@@ -209,6 +209,11 @@ def _leases(lease: apps_pb2.Lease, wide: bool) -> Row:
     return [lease.metadata.name, lease.spec.holder_identity or "<none>", age(lease.metadata.creation_timestamp)]
 
 
+def _priority_classes(pc: scheduling_pb2.PriorityClass, wide: bool) -> Row:
+    return [pc.metadata.name, str(pc.value), str(pc.global_default).lower(), age(pc.metadata.creation_timestamp),
+            pc.preemption_policy]
+
+
 COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE", "NOMINATED NODE"], _pods),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _services),
@@ -222,6 +227,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _endpoints),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _events),
     "Lease": (["NAME", "HOLDER", "AGE"], [], _leases),
+    "PriorityClass": (["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"], [], _priority_classes),
 }
 
 
@@ -248,7 +254,7 @@ def table(rows: Sequence[Row], header: Sequence[str] | None) -> str:
 def name_of(obj: Message) -> str:
     kind = kinds.of(obj)
     group = kind.group
-    prefix = f"{kind.kind.lower()}.{group.split('.')[0] if '.' in group else group}" if group else kind.kind.lower()
+    prefix = f"{kind.kind.lower()}.{group}" if group else kind.kind.lower()
     return f"{prefix}/{obj.metadata.name}"  # type: ignore[attr-defined]
 
 

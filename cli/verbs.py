@@ -1,4 +1,4 @@
-"""Smaller verbs: create namespace, api-resources, label, annotate, scale, cordon, taint, version."""
+"""Smaller verbs: create namespace and priorityclass, api-resources, label, annotate, scale, cordon, taint, version."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from api import kinds, labels
+from api import defaults, kinds, labels, validation
 from api.errors import ApiError
-from api.pb import core_pb2
+from api.pb import core_pb2, scheduling_pb2
 from cli import printers
 from cli.common import CliError, connection_options, with_client
 from client.api import Client
@@ -33,6 +33,36 @@ def create_namespace(name: str, conn: ClientConfig) -> None:
     async def go(c: Client) -> None:
         ns = await c.create(core_pb2.Namespace(metadata={"name": name}))
         click.echo(f"{printers.name_of(ns)} created")
+
+    with_client(conn, go)
+
+
+@create.command("priorityclass")
+@click.argument("name")
+@click.option("--value", type=click.IntRange(-2**31, 2**31 - 1), default=0, show_default=True,
+              help="the priority of pods naming this class")
+@click.option("--global-default", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+              help="pods without a priorityClassName get this class (--global-default or --global-default=BOOL)")
+@click.option("--preemption-policy", default="PreemptLowerPriority", show_default=True,
+              help="PreemptLowerPriority or Never (pods of the class never preempt others)")
+@click.option("--description", default="", help="when this class should be used")
+@connection_options
+def create_priorityclass(name: str, value: int, global_default: bool, preemption_policy: str, description: str,
+                         conn: ClientConfig) -> None:
+    """Create a priority class (as `kubectl create priorityclass`)."""
+    pc = scheduling_pb2.PriorityClass(metadata={"name": name}, value=value, global_default=global_default,
+                                      description=description, preemption_policy=preemption_policy)
+    check = scheduling_pb2.PriorityClass()
+    check.CopyFrom(pc)
+    defaults.apply(check)
+    errs = validation.validate(check)
+    if errs:
+        click.echo(f'error: PriorityClass "{name}" is invalid: ' + "; ".join(str(e) for e in errs), err=True)
+        sys.exit(1)
+
+    async def go(c: Client) -> None:
+        created = await c.create(pc)
+        click.echo(f"{printers.name_of(created)} created")
 
     with_client(conn, go)
 

@@ -38,11 +38,12 @@ strategy     Strategy (the interface, and a plain kind's rules), Config, Index
 pod          defaults and tolerations, graceful delete, binding, the kubelet's status, the by-node index
 service      cluster IP, NodePort and load-balancer allocation
 namespace    the kubernetes finalizer, Terminating, system namespaces
-node         status writes check the reported capacities
+node         NoExecute taints stamped with timeAdded; status writes check the reported capacities
 event        expiry, allowed in a terminating namespace
 lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
+priorityclass the system classes: created at start, never deleted
 """
 
 from __future__ import annotations

