@@ -44,6 +44,11 @@ lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
 priorityclass the system classes: created at start, never deleted
+job          a selector generated from the Job's uid; orphaning delete; status is the controller's
+cronjob      orphaning delete; status is the controller's
+daemonset    orphaning delete; status is the controller's
+statefulset  scalable, orphaning delete; status is the controller's
+poddisruptionbudget status is the disruption controller's and the eviction subresource's
 """
 
 from __future__ import annotations

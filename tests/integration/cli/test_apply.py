@@ -43,12 +43,11 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 @pytest.mark.parametrize(("kind", "api_version"), [
-    pytest.param("StatefulSet", "apps/v1", id="statefulset"),
-    pytest.param("CronJob", "batch/v1", id="cronjob"),
+    pytest.param("HorizontalPodAutoscaler", "autoscaling/v2", id="hpa"),
+    pytest.param("PodSecurityPolicy", "policy/v1beta1", id="podsecuritypolicy"),
     pytest.param("Ingress", "networking.k8s.io/v1", id="ingress"),
     pytest.param("ConfigMap", "v1", id="configmap"),
-    pytest.param("DaemonSet", "apps/v1", id="daemonset"),
-    pytest.param("Job", "batch/v1", id="job"),
+    pytest.param("CustomResourceDefinition", "apiextensions.k8s.io/v1", id="crd"),
 ])
 async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client, tmp_path: Path, kind: str,
                                              api_version: str) -> None:
@@ -60,8 +59,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0] == (f'error: {path} (document 2): kind "{kind}" is not supported; supported kinds: '
-                                   "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
-                                   "PriorityClass")
+                                   f"{kinds.SUPPORTED_TEXT}")
     assert result.err_lines[-1] == "error: 1 of 2 documents are invalid; nothing was applied"
     assert result.out == ""
     assert await snapshot(client) == before

@@ -46,7 +46,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("set", "image", "deployment/web", "web=busybox", *NO_SERVER), DOWN),
     # the user's verbs against a server that lacks what they name, or with bad input
     (("get", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
-    (("get", "statefulsets", "--server", "{server}"), "doesn't have a resource type"),
+    (("get", "horizontalpodautoscalers", "--server", "{server}"), "doesn't have a resource type"),
     (("describe", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
     (("delete", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
     (("apply", "-f", "{tmp}/missing.yaml", "--server", "{server}"), "missing.yaml"),
