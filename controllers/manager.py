@@ -27,6 +27,7 @@ from controllers.gc.controller import GarbageCollector
 from controllers.gc.namespace import NamespaceController
 from controllers.gc.pods import PodGarbageCollector
 from controllers.informers import SharedInformers
+from controllers.job.controller import JobController
 from controllers.nodelifecycle.controller import DEFAULT_GRACE, DEFAULT_MONITOR_PERIOD, NodeLifecycleController
 from controllers.nodelifecycle.taintmanager import TaintManager
 from controllers.replicaset.controller import ReplicaSetController
@@ -35,7 +36,7 @@ log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
-CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace")
+CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace", "job")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -71,6 +72,8 @@ class Config:
     endpoints_workers: int = 4
     gc_workers: int = 4
     eviction_workers: int = 16
+    job_workers: int = 4
+    job_backoff: float = 10.0  # the first backoff after a Job's pod failed; doubles per failure
 
 
 class ControllerManager:
@@ -115,6 +118,8 @@ class ControllerManager:
                 ("podgc", PodGarbageCollector(client, informers)),
             ],
             "namespace": lambda: [("namespace", NamespaceController(client, informers))],
+            "job": lambda: [("job", JobController(client, informers, workers=c.job_workers,
+                                                  backoff_base=c.job_backoff))],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:
