@@ -16,6 +16,7 @@ timestamps   Timestamps <-> float seconds, "now"
 pods         pod phase predicates: terminal, terminating, active
 deployments  the Deployment vocabulary shared by the controller and the CLI (annotations, conditions, revisions)
 jobs         the Job vocabulary: labels, conditions, reasons, the generated selector, completed indexes
+placement    node selector, required node affinity and tolerations: may a pod go to a node
 logs         structlog configured once per process
 text         control characters refused in fields; messages escaped onto one line
 limits       limits clients and the apiserver agree on (largest object)

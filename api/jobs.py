@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from api import convert, timestamps
 from api.pb import batch_pb2, meta_pb2
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
@@ -87,3 +88,25 @@ def parse_indexes(text: str, completions: int) -> set[int]:
             continue
         out.update(i for i in range(max(0, lo), min(hi, completions - 1) + 1))
     return out
+
+
+def job_name(cj: batch_pb2.CronJob, scheduled: float) -> str:
+    """Kubernetes' name for the Job a CronJob makes for a scheduled time: <cronjob>-<minutes since the epoch>."""
+    return f"{cj.metadata.name}-{int(scheduled) // 60}"
+
+
+def job_from_template(cj: batch_pb2.CronJob, scheduled: float | None, controller: meta_pb2.OwnerReference, *,
+                      name: str = "") -> batch_pb2.Job:
+    """A Job from a CronJob's jobTemplate: one it scheduled (named for its time), or one made by hand (`name`,
+    as `create job --from=cronjob/NAME`), controlled by the CronJob either way."""
+    t = cj.spec.job_template
+    job = batch_pb2.Job(metadata={"name": name or job_name(cj, scheduled or 0.0), "namespace": cj.metadata.namespace})
+    job.metadata.labels.update(t.metadata.labels)
+    job.metadata.annotations.update(t.metadata.annotations)
+    if scheduled is not None:
+        job.metadata.annotations[CRONJOB_SCHEDULED_TIMESTAMP] = convert.format_time(timestamps.timestamp(scheduled))
+    else:
+        job.metadata.annotations[CREATED_BY_MANUAL] = "manual"
+    job.metadata.owner_references.add().CopyFrom(controller)
+    job.spec.CopyFrom(t.spec)
+    return job

@@ -21,6 +21,8 @@ from client.api import Client
 from client.config import ClientConfig
 from client.leader import LeaderElector
 from controllers.base import QueueController
+from controllers.cronjob.controller import CronJobController
+from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
 from controllers.endpoints.controller import EndpointsController
 from controllers.gc.controller import GarbageCollector
@@ -36,7 +38,8 @@ log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
-CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace", "job")
+CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace", "job",
+               "cronjob", "daemonset")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -120,6 +123,8 @@ class ControllerManager:
             "namespace": lambda: [("namespace", NamespaceController(client, informers))],
             "job": lambda: [("job", JobController(client, informers, workers=c.job_workers,
                                                   backoff_base=c.job_backoff))],
+            "cronjob": lambda: [("cronjob", CronJobController(client, informers))],
+            "daemonset": lambda: [("daemonset", DaemonSetController(client, informers))],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:
