@@ -33,13 +33,14 @@ from controllers.job.controller import JobController
 from controllers.nodelifecycle.controller import DEFAULT_GRACE, DEFAULT_MONITOR_PERIOD, NodeLifecycleController
 from controllers.nodelifecycle.taintmanager import TaintManager
 from controllers.replicaset.controller import ReplicaSetController
+from controllers.statefulset.controller import StatefulSetController
 
 log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
 CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace", "job",
-               "cronjob", "daemonset")
+               "cronjob", "daemonset", "statefulset")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -125,6 +126,7 @@ class ControllerManager:
                                                   backoff_base=c.job_backoff))],
             "cronjob": lambda: [("cronjob", CronJobController(client, informers))],
             "daemonset": lambda: [("daemonset", DaemonSetController(client, informers))],
+            "statefulset": lambda: [("statefulset", StatefulSetController(client, informers))],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:
