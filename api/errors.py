@@ -143,6 +143,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: ForbiddenError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
+    grpc.StatusCode.INTERNAL: InternalError,
 }
 
 

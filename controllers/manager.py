@@ -24,6 +24,7 @@ from controllers.base import QueueController
 from controllers.cronjob.controller import CronJobController
 from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
+from controllers.disruption.controller import DisruptionController
 from controllers.endpoints.controller import EndpointsController
 from controllers.gc.controller import GarbageCollector
 from controllers.gc.namespace import NamespaceController
@@ -40,7 +41,7 @@ log = structlog.get_logger()
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
 CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace", "job",
-               "cronjob", "daemonset", "statefulset")
+               "cronjob", "daemonset", "statefulset", "disruption")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -127,6 +128,7 @@ class ControllerManager:
             "cronjob": lambda: [("cronjob", CronJobController(client, informers))],
             "daemonset": lambda: [("daemonset", DaemonSetController(client, informers))],
             "statefulset": lambda: [("statefulset", StatefulSetController(client, informers))],
+            "disruption": lambda: [("disruption", DisruptionController(client, informers))],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:
