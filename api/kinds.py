@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, core_pb2
+from api.pb import api_pb2, apps_pb2, core_pb2, storage_pb2
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,14 @@ KINDS: tuple[Kind, ...] = (
     Kind("ReplicaSet", "replicasets", ("rs",), True, "apps/v1", apps_pb2.ReplicaSet, "replica_set"),
     Kind("Deployment", "deployments", ("deploy",), True, "apps/v1", apps_pb2.Deployment, "deployment"),
     Kind("Lease", "leases", (), True, "coordination.k8s.io/v1", apps_pb2.Lease, "lease", False),
+    Kind("ConfigMap", "configmaps", ("cm",), True, "v1", core_pb2.ConfigMap, "config_map", False),
+    Kind("Secret", "secrets", (), True, "v1", core_pb2.Secret, "secret", False),
+    Kind("PersistentVolume", "persistentvolumes", ("pv",), False, "v1", core_pb2.PersistentVolume,
+         "persistent_volume"),
+    Kind("PersistentVolumeClaim", "persistentvolumeclaims", ("pvc",), True, "v1", core_pb2.PersistentVolumeClaim,
+         "persistent_volume_claim"),
+    Kind("StorageClass", "storageclasses", ("sc",), False, "storage.k8s.io/v1", storage_pb2.StorageClass,
+         "storage_class", False),
 )
 
 _BY_NAME: dict[str, Kind] = {}

@@ -43,6 +43,8 @@ event        expiry, allowed in a terminating namespace
 lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
+persistentvolume       the pv-protection finalizer
+persistentvolumeclaim  the pvc-protection finalizer
 """
 
 from __future__ import annotations

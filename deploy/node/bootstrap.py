@@ -22,6 +22,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from apiserver import encryption
 from apiserver.storage import limits
 from deploy.node import containerd
 from deploy.node.launch import Launcher
@@ -60,6 +61,11 @@ class ControlPlaneSpec:
     def server(self) -> str:
         return f"{self.address}:{self.api_port}"
 
+    @property
+    def encryption_config(self) -> Path:
+        """The Secrets' encryption key (apiserver/encryption.py), made with the cluster."""
+        return self.data_dir / "encryption-config.yaml"
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -96,7 +102,8 @@ def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
 def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
     argv = [*kubelite_argv(), "apiserver", "--etcd-servers", "http://127.0.0.1:2379",
             "--listen", f"{spec.address}:{spec.api_port}", "--service-cidr", spec.service_cidr,
-            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level]
+            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level,
+            "--encryption-provider-config", str(spec.encryption_config)]
     if spec.socket:
         argv += ["--listen", f"unix://{spec.socket}"]
     if spec.lb_pool:
@@ -162,6 +169,7 @@ def _names(spec_name: str, role: str, launcher: Launcher) -> str:
 async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
     """Start etcd and the apiserver, wait until it serves, then the other control-plane daemons."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
+    encryption.ensure_file(spec.encryption_config)
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
     target = f"unix://{spec.socket}" if spec.socket else spec.server

@@ -46,7 +46,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     pytest.param("StatefulSet", "apps/v1", id="statefulset"),
     pytest.param("CronJob", "batch/v1", id="cronjob"),
     pytest.param("Ingress", "networking.k8s.io/v1", id="ingress"),
-    pytest.param("ConfigMap", "v1", id="configmap"),
+    pytest.param("ServiceAccount", "v1", id="serviceaccount"),
     pytest.param("DaemonSet", "apps/v1", id="daemonset"),
     pytest.param("Job", "batch/v1", id="job"),
 ])
@@ -119,12 +119,12 @@ async def test_every_bad_document_is_reported(kubelite: Kubelite, client: Client
     """Each invalid document of a file gets its own line; the count says how many of how many."""
     path = tmp_path / "several.yaml"
     path.write_text(POD.format(name="good") + "---\n" + POD.format(name="Bad") + "---\n"
-                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n")
+                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n")
     before = await snapshot(client)
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0].startswith(f"error: {path} (document 2): Pod \"Bad\" is invalid: metadata.name:")
-    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"Secret\" is not supported")
+    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"ServiceAccount\" is not supported")
     assert result.err_lines[2] == "error: 2 of 4 documents are invalid; nothing was applied"
     assert await snapshot(client) == before
 
