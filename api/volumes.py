@@ -29,6 +29,17 @@ BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
 
+# kubelite's dynamic provisioner of directories on the node that runs the claim's first pod.
+LOCAL_PATH = "kubelite.io/local-path"
+# On volumes it made: kept until their node removed the directory.
+LOCAL_PATH_FINALIZER = "kubelite.io/local-path"
+# On volumes it made: the node that holds the directory (its kubelet watches by it).
+LOCAL_PATH_NODE = "kubelite.io/local-path-node"
+# On nodes: the directory their local-path volumes live under (the kubelet sets it).
+LOCAL_PATH_DIR = "kubelite.io/local-path-dir"
+# In a node's capacity and allocatable: the bytes its local-path volumes may claim in all.
+LOCAL_PATH_CAPACITY = "kubelite.io/local-path"
+
 # Kubernetes' scheduler reasons (volumebinding and volumerestrictions plugins).
 REASON_NODE_CONFLICT = "node(s) had volume node affinity conflict"
 REASON_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
