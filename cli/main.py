@@ -24,6 +24,7 @@ from cli.daemons import (
     lab,
     proxy,
     scheduler,
+    secrets,
     supervise,
 )
 
@@ -35,6 +36,7 @@ MODULES = (
     lab,
     images,
     chaos,
+    secrets,
     apiserver,
     scheduler,
     controllermanager,

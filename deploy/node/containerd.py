@@ -487,6 +487,11 @@ def _unmount_all(root: Path) -> list[str]:
     return _mounts_under(root)
 
 
+def unmount_all(root: Path) -> list[str]:
+    """Unmount everything under `root` (a node's pod volumes left by a stopped kubelet); what is still mounted."""
+    return _unmount_all(root)
+
+
 async def stop_and_clean(node_dir: Path, *, keep_logs: bool = True) -> None:
     """Stop the node's containerd and leave nothing of it behind.
 
