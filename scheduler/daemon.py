@@ -138,7 +138,7 @@ class Term:
         self._tg: asyncio.TaskGroup | None = None
         self.nodes.add_handlers(self._node_added, self._node_updated, self._node_deleted)
         self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
-        # Claims, volumes and classes for VolumeBinding; their stores are the snapshot's live views.
+        # Claims, volumes and classes for VolumeBinding; each decision reads their stores.
         self.claims: Informer[core_pb2.PersistentVolumeClaim] = Informer(client, "persistentvolumeclaims",
                                                                          name="scheduler-claims")
         self.volumes: Informer[core_pb2.PersistentVolume] = Informer(client, "persistentvolumes",
@@ -221,6 +221,9 @@ class Term:
             return False
         self.counters.attempts += 1
         start = time.perf_counter()
+        storage = self.cache.snapshot.storage
+        # The informers' current stores (a relist replaces them).
+        storage.claims, storage.volumes, storage.classes = self.claims.store, self.volumes.store, self.classes.store
         result = self.framework.schedule(info, self.cache.snapshot)
         if result.node:
             self.cache.clear_nomination(key)
