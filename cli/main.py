@@ -50,7 +50,7 @@ MODULES = (
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
 DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
-                     "supervise"})
+                     "supervise", "registry"})
 
 
 class _Main(click.Group):

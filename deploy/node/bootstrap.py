@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from apiserver import encryption
 from apiserver.storage import limits
-from deploy.node import containerd
+from deploy.node import containerd, registry
 from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
@@ -177,6 +177,8 @@ async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) ->
     launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
+    launcher.start("registry", [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
+                                "--log-level", spec.log_level], netns=spec.netns)
     log.info("control_plane_started", address=spec.address)
 
 
@@ -185,6 +187,7 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         name=spec.name, node_dir=spec.node_dir / "containerd",
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
+        registry_mirror=f"http://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
     )
 
 

@@ -1,8 +1,7 @@
 """ConfigMaps, Secrets and persistent volumes on a 3-node lab, driven through the CLI as a user would.
 
-The documentation's ConfigMap, Secret, PersistentVolume and claim manifests apply unchanged; its pods name
-registry images (nginx, redis, registry.k8s.io/busybox) that a lab without a registry cannot pull, so their
-copies here differ only in the image (the lab's busybox) and, for long-running ones, a command that stays up.
+The documentation's manifests apply unchanged, pods included: the images they name (nginx, redis,
+registry.k8s.io/busybox) are pulled from the lab's registry, which serves busybox stand-ins for them.
 """
 
 from __future__ import annotations
@@ -25,24 +24,6 @@ from .lab import Lab, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "tests" / "data" / "k8s-docs" / "config-and-storage"
 IMAGE = "localhost:5000/kubelite/busybox:1.35"
-
-
-def _doc(stem: str) -> dict[str, Any]:
-    return yaml.safe_load((DOCS / f"{stem}.yaml").read_text())
-
-
-def _lab_pod(stem: str, *, stay_up: bool = False) -> dict[str, Any]:
-    """A documentation pod with the lab's image (and `sleep` as its command when it must stay up)."""
-    doc = _doc(stem)
-    for c in doc["spec"]["containers"]:
-        c["image"] = IMAGE
-        if stay_up:
-            c["command"] = ["sleep", "3600"]
-    return doc
-
-
-def _apply(lab: Lab, *docs: dict[str, Any]) -> None:
-    lab.kubelite("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
 
 
 def _pod(lab: Lab, name: str) -> dict[str, Any] | None:
@@ -82,12 +63,12 @@ def test_documentation_configmap_pods_read_the_configmap(lab: Lab) -> None:
     """The ConfigMap applies unchanged; the volume pod lists its keys as files, the envFrom pod prints them."""
     lab.kubelite("apply", "-f", str(DOCS / "configmap-multikeys.yaml"))
     try:
-        _apply(lab, _lab_pod("pod-configmap-volume"))
+        lab.kubelite("apply", "-f", str(DOCS / "pod-configmap-volume.yaml"))
         wait_until(lambda: _phase(lab, "dapi-test-pod") == "Succeeded", timeout=90, what="volume pod done")
         out = lab.kubelite("logs", "dapi-test-pod").stdout.split()
         assert out == ["SPECIAL_LEVEL", "SPECIAL_TYPE"], out
         lab.kubelite("delete", "pod", "dapi-test-pod", timeout=90)
-        _apply(lab, _lab_pod("pod-configmap-envFrom"))
+        lab.kubelite("apply", "-f", str(DOCS / "pod-configmap-envFrom.yaml"))
         wait_until(lambda: _phase(lab, "dapi-test-pod") == "Succeeded", timeout=90, what="envFrom pod done")
         env = lab.kubelite("logs", "dapi-test-pod").stdout.splitlines()
         assert "SPECIAL_LEVEL=very" in env and "SPECIAL_TYPE=charm" in env, env
@@ -101,7 +82,7 @@ def test_documentation_secret_pods_on_tmpfs_and_in_env(lab: Lab) -> None:
     the env pod gets them as variables."""
     lab.kubelite("apply", "-f", str(DOCS / "secret.yaml"), "-f", str(DOCS / "mysecret.yaml"))
     try:
-        _apply(lab, _lab_pod("secret-pod", stay_up=True), _lab_pod("secret-env-pod", stay_up=True))
+        lab.kubelite("apply", "-f", str(DOCS / "secret-pod.yaml"), "-f", str(DOCS / "secret-env-pod.yaml"))
         wait_until(lambda: _running(lab, "secret-test-pod") and _running(lab, "secret-env-pod"), timeout=90,
                    what="secret pods running")
         r = lab.exec_in("secret-test-pod", "cat /etc/secret-volume/username; echo; cat /etc/secret-volume/password")
@@ -123,7 +104,7 @@ def test_documentation_secret_pods_on_tmpfs_and_in_env(lab: Lab) -> None:
 
 
 def test_documentation_persistent_volume_task(lab: Lab) -> None:
-    """pv-volume, pv-claim (unchanged) bind; the pod serves the index.html written into the volume's /mnt/data."""
+    """pv-volume and pv-claim bind; pv-pod's web server serves the index.html written into /mnt/data."""
     made = not os.path.exists("/mnt/data")
     Path("/mnt/data").mkdir(parents=True, exist_ok=True)
     index = Path("/mnt/data/index.html")
@@ -136,10 +117,12 @@ def test_documentation_persistent_volume_task(lab: Lab) -> None:
                    what="claim bound")
         pv = lab.get_json("pv", "task-pv-volume")
         assert pv["status"]["phase"] == "Bound" and pv["spec"]["claimRef"]["name"] == "task-pv-claim"
-        _apply(lab, _lab_pod("pv-pod", stay_up=True))
+        lab.kubelite("apply", "-f", str(DOCS / "pv-pod.yaml"))
         wait_until(lambda: _running(lab, "task-pv-pod"), timeout=90, what="pv pod running")
-        r = lab.exec_in("task-pv-pod", "cat /usr/share/nginx/html/index.html")
-        assert r.stdout == index.read_text(), r
+        # The task's check: the web server in the pod serves the index.html of the volume.
+        r = wait_until(lambda: lab.exec_in("task-pv-pod", "timeout 5 wget -q -O - http://localhost/").stdout,
+                       timeout=30, what="nginx serving the volume")
+        assert r == index.read_text(), r
     finally:
         _delete(lab, "pod", "task-pv-pod")
         wait_until(lambda: _gone(lab, "pod", "task-pv-pod"), timeout=90, what="pod gone")
