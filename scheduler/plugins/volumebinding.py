@@ -104,15 +104,14 @@ class VolumeBinding:
             return SUCCESS
         assert s.snapshot is not None
         st = s.snapshot.storage
-        taken = frozenset(st.assumed)  # volumes are found by claim below; claims assumed elsewhere are taken
         need_space = 0
         for pvc, provisioner in s.unbound:
             key = volumes.claim_key(pvc)
             chosen = pvc.metadata.annotations.get(volumes.SELECTED_NODE) or st.assumed.get(key)
             if chosen and chosen != node.name:
                 return unresolvable(volumes.REASON_NODE_CONFLICT, plugin=NAME)
-            if volumes.find_best_volume(pvc, st.volumes.values(), node_labels=node_labels, node_name=node.name,
-                                        taken=taken - {key}) is not None:
+            if volumes.find_best_volume(pvc, st.volumes.values(), node_labels=node_labels,
+                                        node_name=node.name) is not None:
                 continue
             if provisioner != volumes.LOCAL_PATH:
                 return unresolvable(volumes.REASON_BIND_CONFLICT, plugin=NAME)

@@ -186,6 +186,8 @@ def test_two_containers_share_a_local_path_claim_that_outlives_the_pod(lab: Lab)
         assert claim["status"]["phase"] == "Bound" and claim["spec"]["storageClassName"] == "local-path"
         node = _pod(lab, "sharing")["spec"]["nodeName"]  # type: ignore[index]
         assert claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
+        # The node reports how much local-path storage it offers (the scheduler and provisioner count it).
+        assert lab.get_json("node", node)["status"]["allocatable"]["kubelite.io/local-path"].endswith("i")
         pv = lab.get_json("pv", claim["spec"]["volumeName"])
         directory = Path(pv["spec"]["hostPath"]["path"])
         assert directory.parent == node_dir(lab.plan, node) / "kubelet" / "local-path"
