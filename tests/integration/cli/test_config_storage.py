@@ -174,3 +174,39 @@ def test_a_config_file_is_made_once_and_only_its_owner_reads_it(tmp_path: Path) 
     assert encryption.ensure_file(path) is False and path.read_text() == first
     assert path.stat().st_mode & 0o777 == 0o600
     assert encryption.load(path).transformer("secrets").writer == "aesgcm:key1"
+
+
+async def test_get_and_describe_volumes_claims_and_classes(kubelite: Kubelite) -> None:
+    """`get pv,pvc,sc` print kubectl's columns; describe shows a volume's source and a class's binding mode; a claim
+    gets pvc-protection and a volume pv-protection from the start."""
+    for stem in ("pv-volume", "pv-claim"):
+        assert (await kubelite("apply", "-f", str(STORAGE_DOCS / f"{stem}.yaml"))).code == 0
+    sc = DOCS.parent.parent.parent / "deploy" / "addons" / "local-path-storageclass.yaml"
+    assert (await kubelite("apply", "-f", str(sc))).code == 0
+    pv = (await kubelite("get", "pv")).out.splitlines()
+    assert pv[0].split()[:4] == ["NAME", "CAPACITY", "ACCESS", "MODES"]
+    assert pv[1].split()[:4] == ["task-pv-volume", "10Gi", "RWO", "Retain"]
+    assert (await kubelite("get", "sc")).out.splitlines()[1].split()[:4] == [
+        "local-path", "(default)", "kubelite.io/local-path", "Delete"]
+    described = (await kubelite("describe", "pv", "task-pv-volume")).out
+    assert "HostPath (bare host directory volume)" in described and "/mnt/data" in described
+    assert "kubernetes.io/pv-protection" in described
+    claim = (await kubelite("describe", "pvc", "task-pv-claim")).out
+    assert "StorageClass:" in claim and "manual" in claim and "kubernetes.io/pvc-protection" in claim
+    assert "VolumeBindingMode:    WaitForFirstConsumer" in (await kubelite("describe", "sc", "local-path")).out
+
+
+async def test_a_claim_without_a_class_gets_the_default_one(kubelite: Kubelite, tmp_path: Path) -> None:
+    """With a default StorageClass, a claim that names none gets it; `storageClassName: ""` asks for none."""
+    sc = DOCS.parent.parent.parent / "deploy" / "addons" / "local-path-storageclass.yaml"
+    assert (await kubelite("apply", "-f", str(sc))).code == 0
+    path = tmp_path / "claims.yaml"
+    path.write_text("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: a}\nspec: {accessModes: "
+                    "[ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n---\napiVersion: v1\nkind: "
+                    "PersistentVolumeClaim\nmetadata: {name: b}\nspec: {storageClassName: '', accessModes: "
+                    "[ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n")
+    assert (await kubelite("apply", "-f", str(path))).code == 0
+    a = json.loads((await kubelite("get", "pvc", "a", "-o", "json")).out)
+    b = json.loads((await kubelite("get", "pvc", "b", "-o", "json")).out)
+    assert a["spec"]["storageClassName"] == "local-path"
+    assert b["spec"]["storageClassName"] == ""
