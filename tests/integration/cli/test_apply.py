@@ -60,7 +60,8 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0] == (f'error: {path} (document 2): kind "{kind}" is not supported; supported kinds: '
-                                   "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease")
+                                   "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
+                                   "ConfigMap, Secret, PersistentVolume, PersistentVolumeClaim, StorageClass")
     assert result.err_lines[-1] == "error: 1 of 2 documents are invalid; nothing was applied"
     assert result.out == ""
     assert await snapshot(client) == before
@@ -74,7 +75,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
                  "{path} (document 1): line 5: malformed YAML: did not find expected key", id="bad-indentation"),
     pytest.param(POD.format(name="p") + "    imagePolicy: Always\n",
                  "{path} (document 1): spec.containers[0].imagePolicy: unknown field: known fields: args, command, "
-                 "env, image, imagePullPolicy,", id="unknown-field"),
+                 "env, envFrom, image, imagePullPolicy,", id="unknown-field"),
     pytest.param(POD.format(name="p") + "    ports:\n    - containerPort: 70000\n",
                  '{path} (document 1): Pod "p" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: '
                  "70000: must be between 1 and 65535, inclusive", id="invalid-value"),
