@@ -1,4 +1,4 @@
-"""The controller-manager: replicaset, deployment, endpoints, node lifecycle and garbage collection.
+"""The controller-manager: replicaset, deployment, endpoints, node lifecycle, garbage collection, volumes.
 
 Each controller follows one shape: informer event handlers only enqueue keys,
 a work queue hands each key to one worker at a time, and `reconcile(key)`
@@ -17,4 +17,5 @@ deployment/    rolling and recreate rollouts, status and conditions (plan_*), ut
 endpoints/     Endpoints from Services and ready pods
 nodelifecycle/ node health from leases, not-ready taints, eviction
 gc/            owner-reference garbage collection, namespace deletion, terminated pods
+volume/        the PV controller (binding, phases, reclaim, protection) and the local-path provisioner
 """

@@ -43,7 +43,9 @@ event        expiry, allowed in a terminating namespace
 lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
-priorityclass the system classes: created at start, never deleted
+priorityclass          the system classes: created at start, never deleted
+persistentvolume       the pv-protection finalizer
+persistentvolumeclaim  the pvc-protection finalizer
 """
 
 from __future__ import annotations
