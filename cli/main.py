@@ -24,6 +24,7 @@ from cli.daemons import (
     lab,
     proxy,
     scheduler,
+    secrets,
     supervise,
 )
 
@@ -37,6 +38,7 @@ MODULES = (
     lab,
     images,
     chaos,
+    secrets,
     apiserver,
     scheduler,
     controllermanager,
@@ -50,7 +52,7 @@ MODULES = (
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
 DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
-                     "supervise"})
+                     "supervise", "registry"})
 
 
 class _Main(click.Group):

@@ -35,13 +35,15 @@ from controllers.nodelifecycle.controller import DEFAULT_GRACE, DEFAULT_MONITOR_
 from controllers.nodelifecycle.taintmanager import TaintManager
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.statefulset.controller import StatefulSetController
+from controllers.volume.controller import PersistentVolumeController
+from controllers.volume.provisioner import LocalPathProvisioner
 
 log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
-CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace", "job",
-               "cronjob", "daemonset", "statefulset", "disruption")
+CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace",
+               "persistentvolume", "job", "cronjob", "daemonset", "statefulset", "disruption")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -123,6 +125,10 @@ class ControllerManager:
                 ("podgc", PodGarbageCollector(client, informers)),
             ],
             "namespace": lambda: [("namespace", NamespaceController(client, informers))],
+            "persistentvolume": lambda: [
+                ("persistentvolume-binder", PersistentVolumeController(client, informers)),
+                ("local-path-provisioner", LocalPathProvisioner(client, informers)),
+            ],
             "job": lambda: [("job", JobController(client, informers, workers=c.job_workers,
                                                   backoff_base=c.job_backoff))],
             "cronjob": lambda: [("cronjob", CronJobController(client, informers))],

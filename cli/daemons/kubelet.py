@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -78,13 +79,19 @@ def _default_ip() -> str:
 @click.option("--max-parallel-sandboxes", type=int, default=0, show_default=True,
               help="pod sandboxes created at once (0: no limit)")
 @click.option("--events/--no-events", default=True, show_default=True, help="record Events for pods")
+@click.option("--local-path-dir", type=click.Path(path_type=Path), default=None,
+              help="where local-path volumes' directories go (default <root-dir>/local-path)")
+@click.option("--local-path-capacity", default="",
+              help="storage local-path volumes may claim on this node, e.g. 20Gi (default: the size of the "
+                   "filesystem holding --local-path-dir)")
 @click.option("--log-level", default="info")
 def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: str, node_ip: str | None,
             pod_cidr: str, listen: str | None, cluster_dns: str, cluster_domain: str, root_dir: Path,
             cgroup_root: str | None, lease_renew: float, lease_duration: int, node_status_update_period: float,
             cpu: str, memory: str, max_pods: int, reserved_cpu: str, reserved_memory: str, node_labels: str,
             backoff_initial: float, backoff_max: float, pleg_period: float, probe_netns: str,
-            max_parallel_sandboxes: int, events: bool, log_level: str) -> None:
+            max_parallel_sandboxes: int, events: bool, local_path_dir: Path | None, local_path_capacity: str,
+            log_level: str) -> None:
     """Run the kubelet: register the node and run the pods bound to it."""
     from kubelet.config import KubeletConfig
 
@@ -103,8 +110,23 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
         lease_renew=lease_renew, lease_duration=lease_duration, node_status_period=node_status_update_period,
         backoff_initial=backoff_initial, backoff_max=backoff_max, pleg_period=pleg_period,
         probe_netns=probe_netns, max_parallel_sandboxes=max_parallel_sandboxes, events=events,
+        local_path_dir=local_path_dir.absolute() if local_path_dir else None,
     )
+    capacity = _quantity(local_path_capacity, "--local-path-capacity", milli=False)
+    if not capacity and runtime_kind != "fake":
+        capacity = _filesystem_size(config.local_path_root)
+    config = dataclasses.replace(config, local_path_capacity=capacity)
     serve(_run_kubelet(conn, config, runtime_kind, cri_socket))
+
+
+def _filesystem_size(path: Path) -> int:
+    """The size of the filesystem that holds `path` (or its nearest existing parent)."""
+    import os
+
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize
 
 
 async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str) -> None:  # type: ignore[no-untyped-def]

@@ -281,6 +281,8 @@ async def down(name: str, *, progress: Progress) -> DownReport:
     progress(f"  stopped {len(stopped or [])} daemon(s)")
     for d in node_dirs:
         await step(f"remove node runtime {d.name}", containerd.stop_and_clean(d / "containerd", keep_logs=False))
+        # Pods' secret and projected volumes are tmpfs mounts the stopped kubelet left.
+        await step(f"unmount pod volumes of {d.name}", asyncio.to_thread(containerd.unmount_all, d.absolute()))
     progress(f"  removed {len(node_dirs)} node runtime(s)")
     await step("stop what is left in the cluster's cgroup", asyncio.to_thread(sup.stop_all))
     removed = await step("remove the network namespaces", asyncio.to_thread(network.destroy_topology, name))

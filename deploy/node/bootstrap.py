@@ -22,8 +22,9 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from apiserver import encryption
 from apiserver.storage import limits
-from deploy.node import containerd
+from deploy.node import containerd, registry
 from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
@@ -59,6 +60,11 @@ class ControlPlaneSpec:
     @property
     def server(self) -> str:
         return f"{self.address}:{self.api_port}"
+
+    @property
+    def encryption_config(self) -> Path:
+        """The Secrets' encryption key (apiserver/encryption.py), made with the cluster."""
+        return self.data_dir / "encryption-config.yaml"
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
 def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
     argv = [*kubelite_argv(), "apiserver", "--etcd-servers", "http://127.0.0.1:2379",
             "--listen", f"{spec.address}:{spec.api_port}", "--service-cidr", spec.service_cidr,
-            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level]
+            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level,
+            "--encryption-provider-config", str(spec.encryption_config)]
     if spec.socket:
         argv += ["--listen", f"unix://{spec.socket}"]
     if spec.lb_pool:
@@ -162,6 +169,7 @@ def _names(spec_name: str, role: str, launcher: Launcher) -> str:
 async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
     """Start etcd and the apiserver, wait until it serves, then the other control-plane daemons."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
+    encryption.ensure_file(spec.encryption_config)
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
     target = f"unix://{spec.socket}" if spec.socket else spec.server
@@ -169,6 +177,8 @@ async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) ->
     launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
+    launcher.start("registry", [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
+                                "--log-level", spec.log_level], netns=spec.netns)
     log.info("control_plane_started", address=spec.address)
 
 
@@ -177,6 +187,7 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         name=spec.name, node_dir=spec.node_dir / "containerd",
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
+        registry_mirror=f"http://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
     )
 
 

@@ -29,6 +29,14 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "Lease": {"metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
     "PriorityClass": {"metadata": {"name": "high-priority"}, "value": 1000000},
+    "ConfigMap": {"metadata": {"name": "web-config"}, "data": {"index.html": "<h1>hi</h1>\n"}},
+    "Secret": {"metadata": {"name": "web-secret"}, "data": {"password": "czNjcjN0"}},
+    "PersistentVolume": {"metadata": {"name": "pv-1"}, "spec": {"capacity": {"storage": "1Gi"},
+                                                                "accessModes": ["ReadWriteOnce"],
+                                                                "hostPath": {"path": "/srv/pv-1"}}},
+    "PersistentVolumeClaim": {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                                                     "resources": {"requests": {"storage": "1Gi"}}}},
+    "StorageClass": {"metadata": {"name": "fast"}, "provisioner": "kubelite.io/local-path"},
 }
 
 

@@ -44,10 +44,9 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 @pytest.mark.parametrize(("kind", "api_version"), [
     pytest.param("HorizontalPodAutoscaler", "autoscaling/v2", id="hpa"),
-    pytest.param("PodSecurityPolicy", "policy/v1beta1", id="podsecuritypolicy"),
-    pytest.param("Ingress", "networking.k8s.io/v1", id="ingress"),
-    pytest.param("ConfigMap", "v1", id="configmap"),
     pytest.param("CustomResourceDefinition", "apiextensions.k8s.io/v1", id="crd"),
+    pytest.param("LimitRange", "v1", id="limitrange"),
+    pytest.param("ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1", id="webhook"),
 ])
 async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client, tmp_path: Path, kind: str,
                                              api_version: str) -> None:
@@ -73,7 +72,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
                  "{path} (document 1): line 5: malformed YAML: did not find expected key", id="bad-indentation"),
     pytest.param(POD.format(name="p") + "    imagePolicy: Always\n",
                  "{path} (document 1): spec.containers[0].imagePolicy: unknown field: known fields: args, command, "
-                 "env, image, imagePullPolicy,", id="unknown-field"),
+                 "env, envFrom, image, imagePullPolicy,", id="unknown-field"),
     pytest.param(POD.format(name="p") + "    ports:\n    - containerPort: 70000\n",
                  '{path} (document 1): Pod "p" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: '
                  "70000: must be between 1 and 65535, inclusive", id="invalid-value"),
@@ -118,12 +117,12 @@ async def test_every_bad_document_is_reported(kubelite: Kubelite, client: Client
     """Each invalid document of a file gets its own line; the count says how many of how many."""
     path = tmp_path / "several.yaml"
     path.write_text(POD.format(name="good") + "---\n" + POD.format(name="Bad") + "---\n"
-                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n")
+                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n")
     before = await snapshot(client)
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0].startswith(f"error: {path} (document 2): Pod \"Bad\" is invalid: metadata.name:")
-    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"Secret\" is not supported")
+    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"ServiceAccount\" is not supported")
     assert result.err_lines[2] == "error: 2 of 4 documents are invalid; nothing was applied"
     assert await snapshot(client) == before
 
