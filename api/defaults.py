@@ -292,6 +292,9 @@ def statefulset(st: apps_pb2.StatefulSet) -> None:
         s.update_strategy.rolling_update.partition = 0
     if not s.HasField("revision_history_limit"):
         s.revision_history_limit = 10
+    for claim in s.volume_claim_templates:
+        if not claim.spec.HasField("volume_mode"):
+            claim.spec.volume_mode = "Filesystem"
     policy = s.persistent_volume_claim_retention_policy
     if not policy.when_deleted:
         policy.when_deleted = "Retain"

@@ -1167,10 +1167,40 @@ def validate_daemonset(d: apps_pb2.DaemonSet, errs: Errs) -> None:
                                ru.max_unavailable or "0"))
 
 
+def with_claim_volumes(sts: apps_pb2.StatefulSet) -> core_pb2.PodTemplateSpec:
+    """The pod template as the set's pods get it: a persistentVolumeClaim volume for each claim template (replacing
+    a template volume of the same name)."""
+    t = core_pb2.PodTemplateSpec()
+    t.CopyFrom(sts.spec.template)
+    claims = {c.metadata.name for c in sts.spec.volume_claim_templates}
+    kept = [v for v in t.spec.volumes if v.name not in claims]
+    del t.spec.volumes[:]
+    t.spec.volumes.extend(kept)
+    for c in sts.spec.volume_claim_templates:
+        t.spec.volumes.add(name=c.metadata.name).persistent_volume_claim.claim_name = c.metadata.name
+    return t
+
+
 def validate_statefulset(st: apps_pb2.StatefulSet, errs: Errs) -> None:
     s = st.spec
     _non_negative(s.replicas, "spec.replicas", errs)
-    _selector_and_template(s.selector, s.HasField("selector"), s.template, errs)
+    # The claim templates' volumes are the pods' too: mounts may name them.
+    _selector_and_template(s.selector, s.HasField("selector"), with_claim_volumes(st), errs)
+    seen: set[str] = set()
+    for i, claim in enumerate(s.volume_claim_templates):
+        p = f"spec.volumeClaimTemplates[{i}]"
+        name = claim.metadata.name
+        if not name:
+            errs.append(FieldError(f"{p}.metadata.name", "Required value"))
+        elif why := names.dns1123_label(name):
+            errs.append(FieldError(f"{p}.metadata.name", "Invalid value", why, name))
+        elif name in seen:
+            errs.append(FieldError(f"{p}.metadata.name", "Duplicate value", "", name))
+        seen.add(name)
+        validate_labels(claim.metadata.labels, f"{p}.metadata.labels", errs)
+        claim_errs: Errs = []
+        validate_persistent_volume_claim(claim, claim_errs)
+        errs.extend(FieldError(f"{p}.{e.path}", e.kind, e.detail, e.value) for e in claim_errs)
     if s.template.spec.HasField("active_deadline_seconds"):
         errs.append(FieldError("spec.template.spec.activeDeadlineSeconds", "Forbidden",
                                "activeDeadlineSeconds in StatefulSet is not Supported"))

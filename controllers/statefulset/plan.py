@@ -161,10 +161,77 @@ def compute_status(sts: apps_pb2.StatefulSet, pods_: Sequence[core_pb2.Pod], cur
     return st
 
 
+def claim_name(template: str, sts: apps_pb2.StatefulSet, ordinal: int) -> str:
+    return f"{template}-{sts.metadata.name}-{ordinal}"
+
+
+def claims_for(sts: apps_pb2.StatefulSet, ordinal: int) -> list[core_pb2.PersistentVolumeClaim]:
+    """The claims of `ordinal`, one per volumeClaimTemplate: `<template>-<set>-<ordinal>`, labelled with the set's
+    selector labels."""
+    out = []
+    for t in sts.spec.volume_claim_templates:
+        pvc = core_pb2.PersistentVolumeClaim()
+        pvc.metadata.name = claim_name(t.metadata.name, sts, ordinal)
+        pvc.metadata.namespace = sts.metadata.namespace
+        pvc.metadata.labels.update(t.metadata.labels)
+        pvc.metadata.labels.update(sts.spec.selector.match_labels)
+        pvc.metadata.annotations.update(t.metadata.annotations)
+        pvc.spec.CopyFrom(t.spec)
+        out.append(pvc)
+    return out
+
+
+def claim_ordinal(sts: apps_pb2.StatefulSet, pvc: core_pb2.PersistentVolumeClaim) -> int | None:
+    """The ordinal a claim of this set belongs to (None: not one of its claims)."""
+    for t in sts.spec.volume_claim_templates:
+        m = re.fullmatch(rf"{re.escape(t.metadata.name)}-{re.escape(sts.metadata.name)}-(0|[1-9][0-9]*)",
+                         pvc.metadata.name)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def plan_claim_owners(sts: apps_pb2.StatefulSet, claims: Sequence[core_pb2.PersistentVolumeClaim],
+                      condemned: Sequence[core_pb2.Pod]
+                      ) -> tuple[list[tuple[core_pb2.PersistentVolumeClaim, list[str]]],
+                                 list[core_pb2.PersistentVolumeClaim]]:
+    """persistentVolumeClaimRetentionPolicy as owner references, as Kubernetes keeps them: (claims whose references
+    to the set or their pod must change, with the uids they should name; claims to delete now).
+
+    whenDeleted Delete makes the set an owner of its claims (the garbage collector deletes them with it); whenScaled
+    Delete makes a pod scaled away the only owner of its claims (they go with the pod), and a claim of an ordinal
+    scaled away whose pod is gone already is deleted at once.
+    """
+    policy = sts.spec.persistent_volume_claim_retention_policy
+    pods_by_ordinal = {ordinal_of(sts.metadata.name, p): p for p in condemned}
+    updates = []
+    deletes = []
+    for pvc in claims:
+        ordinal = claim_ordinal(sts, pvc)
+        if ordinal is None or pvc.metadata.HasField("deletion_timestamp"):
+            continue
+        scaled_away = ordinal >= sts.spec.replicas and policy.when_scaled == "Delete"
+        want: set[str] = set()
+        if scaled_away:
+            pod = pods_by_ordinal.get(ordinal)
+            if pod is None:
+                deletes.append(pvc)
+                continue
+            want.add(pod.metadata.uid)
+        elif policy.when_deleted == "Delete":
+            want.add(sts.metadata.uid)
+        pod_name = f"{sts.metadata.name}-{ordinal}"
+        have = {r.uid for r in pvc.metadata.owner_references
+                if r.uid == sts.metadata.uid or (r.kind == "Pod" and r.name == pod_name)}
+        if have != want:
+            updates.append((pvc, sorted(want)))
+    return updates, deletes
+
+
 def pod_for(sts: apps_pb2.StatefulSet, ordinal: int, revision: apps_pb2.ControllerRevision,
             controller: object) -> core_pb2.Pod:
     """The pod of `ordinal`, from `revision`'s template: named and hostnamed `<set>-<ordinal>`, in the governing
-    Service's subdomain."""
+    Service's subdomain, mounting its own claims."""
     name = f"{sts.metadata.name}-{ordinal}"
     t = revision.data.spec.template
     pod = core_pb2.Pod(metadata={"name": name, "namespace": sts.metadata.namespace})
@@ -178,4 +245,11 @@ def pod_for(sts: apps_pb2.StatefulSet, ordinal: int, revision: apps_pb2.Controll
     pod.spec.CopyFrom(t.spec)
     pod.spec.hostname = name
     pod.spec.subdomain = sts.spec.service_name
+    claims = {t.metadata.name for t in sts.spec.volume_claim_templates}
+    kept = [v for v in pod.spec.volumes if v.name not in claims]
+    del pod.spec.volumes[:]
+    pod.spec.volumes.extend(kept)
+    for t in sts.spec.volume_claim_templates:
+        v = pod.spec.volumes.add(name=t.metadata.name)
+        v.persistent_volume_claim.claim_name = claim_name(t.metadata.name, sts, ordinal)
     return pod

@@ -190,3 +190,82 @@ async def test_pod_on_a_lost_node_is_not_replaced_until_the_node_is_deleted(clie
         return p is not None and p.metadata.uid != first.metadata.uid and is_ready(p) and p.spec.node_name != node
 
     await eventually(replaced, timeout=60, what="web-1 made again on another node")
+
+
+async def static_volumes(client: Client, count: int = 6) -> None:
+    """hostPath volumes with no class for the claims to bind to (hollow nodes provision nothing)."""
+    for i in range(count):
+        await create(client, f"""
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: pv-{i}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  hostPath: {{path: /tmp/kubelite-test-pv-{i}}}
+""")
+
+CLAIMS = """
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}"""
+
+
+async def claims(client: Client) -> dict[str, Any]:
+    return {c.metadata.name: c for c in await client.list_all("persistentvolumeclaims", "default")}
+
+
+async def test_claims_per_ordinal_survive_pod_deletion_and_scale_down(client: Client, nodes: HollowCluster) -> None:
+    """volumeClaimTemplates: one claim www-web-<ordinal> per pod, mounted as `www`; a deleted pod comes back with
+    the same claim, and a scale down and up again keeps and reuses the claims (retention policy Retain)."""
+    await static_volumes(client)
+    sts = await create(client, sts_yaml(extra=CLAIMS).replace(
+        "      containers: [{name: nginx, image: \"nginx:1\"}]",
+        "      containers: [{name: nginx, image: \"nginx:1\", volumeMounts: [{name: www, "
+        "mountPath: /usr/share/nginx/html}]}]"))
+    await eventually(lambda: _is(ready_names(client, sts), ["web-0", "web-1", "web-2"]), timeout=60, what="3 pods")
+    first = await claims(client)
+    assert sorted(first) == ["www-web-0", "www-web-1", "www-web-2"]
+    assert all(c.metadata.labels["app"] == "nginx" and not c.metadata.owner_references for c in first.values())
+    pod = (await set_pods(client, sts))["web-1"]
+    vol = next(v for v in pod.spec.volumes if v.name == "www")
+    assert vol.persistent_volume_claim.claim_name == "www-web-1"
+    await client.delete("pods", "web-1", "default")
+    await eventually(lambda: _new_ready(client, sts, "web-1", pod.metadata.uid), timeout=60, what="web-1 again")
+    await client.scale("statefulsets", "web", 1, "default")
+    await eventually(lambda: _is(_names(client, sts), ["web-0"]), timeout=60, what="scaled to 1")
+    assert {n: c.metadata.uid for n, c in (await claims(client)).items()} == \
+        {n: c.metadata.uid for n, c in first.items()}
+    await client.scale("statefulsets", "web", 3, "default")
+    await eventually(lambda: _is(ready_names(client, sts), ["web-0", "web-1", "web-2"]), timeout=60, what="3 again")
+    assert {n: c.metadata.uid for n, c in (await claims(client)).items()} == \
+        {n: c.metadata.uid for n, c in first.items()}
+
+
+async def _new_ready(client: Client, sts: apps_pb2.StatefulSet, name: str, old_uid: str) -> bool:
+    p = (await set_pods(client, sts)).get(name)
+    return p is not None and p.metadata.uid != old_uid and is_ready(p)
+
+
+async def test_retention_policy_delete(client: Client, nodes: HollowCluster) -> None:
+    """whenScaled: Delete removes the claims of pods scaled away; whenDeleted: Delete removes the rest with the set."""
+    await static_volumes(client)
+    policy = "\n  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Delete}"
+    sts = await create(client, sts_yaml(extra=CLAIMS + policy))
+    await eventually(lambda: _is(ready_names(client, sts), ["web-0", "web-1", "web-2"]), timeout=60, what="3 pods")
+    await eventually(lambda: _owned_claims(client, sts.metadata.uid, 3), timeout=30, what="claims owned by the set")
+    await client.scale("statefulsets", "web", 1, "default")
+    await eventually(lambda: _claim_names(client, ["www-web-0"]), timeout=60, what="scaled-away claims deleted")
+    await client.delete("statefulsets", "web", "default")
+    await eventually(lambda: _claim_names(client, []), timeout=60, what="claims deleted with the set")
+
+
+async def _owned_claims(client: Client, uid: str, n: int) -> bool:
+    owned = [c for c in (await claims(client)).values() if any(r.uid == uid for r in c.metadata.owner_references)]
+    return len(owned) == n
+
+
+async def _claim_names(client: Client, want: list[str]) -> bool:
+    return sorted(await claims(client)) == want
