@@ -1082,7 +1082,8 @@ def validate_job_spec(s: batch_pb2.JobSpec, errs: Errs, *, path: str = "spec", n
 
 
 def validate_job(j: batch_pb2.Job, errs: Errs) -> None:
-    validate_job_spec(j.spec, errs)
+    # Without manualSelector the apiserver makes the selector from the Job's uid (and checks it: rules/job.py).
+    validate_job_spec(j.spec, errs, needs_selector=bool(j.spec.manual_selector))
 
 
 def validate_job_update(new: batch_pb2.Job, old: batch_pb2.Job, errs: Errs) -> None:

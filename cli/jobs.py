@@ -31,8 +31,6 @@ def _check(job: batch_pb2.Job) -> None:
     check = batch_pb2.Job()
     check.CopyFrom(job)
     defaults.apply(check)
-    check.spec.selector.match_labels[jobs.CONTROLLER_UID] = "x"  # the apiserver generates it
-    check.spec.template.metadata.labels[jobs.CONTROLLER_UID] = "x"
     errs = validation.validate(check)
     if errs:
         raise CliError(f'Job "{job.metadata.name}" is invalid: ' + "; ".join(str(e) for e in errs))
