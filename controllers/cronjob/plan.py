@@ -51,7 +51,9 @@ def schedule_times(cj: batch_pb2.CronJob, after: float, now: float) -> tuple[flo
         latest, missed = t, missed + 1
         if missed > TOO_MANY_MISSED:
             # Jump to the last time at or before now rather than walking every missed minute.
-            prev = croniter(cj.spec.schedule, dt.datetime.fromtimestamp(now, tz)).get_prev(dt.datetime).timestamp()
+            # From just after now: get_prev is strictly before its start, and `now` itself may be a scheduled time.
+            prev = croniter(cj.spec.schedule, dt.datetime.fromtimestamp(now + 0.001, tz)).get_prev(dt.datetime)
+            prev = prev.timestamp()
             nxt = croniter(cj.spec.schedule, dt.datetime.fromtimestamp(now, tz)).get_next(dt.datetime).timestamp()
             return max(prev, latest), missed, nxt
 

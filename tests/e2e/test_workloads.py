@@ -7,13 +7,18 @@ stop to see that no two pods of one StatefulSet identity ever run at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from api.errors import ApiError
 
 from .lab import Lab, pods, ready, wait_until
 
@@ -104,6 +109,52 @@ def test_documentation_cronjob_runs_every_minute_with_limited_history(lab: Lab) 
                 _delete(lab, "job", j["metadata"]["name"])
 
 
+class PodWatch(threading.Thread):
+    """A watch on pods matching a selector, in its own thread: `on_change(pods)` runs after every event."""
+
+    def __init__(self, lab: Lab, selector: str, on_change: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.selector, self.on_change = lab, selector, on_change
+        self.stop_event = threading.Event()
+        self.events = 0
+
+    def run(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        async with self.lab.client() as client:
+            while not self.stop_event.is_set():
+                with contextlib.suppress(ApiError):
+                    listed = await client.list("pods", "default", label_selector=self.selector)
+                    current = {p.metadata.name: p for p in listed.items}
+                    self.on_change(current)
+                    watch = client.watch("pods", "default", resource_version=listed.resource_version,
+                                         label_selector=self.selector)
+                    while not self.stop_event.is_set():
+                        try:
+                            ev = await asyncio.wait_for(anext(watch), 0.2)
+                        except TimeoutError:
+                            continue
+                        if ev.type == "BOOKMARK":
+                            continue
+                        if ev.type == "DELETED":
+                            current.pop(ev.object.metadata.name, None)  # type: ignore[attr-defined]
+                        else:
+                            current[ev.object.metadata.name] = ev.object  # type: ignore[attr-defined]
+                        self.events += 1
+                        self.on_change(current)
+                await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(10)
+
+
+def _ready_pb(pod: Any) -> bool:
+    return not pod.metadata.HasField("deletion_timestamp") and any(
+        c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
 def _set_cordon(lab: Lab, nodes: list[str], on: bool) -> None:
     for n in nodes:
         lab.kubelite("cordon" if on else "uncordon", n)
@@ -124,8 +175,8 @@ def test_drain_keeps_the_disruption_budget(lab: Lab) -> None:
                                                               "periodSeconds": 1}}]}}}}
     pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "keep"},
            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "keep"}}}}
-    stop = threading.Event()
     seen: list[int] = []
+    watcher = PodWatch(lab, "app=keep", lambda current: seen.append(sum(map(_ready_pb, current.values()))))
     try:
         _apply(lab, deploy)
         lab.kubelite("rollout", "status", "deployment/keep", "--timeout", "120s", timeout=150)
@@ -135,27 +186,21 @@ def test_drain_keeps_the_disruption_budget(lab: Lab) -> None:
         wait_until(lambda: lab.get_json("pdb", "keep").get("status", {}).get("disruptionsAllowed") == 1,
                    timeout=30, what="one disruption allowed")
 
-        def watch() -> None:
-            while not stop.is_set():
-                live = [p for p in pods(lab, "app=keep") if not p["metadata"].get("deletionTimestamp")]
-                seen.append(sum(1 for p in live if ready(p)))
-                time.sleep(0.1)
-
-        watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        wait_until(lambda: seen, timeout=10, what="the watcher listing")
         drained = lab.kubelite("drain", "n2", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout", "240s",
                                timeout=270)
-        stop.set()
-        watcher.join(10)
+        watcher.stop()
         out = drained.stdout.splitlines()
         assert out[0] == "node/n2 cordoned" and out[-1] == "node/n2 drained", drained.stdout
         assert sum(1 for line in out if line.startswith("evicting pod default/keep-")) == 3
         assert "Cannot evict pod as it would violate the pod's disruption budget." in drained.stderr
-        assert len(seen) > 20 and min(seen) >= 2, seen
+        # Every watch event (each eviction, each replacement's readiness) was seen: never fewer than 2 ready.
+        assert watcher.events > 10 and min(seen) >= 2, seen
         placed = [p for p in pods(lab, "app=keep") if not p["metadata"].get("deletionTimestamp")]
         assert len(placed) == 3 and all(ready(p) and p["spec"]["nodeName"] != "n2" for p in placed)
     finally:
-        stop.set()
+        watcher.stop_event.set()
         _set_cordon(lab, [n.role for n in lab.plan.nodes], False)
         _delete(lab, "pdb", "keep")
         _delete(lab, "deployment", "keep")
@@ -192,18 +237,19 @@ def test_statefulset_identity_is_never_doubled_through_a_node_stop(lab: Lab) -> 
     uids: set[str] = set()
     most = 0
     samples_with_old = 0
+    names = PodWatch(lab, "app=db", lambda current: uids.update(
+        p.metadata.uid for n, p in current.items() if n == "db-1"))
     try:
         lab.kubelite("rollout", "status", "sts/db", "--timeout", "120s", timeout=150)
         first = lab.get_json("pod", "db-1")
         node = first["spec"]["nodeName"]
         uids.add(first["metadata"]["uid"])
 
+        names.start()
+
         def watch() -> None:
             nonlocal most, samples_with_old
             while not stop.is_set():
-                current = lab.kubelite("get", "pod", "db-1", "-o", "json", check=False)
-                if current.returncode == 0:
-                    uids.add(json.loads(current.stdout)["metadata"]["uid"])
                 alive = _cgroup_uids(set(uids))
                 most = max(most, len(alive))
                 if first["metadata"]["uid"] in alive:
@@ -221,11 +267,13 @@ def test_statefulset_identity_is_never_doubled_through_a_node_stop(lab: Lab) -> 
         time.sleep(1)
         stop.set()
         watcher.join(10)
+        names.stop()
         assert most == 1, f"{most} db-1 pods ran at once"
         assert samples_with_old > 10  # the watcher saw the first db-1 still running on the stopped node
         assert len(uids) == 2  # it was made again exactly once, after its node came back
     finally:
         stop.set()
+        names.stop_event.set()
         _delete(lab, "statefulset", "db")
         _delete(lab, "service", "db")
 
