@@ -123,27 +123,29 @@ class PodWatch(threading.Thread):
 
     async def _run(self) -> None:
         async with self.lab.client() as client:
-            while not self.stop_event.is_set():
-                with contextlib.suppress(ApiError):
-                    listed = await client.list("pods", "default", label_selector=self.selector)
-                    current = {p.metadata.name: p for p in listed.items}
+            consumer = asyncio.ensure_future(self._consume(client))
+            await asyncio.to_thread(self.stop_event.wait)
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    async def _consume(self, client: Any) -> None:
+        while True:
+            with contextlib.suppress(ApiError):
+                listed = await client.list("pods", "default", label_selector=self.selector)
+                current = {p.metadata.name: p for p in listed.items}
+                self.on_change(current)
+                async for ev in client.watch("pods", "default", resource_version=listed.resource_version,
+                                             label_selector=self.selector):
+                    if ev.type == "BOOKMARK":
+                        continue
+                    if ev.type == "DELETED":
+                        current.pop(ev.object.metadata.name, None)
+                    else:
+                        current[ev.object.metadata.name] = ev.object
+                    self.events += 1
                     self.on_change(current)
-                    watch = client.watch("pods", "default", resource_version=listed.resource_version,
-                                         label_selector=self.selector)
-                    while not self.stop_event.is_set():
-                        try:
-                            ev = await asyncio.wait_for(anext(watch), 0.2)
-                        except TimeoutError:
-                            continue
-                        if ev.type == "BOOKMARK":
-                            continue
-                        if ev.type == "DELETED":
-                            current.pop(ev.object.metadata.name, None)  # type: ignore[attr-defined]
-                        else:
-                            current[ev.object.metadata.name] = ev.object  # type: ignore[attr-defined]
-                        self.events += 1
-                        self.on_change(current)
-                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)
 
     def stop(self) -> None:
         self.stop_event.set()
