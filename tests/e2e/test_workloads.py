@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import threading
 import time
@@ -296,7 +297,9 @@ def test_documentation_web_statefulset(lab: Lab) -> None:
         lab.kubelite("rollout", "status", "sts/web", "--timeout", "180s", timeout=210)
         web0, web1 = lab.get_json("pod", "web-0"), lab.get_json("pod", "web-1")
         ready0 = next(c["lastTransitionTime"] for c in web0["status"]["conditions"] if c["type"] == "Ready")
-        assert web1["metadata"]["creationTimestamp"] >= ready0
+        # The kubelet reports whole seconds: web-1 was created in or after the second web-0 became Ready.
+        created1 = dt.datetime.fromisoformat(web1["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        assert created1.replace(microsecond=0) >= dt.datetime.fromisoformat(ready0.replace("Z", "+00:00"))
         claims = {c["metadata"]["name"]: c for c in lab.get_json("pvc")["items"]}
         assert {"www-web-0", "www-web-1"} <= set(claims)
         assert all(claims[f"www-web-{i}"]["status"]["phase"] == "Bound" for i in (0, 1))
@@ -304,12 +307,12 @@ def test_documentation_web_statefulset(lab: Lab) -> None:
         for i, pod in enumerate((web0, web1)):
             looked = lab.exec_in("dns-test", f"nslookup web-{i}.nginx.default.svc.cluster.local")
             assert pod["status"]["podIP"] in looked.stdout, looked.stdout + looked.stderr
-            short = lab.exec_in("dns-test", f"nslookup web-{i}.nginx")
-            assert pod["status"]["podIP"] in short.stdout, short.stdout + short.stderr
             lab.kubelite("exec", f"web-{i}", "--", "sh", "-c", "echo $(hostname) > /usr/share/nginx/html/index.html")
 
         def pages() -> list[str]:
-            return [lab.exec_in("dns-test", f"wget -q -O - http://web-{i}.nginx").stdout.strip() for i in (0, 1)]
+            # The short names, through the pod's DNS search path (busybox's nslookup ignores it; wget does not).
+            return [lab.exec_in("dns-test", f"timeout 10 wget -q -O - http://web-{i}.nginx").stdout.strip()
+                    for i in (0, 1)]
 
         assert pages() == ["web-0", "web-1"]
         uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods(lab, "app=nginx")}
