@@ -54,6 +54,7 @@ class ControlPlaneSpec:
     node_monitor_grace_period: float = 4.0
     log_level: str = "info"
     extra_scheduler_args: Sequence[str] = ()
+    wait_timeout: float = 30.0  # seconds for the apiserver to serve (longer on emulated machines)
 
     @property
     def server(self) -> str:
@@ -75,6 +76,7 @@ class NodeSpec:
     image_dir: Path = Path("/var/lib/kubelite/images")
     log_level: str = "info"
     extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
+    wait_timeout: float = 30.0  # seconds for containerd to serve (longer on emulated machines)
 
 
 def _token_args(token_file: str) -> list[str]:
@@ -144,7 +146,8 @@ async def wait_serving(target: str, *, timeout: float = 30.0) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                # A slow (emulated) machine gets a longer wait and longer calls alike.
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=max(1.0, timeout / 30))
                 if resp.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError as e:
@@ -164,7 +167,7 @@ async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) ->
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
     target = f"unix://{spec.socket}" if spec.socket else spec.server
-    await wait_serving(target)
+    await wait_serving(target, timeout=spec.wait_timeout)
     launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
@@ -176,6 +179,7 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         name=spec.name, node_dir=spec.node_dir / "containerd",
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
+        start_timeout=spec.wait_timeout,
     )
 
 
