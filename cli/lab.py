@@ -108,10 +108,10 @@ def bootstrap() -> None:
 
 # Bootstrap waits are sized for a real machine; an emulated one (QEMU without
 # KVM runs guests 10-18x slower) multiplies them.
-BOOTSTRAP_WAIT = 30.0
 timeout_scale_option = click.option(
     "--timeout-scale", type=click.FloatRange(min=1.0), default=1.0, show_default=True, envvar="KUBELITE_TIMEOUT_SCALE",
-    help=f"multiply every bootstrap wait ({BOOTSTRAP_WAIT:.0f}s) by this, for slow or emulated machines")
+    help="multiply bootstrap waits (30s), CRI call timeouts and the node grace period by this, for slow or "
+         "emulated machines")
 
 
 @bootstrap.command("control-plane")
@@ -119,12 +119,12 @@ timeout_scale_option = click.option(
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"))
 @click.option("--token-file", default="", help="require this bearer token from every client")
 @click.option("--lb-pool", default="", help="CIDR for LoadBalancer addresses")
-@click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=4.0, show_default=True,
-              help="seconds without a lease renewal before a node is marked not ready")
+@click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
+              help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
 @timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
 def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
-                            node_monitor_grace_period: float, timeout_scale: float, systemd: bool) -> None:
+                            node_monitor_grace_period: float | None, timeout_scale: float, systemd: bool) -> None:
     """Start etcd, the apiserver, the scheduler, the controller-manager and DNS here."""
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
@@ -133,8 +133,8 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
     if not systemd:
         raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
-                                 socket="/run/kubelite/api.sock", node_monitor_grace_period=node_monitor_grace_period,
-                                 wait_timeout=BOOTSTRAP_WAIT * timeout_scale)
+                                 socket="/run/kubelite/api.sock", timeout_scale=timeout_scale,
+                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale)
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True)
     run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     # `kubelite get ...` on this machine talks to it over the unix socket.
@@ -162,7 +162,7 @@ def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token_fi
     if not systemd:
         raise click.UsageError("outside the lab, daemons run as systemd units (--systemd)")
     spec = boot.NodeSpec(name=name, address=address, pod_cidr=pod_cidr, server=server, node_dir=node_dir,
-                         token_file=token_file, wait_timeout=BOOTSTRAP_WAIT * timeout_scale)
+                         token_file=token_file, timeout_scale=timeout_scale)
     run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     click.echo(f"node {name} up at {address} with pods in {pod_cidr}")
 

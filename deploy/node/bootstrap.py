@@ -27,6 +27,9 @@ from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
 
+# Seconds a bootstrap waits for a daemon on a real machine; a spec's timeout_scale multiplies it.
+BOOTSTRAP_WAIT = 30.0
+
 ADDONS = Path(__file__).resolve().parent.parent / "addons"
 
 
@@ -54,7 +57,12 @@ class ControlPlaneSpec:
     node_monitor_grace_period: float = 4.0
     log_level: str = "info"
     extra_scheduler_args: Sequence[str] = ()
-    wait_timeout: float = 30.0  # seconds for the apiserver to serve (longer on emulated machines)
+    timeout_scale: float = 1.0  # slow (emulated) machines: waits this many times longer
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds for the apiserver to serve."""
+        return BOOTSTRAP_WAIT * self.timeout_scale
 
     @property
     def server(self) -> str:
@@ -76,7 +84,21 @@ class NodeSpec:
     image_dir: Path = Path("/var/lib/kubelite/images")
     log_level: str = "info"
     extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
-    wait_timeout: float = 30.0  # seconds for containerd to serve (longer on emulated machines)
+    timeout_scale: float = 1.0  # slow (emulated) machines: waits and heartbeats this many times longer
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds for containerd to serve, and for each CRI call."""
+        return BOOTSTRAP_WAIT * self.timeout_scale
+
+
+def slow_kubelet_args(scale: float) -> list[str]:
+    """Kubelet timings for a machine `scale` times slower: CRI calls may take that much
+    longer, and heartbeats and relists come less often so they do not crowd out the pods."""
+    if scale <= 1:
+        return []
+    return ["--runtime-request-timeout", f"{BOOTSTRAP_WAIT * scale:g}", "--lease-renew", f"{min(scale, 4.0):g}",
+            "--lease-duration", f"{4 * scale:g}", "--pleg-period", f"{min(scale, 2.0):g}"]
 
 
 def _token_args(token_file: str) -> list[str]:
@@ -128,7 +150,7 @@ def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
             "--node-ip", spec.address, "--pod-cidr", spec.pod_cidr,
             "--listen", f"{spec.address}:{spec.kubelet_port}", "--cluster-dns", spec.cluster_dns,
             "--root-dir", str(spec.node_dir / "kubelet"), "--cgroup-root", spec.cgroup_root or f"/kubelite/{spec.name}",
-            "--log-level", spec.log_level, *spec.extra_kubelet_args]
+            "--log-level", spec.log_level, *slow_kubelet_args(spec.timeout_scale), *spec.extra_kubelet_args]
 
 
 def proxy_argv(spec: NodeSpec) -> list[str]:

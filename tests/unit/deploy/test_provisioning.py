@@ -12,7 +12,8 @@ from deploy.node import bootstrap, containerd
 from deploy.node.launch import render_exec, render_unit
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = [ROOT / "deploy/vagrant/provision.sh", ROOT / "deploy/vagrant/build-box.sh", *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci/run"]
+SCRIPTS = [ROOT / "deploy/vagrant/provision.sh", ROOT / "deploy/vagrant/build-box.sh",
+           *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci/run"]
 
 
 def test_vagrantfile_validates(tmp_path: Path) -> None:
@@ -93,3 +94,18 @@ def test_containerd_unit_records_its_own_pid(tmp_path: Path) -> None:
     exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert exec_line.startswith(r'ExecStart=sh -c "echo $$$$ > \"$$0\"; exec \"$$@\"" ')
     assert f"StandardOutput=append:{tmp_path}/c%%d.log" in unit
+
+
+@pytest.mark.parametrize(("scale", "expected"), [
+    pytest.param(1.0, {}, id="real-machine-defaults"),
+    pytest.param(10.0, {"--runtime-request-timeout": "300", "--lease-renew": "4", "--lease-duration": "40",
+                        "--pleg-period": "2"}, id="emulated"),
+])
+def test_slow_machines_get_longer_kubelet_timings(tmp_path: Path, scale: float, expected: dict[str, str]) -> None:
+    """A timeout scale stretches the node's waits, CRI timeouts and heartbeats; 1 keeps the defaults."""
+    spec = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
+                              server="192.168.56.10:6443", node_dir=tmp_path, timeout_scale=scale)
+    argv = bootstrap.kubelet_argv(spec, "/run/c.sock")
+    for flag in ("--runtime-request-timeout", "--lease-renew", "--lease-duration", "--pleg-period"):
+        assert (argv[argv.index(flag) + 1] if flag in argv else None) == expected.get(flag)
+    assert bootstrap.containerd_config(spec).start_timeout == 30.0 * scale
