@@ -24,6 +24,7 @@ from cli import (
     node,
     scheduling,
     verbs,
+    vm,
     workloads,
 )
 
@@ -38,6 +39,7 @@ MODULES = (
     node,
     workloads,
     networking,
+    vm,
 )
 
 
