@@ -10,6 +10,9 @@ packages=(
   etcd-server containerd runc iptables containernetworking-plugins busybox-static
   conntrack iproute2 gcc libc6-dev python3-venv python3-dev shellcheck util-linux
   vagrant vagrant-libvirt
+  # VMs (kubelite vm): QEMU, libvirt run inside a lab namespace, and the box builder
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients dnsmasq-base
+  mmdebstrap extlinux syslinux-common fdisk rsync openssh-client
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +29,10 @@ fi
 # kubelite runs its own instances, so the packaged ones are not needed.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl disable --now containerd etcd >/dev/null 2>&1 || true
+  # VM labs run their own libvirtd inside a network namespace; the packaged one
+  # would put its bridge in this machine's own.
+  systemctl disable --now libvirtd libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
+    virtlogd virtlogd.socket >/dev/null 2>&1 || true
 fi
 
 python=${PYTHON:-python3}
