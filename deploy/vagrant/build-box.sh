@@ -67,6 +67,7 @@ printf '%s\n' '[Unit]' 'Description=ssh host keys of this machine' 'Before=ssh.s
   '[Install]' 'WantedBy=multi-user.target' > "\$1/etc/systemd/system/ssh-host-keys.service"
 chroot "\$1" systemctl enable ssh-host-keys.service
 chroot "\$1" systemctl disable containerd.service etcd.service
+chroot "\$1" python3 -m venv /opt/kubelite-venv
 # Boot-time housekeeping a short-lived VM does not need (minutes under emulation).
 chroot "\$1" systemctl mask e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer \
   man-db.timer fstrim.timer

@@ -21,9 +21,10 @@ fi
 
 # The box has every package baked in; apt runs only for a box that lacks some.
 mapfile -t packages < <(grep -v '^#' "${src}/deploy/vagrant/node-packages.txt" | grep -v '^$')
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | grep " install ok installed" || true)
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  grep -q "^${p} " <<< "${installed}" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "provision: installing ${missing[*]} (this box lacks them)"
@@ -37,11 +38,20 @@ if [ ! -d "${wheelhouse}" ]; then
   echo "provision: no wheelhouse at ${wheelhouse}: build it on the host (kubelite vm up does)" >&2
   exit 1
 fi
+# The box comes with the venv (making one costs minutes under emulation).
 [ -x "${venv}/bin/python" ] || python3 -m venv "${venv}"
-"${venv}/bin/pip" install --quiet --no-index --find-links "${wheelhouse}" --force-reinstall --no-deps \
-  "${wheelhouse}"/kubelite-*.whl
-"${venv}/bin/pip" install --quiet --no-index --find-links "${wheelhouse}" kubelite
+wheels=("${wheelhouse}"/kubelite-*.whl)
+again=()
+if compgen -G "${venv}/lib/python3*/site-packages/kubelite-*.dist-info" >/dev/null; then
+  again=(--force-reinstall --no-deps)  # provisioned before: replace kubelite only
+fi
+"${venv}/bin/pip" install --quiet --no-index --find-links "${wheelhouse}" "${again[@]}" "${wheels[0]}"
 ln -sf "${venv}/bin/kubelite" /usr/local/bin/kubelite
+# Node images built on the host: the bootstrap reuses them when their inputs match.
+if [ -d "${wheelhouse}/images" ]; then
+  mkdir -p /var/lib/kubelite/images
+  cp -a "${wheelhouse}/images/." /var/lib/kubelite/images/
+fi
 
 modprobe br_netfilter || true
 sysctl -qw net.ipv4.ip_forward=1
@@ -75,7 +85,6 @@ if [ "${role}" = "control-plane" ]; then
     fi
     sleep 2
   done
-  kubelite get nodes -o wide
 else
   join_cluster
 fi

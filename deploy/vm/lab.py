@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -175,21 +176,24 @@ def _start_daemons(plan: VmLabPlan) -> None:
 
 def _stream(argv: Sequence[str], *, env: dict[str, str], log: Path, timeout: float, progress: Progress | None
             ) -> None:
-    """Run a long command, its output appended to `log` (and shown, when asked)."""
-    deadline = time.monotonic() + timeout
+    """Run a long command, its output appended to `log` with the seconds since it started
+    (and shown, when asked); killed after `timeout` seconds."""
+    start = time.monotonic()
     with open(log, "a") as out, subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                 text=True, env=env, stdin=subprocess.DEVNULL) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-            if progress is not None:
-                progress(line.rstrip("\n"))
-            if time.monotonic() > deadline:
-                proc.kill()
-                break
-        code = proc.wait()
-    if time.monotonic() > deadline:
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(f"{time.monotonic() - start:7.1f} {line}")
+                out.flush()
+                if progress is not None:
+                    progress(line.rstrip("\n"))
+            code = proc.wait()
+        finally:
+            watchdog.cancel()
+    if time.monotonic() - start >= timeout:
         raise VmLabError(f"{' '.join(argv[-3:])} took longer than {timeout:.0f}s; see {log}")
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
@@ -217,7 +221,7 @@ def up(plan: VmLabPlan, *, progress: Progress = print, show_vagrant: bool = True
         box = box_mod.ensure(progress=progress)
     with phase("wheelhouse", timings, progress):
         wheels = wheelhouse.build()
-        progress(f"wheelhouse: {len(wheels)} wheels in {wheelhouse.WHEELHOUSE}")
+        progress(f"wheelhouse: {len(wheels)} wheels and the node images in {wheelhouse.WHEELHOUSE}")
     try:
         plan.state_dir.mkdir(parents=True)
         with phase("libvirt", timings, progress):

@@ -1,5 +1,6 @@
 """The wheelhouse the VMs install from with `pip install --no-index`: kubelite's locked
-runtime dependencies plus a wheel of kubelite itself, built on the host."""
+runtime dependencies plus a wheel of kubelite itself, built on the host; beside them in
+images/, the node images, so emulated VMs need not compile them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+from kubelet.runtime import images
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / "deploy" / "vagrant" / ".wheelhouse"
@@ -49,6 +52,7 @@ def build(out: Path = WHEELHOUSE, root: Path = ROOT) -> list[str]:
         if result.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise WheelhouseError(f"{' '.join(argv[2:5])} failed:\n{result.stderr.strip()[-2000:]}")
+    images.build_all(tmp / "images")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return sorted(p.name for p in out.glob("*.whl"))
