@@ -12,6 +12,7 @@ from api import kinds, logs
 from cli import printers
 from cli.common import run
 from client import config as client_config
+from client.config import ClientConfig
 
 
 def _progress(line: str) -> None:
@@ -139,6 +140,7 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
     run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     # `kubelite get ...` on this machine talks to it over the unix socket.
     token = Path(token_file).read_text().strip() if token_file else ""
+    run(boot.apply_addons(ClientConfig(server=f"unix://{spec.socket}", token=token)))
     client_config.set_cluster("local", server=f"unix://{spec.socket}", token=token)
     click.echo(f"control plane up: apiserver at {spec.server}")
 

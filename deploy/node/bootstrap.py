@@ -11,6 +11,7 @@ VM the same commands become systemd units (see launch.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import time
@@ -22,6 +23,8 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from client.api import Client
+from client.config import ClientConfig
 from deploy.node import containerd
 from deploy.node.launch import Launcher
 
@@ -223,3 +226,17 @@ async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
 async def stop_node(spec_node_dir: Path) -> None:
     """Remove a node's containerd, its pods, mounts and cgroups (daemons are stopped by the launcher)."""
     await containerd.stop_and_clean(spec_node_dir / "containerd", keep_logs=False)
+
+
+async def apply_addons(conn: ClientConfig) -> None:
+    """Objects every cluster has (cluster DNS's Service), from deploy/addons/: the lab's and the VMs'."""
+    from api import convert, kinds
+    from api.errors import AlreadyExistsError
+
+    files = sorted(ADDONS.glob("*.yaml")) if ADDONS.exists() else []
+    async with Client(conn) as client:
+        for f in files:
+            for doc in convert.load_documents(f.read_text(), str(f)):
+                envelope = convert.manifest_to_object(doc.data, where=doc.where)
+                with contextlib.suppress(AlreadyExistsError):
+                    await client.create(kinds.unwrap(envelope))

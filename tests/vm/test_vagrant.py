@@ -125,6 +125,12 @@ def lab_leftovers(plan: VmLabPlan) -> list[str]:
     return left
 
 
+def root_links() -> set[str]:
+    """This machine's own network interfaces (the lab must add none)."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=30, check=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
 def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.CaptureFixture[str]) -> None:
     """Three VMs from the local box form a cluster on their private addresses, serve the demo through
     a Service and a NodePort, replace a halted worker's pods on the other one, and leave nothing behind."""
@@ -135,6 +141,7 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
     name = f"t{os.getpid()}"
     plan = VmLabPlan(name, workers=2)
     phases = Phases(capsys)
+    links_before = root_links()
     try:
         with phases("box"):
             kubelite("vm", "box", timeout=1200)
@@ -158,15 +165,15 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
 
         with phases("service"):
             page = wait_for("the page through the Service", lambda: in_lab(
-                name, "exec", "client", "--", "timeout", "10", "wget", "-q", "-O", "-", "http://web",
-                check=False).stdout, timeout=120)
+                name, "exec", "client", "--", "timeout", "10", "wget", "-q", "-O", "-", "http://web").stdout,
+                timeout=180)
             assert page.startswith("hello from web-"), page
         with phases("nodeport"):
             url = f"http://{plan.address(other)}:30080/"
             fetch = [sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen({url!r}, "
                                            "timeout=10).read().decode())"]
             page = wait_for(f"the page through the NodePort of {other}", lambda: subprocess.run(
-                lab.in_netns(plan, fetch), capture_output=True, text=True, timeout=30).stdout, timeout=120)
+                lab.in_netns(plan, fetch), capture_output=True, text=True, timeout=30).stdout, timeout=180)
             assert page.startswith("hello from web-"), page
 
         # Halt the worker running the most web pods; the other one must end up running all three.
@@ -189,3 +196,4 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
         with capsys.disabled():
             print(f"\nvm test phases (s): {json.dumps(phases.seconds)}", flush=True)
     assert not lab_leftovers(plan), lab_leftovers(plan)
+    assert not {link for link in root_links() - links_before if link.startswith(("virbr", "vnet"))}
