@@ -254,6 +254,15 @@ def lab_processes(inode: int) -> list[int]:
     return [pid for pid in vm_plan.processes_in(inode, entries) if pid != os.getpid()]
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
 def _end(pids: list[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -277,18 +286,20 @@ def down(plan: VmLabPlan, *, progress: Progress = print) -> list[str]:
     if inode is None and plan.netns_path.exists():
         inode = plan.netns_path.stat().st_ino
     if inode is not None:
-        pids = lab_processes(inode)
+        seen = set(pids := lab_processes(inode))
         if pids:
             _end(pids, signal.SIGTERM)
             deadline = time.monotonic() + 15
             while (pids := lab_processes(inode)) and time.monotonic() < deadline:
+                seen.update(pids)
                 time.sleep(0.2)
             _end(pids, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while (left := lab_processes(inode)) and time.monotonic() < deadline:
+            # An exiting process leaves its namespace before it is gone: wait for every one seen.
+            deadline = time.monotonic() + 15
+            while (left := [p for p in seen | set(lab_processes(inode)) if _alive(p)]) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if left:
-                raise VmLabError(f"processes {left} in {plan.netns} did not end")
+                raise VmLabError(f"processes {sorted(left)} of {plan.netns} did not end")
             removed.append("processes")
     if plan.netns_path.exists():
         _run(["ip", "netns", "delete", plan.netns], timeout=30)
