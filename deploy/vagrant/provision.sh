@@ -76,9 +76,13 @@ join_cluster() {
 }
 
 if [ "${role}" = "control-plane" ]; then
-  kubelite bootstrap control-plane --address "${address}" --token-file "${token}" --timeout-scale "${scale}"
-  # The control plane is a node too, kept free of workloads as Kubernetes' is.
+  # The control plane is a node too, kept free of workloads as Kubernetes' is. Its
+  # node starts beside the control plane (the kubelet waits for the apiserver):
+  # one after the other takes minutes longer under emulation.
+  kubelite bootstrap control-plane --address "${address}" --token-file "${token}" --timeout-scale "${scale}" &
+  control_plane=$!
   join_cluster
+  wait "${control_plane}"
   for _ in $(seq 30); do
     if kubelite taint nodes "${name}" node-role.kubernetes.io/control-plane:NoSchedule --overwrite >/dev/null 2>&1; then
       break

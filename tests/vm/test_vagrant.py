@@ -125,6 +125,22 @@ def lab_leftovers(plan: VmLabPlan) -> list[str]:
     return left
 
 
+def dump_logs(plan: VmLabPlan) -> None:
+    """On failure: the end of every component's log on every VM, and of vagrant's, into the test's output."""
+    vagrant_log = plan.state_dir / "vagrant.log"
+    if vagrant_log.exists():
+        print("---- vagrant.log ----\n" + "\n".join(vagrant_log.read_text(errors="replace").splitlines()[-40:]))
+    if not plan.ssh_config.exists():
+        return
+    for machine in plan.machines:
+        script = "for f in /var/log/kubelite/*.log; do echo \"---- $f\"; sudo tail -n 25 \"$f\"; done"
+        try:
+            out = subprocess.run([*lab.ssh_argv(plan), machine, script], capture_output=True, text=True, timeout=120)
+            print(f"==== {machine} ====\n{out.stdout}{out.stderr}")
+        except subprocess.TimeoutExpired:
+            print(f"==== {machine}: no answer over ssh ====")
+
+
 def root_links() -> set[str]:
     """This machine's own network interfaces (the lab must add none)."""
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=30, check=True).stdout
@@ -190,6 +206,9 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
             wait_for(f"web pods replaced on {survivor}", lambda: ready_web_pods(name, on={survivor}), timeout=300)
             rows = table(in_lab(name, "get", "nodes").stdout)
             assert {r["NAME"]: r["STATUS"] for r in rows}[victim] != "Ready"
+    except BaseException:
+        dump_logs(plan)
+        raise
     finally:
         with phases("destroy"):
             kubelite("vm", "down", "--name", name, timeout=600, check=False)
