@@ -132,14 +132,35 @@ def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
     return argv
 
 
+def leader_timings(scale: float) -> tuple[float, float]:
+    """(lease duration, renew interval) for leader election on a machine `scale` times slower:
+    with the defaults (4 s, 1 s) an emulated leader misses its renewals and drops its work."""
+    return 4.0 * scale, min(scale, 2.0)
+
+
+def scheduler_config_path(spec: ControlPlaneSpec) -> Path:
+    return spec.data_dir / "scheduler.yaml"
+
+
+def render_scheduler_config(spec: ControlPlaneSpec) -> str:
+    """The scheduler's configuration on a slow machine: only its leader election timings."""
+    duration, renew = leader_timings(spec.timeout_scale)
+    return f"leaseDurationSeconds: {duration:g}\nrenewIntervalSeconds: {renew:g}\n"
+
+
 def scheduler_argv(spec: ControlPlaneSpec) -> list[str]:
+    slow = ["--config", str(scheduler_config_path(spec))] if spec.timeout_scale > 1 else []
     return [*kubelite_argv(), "scheduler", "--server", spec.server, *_token_args(spec.token_file),
-            "--log-level", spec.log_level, *spec.extra_scheduler_args]
+            *slow, "--log-level", spec.log_level, *spec.extra_scheduler_args]
 
 
 def controller_manager_argv(spec: ControlPlaneSpec) -> list[str]:
+    slow: list[str] = []
+    if spec.timeout_scale > 1:
+        duration, renew = leader_timings(spec.timeout_scale)
+        slow = ["--leader-elect-lease-duration", f"{duration:g}", "--leader-elect-renew-interval", f"{renew:g}"]
     return [*kubelite_argv(), "controller-manager", "--server", spec.server, *_token_args(spec.token_file),
-            "--node-monitor-grace-period", str(spec.node_monitor_grace_period), "--log-level", spec.log_level]
+            "--node-monitor-grace-period", str(spec.node_monitor_grace_period), *slow, "--log-level", spec.log_level]
 
 
 def dns_argv(spec: ControlPlaneSpec) -> list[str]:
@@ -189,6 +210,8 @@ def _names(spec_name: str, role: str, launcher: Launcher) -> str:
 async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
     """Start etcd and the apiserver, wait until it serves, then the other control-plane daemons."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
+    if spec.timeout_scale > 1:
+        scheduler_config_path(spec).write_text(render_scheduler_config(spec))
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
     target = f"unix://{spec.socket}" if spec.socket else spec.server

@@ -109,3 +109,17 @@ def test_slow_machines_get_longer_kubelet_timings(tmp_path: Path, scale: float, 
     for flag in ("--runtime-request-timeout", "--lease-renew", "--lease-duration", "--pleg-period"):
         assert (argv[argv.index(flag) + 1] if flag in argv else None) == expected.get(flag)
     assert bootstrap.containerd_config(spec).start_timeout == 30.0 * scale
+
+
+def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
+    """On an emulated machine the scheduler and controller-manager hold their leases 10x longer; else defaults."""
+    slow = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path, timeout_scale=10)
+    cm = bootstrap.controller_manager_argv(slow)
+    assert cm[cm.index("--leader-elect-lease-duration") + 1] == "40"
+    assert cm[cm.index("--leader-elect-renew-interval") + 1] == "2"
+    sched = bootstrap.scheduler_argv(slow)
+    assert sched[sched.index("--config") + 1] == str(tmp_path / "scheduler.yaml")
+    assert bootstrap.render_scheduler_config(slow) == "leaseDurationSeconds: 40\nrenewIntervalSeconds: 2\n"
+    fast = bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path)
+    assert "--config" not in bootstrap.scheduler_argv(fast)
+    assert "--leader-elect-lease-duration" not in bootstrap.controller_manager_argv(fast)
