@@ -44,7 +44,9 @@ def build(out: Path = WHEELHOUSE, root: Path = ROOT) -> list[str]:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     steps = [download_argv(tmp, root),
-             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp), str(root)]]
+             # Built by this venv's (locked) setuptools: no download beyond the locked set.
+             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir",
+              str(tmp), str(root)]]
     # setuptools' scratch copy could carry modules since removed from the source.
     shutil.rmtree(root / "build", ignore_errors=True)
     for argv in steps:
