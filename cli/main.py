@@ -26,6 +26,7 @@ from cli.daemons import (
     scheduler,
     secrets,
     supervise,
+    vm,
 )
 
 # Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
@@ -47,6 +48,7 @@ MODULES = (
     proxy,
     dns,
     supervise,
+    vm,
 )
 
 

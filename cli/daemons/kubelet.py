@@ -84,6 +84,8 @@ def _default_ip() -> str:
 @click.option("--local-path-capacity", default="",
               help="storage local-path volumes may claim on this node, e.g. 20Gi (default: the size of the "
                    "filesystem holding --local-path-dir)")
+@click.option("--runtime-request-timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="seconds each CRI call may take (image pulls excepted); longer on emulated machines")
 @click.option("--log-level", default="info")
 def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: str, node_ip: str | None,
             pod_cidr: str, listen: str | None, cluster_dns: str, cluster_domain: str, root_dir: Path,
@@ -91,7 +93,7 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
             cpu: str, memory: str, max_pods: int, reserved_cpu: str, reserved_memory: str, node_labels: str,
             backoff_initial: float, backoff_max: float, pleg_period: float, probe_netns: str,
             max_parallel_sandboxes: int, events: bool, local_path_dir: Path | None, local_path_capacity: str,
-            log_level: str) -> None:
+            runtime_request_timeout: float, log_level: str) -> None:
     """Run the kubelet: register the node and run the pods bound to it."""
     from kubelet.config import KubeletConfig
 
@@ -116,7 +118,7 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
     if not capacity and runtime_kind != "fake":
         capacity = _filesystem_size(config.local_path_root)
     config = dataclasses.replace(config, local_path_capacity=capacity)
-    serve(_run_kubelet(conn, config, runtime_kind, cri_socket))
+    serve(_run_kubelet(conn, config, runtime_kind, cri_socket, runtime_request_timeout))
 
 
 def _filesystem_size(path: Path) -> int:
@@ -129,11 +131,12 @@ def _filesystem_size(path: Path) -> int:
     return st.f_blocks * st.f_frsize
 
 
-async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str) -> None:  # type: ignore[no-untyped-def]
+async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str,  # type: ignore[no-untyped-def]
+                       request_timeout: float) -> None:
     from kubelet.kubelet import Kubelet
     from kubelet.runtime.instrumented import InstrumentedRuntime
 
-    runtime = _make_runtime(runtime_kind, cri_socket, config)
+    runtime = _make_runtime(runtime_kind, cri_socket, config, request_timeout)
     client = Client(conn)
     try:
         await Kubelet(config, client, InstrumentedRuntime(runtime, node=config.node_name)).run()
@@ -145,11 +148,11 @@ async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket
         await client.close()
 
 
-def _make_runtime(kind: str, cri_socket: str, config):  # type: ignore[no-untyped-def]
+def _make_runtime(kind: str, cri_socket: str, config, request_timeout: float = 30.0):  # type: ignore[no-untyped-def]
     if kind == "cri":
         from kubelet.runtime.cri import CRIRuntime
 
-        return CRIRuntime(cri_socket)
+        return CRIRuntime(cri_socket, timeout=request_timeout)
     if kind == "process":
         from kubelet.runtime.cni import render_conflist
         from kubelet.runtime.process import ProcessRuntime, ProcessRuntimeConfig

@@ -76,7 +76,7 @@ class NodeConfig:
     cni_bin_dir: str = CNI_BIN_DIR
     bridge: str = "cni0"
     log_level: str = "info"
-    start_timeout: float = 30.0
+    start_timeout: float = 30.0  # seconds to wait for containerd to serve, and for CRI to see an import
     # http://host:port of the cluster's registry (registry.py): the mirror of docker.io and registry.k8s.io.
     registry_mirror: str = ""
 
@@ -272,8 +272,9 @@ async def wait_started(cfg: NodeConfig, tarballs: Mapping[str, Path]) -> int:
     """Wait for a containerd started by someone else (start() or a systemd unit running
     `argv(cfg)`) to answer CRI, then import the images; returns its pid."""
     pid = await _wait_ready(cfg)
-    for tarball in tarballs.values():
-        await images.import_image(tarball, cfg.address)
+    # Imports are independent: on a slow machine, one at a time doubles the wait.
+    await asyncio.gather(*(images.import_image(tarball, cfg.address, timeout=max(120.0, 4 * cfg.start_timeout))
+                           for tarball in tarballs.values()))
     await _wait_image(cfg, images.PAUSE_IMAGE)
     log.info("containerd_started", node=cfg.name, pid=pid, address=cfg.address, netns=cfg.netns)
     return pid
@@ -340,7 +341,7 @@ async def _wait_image(cfg: NodeConfig, image: str) -> None:
     """CRI learns about imported images from events; wait until it sees this one."""
     rt = CRIRuntime(cfg.address, timeout=2.0)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + cfg.start_timeout
         while await rt.image_status(image) is None:
             if time.monotonic() > deadline:
                 raise NodeRuntimeError(f"CRI on {cfg.name} does not see {image} after import")

@@ -92,6 +92,13 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("bootstrap", "control-plane", "--address", "10.250.0.2", "--data-dir", "{tmp}/cp"), "systemd"),
     (("bootstrap", "node", "--name", "n1", "--address", "10.250.0.10", "--pod-cidr", "10.244.1.0/24",
       "--server", "10.250.0.2:6443", "--node-dir", "{tmp}/node"), "systemd"),
+    # VM labs: names that are not labs, labs that are not up, sizes out of range
+    (("vm", "box", "--no-such-flag"), "no-such-flag"),
+    (("vm", "up", "--workers", "-1", "--name", "nosuch"), "between 1 and 9"),
+    (("vm", "down", "--name", "Bad_Name"), "'Bad_Name': use 1-20 lowercase"),
+    (("vm", "ssh", "--name", "nosuch", "cp", "true"), "VM lab 'nosuch' is not up"),
+    (("vm", "exec", "--name", "nosuch", "true"), "VM lab 'nosuch' is not up"),
+    (("vm", "vagrant", "--name", "nosuch", "status"), "VM lab 'nosuch' is not up"),
     # daemons refuse bad flags before they start
     (("apiserver", "--service-cidr", "not-a-cidr"), "not-a-cidr"),
     (("scheduler", "--server", UNREACHABLE, "--log-level", "info", "--no-such-flag"), "no-such-flag"),
