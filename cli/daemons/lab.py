@@ -24,14 +24,20 @@ def _progress(line: str) -> None:
 @click.option("--name", default="kubelite", show_default=True, help="cluster name (several can coexist)")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for Ready nodes")
 @click.option("--log-level", default="info", help="log level of the cluster's components")
-def up(nodes: int, name: str, timeout: float, log_level: str) -> None:
-    """Start a local cluster: every node in its own network namespace (root)."""
+@click.option("--add-node", is_flag=True, help="add one worker node to the running cluster --name instead")
+def up(nodes: int, name: str, timeout: float, log_level: str, add_node: bool) -> None:
+    """Start a local cluster: every node in its own network namespace (root); or, with --add-node, add a node to
+    a running one."""
     from deploy.lab.cluster import AlreadyUpError, LabError
+    from deploy.lab.cluster import add_node as lab_add_node
     from deploy.lab.cluster import up as lab_up
     from deploy.lab.plan import LabPlanError
 
     logs.configure("lab", level="warning")
     try:
+        if add_node:
+            asyncio.run(lab_add_node(name, progress=_progress, timeout=timeout, log_level=log_level))
+            return
         asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level))
     except AlreadyUpError as e:
         click.echo(str(e), err=True)

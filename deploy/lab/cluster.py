@@ -183,6 +183,25 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
     return plan
 
 
+async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log_level: str = "info") -> str:
+    """Add one worker node to running cluster `name` (the next n<k>), through the same node bootstrap `up` uses;
+    returns its name once it is Ready."""
+    running = await asyncio.to_thread(find_running, name)
+    if running is None or not running.healthy:
+        raise LabError(f"cluster {name!r} is not up (`kubelite up --name {name}` starts it)")
+    plan = plan_lab(name, running.nodes + 1)
+    node = plan.nodes[-1]
+    progress(f"adding node {node.role} to cluster {name!r}")
+    start = time.monotonic()
+    await asyncio.to_thread(network.apply_topology, plan)
+    launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+    await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level), launcher)
+    await asyncio.to_thread(network.apply_service_route, plan, node)
+    await wait_nodes_ready(client_config_for(plan), [node.role], timeout=timeout)
+    progress(f"node {node.role} is Ready in {time.monotonic() - start:.1f}s")
+    return node.role
+
+
 class AlreadyUpError(LabError):
     def __init__(self, running: Running) -> None:
         super().__init__(f"cluster {running.plan.cluster!r} is already up with {running.nodes} node(s); "
