@@ -18,6 +18,7 @@ volumes      PersistentVolumes and claims: matching, node affinity, the annotati
              controller, the provisioner, the scheduler and the kubelet
 deployments  the Deployment vocabulary shared by the controller and the CLI (annotations, conditions, revisions)
 jobs         the Job vocabulary: labels, conditions, reasons, the generated selector, completed indexes
+loadbalancer LoadBalancer Services: the allocated-address annotation, the class, the announcing Lease
 placement    node selector, required node affinity and tolerations: may a pod go to a node
 logs         structlog configured once per process
 text         control characters refused in fields; messages escaped onto one line

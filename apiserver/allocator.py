@@ -12,6 +12,7 @@ import ipaddress
 import random
 from dataclasses import dataclass
 
+from api import loadbalancer
 from api.errors import FieldError, InvalidError
 from api.pb import core_pb2
 
@@ -31,16 +32,79 @@ def lb_key(ip: str) -> str:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """LoadBalancer addresses: inclusive (first, last) ranges of IPv4 addresses as integers."""
+
+    ranges: tuple[tuple[int, int], ...]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Pool:
+        """`10.250.0.128/25,10.250.0.100-10.250.0.110`: CIDRs (without their network and broadcast
+        addresses) and inclusive ranges, comma-separated."""
+        out: list[tuple[int, int]] = []
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                raise ValueError(f"--lb-pool {text!r}: empty entry")
+            try:
+                if "/" in part:
+                    net = ipaddress.IPv4Network(part)
+                    lo, hi = int(net.network_address), int(net.broadcast_address)
+                    if net.prefixlen < 31:
+                        lo, hi = lo + 1, hi - 1
+                else:
+                    first, _, last = part.partition("-")
+                    lo = int(ipaddress.IPv4Address(first.strip()))
+                    hi = int(ipaddress.IPv4Address(last.strip())) if last else lo
+            except ValueError as e:
+                raise ValueError(f"--lb-pool entry {part!r}: {e}") from None
+            if hi < lo:
+                raise ValueError(f"--lb-pool entry {part!r}: the last address is below the first")
+            for a, b in out:
+                if lo <= b and a <= hi:
+                    raise ValueError(f"--lb-pool entry {part!r} overlaps another entry")
+            out.append((lo, hi))
+        return cls(tuple(out), text)
+
+    def __contains__(self, ip: str) -> bool:
+        try:
+            n = int(ipaddress.IPv4Address(ip))
+        except ValueError:
+            return False
+        return any(lo <= n <= hi for lo, hi in self.ranges)
+
+    def pick(self, taken: set[str], rng: random.Random) -> str:
+        """A free address of the pool."""
+        size = sum(hi - lo + 1 for lo, hi in self.ranges)
+        for _ in range(64):
+            k = rng.randrange(size)
+            for lo, hi in self.ranges:
+                if k <= hi - lo:
+                    candidate = str(ipaddress.IPv4Address(lo + k))
+                    break
+                k -= hi - lo + 1
+            if candidate not in taken:
+                return candidate
+        for lo, hi in self.ranges:  # dense: scan
+            for n in range(lo, hi + 1):
+                candidate = str(ipaddress.IPv4Address(n))
+                if candidate not in taken:
+                    return candidate
+        raise ExhaustedError([FieldError("spec.loadBalancerIP", "Invalid value",
+                                         f"load-balancer pool {self.text} is full")])
+
+
+@dataclass(frozen=True)
 class Ranges:
     service_cidr: ipaddress.IPv4Network
     node_ports: tuple[int, int]
-    lb_pool: ipaddress.IPv4Network | None
+    lb_pool: Pool | None
 
     @classmethod
     def parse(cls, service_cidr: str, node_ports: str, lb_pool: str) -> Ranges:
         lo, _, hi = node_ports.partition("-")
         return cls(ipaddress.ip_network(service_cidr), (int(lo), int(hi or lo)),
-                   ipaddress.ip_network(lb_pool) if lb_pool else None)
+                   Pool.parse(lb_pool) if lb_pool else None)
 
 
 class ExhaustedError(InvalidError):
@@ -87,9 +151,8 @@ def claims(svc: core_pb2.Service) -> set[str]:
     for p in svc.spec.ports:
         if p.node_port:
             out.add(port_key(p.node_port, p.protocol or "TCP"))
-    for ing in svc.status.load_balancer.ingress:
-        if ing.ip:
-            out.add(lb_key(ing.ip))
+    if loadbalancer.allocated_ip(svc):
+        out.add(lb_key(loadbalancer.allocated_ip(svc)))
     return out
 
 
@@ -119,4 +182,8 @@ def check_requested(svc: core_pb2.Service, ranges: Ranges) -> list[FieldError]:
             errs.append(FieldError(f"spec.ports[{i}].nodePort", "Invalid value",
                                    f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
                                    p.node_port))
+    wanted = svc.spec.load_balancer_ip
+    if wanted and loadbalancer.is_ours(svc) and ranges.lb_pool is not None and wanted not in ranges.lb_pool:
+        errs.append(FieldError("spec.loadBalancerIP", "Invalid value",
+                               f"not in the load-balancer pool {ranges.lb_pool.text}", wanted))
     return errs

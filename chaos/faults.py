@@ -34,7 +34,7 @@ class Target(Protocol):
     """A cluster faults can be applied to."""
 
     async def stop_node(self, node: str) -> None:
-        """The node dies: its kubelet, proxy and containerd stop (containers keep running, as after a
+        """The node dies: its kubelet, proxy, speaker and containerd stop (containers keep running, as after a
         kubelet crash; they are killed when the kubelet returns and finds them deleted)."""
         ...
 
@@ -76,7 +76,7 @@ class LabTarget:
     async def stop_node(self, node: str) -> None:
         self._node_index(node)
         # Stopped, not killed: the watchdog leaves them alone until start_node.
-        for daemon in (f"kubelet-{node}", f"proxy-{node}", f"containerd-{node}"):
+        for daemon in (f"kubelet-{node}", f"proxy-{node}", f"speaker-{node}", f"containerd-{node}"):
             await asyncio.to_thread(self.supervisor.stop, daemon)
         log.info("node_stopped", node=node)
 
@@ -148,10 +148,10 @@ class SshTarget:
             raise ChaosError(f"{node}: {command}: {result.stderr.strip()}")
 
     async def stop_node(self, node: str) -> None:
-        await self._run(node, "systemctl stop kubelite-kubelet kubelite-proxy kubelite-containerd")
+        await self._run(node, "systemctl stop kubelite-kubelet kubelite-proxy kubelite-speaker kubelite-containerd")
 
     async def start_node(self, node: str) -> None:
-        await self._run(node, "systemctl start kubelite-containerd kubelite-kubelet kubelite-proxy")
+        await self._run(node, "systemctl start kubelite-containerd kubelite-kubelet kubelite-proxy kubelite-speaker")
 
     async def cut_off(self, node: str) -> None:
         # Drop cluster traffic but keep ssh, so the fault can be undone.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from google.protobuf.message import Message
 
-from api import convert, kinds, labels
+from api import convert, kinds, labels, loadbalancer
+from api.errors import NotFoundError
 from api.pb import apps_pb2, batch_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
 from cli import printers
 from cli.common import connection_options, run
@@ -438,6 +439,24 @@ _DETAIL = {"Pod": _pod, "PriorityClass": _priority_class, "ConfigMap": _config_m
            "StatefulSet": _statefulset, "PodDisruptionBudget": _pdb}
 
 
+async def _announcer(lines: Lines, client: Client, s: core_pb2.Service) -> None:
+    """Which node answers for the LoadBalancer address, and since when (the Service's Lease)."""
+    ip = loadbalancer.allocated_ip(s)
+    _kv(lines, "LoadBalancer Address", ip or "<pending: no address allocated>")
+    if not ip:
+        return
+    try:
+        lease = await client.get("leases", loadbalancer.lease_name(s.metadata.name), s.metadata.namespace)
+    except NotFoundError:
+        lease = None
+    holder = lease.spec.holder_identity if lease is not None else ""
+    if holder:
+        since = lease.spec.acquire_time
+        _kv(lines, "Announced By", f"{holder} (since {convert.format_time(since)}, {printers.age(since)} ago)")
+    else:
+        _kv(lines, "Announced By", "<none> (no Ready node with a ready endpoint)")
+
+
 async def describe_text(client: Client, obj: Message) -> str:
     lines: Lines = []
     _meta(lines, obj)
@@ -447,6 +466,8 @@ async def describe_text(client: Client, obj: Message) -> str:
         detail(lines, obj)
     elif kind.kind == "Namespace":
         _kv(lines, "Status", obj.status.phase)  # type: ignore[attr-defined]
+    if kind.kind == "Service" and loadbalancer.is_ours(obj):  # type: ignore[arg-type]
+        await _announcer(lines, client, obj)  # type: ignore[arg-type]
     m = obj.metadata  # type: ignore[attr-defined]
     field = f"involvedObject.name={m.name},involvedObject.kind={kind.kind}"
     events = (await client.list("events", m.namespace or "default", field_selector=field)).items

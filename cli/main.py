@@ -25,6 +25,7 @@ from cli.daemons import (
     proxy,
     scheduler,
     secrets,
+    speaker,
     supervise,
     vm,
 )
@@ -46,6 +47,7 @@ MODULES = (
     kubelet,
     hollow,
     proxy,
+    speaker,
     dns,
     supervise,
     vm,
@@ -53,8 +55,8 @@ MODULES = (
 
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
-DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
-                     "supervise", "registry"})
+DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "speaker", "dns",
+                     "hollow-nodes", "supervise", "registry"})
 
 
 class _Main(click.Group):

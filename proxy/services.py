@@ -14,6 +14,7 @@ import socket
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from api import loadbalancer
 from api.pb import core_pb2
 from proxy import chains
 
@@ -91,7 +92,9 @@ def compute_service_ports(svc: core_pb2.Service) -> list[ServicePort]:
         affinity = cfg.timeout_seconds if cfg.HasField("timeout_seconds") and cfg.timeout_seconds > 0 \
             else DEFAULT_AFFINITY_SECONDS
     external = _ipv4s(spec.external_ips)
-    lb = _ipv4s(i.ip for i in svc.status.load_balancer.ingress if i.ip) if spec.type == "LoadBalancer" else ()
+    # The allocated address too: rules are in place on every node before one announces it.
+    lb = _ipv4s([*(i.ip for i in svc.status.load_balancer.ingress if i.ip), loadbalancer.allocated_ip(svc)]
+                if spec.type == "LoadBalancer" else ())
     with_node_ports = spec.type in ("NodePort", "LoadBalancer")
     out: list[ServicePort] = []
     for p in spec.ports:

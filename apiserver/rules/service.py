@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from api import kinds
+from api import kinds, loadbalancer
 from api.errors import ApiError, ConflictError, FieldError, InvalidError
 from api.pb import core_pb2
 from apiserver import allocator
@@ -59,7 +59,8 @@ class Rules(Strategy):
             if svc.spec.cluster_ip and svc.spec.cluster_ip != "None":
                 taken.ips.add(svc.spec.cluster_ip)
             taken.ports.update(p.node_port for p in svc.spec.ports if p.node_port)
-            taken.lb.update(i.ip for i in svc.status.load_balancer.ingress if i.ip)
+            if loadbalancer.allocated_ip(svc):
+                taken.lb.add(loadbalancer.allocated_ip(svc))
         return taken
 
     def _allocate(self, svc: core_pb2.Service, old: core_pb2.Service | None) -> list[Op]:
@@ -87,17 +88,7 @@ class Rules(Strategy):
         else:
             for p in spec.ports:
                 p.node_port = 0
-        if spec.type == "LoadBalancer" and self.ranges.lb_pool is not None:
-            if not svc.status.load_balancer.ingress:
-                wanted = spec.load_balancer_ip
-                if wanted and wanted in taken.lb:
-                    raise InvalidError([FieldError("spec.loadBalancerIP", "Invalid value", "already allocated",
-                                                   wanted)])
-                ip = wanted or allocator.pick_ip(self.ranges.lb_pool, taken.lb, self._rng)
-                svc.status.load_balancer.ClearField("ingress")
-                svc.status.load_balancer.ingress.add(ip=ip)
-        elif spec.type != "LoadBalancer":
-            svc.status.ClearField("load_balancer")
+        self._allocate_lb(svc, old, taken)
         new_claims = allocator.claims(svc)
         old_claims = allocator.claims(old) if old is not None else set()
         for key in new_claims - old_claims:
@@ -106,6 +97,39 @@ class Rules(Strategy):
         ops: list[Op] = [Create(k, owner) for k in sorted(new_claims - old_claims)]
         ops += [Delete(k) for k in sorted(old_claims - new_claims)]
         return ops
+
+    def _allocate_lb(self, svc: core_pb2.Service, old: core_pb2.Service | None, taken: _Allocations) -> None:
+        """The load-balancer address, kept in a server-owned annotation; the announcing node fills the status."""
+        annotations = svc.metadata.annotations
+        given = annotations.get(loadbalancer.ALLOCATED_IP, "")
+        had = loadbalancer.allocated_ip(old) if old is not None else ""
+        if given and given != had:
+            raise InvalidError([FieldError(f"metadata.annotations[{loadbalancer.ALLOCATED_IP}]", "Forbidden",
+                                           "set by the apiserver from the load-balancer pool", given)])
+        if not loadbalancer.is_ours(svc) or self.ranges.lb_pool is None:
+            annotations.pop(loadbalancer.ALLOCATED_IP, None)
+            if svc.spec.type != "LoadBalancer" or had:
+                svc.status.ClearField("load_balancer")  # released: nobody announces it any more
+            return
+        wanted = svc.spec.load_balancer_ip
+        ip = had if had and (not wanted or wanted == had) else ""
+        if not ip:
+            if wanted and wanted in taken.lb:
+                raise InvalidError([FieldError("spec.loadBalancerIP", "Invalid value", "already allocated", wanted)])
+            ip = wanted or self.ranges.lb_pool.pick(taken.lb, self._rng)
+        annotations[loadbalancer.ALLOCATED_IP] = ip
+        if ip != had:
+            svc.status.ClearField("load_balancer")
+
+    def validate_status_update(self, new: Message, old: Message) -> list[FieldError]:
+        """Only the allocated address may be reported as announced."""
+        svc: core_pb2.Service = new  # type: ignore[assignment]
+        if not loadbalancer.is_ours(svc):
+            return []
+        ip = loadbalancer.allocated_ip(svc)
+        return [FieldError(f"status.loadBalancer.ingress[{i}].ip", "Invalid value",
+                           f"not the Service's allocated address {ip or '(none)'}", ing.ip)
+                for i, ing in enumerate(svc.status.load_balancer.ingress) if ing.ip != ip]
 
     def _note_inflight(self, key: str, *, add: bool) -> None:
         tail = key.removeprefix(allocator.RANGES)

@@ -11,6 +11,7 @@ controllermanager  `kubelite controller-manager`
 kubelet            `kubelite kubelet`
 hollow             `kubelite hollow-nodes` (fake-runtime kubelets for benchmarks)
 proxy              `kubelite proxy`
+speaker            `kubelite speaker` (answers ARP for the LoadBalancer addresses its node announces)
 dns                `kubelite dns`
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
 images             `kubelite images build|load` (into a local cluster's containerd), `kubelite registry`

@@ -16,7 +16,8 @@ from cli.daemons import serve
               help="address to serve on: host:port or unix:///path (repeatable)")
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
 @click.option("--node-port-range", default="30000-32767", show_default=True)
-@click.option("--lb-pool", default="", help="CIDR from which LoadBalancer services get addresses")
+@click.option("--lb-pool", default="",
+              help="LoadBalancer addresses: CIDRs or first-last ranges, comma-separated (none: no addresses)")
 @click.option("--default-toleration-seconds", type=int, default=2, show_default=True,
               help="how long pods tolerate an unreachable or not-ready node")
 @click.option("--token-file", type=click.Path(dir_okay=False), default=None,

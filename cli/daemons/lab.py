@@ -159,7 +159,8 @@ timeout_scale_option = click.option(
 @click.option("--address", required=True, help="this machine's address on the cluster network")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"))
 @click.option("--token-file", default="", help="require this bearer token from every client")
-@click.option("--lb-pool", default="", help="CIDR for LoadBalancer addresses")
+@click.option("--lb-pool", default="",
+              help="LoadBalancer addresses: CIDRs or first-last ranges, comma-separated")
 @click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
               help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
 @timeout_scale_option

@@ -2,7 +2,7 @@
 
 Given a node's name, address and pod CIDR, `bootstrap_node` writes and starts
 its containerd (CNI bridge on the pod CIDR), imports the images, and starts
-its kubelet and proxy; `bootstrap_control_plane` starts etcd, the apiserver,
+its kubelet, proxy and speaker; `bootstrap_control_plane` starts etcd, the apiserver,
 the scheduler, the controller-manager and cluster DNS. In the lab every
 daemon runs inside the member's network namespace under a supervisor; on a
 VM the same commands become systemd units (see launch.py).
@@ -192,6 +192,13 @@ def proxy_argv(spec: NodeSpec) -> list[str]:
             "--node-name", spec.name, *own, "--log-level", spec.log_level]
 
 
+def speaker_argv(spec: NodeSpec) -> list[str]:
+    # It answers ARP on the interface holding the node's address (the lab's lab0, a VM's private network).
+    own = ["--allow-root-netns"] if spec.netns is None else []
+    return [*kubelite_argv(), "speaker", "--server", spec.server, *_token_args(spec.token_file),
+            "--node-name", spec.name, "--node-ip", spec.address, *own, "--log-level", spec.log_level]
+
+
 async def wait_serving(target: str, *, timeout: float = 30.0) -> None:
     """Wait until the apiserver at `target` reports SERVING on gRPC health."""
     deadline = time.monotonic() + timeout
@@ -244,7 +251,7 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
 
 
 async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
-    """containerd with our images, then the kubelet and the proxy."""
+    """containerd with our images, then the kubelet, the proxy and the speaker."""
     cfg = containerd_config(spec)
     tarballs = await asyncio.to_thread(containerd.prepare, cfg)
     # containerd enters the node's namespace itself (its argv), so the launcher runs it as it is: supervised
@@ -254,6 +261,7 @@ async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
     launcher.start(_names(spec.name, "kubelet", launcher), kubelet_argv(spec, cfg.address), netns=spec.netns,
                    after="containerd")
     launcher.start(_names(spec.name, "proxy", launcher), proxy_argv(spec), netns=spec.netns)
+    launcher.start(_names(spec.name, "speaker", launcher), speaker_argv(spec), netns=spec.netns)
     log.info("node_started", node=spec.name, address=spec.address, pod_cidr=spec.pod_cidr)
 
 

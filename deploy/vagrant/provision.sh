@@ -79,7 +79,10 @@ if [ "${role}" = "control-plane" ]; then
   # The control plane is a node too, kept free of workloads as Kubernetes' is. Its
   # node starts beside the control plane (the kubelet waits for the apiserver):
   # one after the other takes minutes longer under emulation.
-  kubelite bootstrap control-plane --address "${address}" --token-file "${token}" --timeout-scale "${scale}" &
+  # LoadBalancer addresses on the private network, announced by the nodes' speakers.
+  lb_pool="${cp_address%.*}.200-${cp_address%.*}.250"
+  kubelite bootstrap control-plane --address "${address}" --token-file "${token}" --timeout-scale "${scale}" \
+    --lb-pool "${lb_pool}" &
   control_plane=$!
   join_cluster
   wait "${control_plane}"

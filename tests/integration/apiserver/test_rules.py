@@ -325,18 +325,58 @@ async def test_type_change_moves_node_ports(client: Client) -> None:
 
 
 async def test_load_balancer_addresses(etcd: str) -> None:
-    """With an LB pool, LoadBalancer services get a distinct ingress address each, released on delete."""
+    """With an LB pool, LoadBalancer services get a distinct address each (EXTERNAL-IP still empty: no node
+    announces it yet), released on delete."""
+    ann = "kubelite.io/load-balancer-ip"
     server = await start_apiserver(etcd, registry=RegistryConfig(lb_pool="192.168.50.0/29"))
     try:
         async with Client.from_server(server.address) as c:
-            created = await asyncio.gather(*(c.create(service(f"lb{i}", type_="LoadBalancer")) for i in range(5)))
-            addresses = {s.status.load_balancer.ingress[0].ip for s in created}
-            assert len(addresses) == 5
+            created = await asyncio.gather(*(c.create(service(f"lb{i}", type_="LoadBalancer")) for i in range(6)))
+            addresses = {s.metadata.annotations[ann] for s in created}
+            assert len(addresses) == 6 and not any(s.status.load_balancer.ingress for s in created)
             assert all(ipaddress.ip_address(a) in ipaddress.ip_network("192.168.50.0/29") for a in addresses)
-            with pytest.raises(InvalidError, match=r"range 192\.168\.50\.0/29 is full"):
-                await c.create(service("lb5", type_="LoadBalancer"))
+            with pytest.raises(InvalidError, match=r"pool 192\.168\.50\.0/29 is full"):
+                await c.create(service("lb6", type_="LoadBalancer"))
             await c.delete("services", "lb0", "default")
-            again = await c.create(service("lb5", type_="LoadBalancer"))
-            assert again.status.load_balancer.ingress[0].ip == created[0].status.load_balancer.ingress[0].ip
+            again = await c.create(service("lb6", type_="LoadBalancer"))
+            assert again.metadata.annotations[ann] == created[0].metadata.annotations[ann]
+    finally:
+        await server.stop()
+
+
+async def test_load_balancer_address_rules(etcd: str) -> None:
+    """loadBalancerIP must lie in the pool; another loadBalancerClass gets nothing; a type change releases the
+    address; only the allocated address may be reported in the status, and the annotation is the server's."""
+    ann = "kubelite.io/load-balancer-ip"
+    server = await start_apiserver(etcd, registry=RegistryConfig(lb_pool="192.168.50.10-192.168.50.11"))
+    try:
+        async with Client.from_server(server.address) as c:
+            with pytest.raises(InvalidError, match=r"spec.loadBalancerIP: Invalid value.*not in the load-balancer pool"):
+                await c.create(service("out", type_="LoadBalancer", loadBalancerIP="192.168.50.12"))
+            pinned = await c.create(service("pinned", type_="LoadBalancer", loadBalancerIP="192.168.50.11"))
+            assert pinned.metadata.annotations[ann] == "192.168.50.11"
+            other = service("other", type_="LoadBalancer")
+            other.spec.load_balancer_class = "example.com/elsewhere"
+            other = await c.create(other)
+            assert ann not in other.metadata.annotations
+            forged = service("forged", type_="LoadBalancer")
+            forged.metadata.annotations[ann] = "192.168.50.10"
+            with pytest.raises(InvalidError, match=r"metadata.annotations\[kubelite.io/load-balancer-ip\]"):
+                await c.create(forged)
+            pinned.status.load_balancer.ingress.add(ip="192.168.50.10")
+            with pytest.raises(InvalidError, match=r"status.loadBalancer.ingress\[0\].ip"):
+                await c.update_status(pinned)
+            del pinned.status.load_balancer.ingress[:]
+            pinned.status.load_balancer.ingress.add(ip="192.168.50.11")
+            announced = await c.update_status(pinned)
+            assert [i.ip for i in announced.status.load_balancer.ingress] == ["192.168.50.11"]
+            announced.spec.type = "ClusterIP"
+            announced.spec.load_balancer_ip = ""
+            for p in announced.spec.ports:
+                p.node_port = 0
+            plain = await c.update(announced)
+            assert ann not in plain.metadata.annotations and not plain.status.load_balancer.ingress
+            took = await c.create(service("took", type_="LoadBalancer", loadBalancerIP="192.168.50.11"))
+            assert took.metadata.annotations[ann] == "192.168.50.11"
     finally:
         await server.stop()

@@ -72,8 +72,8 @@ def _svc(type_: str = "ClusterIP", ip: str = "", node_ports: tuple[int, ...] = (
     svc = core_pb2.Service(spec={"type": type_, "cluster_ip": ip})
     for i, p in enumerate(node_ports or (0,)):
         svc.spec.ports.add(port=80 + i, node_port=p, protocol="UDP" if i == 1 else "TCP")
-    for addr in lb:
-        svc.status.load_balancer.ingress.add(ip=addr)
+    for addr in lb:  # allocated by the apiserver; the status is the announcing node's
+        svc.metadata.annotations["kubelite.io/load-balancer-ip"] = addr
     if allocate_lb_ports is not None:
         svc.spec.allocate_load_balancer_node_ports = allocate_lb_ports
     return svc
@@ -122,3 +122,32 @@ RANGES = allocator.Ranges.parse("10.96.0.0/16", "30000-32767", "")
 def test_check_requested(svc: core_pb2.Service, errors: list[str]) -> None:
     """Requested addresses and ports outside the configured ranges are refused naming the field and the range."""
     assert [str(e) for e in allocator.check_requested(svc, RANGES)] == errors
+
+
+@pytest.mark.parametrize(("text", "addresses"), [
+    pytest.param("10.250.0.128/30", {"10.250.0.129", "10.250.0.130"}, id="cidr-without-network-and-broadcast"),
+    pytest.param("10.0.0.5-10.0.0.7", {"10.0.0.5", "10.0.0.6", "10.0.0.7"}, id="inclusive-range"),
+    pytest.param("10.0.0.9/32,10.0.1.1-10.0.1.2", {"10.0.0.9", "10.0.1.1", "10.0.1.2"}, id="several-entries"),
+])
+def test_lb_pool_hands_out_every_address_once(text: str, addresses: set[str]) -> None:
+    """A pool of CIDRs and ranges yields each of its addresses, then says it is full."""
+    pool = allocator.Pool.parse(text)
+    taken: set[str] = set()
+    for _ in addresses:
+        taken.add(pool.pick(taken, random.Random(3)))
+    assert taken == addresses and all(a in pool for a in addresses)
+    with pytest.raises(allocator.ExhaustedError, match="pool .* is full"):
+        pool.pick(taken, random.Random(3))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("10.0.0.0/33", "10.0.0.0/33", id="bad-prefix"),
+    pytest.param("10.0.0.9-10.0.0.1", "below the first", id="reversed-range"),
+    pytest.param("10.0.0.0/24,10.0.0.5-10.0.0.6", "overlaps", id="overlap"),
+    pytest.param("10.0.0.0/24,", "empty entry", id="empty-entry"),
+    pytest.param("ten", "'ten'", id="not-an-address"),
+])
+def test_lb_pool_rejects_bad_flags(text: str, message: str) -> None:
+    """A malformed --lb-pool is refused at start, naming the entry."""
+    with pytest.raises(ValueError, match=message):
+        allocator.Pool.parse(text)
