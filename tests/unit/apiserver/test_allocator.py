@@ -136,7 +136,7 @@ def test_lb_pool_hands_out_every_address_once(text: str, addresses: set[str]) ->
     for _ in addresses:
         taken.add(pool.pick(taken, random.Random(3)))
     assert taken == addresses and all(a in pool for a in addresses)
-    with pytest.raises(allocator.ExhaustedError, match="pool .* is full"):
+    with pytest.raises(allocator.ExhaustedError, match=r"pool .* is full"):
         pool.pick(taken, random.Random(3))
 
 
