@@ -196,12 +196,19 @@ def render_service(ports: Sequence[ServicePort], endpoints: core_pb2.Endpoints |
     udp: dict[str, tuple[str, ...]] = {}
     seen: set[tuple[str, str]] = set()
     cluster_cidr = _cidr(node.cluster_cidr)
+    local_ips: set[str] | None = None
     for sp in ports:
         if (sp.display, sp.protocol) in seen:  # two unnamed ports: the apiserver should have refused it
             continue
         seen.add((sp.display, sp.protocol))
         eps = compute_endpoints(endpoints, sp)
-        _render_port(sp, eps, cluster_cidr, shared, owned)
+        local_eps = None
+        if sp.local:
+            if local_ips is None:
+                local_ips = {a.ip for sub in endpoints.subsets for a in sub.addresses
+                             if a.node_name == node.name} if endpoints is not None else set()
+            local_eps = tuple(ep for ep in eps if ep.rpartition(":")[0] in local_ips)
+        _render_port(sp, eps, cluster_cidr, shared, owned, local_eps)
         if sp.protocol == "UDP":
             ips = tuple(ep.rpartition(":")[0] for ep in eps)
             for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
@@ -212,7 +219,8 @@ def render_service(ports: Sequence[ServicePort], endpoints: core_pb2.Endpoints |
 
 
 def _render_port(sp: ServicePort, eps: tuple[str, ...], cluster_cidr: str,
-                 shared: dict[tuple[str, str], list[str]], owned: dict[str, tuple[str, ...]]) -> None:
+                 shared: dict[tuple[str, str], list[str]], owned: dict[str, tuple[str, ...]],
+                 local_eps: tuple[str, ...] | None = None) -> None:
     name, p = sp.display, sp.proto
     svc = chains.service_chain(name, sp.protocol)
     external = bool(sp.node_port or sp.external_ips or sp.load_balancer_ips)
@@ -234,7 +242,8 @@ def _render_port(sp: ServicePort, eps: tuple[str, ...], cluster_cidr: str,
         # send to: an unmarked packet of a service without endpoints meets the filter REJECT.
         masq = (f"-A {ext} -m comment --comment {quote(f'masquerade traffic for {name} external destinations')} "
                 "-j KUBE-MARK-MASQ",) if eps else ()
-        owned[ext] = (*masq, f"-A {ext} -j {svc}")
+        owned[ext] = (*masq, f"-A {ext} -j {svc}") if local_eps is None else \
+            _render_local(sp, ext, svc, local_eps, cluster_cidr, shared, owned, eps_exist=bool(eps))
 
     if not eps:
         comment = quote(f"{name} has no endpoints")
@@ -276,6 +285,39 @@ def _render_port(sp: ServicePort, eps: tuple[str, ...], cluster_cidr: str,
             f"-A {sep} -s {ep.rpartition(':')[0]}/32{hairpin}",
             f"-A {sep}{dnat}{recent} -m {p} -j DNAT --to-destination {ep}",
         )
+
+
+def _render_local(sp: ServicePort, ext: str, svc: str, local_eps: tuple[str, ...], cluster_cidr: str,
+                  shared: dict[tuple[str, str], list[str]], owned: dict[str, tuple[str, ...]], *,
+                  eps_exist: bool) -> tuple[str, ...]:
+    """KUBE-EXT of an externalTrafficPolicy Local port: outside traffic goes unmasqueraded (the endpoint sees
+    the client's address) to this node's endpoints only, through KUBE-SVL; pods and the node itself still
+    reach every endpoint. Without a local endpoint, outside traffic is rejected."""
+    name, p = sp.display, sp.proto
+    svl = chains.local_chain(name, sp.protocol)
+    rules = [f"-A {ext} -s {cluster_cidr} -m comment --comment {quote(f'pod traffic for {name} external destinations')}"
+             f" -j {svc}"] if cluster_cidr else []
+    local = quote(f"masquerade LOCAL traffic for {name} external destinations")
+    rules += [f"-A {ext} -m comment --comment {local} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+              f"-A {ext} -m comment --comment {quote(f'route LOCAL traffic for {name} external destinations')} "
+              f"-m addrtype --src-type LOCAL -j {svc}",
+              f"-A {ext} -j {svl}"]
+    seps = chains.endpoint_chains(name, sp.protocol, local_eps)
+    n = len(local_eps)
+    owned[svl] = tuple(
+        f"-A {svl} -m comment --comment {quote(f'{name} -> {ep}')}"
+        + (f" -m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else "") + f" -j {sep}"
+        for i, (ep, sep) in enumerate(zip(local_eps, seps, strict=True)))
+    if eps_exist and not local_eps:  # (with no endpoints at all, _render_port rejects already)
+        comment = quote(f"{name} has no local endpoints")
+        rejects = shared[(FILTER, chains.EXTERNAL_SERVICES)]
+        for ip in (*sp.external_ips, *sp.load_balancer_ips):
+            rejects.append(f"-A KUBE-EXTERNAL-SERVICES -d {ip}/32 -p {p} -m comment --comment {comment} "
+                           f"-m {p} --dport {sp.port} {REJECT[p]}")
+        if sp.node_port:
+            rejects.append(f"-A KUBE-EXTERNAL-SERVICES -p {p} -m comment --comment {comment} "
+                           f"-m addrtype --dst-type LOCAL -m {p} --dport {sp.node_port} {REJECT[p]}")
+    return tuple(rules)
 
 
 @contextlib.contextmanager

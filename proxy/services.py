@@ -33,6 +33,7 @@ class ServicePort(NamedTuple):  # a NamedTuple: built 10,000s of times per full 
     external_ips: tuple[str, ...] = ()
     load_balancer_ips: tuple[str, ...] = ()
     affinity_seconds: int = 0  # 0: no ClientIP session affinity
+    local: bool = False  # externalTrafficPolicy Local: outside traffic only to this node's endpoints, unmasqueraded
 
     @property
     def display(self) -> str:
@@ -106,6 +107,7 @@ def compute_service_ports(svc: core_pb2.Service) -> list[ServicePort]:
             namespace=svc.metadata.namespace, name=svc.metadata.name, port_name=p.name, protocol=protocol,
             port=p.port, cluster_ip=cluster_ip, node_port=node_port, external_ips=external,
             load_balancer_ips=lb, affinity_seconds=affinity,
+            local=with_node_ports and spec.external_traffic_policy == "Local",
         ))
     return out
 
