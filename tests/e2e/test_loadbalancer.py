@@ -175,7 +175,8 @@ def test_local_policy_is_announced_where_the_endpoint_runs_and_keeps_the_client_
         assert replies and {n for _, n in replies} == {node}, replies[:5]
         answers = fetch(demo, f"http://{ip}/cgi-bin/ip", 10)
         client = str(demo.plan.control_plane.address)
-        assert all(re.search(rf"client \[?(::ffff:)?{re.escape(client)}\]? to whoami-", a["body"]) for a in answers), answers
+        seen = rf"client \[?(::ffff:)?{re.escape(client)}\]? to whoami-"
+        assert all(re.search(seen, a["body"]) for a in answers), answers
     finally:
         demo.kubelite("delete", "deployment", "whoami", "--ignore-not-found")
         demo.kubelite("delete", "service", "whoami", "--ignore-not-found")
