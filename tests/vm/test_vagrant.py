@@ -191,6 +191,16 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
             page = wait_for(f"the page through the NodePort of {other}", lambda: subprocess.run(
                 lab.in_netns(plan, fetch), capture_output=True, text=True, timeout=30).stdout, timeout=180)
             assert page.startswith("hello from web-"), page
+        with phases("loadbalancer"):
+            # The demo's web-lb: its address, announced by one VM's speaker, answers on the private network.
+            ip = wait_for("web-lb's EXTERNAL-IP", lambda: next(
+                (r["EXTERNAL-IP"] for r in table(in_lab(name, "get", "service", "web-lb").stdout)
+                 if r["EXTERNAL-IP"] != "<pending>"), ""), timeout=120)
+            lb_fetch = [sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen("
+                                              f"'http://{ip}/', timeout=10).read().decode())"]
+            page = wait_for(f"the page through {ip}", lambda: subprocess.run(
+                lab.in_netns(plan, lb_fetch), capture_output=True, text=True, timeout=30).stdout, timeout=120)
+            assert page.startswith("hello from web-"), page
 
         # Halt the worker running the most web pods; the other one must end up running all three.
         by_node: dict[str, int] = {}
