@@ -97,6 +97,9 @@ class Speaker:
         self.nodes: Informer[core_pb2.Node] = Informer(client, core_pb2.Node, name="nodes")
         self.leases: Informer[apps_pb2.Lease] = Informer(client, apps_pb2.Lease, name="leases")
         self._changed = asyncio.Event()
+        # Leases this node has just taken, by Service: the version it replaced ("" when it made the Lease).
+        # While the informer still shows that version, the Lease is this node's.
+        self._taken: dict[str, str] = {}
         for inf in (self.services, self.endpoints, self.nodes, self.leases):
             inf.add_handlers(lambda *_: self._changed.set(), lambda *_: self._changed.set(),
                              lambda *_: self._changed.set())
@@ -134,18 +137,25 @@ class Speaker:
                                   _endpoint_nodes(self.endpoints.get_named(ns, name)))
             lease = self.leases.get_named(ns, loadbalancer.lease_name(name))
             holder = lease.spec.holder_identity if lease is not None else ""
+            seen = lease.metadata.resource_version if lease is not None else ""
+            if self._taken.get(view.key) == seen:
+                holder = self.me  # the informer has not seen this node's write yet
+            else:
+                self._taken.pop(view.key, None)
             chosen = plan.plan_announcer(view, ready, holder)
             step = plan.plan_step(self.me, chosen, holder, holder_ready=holder in ready)
             if step is plan.Step.ANNOUNCE:
                 keep.add(ip)
             work.append((step, svc, lease, chosen))
-        # Stop answering first: what this node gives up is given up before anything is written.
-        self.responder.set_announced(self.responder.announced & keep)
+        # Stop answering first: what this node gives up is given up before anything is written. What it
+        # holds it answers for (again, after a restart: with gratuitous ARP).
+        self.responder.set_announced(keep)
         for step, svc, lease, chosen in work:
             if step is plan.Step.ANNOUNCE:
                 await self._report(svc)
             elif step is plan.Step.TAKE:
                 if await self._take(svc, lease):
+                    self._taken[key_of(svc)] = lease.metadata.resource_version if lease is not None else ""
                     self.responder.set_announced(self.responder.announced | {loadbalancer.allocated_ip(svc)})
                     await self._report(svc)
             elif step is plan.Step.RELEASE and lease is not None:
