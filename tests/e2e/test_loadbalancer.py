@@ -127,6 +127,21 @@ def test_load_balancer_answers_from_outside_the_nodes_and_from_a_pod(demo: Lab) 
     assert out.returncode == 0 and "hello from web-" in out.stdout, (out.stdout, out.stderr)
 
 
+def test_a_restarted_speaker_answers_again_for_its_address(demo: Lab) -> None:
+    """Killing the announcing node's speaker: it comes back and answers again (with gratuitous ARP) within
+    3 s; no other node answers meanwhile, since its node stayed Ready."""
+    ip = external_ip(demo, "web-lb")
+    node = announcer(demo, "web-lb")
+    watcher = watch_arp(demo, ip, 8)
+    time.sleep(1)
+    killed_at = time.time()
+    demo.kubelite("chaos", "restart", f"speaker-{node}", "--name", demo.name)
+    replies = arp_replies(demo, watcher)
+    assert {n for _, n in replies} == {node}, replies[:5]
+    again = [t for t, _ in replies if t > killed_at + 0.5]
+    assert again and again[0] - killed_at <= 3.0, replies[-5:]
+
+
 def test_stopping_the_announcing_node_moves_the_address_within_six_seconds(demo: Lab) -> None:
     """`chaos stop-node` of the announcing node: another node answers ARP within 6 s, never two at once, and the
     address keeps answering the control-plane namespace."""
