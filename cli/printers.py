@@ -26,7 +26,12 @@ def age(ts: Timestamp, now: dt.datetime | None = None) -> str:
     if not ts.seconds:
         return "<unknown>"
     now = now or dt.datetime.now(dt.UTC)
-    secs = max(0, int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds()))
+    return duration(int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds()))
+
+
+def duration(secs: int) -> str:
+    """A span of seconds as kubectl's HumanDuration writes it."""
+    secs = max(0, secs)
     if secs < 120:
         return f"{secs}s"
     mins = secs // 60
@@ -212,6 +217,16 @@ def _leases(lease: apps_pb2.Lease, wide: bool) -> Row:
 def _priority_classes(pc: scheduling_pb2.PriorityClass, wide: bool) -> Row:
     return [pc.metadata.name, str(pc.value), str(pc.global_default).lower(), age(pc.metadata.creation_timestamp),
             pc.preemption_policy]
+def _bootstrap_tokens(t: Any, wide: bool) -> Row:
+    exp = t.spec.expiration
+    if not exp.seconds:
+        ttl, expires = "<forever>", "<never>"
+    else:
+        when = exp.ToDatetime(tzinfo=dt.UTC)
+        left = int((when - dt.datetime.now(dt.UTC)).total_seconds())
+        ttl = "<expired>" if left <= 0 else duration(left)
+        expires = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [t.metadata.name, ttl, expires, t.spec.description or "<none>", age(t.metadata.creation_timestamp)]
 
 
 COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
@@ -228,6 +243,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _events),
     "Lease": (["NAME", "HOLDER", "AGE"], [], _leases),
     "PriorityClass": (["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"], [], _priority_classes),
+    "BootstrapToken": (["NAME", "TTL", "EXPIRES", "DESCRIPTION", "AGE"], [], _bootstrap_tokens),
 }
 
 

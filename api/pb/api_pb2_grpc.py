@@ -99,6 +99,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.FromString,
                 _registered_method=True)
+        self.RequestNodeCertificates = channel.unary_unary(
+                '/kubelite.v1.Api/RequestNodeCertificates',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -183,6 +188,13 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestNodeCertificates(self, request, context):
+        """Certificates for a node: its kubelet's client and serving certificates and its proxy's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +262,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.APIResources,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.SerializeToString,
+            ),
+            'RequestNodeCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestNodeCertificates,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -603,6 +620,33 @@ class Api:
             '/kubelite.v1.Api/APIResources',
             kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestNodeCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/RequestNodeCertificates',
+            kubelite_dot_v1_dot_api__pb2.NodeCertificatesRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.NodeCertificatesResponse.FromString,
             options,
             channel_credentials,
             insecure,
