@@ -15,7 +15,8 @@ specs       sandbox and container configs from a pod spec (DNS, resources, log p
 envvars     container environments: service links, fieldRef, $(VAR) expansion
 volumes     emptyDir and hostPath volumes
 backoff     exponential back-off for restarts and image pulls
-server      the Kubelet gRPC service: logs and exec
+server      the Kubelet gRPC service: logs and exec, over mutual TLS to the apiserver only
+certificates  renews the node's certificates before they expire, without a restart
 hollow      many fake-runtime kubelets in one process, for benchmarks
 runtime/    the container runtime layer (CRI, process, fake)
 """
