@@ -11,10 +11,11 @@ delete      delete by file, name or selector
 verbs       create namespace, label, annotate, scale, cordon, taint, wait, api-resources, version
 workloads   rollout status|history|undo|restart|pause|resume, set image
 pods        logs (also a local cluster's component logs) and exec
+tokens      token create|list|delete: join tokens
 printers    tables and -o output
 merge       the three-way merge of apply
 common      connection options, error reporting, the local-cluster option
 
 daemons/    the machine side: each component's entry point, and the local cluster (up, down, status,
-            bootstrap, images, chaos)
+            bootstrap, certs, images, chaos)
 """

@@ -13,6 +13,7 @@ hollow             `kubelite hollow-nodes` (fake-runtime kubelets for benchmarks
 proxy              `kubelite proxy`
 dns                `kubelite dns`
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
+certs              `kubelite certs check-expiration|renew` (a local cluster's or this machine's certificates)
 images             `kubelite images build|load` (into a local cluster's containerd)
 chaos              `kubelite chaos ...` (faults on a local cluster)
 supervise          `kubelite supervise`: a local cluster's watchdog, restarting daemons that die
