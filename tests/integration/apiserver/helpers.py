@@ -29,6 +29,9 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "Lease": {"metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
     "PriorityClass": {"metadata": {"name": "high-priority"}, "value": 1000000},
+    "BootstrapToken": {"metadata": {"name": "abc123"},
+                       "spec": {"secretHash": "0" * 64, "expiration": "2100-01-01T00:00:00Z",
+                                "description": "test"}},
 }
 
 

@@ -44,7 +44,10 @@ def test_unit_runs_the_bootstrap_command(tmp_path: Path) -> None:
     argv = bootstrap.proxy_argv(spec)
     unit = render_unit("proxy", argv, log_file=tmp_path / "proxy.log", after="containerd")
     exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    assert exec_line.endswith("proxy --server 192.168.56.10:6443 --node-name n1 --allow-root-netns --log-level info")
+    pki = tmp_path / "pki"
+    assert exec_line.endswith(f"proxy --server 192.168.56.10:6443 --certificate-authority {pki}/ca.crt "
+                              f"--client-certificate {pki}/kube-proxy.crt --client-key {pki}/kube-proxy.key "
+                              f"--node-name n1 --allow-root-netns --log-level info")
     assert "After=network-online.target kubelite-containerd.service" in unit
     assert f"StandardOutput=append:{tmp_path / 'proxy.log'}" in unit
 
