@@ -44,14 +44,14 @@ def _ca_hash(conn: ClientConfig) -> str:
 def create(ttl: str, description: str, conn: ClientConfig) -> None:
     """Create a join token and print it (it is not shown again)."""
     seconds = parse_duration(ttl)
-    join = tokens.generate(_ca_hash(conn))
 
-    async def go(c: Client) -> None:
+    async def go(c: Client) -> tokens.JoinToken:
+        join = tokens.generate(_ca_hash(conn))
         lifetime = datetime.timedelta(seconds=seconds) if seconds else None
         await c.create(tokens.token_object(join, ttl=lifetime, description=description))
+        return join
 
-    with_client(conn, go)
-    click.echo(str(join))
+    click.echo(str(with_client(conn, go)))
 
 
 @token.command("list")

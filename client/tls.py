@@ -215,8 +215,12 @@ def explain(config: ClientConfig, details: str, *, peer: str = "the apiserver") 
                 f"that the CA in {ca_where} ({ca_name!r}) did not sign: this client's CA is not the cluster's")
     if "peer name" in lower and "not in peer certificate" in lower:
         return f"{peer}'s certificate does not name {config.server} (--server must be a name or address it carries)"
-    if cert is not None and "ssl" not in lower and ("socket closed" in lower or "connection reset" in lower):
+    if "ssl" not in lower and ("socket closed" in lower or "connection reset" in lower):
         # The server hung up during the handshake: it did not take our certificate (gRPC says no more).
+        if cert is None:
+            return (f"{peer} at {config.server} closed the connection during the TLS handshake: it serves clients "
+                    f"with a certificate of the cluster only, and this client presents none (a bearer token is "
+                    f"accepted on the token port)")
         info = pki.describe(cert)
         return (f"{peer} at {config.server} closed the connection during the TLS handshake: it did not accept "
                 f"this client's certificate {where} ({info.identity.user}, issued by {info.issuer!r})")

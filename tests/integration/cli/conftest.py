@@ -33,7 +33,7 @@ def clean_env(tmp: Path) -> dict[str, str]:
     admin's certificate (and a server where nothing listens: tests name theirs with --server)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELITE_")}
     env["HOME"] = str(tmp)
-    env["KUBELITE_CONFIG"] = str(testpki.get().config_file(tmp / ".kubelite-test" / "config.yaml", "127.0.0.1:1"))
+    env["KUBELITE_CONFIG"] = testpki.get().cli_config()
     return env
 
 

@@ -61,7 +61,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
     assert result.code == 1
     assert result.err_lines[0] == (f'error: {path} (document 2): kind "{kind}" is not supported; supported kinds: '
                                    "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
-                                   "PriorityClass")
+                                   "PriorityClass, BootstrapToken")
     assert result.err_lines[-1] == "error: 1 of 2 documents are invalid; nothing was applied"
     assert result.out == ""
     assert await snapshot(client) == before
