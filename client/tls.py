@@ -215,7 +215,7 @@ def explain(config: ClientConfig, details: str, *, peer: str = "the apiserver") 
                 f"that the CA in {ca_where} ({ca_name!r}) did not sign: this client's CA is not the cluster's")
     if "peer name" in lower and "not in peer certificate" in lower:
         return f"{peer}'s certificate does not name {config.server} (--server must be a name or address it carries)"
-    if "ssl" not in lower and ("socket closed" in lower or "connection reset" in lower):
+    if "ssl" not in lower and any(m in lower for m in ("socket closed", "connection reset", "tsi_data_corrupted")):
         # The server hung up during the handshake: it did not take our certificate (gRPC says no more).
         if cert is None:
             return (f"{peer} at {config.server} closed the connection during the TLS handshake: it serves clients "

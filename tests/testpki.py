@@ -37,6 +37,9 @@ class TestPki:
     def path(self, name: str, ext: str = "crt") -> str:
         return str(self.dir / f"{name}.{ext}")
 
+    def pem(self, name: str, ext: str = "crt") -> bytes:
+        return (self.dir / f"{name}.{ext}").read_bytes()
+
     @property
     def ca_file(self) -> str:
         return self.path(certs.CA)

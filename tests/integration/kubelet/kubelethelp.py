@@ -41,14 +41,15 @@ def config(node: str, root: Path, **overrides: Any) -> KubeletConfig:
 class Apiserver:
     """An in-process apiserver a test can stop and start again at the same address."""
 
-    def __init__(self, etcd_url: str) -> None:
+    def __init__(self, etcd_url: str, **overrides: Any) -> None:
         self.etcd_url = etcd_url
+        self.overrides = overrides
         self.address = ""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
         listen = self.address or "127.0.0.1:0"
-        server = ApiServer(apiserver_config(self.etcd_url, listen=[listen]))
+        server = ApiServer(apiserver_config(self.etcd_url, listen=[listen], **self.overrides))
         self._task = asyncio.ensure_future(server.run())
         async with asyncio.timeout(30):
             while not server.started.is_set():
