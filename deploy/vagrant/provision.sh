@@ -8,7 +8,9 @@ set -euo pipefail
 
 role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6
 src=/opt/kubelite
-token=/etc/kubelite/token
+# The join token: made on the control plane; the Vagrantfile carries it to each worker over ssh (never through
+# the synced folder, never on a command line) just before this script runs there.
+token=/etc/kubelite/join-token
 
 if ! ip -o addr show | grep -q " ${address}/"; then
   echo "provision: ${address} is not an address of this VM; refusing to guess" >&2
@@ -30,12 +32,17 @@ for route in "${routes[@]}"; do
   fi
 done
 
-# The Vagrantfile wrote the token on the host; it arrives with the synced folder.
-mkdir -p /etc/kubelite
-install -m 600 "${src}/deploy/vagrant/.cluster-token" "${token}"
+install -d -m 700 /etc/kubelite
 if [ "${role}" = "control-plane" ]; then
-  kubelite bootstrap control-plane --address "${address}" --token-file "${token}"
+  kubelite bootstrap control-plane --address "${address}"
+  (umask 077 && kubelite token create --ttl 2h --description "vagrant workers" >"${token}.new")
+  mv "${token}.new" "${token}"
 else
+  if [ ! -s "${token}" ]; then
+    echo "provision: no join token in ${token} (the Vagrantfile copies it from the control plane)" >&2
+    exit 1
+  fi
   kubelite bootstrap node --name "${name}" --address "${address}" --pod-cidr "${pod_cidr}" \
     --server "${cp_address}:6443" --token-file "${token}"
+  rm -f "${token}"
 fi
