@@ -105,6 +105,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
                       "--kubelet-client-key": kubelet_client_key}, "TLS to kubelets")
     group({"--cluster-signing-cert-file": cluster_signing_cert_file,
            "--cluster-signing-key-file": cluster_signing_key_file}, "signing nodes' certificates")
+    if parse_duration(cluster_signing_duration) <= 0:
+        raise click.BadParameter("must be positive", param_hint="--cluster-signing-duration")
     config = Config(
         etcd_servers=etcd_servers, etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile) if etcd else None,
         listen=list(listen), token_listen=list(token_listen),
