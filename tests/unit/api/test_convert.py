@@ -171,7 +171,7 @@ def test_deep_junk_in_a_string_field_is_one_error() -> None:
 @pytest.mark.parametrize(("doc", "error", "message"), [
     pytest.param({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"}}, UnsupportedError,
                  'f.yaml (document 2): kind "StatefulSet" is not supported; supported kinds: Namespace, Node, Pod, '
-                 "Service, Endpoints, Event, ReplicaSet, Deployment, Lease, BootstrapToken", id="statefulset"),
+                 "Service, Endpoints, Event, ReplicaSet, Deployment, Lease", id="statefulset"),
     pytest.param({"apiVersion": "batch/v1", "kind": "CronJob"}, UnsupportedError, 'kind "CronJob" is not supported',
                  id="cronjob"),
     pytest.param({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress"}, UnsupportedError,
