@@ -166,9 +166,11 @@ def _admin_config(name: str, spec) -> None:  # type: ignore[no-untyped-def]
 @click.option("--lb-pool", default="", help="CIDR for LoadBalancer addresses")
 @click.option("--node-certificate-lifetime", default="8760h", show_default=True,
               help="lifetime of the certificates nodes are given (they renew at 80%)")
+@click.option("--apiserver-cert-extra-sans", default="",
+              help="more names and addresses for the apiserver's certificate, comma-separated")
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
 def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
-                            node_certificate_lifetime: str, systemd: bool) -> None:
+                            node_certificate_lifetime: str, apiserver_cert_extra_sans: str, systemd: bool) -> None:
     """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS."""
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
@@ -176,7 +178,8 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
     logs.configure("bootstrap")
     _need_systemd(systemd)
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
-                                 socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime)
+                                 socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime,
+                                 extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()))
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
     run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     # `kubelite get ...` on this machine talks to it over the unix socket, as the admin.

@@ -60,6 +60,7 @@ class ControlPlaneSpec:
     token_port: int = 6444  # TLS without client certificates: join tokens, and users' bearer tokens
     token_file: str = ""  # users' bearer tokens (static token file), optional
     signing_duration: str = "8760h"  # lifetime of the certificates nodes are given
+    extra_sans: Sequence[str] = ()  # more names and addresses users reach the apiserver by
     dns_port: int = 53
     node_monitor_grace_period: float = 4.0
     log_level: str = "info"
@@ -229,7 +230,7 @@ async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) ->
     """Make the certificates, start etcd and the apiserver, wait until it serves, then the other daemons."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(certs.ensure_control_plane, spec.pki.dir, addresses=[spec.address],
-                            service_ip=certs.first_service_ip(spec.service_cidr))
+                            service_ip=certs.first_service_ip(spec.service_cidr), extra_sans=spec.extra_sans)
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
     await wait_serving(spec.admin())

@@ -41,13 +41,27 @@ class Leaf:
     request: pki.Request
 
 
-def apiserver_names(addresses: Iterable[str], service_ip: str, hostname: str = "") -> pki.Request:
+def apiserver_names(addresses: Iterable[str], service_ip: str, hostname: str = "",
+                    extra_sans: Iterable[str] = ()) -> pki.Request:
+    """The apiserver's names: localhost, the kubernetes Service's, the host's, every control-plane address, the
+    first Service IP, and `extra_sans` (names or addresses, as kubeadm's --apiserver-cert-extra-sans)."""
+    extra = list(extra_sans)
+    extra_ips = [e for e in extra if _is_ip(e)]
     dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-           "kubernetes.default.svc.cluster.local"]
-    if hostname and hostname not in dns:
-        dns.append(hostname)
-    ips = list(dict.fromkeys(["127.0.0.1", *addresses, *([service_ip] if service_ip else [])]))
+           "kubernetes.default.svc.cluster.local", *([hostname] if hostname else []),
+           *(e for e in extra if not _is_ip(e))]
+    dns = list(dict.fromkeys(dns))
+    ips = list(dict.fromkeys(["127.0.0.1", *addresses, *([service_ip] if service_ip else []),
+                              *(str(ipaddress.ip_address(e)) for e in extra_ips)]))
     return pki.Request(pki.Identity("kube-apiserver"), (pki.SERVER,), dns=tuple(dns), ips=tuple(ips))
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def first_service_ip(service_cidr: str) -> str:
@@ -55,14 +69,15 @@ def first_service_ip(service_cidr: str) -> str:
     return str(ipaddress.ip_network(service_cidr, strict=False).network_address + 1)
 
 
-def control_plane_leaves(addresses: Iterable[str], service_ip: str, hostname: str = "") -> list[Leaf]:
+def control_plane_leaves(addresses: Iterable[str], service_ip: str, hostname: str = "",
+                         extra_sans: Iterable[str] = ()) -> list[Leaf]:
     """Every certificate of a control plane, what it says and who signs it."""
     addresses = list(addresses)
     etcd_names = dict(dns=tuple(dict.fromkeys(["localhost", *([hostname] if hostname else [])])),
                       ips=tuple(dict.fromkeys(["127.0.0.1", *addresses])))
     client = lambda user, *groups: pki.Request(pki.Identity(user, groups))  # noqa: E731
     return [
-        Leaf("apiserver", CA, apiserver_names(addresses, service_ip, hostname)),
+        Leaf("apiserver", CA, apiserver_names(addresses, service_ip, hostname, extra_sans)),
         Leaf("apiserver-kubelet-client", CA, client("kube-apiserver-kubelet-client", MASTERS)),
         Leaf("scheduler", CA, client("system:kube-scheduler")),
         Leaf("controller-manager", CA, client("system:kube-controller-manager")),
@@ -92,7 +107,8 @@ class Pki:
 
 
 def ensure_control_plane(directory: Path, *, addresses: Iterable[str], service_ip: str,
-                         lifetime: datetime.timedelta = pki.YEAR, hostname: str | None = None) -> Pki:
+                         lifetime: datetime.timedelta = pki.YEAR, hostname: str | None = None,
+                         extra_sans: Iterable[str] = ()) -> Pki:
     """Make whatever of the control plane's CAs and certificates is missing (what exists is kept)."""
     store = Pki(directory)
     pki.private_dir(directory)
@@ -103,7 +119,7 @@ def ensure_control_plane(directory: Path, *, addresses: Iterable[str], service_i
             pki.write_pair(directory, name, ca.cert, ca.key)
     cas = {CA: store.ca(CA), ETCD_CA: store.ca(ETCD_CA)}
     host = socket.gethostname() if hostname is None else hostname
-    for leaf in control_plane_leaves(addresses, service_ip, host):
+    for leaf in control_plane_leaves(addresses, service_ip, host, extra_sans):
         if not store.crt(leaf.name).exists() or not store.key(leaf.name).exists():
             cert, key = pki.issue_pair(cas[leaf.signer], leaf.request, lifetime=lifetime)
             pki.write_pair(directory, leaf.name, cert, key)

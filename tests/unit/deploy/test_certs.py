@@ -41,6 +41,14 @@ def test_control_plane_certificates(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in store.dir.rglob("*.*")} == before
 
 
+def test_extra_names_for_the_apiserver() -> None:
+    """--apiserver-cert-extra-sans adds names as DNS names and addresses as IPs, once each."""
+    request = certs.apiserver_names(["192.168.56.10"], "10.96.0.1", "cp",
+                                    ["api.example.org", "203.0.113.7", "cp", "192.168.56.10"])
+    assert request.dns.count("cp") == 1 and "api.example.org" in request.dns
+    assert request.ips == ("127.0.0.1", "192.168.56.10", "10.96.0.1", "203.0.113.7")
+
+
 def test_renewal_keeps_key_subject_and_names(tmp_path: Path) -> None:
     """A renewed certificate has the same key, subject and names, a later expiry, and the same signer."""
     store = certs.ensure_control_plane(tmp_path / "pki", addresses=["10.250.0.2"], service_ip="10.96.0.1",
