@@ -9,10 +9,12 @@ from the static token file (`--token-file`, Kubernetes' format
 node's certificates). Tokens are compared in constant time. A server started
 with the test-only plaintext switch names every caller `PLAINTEXT_USER`.
 
-The interceptor puts the caller's `UserInfo` in a context variable for the
-rest of the call: authorization, admission (`admission.Attributes.user`) and
-audit read it with `current_user()`. Health checking is open; everything
-else, reflection included, needs a caller.
+`Authenticator.enter` names the caller and puts its `UserInfo` in a context
+variable for the rest of the call: authorization, admission
+(`admission.Attributes.user`) and audit read it with `current_user()`. The
+API service's handlers call it first thing (no extra layer between a watch
+and its events); the interceptor calls it for every other service, so
+reflection needs a caller too. Health checking is open.
 """
 
 from __future__ import annotations
@@ -170,6 +172,24 @@ class Authenticator:
         raise UnauthorizedError("no client certificate and no bearer token: the apiserver serves authenticated "
                                 "callers only")
 
+    async def enter(self, context: grpc.aio.ServicerContext, method: str) -> UserInfo:
+        """Authenticate the call and set `current_user()` for it; abort it (UNAUTHENTICATED, or Forbidden for a join
+        token outside the join) otherwise."""
+        try:
+            user = await self.authenticate(context)
+            if not permitted(user, method):
+                raise ForbiddenError(f"{user.name} (a join token) may only ask for node certificates")
+        except (UnauthorizedError, ForbiddenError) as e:
+            log.info("request_unauthenticated" if isinstance(e, UnauthorizedError) else "request_forbidden",
+                     method=method, peer=context.peer(), error=e.message)
+            await context.abort(e.code, e.message)
+            raise  # abort raises; this only tells type checkers
+        except ApiError as e:  # the token store could not be read
+            await context.abort(e.code, e.message)
+            raise
+        set_user(user)
+        return user
+
     async def _token(self, bearer: str) -> UserInfo:
         join = tokens.split_bearer(bearer)
         if join is not None and self.join_tokens is not None:
@@ -187,14 +207,16 @@ def permitted(user: UserInfo, method: str) -> bool:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every call but health checks and sets `current_user()` for its handler."""
+    """Authenticates every call of the services other than health and `own` (which authenticates in its handlers),
+    and sets `current_user()` for its handler."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, own: str) -> None:
         self.authenticator = authenticator
+        self.own = f"/{own}/"
 
     async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
         handler = await continuation(details)
-        if handler is None or details.method.startswith(HEALTH):
+        if handler is None or details.method.startswith((HEALTH, self.own)):
             return handler
         method = details.method
         for arity in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
@@ -203,21 +225,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 return handler._replace(**{arity: self._wrap(behavior, method)})
         return handler
 
-    async def _enter(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        try:
-            user = await self.authenticator.authenticate(context)
-            if not permitted(user, method):
-                raise ForbiddenError(f"{user.name} (a join token) may only ask for node certificates")
-        except (UnauthorizedError, ForbiddenError) as e:
-            log.info("request_unauthenticated" if isinstance(e, UnauthorizedError) else "request_forbidden",
-                     method=method, peer=context.peer(), error=e.message)
-            await context.abort(e.code, e.message)
-        except ApiError as e:  # the token store could not be read
-            await context.abort(e.code, e.message)
-        set_user(user)
-
     def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        enter = self._enter
+        enter = self.authenticator.enter
         if inspect.isasyncgenfunction(behavior):
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 await enter(context, method)

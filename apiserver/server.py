@@ -148,8 +148,11 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
     """Admit (overload limits), parse, time, count and map errors for one unary method."""
 
     def wrap(fn: Callable[[Any, Any], Awaitable[bytes | Message]]):  # type: ignore[no-untyped-def]
+        method = f"/{SERVICE}/{fn.__name__}"
+
         @functools.wraps(fn)
         async def handler(self: Any, raw: bytes, context: grpc.aio.ServicerContext) -> bytes | Message:
+            await self.authenticator.enter(context, method)
             start = time.perf_counter()
             resource = ""
 
@@ -191,8 +194,9 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
 
 
 class ApiServicer:
-    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
+    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy, authenticator: authn.Authenticator,
                  admission: Admission | None = None, signer: NodeSigner | None = None) -> None:
+        self.authenticator = authenticator  # every handler calls it first
         self.registry = registry
         self.cache = cache
         self.proxy = proxy
@@ -260,6 +264,7 @@ class ApiServicer:
         return response
 
     async def Watch(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        await self.authenticator.enter(context, f"/{SERVICE}/Watch")
         with contextlib.ExitStack() as admitted:
             try:
                 admitted.enter_context(self.admission.admit(WATCH, context.peer()))
@@ -299,6 +304,7 @@ class ApiServicer:
             WATCHERS.labels(resource).dec()
 
     async def Logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
+        await self.authenticator.enter(context, f"/{SERVICE}/Logs")
         try:
             with self.admission.admit(STREAM, context.peer()):
                 req: api_pb2.LogsRequest = _parse(api_pb2.LogsRequest, raw)  # type: ignore[assignment]
@@ -328,6 +334,7 @@ class ApiServicer:
 
     async def StreamPodStatus(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
+        await self.authenticator.enter(context, f"/{SERVICE}/StreamPodStatus")
         try:
             with self.admission.admit(WATCH, context.peer()):
                 await self._stream_pod_status(requests, context)
@@ -481,7 +488,7 @@ class ApiServer:
     async def run(self) -> None:
         await self.storage.connect()
         health_servicer = health.aio.HealthServicer()
-        server = grpc.aio.server(interceptors=[authn.AuthInterceptor(self.authenticator)], options=[
+        server = grpc.aio.server(interceptors=[authn.AuthInterceptor(self.authenticator, SERVICE)], options=[
             ("grpc.max_receive_message_length", MAX_REQUEST),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 0),
@@ -492,7 +499,8 @@ class ApiServer:
             ("grpc.server.max_pending_requests", 1_000_000),
             ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
         ])
-        servicer = ApiServicer(self.registry, self.cache, self.proxy, Admission(self.config.overload), self.signer)
+        servicer = ApiServicer(self.registry, self.cache, self.proxy, self.authenticator,
+                               Admission(self.config.overload), self.signer)
         server.add_generic_rpc_handlers((_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -544,6 +544,8 @@ def main() -> None:
                         help="more WATCHERSxRATE fan-out points measured after the main one (context for the cost "
                              "per delivery); empty for none")
     parser.add_argument("--apply-pods", type=int, default=10000)
+    parser.add_argument("--plaintext", action="store_true",
+                        help="run the phases without TLS (the test-only switch), to compare one against the other")
     parser.add_argument("--tls-creates", type=int, default=20000, help="creates per run of the TLS comparison")
     parser.add_argument("--tls-rounds", type=int, default=2, help="runs of each, TLS and plaintext, alternating")
     parser.add_argument("--only", default="", help="comma-separated phases: etcd,creates,latency,fanout,apply,tls")
@@ -553,9 +555,9 @@ def main() -> None:
     phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply", "tls"}
 
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-api-"))
-    cluster = Processes(workdir)
+    cluster = Processes(workdir, tls=not args.plaintext)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
-                           "targets": TARGETS}
+                           "targets": TARGETS, "transport": "plaintext" if args.plaintext else "mutual TLS"}
     try:
         cluster.start_etcd(quota=8 * GiB)
         if "etcd" in phases:

@@ -217,3 +217,32 @@ async def test_raw_etcd_connection_needs_the_etcd_certificate(etcd: str) -> None
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await rpc.KVStub(channel).Range(rpc.RangeRequest(key=b"/", limit=1), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_every_api_method_needs_a_caller(etcd: str) -> None:
+    """Each method of the API service, as the descriptor lists them (so a new one cannot be forgotten), refuses a
+    call that presents neither a certificate nor a token: UNAUTHENTICATED, before anything runs."""
+    running = await start_apiserver(etcd, token_listen=["127.0.0.1:0"])
+    try:
+        creds = grpc.ssl_channel_credentials(testpki.get().pem("ca"))
+        async with grpc.aio.secure_channel(running.token_address, creds) as channel:
+            for method in api_pb2.DESCRIPTOR.services_by_name["Api"].methods:
+                path = f"/kubelite.v1.Api/{method.name}"
+                try:
+                    if method.client_streaming:
+                        call = channel.stream_stream(path, request_serializer=None, response_deserializer=None)
+                        async for _ in call(iter([b""]), timeout=5):
+                            pass
+                    elif method.server_streaming:
+                        async for _ in channel.unary_stream(path, request_serializer=None,
+                                                            response_deserializer=None)(b"", timeout=5):
+                            pass
+                    else:
+                        await channel.unary_unary(path, request_serializer=None, response_deserializer=None)(
+                            b"", timeout=5)
+                except grpc.aio.AioRpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, (method.name, e.code(), e.details())
+                    continue
+                raise AssertionError(f"{method.name} answered a caller without credentials")
+    finally:
+        await running.stop()
