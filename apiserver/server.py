@@ -445,6 +445,12 @@ def check_config(config: Config) -> list[str]:
                             f"reaches it is cluster admin. Serve TLS (--tls-cert-file, --tls-private-key-file, "
                             f"--client-ca-file), or listen on loopback, or add "
                             f"--insecure-plaintext-on-the-network-for-anyone")
+    elif config.tls is None and config.etcd_tls is None and config.kubelet_tls is None:
+        return ["no TLS files given: the apiserver serves mutual TLS and reaches etcd and kubelets over it "
+                "(--tls-cert-file, --tls-private-key-file, --client-ca-file, --etcd-cafile, --etcd-certfile, "
+                "--etcd-keyfile, --kubelet-certificate-authority, --kubelet-client-certificate, --kubelet-client-key; "
+                "`kubelite bootstrap control-plane` makes and passes them all); tests and benchmarks may use "
+                "--insecure-plaintext on loopback"]
     elif config.tls is None:
         problems.append("no serving certificate: --tls-cert-file, --tls-private-key-file and --client-ca-file are "
                         "required (`kubelite bootstrap control-plane` makes them); tests and benchmarks may use "

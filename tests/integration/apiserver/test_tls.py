@@ -198,7 +198,7 @@ def _served_serial(address: str) -> int:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    pytest.param(("--listen", "0.0.0.0:16999"), "no serving certificate", id="no-tls"),
+    pytest.param(("--listen", "0.0.0.0:16999"), "no TLS files given", id="no-tls"),
     pytest.param(("--insecure-plaintext", "--etcd-servers", "http://127.0.0.1:1", "--listen", "0.0.0.0:16999"),
                  "--insecure-plaintext-on-the-network-for-anyone", id="plaintext-on-the-network"),
 ])

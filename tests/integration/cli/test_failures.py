@@ -99,7 +99,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("certs", "renew", "all", "--name", "nosuch"), "cluster 'nosuch' is not running"),
     # daemons refuse bad flags before they start
     (("apiserver", "--service-cidr", "not-a-cidr"), "not-a-cidr"),
-    (("apiserver", "--listen", "0.0.0.0:16443"), "no serving certificate"),
+    (("apiserver", "--listen", "0.0.0.0:16443"), "no TLS files given"),
     (("scheduler", "--server", UNREACHABLE, "--log-level", "info", "--no-such-flag"), "no-such-flag"),
     (("controller-manager", "--no-such-flag"), "no-such-flag"),
     (("kubelet", "--server", UNREACHABLE), "--node-name"),

@@ -114,7 +114,8 @@ TLS = dict(tls=ServingTLS("a", "b", "c"), etcd_tls=EtcdTLS("a", "b", "c"), kubel
 
 @pytest.mark.parametrize(("config", "problem"), [
     pytest.param(Config(**TLS), None, id="tls-everywhere"),
-    pytest.param(Config(etcd_servers="http://127.0.0.1:2379"), "no serving certificate", id="no-tls-no-switch"),
+    pytest.param(Config(), "no TLS files given", id="no-tls-no-switch"),
+    pytest.param(Config(**{**TLS, "tls": None}), "no serving certificate", id="no-serving-certificate"),
     pytest.param(Config(etcd_servers="http://127.0.0.1:2379", insecure_plaintext=True), None, id="plaintext-loopback"),
     pytest.param(Config(etcd_servers="http://127.0.0.1:2379", insecure_plaintext=True, listen=["unix:///x.sock"]),
                  None, id="plaintext-unix-socket"),
