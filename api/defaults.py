@@ -12,12 +12,15 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
-from api.pb import apps_pb2, core_pb2, scheduling_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, scheduling_pb2, storage_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
 # replacing pods within seconds, so the apiserver's flag defaults it to 2 s.
 DEFAULT_TOLERATION_SECONDS = 2
+
+# Files of configMap, secret, downwardAPI and projected volumes: 0644, as in Kubernetes.
+DEFAULT_MODE = 0o644
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -90,8 +93,11 @@ def pod_spec(spec: core_pb2.PodSpec, *, toleration_seconds: int | None) -> None:
     if spec.service_account and not spec.service_account_name:
         spec.service_account_name = spec.service_account
     for v in spec.volumes:
-        if not v.HasField("empty_dir") and not v.HasField("host_path"):
+        if not any(f.name != "name" for f, _ in v.ListFields()):
             v.empty_dir.SetInParent()
+        for field in ("config_map", "secret", "downward_api", "projected"):
+            if v.HasField(field) and not getattr(v, field).HasField("default_mode"):
+                getattr(v, field).default_mode = DEFAULT_MODE
     for c in (*spec.init_containers, *spec.containers):
         _container(c)
     if toleration_seconds is not None:
@@ -197,6 +203,106 @@ def priority_class(pc: scheduling_pb2.PriorityClass) -> None:
         pc.preemption_policy = "PreemptLowerPriority"
 
 
+def secret(s: core_pb2.Secret) -> None:
+    """Type Opaque by default; stringData is merged into data (its keys win) and never stored."""
+    if not s.type:
+        s.type = "Opaque"
+    for k, v in s.string_data.items():
+        s.data[k] = v.encode()
+    s.ClearField("string_data")
+
+
+def persistent_volume(pv: core_pb2.PersistentVolume) -> None:
+    if not pv.spec.persistent_volume_reclaim_policy:
+        pv.spec.persistent_volume_reclaim_policy = "Retain"
+    if not pv.spec.HasField("volume_mode"):
+        pv.spec.volume_mode = "Filesystem"
+    if not pv.status.phase:
+        pv.status.phase = "Pending"
+
+
+def persistent_volume_claim(pvc: core_pb2.PersistentVolumeClaim) -> None:
+    if not pvc.spec.HasField("volume_mode"):
+        pvc.spec.volume_mode = "Filesystem"
+    if not pvc.status.phase:
+        pvc.status.phase = "Pending"
+
+
+def storage_class(sc: storage_pb2.StorageClass) -> None:
+    if not sc.HasField("reclaim_policy"):
+        sc.reclaim_policy = "Delete"
+    if not sc.HasField("volume_binding_mode"):
+        sc.volume_binding_mode = "Immediate"
+def job_spec(s: batch_pb2.JobSpec) -> None:
+    if not s.HasField("completions") and not s.HasField("parallelism"):
+        s.completions = 1
+    if not s.HasField("parallelism"):
+        s.parallelism = 1
+    if not s.HasField("backoff_limit"):
+        s.backoff_limit = 6
+    if not s.HasField("completion_mode"):
+        s.completion_mode = "NonIndexed"
+    if not s.HasField("suspend"):
+        s.suspend = False
+    _template(s.template)
+
+
+def job(j: batch_pb2.Job) -> None:
+    job_spec(j.spec)
+
+
+def cronjob(c: batch_pb2.CronJob) -> None:
+    s = c.spec
+    if not s.concurrency_policy:
+        s.concurrency_policy = "Allow"
+    if not s.HasField("suspend"):
+        s.suspend = False
+    if not s.HasField("successful_jobs_history_limit"):
+        s.successful_jobs_history_limit = 3
+    if not s.HasField("failed_jobs_history_limit"):
+        s.failed_jobs_history_limit = 1
+    # As Kubernetes: the Job template's pod template is defaulted, its Job fields are left to the Jobs made.
+    _template(s.job_template.spec.template)
+
+
+def daemonset(d: apps_pb2.DaemonSet) -> None:
+    s = d.spec
+    if not s.update_strategy.type:
+        s.update_strategy.type = "RollingUpdate"
+    if s.update_strategy.type == "RollingUpdate":
+        ru = s.update_strategy.rolling_update
+        if not ru.max_unavailable:
+            ru.max_unavailable = "1"
+        if not ru.max_surge:
+            ru.max_surge = "0"
+    if not s.HasField("revision_history_limit"):
+        s.revision_history_limit = 10
+    _template(s.template)
+
+
+def statefulset(st: apps_pb2.StatefulSet) -> None:
+    s = st.spec
+    if not s.HasField("replicas"):
+        s.replicas = 1
+    if not s.pod_management_policy:
+        s.pod_management_policy = "OrderedReady"
+    if not s.update_strategy.type:
+        s.update_strategy.type = "RollingUpdate"
+    if s.update_strategy.type == "RollingUpdate" and not s.update_strategy.rolling_update.HasField("partition"):
+        s.update_strategy.rolling_update.partition = 0
+    if not s.HasField("revision_history_limit"):
+        s.revision_history_limit = 10
+    for claim in s.volume_claim_templates:
+        if not claim.spec.HasField("volume_mode"):
+            claim.spec.volume_mode = "Filesystem"
+    policy = s.persistent_volume_claim_retention_policy
+    if not policy.when_deleted:
+        policy.when_deleted = "Retain"
+    if not policy.when_scaled:
+        policy.when_scaled = "Retain"
+    _template(s.template)
+
+
 _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Pod": pod,
     "Service": service,
@@ -206,6 +312,14 @@ _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Node": node,
     "Event": event,
     "PriorityClass": priority_class,
+    "Secret": secret,
+    "PersistentVolume": persistent_volume,
+    "PersistentVolumeClaim": persistent_volume_claim,
+    "StorageClass": storage_class,
+    "Job": job,
+    "CronJob": cronjob,
+    "DaemonSet": daemonset,
+    "StatefulSet": statefulset,
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, bootstrap_pb2, core_pb2, scheduling_pb2
+from api.pb import api_pb2, apps_pb2, batch_pb2, bootstrap_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,22 @@ KINDS: tuple[Kind, ...] = (
          "priority_class", False),
     Kind("BootstrapToken", "bootstraptokens", (), False, "bootstrap.kubelite.io/v1", bootstrap_pb2.BootstrapToken,
          "bootstrap_token", False),
+    Kind("ConfigMap", "configmaps", ("cm",), True, "v1", core_pb2.ConfigMap, "config_map", False),
+    Kind("Secret", "secrets", (), True, "v1", core_pb2.Secret, "secret", False),
+    Kind("PersistentVolume", "persistentvolumes", ("pv",), False, "v1", core_pb2.PersistentVolume,
+         "persistent_volume"),
+    Kind("PersistentVolumeClaim", "persistentvolumeclaims", ("pvc",), True, "v1", core_pb2.PersistentVolumeClaim,
+         "persistent_volume_claim"),
+    Kind("StorageClass", "storageclasses", ("sc",), False, "storage.k8s.io/v1", storage_pb2.StorageClass,
+         "storage_class", False),
+    Kind("Job", "jobs", (), True, "batch/v1", batch_pb2.Job, "job"),
+    Kind("CronJob", "cronjobs", ("cj",), True, "batch/v1", batch_pb2.CronJob, "cron_job"),
+    Kind("DaemonSet", "daemonsets", ("ds",), True, "apps/v1", apps_pb2.DaemonSet, "daemon_set"),
+    Kind("StatefulSet", "statefulsets", ("sts",), True, "apps/v1", apps_pb2.StatefulSet, "stateful_set"),
+    Kind("PodDisruptionBudget", "poddisruptionbudgets", ("pdb",), True, "policy/v1", policy_pb2.PodDisruptionBudget,
+         "pod_disruption_budget"),
+    Kind("ControllerRevision", "controllerrevisions", (), True, "apps/v1", apps_pb2.ControllerRevision,
+         "controller_revision", False),
 )
 
 _BY_NAME: dict[str, Kind] = {}

@@ -61,6 +61,21 @@ ALWAYS: dict[str, frozenset[str]] = {
     "ServiceStatus": frozenset({"loadBalancer"}),
     "EndpointAddress": frozenset({"ip"}),
     "EndpointPort": frozenset({"port"}),
+    "KeyToPath": frozenset({"key", "path"}),
+    "DownwardAPIVolumeFile": frozenset({"path"}),
+    "ServiceAccountTokenProjection": frozenset({"path"}),
+    "PersistentVolumeClaimVolumeSource": frozenset({"claimName"}),
+    "LocalVolumeSource": frozenset({"path"}),
+    "ConfigMapEnvSource": frozenset(),
+    "ConfigMap": frozenset({"metadata"}),
+    "Secret": frozenset({"metadata"}),
+    "PersistentVolume": _TOP,
+    "PersistentVolumeClaim": _TOP,
+    "PersistentVolumeClaimCondition": frozenset({"type", "status"}),
+    "VolumeNodeAffinity": frozenset(),
+    # storage.k8s.io/v1
+    "StorageClass": frozenset({"metadata", "provisioner"}),
+    "TopologySelectorLabelRequirement": frozenset({"key"}),
     # meta/v1
     "Condition": frozenset({"type", "status", "reason", "message"}),
     "LabelSelectorRequirement": frozenset({"key", "operator"}),
@@ -77,6 +92,28 @@ ALWAYS: dict[str, frozenset[str]] = {
     "Lease": frozenset({"metadata", "spec"}),
     # scheduling.k8s.io/v1
     "PriorityClass": frozenset({"metadata", "value"}),
+    # batch/v1
+    "Job": _TOP,
+    "JobSpec": frozenset({"template"}),
+    "JobCondition": frozenset({"type", "status"}),
+    "CronJob": _TOP,
+    "CronJobSpec": frozenset({"schedule", "jobTemplate"}),
+    "JobTemplateSpec": frozenset({"metadata", "spec"}),
+    # apps/v1: daemon sets, stateful sets, controller revisions
+    "DaemonSet": _TOP,
+    "DaemonSetSpec": frozenset({"template", "updateStrategy"}),
+    "DaemonSetStatus": frozenset({"currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                                  "numberReady"}),
+    "DaemonSetCondition": frozenset({"type", "status"}),
+    "StatefulSet": _TOP,
+    "StatefulSetSpec": frozenset({"template", "updateStrategy"}),
+    "StatefulSetStatus": frozenset({"replicas", "availableReplicas"}),
+    "StatefulSetCondition": frozenset({"type", "status"}),
+    "ControllerRevision": frozenset({"metadata", "data", "revision"}),
+    # policy/v1
+    "PodDisruptionBudget": _TOP,
+    "PodDisruptionBudgetStatus": frozenset({"disruptionsAllowed", "currentHealthy", "desiredHealthy",
+                                            "expectedPods"}),
 }
 
 _PACKAGE = "kubelite.v1."

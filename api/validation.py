@@ -8,14 +8,16 @@ refuses the write if it is not empty, so nothing half-valid reaches etcd.
 from __future__ import annotations
 
 import ipaddress
+import json as _json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.protobuf.message import Message
 
-from api import intstr, kinds, labels, names, quantity, text
+from api import intstr, kinds, labels, names, quantity, text, volumes
 from api.errors import FieldError
-from api.pb import apps_pb2, bootstrap_pb2, core_pb2, meta_pb2, scheduling_pb2
+from api.pb import apps_pb2, batch_pb2, bootstrap_pb2, core_pb2, meta_pb2, policy_pb2, scheduling_pb2, storage_pb2
 
 Errs = list[FieldError]
 
@@ -208,10 +210,27 @@ def _container(c: core_pb2.Container, path: str, volumes: set[str], errs: Errs, 
                 if fp not in FIELD_REF_PATHS and not (fp.startswith("metadata.labels[")
                                                       or fp.startswith("metadata.annotations[")):
                     errs.append(_unsupported(f"{p}.valueFrom.fieldRef.fieldPath", fp, FIELD_REF_PATHS))
-            if src.HasField("config_map_key_ref") or src.HasField("secret_key_ref"):
-                errs.append(FieldError(f"{p}.valueFrom", "Forbidden",
-                                       "configMapKeyRef and secretKeyRef are not supported (no ConfigMap or "
-                                       "Secret kinds)"))
+            for attr, json in (("config_map_key_ref", "configMapKeyRef"), ("secret_key_ref", "secretKeyRef")):
+                if src.HasField(attr):
+                    ref = getattr(src, attr)
+                    if not ref.name:
+                        errs.append(FieldError(f"{p}.valueFrom.{json}.name", "Required value"))
+                    if not ref.key:
+                        errs.append(FieldError(f"{p}.valueFrom.{json}.key", "Required value"))
+                    elif why := config_key_error(ref.key):
+                        errs.append(FieldError(f"{p}.valueFrom.{json}.key", "Invalid value", why, ref.key))
+    for i, ef in enumerate(c.env_from):
+        p = f"{path}.envFrom[{i}]"
+        sources = [f.name for f, _ in ef.ListFields() if f.name != "prefix"]
+        if len(sources) != 1:
+            errs.append(FieldError(p, "Invalid value", "must specify exactly one of: `configMapRef` or `secretRef`"))
+        for attr, json in (("config_map_ref", "configMapRef"), ("secret_ref", "secretRef")):
+            if ef.HasField(attr) and not getattr(ef, attr).name:
+                errs.append(FieldError(f"{p}.{json}.name", "Required value"))
+        if ef.prefix and not names.ENV_VAR_NAME.fullmatch(ef.prefix):
+            errs.append(FieldError(f"{p}.prefix", "Invalid value", "a valid environment variable name must "
+                                   "consist of alphabetic characters, digits, '_', '-', or '.', and must not start "
+                                   "with a digit", ef.prefix))
     _resources(c.resources, f"{path}.resources", errs)
     mounts: set[str] = set()
     for i, m in enumerate(c.volume_mounts):
@@ -322,6 +341,109 @@ def _tolerations(tols: Iterable[core_pb2.Toleration], path: str, errs: Errs) -> 
                                    "effect must be 'NoExecute' when `tolerationSeconds` is set", t.effect))
 
 
+CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+MAX_CONFIG_BYTES = 1024 * 1024
+SECRET_TYPES = ("Opaque", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg",
+                "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/service-account-token",
+                "bootstrap.kubernetes.io/token")
+
+
+def config_key_error(key: str) -> str | None:
+    """Kubernetes' rule for ConfigMap and Secret keys (and the keys volumes and env refer to)."""
+    if len(key) > 253:
+        return "must be no more than 253 characters"
+    if not CONFIG_KEY.fullmatch(key):
+        return "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+    if key in (".", ".."):
+        return f"must not be '{key}'"
+    if key.startswith(".."):
+        return "must not start with '..'"
+    return None
+
+
+def _relative_path(value: str, path: str, errs: Errs) -> None:
+    if not value:
+        errs.append(FieldError(path, "Required value"))
+    elif value.startswith("/"):
+        errs.append(FieldError(path, "Invalid value", "must be a relative path", value))
+    elif ".." in value.split("/"):
+        errs.append(FieldError(path, "Invalid value", "must not contain '..'", value))
+    elif value.startswith(".."):
+        errs.append(FieldError(path, "Invalid value", "must not start with '..'", value))
+
+
+def _mode(msg: Message, field: str, path: str, errs: Errs) -> None:
+    if msg.HasField(field) and not 0 <= getattr(msg, field) <= 0o777:
+        errs.append(FieldError(path, "Invalid value", "must be a number between 0 and 0777 (octal), both inclusive",
+                               getattr(msg, field)))
+
+
+def _items(items: Iterable[core_pb2.KeyToPath], path: str, errs: Errs) -> None:
+    for i, item in enumerate(items):
+        p = f"{path}[{i}]"
+        if not item.key:
+            errs.append(FieldError(f"{p}.key", "Required value"))
+        _relative_path(item.path, f"{p}.path", errs)
+        _mode(item, "mode", f"{p}.mode", errs)
+
+
+def _downward_files(files: Iterable[core_pb2.DownwardAPIVolumeFile], path: str, errs: Errs) -> None:
+    for i, f in enumerate(files):
+        p = f"{path}[{i}]"
+        _relative_path(f.path, f"{p}.path", errs)
+        _mode(f, "mode", f"{p}.mode", errs)
+        if f.HasField("field_ref") == f.HasField("resource_field_ref"):
+            errs.append(FieldError(p, "Invalid value", "must specify exactly one of: `fieldRef` or "
+                                   "`resourceFieldRef`"))
+        if f.HasField("field_ref"):
+            fp = f.field_ref.field_path
+            allowed = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+                       "metadata.annotations")
+            if fp not in allowed and not (fp.startswith("metadata.labels[") or fp.startswith("metadata.annotations[")):
+                errs.append(_unsupported(f"{p}.fieldRef.fieldPath", fp, allowed))
+
+
+def _volume_sources(v: core_pb2.Volume, path: str, errs: Errs) -> None:
+    """The checks of configMap, secret, projected, downwardAPI and persistentVolumeClaim volumes."""
+    if v.HasField("config_map"):
+        if not v.config_map.name:
+            errs.append(FieldError(f"{path}.configMap.name", "Required value"))
+        _items(v.config_map.items, f"{path}.configMap.items", errs)
+        _mode(v.config_map, "default_mode", f"{path}.configMap.defaultMode", errs)
+    if v.HasField("secret"):
+        if not v.secret.secret_name:
+            errs.append(FieldError(f"{path}.secret.secretName", "Required value"))
+        _items(v.secret.items, f"{path}.secret.items", errs)
+        _mode(v.secret, "default_mode", f"{path}.secret.defaultMode", errs)
+    if v.HasField("downward_api"):
+        _downward_files(v.downward_api.items, f"{path}.downwardAPI.items", errs)
+        _mode(v.downward_api, "default_mode", f"{path}.downwardAPI.defaultMode", errs)
+    if v.HasField("persistent_volume_claim") and not v.persistent_volume_claim.claim_name:
+        errs.append(FieldError(f"{path}.persistentVolumeClaim.claimName", "Required value"))
+    if v.HasField("projected"):
+        _mode(v.projected, "default_mode", f"{path}.projected.defaultMode", errs)
+        for i, src in enumerate(v.projected.sources):
+            p = f"{path}.projected.sources[{i}]"
+            set_ = [f.name for f, _ in src.ListFields()]
+            if len(set_) != 1:
+                errs.append(FieldError(p, "Forbidden", "may not specify more than 1 volume type per source"
+                                       if set_ else "must specify one volume type"))
+            if src.HasField("config_map"):
+                if not src.config_map.name:
+                    errs.append(FieldError(f"{p}.configMap.name", "Required value"))
+                _items(src.config_map.items, f"{p}.configMap.items", errs)
+            if src.HasField("secret"):
+                if not src.secret.name:
+                    errs.append(FieldError(f"{p}.secret.name", "Required value"))
+                _items(src.secret.items, f"{p}.secret.items", errs)
+            if src.HasField("downward_api"):
+                _downward_files(src.downward_api.items, f"{p}.downwardAPI.items", errs)
+            if src.HasField("service_account_token"):
+                # Refused rather than mounted empty: kubelite has no ServiceAccounts and issues no tokens.
+                errs.append(FieldError(f"{p}.serviceAccountToken", "Forbidden",
+                                       "service account tokens are not issued by this cluster"))
+
+
 def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
     volumes: set[str] = set()
     for i, v in enumerate(spec.volumes):
@@ -345,6 +467,7 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
                                        "'..'", hp.path))
             if hp.type not in HOST_PATH_TYPES:
                 errs.append(_unsupported(f"{p}.hostPath.type", hp.type, HOST_PATH_TYPES[1:]))
+        _volume_sources(v, p, errs)
         if v.HasField("empty_dir"):
             if v.empty_dir.medium not in ("", "Memory"):
                 errs.append(_unsupported(f"{p}.emptyDir.medium", v.empty_dir.medium, ("", "Memory")))
@@ -509,21 +632,28 @@ def validate_endpoints(ep: core_pb2.Endpoints, errs: Errs) -> None:
 
 
 def _selector_and_template(selector: meta_pb2.LabelSelector, has_selector: bool,
-                           template: core_pb2.PodTemplateSpec, errs: Errs) -> None:
+                           template: core_pb2.PodTemplateSpec, errs: Errs, *, path: str = "spec",
+                           restart_policies: tuple[str, ...] = ("Always",)) -> None:
     if not has_selector or (not selector.match_labels and not selector.match_expressions):
-        errs.append(FieldError("spec.selector", "Required value"))
+        errs.append(FieldError(f"{path}.selector", "Required value"))
     else:
-        selector_errs = labels.label_selector_errors(selector, "spec.selector")
+        selector_errs = labels.label_selector_errors(selector, f"{path}.selector")
         errs.extend(selector_errs)
         # An invalid selector is reported once, not again as "does not match".
         if not selector_errs and not labels.from_label_selector(selector).matches(template.metadata.labels):
             shown = dict(sorted(template.metadata.labels.items()))
-            errs.append(FieldError("spec.template.metadata.labels", "Invalid value",
+            errs.append(FieldError(f"{path}.template.metadata.labels", "Invalid value",
                                    "`selector` does not match template `labels`", shown))
-    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
-    validate_pod_spec(template.spec, "spec.template.spec", errs)
-    if template.spec.restart_policy not in ("", "Always"):
-        errs.append(_unsupported("spec.template.spec.restartPolicy", template.spec.restart_policy, ("Always",)))
+    _template(template, errs, path=path, restart_policies=restart_policies)
+
+
+def _template(template: core_pb2.PodTemplateSpec, errs: Errs, *, path: str,
+              restart_policies: tuple[str, ...]) -> None:
+    validate_labels(template.metadata.labels, f"{path}.template.metadata.labels", errs)
+    validate_pod_spec(template.spec, f"{path}.template.spec", errs)
+    policy = template.spec.restart_policy
+    if policy not in restart_policies and (policy or "Always" not in restart_policies):
+        errs.append(_unsupported(f"{path}.template.spec.restartPolicy", policy, restart_policies))
 
 
 def validate_replicaset(rs: apps_pb2.ReplicaSet, errs: Errs) -> None:
@@ -675,6 +805,480 @@ def _token_id(name: str) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- configuration and storage
+
+
+def _config_keys(keys: Iterable[str], path: str, errs: Errs) -> None:
+    for key in keys:
+        if why := config_key_error(key):
+            errs.append(FieldError(f"{path}[{key}]", "Invalid value", why, key))
+
+
+def validate_config_map(cm: core_pb2.ConfigMap, errs: Errs) -> None:
+    _config_keys(cm.data, "data", errs)
+    _config_keys(cm.binary_data, "binaryData", errs)
+    for key in cm.data:
+        if key in cm.binary_data:
+            errs.append(FieldError(f"data[{key}]", "Invalid value", "duplicate of key present in binaryData", key))
+    size = sum(len(k) + len(v.encode()) for k, v in cm.data.items()) + \
+        sum(len(k) + len(v) for k, v in cm.binary_data.items())
+    if size > MAX_CONFIG_BYTES:
+        errs.append(FieldError("", "Too long", f"must have at most {MAX_CONFIG_BYTES} bytes"))
+
+
+def validate_secret(s: core_pb2.Secret, errs: Errs) -> None:
+    """Keys, size and the keys each Secret type requires (data already holds stringData, merged on write)."""
+    _config_keys(s.data, "data", errs)
+    _config_keys(s.string_data, "stringData", errs)
+    size = sum(len(k) + len(v) for k, v in s.data.items())
+    if size > MAX_CONFIG_BYTES:
+        errs.append(FieldError("data", "Too long", f"must have at most {MAX_CONFIG_BYTES} bytes"))
+    keys = set(s.data) | set(s.string_data)
+    t = s.type or "Opaque"
+    if t not in SECRET_TYPES and (why := labels.key_errors(t)):
+        errs.append(FieldError("type", "Invalid value", why[0], t))
+    required = {"kubernetes.io/tls": ("tls.crt", "tls.key"), "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+                "kubernetes.io/dockercfg": (".dockercfg",), "kubernetes.io/ssh-auth": ("ssh-privatekey",)}
+    for key in required.get(t, ()):
+        if key not in keys:
+            errs.append(FieldError(f"data[{key}]", "Required value"))
+    if t == "kubernetes.io/basic-auth" and not {"username", "password"} & keys:
+        errs.append(FieldError("data[username]", "Required value",
+                               "must have at least one of: `username` or `password`"))
+    if t == "kubernetes.io/service-account-token" and \
+            not s.metadata.annotations.get("kubernetes.io/service-account.name"):
+        errs.append(FieldError("metadata.annotations[kubernetes.io/service-account.name]", "Required value"))
+    for key in (".dockerconfigjson", ".dockercfg"):
+        if t.endswith(key.lstrip(".")) and key in s.data:
+            try:
+                _json.loads(s.data[key])
+            except ValueError as e:
+                errs.append(FieldError(f"data[{key}]", "Invalid value", f"invalid JSON: {e}", "<secret contents>"))
+
+
+def _immutable_config(new: Any, old: Any, errs: Errs, data_fields: tuple[str, ...]) -> None:
+    if old.HasField("immutable") and old.immutable:
+        if not (new.HasField("immutable") and new.immutable):
+            errs.append(FieldError("immutable", "Forbidden", "field is immutable when `immutable` is set"))
+        for field, json_name in data_fields:
+            if getattr(new, field) != getattr(old, field):
+                errs.append(FieldError(json_name, "Forbidden", "field is immutable when `immutable` is set"))
+
+
+def validate_config_map_update(new: core_pb2.ConfigMap, old: core_pb2.ConfigMap, errs: Errs) -> None:
+    _immutable_config(new, old, errs, (("data", "data"), ("binary_data", "binaryData")))
+
+
+def validate_secret_update(new: core_pb2.Secret, old: core_pb2.Secret, errs: Errs) -> None:
+    if (new.type or "Opaque") != (old.type or "Opaque"):
+        errs.append(FieldError("type", "Invalid value", "field is immutable", new.type))
+    _immutable_config(new, old, errs, (("data", "data"),))
+
+
+def _access_modes(modes: Iterable[str], path: str, errs: Errs) -> None:
+    modes = list(modes)
+    if not modes:
+        errs.append(FieldError(path, "Required value"))
+    for m in modes:
+        if m not in volumes.ACCESS_MODES:
+            errs.append(_unsupported(path, m, volumes.ACCESS_MODES))
+    if volumes.RWOP in modes and len(modes) > 1:
+        errs.append(FieldError(path, "Forbidden", "may not use ReadWriteOncePod with other access modes"))
+
+
+def _storage_quantity(values: Any, path: str, errs: Errs) -> None:
+    q = values.get("storage", "")
+    if not q:
+        errs.append(FieldError(f"{path}[storage]", "Required value"))
+    elif not quantity.is_valid(q):
+        errs.append(FieldError(f"{path}[storage]", "Invalid value", "must be a quantity", q))
+    elif quantity.parse(q) <= 0:
+        errs.append(FieldError(f"{path}[storage]", "Invalid value", "must be greater than zero", q))
+    for name in values:
+        if name != "storage":
+            errs.append(_unsupported(f"{path}[{name}]", name, ("storage",)))
+
+
+def _volume_mode(msg: Any, path: str, errs: Errs) -> None:
+    if msg.HasField("volume_mode") and msg.volume_mode not in volumes.VOLUME_MODES:
+        errs.append(_unsupported(path, msg.volume_mode, volumes.VOLUME_MODES))
+    elif msg.HasField("volume_mode") and msg.volume_mode == "Block":
+        errs.append(FieldError(path, "Forbidden", "raw block volumes are not supported; use Filesystem"))
+
+
+def validate_persistent_volume(pv: core_pb2.PersistentVolume, errs: Errs) -> None:
+    s = pv.spec
+    _storage_quantity(s.capacity, "spec.capacity", errs)
+    _access_modes(s.access_modes, "spec.accessModes", errs)
+    sources = [f for f in ("host_path", "local") if s.HasField(f)]
+    if not sources:
+        errs.append(FieldError("spec", "Required value", "must specify a volume type (hostPath or local)"))
+    elif len(sources) > 1:
+        errs.append(FieldError("spec", "Forbidden", "may not specify more than 1 volume type"))
+    if s.HasField("host_path"):
+        hp = s.host_path
+        if not hp.path.startswith("/") or ".." in hp.path.split("/"):
+            errs.append(FieldError("spec.hostPath.path", "Invalid value", "must be an absolute path without '..'",
+                                   hp.path))
+        if hp.type not in HOST_PATH_TYPES:
+            errs.append(_unsupported("spec.hostPath.type", hp.type, HOST_PATH_TYPES[1:]))
+    if s.HasField("local"):
+        if not s.local.path.startswith("/") or ".." in s.local.path.split("/"):
+            errs.append(FieldError("spec.local.path", "Invalid value", "must be an absolute path without '..'",
+                                   s.local.path))
+        if not s.node_affinity.HasField("required"):
+            errs.append(FieldError("spec.nodeAffinity", "Required value", "Local volume requires node affinity"))
+    if s.HasField("node_affinity"):
+        req = s.node_affinity.required
+        if not req.node_selector_terms:
+            errs.append(FieldError("spec.nodeAffinity.required.nodeSelectorTerms", "Required value",
+                                   "must have at least one node selector term"))
+        for i, term in enumerate(req.node_selector_terms):
+            _node_selector_term(term, f"spec.nodeAffinity.required.nodeSelectorTerms[{i}]", errs)
+    if s.persistent_volume_reclaim_policy and s.persistent_volume_reclaim_policy not in ("Retain", "Delete"):
+        errs.append(_unsupported("spec.persistentVolumeReclaimPolicy", s.persistent_volume_reclaim_policy,
+                                 ("Delete", "Retain")))
+    if s.storage_class_name and (why := names.dns1123_subdomain(s.storage_class_name)):
+        errs.append(FieldError("spec.storageClassName", "Invalid value", why, s.storage_class_name))
+    _volume_mode(s, "spec.volumeMode", errs)
+
+
+def validate_persistent_volume_update(new: core_pb2.PersistentVolume, old: core_pb2.PersistentVolume,
+                                      errs: Errs) -> None:
+    for field, json_name in (("host_path", "hostPath"), ("local", "local"), ("node_affinity", "nodeAffinity"),
+                             ("volume_mode", "volumeMode")):
+        if getattr(new.spec, field) != getattr(old.spec, field):
+            errs.append(FieldError(f"spec.{json_name}", "Invalid value", "field is immutable"))
+
+
+def validate_persistent_volume_claim(pvc: core_pb2.PersistentVolumeClaim, errs: Errs) -> None:
+    s = pvc.spec
+    _access_modes(s.access_modes, "spec.accessModes", errs)
+    _storage_quantity(s.resources.requests, "spec.resources.requests", errs)
+    if s.resources.limits:
+        _storage_quantity(s.resources.limits, "spec.resources.limits", errs)
+    if s.HasField("selector"):
+        errs.extend(labels.label_selector_errors(s.selector, "spec.selector"))
+    if s.storage_class_name and (why := names.dns1123_subdomain(s.storage_class_name)):
+        errs.append(FieldError("spec.storageClassName", "Invalid value", why, s.storage_class_name))
+    _volume_mode(s, "spec.volumeMode", errs)
+
+
+def validate_persistent_volume_claim_update(new: core_pb2.PersistentVolumeClaim,
+                                            old: core_pb2.PersistentVolumeClaim, errs: Errs) -> None:
+    """A claim's spec is immutable, except that an unbound claim gets its volumeName once."""
+    a, b = core_pb2.PersistentVolumeClaimSpec(), core_pb2.PersistentVolumeClaimSpec()
+    a.CopyFrom(new.spec)
+    b.CopyFrom(old.spec)
+    if not old.spec.volume_name:
+        a.volume_name = ""
+    if a != b:
+        errs.append(FieldError("spec", "Forbidden", "spec is immutable after creation except `volumeName` of an "
+                               "unbound claim"))
+
+
+def validate_storage_class(sc: storage_pb2.StorageClass, errs: Errs) -> None:
+    if not sc.provisioner:
+        errs.append(FieldError("provisioner", "Required value"))
+    elif why := names.dns1123_subdomain(sc.provisioner.replace("/", ".").lower()):
+        errs.append(FieldError("provisioner", "Invalid value", why, sc.provisioner))
+    if sc.HasField("reclaim_policy") and sc.reclaim_policy not in ("Retain", "Delete"):
+        errs.append(_unsupported("reclaimPolicy", sc.reclaim_policy, ("Delete", "Retain")))
+    if sc.HasField("volume_binding_mode") and sc.volume_binding_mode not in volumes.BINDING_MODES:
+        errs.append(_unsupported("volumeBindingMode", sc.volume_binding_mode, volumes.BINDING_MODES))
+
+
+def validate_storage_class_update(new: storage_pb2.StorageClass, old: storage_pb2.StorageClass, errs: Errs) -> None:
+    for field, json_name in (("provisioner", "provisioner"), ("parameters", "parameters"),
+                             ("reclaim_policy", "reclaimPolicy"), ("volume_binding_mode", "volumeBindingMode")):
+        if getattr(new, field) != getattr(old, field):
+            errs.append(FieldError(json_name, "Forbidden", "updates to " + json_name + " are forbidden."))
+
+
+# ---------------------------------------------------------------- jobs, cron jobs, daemon sets, stateful sets, budgets
+
+COMPLETION_MODES = ("NonIndexed", "Indexed")
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+UPDATE_STRATEGIES = ("RollingUpdate", "OnDelete")
+POD_MANAGEMENT_POLICIES = ("OrderedReady", "Parallel")
+RETENTION_POLICIES = ("Retain", "Delete")
+POD_FAILURE_ACTIONS = ("FailJob", "Ignore", "Count")
+UNHEALTHY_POD_EVICTION_POLICIES = ("IfHealthyBudget", "AlwaysAllow")
+# Indexed Jobs: at most this many completions (and pods in parallel), as Kubernetes.
+MAX_INDEXED_COMPLETIONS = 100_000
+# A CronJob's Jobs are named <cronjob>-<11 characters>.
+MAX_CRONJOB_NAME = 52
+
+
+def _non_negative(value: int, path: str, errs: Errs) -> None:
+    if value < 0:
+        errs.append(FieldError(path, "Invalid value", "must be greater than or equal to 0", value))
+
+
+def _int_or_percent(value: str, path: str, errs: Errs) -> None:
+    """A count or a percentage of at most 100%."""
+    if not value:
+        return
+    if not intstr.is_valid_percent_or_int(value):
+        errs.append(FieldError(path, "Invalid value", "must be an integer or percentage (e.g '5%')", value))
+    elif intstr.scaled(value, 100, round_up=True) < 0:
+        errs.append(FieldError(path, "Invalid value", "must be greater than or equal to 0", value))
+    elif value.endswith("%") and int(value[:-1]) > 100:
+        errs.append(FieldError(path, "Invalid value", "must not be greater than 100%", value))
+
+
+def _pod_failure_policy(policy: batch_pb2.PodFailurePolicy, restart_policy: str, path: str, errs: Errs) -> None:
+    if restart_policy != "Never":
+        errs.append(FieldError(f"{path}.template.spec.restartPolicy", "Invalid value",
+                               "only \"Never\" is supported when podFailurePolicy is specified", restart_policy))
+    for i, rule in enumerate(policy.rules):
+        p = f"{path}.podFailurePolicy.rules[{i}]"
+        if rule.action not in POD_FAILURE_ACTIONS:
+            errs.append(_unsupported(f"{p}.action", rule.action, POD_FAILURE_ACTIONS))
+        has_codes, has_conditions = rule.HasField("on_exit_codes"), bool(rule.on_pod_conditions)
+        if has_codes == has_conditions:
+            errs.append(FieldError(p, "Invalid value", "specifying one of OnExitCodes and OnPodConditions is "
+                                                       "required"))
+        if has_codes:
+            codes = rule.on_exit_codes
+            if codes.operator not in ("In", "NotIn"):
+                errs.append(_unsupported(f"{p}.onExitCodes.operator", codes.operator, ("In", "NotIn")))
+            if not codes.values:
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Required value", "at least one value is required"))
+            if len(set(codes.values)) != len(codes.values):
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Duplicate value", "", list(codes.values)))
+            elif list(codes.values) != sorted(codes.values):
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Invalid value", "must be ordered",
+                                       list(codes.values)))
+            if codes.operator == "In" and 0 in codes.values:
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Invalid value",
+                                       "must not be 0 for the In operator", 0))
+        for j, pattern in enumerate(rule.on_pod_conditions):
+            q = f"{p}.onPodConditions[{j}]"
+            if not pattern.type:
+                errs.append(FieldError(f"{q}.type", "Required value"))
+            if pattern.status not in ("True", "False", "Unknown"):
+                errs.append(_unsupported(f"{q}.status", pattern.status, ("True", "False", "Unknown")))
+
+
+def validate_job_spec(s: batch_pb2.JobSpec, errs: Errs, *, path: str = "spec", needs_selector: bool = True) -> None:
+    for field, json in (("parallelism", "parallelism"), ("completions", "completions"),
+                        ("backoff_limit", "backoffLimit"), ("ttl_seconds_after_finished", "ttlSecondsAfterFinished")):
+        if s.HasField(field):
+            _non_negative(getattr(s, field), f"{path}.{json}", errs)
+    if s.HasField("active_deadline_seconds") and s.active_deadline_seconds <= 0:
+        errs.append(FieldError(f"{path}.activeDeadlineSeconds", "Invalid value", "must be greater than 0",
+                               s.active_deadline_seconds))
+    if s.HasField("completion_mode") and s.completion_mode not in COMPLETION_MODES:
+        errs.append(_unsupported(f"{path}.completionMode", s.completion_mode, COMPLETION_MODES))
+    if s.completion_mode == "Indexed":
+        if not s.HasField("completions"):
+            errs.append(FieldError(f"{path}.completions", "Required value",
+                                   "when completion mode is Indexed"))
+        elif s.completions > MAX_INDEXED_COMPLETIONS:
+            errs.append(FieldError(f"{path}.completions", "Invalid value",
+                                   f"must be less than or equal to {MAX_INDEXED_COMPLETIONS} when completion mode "
+                                   f"is Indexed", s.completions))
+        if s.parallelism > MAX_INDEXED_COMPLETIONS:
+            errs.append(FieldError(f"{path}.parallelism", "Invalid value",
+                                   f"must be less than or equal to {MAX_INDEXED_COMPLETIONS} when completion mode "
+                                   f"is Indexed", s.parallelism))
+    policies = ("OnFailure", "Never")
+    if needs_selector or s.HasField("selector"):
+        _selector_and_template(s.selector, s.HasField("selector"), s.template, errs, path=path,
+                               restart_policies=policies)
+    else:
+        _template(s.template, errs, path=path, restart_policies=policies)
+    if s.HasField("pod_failure_policy"):
+        _pod_failure_policy(s.pod_failure_policy, s.template.spec.restart_policy, path, errs)
+
+
+def validate_job(j: batch_pb2.Job, errs: Errs) -> None:
+    # Without manualSelector the apiserver makes the selector from the Job's uid (and checks it: rules/job.py).
+    validate_job_spec(j.spec, errs, needs_selector=bool(j.spec.manual_selector))
+
+
+def validate_job_update(new: batch_pb2.Job, old: batch_pb2.Job, errs: Errs) -> None:
+    """What a running Job may not change: its selector, pod template, completions and mode, failure policy."""
+    a, b = new.spec, old.spec
+    for field, json in (("selector", "selector"), ("template", "template"), ("completions", "completions"),
+                        ("completion_mode", "completionMode"), ("pod_failure_policy", "podFailurePolicy"),
+                        ("manual_selector", "manualSelector")):
+        if getattr(a, field) != getattr(b, field) or \
+                (a.HasField(field) != b.HasField(field) and field != "template"):
+            errs.append(FieldError(f"spec.{json}", "Invalid value", "field is immutable"))
+
+
+def _cron_schedule(schedule: str, path: str, errs: Errs) -> None:
+    from croniter import croniter  # the schedule's grammar is the library's, as robfig/cron's is Kubernetes'
+
+    if not schedule.strip():
+        errs.append(FieldError(path, "Required value"))
+    elif "TZ=" in schedule:
+        errs.append(FieldError(path, "Invalid value", "cannot use TZ or CRON_TZ in schedule, use timeZone field "
+                                                      "instead", schedule))
+    elif not croniter.is_valid(schedule) or len(schedule.split()) not in (1, 5):
+        errs.append(FieldError(path, "Invalid value", "must be a standard cron schedule (five fields: minute hour "
+                                                      "day-of-month month day-of-week, or @hourly, @daily, ...)",
+                               schedule))
+
+
+def _time_zone(value: str, path: str, errs: Errs) -> None:
+    import zoneinfo
+
+    try:
+        if value in ("", "Local") or value != value.strip():
+            raise ValueError
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        errs.append(FieldError(path, "Invalid value", "unknown time zone", value))
+
+
+def validate_cronjob(c: batch_pb2.CronJob, errs: Errs) -> None:
+    if len(c.metadata.name) > MAX_CRONJOB_NAME:
+        errs.append(FieldError("metadata.name", "Invalid value", f"must be no more than {MAX_CRONJOB_NAME} "
+                                                                f"characters", c.metadata.name))
+    s = c.spec
+    _cron_schedule(s.schedule, "spec.schedule", errs)
+    if s.HasField("time_zone"):
+        _time_zone(s.time_zone, "spec.timeZone", errs)
+    if s.concurrency_policy and s.concurrency_policy not in CONCURRENCY_POLICIES:
+        errs.append(_unsupported("spec.concurrencyPolicy", s.concurrency_policy, CONCURRENCY_POLICIES))
+    for field, json in (("starting_deadline_seconds", "startingDeadlineSeconds"),
+                        ("successful_jobs_history_limit", "successfulJobsHistoryLimit"),
+                        ("failed_jobs_history_limit", "failedJobsHistoryLimit")):
+        if s.HasField(field):
+            _non_negative(getattr(s, field), f"spec.{json}", errs)
+    validate_labels(s.job_template.metadata.labels, "spec.jobTemplate.metadata.labels", errs)
+    validate_job_spec(s.job_template.spec, errs, path="spec.jobTemplate.spec", needs_selector=False)
+
+
+def validate_daemonset(d: apps_pb2.DaemonSet, errs: Errs) -> None:
+    s = d.spec
+    _selector_and_template(s.selector, s.HasField("selector"), s.template, errs)
+    if s.template.spec.HasField("active_deadline_seconds"):
+        errs.append(FieldError("spec.template.spec.activeDeadlineSeconds", "Forbidden",
+                               "activeDeadlineSeconds in DaemonSet is not Supported"))
+    _non_negative(s.min_ready_seconds, "spec.minReadySeconds", errs)
+    if s.HasField("revision_history_limit"):
+        _non_negative(s.revision_history_limit, "spec.revisionHistoryLimit", errs)
+    st = s.update_strategy
+    if st.type not in UPDATE_STRATEGIES:
+        errs.append(_unsupported("spec.updateStrategy.type", st.type, UPDATE_STRATEGIES))
+    if st.type == "OnDelete" and st.HasField("rolling_update"):
+        errs.append(FieldError("spec.updateStrategy.rollingUpdate", "Forbidden",
+                               "may not be specified when strategy `type` is 'OnDelete'"))
+    ru = st.rolling_update
+    base = "spec.updateStrategy.rollingUpdate"
+    _int_or_percent(ru.max_unavailable, f"{base}.maxUnavailable", errs)
+    _int_or_percent(ru.max_surge, f"{base}.maxSurge", errs)
+    if st.type == "RollingUpdate" and intstr.is_valid_percent_or_int(ru.max_unavailable or "0") and \
+            intstr.is_valid_percent_or_int(ru.max_surge or "0") and \
+            intstr.scaled(ru.max_unavailable or "0", 100, round_up=True) == 0 and \
+            intstr.scaled(ru.max_surge or "0", 100, round_up=True) == 0:
+        errs.append(FieldError(f"{base}.maxUnavailable", "Invalid value", "may not be 0 when `maxSurge` is 0",
+                               ru.max_unavailable or "0"))
+
+
+def with_claim_volumes(sts: apps_pb2.StatefulSet) -> core_pb2.PodTemplateSpec:
+    """The pod template as the set's pods get it: a persistentVolumeClaim volume for each claim template (replacing
+    a template volume of the same name)."""
+    t = core_pb2.PodTemplateSpec()
+    t.CopyFrom(sts.spec.template)
+    claims = {c.metadata.name for c in sts.spec.volume_claim_templates}
+    kept = [v for v in t.spec.volumes if v.name not in claims]
+    del t.spec.volumes[:]
+    t.spec.volumes.extend(kept)
+    for c in sts.spec.volume_claim_templates:
+        t.spec.volumes.add(name=c.metadata.name).persistent_volume_claim.claim_name = c.metadata.name
+    return t
+
+
+def validate_statefulset(st: apps_pb2.StatefulSet, errs: Errs) -> None:
+    s = st.spec
+    _non_negative(s.replicas, "spec.replicas", errs)
+    # The claim templates' volumes are the pods' too: mounts may name them.
+    _selector_and_template(s.selector, s.HasField("selector"), with_claim_volumes(st), errs)
+    seen: set[str] = set()
+    for i, claim in enumerate(s.volume_claim_templates):
+        p = f"spec.volumeClaimTemplates[{i}]"
+        name = claim.metadata.name
+        if not name:
+            errs.append(FieldError(f"{p}.metadata.name", "Required value"))
+        elif why := names.dns1123_label(name):
+            errs.append(FieldError(f"{p}.metadata.name", "Invalid value", why, name))
+        elif name in seen:
+            errs.append(FieldError(f"{p}.metadata.name", "Duplicate value", "", name))
+        seen.add(name)
+        validate_labels(claim.metadata.labels, f"{p}.metadata.labels", errs)
+        claim_errs: Errs = []
+        validate_persistent_volume_claim(claim, claim_errs)
+        errs.extend(FieldError(f"{p}.{e.path}", e.kind, e.detail, e.value) for e in claim_errs)
+    if s.template.spec.HasField("active_deadline_seconds"):
+        errs.append(FieldError("spec.template.spec.activeDeadlineSeconds", "Forbidden",
+                               "activeDeadlineSeconds in StatefulSet is not Supported"))
+    if s.service_name and (why := names.dns1123_label(s.service_name)):
+        errs.append(FieldError("spec.serviceName", "Invalid value", why, s.service_name))
+    if s.pod_management_policy not in POD_MANAGEMENT_POLICIES:
+        errs.append(_unsupported("spec.podManagementPolicy", s.pod_management_policy, POD_MANAGEMENT_POLICIES))
+    strategy = s.update_strategy
+    if strategy.type not in UPDATE_STRATEGIES:
+        errs.append(_unsupported("spec.updateStrategy.type", strategy.type, UPDATE_STRATEGIES))
+    if strategy.type == "OnDelete" and strategy.HasField("rolling_update"):
+        errs.append(FieldError("spec.updateStrategy.rollingUpdate", "Invalid value",
+                               "only allowed for updateStrategy 'RollingUpdate'"))
+    if strategy.rolling_update.HasField("partition"):
+        _non_negative(strategy.rolling_update.partition, "spec.updateStrategy.rollingUpdate.partition", errs)
+    _non_negative(s.min_ready_seconds, "spec.minReadySeconds", errs)
+    if s.HasField("revision_history_limit"):
+        _non_negative(s.revision_history_limit, "spec.revisionHistoryLimit", errs)
+    policy = s.persistent_volume_claim_retention_policy
+    for value, json in ((policy.when_deleted, "whenDeleted"), (policy.when_scaled, "whenScaled")):
+        if value not in RETENTION_POLICIES:
+            errs.append(_unsupported(f"spec.persistentVolumeClaimRetentionPolicy.{json}", value, RETENTION_POLICIES))
+
+
+def validate_statefulset_update(new: apps_pb2.StatefulSet, old: apps_pb2.StatefulSet, errs: Errs) -> None:
+    """Only replicas, template, updateStrategy, persistentVolumeClaimRetentionPolicy and minReadySeconds change."""
+    a, b = apps_pb2.StatefulSetSpec(), apps_pb2.StatefulSetSpec()
+    a.CopyFrom(new.spec)
+    b.CopyFrom(old.spec)
+    for spec in (a, b):
+        for field in ("replicas", "template", "update_strategy", "persistent_volume_claim_retention_policy",
+                      "min_ready_seconds", "revision_history_limit"):
+            spec.ClearField(field)
+    if a != b:
+        errs.append(FieldError("spec", "Forbidden", "updates to statefulset spec for fields other than 'replicas', "
+                                                    "'template', 'updateStrategy', "
+                                                    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' "
+                                                    "are forbidden"))
+
+
+def validate_pdb(pdb: policy_pb2.PodDisruptionBudget, errs: Errs) -> None:
+    s = pdb.spec
+    if s.min_available and s.max_unavailable:
+        errs.append(FieldError("spec", "Invalid value", "minAvailable and maxUnavailable cannot be both set"))
+    _int_or_percent(s.min_available, "spec.minAvailable", errs)
+    _int_or_percent(s.max_unavailable, "spec.maxUnavailable", errs)
+    errs.extend(labels.label_selector_errors(s.selector, "spec.selector"))
+    if s.HasField("unhealthy_pod_eviction_policy") and \
+            s.unhealthy_pod_eviction_policy not in UNHEALTHY_POD_EVICTION_POLICIES:
+        errs.append(_unsupported("spec.unhealthyPodEvictionPolicy", s.unhealthy_pod_eviction_policy,
+                                 UNHEALTHY_POD_EVICTION_POLICIES))
+
+
+def validate_controller_revision(r: apps_pb2.ControllerRevision, errs: Errs) -> None:
+    _non_negative(r.revision, "revision", errs)
+    if not r.HasField("data"):
+        errs.append(FieldError("data", "Required value"))
+
+
+def validate_controller_revision_update(new: apps_pb2.ControllerRevision, old: apps_pb2.ControllerRevision,
+                                        errs: Errs) -> None:
+    if new.data != old.data:
+        errs.append(FieldError("data", "Invalid value", "field is immutable"))
+
+
 _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Pod": validate_pod,
     "Service": validate_service,
@@ -686,12 +1290,25 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Lease": validate_lease,
     "PriorityClass": validate_priority_class,
     "BootstrapToken": validate_bootstrap_token,
+    "ConfigMap": validate_config_map,
+    "Secret": validate_secret,
+    "PersistentVolume": validate_persistent_volume,
+    "PersistentVolumeClaim": validate_persistent_volume_claim,
+    "StorageClass": validate_storage_class,
+    "Job": validate_job,
+    "CronJob": validate_cronjob,
+    "DaemonSet": validate_daemonset,
+    "StatefulSet": validate_statefulset,
+    "PodDisruptionBudget": validate_pdb,
+    "ControllerRevision": validate_controller_revision,
 }
 
 _NAME_RULES: dict[str, Callable[[str], str | None]] = {
     "Namespace": names.dns1123_label,
     "Service": names.dns1035_label,
     "BootstrapToken": _token_id,
+    # Its pods are named <name>-<ordinal> and use that as their hostname.
+    "StatefulSet": names.dns1123_label,
 }
 
 _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
@@ -701,6 +1318,15 @@ _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
     "Deployment": _selector_immutable,
     "Node": validate_node_update,
     "PriorityClass": validate_priority_class_update,
+    "ConfigMap": validate_config_map_update,
+    "Secret": validate_secret_update,
+    "PersistentVolume": validate_persistent_volume_update,
+    "PersistentVolumeClaim": validate_persistent_volume_claim_update,
+    "StorageClass": validate_storage_class_update,
+    "Job": validate_job_update,
+    "DaemonSet": _selector_immutable,
+    "StatefulSet": validate_statefulset_update,
+    "ControllerRevision": validate_controller_revision_update,
 }
 
 

@@ -36,8 +36,8 @@ from api.errors import (
     TooManyRequestsError,
     UnavailableError,
 )
-from api.pb import api_pb2, bootstrap_pb2
-from apiserver import authn
+from api.pb import api_pb2, bootstrap_pb2, policy_pb2
+from apiserver import authn, eviction
 from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
 from apiserver.nodecerts import NodeSigner, SignerConfig
@@ -49,6 +49,7 @@ from apiserver.rules import pod as pod_rules
 from apiserver.rules import priorityclass as priorityclass_rules
 from apiserver.storage.etcd import EtcdStorage, EtcdTLS, check_scheme, parse_endpoints
 from apiserver.storage.limits import Limits
+from apiserver.storage.transformed import TransformedStorage
 from client import tls
 
 log = structlog.get_logger(component="apiserver")
@@ -106,6 +107,8 @@ class Config:
     replay: int = 20000
     limits: Limits = field(default_factory=Limits)  # etcd's limits and the largest object stored
     overload: OverloadLimits = field(default_factory=OverloadLimits)
+    # EncryptionConfiguration file; "" refuses to store Secrets (see apiserver/encryption.py).
+    encryption_config: str = ""
 
 
 def _status_message(e: ApiError) -> str:
@@ -138,7 +141,7 @@ def _resource_of(req: Message) -> str:
     if isinstance(req, api_pb2.CreateRequest | api_pb2.UpdateRequest):
         field_name = req.object.WhichOneof("kind")
         return kinds.by_field(field_name).resource if field_name else ""
-    if isinstance(req, api_pb2.BindRequest):
+    if isinstance(req, api_pb2.BindRequest | policy_pb2.Eviction):
         return "pods"
     return getattr(req, "resource", "") or ""
 
@@ -235,6 +238,10 @@ class ApiServicer:
     @unary("scale", api_pb2.ScaleRequest)
     async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
         return await self.registry.scale(req)
+
+    @unary("evict", policy_pb2.Eviction)
+    async def Evict(self, req: policy_pb2.Eviction) -> bytes:
+        return await eviction.evict(self.registry, req)
 
     @unary("exec", api_pb2.ExecRequest, STREAM)
     async def Exec(self, req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
@@ -404,6 +411,7 @@ def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
         "Exec": uu(servicer.Exec),
         "APIResources": uu(servicer.APIResources),
         "RequestNodeCertificates": uu(servicer.RequestNodeCertificates),
+        "Evict": uu(servicer.Evict),
         "Watch": us(servicer.Watch),
         "Logs": us(servicer.Logs),
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
@@ -478,7 +486,9 @@ class ApiServer:
         if problems:
             raise ConfigError("; ".join(problems))
         self.config = config
-        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers), config.limits, tls_files=config.etcd_tls)
+        self.storage = TransformedStorage(EtcdStorage(parse_endpoints(config.etcd_servers), config.limits,
+                                                      tls_files=config.etcd_tls),
+                                          config.encryption_config)
         self.cache = WatchCache(self.storage, replay=config.replay)
         self.registry = Registry(self.storage, self.cache, config.registry)
         self.proxy = KubeletProxy(self.registry, config.kubelet_tls)

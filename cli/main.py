@@ -12,7 +12,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import click
 
-from cli import apply, delete, describe, get, pods, tokens, verbs, workloads
+from cli import apply, delete, describe, drain, get, jobs, pods, tokens, verbs, workloads
 from cli.daemons import (
     apiserver,
     certs,
@@ -25,7 +25,9 @@ from cli.daemons import (
     lab,
     proxy,
     scheduler,
+    secrets,
     supervise,
+    vm,
 )
 
 # Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
@@ -34,10 +36,13 @@ MODULES = (
     pods,
     workloads,
     tokens,
+    jobs,
+    drain,
     lab,
     certs,
     images,
     chaos,
+    secrets,
     apiserver,
     scheduler,
     controllermanager,
@@ -46,12 +51,13 @@ MODULES = (
     proxy,
     dns,
     supervise,
+    vm,
 )
 
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
 DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
-                     "supervise"})
+                     "supervise", "registry"})
 
 
 class _Main(click.Group):

@@ -18,6 +18,7 @@ import testpki
 from aetcd import rpc
 from hypothesis import HealthCheck, settings
 
+from apiserver import encryption
 from apiserver.registry import Config as RegistryConfig
 from apiserver.server import ApiServer, Config
 from apiserver.storage import limits
@@ -150,6 +151,11 @@ def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: obj
         config.tls, config.kubelet_tls, config.signer = pki.serving(), pki.kubelet_tls(), pki.signer()
     if etcd_url.startswith("https"):
         config.etcd_tls = testpki.get().etcd_tls()
+    if "encryption_config" not in overrides:
+        # Every cluster kubelite makes encrypts Secrets; so does every test apiserver, with a key of its own.
+        key_dir = tempfile.mkdtemp(prefix="kubelite-enc-")
+        overrides["encryption_config"] = f"{key_dir}/encryption-config.yaml"
+        encryption.ensure_file(str(overrides["encryption_config"]))
     for k, v in overrides.items():
         setattr(config, k, v)
     return config

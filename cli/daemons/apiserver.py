@@ -57,6 +57,8 @@ def _fail(message: str) -> None:
               help="etcd's --max-request-bytes: no transaction is larger")
 @click.option("--max-object-bytes", type=int, default=limits.MAX_OBJECT_BYTES, show_default=True,
               help="objects larger than this are refused (RESOURCE_EXHAUSTED)")
+@click.option("--encryption-provider-config", type=click.Path(dir_okay=False), default="",
+              help="EncryptionConfiguration file (aesgcm, identity); without one, Secrets are refused")
 @click.option("--log-level", default="info")
 def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyfile: str, listen: tuple[str, ...],
               token_listen: tuple[str, ...], tls_cert_file: str, tls_private_key_file: str, client_ca_file: str,
@@ -65,7 +67,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
               cluster_signing_duration: str, insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
               node_port_range: str, lb_pool: str, default_toleration_seconds: int, metrics_port: int,
               metrics_address: str, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
-              log_level: str) -> None:
+              encryption_provider_config: str, log_level: str) -> None:
     """Serve the API over etcd."""
     import datetime
 
@@ -107,6 +109,13 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
            "--cluster-signing-key-file": cluster_signing_key_file}, "signing nodes' certificates")
     if parse_duration(cluster_signing_duration) <= 0:
         raise click.BadParameter("must be positive", param_hint="--cluster-signing-duration")
+    if encryption_provider_config:
+        from apiserver import encryption
+
+        try:
+            encryption.load(encryption_provider_config)
+        except encryption.EncryptionConfigError as e:
+            raise click.BadParameter(str(e), param_hint="--encryption-provider-config") from None
     config = Config(
         etcd_servers=etcd_servers, etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile) if etcd else None,
         listen=list(listen), token_listen=list(token_listen),
@@ -120,6 +129,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
                             datetime.timedelta(seconds=parse_duration(cluster_signing_duration))),
         insecure_plaintext=insecure_plaintext, insecure_plaintext_network=plaintext_network,
         metrics_port=metrics_port, metrics_address=metrics_address, limits=etcd_limits,
+        encryption_config=encryption_provider_config,
     )
     try:
         server = ApiServer(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -97,6 +98,13 @@ def _default_ip() -> str:
 @click.option("--proxy-client-key", default="", help="its key")
 @click.option("--insecure-plaintext", is_flag=True,
               help="TESTS ONLY: serve the kubelet API without TLS to anyone, on loopback only")
+@click.option("--local-path-dir", type=click.Path(path_type=Path), default=None,
+              help="where local-path volumes' directories go (default <root-dir>/local-path)")
+@click.option("--local-path-capacity", default="",
+              help="storage local-path volumes may claim on this node, e.g. 20Gi (default: the size of the "
+                   "filesystem holding --local-path-dir)")
+@click.option("--runtime-request-timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="seconds each CRI call may take (image pulls excepted); longer on emulated machines")
 @click.option("--log-level", default="info")
 def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: str, node_ip: str | None,
             pod_cidr: str, listen: str | None, cluster_dns: str, cluster_domain: str, root_dir: Path,
@@ -105,7 +113,8 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
             backoff_initial: float, backoff_max: float, pleg_period: float, probe_netns: str,
             max_parallel_sandboxes: int, events: bool, tls_cert_file: str, tls_private_key_file: str,
             client_ca_file: str, rotate_certificates: bool, proxy_client_certificate: str, proxy_client_key: str,
-            insecure_plaintext: bool, log_level: str) -> None:
+            insecure_plaintext: bool, local_path_dir: Path | None, local_path_capacity: str,
+            runtime_request_timeout: float, log_level: str) -> None:
     """Run the kubelet: register the node and run the pods bound to it."""
     from kubelet.certificates import CLIENT, PROXY, SERVING, Rotated
     from kubelet.config import KubeletConfig
@@ -143,15 +152,31 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
         probe_netns=probe_netns, max_parallel_sandboxes=max_parallel_sandboxes, events=events,
         serving_cert_file=tls_cert_file, serving_key_file=tls_private_key_file, client_ca_file=client_ca_file,
         insecure_plaintext=insecure_plaintext, rotate=tuple(rotate),
+        local_path_dir=local_path_dir.absolute() if local_path_dir else None,
     )
-    serve(_run_kubelet(conn, config, runtime_kind, cri_socket))
+    capacity = _quantity(local_path_capacity, "--local-path-capacity", milli=False)
+    if not capacity and runtime_kind != "fake":
+        capacity = _filesystem_size(config.local_path_root)
+    config = dataclasses.replace(config, local_path_capacity=capacity)
+    serve(_run_kubelet(conn, config, runtime_kind, cri_socket, runtime_request_timeout))
 
 
-async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str) -> None:  # type: ignore[no-untyped-def]
+def _filesystem_size(path: Path) -> int:
+    """The size of the filesystem that holds `path` (or its nearest existing parent)."""
+    import os
+
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize
+
+
+async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str,  # type: ignore[no-untyped-def]
+                       request_timeout: float) -> None:
     from kubelet.kubelet import Kubelet
     from kubelet.runtime.instrumented import InstrumentedRuntime
 
-    runtime = _make_runtime(runtime_kind, cri_socket, config)
+    runtime = _make_runtime(runtime_kind, cri_socket, config, request_timeout)
     client = Client(conn)
     try:
         await Kubelet(config, client, InstrumentedRuntime(runtime, node=config.node_name)).run()
@@ -163,11 +188,11 @@ async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket
         await client.close()
 
 
-def _make_runtime(kind: str, cri_socket: str, config):  # type: ignore[no-untyped-def]
+def _make_runtime(kind: str, cri_socket: str, config, request_timeout: float = 30.0):  # type: ignore[no-untyped-def]
     if kind == "cri":
         from kubelet.runtime.cri import CRIRuntime
 
-        return CRIRuntime(cri_socket)
+        return CRIRuntime(cri_socket, timeout=request_timeout)
     if kind == "process":
         from kubelet.runtime.cni import render_conflist
         from kubelet.runtime.process import ProcessRuntime, ProcessRuntimeConfig

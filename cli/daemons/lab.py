@@ -23,14 +23,20 @@ def _progress(line: str) -> None:
 @click.option("--name", default="kubelite", show_default=True, help="cluster name (several can coexist)")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for Ready nodes")
 @click.option("--log-level", default="info", help="log level of the cluster's components")
-def up(nodes: int, name: str, timeout: float, log_level: str) -> None:
-    """Start a local cluster: every node in its own network namespace (root)."""
+@click.option("--add-node", is_flag=True, help="add one worker node to the running cluster --name instead")
+def up(nodes: int, name: str, timeout: float, log_level: str, add_node: bool) -> None:
+    """Start a local cluster: every node in its own network namespace (root); or, with --add-node, add a node to
+    a running one."""
     from deploy.lab.cluster import AlreadyUpError, LabError
+    from deploy.lab.cluster import add_node as lab_add_node
     from deploy.lab.cluster import up as lab_up
     from deploy.lab.plan import LabPlanError
 
     logs.configure("lab", level="warning")
     try:
+        if add_node:
+            asyncio.run(lab_add_node(name, progress=_progress, timeout=timeout, log_level=log_level))
+            return
         asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level))
     except AlreadyUpError as e:
         click.echo(str(e), err=True)
@@ -158,6 +164,14 @@ def _admin_config(name: str, spec) -> None:  # type: ignore[no-untyped-def]
                               cert_file=str(target / "admin.crt"), key_file=str(target / "admin.key"))
 
 
+# Bootstrap waits are sized for a real machine; an emulated one (QEMU without
+# KVM runs guests 10-18x slower) multiplies them.
+timeout_scale_option = click.option(
+    "--timeout-scale", type=click.FloatRange(min=1.0), default=1.0, show_default=True, envvar="KUBELITE_TIMEOUT_SCALE",
+    help="multiply bootstrap waits (30s), CRI call timeouts and the node grace period by this, for slow or "
+         "emulated machines")
+
+
 @bootstrap.command("control-plane")
 @click.option("--address", required=True, help="this machine's address on the cluster network")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"),
@@ -168,9 +182,13 @@ def _admin_config(name: str, spec) -> None:  # type: ignore[no-untyped-def]
               help="lifetime of the certificates nodes are given (they renew at 80%)")
 @click.option("--apiserver-cert-extra-sans", default="",
               help="more names and addresses for the apiserver's certificate, comma-separated")
+@click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
+              help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
+@timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
 def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
-                            node_certificate_lifetime: str, apiserver_cert_extra_sans: str, systemd: bool) -> None:
+                            node_certificate_lifetime: str, apiserver_cert_extra_sans: str,
+                            node_monitor_grace_period: float | None, timeout_scale: float, systemd: bool) -> None:
     """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS."""
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
@@ -179,9 +197,12 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
     _need_systemd(systemd)
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
                                  socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime,
-                                 extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()))
+                                 extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()),
+                                 timeout_scale=timeout_scale,
+                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale)
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
     run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
+    run(boot.apply_addons(spec.admin()))
     # `kubelite get ...` on this machine talks to it over the unix socket, as the admin.
     _admin_config("local", spec)
     click.echo(f"control plane up: apiserver at {spec.server}, join port {spec.join_server}")
@@ -200,9 +221,10 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
 @click.option("--token-file", default="", help="file holding the join token (0600)")
 @click.option("--join-server", default="", help="the apiserver's token port (default: the --server host, port 6444)")
 @click.option("--node-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/node"))
+@timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True)
 def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token: str | None, token_file: str,
-                   join_server: str, node_dir: Path, systemd: bool) -> None:
+                   join_server: str, node_dir: Path, timeout_scale: float, systemd: bool) -> None:
     """Join the cluster with a join token, then start containerd, the kubelet and the proxy here."""
     from client import pki
     from deploy.node import bootstrap as boot
@@ -220,7 +242,7 @@ def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token: s
     if ":" not in server:
         server = f"{server}:6443"
     spec = boot.NodeSpec(name=name, address=address, pod_cidr=pod_cidr, server=server, node_dir=node_dir,
-                         join_server=join_server, join_token_file=token_file)
+                         join_server=join_server, join_token_file=token_file, timeout_scale=timeout_scale)
     try:
         run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     except boot.JoinFailedError as e:

@@ -200,7 +200,7 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
             plan, log_level=log_level), launcher))
         conn = client_config_for(plan)
         # Before anything else can take the add-ons' fixed addresses (cluster DNS's 10.96.0.10).
-        await step("add-ons applied", apply_addons(conn))
+        await step("add-ons applied", bootstrap.apply_addons(conn))
         specs = [node_spec(plan, i, log_level=log_level) for i in range(nodes)]
         token = await create_join_token(conn, join_token_path(plan))
 
@@ -220,6 +220,31 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
     return plan
 
 
+async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log_level: str = "info") -> str:
+    """Add one worker node to running cluster `name` (the next n<k>), through the same node bootstrap `up` uses;
+    returns its name once it is Ready."""
+    running = await asyncio.to_thread(find_running, name)
+    if running is None or not running.healthy:
+        raise LabError(f"cluster {name!r} is not up (`kubelite up --name {name}` starts it)")
+    plan = plan_lab(name, running.nodes + 1)
+    node = plan.nodes[-1]
+    progress(f"adding node {node.role} to cluster {name!r}")
+    start = time.monotonic()
+    await asyncio.to_thread(network.apply_topology, plan)
+    launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+    conn = client_config_for(plan)
+    # The new node joins as `up`'s do: with a join token of its own, deleted once it holds its certificates.
+    token = await create_join_token(conn, join_token_path(plan))
+    try:
+        await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level), launcher)
+    finally:
+        await delete_join_token(conn, token, join_token_path(plan))
+    await asyncio.to_thread(network.apply_service_route, plan, node)
+    await wait_nodes_ready(conn, [node.role], timeout=timeout)
+    progress(f"node {node.role} is Ready in {time.monotonic() - start:.1f}s")
+    return node.role
+
+
 class AlreadyUpError(LabError):
     def __init__(self, running: Running) -> None:
         super().__init__(f"cluster {running.plan.cluster!r} is already up with {running.nodes} node(s); "
@@ -231,20 +256,6 @@ async def _gather(*coros) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.TaskGroup() as tg:
         for c in coros:
             tg.create_task(c)
-
-
-async def apply_addons(conn: ClientConfig) -> None:
-    """Objects every lab cluster has (cluster DNS's Service), from deploy/addons/."""
-    from api import convert, kinds
-    from api.errors import AlreadyExistsError
-
-    files = sorted(bootstrap.ADDONS.glob("*.yaml")) if bootstrap.ADDONS.exists() else []
-    async with Client(conn) as client:
-        for f in files:
-            for doc in convert.load_documents(f.read_text(), str(f)):
-                envelope = convert.manifest_to_object(doc.data, where=doc.where)
-                with contextlib.suppress(AlreadyExistsError):
-                    await client.create(kinds.unwrap(envelope))
 
 
 async def wait_nodes_ready(conn: ClientConfig, names: list[str], *, timeout: float) -> None:
@@ -317,6 +328,8 @@ async def down(name: str, *, progress: Progress) -> DownReport:
     progress(f"  stopped {len(stopped or [])} daemon(s)")
     for d in node_dirs:
         await step(f"remove node runtime {d.name}", containerd.stop_and_clean(d / "containerd", keep_logs=False))
+        # Pods' secret and projected volumes are tmpfs mounts the stopped kubelet left.
+        await step(f"unmount pod volumes of {d.name}", asyncio.to_thread(containerd.unmount_all, d.absolute()))
     progress(f"  removed {len(node_dirs)} node runtime(s)")
     await step("stop what is left in the cluster's cgroup", asyncio.to_thread(sup.stop_all))
     removed = await step("remove the network namespaces", asyncio.to_thread(network.destroy_topology, name))

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Provision one VM: install kubelite, then run the shared node bootstrap.
-#   provision.sh ROLE NAME ADDRESS POD_CIDR CP_ADDRESS PEERS
+# Provision one VM, offline: install kubelite from the wheelhouse in the synced
+# folder, then run the shared node bootstrap.
+#   provision.sh ROLE NAME ADDRESS POD_CIDR CP_ADDRESS PEERS [TIMEOUT_SCALE]
 # ROLE is control-plane or node. ADDRESS is this VM's private-network address
-# (never the NAT interface's). PEERS lists every worker as POD_CIDR=ADDRESS,
+# (never the management interface's). PEERS lists every worker as POD_CIDR=ADDRESS,
 # so each VM routes the other workers' pods through their private address.
+# TIMEOUT_SCALE multiplies the bootstrap waits (emulated VMs are slow).
 set -euo pipefail
 
-role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6
+role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6 scale=${7:-1}
 src=/opt/kubelite
-# The join token: made on the control plane; the Vagrantfile carries it to each worker over ssh (never through
-# the synced folder, never on a command line) just before this script runs there.
+wheelhouse=${src}/deploy/vagrant/.wheelhouse
+venv=/opt/kubelite-venv
+# The join token: made on the control plane; the Vagrantfile carries it to each worker over ssh (never
+# through the synced folder, never on a command line) just before this script runs there.
 token=/etc/kubelite/join-token
 
 if ! ip -o addr show | grep -q " ${address}/"; then
@@ -17,8 +21,39 @@ if ! ip -o addr show | grep -q " ${address}/"; then
   exit 1
 fi
 
-bash "${src}/scripts/install.sh"
-ln -sf "${src}/.venv/bin/kubelite" /usr/local/bin/kubelite
+# The box has every package baked in; apt runs only for a box that lacks some.
+mapfile -t packages < <(grep -v '^#' "${src}/deploy/vagrant/node-packages.txt" | grep -v '^$')
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | grep " install ok installed" || true)
+missing=()
+for p in "${packages[@]}"; do
+  grep -q "^${p} " <<< "${installed}" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "provision: installing ${missing[*]} (this box lacks them)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+systemctl disable --now containerd etcd >/dev/null 2>&1 || true
+
+if [ ! -d "${wheelhouse}" ]; then
+  echo "provision: no wheelhouse at ${wheelhouse}: build it on the host (kubelite vm up does)" >&2
+  exit 1
+fi
+# The box comes with the venv (making one costs minutes under emulation).
+[ -x "${venv}/bin/python" ] || python3 -m venv "${venv}"
+wheels=("${wheelhouse}"/kubelite-*.whl)
+again=()
+if compgen -G "${venv}/lib/python3*/site-packages/kubelite-*.dist-info" >/dev/null; then
+  again=(--force-reinstall --no-deps)  # provisioned before: replace kubelite only
+fi
+"${venv}/bin/pip" install --quiet --no-index --find-links "${wheelhouse}" "${again[@]}" "${wheels[0]}"
+ln -sf "${venv}/bin/kubelite" /usr/local/bin/kubelite
+# Node images built on the host: the bootstrap reuses them when their inputs match.
+if [ -d "${wheelhouse}/images" ]; then
+  mkdir -p /var/lib/kubelite/images
+  cp -a "${wheelhouse}/images/." /var/lib/kubelite/images/
+fi
 
 modprobe br_netfilter || true
 sysctl -qw net.ipv4.ip_forward=1
@@ -33,16 +68,36 @@ for route in "${routes[@]}"; do
 done
 
 install -d -m 700 /etc/kubelite
-if [ "${role}" = "control-plane" ]; then
-  kubelite bootstrap control-plane --address "${address}"
-  (umask 077 && kubelite token create --ttl 2h --description "vagrant workers" >"${token}.new")
-  mv "${token}.new" "${token}"
-else
+
+# How a node joins the cluster: with a join token carrying the cluster CA's hash, deleted once used.
+join_cluster() {
   if [ ! -s "${token}" ]; then
-    echo "provision: no join token in ${token} (the Vagrantfile copies it from the control plane)" >&2
+    echo "provision: no join token in ${token} (the Vagrantfile carries it from the control plane)" >&2
     exit 1
   fi
   kubelite bootstrap node --name "${name}" --address "${address}" --pod-cidr "${pod_cidr}" \
-    --server "${cp_address}:6443" --token-file "${token}"
+    --server "${cp_address}:6443" --token-file "${token}" --timeout-scale "${scale}"
   rm -f "${token}"
+}
+
+if [ "${role}" = "control-plane" ]; then
+  # The control plane makes the CA and the join token its own node and the workers join with; it is a
+  # node too, kept free of workloads as Kubernetes' is.
+  kubelite bootstrap control-plane --address "${address}" --timeout-scale "${scale}"
+  (umask 077 && kubelite token create --ttl 2h --description "vagrant nodes" >"${token}.new")
+  cp "${token}.new" "${token}.cp"
+  mv "${token}.new" "${token}"
+  # The workers' copy stays until the token expires; the control plane's own node uses its own copy.
+  token_workers=${token}
+  token=${token}.cp
+  join_cluster
+  token=${token_workers}
+  for _ in $(seq 30); do
+    if kubelite taint nodes "${name}" node-role.kubernetes.io/control-plane:NoSchedule --overwrite >/dev/null 2>&1; then
+      break
+    fi
+    sleep 2
+  done
+else
+  join_cluster
 fi

@@ -32,6 +32,26 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "BootstrapToken": {"metadata": {"name": "abc123"},
                        "spec": {"secretHash": "0" * 64, "expiration": "2100-01-01T00:00:00Z",
                                 "description": "test"}},
+    "ConfigMap": {"metadata": {"name": "web-config"}, "data": {"index.html": "<h1>hi</h1>\n"}},
+    "Secret": {"metadata": {"name": "web-secret"}, "data": {"password": "czNjcjN0"}},
+    "PersistentVolume": {"metadata": {"name": "pv-1"}, "spec": {"capacity": {"storage": "1Gi"},
+                                                                "accessModes": ["ReadWriteOnce"],
+                                                                "hostPath": {"path": "/srv/pv-1"}}},
+    "PersistentVolumeClaim": {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                                                     "resources": {"requests": {"storage": "1Gi"}}}},
+    "StorageClass": {"metadata": {"name": "fast"}, "provisioner": "kubelite.io/local-path"},
+    "Job": {"metadata": {"name": "pi"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "perl:5.34.0", "command": ["perl"]}]}}}},
+    "CronJob": {"metadata": {"name": "hello"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {
+        "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}},
+    "DaemonSet": {"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+                                                          "template": TEMPLATE}},
+    "StatefulSet": {"metadata": {"name": "web"}, "spec": {"serviceName": "nginx", "replicas": 2,
+                                                          "selector": {"matchLabels": {"app": "web"}},
+                                                          "template": TEMPLATE}},
+    "PodDisruptionBudget": {"metadata": {"name": "web"}, "spec": {"minAvailable": 2,
+                                                                  "selector": {"matchLabels": {"app": "web"}}}},
+    "ControllerRevision": {"metadata": {"name": "web-1"}, "revision": 1, "data": {"spec": {"template": TEMPLATE}}},
 }
 
 
