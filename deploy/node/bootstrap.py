@@ -221,6 +221,13 @@ def controller_manager_argv(spec: ControlPlaneSpec) -> list[str]:
             "--node-monitor-grace-period", str(spec.node_monitor_grace_period), *slow, "--log-level", spec.log_level]
 
 
+def registry_argv(spec: ControlPlaneSpec) -> list[str]:
+    store = spec.pki
+    return [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
+            "--tls-cert-file", str(store.crt("registry")), "--tls-private-key-file", str(store.key("registry")),
+            "--client-ca-file", str(store.crt(certs.CA)), "--log-level", spec.log_level]
+
+
 def dns_argv(spec: ControlPlaneSpec) -> list[str]:
     return [*kubelite_argv(), "dns", "--server", spec.server, *_identity(spec.pki, "dns"),
             "--listen", f"{spec.address}:{spec.dns_port}", "--log-level", spec.log_level]
@@ -292,8 +299,7 @@ async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) ->
     launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
-    launcher.start("registry", [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
-                                "--log-level", spec.log_level], netns=spec.netns)
+    launcher.start("registry", registry_argv(spec), netns=spec.netns)
     log.info("control_plane_started", address=spec.address)
 
 
@@ -302,7 +308,10 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         name=spec.name, node_dir=spec.node_dir / "containerd",
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
-        registry_mirror=f"http://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
+        # The registry over mutual TLS: containerd presents the kubelet's certificate (renewed in place).
+        registry_mirror=f"https://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
+        registry_tls=registry.MirrorTLS(str(spec.pki.ca), str(spec.pki.crt(join.FILES[join.CLIENT])),
+                                        str(spec.pki.key(join.FILES[join.CLIENT]))),
         start_timeout=spec.wait_timeout,
     )
 

@@ -6,6 +6,8 @@ One directory (kubeadm's /etc/kubernetes/pki, here `<data dir>/pki`) holds:
     apiserver.crt                      the apiserver's serving certificate (every control-plane address,
                                        the first Service IP, localhost, kubernetes.default.svc...)
     apiserver-kubelet-client.crt       what the apiserver shows kubelets (the only identity they serve)
+    registry.crt                       the image registry's serving certificate (nodes' containerd pulls with
+                                       their kubelet's certificate)
     scheduler.crt controller-manager.crt dns.crt admin.crt
                                        system:kube-scheduler, system:kube-controller-manager,
                                        system:kubelite-dns, kubelite-admin in system:masters
@@ -73,7 +75,7 @@ def control_plane_leaves(addresses: Iterable[str], service_ip: str, hostname: st
                          extra_sans: Iterable[str] = ()) -> list[Leaf]:
     """Every certificate of a control plane, what it says and who signs it."""
     addresses = list(addresses)
-    etcd_names = dict(dns=tuple(dict.fromkeys(["localhost", *([hostname] if hostname else [])])),
+    host_names = dict(dns=tuple(dict.fromkeys(["localhost", *([hostname] if hostname else [])])),
                       ips=tuple(dict.fromkeys(["127.0.0.1", *addresses])))
     client = lambda user, *groups: pki.Request(pki.Identity(user, groups))  # noqa: E731
     return [
@@ -83,9 +85,10 @@ def control_plane_leaves(addresses: Iterable[str], service_ip: str, hostname: st
         Leaf("controller-manager", CA, client("system:kube-controller-manager")),
         Leaf("dns", CA, client("system:kubelite-dns")),
         Leaf("admin", CA, client("kubelite-admin", MASTERS)),
-        Leaf("etcd/server", ETCD_CA, pki.Request(pki.Identity("kube-etcd"), (pki.SERVER, pki.CLIENT), **etcd_names)),
+        Leaf("registry", CA, pki.Request(pki.Identity("kubelite-registry"), (pki.SERVER,), **host_names)),
+        Leaf("etcd/server", ETCD_CA, pki.Request(pki.Identity("kube-etcd"), (pki.SERVER, pki.CLIENT), **host_names)),
         Leaf("etcd/peer", ETCD_CA, pki.Request(pki.Identity("kube-etcd-peer"), (pki.SERVER, pki.CLIENT),
-                                               **etcd_names)),
+                                               **host_names)),
         Leaf("apiserver-etcd-client", ETCD_CA, client("kube-apiserver-etcd-client")),
     ]
 

@@ -3,7 +3,8 @@
 
     probe.py TARGET KIND [--ca FILE] [--cert FILE --key FILE] [--token TOKEN]
 
-KIND: etcd (a Range), kubelet (an Exec), apiserver (a List). Prints {"tcp": bool, "code": ..., "details": ...}:
+KIND: etcd (a Range), kubelet (an Exec), apiserver (a List), registry (an HTTPS GET /v2/, plain HTTP without
+--ca). Prints {"tcp": bool, "code": ..., "details": ...}:
 whether a TCP connection opens at all, and how the call ended (OK or a gRPC status).
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -25,6 +28,25 @@ from aetcd import rpc  # noqa: E402
 from api.pb import api_pb2, api_pb2_grpc  # noqa: E402
 
 
+def registry_get(host: str, port: int, args: argparse.Namespace) -> dict[str, str]:
+    """GET /v2/ of the image registry; UNAVAILABLE when the connection or its handshake fails."""
+    if args.ca is None:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+    else:
+        ctx = ssl.create_default_context(cafile=args.ca)
+        if args.cert:
+            ctx.load_cert_chain(args.cert, args.key)
+        conn = http.client.HTTPSConnection(host, port, timeout=5, context=ctx)
+    try:
+        conn.request("GET", "/v2/")
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as e:
+        return {"code": "UNAVAILABLE", "details": f"{type(e).__name__}: {e}"}
+    finally:
+        conn.close()
+    return {"code": "OK" if status == 200 else f"HTTP {status}", "details": ""}
+
+
 async def call(args: argparse.Namespace) -> dict[str, object]:
     host, port = args.target.rsplit(":", 1)
     try:
@@ -32,6 +54,8 @@ async def call(args: argparse.Namespace) -> dict[str, object]:
         tcp = True
     except OSError:
         tcp = False
+    if args.kind == "registry":
+        return {"tcp": tcp, **registry_get(host, int(port), args)}
     read = lambda p: Path(p).read_bytes() if p else None  # noqa: E731
     if args.ca is None:
         channel = grpc.aio.insecure_channel(args.target)
@@ -57,7 +81,7 @@ async def call(args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("target")
-    parser.add_argument("kind", choices=["etcd", "kubelet", "apiserver"])
+    parser.add_argument("kind", choices=["etcd", "kubelet", "apiserver", "registry"])
     parser.add_argument("--ca")
     parser.add_argument("--cert")
     parser.add_argument("--key")

@@ -52,8 +52,8 @@ def pod_netns(lab: Lab) -> str:
 
 
 def test_a_pod_reaches_no_kubelet_and_no_apiserver_without_a_certificate(lab: Lab, pod_netns: str) -> None:
-    """From a pod, TCP reaches a node's kubelet port and the apiserver, but gRPC fails the TLS handshake (no client
-    certificate), and on the token port a call without a token is refused."""
+    """From a pod, TCP reaches a node's kubelet port, the apiserver and the image registry, but each fails the TLS
+    handshake (no client certificate), and on the token port a call without a token is refused."""
     cp = str(lab.plan.control_plane.address)
     ca = str(pki_dir(lab.plan) / "ca.crt")  # even knowing the CA does not help
     for node in lab.plan.nodes:
@@ -66,11 +66,15 @@ def test_a_pod_reaches_no_kubelet_and_no_apiserver_without_a_certificate(lab: La
     tokenless = probe(pod_netns, f"{cp}:6444", "apiserver", ca=ca)
     assert tokenless["code"] == "UNAUTHENTICATED"
     assert "no client certificate and no bearer token" in tokenless["details"]
+    # The image registry too: neither plain HTTP nor TLS without a certificate gets an answer.
+    for creds in ({}, {"ca": ca}):
+        got = probe(pod_netns, f"{cp}:5000", "registry", **creds)
+        assert got["tcp"] and got["code"] == "UNAVAILABLE", got
 
 
 def test_another_clusters_certificates_open_nothing(lab: Lab) -> None:
-    """A certificate from a second cluster's CA is refused by the apiserver, etcd and every kubelet, while the
-    cluster's own identities get in (the controls)."""
+    """A certificate from a second cluster's CA is refused by the apiserver, etcd, every kubelet and the image
+    registry, while the cluster's own identities get in (the controls)."""
     ours, theirs = pki_dir(lab.plan), testpki.foreign()
     cp_ns, cp = lab.plan.control_plane.netns, str(lab.plan.control_plane.address)
 
@@ -92,6 +96,11 @@ def test_another_clusters_certificates_open_nothing(lab: Lab) -> None:
         other = probe(cp_ns, target, "kubelet", **own("admin"))
         assert other["code"] == "PERMISSION_DENIED" and "kube-apiserver-kubelet-client only" in other["details"]
         assert probe(cp_ns, target, "kubelet", **own("apiserver-kubelet-client"))["code"] == "NOT_FOUND"  # let in
+    registry = f"{cp}:5000"
+    assert probe(cp_ns, registry, "registry", **foreign("admin"))["code"] == "UNAVAILABLE"
+    node_cert = node_dir(lab.plan, "n1") / "pki"
+    assert probe(cp_ns, registry, "registry", ca=str(ours / "ca.crt"), cert=str(node_cert / "kubelet.crt"),
+                 key=str(node_cert / "kubelet.key"))["code"] == "OK"  # as a node's containerd pulls
     # And the user is told why, in one line.
     result = lab.kubelite("get", "pods", "--client-certificate", theirs.path("admin"), "--client-key",
                           theirs.path("admin", "key"), check=False)

@@ -121,6 +121,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("hollow-nodes", "--no-such-flag"), "no-such-flag"),
     (("supervise",), "--pid-dir"),
     (("registry", "--no-such-flag"), "no-such-flag"),
+    (("registry", "--listen", "10.250.0.2:5000"), "is not loopback: give --tls-cert-file"),
+    (("registry", "--tls-cert-file", "{tmp}/registry.crt"), "mutual TLS needs all of"),
 ]
 
 

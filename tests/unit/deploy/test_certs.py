@@ -9,7 +9,7 @@ from pathlib import Path
 from client import pki
 from deploy.node import certs
 
-NAMES = {"ca", "apiserver", "apiserver-kubelet-client", "scheduler", "controller-manager", "dns", "admin",
+NAMES = {"ca", "apiserver", "apiserver-kubelet-client", "scheduler", "controller-manager", "dns", "admin", "registry",
          "etcd/ca", "etcd/server", "etcd/peer", "apiserver-etcd-client"}
 
 
