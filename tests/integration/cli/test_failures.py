@@ -120,6 +120,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("dns", "--no-such-flag"), "no-such-flag"),
     (("hollow-nodes", "--no-such-flag"), "no-such-flag"),
     (("supervise",), "--pid-dir"),
+    (("create", "job", "pi", "--server", "{server}"), "either --image or --from must be specified"),
+    (("drain", "--server", "{server}"), "Missing argument 'NODE'"),
     (("registry", "--no-such-flag"), "no-such-flag"),
     (("registry", "--listen", "10.250.0.2:5000"), "is not loopback: give --tls-cert-file"),
     (("registry", "--tls-cert-file", "{tmp}/registry.crt"), "mutual TLS needs all of"),
