@@ -21,6 +21,7 @@ registry it mirrors (`?ns=docker.io` and `library/nginx`).
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import tarfile
 import threading
@@ -168,15 +169,28 @@ class RegistryTLS:
 
 
 class _TLSServer(ThreadingHTTPServer):
-    """Each connection's handshake runs in its own handler thread, so a silent client holds up no other."""
+    """Each connection's handshake runs in its own handler thread, so a silent client holds up no other; a
+    renewed certificate (`kubelite certs renew`) is taken at the next connection, without a restart."""
 
     daemon_threads = True
-    tls_context: ssl.SSLContext | None = None
+    tls: RegistryTLS | None = None
+    _context: ssl.SSLContext | None = None
+    _stamp: tuple[int, ...] = ()
+    _lock = threading.Lock()
+
+    def tls_context(self) -> ssl.SSLContext:
+        assert self.tls is not None
+        files = (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file)
+        stamp = tuple(os.stat(f).st_mtime_ns for f in files)
+        with self._lock:
+            if self._context is None or stamp != self._stamp:
+                self._context, self._stamp = self.tls.context(), stamp
+            return self._context
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        if self.tls_context is not None:
+        if self.tls is not None:
             try:
-                request = self.tls_context.wrap_socket(request, server_side=True)
+                request = self.tls_context().wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError) as e:
                 log.info("registry_handshake_refused", client=client_address[0], error=str(e))
                 return
@@ -188,7 +202,9 @@ def serve(image_dir: Path, host: str, port: int = PORT, *, tls: RegistryTLS | No
     store = _Store(Path(image_dir))
     store.refresh()
     server = _TLSServer((host, port), make_handler(store))
-    server.tls_context = tls.context() if tls is not None else None
+    if tls is not None:
+        server.tls = tls
+        server.tls_context()  # unreadable files fail here, at start
     threading.Thread(target=server.serve_forever, name="registry", daemon=True).start()
     log.info("registry_started", listen=f"{host}:{server.server_address[1]}", images=len(store.manifests),
              tls=tls is not None)

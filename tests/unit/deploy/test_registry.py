@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -89,3 +91,33 @@ def test_hosts_toml_names_the_nodes_certificate() -> None:
     assert text == ('server = "https://docker.io"\n\n[host."https://10.250.0.2:5000"]\n'
                     '  capabilities = ["pull", "resolve"]\n  ca = "/pki/ca.crt"\n'
                     '  client = [["/pki/kubelet.crt", "/pki/kubelet.key"]]\n')
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    """After its certificate file is replaced (as `kubelite certs renew` does), the next connection gets the new
+    certificate from the same registry process."""
+    from client import pki
+    from deploy.node import certs
+
+    ours = testpki.get()
+    ours.node("n1")
+    request = pki.Request(pki.Identity("kubelite-registry"), (pki.SERVER,), dns=("localhost",), ips=("127.0.0.1",))
+    crt, key = ours.issue("registry-renewable", request)
+    images.build_stand_ins(tmp_path)
+    server = registry.serve(tmp_path, "127.0.0.1", 0, tls=registry.RegistryTLS(crt, key, ours.ca_file))
+
+    def served() -> bytes:
+        ctx = _tls_client(ours, "nodes/n1/kubelet")
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+            der = conn.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+    try:
+        first = served()
+        certs.renew_file(ours.store.ca(), Path(crt), Path(key), lifetime=datetime.timedelta(days=30))
+        second = served()
+        assert first != second and ssl.DER_cert_to_PEM_cert(second).encode().strip() == Path(crt).read_bytes().strip()
+    finally:
+        server.shutdown()
