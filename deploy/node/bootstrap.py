@@ -96,6 +96,8 @@ class ControlPlaneSpec:
         return ClientConfig(server=f"unix://{self.socket}" if self.socket else self.server,
                             ca_file=str(store.crt(certs.CA)), cert_file=str(store.crt("admin")),
                             key_file=str(store.key("admin")))
+
+    @property
     def encryption_config(self) -> Path:
         """The Secrets' encryption key (apiserver/encryption.py), made with the cluster."""
         return self.data_dir / "encryption-config.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -126,3 +127,23 @@ def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
     fast = bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path)
     assert "--config" not in bootstrap.scheduler_argv(fast)
     assert "--leader-elect-lease-duration" not in bootstrap.controller_manager_argv(fast)
+
+
+def test_control_plane_daemons_get_their_files(tmp_path: Path) -> None:
+    """The apiserver gets the Secrets' encryption key file and its TLS files as paths under the data dir; the
+    registry serves mutual TLS with its own certificate; containerd pulls from it with the node's certificate."""
+    spec = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path)
+    argv = bootstrap.apiserver_argv(spec)
+    flags = dict(itertools.pairwise(argv))
+    assert flags["--encryption-provider-config"] == str(tmp_path / "encryption-config.yaml")
+    assert flags["--tls-cert-file"] == str(tmp_path / "pki" / "apiserver.crt")
+    registry = dict(itertools.pairwise(bootstrap.registry_argv(spec)))
+    assert (registry["--listen"], registry["--tls-cert-file"], registry["--client-ca-file"]) == (
+        "192.168.56.10:5000", str(tmp_path / "pki" / "registry.crt"), str(tmp_path / "pki" / "ca.crt"))
+    node = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
+                              server="192.168.56.10:6443", node_dir=tmp_path / "node")
+    cfg = bootstrap.containerd_config(node)
+    assert cfg.registry_mirror == "https://192.168.56.10:5000"
+    assert cfg.registry_tls == bootstrap.registry.MirrorTLS(str(tmp_path / "node" / "pki" / "ca.crt"),
+                                                            str(tmp_path / "node" / "pki" / "kubelet.crt"),
+                                                            str(tmp_path / "node" / "pki" / "kubelet.key"))
