@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, batch_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
+from api.pb import api_pb2, apps_pb2, batch_pb2, bootstrap_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("Lease", "leases", (), True, "coordination.k8s.io/v1", apps_pb2.Lease, "lease", False),
     Kind("PriorityClass", "priorityclasses", ("pc",), False, "scheduling.k8s.io/v1", scheduling_pb2.PriorityClass,
          "priority_class", False),
+    Kind("BootstrapToken", "bootstraptokens", (), False, "bootstrap.kubelite.io/v1", bootstrap_pb2.BootstrapToken,
+         "bootstrap_token", False),
     Kind("ConfigMap", "configmaps", ("cm",), True, "v1", core_pb2.ConfigMap, "config_map", False),
     Kind("Secret", "secrets", (), True, "v1", core_pb2.Secret, "secret", False),
     Kind("PersistentVolume", "persistentvolumes", ("pv",), False, "v1", core_pb2.PersistentVolume,

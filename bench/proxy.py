@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from api import logs  # noqa: E402
 from api.pb import core_pb2  # noqa: E402
 from client.api import Client  # noqa: E402
+from client.config import ClientConfig  # noqa: E402
 from proxy.proxier import Proxier, ProxierConfig, check_namespace  # noqa: E402
 from proxy.rules import JUMPS, Node, render_rules  # noqa: E402
 
@@ -115,7 +116,8 @@ async def apply_and_change(n: int, *, changes: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     config = ProxierConfig(node_name="bench", min_sync_period=0.0)
     check_namespace(config)
-    client = Client.from_server("127.0.0.1:1")  # never called: the informer caches are filled directly
+    # Never called: the informer caches are filled directly.
+    client = Client(ClientConfig(server="127.0.0.1:1", insecure_plaintext=True))
     try:
         proxier = Proxier(client, config)
         proxier.services.store = {f"bench/{s.metadata.name}": s for s in services}

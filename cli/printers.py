@@ -26,7 +26,14 @@ def age(ts: Timestamp, now: dt.datetime | None = None) -> str:
     if not ts.seconds:
         return "<unknown>"
     now = now or dt.datetime.now(dt.UTC)
-    secs = max(0, int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds()))
+    return duration(max(0, int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds())))
+
+
+def duration(seconds_: float) -> str:
+    """A span of seconds as kubectl's HumanDuration writes it."""
+    if seconds_ < 0:
+        return "<invalid>"
+    secs = int(seconds_)
     if secs < 120:
         return f"{secs}s"
     mins = secs // 60
@@ -212,6 +219,16 @@ def _leases(lease: apps_pb2.Lease, wide: bool) -> Row:
 def _priority_classes(pc: scheduling_pb2.PriorityClass, wide: bool) -> Row:
     return [pc.metadata.name, str(pc.value), str(pc.global_default).lower(), age(pc.metadata.creation_timestamp),
             pc.preemption_policy]
+def _bootstrap_tokens(t: Any, wide: bool) -> Row:
+    exp = t.spec.expiration
+    if not exp.seconds:
+        ttl, expires = "<forever>", "<never>"
+    else:
+        when = exp.ToDatetime(tzinfo=dt.UTC)
+        left = int((when - dt.datetime.now(dt.UTC)).total_seconds())
+        ttl = "<expired>" if left <= 0 else duration(left)
+        expires = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [t.metadata.name, ttl, expires, t.spec.description or "<none>", age(t.metadata.creation_timestamp)]
 
 
 def _config_maps(c: core_pb2.ConfigMap, wide: bool) -> Row:
@@ -255,16 +272,6 @@ def _storage_classes(sc: storage_pb2.StorageClass, wide: bool) -> Row:
             sc.volume_binding_mode or "Immediate", str(sc.allow_volume_expansion).lower(),
             age(sc.metadata.creation_timestamp)]
 # ---------------------------------------------------------------- jobs, daemon sets, stateful sets, budgets
-
-
-def duration(seconds_: float) -> str:
-    """kubectl's HumanDuration of a span (the age of something `seconds_` old)."""
-    from google.protobuf.timestamp_pb2 import Timestamp as _Ts
-
-    ref = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    start = _Ts()
-    start.FromDatetime(ref - dt.timedelta(seconds=max(0.0, seconds_)))
-    return age(start, ref) if seconds_ >= 0 else "<invalid>"
 
 
 def job_status(j: batch_pb2.Job) -> str:
@@ -353,6 +360,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _events),
     "Lease": (["NAME", "HOLDER", "AGE"], [], _leases),
     "PriorityClass": (["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"], [], _priority_classes),
+    "BootstrapToken": (["NAME", "TTL", "EXPIRES", "DESCRIPTION", "AGE"], [], _bootstrap_tokens),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _config_maps),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], _secrets),
     "PersistentVolume": (["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",

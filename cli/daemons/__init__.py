@@ -14,6 +14,8 @@ proxy              `kubelite proxy`
 speaker            `kubelite speaker` (answers ARP for the LoadBalancer addresses its node announces)
 dns                `kubelite dns`
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
+certs              `kubelite certs check-expiration|renew` (a local cluster's or this machine's certificates)
+images             `kubelite images build|load` (into a local cluster's containerd)
 images             `kubelite images build|load` (into a local cluster's containerd), `kubelite registry`
 chaos              `kubelite chaos ...` (faults on a local cluster)
 vm                 `kubelite vm box|up|down|exec|ssh|vagrant` (a VM lab: libvirt and Vagrant in their own namespace)

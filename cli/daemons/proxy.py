@@ -40,7 +40,7 @@ def _fail(message: str) -> NoReturn:
               help="allow writing rules into the machine's root network namespace (a VM that is itself the node)")
 @click.option("--cleanup", is_flag=True, help="remove every rule and chain the proxy installed, then exit")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
-@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="address the metrics port binds")
 @click.option("--log-level", default="info")
 def proxy(conn: ClientConfig, node_name: str, cluster_cidr: str, min_sync_period: float, sync_period: float,
           flush_check_period: float, full_sync_batch: int, netns: str, allow_root_netns: bool, cleanup: bool,

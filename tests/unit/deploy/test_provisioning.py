@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,9 +46,26 @@ def test_unit_runs_the_bootstrap_command(tmp_path: Path) -> None:
     argv = bootstrap.proxy_argv(spec)
     unit = render_unit("proxy", argv, log_file=tmp_path / "proxy.log", after="containerd")
     exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    assert exec_line.endswith("proxy --server 192.168.56.10:6443 --node-name n1 --allow-root-netns --log-level info")
+    pki = tmp_path / "pki"
+    assert exec_line.endswith(f"proxy --server 192.168.56.10:6443 --certificate-authority {pki}/ca.crt "
+                              f"--client-certificate {pki}/kube-proxy.crt --client-key {pki}/kube-proxy.key "
+                              f"--node-name n1 --allow-root-netns --log-level info")
     assert "After=network-online.target kubelite-containerd.service" in unit
     assert f"StandardOutput=append:{tmp_path / 'proxy.log'}" in unit
+
+
+def test_speaker_unit_authenticates_as_its_node(tmp_path: Path) -> None:
+    """The speaker's unit reaches the apiserver over mutual TLS as its node (the kubelet's client certificate, the
+    cluster CA), as files; no token and no plaintext."""
+    spec = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
+                              server="192.168.56.10:6443", node_dir=tmp_path)
+    unit = render_unit("speaker", bootstrap.speaker_argv(spec), log_file=tmp_path / "speaker.log")
+    exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    pki = tmp_path / "pki"
+    assert exec_line.endswith(f"speaker --server 192.168.56.10:6443 --certificate-authority {pki}/ca.crt "
+                              f"--client-certificate {pki}/kubelet.crt --client-key {pki}/kubelet.key "
+                              f"--node-name n1 --node-ip 192.168.56.11 --allow-root-netns --log-level info")
+    assert "--token-file" not in exec_line
 
 
 def test_node_address_is_the_one_given(tmp_path: Path) -> None:
@@ -123,3 +141,23 @@ def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
     fast = bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path)
     assert "--config" not in bootstrap.scheduler_argv(fast)
     assert "--leader-elect-lease-duration" not in bootstrap.controller_manager_argv(fast)
+
+
+def test_control_plane_daemons_get_their_files(tmp_path: Path) -> None:
+    """The apiserver gets the Secrets' encryption key file and its TLS files as paths under the data dir; the
+    registry serves mutual TLS with its own certificate; containerd pulls from it with the node's certificate."""
+    spec = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path)
+    argv = bootstrap.apiserver_argv(spec)
+    flags = dict(itertools.pairwise(argv))
+    assert flags["--encryption-provider-config"] == str(tmp_path / "encryption-config.yaml")
+    assert flags["--tls-cert-file"] == str(tmp_path / "pki" / "apiserver.crt")
+    registry = dict(itertools.pairwise(bootstrap.registry_argv(spec)))
+    assert (registry["--listen"], registry["--tls-cert-file"], registry["--client-ca-file"]) == (
+        "192.168.56.10:5000", str(tmp_path / "pki" / "registry.crt"), str(tmp_path / "pki" / "ca.crt"))
+    node = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
+                              server="192.168.56.10:6443", node_dir=tmp_path / "node")
+    cfg = bootstrap.containerd_config(node)
+    assert cfg.registry_mirror == "https://192.168.56.10:5000"
+    assert cfg.registry_tls == bootstrap.registry.MirrorTLS(str(tmp_path / "node" / "pki" / "ca.crt"),
+                                                            str(tmp_path / "node" / "pki" / "kubelet.crt"),
+                                                            str(tmp_path / "node" / "pki" / "kubelet.key"))
