@@ -89,6 +89,7 @@ class Registry:
             admission.Priority(cache, self.written),
             admission.PriorityClassDefault(cache, self.written),
             admission.NamespaceLifecycle(cache, self.written),
+            admission.DefaultIngressClass(cache, self.written),
         ])
         self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, reuse until)
 

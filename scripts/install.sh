@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   etcd-server containerd runc iptables containernetworking-plugins busybox-static
   conntrack iproute2 gcc libc6-dev python3-venv python3-dev shellcheck util-linux
-  vagrant vagrant-libvirt
+  vagrant vagrant-libvirt nftables nginx
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -23,10 +23,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The distribution starts containerd and etcd as services where systemd runs;
-# kubelite runs its own instances, so the packaged ones are not needed.
+# The distribution starts containerd, etcd and nginx as services where systemd runs;
+# kubelite runs its own instances (nginx only inside a node's namespace, for `kubelite
+# ingress`), so the packaged ones are not needed.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now containerd etcd >/dev/null 2>&1 || true
+  systemctl disable --now containerd etcd nginx >/dev/null 2>&1 || true
 fi
 
 python=${PYTHON:-python3}

@@ -44,6 +44,7 @@ lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
 priorityclass the system classes: created at start, never deleted
+ingress      a controller's status writes are checked
 """
 
 from __future__ import annotations

@@ -29,6 +29,13 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "Lease": {"metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
     "PriorityClass": {"metadata": {"name": "high-priority"}, "value": 1000000},
+    "Ingress": {"metadata": {"name": "web"}, "spec": {"rules": [{"host": "foo.example", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    "IngressClass": {"metadata": {"name": "kubelite"}, "spec": {"controller": "kubelite.dev/ingress-nginx"}},
+    "EndpointSlice": {"metadata": {"name": "web-abcde", "labels": {"kubernetes.io/service-name": "web"}},
+                      "addressType": "IPv4",
+                      "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": True}}],
+                      "ports": [{"name": "", "port": 80, "protocol": "TCP"}]},
 }
 
 

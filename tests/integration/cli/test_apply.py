@@ -45,7 +45,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 @pytest.mark.parametrize(("kind", "api_version"), [
     pytest.param("StatefulSet", "apps/v1", id="statefulset"),
     pytest.param("CronJob", "batch/v1", id="cronjob"),
-    pytest.param("Ingress", "networking.k8s.io/v1", id="ingress"),
+    pytest.param("NetworkPolicy", "networking.k8s.io/v1", id="networkpolicy"),
     pytest.param("ConfigMap", "v1", id="configmap"),
     pytest.param("DaemonSet", "apps/v1", id="daemonset"),
     pytest.param("Job", "batch/v1", id="job"),
@@ -61,7 +61,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
     assert result.code == 1
     assert result.err_lines[0] == (f'error: {path} (document 2): kind "{kind}" is not supported; supported kinds: '
                                    "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
-                                   "PriorityClass")
+                                   "PriorityClass, Ingress, IngressClass, EndpointSlice")
     assert result.err_lines[-1] == "error: 1 of 2 documents are invalid; nothing was applied"
     assert result.out == ""
     assert await snapshot(client) == before

@@ -136,7 +136,7 @@ async def test_get_errors(kubelite: Kubelite) -> None:
     assert unknown.code == 1
     assert unknown.err_lines == ['error: the server doesn\'t have a resource type "statefulsets"; supported: '
                                  "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
-                                 "PriorityClass"]
+                                 "PriorityClass, Ingress, IngressClass, EndpointSlice"]
     assert bad.code == 1 and len(bad.err_lines) == 1
     assert bad.err_lines[0].startswith("Error from server (Invalid): labelSelector: Invalid value: 'app in web'")
 

@@ -37,7 +37,8 @@ def test_lookup_unknown_names_the_supported_kinds() -> None:
     with pytest.raises(errors.UnsupportedError) as err:
         kinds.lookup("statefulsets")
     assert err.value.message == ('the server doesn\'t have a resource type "statefulsets"; supported: Namespace, '
-                                 "Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, PriorityClass")
+                                 "Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, PriorityClass, "
+                                 "Ingress, IngressClass, EndpointSlice")
 
 
 @pytest.mark.parametrize("obj", [
