@@ -87,6 +87,8 @@ def claims(svc: core_pb2.Service) -> set[str]:
     for p in svc.spec.ports:
         if p.node_port:
             out.add(port_key(p.node_port, p.protocol or "TCP"))
+    if svc.spec.health_check_node_port:
+        out.add(port_key(svc.spec.health_check_node_port, "TCP"))
     for ing in svc.status.load_balancer.ingress:
         if ing.ip:
             out.add(lb_key(ing.ip))
@@ -99,6 +101,11 @@ def needs_node_ports(svc: core_pb2.Service) -> bool:
     if svc.spec.type == "LoadBalancer":
         return not svc.spec.HasField("allocate_load_balancer_node_ports") or svc.spec.allocate_load_balancer_node_ports
     return False
+
+
+def needs_health_check_port(svc: core_pb2.Service) -> bool:
+    """Kubernetes allocates a healthCheckNodePort to LoadBalancer Services with externalTrafficPolicy Local."""
+    return svc.spec.type == "LoadBalancer" and svc.spec.external_traffic_policy == "Local"
 
 
 def check_requested(svc: core_pb2.Service, ranges: Ranges) -> list[FieldError]:
@@ -119,4 +126,8 @@ def check_requested(svc: core_pb2.Service, ranges: Ranges) -> list[FieldError]:
             errs.append(FieldError(f"spec.ports[{i}].nodePort", "Invalid value",
                                    f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
                                    p.node_port))
+    hc = svc.spec.health_check_node_port
+    if hc and not lo <= hc <= hi:
+        errs.append(FieldError("spec.healthCheckNodePort", "Invalid value",
+                               f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}", hc))
     return errs
