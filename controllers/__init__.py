@@ -1,4 +1,4 @@
-"""The controller-manager: replicaset, deployment, endpoints, node lifecycle and garbage collection.
+"""The controller-manager: replicaset, deployment, endpoints, endpoint slices, node lifecycle and garbage collection.
 
 Each controller follows one shape: informer event handlers only enqueue keys,
 a work queue hands each key to one worker at a time, and `reconcile(key)`
@@ -15,6 +15,7 @@ events         event recording with Kubernetes' spam filter
 replicaset/    plan_replicas, slow-start creates, status
 deployment/    rolling and recreate rollouts, status and conditions (plan_*), util
 endpoints/     Endpoints from Services and ready pods
+endpointslice/ EndpointSlices from pods (or mirrored from a selectorless Service's Endpoints)
 nodelifecycle/ node health from leases, not-ready taints, eviction
 gc/            owner-reference garbage collection, namespace deletion, terminated pods
 """

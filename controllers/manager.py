@@ -23,6 +23,7 @@ from client.leader import LeaderElector
 from controllers.base import QueueController
 from controllers.deployment.controller import DeploymentController
 from controllers.endpoints.controller import EndpointsController
+from controllers.endpointslice.controller import EndpointSliceController
 from controllers.gc.controller import GarbageCollector
 from controllers.gc.namespace import NamespaceController
 from controllers.gc.pods import PodGarbageCollector
@@ -35,7 +36,8 @@ log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
-CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace")
+CONTROLLERS = ("replicaset", "deployment", "endpoints", "endpointslice", "nodelifecycle", "garbagecollector",
+               "namespace")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -69,6 +71,7 @@ class Config:
     replicaset_workers: int = 4
     deployment_workers: int = 2
     endpoints_workers: int = 4
+    endpointslice_max: int = 100  # endpoints per EndpointSlice
     gc_workers: int = 4
     eviction_workers: int = 16
 
@@ -105,6 +108,8 @@ class ControllerManager:
             "deployment": lambda: [("deployment", DeploymentController(client, informers,
                                                                        workers=c.deployment_workers))],
             "endpoints": lambda: [("endpoints", EndpointsController(client, informers, workers=c.endpoints_workers))],
+            "endpointslice": lambda: [("endpointslice", EndpointSliceController(
+                client, informers, workers=c.endpoints_workers, max_endpoints=c.endpointslice_max))],
             "nodelifecycle": lambda: [
                 ("nodelifecycle", NodeLifecycleController(client, informers, grace=c.node_monitor_grace_period,
                                                           monitor_period=c.node_monitor_period)),
