@@ -14,6 +14,8 @@ names        DNS-1123 / DNS-1035 / IANA name rules
 conditions   object conditions: get, set, carry over, remove
 timestamps   Timestamps <-> float seconds, "now"
 pods         pod phase predicates: terminal, terminating, active
+volumes      PersistentVolumes and claims: matching, node affinity, the annotations and reasons shared by the PV
+             controller, the provisioner, the scheduler and the kubelet
 deployments  the Deployment vocabulary shared by the controller and the CLI (annotations, conditions, revisions)
 logs         structlog configured once per process
 text         control characters refused in fields; messages escaped onto one line

@@ -8,6 +8,8 @@ exact path of anything wrong (`spec.containers[0].ports[1].containerPort`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,7 +193,12 @@ def _scalar(fd: FieldDescriptor, field: _Field, value: Any, path: str,
         if isinstance(value, int | float) and not isinstance(value, bool):
             return True, float(value)
     if t == FieldDescriptor.TYPE_BYTES and isinstance(value, str):
-        return True, value.encode()
+        # Bytes are base64 in Kubernetes' JSON (a Secret's data, a ConfigMap's binaryData).
+        try:
+            return True, base64.b64decode(value.encode(), validate=True)
+        except (ValueError, binascii.Error):
+            errors.append(FieldError(path, "Invalid value", "illegal base64 data", value))
+            return False, None
     errors.append(FieldError(path, "Invalid value", f"unexpected {_type_name(value)}", value))
     return False, None
 
@@ -280,6 +287,8 @@ def _out_message(msg: Message) -> Any:
 
 
 def _out_scalar(field: _Field, value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     if field.int_or_string and isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     return value

@@ -12,12 +12,15 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
-from api.pb import apps_pb2, core_pb2, discovery_pb2, scheduling_pb2
+from api.pb import apps_pb2, core_pb2, discovery_pb2, scheduling_pb2, storage_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
 # replacing pods within seconds, so the apiserver's flag defaults it to 2 s.
 DEFAULT_TOLERATION_SECONDS = 2
+
+# Files of configMap, secret, downwardAPI and projected volumes: 0644, as in Kubernetes.
+DEFAULT_MODE = 0o644
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -90,8 +93,11 @@ def pod_spec(spec: core_pb2.PodSpec, *, toleration_seconds: int | None) -> None:
     if spec.service_account and not spec.service_account_name:
         spec.service_account_name = spec.service_account
     for v in spec.volumes:
-        if not v.HasField("empty_dir") and not v.HasField("host_path"):
+        if not any(f.name != "name" for f, _ in v.ListFields()):
             v.empty_dir.SetInParent()
+        for field in ("config_map", "secret", "downward_api", "projected"):
+            if v.HasField(field) and not getattr(v, field).HasField("default_mode"):
+                getattr(v, field).default_mode = DEFAULT_MODE
     for c in (*spec.init_containers, *spec.containers):
         _container(c)
     if toleration_seconds is not None:
@@ -198,6 +204,38 @@ def priority_class(pc: scheduling_pb2.PriorityClass) -> None:
         pc.preemption_policy = "PreemptLowerPriority"
 
 
+def secret(s: core_pb2.Secret) -> None:
+    """Type Opaque by default; stringData is merged into data (its keys win) and never stored."""
+    if not s.type:
+        s.type = "Opaque"
+    for k, v in s.string_data.items():
+        s.data[k] = v.encode()
+    s.ClearField("string_data")
+
+
+def persistent_volume(pv: core_pb2.PersistentVolume) -> None:
+    if not pv.spec.persistent_volume_reclaim_policy:
+        pv.spec.persistent_volume_reclaim_policy = "Retain"
+    if not pv.spec.HasField("volume_mode"):
+        pv.spec.volume_mode = "Filesystem"
+    if not pv.status.phase:
+        pv.status.phase = "Pending"
+
+
+def persistent_volume_claim(pvc: core_pb2.PersistentVolumeClaim) -> None:
+    if not pvc.spec.HasField("volume_mode"):
+        pvc.spec.volume_mode = "Filesystem"
+    if not pvc.status.phase:
+        pvc.status.phase = "Pending"
+
+
+def storage_class(sc: storage_pb2.StorageClass) -> None:
+    if not sc.HasField("reclaim_policy"):
+        sc.reclaim_policy = "Delete"
+    if not sc.HasField("volume_binding_mode"):
+        sc.volume_binding_mode = "Immediate"
+
+
 def endpoint_slice(es: discovery_pb2.EndpointSlice) -> None:
     for port in es.ports:
         if not port.HasField("name"):
@@ -215,6 +253,10 @@ _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Node": node,
     "Event": event,
     "PriorityClass": priority_class,
+    "Secret": secret,
+    "PersistentVolume": persistent_volume,
+    "PersistentVolumeClaim": persistent_volume_claim,
+    "StorageClass": storage_class,
     "EndpointSlice": endpoint_slice,
 }
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2
+from api.pb import api_pb2, apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2, storage_pb2
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,14 @@ KINDS: tuple[Kind, ...] = (
     Kind("Lease", "leases", (), True, "coordination.k8s.io/v1", apps_pb2.Lease, "lease", False),
     Kind("PriorityClass", "priorityclasses", ("pc",), False, "scheduling.k8s.io/v1", scheduling_pb2.PriorityClass,
          "priority_class", False),
+    Kind("ConfigMap", "configmaps", ("cm",), True, "v1", core_pb2.ConfigMap, "config_map", False),
+    Kind("Secret", "secrets", (), True, "v1", core_pb2.Secret, "secret", False),
+    Kind("PersistentVolume", "persistentvolumes", ("pv",), False, "v1", core_pb2.PersistentVolume,
+         "persistent_volume"),
+    Kind("PersistentVolumeClaim", "persistentvolumeclaims", ("pvc",), True, "v1", core_pb2.PersistentVolumeClaim,
+         "persistent_volume_claim"),
+    Kind("StorageClass", "storageclasses", ("sc",), False, "storage.k8s.io/v1", storage_pb2.StorageClass,
+         "storage_class", False),
     Kind("Ingress", "ingresses", ("ing",), True, "networking.k8s.io/v1", networking_pb2.Ingress, "ingress"),
     Kind("IngressClass", "ingressclasses", (), False, "networking.k8s.io/v1", networking_pb2.IngressClass,
          "ingress_class", False),

@@ -304,6 +304,8 @@ def field_values(obj: Message) -> dict[str, str]:
         })
     elif name == "Namespace":
         values["status.phase"] = obj.status.phase  # type: ignore[attr-defined]
+    elif name == "Secret":
+        values["type"] = obj.type  # type: ignore[attr-defined]
     return values
 
 
@@ -314,6 +316,7 @@ FIELD_SELECTORS: dict[str, tuple[str, ...]] = {
     "Event": ("metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
               "involvedObject.namespace", "involvedObject.uid", "reason", "type"),
     "Namespace": ("metadata.name", "metadata.namespace", "status.phase"),
+    "Secret": ("metadata.name", "metadata.namespace", "type"),
 }
 
 

@@ -6,7 +6,8 @@ every string field of every object and request refuses control characters
 (C0, DEL, C1, and the Unicode line and paragraph separators), except the few
 that are free text by nature, where tab, newline and carriage return are
 allowed: container commands and arguments, environment values, annotation
-values and status messages.
+values and status messages. ConfigMap data and Secret stringData values are
+file contents and may hold anything.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ FREE_TEXT = frozenset({
     "kubelite.v1.ExecAction.command",
     "kubelite.v1.ExecRequest.command",
     "kubelite.v1.ObjectMeta.annotations",  # the values; keys are qualified names
+})
+# Fields whose values are file contents (any text at all, as in Kubernetes); their keys are still checked.
+CONTENT = frozenset({
+    "kubelite.v1.ConfigMap.data",
+    "kubelite.v1.Secret.string_data",
 })
 DETAIL = "must not contain control characters"
 
@@ -76,7 +82,7 @@ def _walk(msg: Message, path: str, errs: list[FieldError], skip: frozenset[str] 
                     _check(k, fpath, False, errs)
                 if vfd.message_type is not None:
                     _walk(v, kpath, errs)
-                elif vfd.type == FieldDescriptor.TYPE_STRING:
+                elif vfd.type == FieldDescriptor.TYPE_STRING and fd.full_name not in CONTENT:
                     _check(v, kpath, free, errs)
         elif fd.is_repeated:
             for i, item in enumerate(value):

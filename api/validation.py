@@ -8,14 +8,16 @@ refuses the write if it is not empty, so nothing half-valid reaches etcd.
 from __future__ import annotations
 
 import ipaddress
+import json as _json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.protobuf.message import Message
 
-from api import intstr, kinds, labels, names, quantity, text
+from api import intstr, kinds, labels, names, quantity, text, volumes
 from api.errors import FieldError
-from api.pb import apps_pb2, core_pb2, discovery_pb2, meta_pb2, networking_pb2, scheduling_pb2
+from api.pb import apps_pb2, core_pb2, discovery_pb2, meta_pb2, networking_pb2, scheduling_pb2, storage_pb2
 
 Errs = list[FieldError]
 
@@ -208,10 +210,27 @@ def _container(c: core_pb2.Container, path: str, volumes: set[str], errs: Errs, 
                 if fp not in FIELD_REF_PATHS and not (fp.startswith("metadata.labels[")
                                                       or fp.startswith("metadata.annotations[")):
                     errs.append(_unsupported(f"{p}.valueFrom.fieldRef.fieldPath", fp, FIELD_REF_PATHS))
-            if src.HasField("config_map_key_ref") or src.HasField("secret_key_ref"):
-                errs.append(FieldError(f"{p}.valueFrom", "Forbidden",
-                                       "configMapKeyRef and secretKeyRef are not supported (no ConfigMap or "
-                                       "Secret kinds)"))
+            for attr, json in (("config_map_key_ref", "configMapKeyRef"), ("secret_key_ref", "secretKeyRef")):
+                if src.HasField(attr):
+                    ref = getattr(src, attr)
+                    if not ref.name:
+                        errs.append(FieldError(f"{p}.valueFrom.{json}.name", "Required value"))
+                    if not ref.key:
+                        errs.append(FieldError(f"{p}.valueFrom.{json}.key", "Required value"))
+                    elif why := config_key_error(ref.key):
+                        errs.append(FieldError(f"{p}.valueFrom.{json}.key", "Invalid value", why, ref.key))
+    for i, ef in enumerate(c.env_from):
+        p = f"{path}.envFrom[{i}]"
+        sources = [f.name for f, _ in ef.ListFields() if f.name != "prefix"]
+        if len(sources) != 1:
+            errs.append(FieldError(p, "Invalid value", "must specify exactly one of: `configMapRef` or `secretRef`"))
+        for attr, json in (("config_map_ref", "configMapRef"), ("secret_ref", "secretRef")):
+            if ef.HasField(attr) and not getattr(ef, attr).name:
+                errs.append(FieldError(f"{p}.{json}.name", "Required value"))
+        if ef.prefix and not names.ENV_VAR_NAME.fullmatch(ef.prefix):
+            errs.append(FieldError(f"{p}.prefix", "Invalid value", "a valid environment variable name must "
+                                   "consist of alphabetic characters, digits, '_', '-', or '.', and must not start "
+                                   "with a digit", ef.prefix))
     _resources(c.resources, f"{path}.resources", errs)
     mounts: set[str] = set()
     for i, m in enumerate(c.volume_mounts):
@@ -322,6 +341,109 @@ def _tolerations(tols: Iterable[core_pb2.Toleration], path: str, errs: Errs) -> 
                                    "effect must be 'NoExecute' when `tolerationSeconds` is set", t.effect))
 
 
+CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+MAX_CONFIG_BYTES = 1024 * 1024
+SECRET_TYPES = ("Opaque", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg",
+                "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/service-account-token",
+                "bootstrap.kubernetes.io/token")
+
+
+def config_key_error(key: str) -> str | None:
+    """Kubernetes' rule for ConfigMap and Secret keys (and the keys volumes and env refer to)."""
+    if len(key) > 253:
+        return "must be no more than 253 characters"
+    if not CONFIG_KEY.fullmatch(key):
+        return "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+    if key in (".", ".."):
+        return f"must not be '{key}'"
+    if key.startswith(".."):
+        return "must not start with '..'"
+    return None
+
+
+def _relative_path(value: str, path: str, errs: Errs) -> None:
+    if not value:
+        errs.append(FieldError(path, "Required value"))
+    elif value.startswith("/"):
+        errs.append(FieldError(path, "Invalid value", "must be a relative path", value))
+    elif ".." in value.split("/"):
+        errs.append(FieldError(path, "Invalid value", "must not contain '..'", value))
+    elif value.startswith(".."):
+        errs.append(FieldError(path, "Invalid value", "must not start with '..'", value))
+
+
+def _mode(msg: Message, field: str, path: str, errs: Errs) -> None:
+    if msg.HasField(field) and not 0 <= getattr(msg, field) <= 0o777:
+        errs.append(FieldError(path, "Invalid value", "must be a number between 0 and 0777 (octal), both inclusive",
+                               getattr(msg, field)))
+
+
+def _items(items: Iterable[core_pb2.KeyToPath], path: str, errs: Errs) -> None:
+    for i, item in enumerate(items):
+        p = f"{path}[{i}]"
+        if not item.key:
+            errs.append(FieldError(f"{p}.key", "Required value"))
+        _relative_path(item.path, f"{p}.path", errs)
+        _mode(item, "mode", f"{p}.mode", errs)
+
+
+def _downward_files(files: Iterable[core_pb2.DownwardAPIVolumeFile], path: str, errs: Errs) -> None:
+    for i, f in enumerate(files):
+        p = f"{path}[{i}]"
+        _relative_path(f.path, f"{p}.path", errs)
+        _mode(f, "mode", f"{p}.mode", errs)
+        if f.HasField("field_ref") == f.HasField("resource_field_ref"):
+            errs.append(FieldError(p, "Invalid value", "must specify exactly one of: `fieldRef` or "
+                                   "`resourceFieldRef`"))
+        if f.HasField("field_ref"):
+            fp = f.field_ref.field_path
+            allowed = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+                       "metadata.annotations")
+            if fp not in allowed and not (fp.startswith("metadata.labels[") or fp.startswith("metadata.annotations[")):
+                errs.append(_unsupported(f"{p}.fieldRef.fieldPath", fp, allowed))
+
+
+def _volume_sources(v: core_pb2.Volume, path: str, errs: Errs) -> None:
+    """The checks of configMap, secret, projected, downwardAPI and persistentVolumeClaim volumes."""
+    if v.HasField("config_map"):
+        if not v.config_map.name:
+            errs.append(FieldError(f"{path}.configMap.name", "Required value"))
+        _items(v.config_map.items, f"{path}.configMap.items", errs)
+        _mode(v.config_map, "default_mode", f"{path}.configMap.defaultMode", errs)
+    if v.HasField("secret"):
+        if not v.secret.secret_name:
+            errs.append(FieldError(f"{path}.secret.secretName", "Required value"))
+        _items(v.secret.items, f"{path}.secret.items", errs)
+        _mode(v.secret, "default_mode", f"{path}.secret.defaultMode", errs)
+    if v.HasField("downward_api"):
+        _downward_files(v.downward_api.items, f"{path}.downwardAPI.items", errs)
+        _mode(v.downward_api, "default_mode", f"{path}.downwardAPI.defaultMode", errs)
+    if v.HasField("persistent_volume_claim") and not v.persistent_volume_claim.claim_name:
+        errs.append(FieldError(f"{path}.persistentVolumeClaim.claimName", "Required value"))
+    if v.HasField("projected"):
+        _mode(v.projected, "default_mode", f"{path}.projected.defaultMode", errs)
+        for i, src in enumerate(v.projected.sources):
+            p = f"{path}.projected.sources[{i}]"
+            set_ = [f.name for f, _ in src.ListFields()]
+            if len(set_) != 1:
+                errs.append(FieldError(p, "Forbidden", "may not specify more than 1 volume type per source"
+                                       if set_ else "must specify one volume type"))
+            if src.HasField("config_map"):
+                if not src.config_map.name:
+                    errs.append(FieldError(f"{p}.configMap.name", "Required value"))
+                _items(src.config_map.items, f"{p}.configMap.items", errs)
+            if src.HasField("secret"):
+                if not src.secret.name:
+                    errs.append(FieldError(f"{p}.secret.name", "Required value"))
+                _items(src.secret.items, f"{p}.secret.items", errs)
+            if src.HasField("downward_api"):
+                _downward_files(src.downward_api.items, f"{p}.downwardAPI.items", errs)
+            if src.HasField("service_account_token"):
+                # Refused rather than mounted empty: kubelite has no ServiceAccounts and issues no tokens.
+                errs.append(FieldError(f"{p}.serviceAccountToken", "Forbidden",
+                                       "service account tokens are not issued by this cluster"))
+
+
 def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
     volumes: set[str] = set()
     for i, v in enumerate(spec.volumes):
@@ -345,6 +467,7 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
                                        "'..'", hp.path))
             if hp.type not in HOST_PATH_TYPES:
                 errs.append(_unsupported(f"{p}.hostPath.type", hp.type, HOST_PATH_TYPES[1:]))
+        _volume_sources(v, p, errs)
         if v.HasField("empty_dir"):
             if v.empty_dir.medium not in ("", "Memory"):
                 errs.append(_unsupported(f"{p}.emptyDir.medium", v.empty_dir.medium, ("", "Memory")))
@@ -711,6 +834,194 @@ def validate_priority_class_update(new: scheduling_pb2.PriorityClass, old: sched
     if new.preemption_policy != old.preemption_policy or \
             new.HasField("preemption_policy") != old.HasField("preemption_policy"):
         errs.append(FieldError("preemptionPolicy", "Invalid value", "field is immutable", new.preemption_policy))
+# ---------------------------------------------------------------- configuration and storage
+
+
+def _config_keys(keys: Iterable[str], path: str, errs: Errs) -> None:
+    for key in keys:
+        if why := config_key_error(key):
+            errs.append(FieldError(f"{path}[{key}]", "Invalid value", why, key))
+
+
+def validate_config_map(cm: core_pb2.ConfigMap, errs: Errs) -> None:
+    _config_keys(cm.data, "data", errs)
+    _config_keys(cm.binary_data, "binaryData", errs)
+    for key in cm.data:
+        if key in cm.binary_data:
+            errs.append(FieldError(f"data[{key}]", "Invalid value", "duplicate of key present in binaryData", key))
+    size = sum(len(k) + len(v.encode()) for k, v in cm.data.items()) + \
+        sum(len(k) + len(v) for k, v in cm.binary_data.items())
+    if size > MAX_CONFIG_BYTES:
+        errs.append(FieldError("", "Too long", f"must have at most {MAX_CONFIG_BYTES} bytes"))
+
+
+def validate_secret(s: core_pb2.Secret, errs: Errs) -> None:
+    """Keys, size and the keys each Secret type requires (data already holds stringData, merged on write)."""
+    _config_keys(s.data, "data", errs)
+    _config_keys(s.string_data, "stringData", errs)
+    size = sum(len(k) + len(v) for k, v in s.data.items())
+    if size > MAX_CONFIG_BYTES:
+        errs.append(FieldError("data", "Too long", f"must have at most {MAX_CONFIG_BYTES} bytes"))
+    keys = set(s.data) | set(s.string_data)
+    t = s.type or "Opaque"
+    if t not in SECRET_TYPES and (why := labels.key_errors(t)):
+        errs.append(FieldError("type", "Invalid value", why[0], t))
+    required = {"kubernetes.io/tls": ("tls.crt", "tls.key"), "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+                "kubernetes.io/dockercfg": (".dockercfg",), "kubernetes.io/ssh-auth": ("ssh-privatekey",)}
+    for key in required.get(t, ()):
+        if key not in keys:
+            errs.append(FieldError(f"data[{key}]", "Required value"))
+    if t == "kubernetes.io/basic-auth" and not {"username", "password"} & keys:
+        errs.append(FieldError("data[username]", "Required value",
+                               "must have at least one of: `username` or `password`"))
+    if t == "kubernetes.io/service-account-token" and \
+            not s.metadata.annotations.get("kubernetes.io/service-account.name"):
+        errs.append(FieldError("metadata.annotations[kubernetes.io/service-account.name]", "Required value"))
+    for key in (".dockerconfigjson", ".dockercfg"):
+        if t.endswith(key.lstrip(".")) and key in s.data:
+            try:
+                _json.loads(s.data[key])
+            except ValueError as e:
+                errs.append(FieldError(f"data[{key}]", "Invalid value", f"invalid JSON: {e}", "<secret contents>"))
+
+
+def _immutable_config(new: Any, old: Any, errs: Errs, data_fields: tuple[str, ...]) -> None:
+    if old.HasField("immutable") and old.immutable:
+        if not (new.HasField("immutable") and new.immutable):
+            errs.append(FieldError("immutable", "Forbidden", "field is immutable when `immutable` is set"))
+        for field, json_name in data_fields:
+            if getattr(new, field) != getattr(old, field):
+                errs.append(FieldError(json_name, "Forbidden", "field is immutable when `immutable` is set"))
+
+
+def validate_config_map_update(new: core_pb2.ConfigMap, old: core_pb2.ConfigMap, errs: Errs) -> None:
+    _immutable_config(new, old, errs, (("data", "data"), ("binary_data", "binaryData")))
+
+
+def validate_secret_update(new: core_pb2.Secret, old: core_pb2.Secret, errs: Errs) -> None:
+    if (new.type or "Opaque") != (old.type or "Opaque"):
+        errs.append(FieldError("type", "Invalid value", "field is immutable", new.type))
+    _immutable_config(new, old, errs, (("data", "data"),))
+
+
+def _access_modes(modes: Iterable[str], path: str, errs: Errs) -> None:
+    modes = list(modes)
+    if not modes:
+        errs.append(FieldError(path, "Required value"))
+    for m in modes:
+        if m not in volumes.ACCESS_MODES:
+            errs.append(_unsupported(path, m, volumes.ACCESS_MODES))
+    if volumes.RWOP in modes and len(modes) > 1:
+        errs.append(FieldError(path, "Forbidden", "may not use ReadWriteOncePod with other access modes"))
+
+
+def _storage_quantity(values: Any, path: str, errs: Errs) -> None:
+    q = values.get("storage", "")
+    if not q:
+        errs.append(FieldError(f"{path}[storage]", "Required value"))
+    elif not quantity.is_valid(q):
+        errs.append(FieldError(f"{path}[storage]", "Invalid value", "must be a quantity", q))
+    elif quantity.parse(q) <= 0:
+        errs.append(FieldError(f"{path}[storage]", "Invalid value", "must be greater than zero", q))
+    for name in values:
+        if name != "storage":
+            errs.append(_unsupported(f"{path}[{name}]", name, ("storage",)))
+
+
+def _volume_mode(msg: Any, path: str, errs: Errs) -> None:
+    if msg.HasField("volume_mode") and msg.volume_mode not in volumes.VOLUME_MODES:
+        errs.append(_unsupported(path, msg.volume_mode, volumes.VOLUME_MODES))
+    elif msg.HasField("volume_mode") and msg.volume_mode == "Block":
+        errs.append(FieldError(path, "Forbidden", "raw block volumes are not supported; use Filesystem"))
+
+
+def validate_persistent_volume(pv: core_pb2.PersistentVolume, errs: Errs) -> None:
+    s = pv.spec
+    _storage_quantity(s.capacity, "spec.capacity", errs)
+    _access_modes(s.access_modes, "spec.accessModes", errs)
+    sources = [f for f in ("host_path", "local") if s.HasField(f)]
+    if not sources:
+        errs.append(FieldError("spec", "Required value", "must specify a volume type (hostPath or local)"))
+    elif len(sources) > 1:
+        errs.append(FieldError("spec", "Forbidden", "may not specify more than 1 volume type"))
+    if s.HasField("host_path"):
+        hp = s.host_path
+        if not hp.path.startswith("/") or ".." in hp.path.split("/"):
+            errs.append(FieldError("spec.hostPath.path", "Invalid value", "must be an absolute path without '..'",
+                                   hp.path))
+        if hp.type not in HOST_PATH_TYPES:
+            errs.append(_unsupported("spec.hostPath.type", hp.type, HOST_PATH_TYPES[1:]))
+    if s.HasField("local"):
+        if not s.local.path.startswith("/") or ".." in s.local.path.split("/"):
+            errs.append(FieldError("spec.local.path", "Invalid value", "must be an absolute path without '..'",
+                                   s.local.path))
+        if not s.node_affinity.HasField("required"):
+            errs.append(FieldError("spec.nodeAffinity", "Required value", "Local volume requires node affinity"))
+    if s.HasField("node_affinity"):
+        req = s.node_affinity.required
+        if not req.node_selector_terms:
+            errs.append(FieldError("spec.nodeAffinity.required.nodeSelectorTerms", "Required value",
+                                   "must have at least one node selector term"))
+        for i, term in enumerate(req.node_selector_terms):
+            _node_selector_term(term, f"spec.nodeAffinity.required.nodeSelectorTerms[{i}]", errs)
+    if s.persistent_volume_reclaim_policy and s.persistent_volume_reclaim_policy not in ("Retain", "Delete"):
+        errs.append(_unsupported("spec.persistentVolumeReclaimPolicy", s.persistent_volume_reclaim_policy,
+                                 ("Delete", "Retain")))
+    if s.storage_class_name and (why := names.dns1123_subdomain(s.storage_class_name)):
+        errs.append(FieldError("spec.storageClassName", "Invalid value", why, s.storage_class_name))
+    _volume_mode(s, "spec.volumeMode", errs)
+
+
+def validate_persistent_volume_update(new: core_pb2.PersistentVolume, old: core_pb2.PersistentVolume,
+                                      errs: Errs) -> None:
+    for field, json_name in (("host_path", "hostPath"), ("local", "local"), ("node_affinity", "nodeAffinity"),
+                             ("volume_mode", "volumeMode")):
+        if getattr(new.spec, field) != getattr(old.spec, field):
+            errs.append(FieldError(f"spec.{json_name}", "Invalid value", "field is immutable"))
+
+
+def validate_persistent_volume_claim(pvc: core_pb2.PersistentVolumeClaim, errs: Errs) -> None:
+    s = pvc.spec
+    _access_modes(s.access_modes, "spec.accessModes", errs)
+    _storage_quantity(s.resources.requests, "spec.resources.requests", errs)
+    if s.resources.limits:
+        _storage_quantity(s.resources.limits, "spec.resources.limits", errs)
+    if s.HasField("selector"):
+        errs.extend(labels.label_selector_errors(s.selector, "spec.selector"))
+    if s.storage_class_name and (why := names.dns1123_subdomain(s.storage_class_name)):
+        errs.append(FieldError("spec.storageClassName", "Invalid value", why, s.storage_class_name))
+    _volume_mode(s, "spec.volumeMode", errs)
+
+
+def validate_persistent_volume_claim_update(new: core_pb2.PersistentVolumeClaim,
+                                            old: core_pb2.PersistentVolumeClaim, errs: Errs) -> None:
+    """A claim's spec is immutable, except that an unbound claim gets its volumeName once."""
+    a, b = core_pb2.PersistentVolumeClaimSpec(), core_pb2.PersistentVolumeClaimSpec()
+    a.CopyFrom(new.spec)
+    b.CopyFrom(old.spec)
+    if not old.spec.volume_name:
+        a.volume_name = ""
+    if a != b:
+        errs.append(FieldError("spec", "Forbidden", "spec is immutable after creation except `volumeName` of an "
+                               "unbound claim"))
+
+
+def validate_storage_class(sc: storage_pb2.StorageClass, errs: Errs) -> None:
+    if not sc.provisioner:
+        errs.append(FieldError("provisioner", "Required value"))
+    elif why := names.dns1123_subdomain(sc.provisioner.replace("/", ".").lower()):
+        errs.append(FieldError("provisioner", "Invalid value", why, sc.provisioner))
+    if sc.HasField("reclaim_policy") and sc.reclaim_policy not in ("Retain", "Delete"):
+        errs.append(_unsupported("reclaimPolicy", sc.reclaim_policy, ("Delete", "Retain")))
+    if sc.HasField("volume_binding_mode") and sc.volume_binding_mode not in volumes.BINDING_MODES:
+        errs.append(_unsupported("volumeBindingMode", sc.volume_binding_mode, volumes.BINDING_MODES))
+
+
+def validate_storage_class_update(new: storage_pb2.StorageClass, old: storage_pb2.StorageClass, errs: Errs) -> None:
+    for field, json_name in (("provisioner", "provisioner"), ("parameters", "parameters"),
+                             ("reclaim_policy", "reclaimPolicy"), ("volume_binding_mode", "volumeBindingMode")):
+        if getattr(new, field) != getattr(old, field):
+            errs.append(FieldError(json_name, "Forbidden", "updates to " + json_name + " are forbidden."))
 
 
 # ---------------------------------------------------------------- networking.k8s.io and discovery.k8s.io
@@ -930,6 +1241,11 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Event": validate_event,
     "Lease": validate_lease,
     "PriorityClass": validate_priority_class,
+    "ConfigMap": validate_config_map,
+    "Secret": validate_secret,
+    "PersistentVolume": validate_persistent_volume,
+    "PersistentVolumeClaim": validate_persistent_volume_claim,
+    "StorageClass": validate_storage_class,
     "Ingress": validate_ingress,
     "IngressClass": validate_ingress_class,
     "EndpointSlice": validate_endpoint_slice,
@@ -947,6 +1263,11 @@ _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
     "Deployment": _selector_immutable,
     "Node": validate_node_update,
     "PriorityClass": validate_priority_class_update,
+    "ConfigMap": validate_config_map_update,
+    "Secret": validate_secret_update,
+    "PersistentVolume": validate_persistent_volume_update,
+    "PersistentVolumeClaim": validate_persistent_volume_claim_update,
+    "StorageClass": validate_storage_class_update,
     "IngressClass": validate_ingress_class_update,
     "EndpointSlice": validate_endpoint_slice_update,
 }

@@ -4,7 +4,9 @@ server         the gRPC front end: parse, call the registry, return its bytes; t
 registry       the generic verbs (create, get, list, update, update-status, delete, watch, bind and
                scale as subresources); names no kind
 rules/         one module per kind: defaults, validation, status, delete and allocation rules, cache indexes
-admission      the ordered admission chain every create passes (priority, namespace lifecycle, ...)
+admission      the ordered admission chain every create passes (priority, namespace lifecycle, default storage
+               class, ...)
+encryption     encryption at rest: the EncryptionConfiguration file, its aesgcm and identity providers
 cache          the watch cache: one etcd watch, every kind in memory, shared encoded watch frames
 allocator      Service cluster IPs, NodePorts and load-balancer addresses, claimed as etcd keys
 kubelet_proxy  logs and exec, proxied to the pod's kubelet

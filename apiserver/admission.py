@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 from google.protobuf.message import Message
 
-from api import kinds
+from api import kinds, volumes
 from api.errors import ForbiddenError, NotFoundError
 from api.pb import core_pb2, networking_pb2, scheduling_pb2
 
@@ -219,6 +219,31 @@ class NamespaceLifecycle:
         if ns.obj.metadata.deletion_timestamp.seconds and not a.strategy.create_in_terminating_namespace:
             raise ForbiddenError(f"unable to create new content in namespace {namespace} because it is being "
                                  f"terminated")
+
+
+class DefaultStorageClass:
+    """A claim that names no storage class gets the default one, if there is one (Kubernetes' DefaultStorageClass)."""
+
+    name = "DefaultStorageClass"
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"PersistentVolumeClaim"})
+    operations = frozenset({CREATE})
+
+    def __init__(self, cache: Any, written: Callable[[str], int]) -> None:
+        self.cache = cache
+        self.written = written
+        self.classes = kinds.lookup("storageclasses")
+
+    async def admit(self, a: Attributes) -> None:
+        pvc: Any = a.obj
+        if pvc.spec.HasField("storage_class_name"):
+            return  # "" asks for no class: only volumes without one
+        await self.cache.wait_for(self.written(self.classes.resource))
+        chosen = volumes.default_class(e.obj for e in self.cache.store(self.classes).objects.values())
+        if chosen is not None:
+            pvc.spec.storage_class_name = chosen.metadata.name
+
+    async def validate(self, a: Attributes) -> None:
+        pass
 
 
 # ---------------------------------------------------------------- ingress classes

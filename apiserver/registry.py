@@ -89,6 +89,7 @@ class Registry:
             admission.Priority(cache, self.written),
             admission.PriorityClassDefault(cache, self.written),
             admission.NamespaceLifecycle(cache, self.written),
+            admission.DefaultStorageClass(cache, self.written),
             admission.DefaultIngressClass(cache, self.written),
         ])
         self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, reuse until)
@@ -341,11 +342,19 @@ class Registry:
         """Store an update (with `extra` ops), or remove the object if it is ready to go."""
         if strategy.ready_to_remove(new):
             return await self._remove(kind, strategy, entry, new)
-        if new == entry.obj:
+        if new == entry.obj and not await self._stale(kind, entry):
             return entry.item  # a no-op update does not change the resourceVersion
         if dry_run:
             return self.cache.store(kind).encode_item(new)
         return await self._put(kind, entry, new, extra)
+
+    async def _stale(self, kind: kinds.Kind, entry: Entry) -> bool:
+        """Whether storage wants the object rewritten although it did not change (encrypted under an old key)."""
+        stale = getattr(self.storage, "stale", None)
+        if stale is None:
+            return False
+        meta = entry.obj.metadata  # type: ignore[attr-defined]
+        return bool(await stale(object_key(kind, meta.namespace, meta.name)))
 
     async def _put(self, kind: kinds.Kind, entry: Entry, new: Message, extra: list[Op] | None = None) -> bytes:
         meta = new.metadata  # type: ignore[attr-defined]

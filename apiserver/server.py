@@ -46,6 +46,7 @@ from apiserver.rules import pod as pod_rules
 from apiserver.rules import priorityclass as priorityclass_rules
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
 from apiserver.storage.limits import Limits
+from apiserver.storage.transformed import TransformedStorage
 
 log = structlog.get_logger(component="apiserver")
 
@@ -80,6 +81,8 @@ class Config:
     replay: int = 20000
     limits: Limits = field(default_factory=Limits)  # etcd's limits and the largest object stored
     overload: OverloadLimits = field(default_factory=OverloadLimits)
+    # EncryptionConfiguration file; "" refuses to store Secrets (see apiserver/encryption.py).
+    encryption_config: str = ""
 
 
 def _status_message(e: ApiError) -> str:
@@ -414,7 +417,8 @@ class ApiServer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.storage = EtcdStorage(parse_endpoints(config.etcd_servers), config.limits)
+        self.storage = TransformedStorage(EtcdStorage(parse_endpoints(config.etcd_servers), config.limits),
+                                          config.encryption_config)
         self.cache = WatchCache(self.storage, replay=config.replay)
         self.registry = Registry(self.storage, self.cache, config.registry)
         self.proxy = KubeletProxy(self.registry)

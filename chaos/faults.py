@@ -106,10 +106,37 @@ class LabTarget:
 
 @dataclass
 class SshTarget:
-    """VMs reached over ssh (e.g. `vagrant ssh-config` hosts), daemons as systemd units."""
+    """VMs reached over ssh (e.g. `vagrant ssh-config` hosts), daemons as systemd units.
+
+    `machines` is the command that powers VMs off and on (`vagrant` or a wrapper of it);
+    without it only the daemons can be stopped.
+    """
 
     hosts: dict[str, str]  # node or "cp" -> ssh destination
     ssh: Sequence[str] = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
+    machines: Sequence[str] = ()
+    machine_timeout: float = 600.0
+
+    async def _machine(self, node: str, *args: str) -> None:
+        if not self.machines:
+            raise ChaosError("no command to power VMs off and on (SshTarget.machines)")
+        if node not in self.hosts:
+            raise ChaosError(f"no VM {node!r} (VMs: {', '.join(sorted(self.hosts))})")
+        argv = [*self.machines, *args, node]
+        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True,
+                                         timeout=self.machine_timeout)
+        if result.returncode != 0:
+            raise ChaosError(f"{node}: {' '.join(args)}: {(result.stderr or result.stdout).strip()[-1000:]}")
+
+    async def halt_node(self, node: str) -> None:
+        """The whole VM goes down (`vagrant halt`): kernel, daemons and containers alike."""
+        await self._machine(node, "halt")
+        log.info("node_halted", node=node)
+
+    async def boot_node(self, node: str) -> None:
+        """Boot a halted VM again; its systemd units bring the node back."""
+        await self._machine(node, "up", "--no-provision")
+        log.info("node_booted", node=node)
 
     async def _run(self, node: str, command: str) -> None:
         host = self.hosts.get(node)

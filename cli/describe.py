@@ -6,7 +6,7 @@ import click
 from google.protobuf.message import Message
 
 from api import convert, kinds, labels
-from api.pb import apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2
+from api.pb import apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2, storage_pb2
 from cli import printers
 from cli.common import connection_options, run
 from client.api import Client
@@ -99,7 +99,15 @@ def _containers(lines: Lines, title: str, specs, statuses) -> None:  # type: ign
         if c.env:
             lines.append("    Environment:")
             for e in c.env:
-                value = e.value if not e.HasField("value_from") else f"({e.value_from.field_ref.field_path})"
+                src = e.value_from
+                value = e.value
+                if src.HasField("field_ref"):
+                    value = f"({src.field_ref.field_path})"
+                elif src.HasField("config_map_key_ref"):
+                    value = f"<set to the key '{src.config_map_key_ref.key}' of config map " \
+                            f"'{src.config_map_key_ref.name}'>"
+                elif src.HasField("secret_key_ref"):
+                    value = f"<set to the key '{src.secret_key_ref.key}' in secret '{src.secret_key_ref.name}'>"
                 lines.append(f"      {e.name}:  {value}")
         if c.volume_mounts:
             lines.append("    Mounts:")
@@ -143,15 +151,29 @@ def _pod(lines: Lines, p: core_pb2.Pod) -> None:
     if p.spec.volumes:
         lines.append("Volumes:")
         for v in p.spec.volumes:
-            kind = "HostPath" if v.HasField("host_path") else "EmptyDir"
-            extra = f" ({v.host_path.path})" if v.HasField("host_path") else ""
-            lines.append(f"  {v.name}:  {kind}{extra}")
+            lines.append(f"  {v.name}:  {_pod_volume(v)}")
     _kv(lines, "QoS Class", p.status.qos_class)
     _map(lines, "Node-Selectors", dict(p.spec.node_selector))
     tols = [f"{t.key or '<all>'}{':' + t.effect if t.effect else ''} op={t.operator or 'Equal'}"
             + (f" for {t.toleration_seconds}s" if t.HasField("toleration_seconds") else "") for t in p.spec.tolerations]
     _kv(lines, "Tolerations", "\n".join(tols[:1]) or "<none>")
     lines.extend(f"{' ' * 22}{t}" for t in tols[1:])
+
+
+def _pod_volume(v: core_pb2.Volume) -> str:
+    if v.HasField("host_path"):
+        return f"HostPath ({v.host_path.path})"
+    if v.HasField("config_map"):
+        return f"ConfigMap ({v.config_map.name})"
+    if v.HasField("secret"):
+        return f"Secret ({v.secret.secret_name})"
+    if v.HasField("persistent_volume_claim"):
+        return f"PersistentVolumeClaim ({v.persistent_volume_claim.claim_name})"
+    if v.HasField("projected"):
+        return "Projected"
+    if v.HasField("downward_api"):
+        return "DownwardAPI"
+    return "EmptyDir"
 
 
 def _template(lines: Lines, t: core_pb2.PodTemplateSpec) -> None:
@@ -239,6 +261,75 @@ def _priority_class(lines: Lines, pc: scheduling_pb2.PriorityClass) -> None:
     _kv(lines, "Description", pc.description)
 
 
+def _config_map(lines: Lines, c: core_pb2.ConfigMap) -> None:
+    lines += ["", "Data", "===="]
+    for k in sorted(c.data):
+        lines += [f"{k}:", "----", c.data[k], ""]
+    lines += ["", "BinaryData", "===="]
+    for k in sorted(c.binary_data):
+        lines.append(f"{k}: {len(c.binary_data[k])} bytes")
+    lines.append("")
+
+
+def _secret(lines: Lines, s: core_pb2.Secret) -> None:
+    """Sizes only, never values (as kubectl)."""
+    lines += ["", f"Type:  {s.type or 'Opaque'}", "", "Data", "===="]
+    lines.extend(f"{k}:  {len(s.data[k])} bytes" for k in sorted(s.data))
+    lines.append("")
+
+
+def _volume_source(lines: Lines, pv: core_pb2.PersistentVolume) -> None:
+    lines.append("Source:")
+    if pv.spec.HasField("host_path"):
+        _kv(lines, "    Type", "HostPath (bare host directory volume)")
+        _kv(lines, "    Path", pv.spec.host_path.path)
+        _kv(lines, "    HostPathType", pv.spec.host_path.type)
+    elif pv.spec.HasField("local"):
+        _kv(lines, "    Type", "LocalVolume (a persistent volume backed by local storage on a node)")
+        _kv(lines, "    Path", pv.spec.local.path)
+
+
+def _persistent_volume(lines: Lines, pv: core_pb2.PersistentVolume) -> None:
+    _kv(lines, "StorageClass", pv.spec.storage_class_name)
+    _kv(lines, "Status", "Terminating" if pv.metadata.HasField("deletion_timestamp") else pv.status.phase)
+    ref = pv.spec.claim_ref
+    _kv(lines, "Claim", f"{ref.namespace}/{ref.name}" if ref.name else "")
+    _kv(lines, "Reclaim Policy", pv.spec.persistent_volume_reclaim_policy)
+    _kv(lines, "Access Modes", printers.access_modes(pv.spec.access_modes))
+    _kv(lines, "VolumeMode", pv.spec.volume_mode or "Filesystem")
+    _kv(lines, "Capacity", pv.spec.capacity.get("storage", ""))
+    terms = pv.spec.node_affinity.required.node_selector_terms
+    if terms:
+        lines.append("Node Affinity:")
+        lines.append("  Required Terms:")
+        for t in terms:
+            for e in t.match_expressions:
+                lines.append(f"    Term 0:        {e.key} {e.operator.lower()} [{', '.join(e.values)}]")
+    else:
+        _kv(lines, "Node Affinity", "<none>")
+    _kv(lines, "Message", pv.status.message)
+    _volume_source(lines, pv)
+
+
+def _persistent_volume_claim(lines: Lines, c: core_pb2.PersistentVolumeClaim) -> None:
+    _kv(lines, "StorageClass", c.spec.storage_class_name if c.spec.HasField("storage_class_name") else "")
+    _kv(lines, "Status", "Terminating" if c.metadata.HasField("deletion_timestamp") else c.status.phase)
+    _kv(lines, "Volume", c.spec.volume_name)
+    _kv(lines, "Capacity", c.status.capacity.get("storage", ""))
+    _kv(lines, "Access Modes", printers.access_modes(c.status.access_modes))
+    _kv(lines, "VolumeMode", c.spec.volume_mode or "Filesystem")
+
+
+def _storage_class(lines: Lines, sc: storage_pb2.StorageClass) -> None:
+    default = sc.metadata.annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
+    _kv(lines, "IsDefaultClass", "Yes" if default else "No")
+    _kv(lines, "Provisioner", sc.provisioner)
+    _map(lines, "Parameters", dict(sc.parameters))
+    _kv(lines, "AllowVolumeExpansion", "True" if sc.allow_volume_expansion else "<unset>")
+    _kv(lines, "ReclaimPolicy", sc.reclaim_policy or "Delete")
+    _kv(lines, "VolumeBindingMode", sc.volume_binding_mode or "Immediate")
+
+
 def _backend_text(b: networking_pb2.IngressBackend) -> str:
     port = b.service.port
     return f"{b.service.name}:{port.name or port.number}"
@@ -294,9 +385,12 @@ def _endpoint_slice(lines: Lines, es: discovery_pb2.EndpointSlice) -> None:
         lines.append(f"    NodeName:     {e.node_name if e.HasField('node_name') else '<unset>'}")
 
 
-_DETAIL = {"Pod": _pod, "Deployment": _deployment, "ReplicaSet": _replicaset, "Service": _service, "Node": _node,
-           "Endpoints": _endpoints, "PriorityClass": _priority_class, "Ingress": _ingress,
-           "IngressClass": _ingress_class, "EndpointSlice": _endpoint_slice}
+_DETAIL = {"Pod": _pod, "PriorityClass": _priority_class, "ConfigMap": _config_map, "Secret": _secret,
+           "PersistentVolume": _persistent_volume,
+           "PersistentVolumeClaim": _persistent_volume_claim, "StorageClass": _storage_class,
+           "Deployment": _deployment, "ReplicaSet": _replicaset, "Service": _service, "Node": _node,
+           "Endpoints": _endpoints, "Ingress": _ingress, "IngressClass": _ingress_class,
+           "EndpointSlice": _endpoint_slice}
 
 
 async def describe_text(client: Client, obj: Message) -> str:

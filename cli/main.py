@@ -24,7 +24,9 @@ from cli.daemons import (
     lab,
     proxy,
     scheduler,
+    secrets,
     supervise,
+    vm,
 )
 
 # Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
@@ -35,6 +37,7 @@ MODULES = (
     lab,
     images,
     chaos,
+    secrets,
     apiserver,
     scheduler,
     controllermanager,
@@ -43,12 +46,13 @@ MODULES = (
     proxy,
     dns,
     supervise,
+    vm,
 )
 
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
 DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
-                     "supervise"})
+                     "supervise", "registry"})
 
 
 class _Main(click.Group):

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import convert, kinds
-from api.pb import apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2
+from api.pb import apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2, storage_pb2
 
 Row = list[str]
 
@@ -242,6 +242,48 @@ def _endpoint_slices(es: discovery_pb2.EndpointSlice, wide: bool) -> Row:
             age(es.metadata.creation_timestamp)]
 
 
+def _config_maps(c: core_pb2.ConfigMap, wide: bool) -> Row:
+    return [c.metadata.name, str(len(c.data) + len(c.binary_data)), age(c.metadata.creation_timestamp)]
+
+
+def _secrets(s: core_pb2.Secret, wide: bool) -> Row:
+    return [s.metadata.name, s.type or "Opaque", str(len(s.data)), age(s.metadata.creation_timestamp)]
+
+
+_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def access_modes(modes: Sequence[str]) -> str:
+    return ",".join(_MODES.get(m, m) for m in modes)
+
+
+def _persistent_volumes(pv: core_pb2.PersistentVolume, wide: bool) -> Row:
+    ref = pv.spec.claim_ref
+    row = [pv.metadata.name, pv.spec.capacity.get("storage", ""), access_modes(pv.spec.access_modes),
+           pv.spec.persistent_volume_reclaim_policy, pv.status.phase, f"{ref.namespace}/{ref.name}" if ref.name else "",
+           pv.spec.storage_class_name, pv.status.reason, age(pv.metadata.creation_timestamp)]
+    if wide:
+        row.append(pv.spec.volume_mode or "Filesystem")
+    return row
+
+
+def _persistent_volume_claims(c: core_pb2.PersistentVolumeClaim, wide: bool) -> Row:
+    phase = "Terminating" if c.metadata.HasField("deletion_timestamp") else c.status.phase
+    row = [c.metadata.name, phase, c.spec.volume_name, c.status.capacity.get("storage", ""),
+           access_modes(c.status.access_modes), c.spec.storage_class_name if c.spec.HasField("storage_class_name")
+           else "<unset>", age(c.metadata.creation_timestamp)]
+    if wide:
+        row.append(c.spec.volume_mode or "Filesystem")
+    return row
+
+
+def _storage_classes(sc: storage_pb2.StorageClass, wide: bool) -> Row:
+    default = sc.metadata.annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
+    return [sc.metadata.name + (" (default)" if default else ""), sc.provisioner, sc.reclaim_policy or "Delete",
+            sc.volume_binding_mode or "Immediate", str(sc.allow_volume_expansion).lower(),
+            age(sc.metadata.creation_timestamp)]
+
+
 COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE", "NOMINATED NODE"], _pods),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _services),
@@ -259,6 +301,14 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingresses),
     "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [], _ingress_classes),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _endpoint_slices),
+    "ConfigMap": (["NAME", "DATA", "AGE"], [], _config_maps),
+    "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], _secrets),
+    "PersistentVolume": (["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",
+                          "REASON", "AGE"], ["VOLUMEMODE"], _persistent_volumes),
+    "PersistentVolumeClaim": (["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
+                              ["VOLUMEMODE"], _persistent_volume_claims),
+    "StorageClass": (["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"], [],
+                     _storage_classes),
 }
 
 

@@ -1,10 +1,14 @@
-"""Smaller verbs: create namespace and priorityclass, api-resources, label, annotate, scale, cordon, taint, version."""
+"""Smaller verbs: create namespace|configmap|secret|priorityclass, api-resources, label, annotate, scale, cordon, taint,
+version."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -65,6 +69,212 @@ def create_priorityclass(name: str, value: int, global_default: bool, preemption
         click.echo(f"{printers.name_of(created)} created")
 
     with_client(conn, go)
+
+
+# ---------------------------------------------------------------- create configmap / secret
+
+
+def _read_source(path: str) -> list[tuple[str, bytes]]:
+    """(key, content) of a --from-file source: a file (key: its name) or every regular file of a directory."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return [(f.name, f.read_bytes()) for f in sorted(p.iterdir()) if f.is_file()]
+        return [(p.name, p.read_bytes())]
+    except OSError as e:
+        raise CliError(f"error reading {path}: {e.strerror or e}") from None
+
+
+def collect_data(literals: tuple[str, ...], files: tuple[str, ...], env_files: tuple[str, ...]) -> dict[str, bytes]:
+    """kubectl's --from-literal key=value, --from-file [key=]path and --from-env-file path, as key -> bytes;
+    a key given twice or not a valid config key is refused by name."""
+    out: dict[str, bytes] = {}
+
+    def put(key: str, value: bytes, source: str) -> None:
+        if why := validation.config_key_error(key):
+            raise CliError(f"{source}: {key!r} is not a valid key name: {why}")
+        if key in out:
+            raise CliError(f"cannot add key {key}, another key by that name already exists")
+        out[key] = value
+
+    for lit in literals:
+        key, eq, value = lit.partition("=")
+        if not eq or not key:
+            raise CliError(f"--from-literal: {lit!r} is not key=value")
+        put(key, value.encode(), "--from-literal")
+    for src in files:
+        key, eq, path = src.partition("=")
+        if eq:
+            if Path(path).is_dir():
+                raise CliError(f"--from-file: {path} is a directory; a key may name only a file")
+            put(key, _read_source(path)[0][1], "--from-file")
+        else:
+            for name, content in _read_source(src):
+                put(name, content, "--from-file")
+    for env_file in env_files:
+        try:
+            lines = Path(env_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"--from-env-file: cannot read {env_file}: {e}") from None
+        for n, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, eq, value = line.partition("=")
+            if not eq:
+                raise CliError(f"--from-env-file: {env_file} line {n}: {line!r} is not key=value")
+            put(key.strip(), value.encode(), f"--from-env-file {env_file} line {n}")
+    return out
+
+
+def config_map_from(name: str, namespace: str, data: dict[str, bytes]) -> core_pb2.ConfigMap:
+    """Text values go to data, anything that is not UTF-8 to binaryData (as kubectl does)."""
+    cm = core_pb2.ConfigMap(metadata={"name": name, "namespace": namespace})
+    for k, v in data.items():
+        try:
+            cm.data[k] = v.decode()
+        except UnicodeDecodeError:
+            cm.binary_data[k] = v
+    return cm
+
+
+def docker_config_json(server: str, username: str, password: str, email: str) -> bytes:
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    entry = {"username": username, "password": password, "auth": auth}
+    if email:
+        entry["email"] = email
+    return json.dumps({"auths": {server: entry}}).encode()
+
+
+def _create_and_report(conn: ClientConfig, obj: Any, dry_run: str) -> None:
+    async def go(c: Client) -> None:
+        from api import kinds as _kinds
+
+        errs = validation.validate(obj)
+        if errs:
+            raise CliError(f'{_kinds.of(obj).kind} "{obj.metadata.name}" is invalid: '
+                           + "; ".join(str(e) for e in errs))
+        if dry_run == "client":
+            click.echo(f"{printers.name_of(obj)} created (dry run)")
+            return
+        created = await c.create(obj, dry_run=dry_run == "server")
+        click.echo(f"{printers.name_of(created)} created" + (" (server dry run)" if dry_run == "server" else ""))
+
+    with_client(conn, go)
+
+
+_data_options = [
+    click.option("--from-literal", "literals", multiple=True, help="key=value (repeatable)"),
+    click.option("--from-file", "files", multiple=True,
+                 help="[key=]path: a file, or a directory's every file (repeatable)"),
+    click.option("--from-env-file", "env_files", multiple=True, help="a file of key=value lines (repeatable)"),
+]
+_dry_run = click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none",
+                        show_default=True)
+
+
+def _with(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return apply
+
+
+@create.command("configmap")
+@click.argument("name")
+@_with(_data_options)
+@click.option("--namespace", "-n", default="")
+@_dry_run
+@connection_options
+def create_configmap(name: str, literals: tuple[str, ...], files: tuple[str, ...], env_files: tuple[str, ...],
+                     namespace: str, dry_run: str, conn: ClientConfig) -> None:
+    """Create a ConfigMap from literals, files, directories or env files (kubectl's flags)."""
+    try:
+        data = collect_data(literals, files, env_files)
+    except CliError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    _create_and_report(conn, config_map_from(name, namespace or "default", data), dry_run)
+
+
+@create.group("secret")
+def create_secret() -> None:
+    """Create a Secret: generic, tls or docker-registry."""
+
+
+@create_secret.command("generic")
+@click.argument("name")
+@_with(_data_options)
+@click.option("--type", "type_", default="", help="the Secret's type (default Opaque)")
+@click.option("--namespace", "-n", default="")
+@_dry_run
+@connection_options
+def create_secret_generic(name: str, literals: tuple[str, ...], files: tuple[str, ...], env_files: tuple[str, ...],
+                          type_: str, namespace: str, dry_run: str, conn: ClientConfig) -> None:
+    """Create a Secret from literals, files, directories or env files."""
+    try:
+        data = collect_data(literals, files, env_files)
+    except CliError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    secret = core_pb2.Secret(metadata={"name": name, "namespace": namespace or "default"}, data=data,
+                             type=type_ or "Opaque")
+    _create_and_report(conn, secret, dry_run)
+
+
+@create_secret.command("tls")
+@click.argument("name")
+@click.option("--cert", required=True, type=click.Path(dir_okay=False), help="PEM certificate file")
+@click.option("--key", required=True, type=click.Path(dir_okay=False), help="PEM private key file")
+@click.option("--namespace", "-n", default="")
+@_dry_run
+@connection_options
+def create_secret_tls(name: str, cert: str, key: str, namespace: str, dry_run: str, conn: ClientConfig) -> None:
+    """Create a kubernetes.io/tls Secret from a certificate and its key."""
+    try:
+        crt, pem = Path(cert).read_bytes(), Path(key).read_bytes()
+    except OSError as e:
+        click.echo(f"error: {e.filename}: {e.strerror}", err=True)
+        sys.exit(1)
+    for what, content, marker in (("--cert", crt, b"CERTIFICATE"), ("--key", pem, b"PRIVATE KEY")):
+        if b"-----BEGIN " not in content or marker not in content:
+            click.echo(f"error: {what}: not a PEM {marker.decode().lower()}", err=True)
+            sys.exit(1)
+    secret = core_pb2.Secret(metadata={"name": name, "namespace": namespace or "default"},
+                             data={"tls.crt": crt, "tls.key": pem}, type="kubernetes.io/tls")
+    _create_and_report(conn, secret, dry_run)
+
+
+@create_secret.command("docker-registry")
+@click.argument("name")
+@click.option("--docker-server", default="https://index.docker.io/v1/", show_default=True)
+@click.option("--docker-username", default="")
+@click.option("--docker-password", default="")
+@click.option("--docker-email", default="")
+@click.option("--from-file", "files", multiple=True, help="[key=]path of a .dockerconfigjson file")
+@click.option("--namespace", "-n", default="")
+@_dry_run
+@connection_options
+def create_secret_docker_registry(name: str, docker_server: str, docker_username: str, docker_password: str,
+                                  docker_email: str, files: tuple[str, ...], namespace: str, dry_run: str,
+                                  conn: ClientConfig) -> None:
+    """Create a kubernetes.io/dockerconfigjson Secret for a registry."""
+    try:
+        if files:
+            data = collect_data((), files, ())
+        else:
+            if not docker_username or not docker_password:
+                raise CliError("--docker-username and --docker-password are required (or --from-file)")
+            data = {".dockerconfigjson": docker_config_json(docker_server, docker_username, docker_password,
+                                                            docker_email)}
+    except CliError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    secret = core_pb2.Secret(metadata={"name": name, "namespace": namespace or "default"}, data=data,
+                             type="kubernetes.io/dockerconfigjson")
+    _create_and_report(conn, secret, dry_run)
 
 
 @click.command("api-resources")

@@ -1,4 +1,5 @@
-"""The controller-manager: replicaset, deployment, endpoints, endpoint slices, node lifecycle and garbage collection.
+"""The controller-manager: replicaset, deployment, endpoints, endpoint slices, node lifecycle, garbage
+collection, volumes.
 
 Each controller follows one shape: informer event handlers only enqueue keys,
 a work queue hands each key to one worker at a time, and `reconcile(key)`
@@ -18,4 +19,5 @@ endpoints/     Endpoints from Services and ready pods
 endpointslice/ EndpointSlices from pods (or mirrored from a selectorless Service's Endpoints)
 nodelifecycle/ node health from leases, not-ready taints, eviction
 gc/            owner-reference garbage collection, namespace deletion, terminated pods
+volume/        the PV controller (binding, phases, reclaim, protection) and the local-path provisioner
 """

@@ -31,13 +31,15 @@ from controllers.informers import SharedInformers
 from controllers.nodelifecycle.controller import DEFAULT_GRACE, DEFAULT_MONITOR_PERIOD, NodeLifecycleController
 from controllers.nodelifecycle.taintmanager import TaintManager
 from controllers.replicaset.controller import ReplicaSetController
+from controllers.volume.controller import PersistentVolumeController
+from controllers.volume.provisioner import LocalPathProvisioner
 
 log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
 CONTROLLERS = ("replicaset", "deployment", "endpoints", "endpointslice", "nodelifecycle", "garbagecollector",
-               "namespace")
+               "namespace", "persistentvolume")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -120,6 +122,10 @@ class ControllerManager:
                 ("podgc", PodGarbageCollector(client, informers)),
             ],
             "namespace": lambda: [("namespace", NamespaceController(client, informers))],
+            "persistentvolume": lambda: [
+                ("persistentvolume-binder", PersistentVolumeController(client, informers)),
+                ("local-path-provisioner", LocalPathProvisioner(client, informers)),
+            ],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:

@@ -12,8 +12,11 @@ probes      liveness, readiness and startup probes (exec, httpGet, tcpSocket)
 observed    the runtime's view of one pod, read through CRI labels
 identity    CRI labels and annotations naming pods and containers (adoption after restarts)
 specs       sandbox and container configs from a pod spec (DNS, resources, log paths)
-envvars     container environments: service links, fieldRef, $(VAR) expansion
-volumes     emptyDir and hostPath volumes
+envvars     container environments: service links, fieldRef, configMap and secret refs, envFrom, $(VAR)
+volumes     emptyDir, hostPath, configMap, secret (tmpfs), downwardAPI, projected and claim volumes
+atomic      the atomic writer: a volume's files swap at once through the `..data` link
+localpath   the node's side of local-path volumes: directories made and removed on this node's disk
+objects     watches of exactly the ConfigMaps, Secrets, claims and volumes the node's pods refer to
 backoff     exponential back-off for restarts and image pulls
 server      the Kubelet gRPC service: logs and exec
 hollow      many fake-runtime kubelets in one process, for benchmarks

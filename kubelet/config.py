@@ -54,6 +54,14 @@ class KubeletConfig:
     # Events are Kubernetes-like but cost an apiserver write each; hollow nodes skip them.
     events: bool = True
     hollow: bool = False
+    # Local-path volumes: their directories live under local_path_dir (default <root-dir>/local-path), and
+    # together they may claim local_path_capacity bytes (0: none reported, the provisioner does not count).
+    local_path_dir: Path | None = None
+    local_path_capacity: int = 0
+
+    @property
+    def local_path_root(self) -> Path:
+        return Path(self.local_path_dir) if self.local_path_dir else Path(self.root_dir) / "local-path"
 
     @property
     def pods_dir(self) -> Path:

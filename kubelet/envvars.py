@@ -6,8 +6,8 @@ Service links: for every Service with a cluster IP in the pod's namespace
 docker-link style `<NAME>_PORT`, `<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]`.
 Then the container's own variables in order, `$(VAR)` references expanded
 against those declared before them and the service variables, fieldRef and
-resourceFieldRef resolved; the service variables the container did not
-override come last. Command and args expand `$(VAR)` against the result.
+resourceFieldRef, configMapKeyRef and secretKeyRef resolved (envFrom first); the
+service variables the container did not override come last. Command and args expand `$(VAR)` against the result.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from api import quantity
 from api.pb import core_pb2
@@ -27,6 +27,21 @@ _LABEL_REF = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
 
 class EnvError(Exception):
     """A variable cannot be resolved; the container gets CreateContainerConfigError."""
+
+
+# Kubernetes' rule for names envFrom may bring in (C identifiers plus '-' and '.').
+ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+@dataclass(frozen=True)
+class PodObjects:
+    """The API objects a pod refers to, as the kubelet fetched them: ConfigMaps and Secrets of its namespace by
+    name (absent: not found), its claims by name and their volumes by name."""
+
+    config_maps: Mapping[str, core_pb2.ConfigMap] = field(default_factory=dict)
+    secrets: Mapping[str, core_pb2.Secret] = field(default_factory=dict)
+    claims: Mapping[str, core_pb2.PersistentVolumeClaim] = field(default_factory=dict)
+    volumes: Mapping[str, core_pb2.PersistentVolume] = field(default_factory=dict)
 
 
 def env_name(name: str) -> str:
@@ -158,23 +173,84 @@ def _resource_value(pod: core_pb2.Pod, container: core_pb2.Container, ref: core_
     return str(math.ceil(amount / quantity.parse(divisor)))
 
 
+def field_value(pod: core_pb2.Pod, path: str, ctx: PodContext) -> str:
+    """A fieldRef's value (env and downwardAPI volumes)."""
+    return _field_value(pod, path, ctx)
+
+
+def resource_value(pod: core_pb2.Pod, container: core_pb2.Container, ref: core_pb2.ResourceFieldSelector,
+                   ctx: PodContext) -> str:
+    """A resourceFieldRef's value (env and downwardAPI volumes)."""
+    return _resource_value(pod, container, ref, ctx)
+
+
+def _key_ref(ref: core_pb2.KeySelector, what: str, namespace: str, objects: PodObjects) -> str | None:
+    """A configMapKeyRef's or secretKeyRef's value; None when it is optional and missing."""
+    optional = ref.HasField("optional") and ref.optional
+    obj = objects.config_maps.get(ref.name) if what == "ConfigMap" else objects.secrets.get(ref.name)
+    if obj is None:
+        if optional:
+            return None
+        raise EnvError(f'{what.lower()} "{ref.name}" not found')
+    if what == "ConfigMap":
+        if ref.key in obj.data:
+            return obj.data[ref.key]
+        if ref.key in obj.binary_data:
+            return obj.binary_data[ref.key].decode(errors="replace")
+    elif ref.key in obj.data:
+        return obj.data[ref.key].decode(errors="replace")
+    if optional:
+        return None
+    raise EnvError(f"couldn't find key {ref.key} in {what} {namespace}/{ref.name}")
+
+
+def _env_from(src: core_pb2.EnvFromSource, objects: PodObjects) -> dict[str, str]:
+    """The variables one envFrom source brings (invalid names are left out, as Kubernetes does)."""
+    if src.HasField("config_map_ref"):
+        ref, what = src.config_map_ref, "configmap"
+        obj = objects.config_maps.get(ref.name)
+    else:
+        ref, what = src.secret_ref, "secret"
+        obj = objects.secrets.get(ref.name)
+    if obj is None:
+        if ref.HasField("optional") and ref.optional:
+            return {}
+        raise EnvError(f'{what} "{ref.name}" not found')
+    values = {k: v if isinstance(v, str) else v.decode(errors="replace") for k, v in obj.data.items()}
+    out = {}
+    for k in sorted(values):
+        name = src.prefix + k
+        if ENV_NAME.fullmatch(name):
+            out[name] = values[k]
+    return out
+
+
 def container_env(pod: core_pb2.Pod, container: core_pb2.Container, *, services: Mapping[str, str],
-                  ctx: PodContext) -> dict[str, str]:
-    """The container's environment: its own variables in order, then the service links it did not set."""
+                  ctx: PodContext, objects: PodObjects | None = None) -> dict[str, str]:
+    """The container's environment: envFrom, then its own variables in order, then the service links it did
+    not set. ConfigMaps and Secrets come from `objects` (what the kubelet fetched for the pod)."""
+    objects = objects or PodObjects()
     env: dict[str, str] = {}
 
     def lookup(name: str) -> str | None:
         return env[name] if name in env else services.get(name)
 
+    for src in container.env_from:
+        env.update(_env_from(src, objects))
     for var in container.env:
         if var.HasField("value_from"):
             src = var.value_from
+            value: str | None
             if src.HasField("field_ref"):
-                env[var.name] = _field_value(pod, src.field_ref.field_path, ctx)
+                value = _field_value(pod, src.field_ref.field_path, ctx)
             elif src.HasField("resource_field_ref"):
-                env[var.name] = _resource_value(pod, container, src.resource_field_ref, ctx)
+                value = _resource_value(pod, container, src.resource_field_ref, ctx)
+            elif src.HasField("config_map_key_ref"):
+                value = _key_ref(src.config_map_key_ref, "ConfigMap", pod.metadata.namespace, objects)
             else:
-                raise EnvError(f"variable {var.name}: only fieldRef and resourceFieldRef sources are supported")
+                value = _key_ref(src.secret_key_ref, "Secret", pod.metadata.namespace, objects)
+            if value is not None:
+                env[var.name] = value
         else:
             env[var.name] = expand(var.value, lookup)
     for name, value in services.items():

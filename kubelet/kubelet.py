@@ -39,7 +39,9 @@ from client.events import EventRecorder
 from client.informer import Informer
 from kubelet import identity, podstatus
 from kubelet.config import KubeletConfig
+from kubelet.localpath import LocalPathVolumes
 from kubelet.node import MachineInfo, NodeAgent, machine_info
+from kubelet.objects import ObjectManager
 from kubelet.observed import ObservedPod, observe_pod
 from kubelet.podworkers import DONE, WAIT, PodWork, PodWorkers
 from kubelet.probes import Dialer, Kind, ProbeManager, Prober
@@ -78,6 +80,7 @@ class Kubelet:
         self.runtime_name = "unknown"
         self.node: NodeAgent | None = None
         self.workers: PodWorkers | None = None
+        self.objects: ObjectManager | None = None
         self.probes: ProbeManager | None = None
         self.server: KubeletServer | None = None
         self.started = asyncio.Event()
@@ -101,6 +104,7 @@ class Kubelet:
             self.node = NodeAgent(self.client, self.config, self.runtime, self.machine, self.version)
             async with asyncio.TaskGroup() as tg:
                 self.workers = PodWorkers(tg, self._sync_work)
+                self.objects = ObjectManager(self.client, tg, self.workers.wake)
                 self.probes = ProbeManager(Prober(self.runtime, dialer), tg, on_change=self.workers.wake,
                                            on_failure=self._probe_failed, host_ip=self.config.node_ip)
                 self.pods.add_handlers(self._on_add, self._on_update, self._on_delete)
@@ -108,6 +112,9 @@ class Kubelet:
                          "pleg": self._pleg, "housekeeping": lambda: self._housekeeping(tg)}
                 if self._own_services:
                     loops["services"] = self.services.run
+                if not self.config.hollow:
+                    loops["local-path"] = LocalPathVolumes(self.client, self.config.node_name,
+                                                           self.config.local_path_root).run
                 if self.recorder is not None:
                     loops["events"] = self.recorder.run
                 for name, loop in loops.items():
@@ -154,10 +161,16 @@ class Kubelet:
         created = pod.metadata.creation_timestamp.ToNanoseconds()
         self._log.debug("pod_added", pod=f"{pod.metadata.namespace}/{pod.metadata.name}",
                         age_ms=round((time.time_ns() - created) / 1e6, 1) if created else None)
+        if self.objects is not None:
+            self.objects.track(pod)
         self.workers.update(pod)
 
     def _on_update(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         assert self.workers is not None
+        if self.objects is not None:
+            if old.metadata.uid != new.metadata.uid:
+                self.objects.forget(old.metadata.uid)
+            self.objects.track(new)
         if old.metadata.uid != new.metadata.uid:
             self.workers.gone(old)
             self.workers.update(new)
@@ -169,6 +182,8 @@ class Kubelet:
 
     def _on_delete(self, pod: core_pb2.Pod) -> None:
         assert self.workers is not None
+        if self.objects is not None:
+            self.objects.forget(pod.metadata.uid)
         self.workers.gone(pod)
 
     def _services(self) -> Iterable[core_pb2.Service]:
@@ -215,7 +230,9 @@ class Kubelet:
         uid = pod.metadata.uid
         if not self.services.synced.is_set():
             await self.services.wait_synced(SERVICES_SYNC_TIMEOUT)
-        result = await self.syncer.sync_pod(pod, observed, unhealthy=self.probes.results(uid).unhealthy)
+        objects = await self.objects.resolve(pod) if self.objects is not None else None
+        result = await self.syncer.sync_pod(pod, observed, unhealthy=self.probes.results(uid).unhealthy,
+                                            objects=objects)
         if result.changed:
             observed = await observe_pod(self.runtime, uid)
         self.probes.sync(pod, observed)

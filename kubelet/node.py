@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api import quantity, timestamps
+from api import quantity, timestamps, volumes
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import apps_pb2, core_pb2
 from client.api import Client
@@ -127,6 +127,9 @@ def compute_capacity(config: KubeletConfig, machine: MachineInfo) -> tuple[dict[
     allocatable = {"cpu": quantity.format_milli(max(0, cpu - config.reserved_cpu_milli)),
                    "memory": quantity.format_bytes(max(0, memory - config.reserved_memory)),
                    "pods": str(config.max_pods)}
+    if config.local_path_capacity:
+        capacity[volumes.LOCAL_PATH_CAPACITY] = allocatable[volumes.LOCAL_PATH_CAPACITY] = \
+            quantity.format_bytes(config.local_path_capacity)
     return capacity, allocatable
 
 
@@ -168,6 +171,8 @@ def compute_node(config: KubeletConfig, machine: MachineInfo, version: RuntimeVe
                  now: float) -> core_pb2.Node:
     """The Node a kubelet registers."""
     node = core_pb2.Node(metadata={"name": config.node_name, "labels": compute_labels(config, machine)})
+    if not config.hollow:
+        node.metadata.annotations[volumes.LOCAL_PATH_DIR] = str(config.local_path_root)
     if config.pod_cidr:
         node.spec.pod_cidr = config.pod_cidr
         node.spec.pod_cidrs.append(config.pod_cidr)
@@ -182,6 +187,8 @@ def merge_registration(existing: core_pb2.Node, wanted: core_pb2.Node) -> core_p
     merged.CopyFrom(existing)
     for k, v in wanted.metadata.labels.items():
         merged.metadata.labels[k] = v
+    for k, v in wanted.metadata.annotations.items():
+        merged.metadata.annotations[k] = v
     if wanted.spec.pod_cidr and not merged.spec.pod_cidr:
         merged.spec.pod_cidr = wanted.spec.pod_cidr
         del merged.spec.pod_cidrs[:]

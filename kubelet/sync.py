@@ -6,7 +6,7 @@
 2. kill the pod if the sandbox changed or nothing is left to run
 3. kill the containers the plan names (failed liveness, changed spec)
 4. prune exited containers beyond the newest two of each name, and dead sandboxes left empty
-5. create the sandbox if needed
+5. create the sandbox if needed; rewrite the volumes whose ConfigMaps, Secrets or pod fields changed
 6. start the next init container
 7. start the containers to start
 
@@ -36,6 +36,7 @@ from kubelet import envvars, identity, specs, volumes
 from kubelet.actions import PodActions, Waiting, backoff_key, compute_pod_actions, format_duration
 from kubelet.backoff import Backoff
 from kubelet.config import KubeletConfig
+from kubelet.envvars import PodObjects
 from kubelet.observed import ObservedPod
 from kubelet.runtime import cgroups
 from kubelet.runtime.interface import (
@@ -113,9 +114,11 @@ class Syncer:
     # ------------------------------------------------------------ SyncPod
 
     async def sync_pod(self, pod: core_pb2.Pod, observed: ObservedPod, *,
-                       unhealthy: Mapping[str, str] | None = None, pod_ip_hint: str = "") -> SyncResult:
+                       unhealthy: Mapping[str, str] | None = None, pod_ip_hint: str = "",
+                       objects: PodObjects | None = None) -> SyncResult:
         uid = pod.metadata.uid
         now = time.time()
+        objects = objects or PodObjects()
         # Step 1: the plan.
         actions = compute_pod_actions(pod, observed, backoff=self.backoff, now=now, unhealthy=unhealthy)
         result = SyncResult(actions, requeue_after=actions.requeue_after)
@@ -158,15 +161,23 @@ class Syncer:
         if not sandbox_id:
             return result
 
+        # Step 5b: rewrite configMap, secret, downwardAPI and projected volumes whose sources changed.
+        if observed.sandbox is not None and any(volumes.in_memory(v) or v.HasField("config_map")
+                                                for v in pod.spec.volumes):
+            changed = await asyncio.to_thread(volumes.update_volumes, pod, self.config.pods_dir, objects,
+                                              self._pod_context(pod, pod_ip))
+            if changed:
+                log.info("volumes_updated", pod=f"{pod.metadata.namespace}/{pod.metadata.name}", volumes=changed)
+
         # Step 6: the next init container.
         if actions.next_init_container:
             init = next(c for c in pod.spec.init_containers if c.name == actions.next_init_container)
-            await self._start(pod, init, observed, sandbox_id, sandbox_config, pod_ip, actions, result)
+            await self._start(pod, init, observed, sandbox_id, sandbox_config, pod_ip, actions, result, objects)
 
         # Step 7: the containers to start.
         for name in actions.containers_to_start:
             container = next(c for c in pod.spec.containers if c.name == name)
-            await self._start(pod, container, observed, sandbox_id, sandbox_config, pod_ip, actions, result)
+            await self._start(pod, container, observed, sandbox_id, sandbox_config, pod_ip, actions, result, objects)
         return result
 
     async def _create_sandbox(self, pod: core_pb2.Pod, config: PodSandboxConfig) -> tuple[str, str]:
@@ -184,12 +195,13 @@ class Syncer:
 
     async def _start(self, pod: core_pb2.Pod, container: core_pb2.Container, observed: ObservedPod,
                      sandbox_id: str, sandbox_config: PodSandboxConfig, pod_ip: str, actions: PodActions,
-                     result: SyncResult) -> None:
+                     result: SyncResult, objects: PodObjects) -> None:
         uid = pod.metadata.uid
         waiting = self._waiting.setdefault(uid, {})
         result.changed = True
         try:
-            await self._start_container(pod, container, observed, sandbox_id, sandbox_config, pod_ip, actions)
+            await self._start_container(pod, container, observed, sandbox_id, sandbox_config, pod_ip, actions,
+                                        objects)
         except _StartFailedError as exc:
             waiting[container.name] = exc.waiting
             result.requeue(exc.retry if exc.retry is not None else self.config.backoff_initial)
@@ -200,7 +212,7 @@ class Syncer:
 
     async def _start_container(self, pod: core_pb2.Pod, container: core_pb2.Container, observed: ObservedPod,
                                sandbox_id: str, sandbox_config: PodSandboxConfig, pod_ip: str,
-                               actions: PodActions) -> None:
+                               actions: PodActions, objects: PodObjects) -> None:
         """kuberuntime's startContainer: back-off, image, config, create, start."""
         latest = observed.latest(container.name)
         attempt = latest.attempt + 1 if latest is not None else 0
@@ -209,14 +221,11 @@ class Syncer:
 
         await self._ensure_image(pod, container)
         try:
-            paths = await asyncio.to_thread(volumes.prepare_volumes, pod, self.config.pods_dir)
+            ctx = self._pod_context(pod, pod_ip)
+            paths = await asyncio.to_thread(volumes.prepare_volumes, pod, self.config.pods_dir, objects, ctx)
             mounts = volumes.container_mounts(container, paths)
-            ctx = envvars.PodContext(node_name=self.config.node_name, host_ip=self.config.node_ip,
-                                     pod_ip=self.config.node_ip if pod.spec.host_network else pod_ip,
-                                     allocatable_cpu_milli=self.config.capacity_cpu_milli,
-                                     allocatable_memory=self.config.capacity_memory)
             env = envvars.container_env(pod, container, services=envvars.pod_service_env(pod, self.services()),
-                                        ctx=ctx)
+                                        ctx=ctx, objects=objects)
         except (volumes.VolumeError, envvars.EnvError) as exc:
             self.record(pod, "Warning", "Failed", f"Error: {exc}")
             raise _StartFailedError(Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(exc))) from None
@@ -244,6 +253,12 @@ class Syncer:
         except ContainerRuntimeError as exc:
             raise _StartFailedError(Waiting(RUN_CONTAINER_ERROR, str(exc))) from None
         self.record(pod, "Normal", "Started", f"Started container {container.name}")
+
+    def _pod_context(self, pod: core_pb2.Pod, pod_ip: str) -> envvars.PodContext:
+        return envvars.PodContext(node_name=self.config.node_name, host_ip=self.config.node_ip,
+                                  pod_ip=self.config.node_ip if pod.spec.host_network else pod_ip,
+                                  allocatable_cpu_milli=self.config.capacity_cpu_milli,
+                                  allocatable_memory=self.config.capacity_memory)
 
     async def _ensure_image(self, pod: core_pb2.Pod, container: core_pb2.Container) -> str:
         """The image per pull policy, with pull back-off (kubelet's image manager)."""
@@ -340,7 +355,10 @@ class Syncer:
         meta = core_pb2.Pod(metadata={"uid": uid, "namespace": namespace, "name": name})
         log_dir = specs.pod_log_dir(self.config.logs_dir, meta)
         await asyncio.to_thread(shutil.rmtree, log_dir, True)
-        await asyncio.to_thread(volumes.remove_pod_dir, self.config.pods_dir, uid)
+        try:
+            await asyncio.to_thread(volumes.remove_pod_dir, self.config.pods_dir, uid)
+        except volumes.VolumeError as exc:
+            log.warning("pod_volumes_not_removed", uid=uid, error=str(exc))
         cgroup = specs.pod_cgroup(self.config, uid)
         if cgroup:
             try:

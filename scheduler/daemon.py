@@ -22,10 +22,11 @@ import time
 from dataclasses import dataclass
 
 import structlog
+from google.protobuf.message import Message
 
-from api import conditions
+from api import conditions, volumes
 from api.errors import ApiError, ConflictError, NotFoundError
-from api.pb import core_pb2
+from api.pb import core_pb2, storage_pb2
 from api.pods import is_terminal
 from client.api import Client
 from client.events import EventRecorder
@@ -36,16 +37,19 @@ from scheduler import cache as cache_events
 from scheduler.cache import Cache
 from scheduler.framework.config import SchedulerConfig
 from scheduler.framework.runner import Framework
-from scheduler.framework.types import PodInfo
+from scheduler.framework.types import PodInfo, VolumeState
 from scheduler.plugins import new_framework
+from scheduler.plugins.volumebinding import unbound_delayed_claims
 from scheduler.preemption import plan_preemption
-from scheduler.queue import POD_ADDED, QueuedPod, SchedulingQueue
+from scheduler.queue import POD_ADDED, STORAGE_CHANGED, QueuedPod, SchedulingQueue
 
 log = structlog.get_logger()
 
 COMPONENT = "default-scheduler"
 PROGRESS_INTERVAL = 5.0
 STATUS_WRITERS = 8
+# How long a pod waits, once placed, for the claims it needs bound on its node (PreBind).
+PREBIND_TIMEOUT = 60.0
 
 
 @dataclass
@@ -134,6 +138,17 @@ class Term:
         self._tg: asyncio.TaskGroup | None = None
         self.nodes.add_handlers(self._node_added, self._node_updated, self._node_deleted)
         self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
+        # Claims, volumes and classes for VolumeBinding; each decision reads their stores.
+        self.claims: Informer[core_pb2.PersistentVolumeClaim] = Informer(client, "persistentvolumeclaims",
+                                                                         name="scheduler-claims")
+        self.volumes: Informer[core_pb2.PersistentVolume] = Informer(client, "persistentvolumes",
+                                                                     name="scheduler-volumes")
+        self.classes: Informer[storage_pb2.StorageClass] = Informer(client, "storageclasses",
+                                                                    name="scheduler-classes")
+        self.cache.snapshot.storage = VolumeState(self.claims.store, self.volumes.store, self.classes.store)
+        for informer in (self.claims, self.volumes, self.classes):
+            informer.add_handlers(self._storage_changed, lambda old, new: self._storage_changed(new),
+                                  self._storage_changed)
 
     # ------------------------------------------------------------ run
 
@@ -143,8 +158,12 @@ class Term:
             tg.create_task(self.nodes.run())
             tg.create_task(self.pods.run())
             tg.create_task(self.recorder.run())
+            for informer in (self.claims, self.volumes, self.classes):
+                tg.create_task(informer.run())
             await self.nodes.wait_synced()
             await self.pods.wait_synced()
+            for informer in (self.claims, self.volumes, self.classes):
+                await informer.wait_synced()
             log.info("scheduler_synced", **self.cache.stats(), **self.queue.counts())
             self.ready.set()
             tg.create_task(self._progress())
@@ -202,12 +221,21 @@ class Term:
             return False
         self.counters.attempts += 1
         start = time.perf_counter()
+        storage = self.cache.snapshot.storage
+        # The informers' current stores (a relist replaces them).
+        storage.claims, storage.volumes, storage.classes = self.claims.store, self.volumes.store, self.classes.store
         result = self.framework.schedule(info, self.cache.snapshot)
         if result.node:
             self.cache.clear_nomination(key)
             self.cache.assume(info, result.node)
             self.queue.done(key)
-            self._spawn(self._bind(qp, result.node))
+            delayed = unbound_delayed_claims(info, self.cache.snapshot)
+            if delayed:
+                for pvc in delayed:
+                    self.cache.snapshot.storage.assumed[volumes.claim_key(pvc)] = result.node
+                self._spawn(self._prebind(qp, result.node, [volumes.claim_key(c) for c in delayed]))
+            else:
+                self._spawn(self._bind(qp, result.node))
             return True
         self.counters.unschedulable += 1
         message = result.message()
@@ -268,6 +296,49 @@ class Term:
                                     f"Successfully assigned {info.namespace}/{info.name} to {node}")
         finally:
             self._binds.release()
+
+    async def _prebind(self, qp: QueuedPod, node: str, claims: list[str]) -> None:
+        """VolumeBinding's PreBind: write the chosen node on each unbound claim, wait until every one is bound
+        (by the PV controller, after the provisioner made its volume there), then bind the pod."""
+        info = qp.info
+        try:
+            for key in claims:
+                ns, _, name = key.partition("/")
+
+                def select(pvc: core_pb2.PersistentVolumeClaim) -> core_pb2.PersistentVolumeClaim | None:
+                    current = pvc.metadata.annotations.get(volumes.SELECTED_NODE)
+                    if pvc.spec.volume_name or current == node:
+                        return None
+                    if current:
+                        raise ConflictError(f"claim {pvc.metadata.name} was given to node {current}")
+                    new = core_pb2.PersistentVolumeClaim()
+                    new.CopyFrom(pvc)
+                    new.metadata.annotations[volumes.SELECTED_NODE] = node
+                    return new
+
+                await retry_on_conflict(lambda n=name, s=ns: self.client.get("persistentvolumeclaims", n, s),
+                                        select, self.client.update, attempts=5, what=f"claim {key}")
+            deadline = time.monotonic() + PREBIND_TIMEOUT
+            while not all((c := self.claims.get(k)) is not None and c.spec.volume_name for k in claims):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"claims not bound within {PREBIND_TIMEOUT:.0f}s: {', '.join(claims)}")
+                await asyncio.sleep(0.1)
+        except (ApiError, TimeoutError) as e:
+            message = e.message if isinstance(e, ApiError) else str(e)
+            log.info("prebind_failed", pod=info.key, node=node, error=message)
+            self.cache.forget(info.key)
+            for key in claims:
+                self.cache.snapshot.storage.assumed.pop(key, None)
+            self.queue.retry(qp)
+            self.recorder.event(info.pod, "Warning", "FailedScheduling", f"binding volumes: {message}")
+            self._binds.release()
+            return
+        await self._bind(qp, node)
+
+    def _storage_changed(self, obj: Message) -> None:
+        if isinstance(obj, core_pb2.PersistentVolumeClaim) and obj.spec.volume_name:
+            self.cache.snapshot.storage.assumed.pop(volumes.claim_key(obj), None)
+        self.queue.move(STORAGE_CHANGED)
 
     async def _write_unschedulable(self, key: str, uid: str, message: str, nominated: str) -> None:
         ns, _, name = key.partition("/")

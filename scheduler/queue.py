@@ -23,6 +23,7 @@ from scheduler import cache as events
 from scheduler.framework.types import PodInfo
 
 POD_ADDED = "AssignedPodAdded"
+STORAGE_CHANGED = "PvcOrPvOrStorageClassChanged"
 
 # Which rejecting plugins an event may satisfy.
 HELPS: dict[str, frozenset[str]] = {
@@ -31,8 +32,10 @@ HELPS: dict[str, frozenset[str]] = {
     events.NODE_TAINTS_CHANGED: frozenset({"TaintToleration"}),
     events.NODE_SCHEDULABLE: frozenset({"NodeUnschedulable"}),
     events.NODE_READY: frozenset({"NodeReady"}),
-    events.POD_DELETED: frozenset({"NodeResourcesFit", "NodePorts", "InterPodAffinity", "PodTopologySpread"}),
+    events.POD_DELETED: frozenset({"NodeResourcesFit", "NodePorts", "InterPodAffinity", "PodTopologySpread",
+                                   "VolumeRestrictions"}),
     POD_ADDED: frozenset({"InterPodAffinity", "PodTopologySpread"}),
+    STORAGE_CHANGED: frozenset({"VolumeBinding", "VolumeRestrictions"}),
 }
 
 

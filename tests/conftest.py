@@ -17,6 +17,7 @@ import pytest
 from aetcd import rpc
 from hypothesis import HealthCheck, settings
 
+from apiserver import encryption
 from apiserver.registry import Config as RegistryConfig
 from apiserver.server import ApiServer, Config
 from apiserver.storage import limits
@@ -118,6 +119,11 @@ async def start_apiserver(etcd_url: str, **overrides: object) -> RunningApiserve
     registry = overrides.pop("registry", RegistryConfig())
     config = Config(etcd_servers=etcd_url, listen=["127.0.0.1:0"], registry=registry,  # type: ignore[arg-type]
                     compact_interval=0, replay=int(overrides.pop("replay", 0)))  # type: ignore[call-overload]
+    if "encryption_config" not in overrides:
+        # Every cluster kubelite makes encrypts Secrets; so does every test apiserver, with a key of its own.
+        key_dir = tempfile.mkdtemp(prefix="kubelite-enc-")
+        overrides["encryption_config"] = f"{key_dir}/encryption-config.yaml"
+        encryption.ensure_file(str(overrides["encryption_config"]))
     for k, v in overrides.items():
         setattr(config, k, v)
     server = ApiServer(config)

@@ -43,8 +43,10 @@ event        expiry, allowed in a terminating namespace
 lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
-priorityclass the system classes: created at start, never deleted
-ingress      a controller's status writes are checked
+priorityclass          the system classes: created at start, never deleted
+persistentvolume       the pv-protection finalizer
+persistentvolumeclaim  the pvc-protection finalizer
+ingress                a controller's status writes are checked
 """
 
 from __future__ import annotations

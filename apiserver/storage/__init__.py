@@ -3,4 +3,5 @@
 interface    the Storage protocol, write ops (Create, Update, Delete), errors, events
 etcd         EtcdStorage over aetcd's connection and stubs
 groupcommit  batches concurrent commits into shared etcd transactions
+transformed  encrypts configured resources' values (Secrets) on their way to etcd, decrypts them back
 """

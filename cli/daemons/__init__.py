@@ -13,8 +13,10 @@ hollow             `kubelite hollow-nodes` (fake-runtime kubelets for benchmarks
 proxy              `kubelite proxy`
 dns                `kubelite dns`
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
-images             `kubelite images build|load` (into a local cluster's containerd)
+images             `kubelite images build|load` (into a local cluster's containerd), `kubelite registry`
 chaos              `kubelite chaos ...` (faults on a local cluster)
+vm                 `kubelite vm box|up|down|exec|ssh|vagrant` (a VM lab: libvirt and Vagrant in their own namespace)
+secrets            `kubelite secrets rotate-key` (a new encryption key for Secrets, every Secret rewritten)
 supervise          `kubelite supervise`: a local cluster's watchdog, restarting daemons that die
 """
 

@@ -30,11 +30,13 @@ from cli.daemons import serve
               help="etcd's --max-request-bytes: no transaction is larger")
 @click.option("--max-object-bytes", type=int, default=limits.MAX_OBJECT_BYTES, show_default=True,
               help="objects larger than this are refused (RESOURCE_EXHAUSTED)")
+@click.option("--encryption-provider-config", type=click.Path(dir_okay=False), default="",
+              help="EncryptionConfiguration file (aesgcm, identity); without one, Secrets are refused")
 @click.option("--log-level", default="info")
 def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, node_port_range: str, lb_pool: str,
               default_toleration_seconds: int, token_file: str | None, tls_cert_file: str, tls_private_key_file: str,
               metrics_port: int, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
-              log_level: str) -> None:
+              encryption_provider_config: str, log_level: str) -> None:
     """Serve the API over etcd."""
     from pathlib import Path
 
@@ -53,12 +55,19 @@ def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, nod
         etcd_limits = limits.Limits(etcd_max_txn_ops, etcd_max_request_bytes, max_object_bytes)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if encryption_provider_config:
+        from apiserver import encryption
+
+        try:
+            encryption.load(encryption_provider_config)
+        except encryption.EncryptionConfigError as e:
+            raise click.BadParameter(str(e), param_hint="--encryption-provider-config") from None
     config = Config(
         etcd_servers=etcd_servers, listen=list(listen),
         registry=RegistryConfig(service_cidr=service_cidr, node_port_range=node_port_range, lb_pool=lb_pool,
                                 toleration_seconds=default_toleration_seconds),
         token=token, tls_cert=tls_cert_file, tls_key=tls_private_key_file, metrics_port=metrics_port,
-        limits=etcd_limits,
+        limits=etcd_limits, encryption_config=encryption_provider_config,
     )
     serve(ApiServer(config).run())
 

@@ -77,4 +77,28 @@ async def _load(paths: list[Path], addresses: tuple[str, ...], namespace: str) -
             raise r
 
 
-COMMANDS: list[click.Command] = [images]
+@click.command()
+@click.option("--image-dir", type=click.Path(file_okay=False, path_type=Path), default=imagelib.DEFAULT_CACHE_DIR,
+              show_default=True, help="the image tarballs to serve")
+@click.option("--listen", default="127.0.0.1:5000", show_default=True, help="host:port")
+@click.option("--log-level", default="info")
+def registry(image_dir: Path, listen: str, log_level: str) -> None:
+    """Serve the image tarballs as a read-only registry (the lab's mirror of docker.io and registry.k8s.io)."""
+    from api import logs
+    from cli.daemons import serve
+    from deploy.node import registry as registrylib
+
+    logs.configure("registry", level=log_level)
+    host, _, port = listen.rpartition(":")
+    server = registrylib.serve(image_dir, host, int(port))
+
+    async def run() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            server.shutdown()
+
+    serve(run())
+
+
+COMMANDS: list[click.Command] = [images, registry]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -78,13 +79,21 @@ def _default_ip() -> str:
 @click.option("--max-parallel-sandboxes", type=int, default=0, show_default=True,
               help="pod sandboxes created at once (0: no limit)")
 @click.option("--events/--no-events", default=True, show_default=True, help="record Events for pods")
+@click.option("--local-path-dir", type=click.Path(path_type=Path), default=None,
+              help="where local-path volumes' directories go (default <root-dir>/local-path)")
+@click.option("--local-path-capacity", default="",
+              help="storage local-path volumes may claim on this node, e.g. 20Gi (default: the size of the "
+                   "filesystem holding --local-path-dir)")
+@click.option("--runtime-request-timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="seconds each CRI call may take (image pulls excepted); longer on emulated machines")
 @click.option("--log-level", default="info")
 def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: str, node_ip: str | None,
             pod_cidr: str, listen: str | None, cluster_dns: str, cluster_domain: str, root_dir: Path,
             cgroup_root: str | None, lease_renew: float, lease_duration: int, node_status_update_period: float,
             cpu: str, memory: str, max_pods: int, reserved_cpu: str, reserved_memory: str, node_labels: str,
             backoff_initial: float, backoff_max: float, pleg_period: float, probe_netns: str,
-            max_parallel_sandboxes: int, events: bool, log_level: str) -> None:
+            max_parallel_sandboxes: int, events: bool, local_path_dir: Path | None, local_path_capacity: str,
+            runtime_request_timeout: float, log_level: str) -> None:
     """Run the kubelet: register the node and run the pods bound to it."""
     from kubelet.config import KubeletConfig
 
@@ -103,15 +112,31 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
         lease_renew=lease_renew, lease_duration=lease_duration, node_status_period=node_status_update_period,
         backoff_initial=backoff_initial, backoff_max=backoff_max, pleg_period=pleg_period,
         probe_netns=probe_netns, max_parallel_sandboxes=max_parallel_sandboxes, events=events,
+        local_path_dir=local_path_dir.absolute() if local_path_dir else None,
     )
-    serve(_run_kubelet(conn, config, runtime_kind, cri_socket))
+    capacity = _quantity(local_path_capacity, "--local-path-capacity", milli=False)
+    if not capacity and runtime_kind != "fake":
+        capacity = _filesystem_size(config.local_path_root)
+    config = dataclasses.replace(config, local_path_capacity=capacity)
+    serve(_run_kubelet(conn, config, runtime_kind, cri_socket, runtime_request_timeout))
 
 
-async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str) -> None:  # type: ignore[no-untyped-def]
+def _filesystem_size(path: Path) -> int:
+    """The size of the filesystem that holds `path` (or its nearest existing parent)."""
+    import os
+
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize
+
+
+async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket: str,  # type: ignore[no-untyped-def]
+                       request_timeout: float) -> None:
     from kubelet.kubelet import Kubelet
     from kubelet.runtime.instrumented import InstrumentedRuntime
 
-    runtime = _make_runtime(runtime_kind, cri_socket, config)
+    runtime = _make_runtime(runtime_kind, cri_socket, config, request_timeout)
     client = Client(conn)
     try:
         await Kubelet(config, client, InstrumentedRuntime(runtime, node=config.node_name)).run()
@@ -123,11 +148,11 @@ async def _run_kubelet(conn: ClientConfig, config, runtime_kind: str, cri_socket
         await client.close()
 
 
-def _make_runtime(kind: str, cri_socket: str, config):  # type: ignore[no-untyped-def]
+def _make_runtime(kind: str, cri_socket: str, config, request_timeout: float = 30.0):  # type: ignore[no-untyped-def]
     if kind == "cri":
         from kubelet.runtime.cri import CRIRuntime
 
-        return CRIRuntime(cri_socket)
+        return CRIRuntime(cri_socket, timeout=request_timeout)
     if kind == "process":
         from kubelet.runtime.cni import render_conflist
         from kubelet.runtime.process import ProcessRuntime, ProcessRuntimeConfig

@@ -12,6 +12,7 @@ from api import kinds, logs
 from cli import printers
 from cli.common import local_cluster_option, run
 from client import config as client_config
+from client.config import ClientConfig
 
 
 def _progress(line: str) -> None:
@@ -140,13 +141,25 @@ def bootstrap() -> None:
     """Set up this machine as a control plane or a worker (what the Vagrant VMs run)."""
 
 
+# Bootstrap waits are sized for a real machine; an emulated one (QEMU without
+# KVM runs guests 10-18x slower) multiplies them.
+timeout_scale_option = click.option(
+    "--timeout-scale", type=click.FloatRange(min=1.0), default=1.0, show_default=True, envvar="KUBELITE_TIMEOUT_SCALE",
+    help="multiply bootstrap waits (30s), CRI call timeouts and the node grace period by this, for slow or "
+         "emulated machines")
+
+
 @bootstrap.command("control-plane")
 @click.option("--address", required=True, help="this machine's address on the cluster network")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"))
 @click.option("--token-file", default="", help="require this bearer token from every client")
 @click.option("--lb-pool", default="", help="CIDR for LoadBalancer addresses")
+@click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
+              help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
+@timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
-def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str, systemd: bool) -> None:
+def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
+                            node_monitor_grace_period: float | None, timeout_scale: float, systemd: bool) -> None:
     """Start etcd, the apiserver, the scheduler, the controller-manager and DNS here."""
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
@@ -154,11 +167,13 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
     logs.configure("bootstrap")
     _need_systemd(systemd)
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
-                                 socket="/run/kubelite/api.sock")
+                                 socket="/run/kubelite/api.sock", timeout_scale=timeout_scale,
+                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale)
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True)
     run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     # `kubelite get ...` on this machine talks to it over the unix socket.
     token = Path(token_file).read_text().strip() if token_file else ""
+    run(boot.apply_addons(ClientConfig(server=f"unix://{spec.socket}", token=token)))
     client_config.set_cluster("local", server=f"unix://{spec.socket}", token=token)
     click.echo(f"control plane up: apiserver at {spec.server}")
 
@@ -170,9 +185,10 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
 @click.option("--server", required=True, help="apiserver host:port")
 @click.option("--token-file", default="")
 @click.option("--node-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/node"))
+@timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True)
 def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token_file: str, node_dir: Path,
-                   systemd: bool) -> None:
+                   timeout_scale: float, systemd: bool) -> None:
     """Start containerd, the kubelet and the proxy here, joining the cluster at --server."""
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
@@ -180,7 +196,7 @@ def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token_fi
     logs.configure("bootstrap")
     _need_systemd(systemd)
     spec = boot.NodeSpec(name=name, address=address, pod_cidr=pod_cidr, server=server, node_dir=node_dir,
-                         token_file=token_file)
+                         token_file=token_file, timeout_scale=timeout_scale)
     run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))
     click.echo(f"node {name} up at {address} with pods in {pod_cidr}")
 

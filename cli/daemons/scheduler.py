@@ -26,7 +26,7 @@ from scheduler.framework.config import ConfigError, SchedulerConfig
 from scheduler.framework.config import load as load_config
 from scheduler.framework.interface import Code
 from scheduler.framework.runner import Explanation
-from scheduler.framework.types import PodInfo, compute_snapshot
+from scheduler.framework.types import PodInfo, VolumeState, compute_snapshot
 from scheduler.plugins import new_framework
 
 
@@ -146,7 +146,12 @@ def explain(kind: str, name: str, namespace: str, config_file: str | None, conn:
                 raise CliError(f'pod "{name}" not found in namespace "{ns}"') from None
             nodes = await client.list_all("nodes")
             pods = await client.list_all("pods")
-        snapshot = compute_snapshot(nodes, pods, exclude=f"{ns}/{name}")
+            claims = await client.list_all("persistentvolumeclaims")
+            pvs = await client.list_all("persistentvolumes")
+            classes = await client.list_all("storageclasses")
+        storage = VolumeState({f"{c.metadata.namespace}/{c.metadata.name}": c for c in claims},
+                              {v.metadata.name: v for v in pvs}, {c.metadata.name: c for c in classes})
+        snapshot = compute_snapshot(nodes, pods, exclude=f"{ns}/{name}", storage=storage)
         unplaced = core_pb2.Pod()
         unplaced.CopyFrom(pod)
         unplaced.spec.node_name = ""

@@ -13,7 +13,6 @@ the one before it could not do, and it ends by listing what is still there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
@@ -165,7 +164,7 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
             plan, log_level=log_level), launcher))
         conn = client_config_for(plan)
         # Before anything else can take the add-ons' fixed addresses (cluster DNS's 10.96.0.10).
-        await step("add-ons applied", apply_addons(conn))
+        await step("add-ons applied", bootstrap.apply_addons(conn))
         specs = [node_spec(plan, i, log_level=log_level) for i in range(nodes)]
 
         async def one(spec: bootstrap.NodeSpec) -> None:
@@ -195,20 +194,6 @@ async def _gather(*coros) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.TaskGroup() as tg:
         for c in coros:
             tg.create_task(c)
-
-
-async def apply_addons(conn: ClientConfig) -> None:
-    """Objects every lab cluster has (cluster DNS's Service), from deploy/addons/."""
-    from api import convert, kinds
-    from api.errors import AlreadyExistsError
-
-    files = sorted(bootstrap.ADDONS.glob("*.yaml")) if bootstrap.ADDONS.exists() else []
-    async with Client(conn) as client:
-        for f in files:
-            for doc in convert.load_documents(f.read_text(), str(f)):
-                envelope = convert.manifest_to_object(doc.data, where=doc.where)
-                with contextlib.suppress(AlreadyExistsError):
-                    await client.create(kinds.unwrap(envelope))
 
 
 async def wait_nodes_ready(conn: ClientConfig, names: list[str], *, timeout: float) -> None:
@@ -281,6 +266,8 @@ async def down(name: str, *, progress: Progress) -> DownReport:
     progress(f"  stopped {len(stopped or [])} daemon(s)")
     for d in node_dirs:
         await step(f"remove node runtime {d.name}", containerd.stop_and_clean(d / "containerd", keep_logs=False))
+        # Pods' secret and projected volumes are tmpfs mounts the stopped kubelet left.
+        await step(f"unmount pod volumes of {d.name}", asyncio.to_thread(containerd.unmount_all, d.absolute()))
     progress(f"  removed {len(node_dirs)} node runtime(s)")
     await step("stop what is left in the cluster's cgroup", asyncio.to_thread(sup.stop_all))
     removed = await step("remove the network namespaces", asyncio.to_thread(network.destroy_topology, name))

@@ -11,6 +11,7 @@ VM the same commands become systemd units (see launch.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import time
@@ -22,11 +23,17 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from apiserver import encryption
 from apiserver.storage import limits
-from deploy.node import containerd
+from client.api import Client
+from client.config import ClientConfig
+from deploy.node import containerd, registry
 from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
+
+# Seconds a bootstrap waits for a daemon on a real machine; a spec's timeout_scale multiplies it.
+BOOTSTRAP_WAIT = 30.0
 
 ADDONS = Path(__file__).resolve().parent.parent / "addons"
 
@@ -55,10 +62,21 @@ class ControlPlaneSpec:
     node_monitor_grace_period: float = 4.0
     log_level: str = "info"
     extra_scheduler_args: Sequence[str] = ()
+    timeout_scale: float = 1.0  # slow (emulated) machines: waits this many times longer
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds for the apiserver to serve."""
+        return BOOTSTRAP_WAIT * self.timeout_scale
 
     @property
     def server(self) -> str:
         return f"{self.address}:{self.api_port}"
+
+    @property
+    def encryption_config(self) -> Path:
+        """The Secrets' encryption key (apiserver/encryption.py), made with the cluster."""
+        return self.data_dir / "encryption-config.yaml"
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,21 @@ class NodeSpec:
     image_dir: Path = Path("/var/lib/kubelite/images")
     log_level: str = "info"
     extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
+    timeout_scale: float = 1.0  # slow (emulated) machines: waits and heartbeats this many times longer
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds for containerd to serve, and for each CRI call."""
+        return BOOTSTRAP_WAIT * self.timeout_scale
+
+
+def slow_kubelet_args(scale: float) -> list[str]:
+    """Kubelet timings for a machine `scale` times slower: CRI calls may take that much
+    longer, and heartbeats and relists come less often so they do not crowd out the pods."""
+    if scale <= 1:
+        return []
+    return ["--runtime-request-timeout", f"{BOOTSTRAP_WAIT * scale:g}", "--lease-renew", f"{min(scale, 4.0):g}",
+            "--lease-duration", f"{4 * scale:g}", "--pleg-period", f"{min(scale, 2.0):g}"]
 
 
 def _token_args(token_file: str) -> list[str]:
@@ -96,7 +129,8 @@ def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
 def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
     argv = [*kubelite_argv(), "apiserver", "--etcd-servers", "http://127.0.0.1:2379",
             "--listen", f"{spec.address}:{spec.api_port}", "--service-cidr", spec.service_cidr,
-            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level]
+            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level,
+            "--encryption-provider-config", str(spec.encryption_config)]
     if spec.socket:
         argv += ["--listen", f"unix://{spec.socket}"]
     if spec.lb_pool:
@@ -106,14 +140,35 @@ def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
     return argv
 
 
+def leader_timings(scale: float) -> tuple[float, float]:
+    """(lease duration, renew interval) for leader election on a machine `scale` times slower:
+    with the defaults (4 s, 1 s) an emulated leader misses its renewals and drops its work."""
+    return 4.0 * scale, min(scale, 2.0)
+
+
+def scheduler_config_path(spec: ControlPlaneSpec) -> Path:
+    return spec.data_dir / "scheduler.yaml"
+
+
+def render_scheduler_config(spec: ControlPlaneSpec) -> str:
+    """The scheduler's configuration on a slow machine: only its leader election timings."""
+    duration, renew = leader_timings(spec.timeout_scale)
+    return f"leaseDurationSeconds: {duration:g}\nrenewIntervalSeconds: {renew:g}\n"
+
+
 def scheduler_argv(spec: ControlPlaneSpec) -> list[str]:
+    slow = ["--config", str(scheduler_config_path(spec))] if spec.timeout_scale > 1 else []
     return [*kubelite_argv(), "scheduler", "--server", spec.server, *_token_args(spec.token_file),
-            "--log-level", spec.log_level, *spec.extra_scheduler_args]
+            *slow, "--log-level", spec.log_level, *spec.extra_scheduler_args]
 
 
 def controller_manager_argv(spec: ControlPlaneSpec) -> list[str]:
+    slow: list[str] = []
+    if spec.timeout_scale > 1:
+        duration, renew = leader_timings(spec.timeout_scale)
+        slow = ["--leader-elect-lease-duration", f"{duration:g}", "--leader-elect-renew-interval", f"{renew:g}"]
     return [*kubelite_argv(), "controller-manager", "--server", spec.server, *_token_args(spec.token_file),
-            "--node-monitor-grace-period", str(spec.node_monitor_grace_period), "--log-level", spec.log_level]
+            "--node-monitor-grace-period", str(spec.node_monitor_grace_period), *slow, "--log-level", spec.log_level]
 
 
 def dns_argv(spec: ControlPlaneSpec) -> list[str]:
@@ -127,7 +182,7 @@ def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
             "--node-ip", spec.address, "--pod-cidr", spec.pod_cidr,
             "--listen", f"{spec.address}:{spec.kubelet_port}", "--cluster-dns", spec.cluster_dns,
             "--root-dir", str(spec.node_dir / "kubelet"), "--cgroup-root", spec.cgroup_root or f"/kubelite/{spec.name}",
-            "--log-level", spec.log_level, *spec.extra_kubelet_args]
+            "--log-level", spec.log_level, *slow_kubelet_args(spec.timeout_scale), *spec.extra_kubelet_args]
 
 
 def proxy_argv(spec: NodeSpec) -> list[str]:
@@ -145,7 +200,8 @@ async def wait_serving(target: str, *, timeout: float = 30.0) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                # A slow (emulated) machine gets a longer wait and longer calls alike.
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=max(1.0, timeout / 30))
                 if resp.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError as e:
@@ -162,13 +218,18 @@ def _names(spec_name: str, role: str, launcher: Launcher) -> str:
 async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
     """Start etcd and the apiserver, wait until it serves, then the other control-plane daemons."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
+    encryption.ensure_file(spec.encryption_config)
+    if spec.timeout_scale > 1:
+        scheduler_config_path(spec).write_text(render_scheduler_config(spec))
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
     target = f"unix://{spec.socket}" if spec.socket else spec.server
-    await wait_serving(target)
+    await wait_serving(target, timeout=spec.wait_timeout)
     launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
+    launcher.start("registry", [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
+                                "--log-level", spec.log_level], netns=spec.netns)
     log.info("control_plane_started", address=spec.address)
 
 
@@ -177,6 +238,8 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         name=spec.name, node_dir=spec.node_dir / "containerd",
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
+        registry_mirror=f"http://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
+        start_timeout=spec.wait_timeout,
     )
 
 
@@ -197,3 +260,17 @@ async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
 async def stop_node(spec_node_dir: Path) -> None:
     """Remove a node's containerd, its pods, mounts and cgroups (daemons are stopped by the launcher)."""
     await containerd.stop_and_clean(spec_node_dir / "containerd", keep_logs=False)
+
+
+async def apply_addons(conn: ClientConfig) -> None:
+    """Objects every cluster has (cluster DNS's Service), from deploy/addons/: the lab's and the VMs'."""
+    from api import convert, kinds
+    from api.errors import AlreadyExistsError
+
+    files = sorted(ADDONS.glob("*.yaml")) if ADDONS.exists() else []
+    async with Client(conn) as client:
+        for f in files:
+            for doc in convert.load_documents(f.read_text(), str(f)):
+                envelope = convert.manifest_to_object(doc.data, where=doc.where)
+                with contextlib.suppress(AlreadyExistsError):
+                    await client.create(kinds.unwrap(envelope))

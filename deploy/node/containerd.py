@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from deploy.node import images
+from deploy.node import images, registry
 from kubelet.runtime import cgroups
 from kubelet.runtime.cni import CNIError, CNINetwork, render_conflist
 from kubelet.runtime.cri import CRIRuntime
@@ -76,7 +76,9 @@ class NodeConfig:
     cni_bin_dir: str = CNI_BIN_DIR
     bridge: str = "cni0"
     log_level: str = "info"
-    start_timeout: float = 30.0
+    start_timeout: float = 30.0  # seconds to wait for containerd to serve, and for CRI to see an import
+    # http://host:port of the cluster's registry (registry.py): the mirror of docker.io and registry.k8s.io.
+    registry_mirror: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_dir", Path(self.node_dir).absolute())
@@ -165,6 +167,7 @@ def render_config(cfg: NodeConfig) -> dict[str, Any]:
                     }},
                 },
                 "cni": {"bin_dir": cfg.cni_bin_dir, "conf_dir": str(cfg.cni_conf_dir), "max_conf_num": 1},
+                **({"registry": {"config_path": str(cfg.node_dir / "certs.d")}} if cfg.registry_mirror else {}),
             },
         },
     }
@@ -210,6 +213,10 @@ def write_config(cfg: NodeConfig) -> None:
     conflist = render_conflist(pod_cidr=cfg.pod_cidr, data_dir=str(cfg.cni_data_dir), bridge=cfg.bridge)
     (cfg.cni_conf_dir / "10-kubelite.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
     (cfg.node_dir / "node.json").write_text(cfg.to_json() + "\n")
+    for upstream in registry.MIRRORED if cfg.registry_mirror else ():
+        hosts = cfg.node_dir / "certs.d" / upstream / "hosts.toml"
+        hosts.parent.mkdir(parents=True, exist_ok=True)
+        hosts.write_text(registry.hosts_toml(cfg.registry_mirror, upstream))
 
 
 # ---- start and stop ----
@@ -265,8 +272,9 @@ async def wait_started(cfg: NodeConfig, tarballs: Mapping[str, Path]) -> int:
     """Wait for a containerd started by someone else (start() or a systemd unit running
     `argv(cfg)`) to answer CRI, then import the images; returns its pid."""
     pid = await _wait_ready(cfg)
-    for tarball in tarballs.values():
-        await images.import_image(tarball, cfg.address)
+    # Imports are independent: on a slow machine, one at a time doubles the wait.
+    await asyncio.gather(*(images.import_image(tarball, cfg.address, timeout=max(120.0, 4 * cfg.start_timeout))
+                           for tarball in tarballs.values()))
     await _wait_image(cfg, images.PAUSE_IMAGE)
     log.info("containerd_started", node=cfg.name, pid=pid, address=cfg.address, netns=cfg.netns)
     return pid
@@ -333,7 +341,7 @@ async def _wait_image(cfg: NodeConfig, image: str) -> None:
     """CRI learns about imported images from events; wait until it sees this one."""
     rt = CRIRuntime(cfg.address, timeout=2.0)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + cfg.start_timeout
         while await rt.image_status(image) is None:
             if time.monotonic() > deadline:
                 raise NodeRuntimeError(f"CRI on {cfg.name} does not see {image} after import")
@@ -485,6 +493,11 @@ def _unmount_all(root: Path) -> list[str]:
         if _libc.umount2(point.encode(), 0) != 0:
             _libc.umount2(point.encode(), MNT_DETACH)
     return _mounts_under(root)
+
+
+def unmount_all(root: Path) -> list[str]:
+    """Unmount everything under `root` (a node's pod volumes left by a stopped kubelet); what is still mounted."""
+    return _unmount_all(root)
 
 
 async def stop_and_clean(node_dir: Path, *, keep_logs: bool = True) -> None:

@@ -268,9 +268,41 @@ def build_busybox(cache_dir: Path = DEFAULT_CACHE_DIR, *, busybox: Path = DEFAUL
     return out
 
 
+# Stand-ins for public images Kubernetes' documentation names, built from busybox so that its manifests run
+# unchanged on a cluster with no way out (the lab registry serves them: registry.py). Each does what its
+# namesake does in those examples: nginx serves /usr/share/nginx/html on port 80, redis stays up.
+NGINX_HTML = b"<html><body><h1>Welcome to nginx (kubelite's busybox stand-in)</h1></body></html>\n"
+STAND_INS: dict[str, tuple[str, ImageConfig]] = {
+    "docker.io/library/nginx:latest": ("nginx", ImageConfig(cmd=("httpd", "-f", "-p", "80", "-h",
+                                                                 "/usr/share/nginx/html"))),
+    "docker.io/library/redis:latest": ("redis", ImageConfig(cmd=("sh", "-c", "exec sleep 2147483647"))),
+    "registry.k8s.io/busybox:latest": ("busybox-k8s", ImageConfig(cmd=("sh",))),
+}
+
+
+def build_stand_ins(cache_dir: Path = DEFAULT_CACHE_DIR, *, busybox: Path = DEFAULT_BUSYBOX) -> dict[str, Path]:
+    """Build (or reuse) the stand-in images; image name -> tarball."""
+    if not busybox.exists():
+        raise ImageError(f"{busybox} not found: install busybox-static")
+    binary = busybox.read_bytes()
+    out: dict[str, Path] = {}
+    for name, (stem, config) in STAND_INS.items():
+        path = cache_dir / f"standin-{stem}.tar"
+        key = _key(binary, oci_arch().encode(), name.encode())
+        if not _cached(path, key):
+            entries = busybox_entries(binary, busybox_applets(busybox))
+            if stem == "nginx":
+                entries.append(Entry("/usr/share/nginx/html/index.html", data=NGINX_HTML))
+            _write_cached(path, key, build_layout(name, entries, config))
+            log.info("image_built", image=name, path=str(path))
+        out[name] = path
+    return out
+
+
 def build_all(cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, Path]:
-    """Build every kubelite image; returns image name -> tarball."""
-    return {PAUSE_IMAGE: build_pause(cache_dir), BUSYBOX_IMAGE: build_busybox(cache_dir)}
+    """Build every kubelite image (and the stand-ins); returns image name -> tarball."""
+    return {PAUSE_IMAGE: build_pause(cache_dir), BUSYBOX_IMAGE: build_busybox(cache_dir),
+            **build_stand_ins(cache_dir)}
 
 
 async def import_image(tarball: Path, address: str, namespace: str = "k8s.io", *, timeout: float = 120.0) -> None:

@@ -6,7 +6,7 @@ Launcher decides *how*, so what the lab tests is what the VMs run.
 
 from __future__ import annotations
 
-import shlex
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,11 +52,42 @@ class SupervisorLauncher:
         return self.supervisor.log_path(name)
 
 
+# Words systemd takes as they are: no quoting, escaping, specifiers or variables.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+
+
+def systemd_escape(text: str) -> str:
+    """`text` with systemd's specifiers (`%`) and variable references (`$`) made literal."""
+    return text.replace("%", "%%").replace("$", "$$")
+
+
+def render_exec(argv: Sequence[str]) -> str:
+    """An ExecStart= value that makes systemd run exactly `argv`.
+
+    systemd unquotes words with C-style escapes, expands `%` specifiers and
+    `$VAR` references, and splits commands at a lone `;`: each is made literal.
+    """
+    if not argv or not argv[0]:
+        raise ValueError("ExecStart needs a command")
+    if argv[0][:1] in "@-:+!":
+        raise ValueError(f"command {argv[0]!r} starts with a character systemd reads as a prefix")
+    words = []
+    for arg in argv:
+        if arg == ";":
+            words.append("\\;")
+        elif _PLAIN_WORD.fullmatch(arg):
+            words.append(arg)
+        else:
+            quoted = arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+            words.append(f'"{systemd_escape(quoted)}"')
+    return " ".join(words)
+
+
 def render_unit(name: str, argv: Sequence[str], *, log_file: Path, after: str = "", template: str = "",
                 policy: RestartPolicy = DEFAULT_POLICY) -> str:
     """A unit file for daemon `name` from the templates in deploy/systemd/, restarted as the lab restarts."""
     tmpl = (SYSTEMD_DIR / (template or "kubelite-daemon.service")).read_text()
-    return tmpl.format(name=name, exec_start=shlex.join(argv), log_file=log_file,
+    return tmpl.format(name=systemd_escape(name), exec_start=render_exec(argv), log_file=systemd_escape(str(log_file)),
                        after=f"kubelite-{after}.service" if after else "", **policy.unit_settings())
 
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Provision one VM: install kubelite, then run the shared node bootstrap.
-#   provision.sh ROLE NAME ADDRESS POD_CIDR CP_ADDRESS PEERS
+# Provision one VM, offline: install kubelite from the wheelhouse in the synced
+# folder, then run the shared node bootstrap.
+#   provision.sh ROLE NAME ADDRESS POD_CIDR CP_ADDRESS PEERS [TIMEOUT_SCALE]
 # ROLE is control-plane or node. ADDRESS is this VM's private-network address
-# (never the NAT interface's). PEERS lists every worker as POD_CIDR=ADDRESS,
+# (never the management interface's). PEERS lists every worker as POD_CIDR=ADDRESS,
 # so each VM routes the other workers' pods through their private address.
+# TIMEOUT_SCALE multiplies the bootstrap waits (emulated VMs are slow).
 set -euo pipefail
 
-role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6
+role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6 scale=${7:-1}
 src=/opt/kubelite
+wheelhouse=${src}/deploy/vagrant/.wheelhouse
+venv=/opt/kubelite-venv
 token=/etc/kubelite/token
 
 if ! ip -o addr show | grep -q " ${address}/"; then
@@ -15,8 +19,39 @@ if ! ip -o addr show | grep -q " ${address}/"; then
   exit 1
 fi
 
-bash "${src}/scripts/install.sh"
-ln -sf "${src}/.venv/bin/kubelite" /usr/local/bin/kubelite
+# The box has every package baked in; apt runs only for a box that lacks some.
+mapfile -t packages < <(grep -v '^#' "${src}/deploy/vagrant/node-packages.txt" | grep -v '^$')
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | grep " install ok installed" || true)
+missing=()
+for p in "${packages[@]}"; do
+  grep -q "^${p} " <<< "${installed}" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "provision: installing ${missing[*]} (this box lacks them)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+systemctl disable --now containerd etcd >/dev/null 2>&1 || true
+
+if [ ! -d "${wheelhouse}" ]; then
+  echo "provision: no wheelhouse at ${wheelhouse}: build it on the host (kubelite vm up does)" >&2
+  exit 1
+fi
+# The box comes with the venv (making one costs minutes under emulation).
+[ -x "${venv}/bin/python" ] || python3 -m venv "${venv}"
+wheels=("${wheelhouse}"/kubelite-*.whl)
+again=()
+if compgen -G "${venv}/lib/python3*/site-packages/kubelite-*.dist-info" >/dev/null; then
+  again=(--force-reinstall --no-deps)  # provisioned before: replace kubelite only
+fi
+"${venv}/bin/pip" install --quiet --no-index --find-links "${wheelhouse}" "${again[@]}" "${wheels[0]}"
+ln -sf "${venv}/bin/kubelite" /usr/local/bin/kubelite
+# Node images built on the host: the bootstrap reuses them when their inputs match.
+if [ -d "${wheelhouse}/images" ]; then
+  mkdir -p /var/lib/kubelite/images
+  cp -a "${wheelhouse}/images/." /var/lib/kubelite/images/
+fi
 
 modprobe br_netfilter || true
 sysctl -qw net.ipv4.ip_forward=1
@@ -30,12 +65,30 @@ for route in "${routes[@]}"; do
   fi
 done
 
-# The Vagrantfile wrote the token on the host; it arrives with the synced folder.
 mkdir -p /etc/kubelite
 install -m 600 "${src}/deploy/vagrant/.cluster-token" "${token}"
-if [ "${role}" = "control-plane" ]; then
-  kubelite bootstrap control-plane --address "${address}" --token-file "${token}"
-else
+
+# How a worker joins the cluster: the one step that changes when nodes join with a
+# join token carrying the cluster CA's hash.
+join_cluster() {
   kubelite bootstrap node --name "${name}" --address "${address}" --pod-cidr "${pod_cidr}" \
-    --server "${cp_address}:6443" --token-file "${token}"
+    --server "${cp_address}:6443" --token-file "${token}" --timeout-scale "${scale}"
+}
+
+if [ "${role}" = "control-plane" ]; then
+  # The control plane is a node too, kept free of workloads as Kubernetes' is. Its
+  # node starts beside the control plane (the kubelet waits for the apiserver):
+  # one after the other takes minutes longer under emulation.
+  kubelite bootstrap control-plane --address "${address}" --token-file "${token}" --timeout-scale "${scale}" &
+  control_plane=$!
+  join_cluster
+  wait "${control_plane}"
+  for _ in $(seq 30); do
+    if kubelite taint nodes "${name}" node-role.kubernetes.io/control-plane:NoSchedule --overwrite >/dev/null 2>&1; then
+      break
+    fi
+    sleep 2
+  done
+else
+  join_cluster
 fi

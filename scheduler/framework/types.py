@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from api import labels, quantity
-from api.pb import core_pb2, meta_pb2
+from api.pb import core_pb2, meta_pb2, storage_pb2
 from api.pods import TERMINAL_PHASES
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -203,7 +203,7 @@ def owner_of(meta: meta_pb2.ObjectMeta) -> str:
 class PodInfo:
     """A pod's scheduling facts, computed once per pod version."""
 
-    __slots__ = ("affinity_terms", "anti_affinity_terms", "cpu", "created", "ephemeral", "key", "labels",
+    __slots__ = ("affinity_terms", "anti_affinity_terms", "claims", "cpu", "created", "ephemeral", "key", "labels",
                  "memory", "name", "namespace", "node_name", "node_selector", "nominated_node", "nz_cpu", "nz_memory",
                  "owner", "pod", "ports", "preemption_policy", "preferred_terms", "priority", "required_terms",
                  "spread", "terminating", "tolerations", "uid")
@@ -248,6 +248,8 @@ class PodInfo:
         self.spread: tuple[SpreadConstraint, ...] = tuple(
             compile_spread(c, self.labels) for c in spec.topology_spread_constraints)
         self.owner = owner_of(meta)
+        self.claims: tuple[str, ...] = tuple(v.persistent_volume_claim.claim_name for v in spec.volumes
+                                             if v.HasField("persistent_volume_claim"))
 
     def __repr__(self) -> str:
         return f"PodInfo({self.key})"
@@ -405,6 +407,17 @@ class NodeInfo:
 
 
 @dataclass
+class VolumeState:
+    """The claims, volumes and storage classes decisions read (live views of the scheduler's informers), and
+    the claims the scheduler has promised to a node but not yet seen bound (claim key -> node)."""
+
+    claims: Mapping[str, core_pb2.PersistentVolumeClaim] = field(default_factory=dict)  # namespace/name
+    volumes: Mapping[str, core_pb2.PersistentVolume] = field(default_factory=dict)
+    classes: Mapping[str, storage_pb2.StorageClass] = field(default_factory=dict)
+    assumed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Snapshot:
     """The nodes a decision sees. `nodes` holds only nodes that exist (not pods' ghost nodes).
 
@@ -423,6 +436,7 @@ class Snapshot:
     tainted: set[str] = field(default_factory=set)  # NoSchedule or NoExecute taints
     prefer_tainted: set[str] = field(default_factory=set)  # PreferNoSchedule taints
     zoned: set[str] = field(default_factory=set)
+    storage: VolumeState = field(default_factory=VolumeState)
 
     def nodes_with_anti_affinity_pods(self) -> Iterable[NodeInfo]:
         infos = self.infos
@@ -460,12 +474,12 @@ class Snapshot:
 
 
 def compute_snapshot(nodes: Iterable[core_pb2.Node], pods: Iterable[core_pb2.Pod], *,
-                     exclude: str = "") -> Snapshot:
+                     exclude: str = "", storage: VolumeState | None = None) -> Snapshot:
     """A snapshot from listed objects: bound, unfinished pods on their nodes; nominated pods held.
 
     `exclude` (namespace/name) leaves one pod out, to evaluate it as if it were not placed yet.
     """
-    snap = Snapshot()
+    snap = Snapshot(storage=storage or VolumeState())
     for node in nodes:
         snap.add_node(node)
     for pod in pods:

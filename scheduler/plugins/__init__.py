@@ -19,9 +19,10 @@ from scheduler.plugins.resources import NodeResourcesBalancedAllocation, NodeRes
 from scheduler.plugins.selectorspread import SelectorSpread
 from scheduler.plugins.taints import TaintToleration
 from scheduler.plugins.topologyspread import PodTopologySpread
+from scheduler.plugins.volumebinding import VolumeBinding, VolumeRestrictions
 
 FILTER_ORDER = ("NodeUnschedulable", "NodeReady", "TaintToleration", "NodeAffinity", "NodePorts",
-                "NodeResourcesFit", "PodTopologySpread", "InterPodAffinity")
+                "NodeResourcesFit", "VolumeRestrictions", "VolumeBinding", "PodTopologySpread", "InterPodAffinity")
 
 
 
@@ -34,7 +35,8 @@ def build(strategy: str) -> tuple[list[FilterPlugin], dict[str, ScorePlugin]]:
     by_name: dict[str, object] = {
         "NodeUnschedulable": NodeUnschedulable(), "NodeReady": NodeReady(), "TaintToleration": taints,
         "NodeAffinity": affinity, "NodePorts": NodePorts(), "NodeResourcesFit": fit, "PodTopologySpread": spread,
-        "InterPodAffinity": InterPodAffinity(),
+        "InterPodAffinity": InterPodAffinity(), "VolumeRestrictions": VolumeRestrictions(),
+        "VolumeBinding": VolumeBinding(),
     }
     filters = [by_name[n] for n in FILTER_ORDER]
     scores: dict[str, object] = {

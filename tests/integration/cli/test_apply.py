@@ -43,12 +43,10 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 @pytest.mark.parametrize(("kind", "api_version"), [
-    pytest.param("StatefulSet", "apps/v1", id="statefulset"),
-    pytest.param("CronJob", "batch/v1", id="cronjob"),
-    pytest.param("NetworkPolicy", "networking.k8s.io/v1", id="networkpolicy"),
-    pytest.param("ConfigMap", "v1", id="configmap"),
-    pytest.param("DaemonSet", "apps/v1", id="daemonset"),
-    pytest.param("Job", "batch/v1", id="job"),
+    pytest.param("HorizontalPodAutoscaler", "autoscaling/v2", id="hpa"),
+    pytest.param("CustomResourceDefinition", "apiextensions.k8s.io/v1", id="crd"),
+    pytest.param("LimitRange", "v1", id="limitrange"),
+    pytest.param("ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1", id="webhook"),
 ])
 async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client, tmp_path: Path, kind: str,
                                              api_version: str) -> None:
@@ -60,8 +58,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0] == (f'error: {path} (document 2): kind "{kind}" is not supported; supported kinds: '
-                                   "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
-                                   "PriorityClass, Ingress, IngressClass, EndpointSlice")
+                                   f"{kinds.SUPPORTED_TEXT}")
     assert result.err_lines[-1] == "error: 1 of 2 documents are invalid; nothing was applied"
     assert result.out == ""
     assert await snapshot(client) == before
@@ -75,7 +72,7 @@ async def test_unsupported_kinds_are_refused(kubelite: Kubelite, client: Client,
                  "{path} (document 1): line 5: malformed YAML: did not find expected key", id="bad-indentation"),
     pytest.param(POD.format(name="p") + "    imagePolicy: Always\n",
                  "{path} (document 1): spec.containers[0].imagePolicy: unknown field: known fields: args, command, "
-                 "env, image, imagePullPolicy,", id="unknown-field"),
+                 "env, envFrom, image, imagePullPolicy,", id="unknown-field"),
     pytest.param(POD.format(name="p") + "    ports:\n    - containerPort: 70000\n",
                  '{path} (document 1): Pod "p" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: '
                  "70000: must be between 1 and 65535, inclusive", id="invalid-value"),
@@ -120,12 +117,12 @@ async def test_every_bad_document_is_reported(kubelite: Kubelite, client: Client
     """Each invalid document of a file gets its own line; the count says how many of how many."""
     path = tmp_path / "several.yaml"
     path.write_text(POD.format(name="good") + "---\n" + POD.format(name="Bad") + "---\n"
-                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n")
+                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n")
     before = await snapshot(client)
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0].startswith(f"error: {path} (document 2): Pod \"Bad\" is invalid: metadata.name:")
-    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"Secret\" is not supported")
+    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"ServiceAccount\" is not supported")
     assert result.err_lines[2] == "error: 2 of 4 documents are invalid; nothing was applied"
     assert await snapshot(client) == before
 

@@ -130,13 +130,13 @@ async def test_get_several_kinds(kubelite: Kubelite, client: Client) -> None:
 
 async def test_get_errors(kubelite: Kubelite) -> None:
     """A missing object or an unknown kind is one line on stderr and exit 1."""
-    missing, unknown, bad = await asyncio.gather(kubelite("get", "pod", "ghost"), kubelite("get", "statefulsets"),
+    missing, unknown, bad = await asyncio.gather(kubelite("get", "pod", "ghost"),
+                                                 kubelite("get", "horizontalpodautoscalers"),
                                                  kubelite("get", "pods", "-l", "app in web"))
     assert (missing.code, missing.err_lines) == (1, ['Error from server (NotFound): pods "ghost" not found'])
     assert unknown.code == 1
-    assert unknown.err_lines == ['error: the server doesn\'t have a resource type "statefulsets"; supported: '
-                                 "Namespace, Node, Pod, Service, Endpoints, Event, ReplicaSet, Deployment, Lease, "
-                                 "PriorityClass, Ingress, IngressClass, EndpointSlice"]
+    assert unknown.err_lines == ['error: the server doesn\'t have a resource type "horizontalpodautoscalers"; '
+                                 f"supported: {kinds.SUPPORTED_TEXT}"]
     assert bad.code == 1 and len(bad.err_lines) == 1
     assert bad.err_lines[0].startswith("Error from server (Invalid): labelSelector: Invalid value: 'app in web'")
 

@@ -169,15 +169,15 @@ def test_deep_junk_in_a_string_field_is_one_error() -> None:
 
 
 @pytest.mark.parametrize(("doc", "error", "message"), [
-    pytest.param({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"}}, UnsupportedError,
-                 'f.yaml (document 2): kind "StatefulSet" is not supported; supported kinds: Namespace, Node, Pod, '
-                 "Service, Endpoints, Event, ReplicaSet, Deployment, Lease", id="statefulset"),
-    pytest.param({"apiVersion": "batch/v1", "kind": "CronJob"}, UnsupportedError, 'kind "CronJob" is not supported',
-                 id="cronjob"),
-    pytest.param({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}, UnsupportedError,
-                 'kind "NetworkPolicy" is not supported', id="networkpolicy"),
-    pytest.param({"apiVersion": "v1", "kind": "ConfigMap"}, UnsupportedError, 'kind "ConfigMap" is not supported',
-                 id="configmap"),
+    pytest.param({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"}},
+                 UnsupportedError, 'f.yaml (document 2): kind "HorizontalPodAutoscaler" is not supported; supported '
+                 f"kinds: {kinds.SUPPORTED_TEXT}", id="hpa"),
+    pytest.param({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"}, UnsupportedError,
+                 'kind "CustomResourceDefinition" is not supported', id="crd"),
+    pytest.param({"apiVersion": "v1", "kind": "LimitRange"}, UnsupportedError,
+                 'kind "LimitRange" is not supported', id="limitrange"),
+    pytest.param({"apiVersion": "v1", "kind": "ServiceAccount"}, UnsupportedError,
+                 'kind "ServiceAccount" is not supported', id="serviceaccount"),
     pytest.param({"apiVersion": "v1", "kind": "pods"}, UnsupportedError, 'kind "pods" is not supported',
                  id="resource-name-is-not-a-kind"),
     pytest.param({"apiVersion": "v1"}, InvalidError, "f.yaml (document 2): kind: Required value", id="no-kind"),

@@ -140,10 +140,8 @@ RFC1123_SUBDOMAIN = ("a lowercase RFC 1123 subdomain must consist of lower case 
                  ["spec.containers[0].env[0].name: Invalid value: '1X': a valid environment variable name must "
                   "consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit"],
                  id="bad-env-name"),
-    pytest.param("Pod", {"spec.containers[0].env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c",
-                                                                                                    "key": "k"}}}]},
-                 ["spec.containers[0].env[0].valueFrom: Forbidden: configMapKeyRef and secretKeyRef are not supported "
-                  "(no ConfigMap or Secret kinds)"], id="configmap-env"),
+    pytest.param("Pod", {"spec.containers[0].env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c"}}}]},
+                 ["spec.containers[0].env[0].valueFrom.configMapKeyRef.key: Required value"], id="configmap-env-key"),
     pytest.param("Pod", {"spec.containers[0].livenessProbe": {}},
                  ["spec.containers[0].livenessProbe: Required value: must specify a handler type"],
                  id="probe-without-handler"),

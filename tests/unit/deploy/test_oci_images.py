@@ -84,7 +84,7 @@ def test_build_all_caches_and_reproduces(tmp_path: Path) -> None:
     again = images.build_all(tmp_path / "a")
     assert {name: p.stat().st_mtime_ns for name, p in again.items()} == mtimes
     other = images.build_all(tmp_path / "b")
-    assert set(first) == {images.PAUSE_IMAGE, images.BUSYBOX_IMAGE}
+    assert set(first) == {images.PAUSE_IMAGE, images.BUSYBOX_IMAGE, *images.STAND_INS}
     for name in first:
         assert first[name].read_bytes() == other[name].read_bytes()
     with tarfile.open(first[images.PAUSE_IMAGE]) as tar:

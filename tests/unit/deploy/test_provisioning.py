@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from deploy.node import bootstrap
-from deploy.node.launch import render_unit
+from deploy.node import bootstrap, containerd
+from deploy.node.launch import render_exec, render_unit
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = [ROOT / "deploy/vagrant/provision.sh", *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci/run"]
+SCRIPTS = [ROOT / "deploy/vagrant/provision.sh", ROOT / "deploy/vagrant/build-box.sh",
+           *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci/run"]
 
 
 def test_vagrantfile_validates(tmp_path: Path) -> None:
     """`vagrant validate` accepts the Vagrantfile (run on a copy, so no state lands in the repo)."""
     if shutil.which("vagrant") is None:
         pytest.fail("vagrant is not installed (scripts/install.sh installs it)")
-    for name in ("Vagrantfile", "provision.sh"):
+    for name in ("Vagrantfile", "provision.sh", "node-packages.txt"):
         shutil.copy(ROOT / "deploy/vagrant" / name, tmp_path / name)
     result = subprocess.run(["vagrant", "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "VAGRANT_HOME": str(tmp_path / ".vd"),
@@ -57,3 +58,68 @@ def test_node_address_is_the_one_given(tmp_path: Path) -> None:
     assert argv[argv.index("--node-ip") + 1] == "192.168.56.12"
     assert argv[argv.index("--listen") + 1] == "192.168.56.12:10250"
     assert argv[argv.index("--pod-cidr") + 1] == "10.244.2.0/24"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    pytest.param(["/usr/bin/kubelite", "proxy", "--server", "10.0.0.1:6443"],
+                 "/usr/bin/kubelite proxy --server 10.0.0.1:6443", id="plain-words"),
+    pytest.param(["sh", "-c", 'echo $$ > "$0"; exec "$@"', "/run/c.pid"],
+                 r'sh -c "echo $$$$ > \"$$0\"; exec \"$$@\"" /run/c.pid', id="dollars-and-quotes"),
+    pytest.param(["printf", "100%", "%n"], 'printf "100%%" "%%n"', id="specifiers"),
+    pytest.param(["echo", "it's", "a b", ""], 'echo "it\'s" "a b" ""', id="spaces-and-empty"),
+    pytest.param(["echo", "back\\slash", "two\nlines"], r'echo "back\\slash" "two\nlines"', id="c-escapes"),
+    pytest.param(["echo", ";", "x;y"], r'echo \; "x;y"', id="semicolons"),
+])
+def test_exec_start_is_literal_to_systemd(argv: list[str], expected: str) -> None:
+    """ExecStart escapes what systemd would expand or split: `$`, `%`, quotes, backslashes and a lone `;`."""
+    assert render_exec(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param([], id="empty"),
+    pytest.param([""], id="empty-command"),
+    pytest.param(["-containerd"], id="prefix-character"),
+])
+def test_exec_start_refuses_what_systemd_would_misread(argv: list[str]) -> None:
+    """A command systemd would read as missing or as carrying a prefix is refused, not written."""
+    with pytest.raises(ValueError, match="command"):
+        render_exec(argv)
+
+
+def test_containerd_unit_records_its_own_pid(tmp_path: Path) -> None:
+    """The containerd unit hands `$$` to sh as `$$`, so the pid file gets a pid, not a `$`."""
+    cfg = containerd.NodeConfig(name="n1", node_dir=tmp_path, netns="/proc/1/ns/net", pod_cidr="10.244.1.0/24")
+    unit = render_unit("containerd", containerd.argv(cfg), log_file=tmp_path / "c%d.log",
+                       template="kubelite-containerd.service")
+    exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert exec_line.startswith(r'ExecStart=sh -c "echo $$$$ > \"$$0\"; exec \"$$@\"" ')
+    assert f"StandardOutput=append:{tmp_path}/c%%d.log" in unit
+
+
+@pytest.mark.parametrize(("scale", "expected"), [
+    pytest.param(1.0, {}, id="real-machine-defaults"),
+    pytest.param(10.0, {"--runtime-request-timeout": "300", "--lease-renew": "4", "--lease-duration": "40",
+                        "--pleg-period": "2"}, id="emulated"),
+])
+def test_slow_machines_get_longer_kubelet_timings(tmp_path: Path, scale: float, expected: dict[str, str]) -> None:
+    """A timeout scale stretches the node's waits, CRI timeouts and heartbeats; 1 keeps the defaults."""
+    spec = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
+                              server="192.168.56.10:6443", node_dir=tmp_path, timeout_scale=scale)
+    argv = bootstrap.kubelet_argv(spec, "/run/c.sock")
+    for flag in ("--runtime-request-timeout", "--lease-renew", "--lease-duration", "--pleg-period"):
+        assert (argv[argv.index(flag) + 1] if flag in argv else None) == expected.get(flag)
+    assert bootstrap.containerd_config(spec).start_timeout == 30.0 * scale
+
+
+def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
+    """On an emulated machine the scheduler and controller-manager hold their leases 10x longer; else defaults."""
+    slow = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path, timeout_scale=10)
+    cm = bootstrap.controller_manager_argv(slow)
+    assert cm[cm.index("--leader-elect-lease-duration") + 1] == "40"
+    assert cm[cm.index("--leader-elect-renew-interval") + 1] == "2"
+    sched = bootstrap.scheduler_argv(slow)
+    assert sched[sched.index("--config") + 1] == str(tmp_path / "scheduler.yaml")
+    assert bootstrap.render_scheduler_config(slow) == "leaseDurationSeconds: 40\nrenewIntervalSeconds: 2\n"
+    fast = bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path)
+    assert "--config" not in bootstrap.scheduler_argv(fast)
+    assert "--leader-elect-lease-duration" not in bootstrap.controller_manager_argv(fast)
