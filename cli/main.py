@@ -20,6 +20,7 @@ from cli.daemons import (
     dns,
     hollow,
     images,
+    ingress,
     kubelet,
     lab,
     proxy,
@@ -45,14 +46,15 @@ MODULES = (
     hollow,
     proxy,
     dns,
+    ingress,
     supervise,
     vm,
 )
 
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
-DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "hollow-nodes",
-                     "supervise", "registry"})
+DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "dns", "ingress",
+                     "hollow-nodes", "supervise", "registry"})
 
 
 class _Main(click.Group):

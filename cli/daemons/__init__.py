@@ -12,6 +12,7 @@ kubelet            `kubelite kubelet`
 hollow             `kubelite hollow-nodes` (fake-runtime kubelets for benchmarks)
 proxy              `kubelite proxy`
 dns                `kubelite dns`
+ingress            `kubelite ingress` (the ingress controller, nginx in the node's namespace)
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
 images             `kubelite images build|load` (into a local cluster's containerd), `kubelite registry`
 chaos              `kubelite chaos ...` (faults on a local cluster)
