@@ -105,6 +105,7 @@ class IngressController:
 
     async def run(self) -> None:
         self.nginx.prepare()
+        await self.nginx.stop_stale()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.recorder.run())

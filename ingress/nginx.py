@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import grp
 import os
 import pwd
 import signal
+import time
 from pathlib import Path
 
 import structlog
@@ -23,6 +25,24 @@ log = structlog.get_logger()
 
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 WORKER_USER = "nobody"  # nginx's own default: workers run unprivileged
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent() -> None:
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
+
+
+def _stop_pid(pid: int, grace: float) -> None:
+    """SIGQUIT, wait up to `grace` seconds for the process to go, then SIGKILL (blocking)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + grace
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _ids() -> tuple[int, int]:
@@ -81,10 +101,23 @@ class Nginx:
         if proc.returncode != 0:
             raise NginxError((err or out).decode(errors="replace").strip()[-2000:])
 
+    async def stop_stale(self, grace: float = 10.0) -> None:
+        """Stop an nginx an earlier controller left running on this state directory (it holds the ports)."""
+        try:
+            pid = int((self.state_dir / "nginx.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # noqa: ASYNC240
+        except (OSError, ValueError, IndexError):
+            return
+        if b"nginx" not in cmdline or str(self.state_dir).encode() not in cmdline:
+            return
+        log.warning("nginx_left_running", pid=pid)
+        await asyncio.to_thread(_stop_pid, pid, grace)
+
     async def start(self) -> None:
         """Start the master on the configuration in place (in the node's namespace when one is given)."""
         prefix = ["nsenter", f"--net={self.netns}", "--"] if self.netns else []
-        self.proc = await asyncio.create_subprocess_exec(*prefix, *self._argv(self.conf))
+        # If the controller dies, nginx is told to stop (gracefully): a new controller can take the ports.
+        self.proc = await asyncio.create_subprocess_exec(*prefix, *self._argv(self.conf), preexec_fn=_stop_with_parent)
         log.info("nginx_started", pid=self.proc.pid)
 
     @property

@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,8 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("/usr/lib/cni/portmap", "containernetworking-plugins"),
     ("/usr/lib/cni/loopback", "containernetworking-plugins"),
     ("/bin/busybox", "busybox-static"),
+    ("nft", "nftables"),
+    ("nginx", "nginx"),
 )
 
 
@@ -92,13 +94,14 @@ def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.C
     )
 
 
-def node_spec(plan: LabPlan, index: int, *, log_level: str = "info") -> bootstrap.NodeSpec:
+def node_spec(plan: LabPlan, index: int, *, log_level: str = "info", proxy_mode: str = "iptables",
+              ingress: bool = True) -> bootstrap.NodeSpec:
     node = plan.nodes[index]
     return bootstrap.NodeSpec(
         name=node.role, address=str(node.address), pod_cidr=str(node.pod_cidr),
         server=f"{plan.control_plane.address}:6443", node_dir=node_dir(plan, node.role), netns=node.netns,
         cgroup_root=node.cgroup_parent, cluster_dns=str(plan.dns_service_ip), token_file=str(token_path(plan)),
-        log_level=log_level,
+        log_level=log_level, proxy_mode=proxy_mode, ingress=ingress,
     )
 
 
@@ -128,7 +131,9 @@ def find_running(name: str) -> Running | None:
 
 
 async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.0,
-             log_level: str = "info") -> LabPlan:
+             log_level: str = "info", proxy_mode: str = "iptables",
+             ingress_nodes: Collection[str] | None = None) -> LabPlan:
+    """Start cluster `name`; `ingress_nodes` names the nodes that run the ingress controller (None: all)."""
     problems = missing_requirements()
     if problems:
         raise LabError("cannot start the lab:\n  " + "\n  ".join(problems))
@@ -165,7 +170,8 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         conn = client_config_for(plan)
         # Before anything else can take the add-ons' fixed addresses (cluster DNS's 10.96.0.10).
         await step("add-ons applied", bootstrap.apply_addons(conn))
-        specs = [node_spec(plan, i, log_level=log_level) for i in range(nodes)]
+        specs = [node_spec(plan, i, log_level=log_level, proxy_mode=proxy_mode,
+                           ingress=ingress_nodes is None or plan.nodes[i].role in ingress_nodes) for i in range(nodes)]
 
         async def one(spec: bootstrap.NodeSpec) -> None:
             await bootstrap.bootstrap_node(spec, launcher)

@@ -95,6 +95,8 @@ class NodeSpec:
     log_level: str = "info"
     extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
     timeout_scale: float = 1.0  # slow (emulated) machines: waits and heartbeats this many times longer
+    proxy_mode: str = "iptables"  # or nftables
+    ingress: bool = False  # run the ingress controller (nginx) on this node
 
     @property
     def wait_timeout(self) -> float:
@@ -188,8 +190,17 @@ def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
 def proxy_argv(spec: NodeSpec) -> list[str]:
     # On a VM the node is the machine itself: the proxy programs its own namespace.
     own = ["--allow-root-netns"] if spec.netns is None else []
+    mode = ["--mode", spec.proxy_mode] if spec.proxy_mode != "iptables" else []
     return [*kubelite_argv(), "proxy", "--server", spec.server, *_token_args(spec.token_file),
-            "--node-name", spec.name, *own, "--log-level", spec.log_level]
+            "--node-name", spec.name, *mode, *own, "--log-level", spec.log_level]
+
+
+def ingress_argv(spec: NodeSpec) -> list[str]:
+    # nginx listens on the node's ports 80 and 443; its address goes into the served Ingresses' status.
+    own = ["--allow-root-netns"] if spec.netns is None else []
+    return [*kubelite_argv(), "ingress", "--server", spec.server, *_token_args(spec.token_file),
+            "--node-name", spec.name, "--state-dir", str(spec.node_dir / "ingress"),
+            "--publish-address", spec.address, *own, "--log-level", spec.log_level]
 
 
 async def wait_serving(target: str, *, timeout: float = 30.0) -> None:
@@ -244,7 +255,7 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
 
 
 async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
-    """containerd with our images, then the kubelet and the proxy."""
+    """containerd with our images, then the kubelet, the proxy and (if asked) the ingress controller."""
     cfg = containerd_config(spec)
     tarballs = await asyncio.to_thread(containerd.prepare, cfg)
     # containerd enters the node's namespace itself (its argv), so the launcher runs it as it is: supervised
@@ -254,6 +265,8 @@ async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
     launcher.start(_names(spec.name, "kubelet", launcher), kubelet_argv(spec, cfg.address), netns=spec.netns,
                    after="containerd")
     launcher.start(_names(spec.name, "proxy", launcher), proxy_argv(spec), netns=spec.netns)
+    if spec.ingress:
+        launcher.start(_names(spec.name, "ingress", launcher), ingress_argv(spec), netns=spec.netns)
     log.info("node_started", node=spec.name, address=spec.address, pod_cidr=spec.pod_cidr)
 
 
