@@ -105,6 +105,7 @@ class Proxier:
         self.full_syncs = 0
         self.partial_syncs = 0
         self._dirty: set[str] = set()
+        self._health_keys: set[str] = set()  # Services that have (or had) a healthCheckNodePort
         self._rendered: dict[str, tuple[tuple, Any]] = {}
         self._rule_counts: dict[str, int] = {}  # rules installed per table, kept up to date by each sync
         self._needs_full = True
@@ -132,7 +133,10 @@ class Proxier:
             self.health.close()
 
     def _touch(self, obj: core_pb2.Service) -> None:
-        self._dirty.add(key_of(obj))
+        key = key_of(obj)
+        self._dirty.add(key)
+        if obj.spec.health_check_node_port:
+            self._health_keys.add(key)
         self.runner.request()
 
     def _touch_slice(self, es: discovery_pb2.EndpointSlice) -> None:
@@ -245,12 +249,12 @@ class Proxier:
         return written
 
     async def _sync_health_checks(self) -> None:
-        by_service: dict[str, list[discovery_pb2.EndpointSlice]] = {}
-        for es in self.slices.store.values():
-            key = slice_service_key(es)
-            if key is not None:
-                by_service.setdefault(key, []).append(es)
-        await self.health.sync(compute_health_checks(self.services.store.values(), by_service, self.node.name))
+        """Only Services with a healthCheckNodePort are looked at: a sync at 10,000 Services must stay small."""
+        services = [s for k in list(self._health_keys) if (s := self.services.get(k)) is not None
+                    and s.spec.health_check_node_port]
+        self._health_keys = {key_of(s) for s in services}
+        slices = {key_of(s): self.slices.by_index(SERVICE, key_of(s)) for s in services}
+        await self.health.sync(compute_health_checks(services, slices, self.node.name))
 
     # ------------------------------------------------------------ flushes
 
