@@ -17,6 +17,8 @@ pods         pod phase predicates: terminal, terminating, active
 volumes      PersistentVolumes and claims: matching, node affinity, the annotations and reasons shared by the PV
              controller, the provisioner, the scheduler and the kubelet
 deployments  the Deployment vocabulary shared by the controller and the CLI (annotations, conditions, revisions)
+jobs         the Job vocabulary: labels, conditions, reasons, the generated selector, completed indexes
+placement    node selector, required node affinity and tolerations: may a pod go to a node
 logs         structlog configured once per process
 text         control characters refused in fields; messages escaped onto one line
 limits       limits clients and the apiserver agree on (largest object)

@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
-from api.pb import apps_pb2, core_pb2, discovery_pb2, scheduling_pb2, storage_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, scheduling_pb2, storage_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
@@ -234,6 +234,74 @@ def storage_class(sc: storage_pb2.StorageClass) -> None:
         sc.reclaim_policy = "Delete"
     if not sc.HasField("volume_binding_mode"):
         sc.volume_binding_mode = "Immediate"
+def job_spec(s: batch_pb2.JobSpec) -> None:
+    if not s.HasField("completions") and not s.HasField("parallelism"):
+        s.completions = 1
+    if not s.HasField("parallelism"):
+        s.parallelism = 1
+    if not s.HasField("backoff_limit"):
+        s.backoff_limit = 6
+    if not s.HasField("completion_mode"):
+        s.completion_mode = "NonIndexed"
+    if not s.HasField("suspend"):
+        s.suspend = False
+    _template(s.template)
+
+
+def job(j: batch_pb2.Job) -> None:
+    job_spec(j.spec)
+
+
+def cronjob(c: batch_pb2.CronJob) -> None:
+    s = c.spec
+    if not s.concurrency_policy:
+        s.concurrency_policy = "Allow"
+    if not s.HasField("suspend"):
+        s.suspend = False
+    if not s.HasField("successful_jobs_history_limit"):
+        s.successful_jobs_history_limit = 3
+    if not s.HasField("failed_jobs_history_limit"):
+        s.failed_jobs_history_limit = 1
+    # As Kubernetes: the Job template's pod template is defaulted, its Job fields are left to the Jobs made.
+    _template(s.job_template.spec.template)
+
+
+def daemonset(d: apps_pb2.DaemonSet) -> None:
+    s = d.spec
+    if not s.update_strategy.type:
+        s.update_strategy.type = "RollingUpdate"
+    if s.update_strategy.type == "RollingUpdate":
+        ru = s.update_strategy.rolling_update
+        if not ru.max_unavailable:
+            ru.max_unavailable = "1"
+        if not ru.max_surge:
+            ru.max_surge = "0"
+    if not s.HasField("revision_history_limit"):
+        s.revision_history_limit = 10
+    _template(s.template)
+
+
+def statefulset(st: apps_pb2.StatefulSet) -> None:
+    s = st.spec
+    if not s.HasField("replicas"):
+        s.replicas = 1
+    if not s.pod_management_policy:
+        s.pod_management_policy = "OrderedReady"
+    if not s.update_strategy.type:
+        s.update_strategy.type = "RollingUpdate"
+    if s.update_strategy.type == "RollingUpdate" and not s.update_strategy.rolling_update.HasField("partition"):
+        s.update_strategy.rolling_update.partition = 0
+    if not s.HasField("revision_history_limit"):
+        s.revision_history_limit = 10
+    for claim in s.volume_claim_templates:
+        if not claim.spec.HasField("volume_mode"):
+            claim.spec.volume_mode = "Filesystem"
+    policy = s.persistent_volume_claim_retention_policy
+    if not policy.when_deleted:
+        policy.when_deleted = "Retain"
+    if not policy.when_scaled:
+        policy.when_scaled = "Retain"
+    _template(s.template)
 
 
 def endpoint_slice(es: discovery_pb2.EndpointSlice) -> None:
@@ -258,6 +326,10 @@ _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "PersistentVolumeClaim": persistent_volume_claim,
     "StorageClass": storage_class,
     "EndpointSlice": endpoint_slice,
+    "Job": job,
+    "CronJob": cronjob,
+    "DaemonSet": daemonset,
+    "StatefulSet": statefulset,
 }
 
 

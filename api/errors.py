@@ -143,14 +143,15 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: ForbiddenError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
+    grpc.StatusCode.INTERNAL: InternalError,
 }
 
 
 def from_grpc(code: grpc.StatusCode, details: str) -> ApiError:
     """The error class a gRPC status stands for (ApiError for unknown codes)."""
     cls = _BY_CODE.get(code, ApiError)
-    if cls is TooLargeError and details.startswith("too many concurrent"):
-        cls = TooManyRequestsError  # the one RESOURCE_EXHAUSTED that is about load, not size
+    if cls is TooLargeError and details.startswith(("too many concurrent", "Cannot evict pod")):
+        cls = TooManyRequestsError  # the RESOURCE_EXHAUSTED that are about load or a budget, not size
     if cls is InvalidError:
         return InvalidError(details)
     err = cls(details or code.name)

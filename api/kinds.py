@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2, storage_pb2
+from api.pb import (
+    api_pb2,
+    apps_pb2,
+    batch_pb2,
+    core_pb2,
+    discovery_pb2,
+    networking_pb2,
+    policy_pb2,
+    scheduling_pb2,
+    storage_pb2,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,14 @@ KINDS: tuple[Kind, ...] = (
          "ingress_class", False),
     Kind("EndpointSlice", "endpointslices", (), True, "discovery.k8s.io/v1", discovery_pb2.EndpointSlice,
          "endpoint_slice", False),
+    Kind("Job", "jobs", (), True, "batch/v1", batch_pb2.Job, "job"),
+    Kind("CronJob", "cronjobs", ("cj",), True, "batch/v1", batch_pb2.CronJob, "cron_job"),
+    Kind("DaemonSet", "daemonsets", ("ds",), True, "apps/v1", apps_pb2.DaemonSet, "daemon_set"),
+    Kind("StatefulSet", "statefulsets", ("sts",), True, "apps/v1", apps_pb2.StatefulSet, "stateful_set"),
+    Kind("PodDisruptionBudget", "poddisruptionbudgets", ("pdb",), True, "policy/v1", policy_pb2.PodDisruptionBudget,
+         "pod_disruption_budget"),
+    Kind("ControllerRevision", "controllerrevisions", (), True, "apps/v1", apps_pb2.ControllerRevision,
+         "controller_revision", False),
 )
 
 _BY_NAME: dict[str, Kind] = {}

@@ -101,6 +101,28 @@ ALWAYS: dict[str, frozenset[str]] = {
     "IngressClass": frozenset({"metadata", "spec"}),
     "EndpointSlice": frozenset({"metadata", "addressType"}),
     "SliceEndpoint": frozenset({"conditions"}),
+    # batch/v1
+    "Job": _TOP,
+    "JobSpec": frozenset({"template"}),
+    "JobCondition": frozenset({"type", "status"}),
+    "CronJob": _TOP,
+    "CronJobSpec": frozenset({"schedule", "jobTemplate"}),
+    "JobTemplateSpec": frozenset({"metadata", "spec"}),
+    # apps/v1: daemon sets, stateful sets, controller revisions
+    "DaemonSet": _TOP,
+    "DaemonSetSpec": frozenset({"template", "updateStrategy"}),
+    "DaemonSetStatus": frozenset({"currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                                  "numberReady"}),
+    "DaemonSetCondition": frozenset({"type", "status"}),
+    "StatefulSet": _TOP,
+    "StatefulSetSpec": frozenset({"template", "updateStrategy"}),
+    "StatefulSetStatus": frozenset({"replicas", "availableReplicas"}),
+    "StatefulSetCondition": frozenset({"type", "status"}),
+    "ControllerRevision": frozenset({"metadata", "data", "revision"}),
+    # policy/v1
+    "PodDisruptionBudget": _TOP,
+    "PodDisruptionBudgetStatus": frozenset({"disruptionsAllowed", "currentHealthy", "desiredHealthy",
+                                            "expectedPods"}),
 }
 
 _PACKAGE = "kubelite.v1."

@@ -17,7 +17,17 @@ from google.protobuf.message import Message
 
 from api import intstr, kinds, labels, names, quantity, text, volumes
 from api.errors import FieldError
-from api.pb import apps_pb2, core_pb2, discovery_pb2, meta_pb2, networking_pb2, scheduling_pb2, storage_pb2
+from api.pb import (
+    apps_pb2,
+    batch_pb2,
+    core_pb2,
+    discovery_pb2,
+    meta_pb2,
+    networking_pb2,
+    policy_pb2,
+    scheduling_pb2,
+    storage_pb2,
+)
 
 Errs = list[FieldError]
 
@@ -680,21 +690,28 @@ def validate_endpoints(ep: core_pb2.Endpoints, errs: Errs) -> None:
 
 
 def _selector_and_template(selector: meta_pb2.LabelSelector, has_selector: bool,
-                           template: core_pb2.PodTemplateSpec, errs: Errs) -> None:
+                           template: core_pb2.PodTemplateSpec, errs: Errs, *, path: str = "spec",
+                           restart_policies: tuple[str, ...] = ("Always",)) -> None:
     if not has_selector or (not selector.match_labels and not selector.match_expressions):
-        errs.append(FieldError("spec.selector", "Required value"))
+        errs.append(FieldError(f"{path}.selector", "Required value"))
     else:
-        selector_errs = labels.label_selector_errors(selector, "spec.selector")
+        selector_errs = labels.label_selector_errors(selector, f"{path}.selector")
         errs.extend(selector_errs)
         # An invalid selector is reported once, not again as "does not match".
         if not selector_errs and not labels.from_label_selector(selector).matches(template.metadata.labels):
             shown = dict(sorted(template.metadata.labels.items()))
-            errs.append(FieldError("spec.template.metadata.labels", "Invalid value",
+            errs.append(FieldError(f"{path}.template.metadata.labels", "Invalid value",
                                    "`selector` does not match template `labels`", shown))
-    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
-    validate_pod_spec(template.spec, "spec.template.spec", errs)
-    if template.spec.restart_policy not in ("", "Always"):
-        errs.append(_unsupported("spec.template.spec.restartPolicy", template.spec.restart_policy, ("Always",)))
+    _template(template, errs, path=path, restart_policies=restart_policies)
+
+
+def _template(template: core_pb2.PodTemplateSpec, errs: Errs, *, path: str,
+              restart_policies: tuple[str, ...]) -> None:
+    validate_labels(template.metadata.labels, f"{path}.template.metadata.labels", errs)
+    validate_pod_spec(template.spec, f"{path}.template.spec", errs)
+    policy = template.spec.restart_policy
+    if policy not in restart_policies and (policy or "Always" not in restart_policies):
+        errs.append(_unsupported(f"{path}.template.spec.restartPolicy", policy, restart_policies))
 
 
 def validate_replicaset(rs: apps_pb2.ReplicaSet, errs: Errs) -> None:
@@ -1231,6 +1248,290 @@ def validate_endpoint_slice_update(new: discovery_pb2.EndpointSlice, old: discov
         errs.append(FieldError("addressType", "Invalid value", "field is immutable", new.address_type))
 
 
+# ---------------------------------------------------------------- jobs, cron jobs, daemon sets, stateful sets, budgets
+
+COMPLETION_MODES = ("NonIndexed", "Indexed")
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+UPDATE_STRATEGIES = ("RollingUpdate", "OnDelete")
+POD_MANAGEMENT_POLICIES = ("OrderedReady", "Parallel")
+RETENTION_POLICIES = ("Retain", "Delete")
+POD_FAILURE_ACTIONS = ("FailJob", "Ignore", "Count")
+UNHEALTHY_POD_EVICTION_POLICIES = ("IfHealthyBudget", "AlwaysAllow")
+# Indexed Jobs: at most this many completions (and pods in parallel), as Kubernetes.
+MAX_INDEXED_COMPLETIONS = 100_000
+# A CronJob's Jobs are named <cronjob>-<11 characters>.
+MAX_CRONJOB_NAME = 52
+
+
+def _non_negative(value: int, path: str, errs: Errs) -> None:
+    if value < 0:
+        errs.append(FieldError(path, "Invalid value", "must be greater than or equal to 0", value))
+
+
+def _int_or_percent(value: str, path: str, errs: Errs) -> None:
+    """A count or a percentage of at most 100%."""
+    if not value:
+        return
+    if not intstr.is_valid_percent_or_int(value):
+        errs.append(FieldError(path, "Invalid value", "must be an integer or percentage (e.g '5%')", value))
+    elif intstr.scaled(value, 100, round_up=True) < 0:
+        errs.append(FieldError(path, "Invalid value", "must be greater than or equal to 0", value))
+    elif value.endswith("%") and int(value[:-1]) > 100:
+        errs.append(FieldError(path, "Invalid value", "must not be greater than 100%", value))
+
+
+def _pod_failure_policy(policy: batch_pb2.PodFailurePolicy, restart_policy: str, path: str, errs: Errs) -> None:
+    if restart_policy != "Never":
+        errs.append(FieldError(f"{path}.template.spec.restartPolicy", "Invalid value",
+                               "only \"Never\" is supported when podFailurePolicy is specified", restart_policy))
+    for i, rule in enumerate(policy.rules):
+        p = f"{path}.podFailurePolicy.rules[{i}]"
+        if rule.action not in POD_FAILURE_ACTIONS:
+            errs.append(_unsupported(f"{p}.action", rule.action, POD_FAILURE_ACTIONS))
+        has_codes, has_conditions = rule.HasField("on_exit_codes"), bool(rule.on_pod_conditions)
+        if has_codes == has_conditions:
+            errs.append(FieldError(p, "Invalid value", "specifying one of OnExitCodes and OnPodConditions is "
+                                                       "required"))
+        if has_codes:
+            codes = rule.on_exit_codes
+            if codes.operator not in ("In", "NotIn"):
+                errs.append(_unsupported(f"{p}.onExitCodes.operator", codes.operator, ("In", "NotIn")))
+            if not codes.values:
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Required value", "at least one value is required"))
+            if len(set(codes.values)) != len(codes.values):
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Duplicate value", "", list(codes.values)))
+            elif list(codes.values) != sorted(codes.values):
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Invalid value", "must be ordered",
+                                       list(codes.values)))
+            if codes.operator == "In" and 0 in codes.values:
+                errs.append(FieldError(f"{p}.onExitCodes.values", "Invalid value",
+                                       "must not be 0 for the In operator", 0))
+        for j, pattern in enumerate(rule.on_pod_conditions):
+            q = f"{p}.onPodConditions[{j}]"
+            if not pattern.type:
+                errs.append(FieldError(f"{q}.type", "Required value"))
+            if pattern.status not in ("True", "False", "Unknown"):
+                errs.append(_unsupported(f"{q}.status", pattern.status, ("True", "False", "Unknown")))
+
+
+def validate_job_spec(s: batch_pb2.JobSpec, errs: Errs, *, path: str = "spec", needs_selector: bool = True) -> None:
+    for field, json in (("parallelism", "parallelism"), ("completions", "completions"),
+                        ("backoff_limit", "backoffLimit"), ("ttl_seconds_after_finished", "ttlSecondsAfterFinished")):
+        if s.HasField(field):
+            _non_negative(getattr(s, field), f"{path}.{json}", errs)
+    if s.HasField("active_deadline_seconds") and s.active_deadline_seconds <= 0:
+        errs.append(FieldError(f"{path}.activeDeadlineSeconds", "Invalid value", "must be greater than 0",
+                               s.active_deadline_seconds))
+    if s.HasField("completion_mode") and s.completion_mode not in COMPLETION_MODES:
+        errs.append(_unsupported(f"{path}.completionMode", s.completion_mode, COMPLETION_MODES))
+    if s.completion_mode == "Indexed":
+        if not s.HasField("completions"):
+            errs.append(FieldError(f"{path}.completions", "Required value",
+                                   "when completion mode is Indexed"))
+        elif s.completions > MAX_INDEXED_COMPLETIONS:
+            errs.append(FieldError(f"{path}.completions", "Invalid value",
+                                   f"must be less than or equal to {MAX_INDEXED_COMPLETIONS} when completion mode "
+                                   f"is Indexed", s.completions))
+        if s.parallelism > MAX_INDEXED_COMPLETIONS:
+            errs.append(FieldError(f"{path}.parallelism", "Invalid value",
+                                   f"must be less than or equal to {MAX_INDEXED_COMPLETIONS} when completion mode "
+                                   f"is Indexed", s.parallelism))
+    policies = ("OnFailure", "Never")
+    if needs_selector or s.HasField("selector"):
+        _selector_and_template(s.selector, s.HasField("selector"), s.template, errs, path=path,
+                               restart_policies=policies)
+    else:
+        _template(s.template, errs, path=path, restart_policies=policies)
+    if s.HasField("pod_failure_policy"):
+        _pod_failure_policy(s.pod_failure_policy, s.template.spec.restart_policy, path, errs)
+
+
+def validate_job(j: batch_pb2.Job, errs: Errs) -> None:
+    # Without manualSelector the apiserver makes the selector from the Job's uid (and checks it: rules/job.py).
+    validate_job_spec(j.spec, errs, needs_selector=bool(j.spec.manual_selector))
+
+
+def validate_job_update(new: batch_pb2.Job, old: batch_pb2.Job, errs: Errs) -> None:
+    """What a running Job may not change: its selector, pod template, completions and mode, failure policy."""
+    a, b = new.spec, old.spec
+    for field, json in (("selector", "selector"), ("template", "template"), ("completions", "completions"),
+                        ("completion_mode", "completionMode"), ("pod_failure_policy", "podFailurePolicy"),
+                        ("manual_selector", "manualSelector")):
+        if getattr(a, field) != getattr(b, field) or \
+                (a.HasField(field) != b.HasField(field) and field != "template"):
+            errs.append(FieldError(f"spec.{json}", "Invalid value", "field is immutable"))
+
+
+def _cron_schedule(schedule: str, path: str, errs: Errs) -> None:
+    from croniter import croniter  # the schedule's grammar is the library's, as robfig/cron's is Kubernetes'
+
+    if not schedule.strip():
+        errs.append(FieldError(path, "Required value"))
+    elif "TZ=" in schedule:
+        errs.append(FieldError(path, "Invalid value", "cannot use TZ or CRON_TZ in schedule, use timeZone field "
+                                                      "instead", schedule))
+    elif not croniter.is_valid(schedule) or len(schedule.split()) not in (1, 5):
+        errs.append(FieldError(path, "Invalid value", "must be a standard cron schedule (five fields: minute hour "
+                                                      "day-of-month month day-of-week, or @hourly, @daily, ...)",
+                               schedule))
+
+
+def _time_zone(value: str, path: str, errs: Errs) -> None:
+    import zoneinfo
+
+    try:
+        if value in ("", "Local") or value != value.strip():
+            raise ValueError
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        errs.append(FieldError(path, "Invalid value", "unknown time zone", value))
+
+
+def validate_cronjob(c: batch_pb2.CronJob, errs: Errs) -> None:
+    if len(c.metadata.name) > MAX_CRONJOB_NAME:
+        errs.append(FieldError("metadata.name", "Invalid value", f"must be no more than {MAX_CRONJOB_NAME} "
+                                                                f"characters", c.metadata.name))
+    s = c.spec
+    _cron_schedule(s.schedule, "spec.schedule", errs)
+    if s.HasField("time_zone"):
+        _time_zone(s.time_zone, "spec.timeZone", errs)
+    if s.concurrency_policy and s.concurrency_policy not in CONCURRENCY_POLICIES:
+        errs.append(_unsupported("spec.concurrencyPolicy", s.concurrency_policy, CONCURRENCY_POLICIES))
+    for field, json in (("starting_deadline_seconds", "startingDeadlineSeconds"),
+                        ("successful_jobs_history_limit", "successfulJobsHistoryLimit"),
+                        ("failed_jobs_history_limit", "failedJobsHistoryLimit")):
+        if s.HasField(field):
+            _non_negative(getattr(s, field), f"spec.{json}", errs)
+    validate_labels(s.job_template.metadata.labels, "spec.jobTemplate.metadata.labels", errs)
+    validate_job_spec(s.job_template.spec, errs, path="spec.jobTemplate.spec", needs_selector=False)
+
+
+def validate_daemonset(d: apps_pb2.DaemonSet, errs: Errs) -> None:
+    s = d.spec
+    _selector_and_template(s.selector, s.HasField("selector"), s.template, errs)
+    if s.template.spec.HasField("active_deadline_seconds"):
+        errs.append(FieldError("spec.template.spec.activeDeadlineSeconds", "Forbidden",
+                               "activeDeadlineSeconds in DaemonSet is not Supported"))
+    _non_negative(s.min_ready_seconds, "spec.minReadySeconds", errs)
+    if s.HasField("revision_history_limit"):
+        _non_negative(s.revision_history_limit, "spec.revisionHistoryLimit", errs)
+    st = s.update_strategy
+    if st.type not in UPDATE_STRATEGIES:
+        errs.append(_unsupported("spec.updateStrategy.type", st.type, UPDATE_STRATEGIES))
+    if st.type == "OnDelete" and st.HasField("rolling_update"):
+        errs.append(FieldError("spec.updateStrategy.rollingUpdate", "Forbidden",
+                               "may not be specified when strategy `type` is 'OnDelete'"))
+    ru = st.rolling_update
+    base = "spec.updateStrategy.rollingUpdate"
+    _int_or_percent(ru.max_unavailable, f"{base}.maxUnavailable", errs)
+    _int_or_percent(ru.max_surge, f"{base}.maxSurge", errs)
+    if st.type == "RollingUpdate" and intstr.is_valid_percent_or_int(ru.max_unavailable or "0") and \
+            intstr.is_valid_percent_or_int(ru.max_surge or "0") and \
+            intstr.scaled(ru.max_unavailable or "0", 100, round_up=True) == 0 and \
+            intstr.scaled(ru.max_surge or "0", 100, round_up=True) == 0:
+        errs.append(FieldError(f"{base}.maxUnavailable", "Invalid value", "may not be 0 when `maxSurge` is 0",
+                               ru.max_unavailable or "0"))
+
+
+def with_claim_volumes(sts: apps_pb2.StatefulSet) -> core_pb2.PodTemplateSpec:
+    """The pod template as the set's pods get it: a persistentVolumeClaim volume for each claim template (replacing
+    a template volume of the same name)."""
+    t = core_pb2.PodTemplateSpec()
+    t.CopyFrom(sts.spec.template)
+    claims = {c.metadata.name for c in sts.spec.volume_claim_templates}
+    kept = [v for v in t.spec.volumes if v.name not in claims]
+    del t.spec.volumes[:]
+    t.spec.volumes.extend(kept)
+    for c in sts.spec.volume_claim_templates:
+        t.spec.volumes.add(name=c.metadata.name).persistent_volume_claim.claim_name = c.metadata.name
+    return t
+
+
+def validate_statefulset(st: apps_pb2.StatefulSet, errs: Errs) -> None:
+    s = st.spec
+    _non_negative(s.replicas, "spec.replicas", errs)
+    # The claim templates' volumes are the pods' too: mounts may name them.
+    _selector_and_template(s.selector, s.HasField("selector"), with_claim_volumes(st), errs)
+    seen: set[str] = set()
+    for i, claim in enumerate(s.volume_claim_templates):
+        p = f"spec.volumeClaimTemplates[{i}]"
+        name = claim.metadata.name
+        if not name:
+            errs.append(FieldError(f"{p}.metadata.name", "Required value"))
+        elif why := names.dns1123_label(name):
+            errs.append(FieldError(f"{p}.metadata.name", "Invalid value", why, name))
+        elif name in seen:
+            errs.append(FieldError(f"{p}.metadata.name", "Duplicate value", "", name))
+        seen.add(name)
+        validate_labels(claim.metadata.labels, f"{p}.metadata.labels", errs)
+        claim_errs: Errs = []
+        validate_persistent_volume_claim(claim, claim_errs)
+        errs.extend(FieldError(f"{p}.{e.path}", e.kind, e.detail, e.value) for e in claim_errs)
+    if s.template.spec.HasField("active_deadline_seconds"):
+        errs.append(FieldError("spec.template.spec.activeDeadlineSeconds", "Forbidden",
+                               "activeDeadlineSeconds in StatefulSet is not Supported"))
+    if s.service_name and (why := names.dns1123_label(s.service_name)):
+        errs.append(FieldError("spec.serviceName", "Invalid value", why, s.service_name))
+    if s.pod_management_policy not in POD_MANAGEMENT_POLICIES:
+        errs.append(_unsupported("spec.podManagementPolicy", s.pod_management_policy, POD_MANAGEMENT_POLICIES))
+    strategy = s.update_strategy
+    if strategy.type not in UPDATE_STRATEGIES:
+        errs.append(_unsupported("spec.updateStrategy.type", strategy.type, UPDATE_STRATEGIES))
+    if strategy.type == "OnDelete" and strategy.HasField("rolling_update"):
+        errs.append(FieldError("spec.updateStrategy.rollingUpdate", "Invalid value",
+                               "only allowed for updateStrategy 'RollingUpdate'"))
+    if strategy.rolling_update.HasField("partition"):
+        _non_negative(strategy.rolling_update.partition, "spec.updateStrategy.rollingUpdate.partition", errs)
+    _non_negative(s.min_ready_seconds, "spec.minReadySeconds", errs)
+    if s.HasField("revision_history_limit"):
+        _non_negative(s.revision_history_limit, "spec.revisionHistoryLimit", errs)
+    policy = s.persistent_volume_claim_retention_policy
+    for value, json in ((policy.when_deleted, "whenDeleted"), (policy.when_scaled, "whenScaled")):
+        if value not in RETENTION_POLICIES:
+            errs.append(_unsupported(f"spec.persistentVolumeClaimRetentionPolicy.{json}", value, RETENTION_POLICIES))
+
+
+def validate_statefulset_update(new: apps_pb2.StatefulSet, old: apps_pb2.StatefulSet, errs: Errs) -> None:
+    """Only replicas, template, updateStrategy, persistentVolumeClaimRetentionPolicy and minReadySeconds change."""
+    a, b = apps_pb2.StatefulSetSpec(), apps_pb2.StatefulSetSpec()
+    a.CopyFrom(new.spec)
+    b.CopyFrom(old.spec)
+    for spec in (a, b):
+        for field in ("replicas", "template", "update_strategy", "persistent_volume_claim_retention_policy",
+                      "min_ready_seconds", "revision_history_limit"):
+            spec.ClearField(field)
+    if a != b:
+        errs.append(FieldError("spec", "Forbidden", "updates to statefulset spec for fields other than 'replicas', "
+                                                    "'template', 'updateStrategy', "
+                                                    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' "
+                                                    "are forbidden"))
+
+
+def validate_pdb(pdb: policy_pb2.PodDisruptionBudget, errs: Errs) -> None:
+    s = pdb.spec
+    if s.min_available and s.max_unavailable:
+        errs.append(FieldError("spec", "Invalid value", "minAvailable and maxUnavailable cannot be both set"))
+    _int_or_percent(s.min_available, "spec.minAvailable", errs)
+    _int_or_percent(s.max_unavailable, "spec.maxUnavailable", errs)
+    errs.extend(labels.label_selector_errors(s.selector, "spec.selector"))
+    if s.HasField("unhealthy_pod_eviction_policy") and \
+            s.unhealthy_pod_eviction_policy not in UNHEALTHY_POD_EVICTION_POLICIES:
+        errs.append(_unsupported("spec.unhealthyPodEvictionPolicy", s.unhealthy_pod_eviction_policy,
+                                 UNHEALTHY_POD_EVICTION_POLICIES))
+
+
+def validate_controller_revision(r: apps_pb2.ControllerRevision, errs: Errs) -> None:
+    _non_negative(r.revision, "revision", errs)
+    if not r.HasField("data"):
+        errs.append(FieldError("data", "Required value"))
+
+
+def validate_controller_revision_update(new: apps_pb2.ControllerRevision, old: apps_pb2.ControllerRevision,
+                                        errs: Errs) -> None:
+    if new.data != old.data:
+        errs.append(FieldError("data", "Invalid value", "field is immutable"))
+
+
 _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Pod": validate_pod,
     "Service": validate_service,
@@ -1249,11 +1550,19 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Ingress": validate_ingress,
     "IngressClass": validate_ingress_class,
     "EndpointSlice": validate_endpoint_slice,
+    "Job": validate_job,
+    "CronJob": validate_cronjob,
+    "DaemonSet": validate_daemonset,
+    "StatefulSet": validate_statefulset,
+    "PodDisruptionBudget": validate_pdb,
+    "ControllerRevision": validate_controller_revision,
 }
 
 _NAME_RULES: dict[str, Callable[[str], str | None]] = {
     "Namespace": names.dns1123_label,
     "Service": names.dns1035_label,
+    # Its pods are named <name>-<ordinal> and use that as their hostname.
+    "StatefulSet": names.dns1123_label,
 }
 
 _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
@@ -1270,6 +1579,10 @@ _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
     "StorageClass": validate_storage_class_update,
     "IngressClass": validate_ingress_class_update,
     "EndpointSlice": validate_endpoint_slice_update,
+    "Job": validate_job_update,
+    "DaemonSet": _selector_immutable,
+    "StatefulSet": validate_statefulset_update,
+    "ControllerRevision": validate_controller_revision_update,
 }
 
 

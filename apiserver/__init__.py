@@ -10,6 +10,7 @@ encryption     encryption at rest: the EncryptionConfiguration file, its aesgcm 
 cache          the watch cache: one etcd watch, every kind in memory, shared encoded watch frames
 allocator      Service cluster IPs, NodePorts and load-balancer addresses, claimed as etcd keys
 kubelet_proxy  logs and exec, proxied to the pod's kubelet
+eviction       a pod's eviction subresource: deleted unless its PodDisruptionBudget forbids it
 overload       per-connection and per-client caps on calls, watches and streams
 wire           just enough protobuf wire format to concatenate pre-encoded messages
 storage/       the storage interface and its etcd implementation (group commit)

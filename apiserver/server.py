@@ -35,7 +35,8 @@ from api.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from api.pb import api_pb2
+from api.pb import api_pb2, policy_pb2
+from apiserver import eviction
 from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission, OverloadLimits
@@ -115,7 +116,7 @@ def _resource_of(req: Message) -> str:
     if isinstance(req, api_pb2.CreateRequest | api_pb2.UpdateRequest):
         field_name = req.object.WhichOneof("kind")
         return kinds.by_field(field_name).resource if field_name else ""
-    if isinstance(req, api_pb2.BindRequest):
+    if isinstance(req, api_pb2.BindRequest | policy_pb2.Eviction):
         return "pods"
     return getattr(req, "resource", "") or ""
 
@@ -207,6 +208,10 @@ class ApiServicer:
     @unary("scale", api_pb2.ScaleRequest)
     async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
         return await self.registry.scale(req)
+
+    @unary("evict", policy_pb2.Eviction)
+    async def Evict(self, req: policy_pb2.Eviction) -> bytes:
+        return await eviction.evict(self.registry, req)
 
     @unary("exec", api_pb2.ExecRequest, STREAM)
     async def Exec(self, req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
@@ -364,6 +369,7 @@ def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
         "Scale": uu(servicer.Scale),
         "Exec": uu(servicer.Exec),
         "APIResources": uu(servicer.APIResources),
+        "Evict": uu(servicer.Evict),
         "Watch": us(servicer.Watch),
         "Logs": us(servicer.Logs),
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(

@@ -17,13 +17,21 @@ watches. Reported:
   to the baseline;
 - rolling_update: a new image with maxSurge 25% / maxUnavailable 25%, until
   the rollout is complete; the most pods and fewest ready pods a watcher saw;
+- indexed_job: one Indexed Job of 1000 completions (parallelism 1000) whose
+  pods exit 0 a second after they start, from the create request until the
+  Job is Complete (every pod counted through its tracking finalizer), next to
+  the Deployment's seconds_to_available above;
 - node_loss: 100 pods on one node (the other 99 are cordoned while they are
   placed, then uncordoned), its kubelet stopped; time until the node is
   Unknown, until its pods are evicted, and until 100 replacements are Ready
-  elsewhere (and gone from the Service's Endpoints).
+  elsewhere (and gone from the Service's Endpoints);
+- daemonset: a second cluster of 1000 hollow nodes (leases renewed every 10 s,
+  node-monitor-grace-period 40 s, so a thousand heartbeats do not drown the
+  two-core machine), a DaemonSet created, until it reports 1000 pods
+  available (target: under 10 s).
 
-    python bench/controllers.py                 # defaults: 100 nodes, 1000 replicas
-    python bench/controllers.py --nodes 20 --replicas 200 --keep-logs /tmp/cm-bench
+    python bench/controllers.py                 # defaults: 100 nodes, 1000 replicas, 1000 daemon nodes
+    python bench/controllers.py --nodes 20 --replicas 200 --daemon-nodes 200 --keep-logs /tmp/cm-bench
 """
 
 from __future__ import annotations
@@ -52,15 +60,19 @@ from bench.harness import Processes
 from client.api import Client
 
 IMAGE = "localhost:5000/kubelite/busybox:1.35"
+# Hollow nodes run containers of this image for a second, then they exit 0 (the Job's pods).
+JOB_IMAGE = "localhost:5000/kubelite/busybox:job"
 CREATE_CONCURRENCY = 64
 
 
 class Cluster:
     """etcd, the apiserver, the controller-manager, the scheduler and N hollow nodes."""
 
-    def __init__(self, workdir: Path, nodes: int) -> None:
+    def __init__(self, workdir: Path, nodes: int, *, lease_renew: float = 1.0, grace: float = 4.0) -> None:
         self.workdir = workdir
         self.nodes = nodes
+        self.lease_renew = lease_renew
+        self.grace = grace
         self.processes = Processes(workdir)
         self.etcd_url = ""
         self.address = ""
@@ -70,10 +82,11 @@ class Cluster:
         self.etcd_url = self.processes.start_etcd()
         self.address = self.processes.start_apiserver(self.etcd_url)
         self.processes.start("controller-manager", "controller-manager", "--server", self.address,
-                             "--log-level", "warning")
+                             "--node-monitor-grace-period", str(self.grace), "--log-level", "warning")
         self.processes.start("scheduler", "scheduler", "--server", self.address, "--log-level", "warning")
         self.processes.start("hollow-nodes", "hollow-nodes", "--server", self.address, "--count", str(self.nodes),
-                             "--control-dir", str(self.control_dir), "--log-level", "warning")
+                             "--control-dir", str(self.control_dir), "--lease-renew", str(self.lease_renew),
+                             "--image-exits", f"{JOB_IMAGE}=0@1", "--log-level", "warning")
 
     def cpu(self) -> dict[str, float]:
         return self.processes.cpu()
@@ -270,6 +283,83 @@ async def scenario_rolling(client: Client, replicas: int, watch: PodWatch) -> di
     }
 
 
+async def scenario_indexed_job(client: Client, completions: int) -> dict[str, Any]:
+    """One Indexed Job of `completions` pods, all in parallel, each exiting 0 a second after it starts."""
+    job = manifest(f"""
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: work, namespace: default}}
+spec:
+  completions: {completions}
+  parallelism: {completions}
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers: [{{name: c, image: "{JOB_IMAGE}"}}]
+""")
+    start = time.monotonic()
+    await client.create(job)
+
+    async def complete() -> bool:
+        j = await client.get("jobs", "work", "default")
+        return any(c.type == "Complete" and c.status == "True" for c in j.status.conditions)
+
+    done = await poll(complete, 600, 0.1)
+    final = await client.get("jobs", "work", "default")
+    out = {"completions": completions, "seconds_to_complete": round(done - start, 2),
+           "succeeded": final.status.succeeded, "completed_indexes": final.status.completed_indexes}
+    await client.delete("jobs", "work", "default", propagation_policy="Background")
+
+    async def no_job_pods() -> bool:
+        return not await client.list_all("pods", "default", label_selector="batch.kubernetes.io/job-name=work")
+
+    await poll(no_job_pods, 300, 0.5)
+    return out
+
+
+async def scenario_daemonset(workdir: Path, nodes: int) -> dict[str, Any]:
+    """A DaemonSet on a cluster of `nodes` hollow nodes: seconds from create to every daemon pod available."""
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    cluster = Cluster(workdir, nodes, lease_renew=10.0, grace=40.0)
+    cluster.start()
+    client = Client.from_server(cluster.address)
+    try:
+        async def nodes_ready() -> bool:
+            listed = await client.list_all("nodes")
+            return sum(1 for n in listed if any(c.type == "Ready" and c.status == "True"
+                                                for c in n.status.conditions)) == nodes
+
+        await poll(nodes_ready, 600, 1.0)
+        await asyncio.sleep(2.0)  # let the scheduler and controllers see every node
+        ds = manifest(f"""
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: kube-system}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{{name: agent, image: "{IMAGE}"}}]
+""")
+        start = time.monotonic()
+        await client.create(ds)
+
+        async def available() -> bool:
+            st = (await client.get("daemonsets", "agent", "kube-system")).status
+            return st.desired_number_scheduled == nodes and st.number_available == nodes
+
+        done = await poll(available, 600, 0.1)
+        return {"nodes": nodes, "seconds_to_all_available": round(done - start, 2), "target_seconds": 10.0,
+                "met": done - start <= 10.0, "cpu_seconds": cluster.cpu()}
+    finally:
+        await client.close()
+        cluster.stop()
+
+
 async def set_unschedulable(client: Client, names: list[str], value: bool) -> None:
     async def one(name: str) -> None:
         for _ in range(10):
@@ -370,15 +460,21 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             watcher.cancel()
         await client.delete("deployments", "web", "default")
         await poll(lambda: _no_pods(client, "web"), 300, 0.5)
+        job = await scenario_indexed_job(client, args.replicas)
+        job["replicaset_seconds_to_available"] = out["create"]["seconds_to_available"]
+        job["vs_replicaset"] = round(job["seconds_to_complete"] / max(1e-6, out["create"]["seconds_to_available"]), 2)
+        out["indexed_job"] = job
         if not args.skip_loss:
             out["node_loss"] = await scenario_node_loss(client, cluster, args.loss_pods, node_names)
             out["node_loss"]["target_seconds"] = 10.0
             out["node_loss"]["met"] = out["node_loss"]["seconds_to_replacements_ready"] <= 10.0
         out["cpu_seconds"] = cluster.cpu()
-        return out
     finally:
         await client.close()
         cluster.stop()
+    if args.daemon_nodes:
+        out["daemonset"] = await scenario_daemonset(workdir / "daemonset", args.daemon_nodes)
+    return out
 
 
 async def _no_pods(client: Client, app: str) -> bool:
@@ -391,6 +487,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--loss-pods", type=int, default=100, help="pods placed on the node that is lost")
     parser.add_argument("--skip-loss", action="store_true")
+    parser.add_argument("--daemon-nodes", type=int, default=1000,
+                        help="hollow nodes of the DaemonSet cluster (0: skip it)")
     parser.add_argument("--keep-logs", type=Path, default=None, help="keep the daemons' logs in this directory")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-cm-bench-"))
@@ -399,8 +497,9 @@ def main() -> None:
     finally:
         if args.keep_logs is not None:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for log in workdir.glob("*.log"):
-                shutil.copy(log, args.keep_logs / log.name)
+            for log in workdir.rglob("*.log"):
+                shutil.copy(log, args.keep_logs / f"{log.parent.name}-{log.name}" if log.parent != workdir
+                            else args.keep_logs / log.name)
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result, indent=2))
 

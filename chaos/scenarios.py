@@ -27,6 +27,11 @@ class Report:
     seconds_to_endpoints_dropped: float | None = None
     seconds_to_ready_again: float | None = None
     duplicate_pods: int = 0
+    # StatefulSet pods on the lost node: never replaced while it may still run them (at most one pod per identity),
+    # back once the node is.
+    identities_held: list[str] = field(default_factory=list)
+    duplicate_identities: int = 0
+    seconds_to_identities_back: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -42,6 +47,10 @@ async def _owned_pods(client: Client, namespace: str) -> list[Any]:
     return [p for p in pods if any(r.controller for r in p.metadata.owner_references)]
 
 
+def _controller(pod: Any) -> Any:
+    return next(r for r in pod.metadata.owner_references if r.controller)
+
+
 async def _endpoint_ips(client: Client, namespace: str) -> set[str]:
     out = set()
     for ep in (await client.list("endpoints", namespace)).items:
@@ -53,14 +62,24 @@ async def _endpoint_ips(client: Client, namespace: str) -> set[str]:
 async def node_loss(target: Target, client: Client, node: str, *, namespace: str = "default",
                     timeout: float = 60.0, lost: str = "stop") -> Report:
     """Stop (or cut off) `node`; measure until its pods run elsewhere and leave every Service;
-    then bring it back and check it is Ready with no duplicate pods."""
+    then bring it back and check it is Ready with no duplicate pods.
+
+    A StatefulSet pod on the node is an identity, not a replica: it must not be made again elsewhere while the node
+    may still run it (no second pod of that name, ever), and must be running again once the node is back.
+    """
     report = Report(f"node-{lost}", node)
     before = await _owned_pods(client, namespace)
     victims = {p.metadata.uid: p.status.pod_ip for p in before if p.spec.node_name == node}
+    held = {p.metadata.name: p.metadata.uid for p in before
+            if p.spec.node_name == node and _controller(p).kind == "StatefulSet"}
+    report.identities_held = sorted(held)
     desired: Counter[str] = Counter()
+    replaced: Counter[str] = Counter()  # what must run elsewhere while the node is lost
     for p in before:
-        ref = next(r for r in p.metadata.owner_references if r.controller)
+        ref = _controller(p)
         desired[ref.uid] += 1
+        if ref.kind != "StatefulSet":
+            replaced[ref.uid] += 1
     if not victims:
         report.notes.append(f"no controller-owned pods on {node}: nothing to replace")
     start = time.monotonic()
@@ -80,10 +99,13 @@ async def node_loss(target: Target, client: Client, node: str, *, namespace: str
                 report.seconds_to_endpoints_dropped = round(now, 2)
             ready_elsewhere: Counter[str] = Counter()
             for p in pods:
+                if p.metadata.name in held and p.metadata.uid != held[p.metadata.name]:
+                    report.duplicate_identities += 1
+                    report.notes.append(f"{p.metadata.name} made again (uid {p.metadata.uid}) while {node} was lost")
+                    held[p.metadata.name] = p.metadata.uid
                 if p.spec.node_name != node and _ready(p) and not p.metadata.HasField("deletion_timestamp"):
-                    ref = next(r for r in p.metadata.owner_references if r.controller)
-                    ready_elsewhere[ref.uid] += 1
-            if all(ready_elsewhere[uid] >= n for uid, n in desired.items()):
+                    ready_elsewhere[_controller(p).uid] += 1
+            if all(ready_elsewhere[uid] >= n for uid, n in replaced.items()):
                 report.seconds_to_replaced = round(now, 2)
                 if report.seconds_to_endpoints_dropped is not None:
                     break
@@ -103,16 +125,21 @@ async def node_loss(target: Target, client: Client, node: str, *, namespace: str
     # Let the returning kubelet finish off what was replaced, then count.
     settle = time.monotonic()
     while time.monotonic() - settle < timeout:
-        pods = [p for p in await _owned_pods(client, namespace) if not p.metadata.HasField("deletion_timestamp")]
-        counts: Counter[str] = Counter(next(r for r in p.metadata.owner_references if r.controller).uid
-                                       for p in pods)
+        all_pods = await _owned_pods(client, namespace)
+        pods = [p for p in all_pods if not p.metadata.HasField("deletion_timestamp")]
+        counts: Counter[str] = Counter(_controller(p).uid for p in pods)
         report.duplicate_pods = sum(max(0, counts[u] - n) for u, n in desired.items())
-        stale = [p for p in pods if p.metadata.uid in victims]
-        if report.duplicate_pods == 0 and not stale:
+        stale = [p for p in pods if p.metadata.uid in victims and p.metadata.name not in held]
+        back_up = all(any(p.metadata.name == name and _ready(p) for p in pods) for name in held)
+        if back_up and report.seconds_to_identities_back is None:
+            report.seconds_to_identities_back = round(time.monotonic() - back, 2)
+        if report.duplicate_pods == 0 and not stale and back_up:
             break
         await asyncio.sleep(0.5)
     report.ok = (report.seconds_to_replaced is not None and report.seconds_to_endpoints_dropped is not None
-                 and report.seconds_to_ready_again is not None and report.duplicate_pods == 0)
+                 and report.seconds_to_ready_again is not None and report.duplicate_pods == 0
+                 and report.duplicate_identities == 0
+                 and (not held or report.seconds_to_identities_back is not None))
     return report
 
 

@@ -9,8 +9,10 @@ get         get: tables, wide, -o yaml/json
 describe    describe: details and recent events
 delete      delete by file, name or selector
 verbs       create namespace, label, annotate, scale, cordon, taint, wait, api-resources, version
-workloads   rollout status|history|undo|restart|pause|resume, set image
+workloads   rollout status|history|undo|restart|pause|resume (deployments, daemonsets, statefulsets), set image
 pods        logs (also a local cluster's component logs) and exec
+jobs        create job (from flags, or --from=cronjob/NAME)
+drain       drain: cordon, then evict through the eviction subresource, respecting disruption budgets
 printers    tables and -o output
 merge       the three-way merge of apply
 common      connection options, error reporting, the local-cluster option

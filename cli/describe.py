@@ -6,7 +6,7 @@ import click
 from google.protobuf.message import Message
 
 from api import convert, kinds, labels
-from api.pb import apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2, storage_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, networking_pb2, policy_pb2, scheduling_pb2, storage_pb2
 from cli import printers
 from cli.common import connection_options, run
 from client.api import Client
@@ -385,12 +385,113 @@ def _endpoint_slice(lines: Lines, es: discovery_pb2.EndpointSlice) -> None:
         lines.append(f"    NodeName:     {e.node_name if e.HasField('node_name') else '<unset>'}")
 
 
+def _conditions(lines: Lines, conds: object) -> None:
+    conds = list(conds)  # type: ignore[call-overload]
+    if conds:
+        lines.append("Conditions:")
+        lines.append("  Type             Status  Reason")
+        for c in conds:
+            lines.append(f"  {c.type:<17}{c.status:<8}{c.reason}")
+
+
+def _job(lines: Lines, j: batch_pb2.Job) -> None:
+    s, st = j.spec, j.status
+    _kv(lines, "Selector", str(labels.from_label_selector(s.selector)))
+    _kv(lines, "Parallelism", s.parallelism)
+    _kv(lines, "Completions", s.completions if s.HasField("completions") else "<unset>")
+    _kv(lines, "Completion Mode", s.completion_mode)
+    _kv(lines, "Suspend", str(s.suspend).lower())
+    _kv(lines, "Backoff Limit", s.backoff_limit)
+    if s.HasField("active_deadline_seconds"):
+        _kv(lines, "Active Deadline Seconds", f"{s.active_deadline_seconds}s")
+    if s.HasField("ttl_seconds_after_finished"):
+        _kv(lines, "TTL Seconds After Finished", s.ttl_seconds_after_finished)
+    if st.start_time.seconds:
+        _kv(lines, "Start Time", convert.format_time(st.start_time))
+    if st.completion_time.seconds:
+        _kv(lines, "Completed At", convert.format_time(st.completion_time))
+        _kv(lines, "Duration", printers.job_duration(j))
+    _kv(lines, "Pods Statuses", f"{st.active} Active ({st.ready} Ready) / {st.succeeded} Succeeded / "
+                                f"{st.failed} Failed")
+    if s.completion_mode == "Indexed":
+        _kv(lines, "Completed Indexes", st.completed_indexes or "<none>")
+    _template(lines, s.template)
+    _conditions(lines, st.conditions)
+
+
+def _cronjob(lines: Lines, c: batch_pb2.CronJob) -> None:
+    s = c.spec
+    _kv(lines, "Schedule", s.schedule)
+    if s.HasField("time_zone"):
+        _kv(lines, "Time Zone", s.time_zone)
+    _kv(lines, "Concurrency Policy", s.concurrency_policy)
+    _kv(lines, "Suspend", s.suspend)
+    _kv(lines, "Successful Job History Limit", s.successful_jobs_history_limit)
+    _kv(lines, "Failed Job History Limit", s.failed_jobs_history_limit)
+    _kv(lines, "Starting Deadline Seconds", f"{s.starting_deadline_seconds}s" if
+        s.HasField("starting_deadline_seconds") else "<unset>")
+    _template(lines, s.job_template.spec.template)
+    last = c.status.last_schedule_time
+    _kv(lines, "Last Schedule Time", convert.format_time(last) if last.seconds else "<unset>")
+    _kv(lines, "Active Jobs", ", ".join(r.name for r in c.status.active) or "<none>")
+
+
+def _daemonset(lines: Lines, d: apps_pb2.DaemonSet) -> None:
+    st = d.status
+    _kv(lines, "Selector", str(labels.from_label_selector(d.spec.selector)))
+    _map(lines, "Node-Selector", dict(d.spec.template.spec.node_selector))
+    _kv(lines, "Desired Number of Nodes Scheduled", st.desired_number_scheduled)
+    _kv(lines, "Current Number of Nodes Scheduled", st.current_number_scheduled)
+    _kv(lines, "Number of Nodes Scheduled with Up-to-date Pods", st.updated_number_scheduled)
+    _kv(lines, "Number of Nodes Scheduled with Available Pods", st.number_available)
+    _kv(lines, "Number of Nodes Misscheduled", st.number_misscheduled)
+    _kv(lines, "Pods Status", f"{st.number_ready} Running / {st.number_unavailable} Unavailable")
+    _kv(lines, "Update Strategy", d.spec.update_strategy.type)
+    _template(lines, d.spec.template)
+
+
+def _statefulset(lines: Lines, s: apps_pb2.StatefulSet) -> None:
+    st = s.status
+    _kv(lines, "Selector", str(labels.from_label_selector(s.spec.selector)))
+    _kv(lines, "Replicas", f"{s.spec.replicas} desired | {st.replicas} total")
+    _kv(lines, "Update Strategy", s.spec.update_strategy.type)
+    if s.spec.update_strategy.type == "RollingUpdate":
+        _kv(lines, "  Partition", s.spec.update_strategy.rolling_update.partition)
+    _kv(lines, "Pods Status", f"{st.ready_replicas} Ready / {st.replicas - st.ready_replicas} Not Ready")
+    _template(lines, s.spec.template)
+    if s.spec.volume_claim_templates:
+        lines.append("Volume Claims:")
+        for t in s.spec.volume_claim_templates:
+            _kv(lines, "  Name", t.metadata.name)
+            _kv(lines, "  StorageClass", t.spec.storage_class_name or "")
+            _kv(lines, "  Capacity", t.spec.resources.requests.get("storage", ""))
+            _kv(lines, "  Access Modes", ",".join(t.spec.access_modes))
+    else:
+        _kv(lines, "Volume Claims", "<none>")
+
+
+def _pdb(lines: Lines, p: policy_pb2.PodDisruptionBudget) -> None:
+    if p.spec.min_available:
+        _kv(lines, "Min available", p.spec.min_available)
+    if p.spec.max_unavailable:
+        _kv(lines, "Max unavailable", p.spec.max_unavailable)
+    selector = labels.from_label_selector(p.spec.selector if p.spec.HasField("selector") else None)
+    _kv(lines, "Selector", str(selector) or "<unset>")
+    st = p.status
+    lines.append("Status:")
+    _kv(lines, "    Allowed disruptions", st.disruptions_allowed)
+    _kv(lines, "    Current", st.current_healthy)
+    _kv(lines, "    Desired", st.desired_healthy)
+    _kv(lines, "    Total", st.expected_pods)
+
+
 _DETAIL = {"Pod": _pod, "PriorityClass": _priority_class, "ConfigMap": _config_map, "Secret": _secret,
            "PersistentVolume": _persistent_volume,
            "PersistentVolumeClaim": _persistent_volume_claim, "StorageClass": _storage_class,
            "Deployment": _deployment, "ReplicaSet": _replicaset, "Service": _service, "Node": _node,
            "Endpoints": _endpoints, "Ingress": _ingress, "IngressClass": _ingress_class,
-           "EndpointSlice": _endpoint_slice}
+           "EndpointSlice": _endpoint_slice, "Job": _job, "CronJob": _cronjob, "DaemonSet": _daemonset,
+           "StatefulSet": _statefulset, "PodDisruptionBudget": _pdb}
 
 
 async def describe_text(client: Client, obj: Message) -> str:

@@ -12,7 +12,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import click
 
-from cli import apply, delete, describe, get, pods, verbs, workloads
+from cli import apply, delete, describe, drain, get, jobs, pods, verbs, workloads
 from cli.daemons import (
     apiserver,
     chaos,
@@ -35,6 +35,8 @@ MODULES = (
     verbs,
     pods,
     workloads,
+    jobs,
+    drain,
     lab,
     images,
     chaos,

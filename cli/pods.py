@@ -45,12 +45,12 @@ def parse_duration(text: str) -> int:
 @connection_options
 def logs(pod: str | None, container: str, follow: bool, tail: int, previous: bool, timestamps: bool,
          since: str | None, component: str | None, namespace: str, conn: ClientConfig) -> None:
-    """Print a container's logs: POD, deploy/NAME or rs/NAME (one of its pods); or --component."""
+    """Print a container's logs: POD, or deploy/, rs/, job/, ds/ or sts/NAME (one of its pods); or --component."""
     if component:
         _component_logs(conn, component, follow=follow, tail=tail)
         return
     if not pod:
-        raise click.UsageError("give a POD (or deploy/NAME, rs/NAME), or --component NAME")
+        raise click.UsageError("give a POD (or deploy/NAME, job/NAME, ...), or --component NAME")
 
     async def go(c: Client) -> None:
         name = await _pod_for(c, pod, namespace or "default")
@@ -69,15 +69,16 @@ def logs(pod: str | None, container: str, follow: bool, tail: int, previous: boo
 
 
 async def _pod_for(c: Client, target: str, namespace: str) -> str:
-    """A pod name for `pod`, `pod/NAME`, or a workload (`deploy/NAME`, `rs/NAME`): its oldest running pod."""
+    """A pod name for `pod`, `pod/NAME`, or a workload (`deploy/NAME`, `job/NAME`, ...): its oldest running pod, else
+    its oldest pod."""
     kind_name, _, name = target.rpartition("/")
     if not kind_name:
         return target
     kind = kinds.lookup(kind_name)
     if kind.kind == "Pod":
         return name
-    if kind.kind not in ("Deployment", "ReplicaSet"):
-        raise CliError(f"cannot read logs of a {kind.kind}; use a pod, deploy/NAME or rs/NAME")
+    if kind.kind not in ("Deployment", "ReplicaSet", "Job", "DaemonSet", "StatefulSet"):
+        raise CliError(f"cannot read logs of a {kind.kind}; use a pod, or deploy/, rs/, job/, ds/ or sts/NAME")
     owner = await c.get(kind.resource, name, namespace)
     selector = str(labels.from_label_selector(owner.spec.selector))
     candidates = (await c.list("pods", namespace, label_selector=selector)).items

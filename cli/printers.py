@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import convert, kinds
-from api.pb import apps_pb2, core_pb2, discovery_pb2, networking_pb2, scheduling_pb2, storage_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, networking_pb2, policy_pb2, scheduling_pb2, storage_pb2
 
 Row = list[str]
 
@@ -282,6 +282,89 @@ def _storage_classes(sc: storage_pb2.StorageClass, wide: bool) -> Row:
     return [sc.metadata.name + (" (default)" if default else ""), sc.provisioner, sc.reclaim_policy or "Delete",
             sc.volume_binding_mode or "Immediate", str(sc.allow_volume_expansion).lower(),
             age(sc.metadata.creation_timestamp)]
+# ---------------------------------------------------------------- jobs, daemon sets, stateful sets, budgets
+
+
+def duration(seconds_: float) -> str:
+    """kubectl's HumanDuration of a span (the age of something `seconds_` old)."""
+    from google.protobuf.timestamp_pb2 import Timestamp as _Ts
+
+    ref = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    start = _Ts()
+    start.FromDatetime(ref - dt.timedelta(seconds=max(0.0, seconds_)))
+    return age(start, ref) if seconds_ >= 0 else "<invalid>"
+
+
+def job_status(j: batch_pb2.Job) -> str:
+    """kubectl's STATUS column of a Job: Terminating, Complete, Failed, Suspended, ..., else Running."""
+    if j.metadata.HasField("deletion_timestamp"):
+        return "Terminating"
+    true = {c.type for c in j.status.conditions if c.status == "True"}
+    for type_ in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if type_ in true:
+            return type_
+    return "Running"
+
+
+def job_completions(j: batch_pb2.Job) -> str:
+    if j.spec.HasField("completions"):
+        return f"{j.status.succeeded}/{j.spec.completions}"
+    parallelism = j.spec.parallelism if j.spec.HasField("parallelism") else 1
+    return f"{j.status.succeeded}/1 of {parallelism}" if parallelism > 1 else f"{j.status.succeeded}/1"
+
+
+def job_duration(j: batch_pb2.Job, now: dt.datetime | None = None) -> str:
+    start = j.status.start_time
+    if not start.seconds:
+        return ""
+    end = j.status.completion_time.ToDatetime(tzinfo=dt.UTC) if j.status.completion_time.seconds else \
+        (now or dt.datetime.now(dt.UTC))
+    return duration((end - start.ToDatetime(tzinfo=dt.UTC)).total_seconds())
+
+
+def _jobs(j: batch_pb2.Job, wide: bool) -> Row:
+    row = [j.metadata.name, job_status(j), job_completions(j), job_duration(j), age(j.metadata.creation_timestamp)]
+    if wide:
+        row += [*_containers_images(j.spec.template.spec), _selector_text(j.spec.selector)]
+    return row
+
+
+def _cronjobs(c: batch_pb2.CronJob, wide: bool) -> Row:
+    last = age(c.status.last_schedule_time) if c.status.last_schedule_time.seconds else "<none>"
+    row = [c.metadata.name, c.spec.schedule, c.spec.time_zone if c.spec.HasField("time_zone") else "<none>",
+           str(c.spec.suspend).capitalize(), str(len(c.status.active)), last, age(c.metadata.creation_timestamp)]
+    if wide:
+        spec = c.spec.job_template.spec
+        row += [*_containers_images(spec.template.spec), _selector_text(spec.selector)]
+    return row
+
+
+def _daemonsets(d: apps_pb2.DaemonSet, wide: bool) -> Row:
+    st = d.status
+    selector = ",".join(f"{k}={v}" for k, v in sorted(d.spec.template.spec.node_selector.items())) or "<none>"
+    row = [d.metadata.name, str(st.desired_number_scheduled), str(st.current_number_scheduled), str(st.number_ready),
+           str(st.updated_number_scheduled), str(st.number_available), selector, age(d.metadata.creation_timestamp)]
+    if wide:
+        row += [*_containers_images(d.spec.template.spec), _selector_text(d.spec.selector)]
+    return row
+
+
+def _statefulsets(s: apps_pb2.StatefulSet, wide: bool) -> Row:
+    row = [s.metadata.name, f"{s.status.ready_replicas}/{s.spec.replicas}", age(s.metadata.creation_timestamp)]
+    if wide:
+        row += _containers_images(s.spec.template.spec)
+    return row
+
+
+def _pdbs(p: policy_pb2.PodDisruptionBudget, wide: bool) -> Row:
+    return [p.metadata.name, p.spec.min_available or "N/A", p.spec.max_unavailable or "N/A",
+            str(p.status.disruptions_allowed), age(p.metadata.creation_timestamp)]
+
+
+def _revisions(r: apps_pb2.ControllerRevision, wide: bool) -> Row:
+    ref = next((o for o in r.metadata.owner_references if o.controller), None)
+    owner = f"{ref.kind.lower()}.{ref.api_version.partition('/')[0]}/{ref.name}" if ref is not None else "<none>"
+    return [r.metadata.name, owner, str(r.revision), age(r.metadata.creation_timestamp)]
 
 
 COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
@@ -309,6 +392,14 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
                               ["VOLUMEMODE"], _persistent_volume_claims),
     "StorageClass": (["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"], [],
                      _storage_classes),
+    "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _jobs),
+    "CronJob": (["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+                ["CONTAINERS", "IMAGES", "SELECTOR"], _cronjobs),
+    "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+                  ["CONTAINERS", "IMAGES", "SELECTOR"], _daemonsets),
+    "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"], _statefulsets),
+    "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [], _pdbs),
+    "ControllerRevision": (["NAME", "CONTROLLER", "REVISION", "AGE"], [], _revisions),
 }
 
 

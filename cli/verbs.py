@@ -477,15 +477,19 @@ def taint(kind: str, node: str, taints: tuple[str, ...], overwrite: bool, conn: 
               help="condition=NAME[=VALUE] (e.g. condition=Ready, condition=Available) or delete")
 @click.option("--namespace", "-n", default="")
 @click.option("--selector", "-l", default="", help="wait for every object matching this selector")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds")
+@click.option("--timeout", default="30s", show_default=True, help="give up after this long (e.g. 60s, 2m, 90)")
 @connection_options
-def wait(targets: tuple[str, ...], condition: str, namespace: str, selector: str, timeout: float,
+def wait(targets: tuple[str, ...], condition: str, namespace: str, selector: str, timeout: str,
          conn: ClientConfig) -> None:
-    """Wait until objects meet a condition: `wait --for=condition=Ready pod/client`, `--for=delete`."""
+    """Wait until objects meet a condition: `wait --for=condition=Ready pod/client`, `--for=condition=complete
+    job/pi`, `--for=delete`."""
     import asyncio
     import time
 
     from api.errors import NotFoundError
+    from cli.workloads import parse_duration
+
+    seconds = parse_duration(timeout)
 
     want_delete = condition == "delete"
     cond_name, want = "", "True"
@@ -509,7 +513,7 @@ def wait(targets: tuple[str, ...], condition: str, namespace: str, selector: str
         return any(c.type.lower() == cond_name.lower() and c.status == want for c in obj.status.conditions)
 
     async def go(c: Client) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds
         pending = list(pairs)
         ns = namespace or "default"
         while True:

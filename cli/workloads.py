@@ -1,5 +1,8 @@
-"""Workload verbs: `kubelite rollout status|history|undo|restart|pause|resume deployment/NAME`
-and `kubelite set image deployment/NAME CONTAINER=IMAGE`, with kubectl's wording.
+"""Workload verbs: `kubelite rollout status|history|undo|restart deployment/NAME` (and daemonset/NAME,
+statefulset/NAME), `rollout pause|resume deployment/NAME` and `kubelite set image deployment/NAME
+CONTAINER=IMAGE`, with kubectl's wording.
+
+A Deployment's history is its ReplicaSets; a DaemonSet's and a StatefulSet's are their ControllerRevisions.
 """
 
 from __future__ import annotations
@@ -81,19 +84,69 @@ def status_message(d: apps_pb2.Deployment) -> tuple[str, bool]:
     return "Waiting for deployment spec update to be observed...", False
 
 
+def daemonset_status_message(ds: apps_pb2.DaemonSet) -> tuple[str, bool]:
+    """kubectl's DaemonSetStatusViewer: (message, done)."""
+    name = ds.metadata.name
+    if ds.spec.update_strategy.type != "RollingUpdate":
+        raise CliError("rollout status is only available for RollingUpdate strategy type")
+    if ds.metadata.generation <= ds.status.observed_generation:
+        st = ds.status
+        if st.updated_number_scheduled < st.desired_number_scheduled:
+            return (f'Waiting for daemon set "{name}" rollout to finish: {st.updated_number_scheduled} out of '
+                    f"{st.desired_number_scheduled} new pods have been updated...", False)
+        if st.number_available < st.desired_number_scheduled:
+            return (f'Waiting for daemon set "{name}" rollout to finish: {st.number_available} of '
+                    f"{st.desired_number_scheduled} updated pods are available...", False)
+        return f'daemon set "{name}" successfully rolled out', True
+    return "Waiting for daemon set spec update to be observed...", False
+
+
+def statefulset_status_message(sts: apps_pb2.StatefulSet) -> tuple[str, bool]:
+    """kubectl's StatefulSetStatusViewer: (message, done)."""
+    if sts.spec.update_strategy.type != "RollingUpdate":
+        raise CliError("rollout status is only available for RollingUpdate strategy type")
+    st = sts.status
+    if st.observed_generation == 0 or sts.metadata.generation > st.observed_generation:
+        return "Waiting for statefulset spec update to be observed...", False
+    if st.ready_replicas < sts.spec.replicas:
+        return f"Waiting for {sts.spec.replicas - st.ready_replicas} pods to be ready...", False
+    partition = sts.spec.update_strategy.rolling_update.partition
+    if partition > 0:
+        if st.updated_replicas < sts.spec.replicas - partition:
+            return (f"Waiting for partitioned roll out to finish: {st.updated_replicas} out of "
+                    f"{sts.spec.replicas - partition} new pods have been updated...", False)
+        return f"partitioned roll out complete: {st.updated_replicas} new pods have been updated...", True
+    if st.update_revision != st.current_revision:
+        return (f"waiting for statefulset rolling update to complete {st.updated_replicas} pods at revision "
+                f"{st.update_revision}...", False)
+    return f"statefulset rolling update complete {st.current_replicas} pods at revision {st.current_revision}...", True
+
+
+def _status_of(obj: Any) -> tuple[str, bool]:
+    kind = kinds.of(obj).kind
+    if kind == "DaemonSet":
+        return daemonset_status_message(obj)
+    if kind == "StatefulSet":
+        return statefulset_status_message(obj)
+    return status_message(obj)
+
+
 async def follow_status(c: Client, namespace: str, name: str, *, watch: bool, timeout: float,
-                        revision: int = 0) -> None:
+                        revision: int = 0, kind: str = "Deployment") -> None:
     """Print status lines as they change until the rollout is done; CliError on failure or timeout."""
     deadline = time.monotonic() + timeout if timeout > 0 else None
     last = ""
 
-    def show(d: apps_pb2.Deployment) -> bool:
+    resource = kinds.lookup(kind).resource
+    noun = {"Deployment": "deployment", "DaemonSet": "daemon set", "StatefulSet": "statefulset"}[kind]
+
+    def show(d: Any) -> bool:
         nonlocal last
-        if revision:
+        if revision and kind == "Deployment":
             have = dutil.revision(d)
             if have != revision:
                 raise CliError(f"desired revision ({revision}) is different from the running revision ({have})")
-        msg, done = status_message(d)
+        msg, done = _status_of(d)
         if msg != last:
             click.echo(msg)
             last = msg
@@ -102,18 +155,18 @@ async def follow_status(c: Client, namespace: str, name: str, *, watch: bool, ti
     async def go() -> None:
         while True:
             try:
-                result = await c.list("deployments", namespace, field_selector=f"metadata.name={name}")
+                result = await c.list(resource, namespace, field_selector=f"metadata.name={name}")
             except NotFoundError:
                 result = None
             if result is None or not result.items:
-                raise CliError(f'deployments.apps "{name}" not found')
+                raise CliError(f'{resource}.apps "{name}" not found')
             if show(result.items[0]) or not watch:
                 return
             try:
-                async for ev in c.watch("deployments", namespace, resource_version=result.resource_version,
+                async for ev in c.watch(resource, namespace, resource_version=result.resource_version,
                                         field_selector=f"metadata.name={name}", bookmarks=False):
                     if ev.type == "DELETED":
-                        raise CliError(f'deployment "{name}" was deleted')
+                        raise CliError(f'{noun} "{name}" was deleted')
                     if show(ev.object):  # type: ignore[arg-type]
                         return
             except CliError:
@@ -147,6 +200,27 @@ def previous_revision(rss: list[apps_pb2.ReplicaSet], to_revision: int) -> apps_
     return ranked[1]
 
 
+def previous_controller_revision(revs: list[apps_pb2.ControllerRevision],
+                                 to_revision: int) -> apps_pb2.ControllerRevision:
+    """The ControllerRevision to roll a DaemonSet or StatefulSet back to: `to_revision`, or the one before the
+    latest."""
+    if to_revision > 0:
+        for r in revs:
+            if r.revision == to_revision:
+                return r
+        raise CliError(f"unable to find specified revision {to_revision} in history")
+    ranked = sorted(revs, key=lambda r: r.revision, reverse=True)
+    if len(ranked) < 2:
+        raise CliError("no rollout history found" if not ranked else "no previous revision to roll back to")
+    return ranked[1]
+
+
+async def _owned_revisions(c: Client, owner: Any) -> list[apps_pb2.ControllerRevision]:
+    items = await c.list_all("controllerrevisions", owner.metadata.namespace)
+    return [r for r in items if any(o.controller and o.uid == owner.metadata.uid
+                                    for o in r.metadata.owner_references)]
+
+
 def template_of(rs: apps_pb2.ReplicaSet) -> core_pb2.PodTemplateSpec:
     t = core_pb2.PodTemplateSpec()
     t.CopyFrom(rs.spec.template)
@@ -178,7 +252,8 @@ def render_template(t: core_pb2.PodTemplateSpec, indent: str = "  ") -> list[str
 
 @click.group()
 def rollout() -> None:
-    """Manage the rollout of a deployment: status, history, undo, restart, pause, resume."""
+    """Manage the rollout of a deployment, daemonset or statefulset: status, history, undo, restart (and pause,
+    resume for deployments)."""
 
 
 def _target_args(fn: Any) -> Any:
@@ -196,6 +271,22 @@ def _resolve(target: str, name: str | None) -> str:
         sys.exit(1)
 
 
+ROLLABLE = ("Deployment", "DaemonSet", "StatefulSet")
+
+
+def _resolve_kind(target: str, name: str | None) -> tuple[kinds.Kind, str]:
+    try:
+        kind, resolved = parse_target(target, name, allowed=ROLLABLE)
+    except CliError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    return kinds.lookup(kind), resolved
+
+
+def _full_name(kind: kinds.Kind, name: str) -> str:
+    return f"{kind.kind.lower()}.{kind.group}/{name}"
+
+
 @rollout.command("status")
 @_target_args
 @click.option("--watch", "-w", "watch", type=bool, default=True, show_default=True,
@@ -204,12 +295,13 @@ def _resolve(target: str, name: str | None) -> str:
 @click.option("--revision", type=int, default=0, help="pin to this revision; fail if the deployment is at another")
 def rollout_status(target: str, name: str | None, namespace: str, watch: bool, timeout: str, revision: int,
                    conn: ClientConfig) -> None:
-    """Follow a deployment's rollout; exit non-zero if it fails (progress deadline) or times out."""
-    deploy = _resolve(target, name)
+    """Follow a rollout (deployment, daemonset or statefulset); exit non-zero if it fails or times out."""
+    kind, obj_name = _resolve_kind(target, name)
     seconds = parse_duration(timeout)
 
     async def go(c: Client) -> None:
-        await follow_status(c, namespace or "default", deploy, watch=watch, timeout=seconds, revision=revision)
+        await follow_status(c, namespace or "default", obj_name, watch=watch, timeout=seconds, revision=revision,
+                            kind=kind.kind)
 
     with_client(conn, go)
 
@@ -245,8 +337,12 @@ def parse_duration(text: str) -> float:
 @_target_args
 @click.option("--revision", type=int, default=0, help="show the pod template of this revision")
 def rollout_history(target: str, name: str | None, namespace: str, revision: int, conn: ClientConfig) -> None:
-    """List a deployment's revisions, or show one revision's pod template."""
-    deploy = _resolve(target, name)
+    """List the revisions of a deployment, daemonset or statefulset, or show one revision's pod template."""
+    kind, obj_name = _resolve_kind(target, name)
+    if kind.kind != "Deployment":
+        with_client(conn, lambda c: _revision_history(c, kind, obj_name, namespace or "default", revision))
+        return
+    deploy = obj_name
 
     async def go(c: Client) -> None:
         d = await c.get("deployments", deploy, namespace or "default")
@@ -270,13 +366,54 @@ def rollout_history(target: str, name: str | None, namespace: str, revision: int
     with_client(conn, go)
 
 
+async def _revision_history(c: Client, kind: kinds.Kind, name: str, namespace: str, revision: int) -> None:
+    owner = await c.get(kind.resource, name, namespace)
+    history = sorted(await _owned_revisions(c, owner), key=lambda r: r.revision)
+    full = _full_name(kind, name)
+    if revision:
+        rev = next((r for r in history if r.revision == revision), None)
+        if rev is None:
+            raise CliError(f"unable to find the specified revision {revision}")
+        click.echo(f"{full} with revision #{revision}")
+        click.echo("Pod Template:")
+        click.echo("\n".join(render_template(rev.data.spec.template)))
+        return
+    click.echo(f"{full} ")
+    if not history:
+        click.echo("No rollout history found.")
+        return
+    rows = [[str(r.revision), r.metadata.annotations.get(dutil.CHANGE_CAUSE, "<none>")] for r in history]
+    click.echo(printers.table(rows, ["REVISION", "CHANGE-CAUSE"]))
+
+
+async def _revision_undo(c: Client, kind: kinds.Kind, name: str, namespace: str, to_revision: int) -> None:
+    owner = await c.get(kind.resource, name, namespace)
+    source = previous_controller_revision(await _owned_revisions(c, owner), to_revision)
+    template = source.data.spec.template
+    full = _full_name(kind, name)
+    if owner.spec.template == template:
+        click.echo(f"{full} skipped rollback (current template already matches revision {source.revision})")
+        return
+
+    def change(obj: Any) -> bool:
+        if obj.metadata.uid != owner.metadata.uid:
+            raise CliError(f'{kind.kind.lower()} "{name}" was replaced while rolling back; try again')
+        obj.spec.template.CopyFrom(template)
+        return True
+
+    await mutate(c, kind, name, namespace, change)
+    click.echo(f"{full} rolled back")
+
+
 @rollout.command("undo")
 @_target_args
 @click.option("--to-revision", type=int, default=0, help="the revision to roll back to (default: the previous one)")
 def rollout_undo(target: str, name: str | None, namespace: str, to_revision: int, conn: ClientConfig) -> None:
-    """Roll a deployment back to its previous template (or to --to-revision)."""
-    deploy = _resolve(target, name)
-    kind = kinds.lookup("Deployment")
+    """Roll a deployment, daemonset or statefulset back to its previous template (or to --to-revision)."""
+    kind, deploy = _resolve_kind(target, name)
+    if kind.kind != "Deployment":
+        with_client(conn, lambda c: _revision_undo(c, kind, deploy, namespace or "default", to_revision))
+        return
 
     async def go(c: Client) -> None:
         d = await c.get("deployments", deploy, namespace or "default")
@@ -308,19 +445,20 @@ def rollout_undo(target: str, name: str | None, namespace: str, to_revision: int
 @rollout.command("restart")
 @_target_args
 def rollout_restart(target: str, name: str | None, namespace: str, conn: ClientConfig) -> None:
-    """Replace every pod of a deployment by a rolling update (stamps kubectl.kubernetes.io/restartedAt)."""
-    deploy = _resolve(target, name)
+    """Replace every pod of a deployment, daemonset or statefulset by a rolling update (stamps
+    kubectl.kubernetes.io/restartedAt)."""
+    kind, deploy = _resolve_kind(target, name)
     stamp = convert.format_time(_now_ts())
 
-    def change(obj: apps_pb2.Deployment) -> bool:
-        if obj.spec.paused:
+    def change(obj: Any) -> bool:
+        if kind.kind == "Deployment" and obj.spec.paused:
             raise CliError(f'deployments.apps "{deploy}" can\'t restart paused deployment (run rollout resume first)')
         obj.spec.template.metadata.annotations[dutil.RESTARTED_AT] = stamp
         return True
 
     async def go(c: Client) -> None:
-        await mutate(c, kinds.lookup("Deployment"), deploy, namespace or "default", change)
-        click.echo(f"{_deploy_name(deploy)} restarted")
+        await mutate(c, kind, deploy, namespace or "default", change)
+        click.echo(f"{_full_name(kind, deploy)} restarted")
 
     with_client(conn, go)
 

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from api import kinds
 from api.errors import ApiError, from_grpc
-from api.pb import api_pb2, api_pb2_grpc, core_pb2
+from api.pb import api_pb2, api_pb2_grpc, core_pb2, policy_pb2
 from client.channel import open_channel
 from client.config import ClientConfig, resolve
 
@@ -121,6 +121,18 @@ class Client:
     async def scale(self, kind: str, name: str, replicas: int, namespace: str = "") -> Any:
         req = api_pb2.ScaleRequest(resource=_resource(kind), namespace=namespace, name=name, replicas=replicas)
         return kinds.unwrap(await self._unary(self.stub.Scale, req))
+
+    async def evict(self, namespace: str, name: str, *, grace_period_seconds: int | None = None, uid: str = "",
+                    dry_run: bool = False) -> core_pb2.Pod:
+        """Evict a pod through its eviction subresource; TooManyRequestsError while a disruption budget forbids it."""
+        req = policy_pb2.Eviction(metadata={"name": name, "namespace": namespace})
+        if grace_period_seconds is not None:
+            req.delete_options.grace_period_seconds = grace_period_seconds
+        if uid:
+            req.delete_options.preconditions.uid = uid
+        if dry_run:
+            req.delete_options.dry_run.append("All")
+        return kinds.unwrap(await self._unary(self.stub.Evict, req))  # type: ignore[return-value]
 
     async def api_resources(self) -> Sequence[api_pb2.APIResource]:
         return (await self._unary(self.stub.APIResources, api_pb2.APIResourcesRequest())).resources

@@ -21,16 +21,21 @@ from client.api import Client
 from client.config import ClientConfig
 from client.leader import LeaderElector
 from controllers.base import QueueController
+from controllers.cronjob.controller import CronJobController
+from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
+from controllers.disruption.controller import DisruptionController
 from controllers.endpoints.controller import EndpointsController
 from controllers.endpointslice.controller import EndpointSliceController
 from controllers.gc.controller import GarbageCollector
 from controllers.gc.namespace import NamespaceController
 from controllers.gc.pods import PodGarbageCollector
 from controllers.informers import SharedInformers
+from controllers.job.controller import JobController
 from controllers.nodelifecycle.controller import DEFAULT_GRACE, DEFAULT_MONITOR_PERIOD, NodeLifecycleController
 from controllers.nodelifecycle.taintmanager import TaintManager
 from controllers.replicaset.controller import ReplicaSetController
+from controllers.statefulset.controller import StatefulSetController
 from controllers.volume.controller import PersistentVolumeController
 from controllers.volume.provisioner import LocalPathProvisioner
 
@@ -39,7 +44,7 @@ log = structlog.get_logger()
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
 CONTROLLERS = ("replicaset", "deployment", "endpoints", "endpointslice", "nodelifecycle", "garbagecollector",
-               "namespace", "persistentvolume")
+               "namespace", "persistentvolume", "job", "cronjob", "daemonset", "statefulset", "disruption")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -76,6 +81,8 @@ class Config:
     endpointslice_max: int = 100  # endpoints per EndpointSlice
     gc_workers: int = 4
     eviction_workers: int = 16
+    job_workers: int = 4
+    job_backoff: float = 10.0  # the first backoff after a Job's pod failed; doubles per failure
 
 
 class ControllerManager:
@@ -126,6 +133,12 @@ class ControllerManager:
                 ("persistentvolume-binder", PersistentVolumeController(client, informers)),
                 ("local-path-provisioner", LocalPathProvisioner(client, informers)),
             ],
+            "job": lambda: [("job", JobController(client, informers, workers=c.job_workers,
+                                                  backoff_base=c.job_backoff))],
+            "cronjob": lambda: [("cronjob", CronJobController(client, informers))],
+            "daemonset": lambda: [("daemonset", DaemonSetController(client, informers))],
+            "statefulset": lambda: [("statefulset", StatefulSetController(client, informers))],
+            "disruption": lambda: [("disruption", DisruptionController(client, informers))],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:

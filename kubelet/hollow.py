@@ -30,7 +30,7 @@ from kubelet.config import DEFAULT_MAX_PODS, KubeletConfig
 from kubelet.kubelet import Kubelet
 from kubelet.node import MachineInfo
 from kubelet.runtime import images
-from kubelet.runtime.fake import FakeRuntime
+from kubelet.runtime.fake import FakeRuntime, ImageBehavior
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +50,8 @@ class HollowConfig:
     root_dir: Path | None = None
     control_dir: Path | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # How containers of some images behave (e.g. exit 0 after a second, for Jobs); others run until stopped.
+    behaviors: dict[str, ImageBehavior] = field(default_factory=dict)
 
 
 def hollow_addresses(index: int) -> tuple[str, str]:
@@ -104,7 +106,7 @@ class HollowCluster:
                 node_labels={"kubelite.io/hollow": "true", **c.labels},
             )
             runtime = FakeRuntime(images=(images.PAUSE_IMAGE, images.BUSYBOX_IMAGE), pod_cidr=pod_cidr,
-                                  node_ip=node_ip)
+                                  node_ip=node_ip, behaviors=c.behaviors)
             self.nodes[name] = HollowNode(name, cfg, runtime)
 
     def _machine(self, name: str) -> MachineInfo:

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from api.pb import api_pb2 as kubelite_dot_v1_dot_api__pb2
+from api.pb import policy_pb2 as kubelite_dot_v1_dot_policy__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -99,6 +100,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.FromString,
                 _registered_method=True)
+        self.Evict = channel.unary_unary(
+                '/kubelite.v1.Api/Evict',
+                request_serializer=kubelite_dot_v1_dot_policy__pb2.Eviction.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.Object.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -183,6 +189,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evict(self, request, context):
+        """A pod's eviction subresource: deletes the pod if no PodDisruptionBudget forbids it (RESOURCE_EXHAUSTED,
+        "Cannot evict pod as it would violate the pod's disruption budget.", when one does).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +264,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.APIResources,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.SerializeToString,
+            ),
+            'Evict': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evict,
+                    request_deserializer=kubelite_dot_v1_dot_policy__pb2.Eviction.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.Object.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -603,6 +622,33 @@ class Api:
             '/kubelite.v1.Api/APIResources',
             kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/Evict',
+            kubelite_dot_v1_dot_policy__pb2.Eviction.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.Object.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,11 @@ priorityclass          the system classes: created at start, never deleted
 persistentvolume       the pv-protection finalizer
 persistentvolumeclaim  the pvc-protection finalizer
 ingress                a controller's status writes are checked
+job                    a selector generated from the Job's uid; orphaning delete; status is the controller's
+cronjob                orphaning delete; status is the controller's
+daemonset              orphaning delete; status is the controller's
+statefulset            scalable, orphaning delete; status is the controller's
+poddisruptionbudget    status is the disruption controller's and the eviction subresource's
 """
 
 from __future__ import annotations

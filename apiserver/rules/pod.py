@@ -36,8 +36,11 @@ class Rules(Strategy):
         return grace, bool(pod.spec.node_name) and grace > 0
 
     def ready_to_remove(self, obj: Message) -> bool:
-        # A bound pod waits for its kubelet to report it stopped (deleting it with grace 0).
-        return super().ready_to_remove(obj) and not obj.spec.node_name  # type: ignore[attr-defined]
+        # A bound pod waits for its kubelet to report it stopped (deleting it with grace 0); one whose finalizers
+        # outlived that goes when the last of them does.
+        meta = obj.metadata  # type: ignore[attr-defined]
+        stopped = meta.HasField("deletion_grace_period_seconds") and meta.deletion_grace_period_seconds == 0
+        return super().ready_to_remove(obj) and (not obj.spec.node_name or stopped)  # type: ignore[attr-defined]
 
 
 def binding(req: api_pb2.BindRequest) -> Callable[[Message], Message]:

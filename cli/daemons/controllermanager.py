@@ -12,7 +12,8 @@ from client.config import ClientConfig
 @connection_options
 @click.option("--controllers", "controllers_spec", default="*", show_default=True,
               help="controllers to run: '*' for all, names to add, -name to leave one out "
-                   "(replicaset, deployment, endpoints, nodelifecycle, garbagecollector, namespace)")
+                   "(replicaset, deployment, endpoints, nodelifecycle, garbagecollector, namespace, "
+                   "persistentvolume, job, cronjob, daemonset, statefulset, disruption)")
 @click.option("--node-monitor-grace-period", type=float, default=4.0, show_default=True,
               help="seconds a node's lease may go unrenewed before the node is marked Ready=Unknown")
 @click.option("--node-monitor-period", type=float, default=0.5, show_default=True,
@@ -29,7 +30,8 @@ def controller_manager(conn: ClientConfig, controllers_spec: str, node_monitor_g
                        node_monitor_period: float, leader_elect: bool, leader_elect_lease_duration: float,
                        leader_elect_renew_interval: float, identity: str, concurrent_replicaset_syncs: int,
                        concurrent_deployment_syncs: int, log_level: str) -> None:
-    """Run the controllers: replicaset, deployment, endpoints, node lifecycle, garbage collector, namespace."""
+    """Run the controllers: replicaset, deployment, endpoints, node lifecycle, garbage collector, namespace,
+    volumes, job, cronjob, daemonset, statefulset and disruption."""
     from api import logs
     from cli.daemons import serve
     from controllers.manager import Config, ControllerManager, default_identity, select_controllers

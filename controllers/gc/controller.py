@@ -27,7 +27,9 @@ from controllers.gc import plan
 from controllers.informers import OWNER, SharedInformers
 
 # Every kind that can own or be owned; Events are left to their TTL.
-MONITORED = ("namespaces", "nodes", "pods", "services", "endpoints", "replicasets", "deployments", "leases")
+MONITORED = ("namespaces", "nodes", "pods", "services", "endpoints", "replicasets", "deployments", "leases", "jobs",
+             "cronjobs", "daemonsets", "statefulsets", "controllerrevisions", "poddisruptionbudgets",
+             "persistentvolumeclaims")
 ABSENT_CACHE = 10000
 
 

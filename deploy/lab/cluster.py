@@ -86,6 +86,10 @@ def token_path(plan: LabPlan) -> Path:
     return plan.paths.run_dir / "token"
 
 
+def proxy_mode_path(plan: LabPlan) -> Path:
+    return plan.paths.run_dir / "proxy-mode"
+
+
 def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.ControlPlaneSpec:
     return bootstrap.ControlPlaneSpec(
         address=str(plan.control_plane.address), data_dir=plan.paths.data_dir / "control-plane",
@@ -159,6 +163,7 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         await step("images built", asyncio.to_thread(images.build_all, images.DEFAULT_CACHE_DIR))
         await step("network ready", asyncio.to_thread(network.apply_topology, plan))
         plan.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        proxy_mode_path(plan).write_text(proxy_mode + "\n")  # what a node added later runs
         if not token_path(plan).exists():
             token_path(plan).write_text(secrets.token_urlsafe(32) + "\n")
             token_path(plan).chmod(0o600)
@@ -187,6 +192,28 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
                               token=token_path(plan).read_text().strip(), log_dir=str(plan.paths.log_dir))
     progress(f"cluster {name!r} is up in {time.monotonic() - start:.1f}s; try: kubelite get nodes -o wide")
     return plan
+
+
+async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log_level: str = "info",
+                   ingress: bool = True) -> str:
+    """Add one worker node to running cluster `name` (the next n<k>), through the same node bootstrap `up` uses,
+    with the cluster's proxy mode; returns its name once it is Ready."""
+    running = await asyncio.to_thread(find_running, name)
+    if running is None or not running.healthy:
+        raise LabError(f"cluster {name!r} is not up (`kubelite up --name {name}` starts it)")
+    plan = plan_lab(name, running.nodes + 1)
+    node = plan.nodes[-1]
+    progress(f"adding node {node.role} to cluster {name!r}")
+    start = time.monotonic()
+    await asyncio.to_thread(network.apply_topology, plan)
+    launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+    mode = proxy_mode_path(plan).read_text().strip() if proxy_mode_path(plan).exists() else "iptables"
+    await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level, proxy_mode=mode,
+                                             ingress=ingress), launcher)
+    await asyncio.to_thread(network.apply_service_route, plan, node)
+    await wait_nodes_ready(client_config_for(plan), [node.role], timeout=timeout)
+    progress(f"node {node.role} is Ready in {time.monotonic() - start:.1f}s")
+    return node.role
 
 
 class AlreadyUpError(LabError):

@@ -45,7 +45,7 @@ PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Applets the tests and examples rely on; the build fails loudly if one is missing.
 REQUIRED_APPLETS = (
     "sh", "httpd", "wget", "nc", "sleep", "cat", "echo", "hostname", "ls", "env",
-    "ps", "kill", "true", "false", "timeout",
+    "ps", "kill", "true", "false", "timeout", "bc", "cut",
 )  # fmt: skip
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -270,11 +270,32 @@ def build_busybox(cache_dir: Path = DEFAULT_CACHE_DIR, *, busybox: Path = DEFAUL
 
 # Stand-ins for public images Kubernetes' documentation names, built from busybox so that its manifests run
 # unchanged on a cluster with no way out (the lab registry serves them: registry.py). Each does what its
-# namesake does in those examples: nginx serves /usr/share/nginx/html on port 80, redis stays up.
+# namesake does in those examples: nginx serves /usr/share/nginx/html on port 80, redis and fluentd stay up, perl
+# computes the digits of pi the `pi` Job asks for (with busybox's bc; any other perl program is refused).
 NGINX_HTML = b"<html><body><h1>Welcome to nginx (kubelite's busybox stand-in)</h1></body></html>\n"
+PERL_BPI = b"""#!/bin/sh
+# kubelite's perl stand-in: runs the one program the Kubernetes documentation's `pi` Job gives,
+#   perl -Mbignum=bpi -wle 'print bpi(N)'
+# printing pi to N significant digits, computed by bc. Anything else is refused.
+digits=""
+for arg in "$@"; do
+  case "$arg" in
+    "print bpi("*")") digits=${arg#"print bpi("}; digits=${digits%")"} ;;
+  esac
+done
+case "$digits" in
+  ""|*[!0-9]*) echo "perl (kubelite stand-in): only -Mbignum=bpi -wle 'print bpi(N)' is supported" >&2; exit 2 ;;
+esac
+echo "scale=$((digits + 4)); 4*a(1)" | BC_LINE_LENGTH=0 bc -l | cut -c "1-$((digits + 1))"
+"""
+NGINX_CMD = ImageConfig(cmd=("httpd", "-f", "-p", "80", "-h", "/usr/share/nginx/html"))
 STAND_INS: dict[str, tuple[str, ImageConfig]] = {
-    "docker.io/library/nginx:latest": ("nginx", ImageConfig(cmd=("httpd", "-f", "-p", "80", "-h",
-                                                                 "/usr/share/nginx/html"))),
+    "docker.io/library/nginx:latest": ("nginx", NGINX_CMD),
+    "registry.k8s.io/nginx-slim:0.24": ("nginx-slim", NGINX_CMD),
+    "docker.io/library/perl:5.34.0": ("perl", ImageConfig(cmd=("perl", "-v"))),
+    "docker.io/library/busybox:1.28": ("busybox-1.28", ImageConfig(cmd=("sh",))),
+    "quay.io/fluentd_elasticsearch/fluentd:v2.5.2": ("fluentd", ImageConfig(cmd=("sh", "-c",
+                                                                                "exec sleep 2147483647"))),
     "docker.io/library/redis:latest": ("redis", ImageConfig(cmd=("sh", "-c", "exec sleep 2147483647"))),
     "registry.k8s.io/busybox:latest": ("busybox-k8s", ImageConfig(cmd=("sh",))),
 }
@@ -291,8 +312,10 @@ def build_stand_ins(cache_dir: Path = DEFAULT_CACHE_DIR, *, busybox: Path = DEFA
         key = _key(binary, oci_arch().encode(), name.encode())
         if not _cached(path, key):
             entries = busybox_entries(binary, busybox_applets(busybox))
-            if stem == "nginx":
+            if stem in ("nginx", "nginx-slim"):
                 entries.append(Entry("/usr/share/nginx/html/index.html", data=NGINX_HTML))
+            if stem == "perl":
+                entries.append(Entry("/usr/bin/perl", data=PERL_BPI, mode=0o755))
             _write_cached(path, key, build_layout(name, entries, config))
             log.info("image_built", image=name, path=str(path))
         out[name] = path

@@ -29,7 +29,7 @@ import structlog
 log = structlog.get_logger(component="registry")
 
 PORT = 5000
-MIRRORED = ("docker.io", "registry.k8s.io")
+MIRRORED = ("docker.io", "registry.k8s.io", "quay.io")
 
 
 def split_name(name: str) -> tuple[str, str, str]:

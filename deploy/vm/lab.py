@@ -196,8 +196,8 @@ def _stream(argv: Sequence[str], *, env: dict[str, str], log: Path, timeout: flo
     if time.monotonic() - start >= timeout:
         raise VmLabError(f"{' '.join(argv[-3:])} took longer than {timeout:.0f}s; see {log}")
     if code != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        raise VmLabError(f"{' '.join(argv[-3:])} failed (exit {code}); the end of {log}:\n{tail}")
+        excerpt = vm_plan.failure_excerpt(log.read_text(errors="replace"))
+        raise VmLabError(f"{' '.join(argv[-3:])} failed (exit {code}); from {log}:\n{excerpt}")
 
 
 def write_ssh_config(plan: VmLabPlan) -> None:

@@ -156,3 +156,21 @@ def box_name(key: str) -> str:
 def processes_in(netns_inode: int, entries: Iterable[tuple[int, int | None]]) -> list[int]:
     """The pids whose network namespace is the lab's, from (pid, netns inode) pairs."""
     return sorted(pid for pid, inode in entries if inode == netns_inode)
+
+
+# vagrant's summary names each machine whose action failed: "... executing the action on the 'n2'".
+_FAILED_MACHINE = re.compile(r"action on the '([A-Za-z0-9_-]+)'")
+
+
+def failure_excerpt(log: str, *, tail: int = 30, per_machine: int = 40) -> str:
+    """What to show when `vagrant up` fails: every failed machine's own last lines (vagrant
+    interleaves the machines, so a plain tail often holds none of the failed one's output),
+    then the log's end."""
+    lines = log.splitlines()
+    parts = []
+    for machine in dict.fromkeys(_FAILED_MACHINE.findall(log)):
+        marks = (f" {machine}: ", f"==> {machine}: ")
+        own = [line for line in lines if any(m in line for m in marks)]
+        parts.append(f"--- {machine}'s last lines:\n" + "\n".join(own[-per_machine:]))
+    parts.append("--- the end of the log:\n" + "\n".join(lines[-tail:]))
+    return "\n".join(parts)

@@ -44,6 +44,18 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                       "addressType": "IPv4",
                       "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": True}}],
                       "ports": [{"name": "", "port": 80, "protocol": "TCP"}]},
+    "Job": {"metadata": {"name": "pi"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "perl:5.34.0", "command": ["perl"]}]}}}},
+    "CronJob": {"metadata": {"name": "hello"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {
+        "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}},
+    "DaemonSet": {"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+                                                          "template": TEMPLATE}},
+    "StatefulSet": {"metadata": {"name": "web"}, "spec": {"serviceName": "nginx", "replicas": 2,
+                                                          "selector": {"matchLabels": {"app": "web"}},
+                                                          "template": TEMPLATE}},
+    "PodDisruptionBudget": {"metadata": {"name": "web"}, "spec": {"minAvailable": 2,
+                                                                  "selector": {"matchLabels": {"app": "web"}}}},
+    "ControllerRevision": {"metadata": {"name": "web-1"}, "revision": 1, "data": {"spec": {"template": TEMPLATE}}},
 }
 
 

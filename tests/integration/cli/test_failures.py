@@ -44,6 +44,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("rollout", "restart", "deployment/web", *NO_SERVER), DOWN),
     (("rollout", "undo", "deployment/web", *NO_SERVER), DOWN),
     (("set", "image", "deployment/web", "web=busybox", *NO_SERVER), DOWN),
+    (("drain", "n1", *NO_SERVER), DOWN),
+    (("create", "job", "pi", "--image", "busybox", *NO_SERVER), DOWN),
     # the user's verbs against a server that lacks what they name, or with bad input
     (("get", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
     (("get", "horizontalpodautoscalers", "--server", "{server}"), "doesn't have a resource type"),
@@ -54,6 +56,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("create", "namespace", "Bad_Name", "--server", "{server}"), "Bad_Name"),
     (("create", "priorityclass", "system-mine", "--server", "{server}"), "reserved for system use only"),
     (("create", "priorityclass", "high", "--value", "x", "--server", "{server}"), "'x' is not a valid integer"),
+    (("create", "job", "pi", "--server", "{server}"), "either --image or --from must be specified"),
     (("create", "configmap", "c", "--from-file", "{tmp}/missing-file", "--server", "{server}"), "missing-file"),
     (("create", "secret", "generic", "s", "--from-literal", "novalue", "--server", "{server}"), "is not key=value"),
     (("create", "secret", "tls", "t", "--cert", "{tmp}/file", "--key", "{tmp}/file", "--server", "{server}"),
@@ -80,6 +83,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("set", "image", "deployment/missing", "web=busybox", "--server", "{server}"), '"missing" not found'),
     # the lab: names that are not clusters, clusters that are not up
     (("up", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
+    (("up", "--ingress-nodes", "n9", "--name", "nosuch"), "no such node(s): n9"),
+    (("up", "--add-node", "--ingress-nodes", "n2", "--name", "nosuch"), "with --add-node: all or none"),
     (("down", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
     (("status", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
     (("status", "--name", "nosuch"), "cluster 'nosuch' is not running"),
@@ -92,6 +97,13 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("bootstrap", "control-plane", "--address", "10.250.0.2", "--data-dir", "{tmp}/cp"), "systemd"),
     (("bootstrap", "node", "--name", "n1", "--address", "10.250.0.10", "--pod-cidr", "10.244.1.0/24",
       "--server", "10.250.0.2:6443", "--node-dir", "{tmp}/node"), "systemd"),
+    # VM labs: names that are not labs, labs that are not up, sizes out of range
+    (("vm", "box", "--no-such-flag"), "no-such-flag"),
+    (("vm", "up", "--workers", "-1", "--name", "nosuch"), "between 1 and 9"),
+    (("vm", "down", "--name", "Bad_Name"), "'Bad_Name': use 1-20 lowercase"),
+    (("vm", "ssh", "--name", "nosuch", "cp", "true"), "VM lab 'nosuch' is not up"),
+    (("vm", "exec", "--name", "nosuch", "true"), "VM lab 'nosuch' is not up"),
+    (("vm", "vagrant", "--name", "nosuch", "status"), "VM lab 'nosuch' is not up"),
     # daemons refuse bad flags before they start
     (("apiserver", "--service-cidr", "not-a-cidr"), "not-a-cidr"),
     (("scheduler", "--server", UNREACHABLE, "--log-level", "info", "--no-such-flag"), "no-such-flag"),
@@ -99,6 +111,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("kubelet", "--server", UNREACHABLE), "--node-name"),
     (("proxy", "--no-such-flag"), "no-such-flag"),
     (("dns", "--no-such-flag"), "no-such-flag"),
+    (("ingress", "--no-such-flag"), "no-such-flag"),
     (("hollow-nodes", "--no-such-flag"), "no-such-flag"),
     (("supervise",), "--pid-dir"),
     (("registry", "--no-such-flag"), "no-such-flag"),

@@ -73,6 +73,7 @@ def test_empty_envelope_is_invalid() -> None:
     pytest.param(errors.ForbiddenError, grpc.StatusCode.FAILED_PRECONDITION, id="forbidden"),
     pytest.param(errors.UnauthorizedError, grpc.StatusCode.UNAUTHENTICATED, id="unauthorized"),
     pytest.param(errors.TimeoutError_, grpc.StatusCode.DEADLINE_EXCEEDED, id="timeout"),
+    pytest.param(errors.InternalError, grpc.StatusCode.INTERNAL, id="internal"),
 ])
 def test_error_codes_round_trip(cls: type[errors.ApiError], code: grpc.StatusCode) -> None:
     """Each error travels as its gRPC code and comes back as the same class with the same message."""
@@ -84,10 +85,21 @@ def test_error_codes_round_trip(cls: type[errors.ApiError], code: grpc.StatusCod
 
 def test_unknown_code_keeps_the_code() -> None:
     """A status with no class of its own comes back as ApiError carrying that code."""
-    err = errors.from_grpc(grpc.StatusCode.INTERNAL, "")
+    err = errors.from_grpc(grpc.StatusCode.DATA_LOSS, "")
     assert type(err) is errors.ApiError
-    assert err.code == grpc.StatusCode.INTERNAL
-    assert err.message == "INTERNAL"
+    assert err.code == grpc.StatusCode.DATA_LOSS
+    assert err.message == "DATA_LOSS"
+
+
+@pytest.mark.parametrize(("details", "cls"), [
+    pytest.param("too many concurrent watches from this client (limit 3)", errors.TooManyRequestsError, id="load"),
+    pytest.param("Cannot evict pod as it would violate the pod's disruption budget.", errors.TooManyRequestsError,
+                 id="disruption-budget"),
+    pytest.param("object is larger than 1572864 bytes", errors.TooLargeError, id="size"),
+])
+def test_resource_exhausted_says_which(details: str, cls: type[errors.ApiError]) -> None:
+    """RESOURCE_EXHAUSTED comes back as TooManyRequests for load and disruption budgets, TooLarge for sizes."""
+    assert type(errors.from_grpc(grpc.StatusCode.RESOURCE_EXHAUSTED, details)) is cls
 
 
 @pytest.mark.parametrize(("error", "text"), [

@@ -110,3 +110,26 @@ def test_ssh_target_halts_a_vm_with_its_machines_command(tmp_path: Path) -> None
         asyncio.run(target.halt_node("n9"))
     with pytest.raises(ChaosError, match="power VMs"):
         asyncio.run(SshTarget(hosts={"n1": "n1"}).halt_node("n1"))
+
+
+def test_a_failed_vagrant_up_shows_the_failed_machines_own_lines() -> None:
+    """vagrant interleaves machines, so the failure report gathers the failed one's lines, not only the tail."""
+    log = "\n".join([
+        "  10.0 ==> n2: Running provisioner: shell...",
+        "  11.0     n2: provision: 192.168.56.12 is not an address of this VM; refusing to guess",
+        "  12.0 ==> n2: An error occurred. The error will be shown after all tasks complete.",
+        *[f"  {20 + i}.0     n1: line {i}" for i in range(50)],
+        "  90.0 An error occurred while executing the action on the 'n2'",
+        "  90.0 machine. Please handle this error then try again:",
+    ])
+    excerpt = plan.failure_excerpt(log, tail=5)
+    assert "--- n2's last lines:" in excerpt
+    assert "refusing to guess" in excerpt
+    assert "n1: line 10" not in excerpt  # the tail is short; n1's lines are not the failed machine's
+    assert excerpt.endswith("machine. Please handle this error then try again:")
+
+
+def test_a_vagrant_failure_without_a_named_machine_shows_the_tail() -> None:
+    """A failure before any machine ran (a bad Vagrantfile) still shows the end of the log."""
+    excerpt = plan.failure_excerpt("a\nb\nThere is a syntax error in the following Vagrantfile.", tail=2)
+    assert excerpt == "--- the end of the log:\nb\nThere is a syntax error in the following Vagrantfile."

@@ -1,0 +1,1 @@
+"""The disruption controller: each PodDisruptionBudget's status, which the eviction subresource checks."""
