@@ -113,9 +113,10 @@ def backends(lab: Lab) -> Iterator[Lab]:
         lab.kubelite("rollout", "status", f"deployment/{app}", "--timeout", "120s", timeout=150)
     lab.kubelite("wait", "--for=condition=Ready", "pod/client", "--timeout", "90", timeout=120)
     yield lab
+    # The client pod goes too: a bare pod would stop a later drain of its node.
     for kind, names in (("ingress", "fanout,minimal-ingress,secure"), ("deployment", "foo,bar,local"),
                         ("service", "foo,bar,test,local,alias"), ("secret", "secure-tls"),
-                        ("ingressclass", "nginx-example")):
+                        ("ingressclass", "nginx-example"), ("pod", "client")):
         for name in names.split(","):
             lab.kubelite("delete", kind, name, check=False)
 
