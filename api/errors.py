@@ -110,6 +110,12 @@ class UnavailableError(ApiError):
     reason = "ServiceUnavailable"
 
 
+class CertificateError(UnavailableError):
+    """A TLS handshake failed for a reason the client can name: a foreign, expired or missing certificate."""
+
+    reason = "CertificateError"
+
+
 class ForbiddenError(ApiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "Forbidden"

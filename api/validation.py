@@ -20,6 +20,7 @@ from api.errors import FieldError
 from api.pb import (
     apps_pb2,
     batch_pb2,
+    bootstrap_pb2,
     core_pb2,
     discovery_pb2,
     meta_pb2,
@@ -851,6 +852,18 @@ def validate_priority_class_update(new: scheduling_pb2.PriorityClass, old: sched
     if new.preemption_policy != old.preemption_policy or \
             new.HasField("preemption_policy") != old.HasField("preemption_policy"):
         errs.append(FieldError("preemptionPolicy", "Invalid value", "field is immutable", new.preemption_policy))
+def validate_bootstrap_token(token: bootstrap_pb2.BootstrapToken, errs: Errs) -> None:
+    if len(token.spec.secret_hash) != 64 or any(c not in "0123456789abcdef" for c in token.spec.secret_hash):
+        errs.append(FieldError("spec.secretHash", "Invalid value", "must be a sha256 digest: 64 lowercase hex digits",
+                               token.spec.secret_hash))
+
+
+def _token_id(name: str) -> str | None:
+    if len(name) != 6 or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789" for c in name):
+        return "a join token's id is 6 characters from a-z and 0-9"
+    return None
+
+
 # ---------------------------------------------------------------- configuration and storage
 
 
@@ -1542,6 +1555,7 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "Event": validate_event,
     "Lease": validate_lease,
     "PriorityClass": validate_priority_class,
+    "BootstrapToken": validate_bootstrap_token,
     "ConfigMap": validate_config_map,
     "Secret": validate_secret,
     "PersistentVolume": validate_persistent_volume,
@@ -1561,6 +1575,7 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
 _NAME_RULES: dict[str, Callable[[str], str | None]] = {
     "Namespace": names.dns1123_label,
     "Service": names.dns1035_label,
+    "BootstrapToken": _token_id,
     # Its pods are named <name>-<ordinal> and use that as their hostname.
     "StatefulSet": names.dns1123_label,
 }

@@ -1,6 +1,8 @@
 """The apiserver: the API over etcd, a watch cache in front, each kind's rules in one module.
 
-server         the gRPC front end: parse, call the registry, return its bytes; token auth; health
+server         the gRPC front end: parse, call the registry, return its bytes; TLS ports; health
+authn          who calls: client certificate, bearer token or join token; the user every later step reads
+nodecerts      which certificates a node may ask for, signed with the cluster CA
 registry       the generic verbs (create, get, list, update, update-status, delete, watch, bind and
                scale as subresources); names no kind
 rules/         one module per kind: defaults, validation, status, delete and allocation rules, cache indexes

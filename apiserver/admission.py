@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from api import kinds, volumes
 from api.errors import ForbiddenError, NotFoundError
 from api.pb import core_pb2, networking_pb2, scheduling_pb2
+from apiserver.authn import UserInfo
 
 CREATE = "CREATE"
 UPDATE = "UPDATE"
@@ -33,6 +34,7 @@ class Attributes:
     obj: Message  # the object to write; mutating plugins change it in place
     strategy: Any  # the kind's rules (apiserver.rules.Strategy)
     old: Message | None = None  # the stored object, on UPDATE
+    user: UserInfo | None = None  # who asks (authn.current_user()); None for the server's own writes
 
 
 class Plugin(Protocol):

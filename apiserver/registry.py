@@ -33,7 +33,7 @@ from api.errors import (
     UnsupportedError,
 )
 from api.pb import api_pb2
-from apiserver import admission, rules
+from apiserver import admission, authn, rules
 from apiserver.cache import PREFIX, Entry, Filter, ListResult, WatchCache, Watcher, object_key
 from apiserver.rules import Config, Strategy
 from apiserver.rules.strategy import copy as _copy
@@ -187,7 +187,7 @@ class Registry:
         strategy = self.strategy(kind)
         obj = kinds.unwrap(envelope)
         self._prepare_meta(obj, kind)
-        attrs = admission.Attributes(admission.CREATE, kind, obj, strategy)
+        attrs = admission.Attributes(admission.CREATE, kind, obj, strategy, user=authn.current_user())
         await self.admission.admit(attrs)
         strategy.prepare_for_create(obj)
         errs = strategy.validate(obj)
@@ -302,7 +302,8 @@ class Registry:
             errs: list[FieldError] = []
             attrs: admission.Attributes | None = None
             if path == _UPDATE:
-                attrs = admission.Attributes(admission.UPDATE, kind, new, strategy, entry.obj)
+                attrs = admission.Attributes(admission.UPDATE, kind, new, strategy, entry.obj,
+                                             user=authn.current_user())
                 await self.admission.admit(attrs)
                 self._keep_server_fields(new, entry.obj, kind, strategy)
                 errs = strategy.validate_update(new, entry.obj)

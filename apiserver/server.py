@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,24 +34,29 @@ from api.errors import (
     NotFoundError,
     TimeoutError_,
     TooManyRequestsError,
-    UnauthorizedError,
     UnavailableError,
 )
-from api.pb import api_pb2, policy_pb2
-from apiserver import eviction
+from api.pb import api_pb2, bootstrap_pb2, policy_pb2
+from apiserver import authn, eviction
 from apiserver.cache import WatchCache, Watcher
-from apiserver.kubelet_proxy import KubeletProxy
+from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
+from apiserver.nodecerts import NodeSigner, SignerConfig
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission, OverloadLimits
 from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
 from apiserver.rules import namespace as namespace_rules
 from apiserver.rules import pod as pod_rules
 from apiserver.rules import priorityclass as priorityclass_rules
-from apiserver.storage.etcd import EtcdStorage, parse_endpoints
+from apiserver.storage.etcd import EtcdStorage, EtcdTLS, check_scheme, parse_endpoints
 from apiserver.storage.limits import Limits
 from apiserver.storage.transformed import TransformedStorage
+from client import tls
 
 log = structlog.get_logger(component="apiserver")
+
+
+class ConfigError(ValueError):
+    """The apiserver must not start as configured; the message says why and what to give it."""
 
 MAX_REQUEST = 3 * 1024 * 1024
 MAX_STATUS_MESSAGE = 4096
@@ -61,6 +68,7 @@ WATCH_BATCH_DELAY = 0.002
 SERVICE = "kubelite.v1.Api"
 # Binding and the kubelets' status stream are pods' subresources.
 PODS = kinds.lookup("pods")
+BOOTSTRAP_TOKENS = kinds.lookup("BootstrapToken")
 
 REQUESTS = Counter("apiserver_requests_total", "Requests by verb, resource and code", ["verb", "resource", "code"])
 LATENCY = Histogram("apiserver_request_duration_seconds", "Request latency by verb and resource",
@@ -69,14 +77,31 @@ WATCHERS = Gauge("apiserver_watchers", "Open watches by resource", ["resource"])
 
 
 @dataclass
+class ServingTLS:
+    """The apiserver's certificate and key, and the CA its clients' certificates must be signed by."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+
+
+@dataclass
 class Config:
-    etcd_servers: str = "http://127.0.0.1:2379"
-    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:6443"])
+    etcd_servers: str = "https://127.0.0.1:2379"
+    etcd_tls: EtcdTLS | None = None
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:6443"])  # mutual TLS
+    token_listen: list[str] = field(default_factory=list)  # TLS without client certificates: bearer and join tokens
     registry: RegistryConfig = field(default_factory=RegistryConfig)
-    token: str = ""  # when set, every call needs `authorization: Bearer <token>`
-    tls_cert: str = ""
-    tls_key: str = ""
+    tls: ServingTLS | None = None
+    token_file: str = ""  # users' bearer tokens (static token file), accepted on token_listen
+    kubelet_tls: KubeletTLS | None = None
+    signer: SignerConfig = field(default_factory=SignerConfig)
+    # Test-only: serve and reach etcd and kubelets without TLS; every caller is authn.PLAINTEXT_USER. Only on
+    # loopback and unix sockets, unless insecure_plaintext_network says otherwise too.
+    insecure_plaintext: bool = False
+    insecure_plaintext_network: bool = False
     metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
     compact_interval: float = 300.0
     compact_keep: int = 50000
     replay: int = 20000
@@ -126,8 +151,11 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
     """Admit (overload limits), parse, time, count and map errors for one unary method."""
 
     def wrap(fn: Callable[[Any, Any], Awaitable[bytes | Message]]):  # type: ignore[no-untyped-def]
+        method = f"/{SERVICE}/{fn.__name__}"
+
         @functools.wraps(fn)
         async def handler(self: Any, raw: bytes, context: grpc.aio.ServicerContext) -> bytes | Message:
+            await self.authenticator.enter(context, method)
             start = time.perf_counter()
             resource = ""
 
@@ -169,12 +197,14 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
 
 
 class ApiServicer:
-    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
-                 admission: Admission | None = None) -> None:
+    def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy, authenticator: authn.Authenticator,
+                 admission: Admission | None = None, signer: NodeSigner | None = None) -> None:
+        self.authenticator = authenticator  # every handler calls it first
         self.registry = registry
         self.cache = cache
         self.proxy = proxy
         self.admission = admission or Admission()
+        self.signer = signer or NodeSigner(SignerConfig())
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -232,7 +262,16 @@ class ApiServicer:
             for k in kinds.KINDS
         ])
 
+    @unary("request_node_certificates", api_pb2.NodeCertificatesRequest)
+    async def RequestNodeCertificates(self, req: api_pb2.NodeCertificatesRequest) -> api_pb2.NodeCertificatesResponse:
+        response = await asyncio.to_thread(self.signer.sign, authn.current_user(), req)
+        log.info("node_certificates_issued", node=req.node_name, user=str(authn.current_user()),
+                 client=bool(response.client_certificate), serving=bool(response.serving_certificate),
+                 proxy=bool(response.proxy_certificate))
+        return response
+
     async def Watch(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        await self.authenticator.enter(context, f"/{SERVICE}/Watch")
         with contextlib.ExitStack() as admitted:
             try:
                 admitted.enter_context(self.admission.admit(WATCH, context.peer()))
@@ -272,6 +311,7 @@ class ApiServicer:
             WATCHERS.labels(resource).dec()
 
     async def Logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
+        await self.authenticator.enter(context, f"/{SERVICE}/Logs")
         try:
             with self.admission.admit(STREAM, context.peer()):
                 req: api_pb2.LogsRequest = _parse(api_pb2.LogsRequest, raw)  # type: ignore[assignment]
@@ -301,6 +341,7 @@ class ApiServicer:
 
     async def StreamPodStatus(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
+        await self.authenticator.enter(context, f"/{SERVICE}/StreamPodStatus")
         try:
             with self.admission.admit(WATCH, context.peer()):
                 await self._stream_pod_status(requests, context)
@@ -369,39 +410,13 @@ def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
         "Scale": uu(servicer.Scale),
         "Exec": uu(servicer.Exec),
         "APIResources": uu(servicer.APIResources),
+        "RequestNodeCertificates": uu(servicer.RequestNodeCertificates),
         "Evict": uu(servicer.Evict),
         "Watch": us(servicer.Watch),
         "Logs": us(servicer.Logs),
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
             servicer.StreamPodStatus, request_deserializer=None, response_serializer=_ser),
     })
-
-
-class _TokenAuth(grpc.aio.ServerInterceptor):
-    """Requires `authorization: Bearer <token>` on the API service (health and reflection stay open)."""
-
-    def __init__(self, token: str) -> None:
-        self._want = f"Bearer {token}"
-
-    async def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
-        if not details.method.startswith(f"/{SERVICE}/"):
-            return await continuation(details)
-        meta = dict(details.invocation_metadata or ())
-        if meta.get("authorization") == self._want:
-            return await continuation(details)
-        err = UnauthorizedError("missing or invalid bearer token")
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(err.code, err.message)
-
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(deny)
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(deny)
-        return grpc.unary_unary_rpc_method_handler(deny)
 
 
 def _prepare_socket(addr: str) -> None:
@@ -411,32 +426,85 @@ def _prepare_socket(addr: str) -> None:
         sock.unlink(missing_ok=True)  # left by a killed server
 
 
-def _credentials(config: Config) -> grpc.ServerCredentials | None:
-    if not config.tls_cert:
-        return None
-    key, cert = Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes()
-    return grpc.ssl_server_credentials([(key, cert)])
+def is_local(address: str) -> bool:
+    """A unix socket or a loopback host:port."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_config(config: Config) -> list[str]:
+    """Why the apiserver must not start as configured (empty: it may)."""
+    problems = []
+    if config.insecure_plaintext:
+        if config.tls is not None:
+            problems.append("--insecure-plaintext and a serving certificate exclude each other")
+        if config.token_listen:
+            problems.append("--token-listen serves TLS, which --insecure-plaintext turns off")
+        exposed = [a for a in config.listen if not is_local(a)]
+        if exposed and not config.insecure_plaintext_network:
+            problems.append(f"refusing to serve plaintext, unauthenticated, on {', '.join(exposed)}: anyone who "
+                            f"reaches it is cluster admin. Serve TLS (--tls-cert-file, --tls-private-key-file, "
+                            f"--client-ca-file), or listen on loopback, or add "
+                            f"--insecure-plaintext-on-the-network-for-anyone")
+    elif config.tls is None and config.etcd_tls is None and config.kubelet_tls is None:
+        return ["no TLS files given: the apiserver serves mutual TLS and reaches etcd and kubelets over it "
+                "(--tls-cert-file, --tls-private-key-file, --client-ca-file, --etcd-cafile, --etcd-certfile, "
+                "--etcd-keyfile, --kubelet-certificate-authority, --kubelet-client-certificate, --kubelet-client-key; "
+                "`kubelite bootstrap control-plane` makes and passes them all); tests and benchmarks may use "
+                "--insecure-plaintext on loopback"]
+    elif config.tls is None:
+        problems.append("no serving certificate: --tls-cert-file, --tls-private-key-file and --client-ca-file are "
+                        "required (`kubelite bootstrap control-plane` makes them); tests and benchmarks may use "
+                        "--insecure-plaintext on loopback")
+    if not config.insecure_plaintext and config.etcd_tls is None:
+        problems.append("etcd is reached over mutual TLS: --etcd-cafile, --etcd-certfile and --etcd-keyfile are "
+                        "required")
+    try:
+        check_scheme(config.etcd_servers, config.etcd_tls is not None)
+    except ValueError as e:
+        problems.append(str(e))
+    if not config.insecure_plaintext and config.kubelet_tls is None:
+        problems.append("kubelets are reached over mutual TLS: --kubelet-certificate-authority, "
+                        "--kubelet-client-certificate and --kubelet-client-key are required")
+    if config.token_file and not config.token_listen:
+        problems.append("--token-file: bearer tokens are accepted on --token-listen only, and none is given")
+    return problems
 
 
 class ApiServer:
     """etcd storage + watch cache + registry + gRPC server. `run()` serves until cancelled."""
 
     def __init__(self, config: Config) -> None:
+        problems = check_config(config)
+        if problems:
+            raise ConfigError("; ".join(problems))
         self.config = config
-        self.storage = TransformedStorage(EtcdStorage(parse_endpoints(config.etcd_servers), config.limits),
+        self.storage = TransformedStorage(EtcdStorage(parse_endpoints(config.etcd_servers), config.limits,
+                                                      tls_files=config.etcd_tls),
                                           config.encryption_config)
         self.cache = WatchCache(self.storage, replay=config.replay)
         self.registry = Registry(self.storage, self.cache, config.registry)
-        self.proxy = KubeletProxy(self.registry)
+        self.proxy = KubeletProxy(self.registry, config.kubelet_tls)
+        self.signer = NodeSigner(config.signer)
+        static = authn.StaticTokens.load(config.token_file) if config.token_file else None
+        self.authenticator = authn.Authenticator(static=static, join_tokens=self._join_token,
+                                                 plaintext=config.insecure_plaintext)
         self.server: grpc.aio.Server | None = None
         self.ports: list[int] = []
+        self.token_ports: list[int] = []
         self.started = asyncio.Event()
 
     async def run(self) -> None:
         await self.storage.connect()
         health_servicer = health.aio.HealthServicer()
-        interceptors = [_TokenAuth(self.config.token)] if self.config.token else []
-        server = grpc.aio.server(interceptors=interceptors, options=[
+        server = grpc.aio.server(interceptors=[authn.AuthInterceptor(self.authenticator, SERVICE)], options=[
             ("grpc.max_receive_message_length", MAX_REQUEST),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 0),
@@ -447,17 +515,13 @@ class ApiServer:
             ("grpc.server.max_pending_requests", 1_000_000),
             ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
         ])
-        servicer = ApiServicer(self.registry, self.cache, self.proxy, Admission(self.config.overload))
+        servicer = ApiServicer(self.registry, self.cache, self.proxy, self.authenticator,
+                               Admission(self.config.overload), self.signer)
         server.add_generic_rpc_handlers((_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-        creds = _credentials(self.config)
-        for addr in self.config.listen:
-            _prepare_socket(addr)
-            port = server.add_secure_port(addr, creds) if creds and not addr.startswith("unix:") \
-                else server.add_insecure_port(addr)
-            self.ports.append(port)
+        self._add_ports(server)
         self.server = server
         try:
             async with asyncio.TaskGroup() as tg:
@@ -471,14 +535,21 @@ class ApiServer:
                     # ever reports SERVING, not just after.
                     from prometheus_client import start_http_server
 
-                    start_http_server(self.config.metrics_port)
+                    start_http_server(self.config.metrics_port, self.config.metrics_address)
                 await server.start()
+                for addr in self.config.listen:
+                    if addr.startswith("unix://"):
+                        os.chmod(addr.removeprefix("unix://"), 0o600)  # root only, as the CLI
                 await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
                 await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
                 if self.config.compact_interval > 0:
                     tg.create_task(self._compact_loop())
                 log.info("apiserver_started", listen=self.config.listen, ports=self.ports,
-                         revision=self.cache.revision, objects=self.cache.stats())
+                         token_listen=self.config.token_listen, token_ports=self.token_ports,
+                         tls=self.config.tls is not None, revision=self.cache.revision, objects=self.cache.stats())
+                if self.config.insecure_plaintext:
+                    log.warning("serving_plaintext", listen=self.config.listen,
+                                detail="no TLS: every caller is cluster admin (test-only switch)")
                 self.started.set()
                 await asyncio.Event().wait()
         finally:
@@ -488,6 +559,29 @@ class ApiServer:
             await self.proxy.close()
             await self.storage.close()
             log.info("apiserver_stopped")
+
+    def _add_ports(self, server: grpc.aio.Server) -> None:
+        tls_config = self.config.tls
+        for addr in self.config.listen:
+            _prepare_socket(addr)
+            if tls_config is None:
+                self.ports.append(server.add_insecure_port(addr))
+                continue
+            mutual = tls.ServerCredentials(tls_config.cert_file, tls_config.key_file,
+                                           client_ca_file=tls_config.client_ca_file)
+            self.ports.append(server.add_secure_port(addr, mutual.grpc_credentials()))
+        for addr in self.config.token_listen:
+            assert tls_config is not None  # check_config
+            # The CA goes with the certificate: a joining node reads it from the handshake and checks its hash.
+            server_only = tls.ServerCredentials(tls_config.cert_file, tls_config.key_file,
+                                                chain_ca_file=tls_config.client_ca_file)
+            self.token_ports.append(server.add_secure_port(addr, server_only.grpc_credentials()))
+
+    async def _join_token(self, token_id: str) -> bootstrap_pb2.BootstrapToken | None:
+        try:
+            return (await self.registry.current(BOOTSTRAP_TOKENS, "", token_id)).obj  # type: ignore[return-value]
+        except NotFoundError:
+            return None
 
     async def _ensure_system_objects(self) -> None:
         """The namespaces and priority classes every cluster has."""

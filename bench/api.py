@@ -13,7 +13,13 @@ processes, then measures in one run:
 - watch fan-out: 1,000 watchers in --watch-procs client processes, p50/p99
   delay from write to delivery at 100 writes/s (plus, for context, the same
   at 100 watchers x 100 writes/s and 1,000 watchers x 10 writes/s);
-- `kubelite apply -f` of a 10,000-pod file, wall time.
+- `kubelite apply -f` of a 10,000-pod file, wall time;
+- the cost of TLS: creates/s and CPU per create (apiserver, etcd, client
+  processes) of a cluster with mutual TLS on every link against the same
+  cluster without TLS (the test-only plaintext switch), fresh clusters
+  alternating, in the same run; TLS may cost at most 15% of creates/s.
+
+Every other phase runs with mutual TLS, as a cluster does.
 
 Every phase also reports the CPU seconds etcd and the apiserver used during it
 and the apiserver's CPU per item (create or delivered watch event): on a
@@ -21,6 +27,7 @@ and the apiserver's CPU per item (create or delivered watch event): on a
 
     .venv/bin/python bench/api.py                 # everything
     .venv/bin/python bench/api.py --profile DIR   # also py-spy the apiserver per phase (flamegraph SVGs)
+    .venv/bin/python bench/api.py --only tls      # only the TLS against plaintext comparison
 """
 
 from __future__ import annotations
@@ -44,9 +51,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apiserver.storage.etcd import EtcdTLS  # noqa: E402
 from bench.harness import BIN, GiB, Processes, cpu_seconds, percentile  # noqa: E402
+from client.config import ClientConfig  # noqa: E402
 
-TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 10.0}
+TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 10.0,
+           "tls_create_cost_max": 0.15}
 
 
 def pod_manifest(name: str, namespace: str = "default", annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -75,12 +85,25 @@ def stored_pod_bytes() -> bytes:
 # ---------------------------------------------------------------- processes
 
 
-async def _wait_healthy(address: str, timeout: float = 30) -> None:
+def _channel(conn: ClientConfig, options: list[tuple[str, Any]] | None = None) -> Any:
+    """A raw gRPC channel as `conn` says: mutual TLS, or plaintext for the baseline."""
+    import grpc
+
+    from client.channel import OPTIONS
+    from client.tls import ClientCredentials
+
+    opts = options or OPTIONS
+    if conn.insecure_plaintext:
+        return grpc.aio.insecure_channel(conn.server, options=opts)
+    return grpc.aio.secure_channel(conn.server, ClientCredentials(conn).channel_credentials(), options=opts)
+
+
+async def _wait_healthy(conn: ClientConfig, timeout: float = 30) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with _channel(conn) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             with contextlib.suppress(grpc.aio.AioRpcError):
@@ -130,16 +153,18 @@ async def _sleep_until(when: float) -> None:
     await asyncio.sleep(max(0.0, when - time.time()))
 
 
-def etcd_worker(etcd_url: str, mode: str, offset: int, count: int, concurrency: int, value: bytes,
-                start_at: float) -> tuple[int, float, float]:
+def etcd_worker(etcd_url: str, tls_files: EtcdTLS | None, mode: str, offset: int, count: int, concurrency: int,
+                value: bytes, start_at: float) -> tuple[int, float, float]:
     """One load process against etcd: `count` puts or create-transactions by `concurrency` tasks."""
 
     async def main() -> tuple[int, float, float]:
-        import aetcd
         from aetcd import rpc
 
-        host, port = etcd_url.removeprefix("http://").split(":")
-        async with aetcd.Client(host=host, port=int(port)) as client:
+        from apiserver.storage.etcd import EtcdConnection, parse_endpoints
+
+        ((host, port),) = parse_endpoints(etcd_url)
+        client = EtcdConnection(host, port, tls_files)
+        try:
             kv = client.kvstub
             await kv.Range(rpc.RangeRequest(key=b"/", limit=1), timeout=5)
             next_i = offset
@@ -164,15 +189,18 @@ def etcd_worker(etcd_url: str, mode: str, offset: int, count: int, concurrency: 
             t0 = time.time()
             await asyncio.gather(*(task() for _ in range(concurrency)))
             return count, t0, time.time()
+        finally:
+            await client.close()
 
     return _fast_run(main())
 
 
-def create_worker(address: str, prefix: str, count: int, concurrency: int, start_at: float) -> tuple[int, float,
-                                                                                                     float, int]:
-    """One load process against the apiserver: `count` pod creates by `concurrency` tasks on one channel."""
+def create_worker(conn: ClientConfig, prefix: str, count: int, concurrency: int, start_at: float
+                  ) -> tuple[int, float, float, int, float]:
+    """One load process against the apiserver: `count` pod creates by `concurrency` tasks on one channel; also the
+    CPU seconds this process spent on them."""
 
-    async def main() -> tuple[int, float, float, int]:
+    async def main() -> tuple[int, float, float, int, float]:
         from api import convert
         from api.pb import api_pb2
         from client.api import Client
@@ -180,7 +208,7 @@ def create_worker(address: str, prefix: str, count: int, concurrency: int, start
         envelopes = [api_pb2.CreateRequest(object=convert.manifest_to_object(pod_manifest(f"{prefix}-{i:06d}")))
                      .SerializeToString() for i in range(count)]
         errors = 0
-        async with Client.from_server(address) as client:
+        async with Client(conn) as client:
             call = client.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None,
                                               response_deserializer=None)
             await client.list("namespaces", limit=1)
@@ -195,14 +223,14 @@ def create_worker(address: str, prefix: str, count: int, concurrency: int, start
                         errors += 1
 
             await _sleep_until(start_at)
-            t0 = time.time()
+            t0, cpu0 = time.time(), time.process_time()
             await asyncio.gather(*(task() for _ in range(concurrency)))
-            return count, t0, time.time(), errors
+            return count, t0, time.time(), errors, time.process_time() - cpu0
 
     return _fast_run(main())
 
 
-def paced_worker(address: str, rate: float, seconds: float) -> dict[str, Any]:
+def paced_worker(conn: ClientConfig, rate: float, seconds: float) -> dict[str, Any]:
     """Open-loop creates at `rate`/s for `seconds`; the latency of each."""
 
     async def main() -> dict[str, Any]:
@@ -215,7 +243,7 @@ def paced_worker(address: str, rate: float, seconds: float) -> dict[str, Any]:
                      .SerializeToString() for i in range(n)]
         latencies: list[float] = []
         errors = 0
-        async with Client.from_server(address) as client:
+        async with Client(conn) as client:
             call = client.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None,
                                               response_deserializer=None)
             await client.list("namespaces", limit=1)
@@ -242,7 +270,7 @@ def paced_worker(address: str, rate: float, seconds: float) -> dict[str, Any]:
     return _fast_run(main())
 
 
-def watch_worker(address: str, namespace: str, watchers: int, channels: int, rv: str, ready_path: str,
+def watch_worker(conn: ClientConfig, namespace: str, watchers: int, channels: int, rv: str, ready_path: str,
                  timeout: float) -> dict[str, Any]:
     """`watchers` watches (over `channels` connections); each records write-to-delivery delay of every event.
 
@@ -253,17 +281,14 @@ def watch_worker(address: str, namespace: str, watchers: int, channels: int, rv:
     async def main() -> dict[str, Any]:
         import re
 
-        import grpc
-
         from api.pb import api_pb2
-        from client.channel import OPTIONS
 
         # The watchers only need each event's send time: they find it in the raw bytes instead of decoding
         # every pod, so the client processes (sharing the 2 CPUs with the servers) cost as little as possible.
         sent_re = re.compile(rb"bench/sent\x12.([0-9.]+)", re.S)
         prime, done = b"\x0a\x05prime", b"\x0a\x04done"
         req = api_pb2.WatchRequest(resource="pods", namespace=namespace, resource_version=rv).SerializeToString()
-        chans = [grpc.aio.insecure_channel(address, options=OPTIONS) for _ in range(channels)]
+        chans = [_channel(conn) for _ in range(channels)]
         delays: list[float] = []
         received = [0] * watchers
         primed = 0
@@ -315,8 +340,8 @@ def etcd_baseline(cluster: Processes, *, mode: str, total: int, concurrency: int
     value = stored_pod_bytes()
     per = total // procs
     start = _start_at()
-    results = _run_in_procs(etcd_worker, [(cluster.etcd_url, mode, i * per, per, concurrency // procs, value, start)
-                                          for i in range(procs)])
+    results = _run_in_procs(etcd_worker, [(cluster.etcd_url, cluster.etcd_tls(), mode, i * per, per,
+                                           concurrency // procs, value, start) for i in range(procs)])
     done = sum(r[0] for r in results)
     elapsed = max(r[2] for r in results) - min(r[1] for r in results)
     return {"ops": done, "seconds": round(elapsed, 3), "per_second": round(done / elapsed), "value_bytes": len(value),
@@ -325,14 +350,15 @@ def etcd_baseline(cluster: Processes, *, mode: str, total: int, concurrency: int
 
 def wipe_bench_keys(cluster: Processes) -> None:
     async def go() -> None:
-        import aetcd
         from aetcd import rpc
         from aetcd.utils import prefix_range_end
 
-        host, port = cluster.etcd_url.removeprefix("http://").split(":")
-        async with aetcd.Client(host=host, port=int(port)) as c:
+        c = cluster.etcd_connection()
+        try:
             await c.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"/bench/", range_end=prefix_range_end(b"/bench/")),
                                        timeout=60)
+        finally:
+            await c.close()
 
     asyncio.run(go())
 
@@ -340,16 +366,17 @@ def wipe_bench_keys(cluster: Processes) -> None:
 def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
     per = total // procs
     start = _start_at(3.0)
-    results = _run_in_procs(create_worker, [(cluster.address, f"load{i}", per, concurrency // procs, start)
+    results = _run_in_procs(create_worker, [(cluster.conn(), f"load{i}", per, concurrency // procs, start)
                                             for i in range(procs)])
     done = sum(r[0] for r in results)
     elapsed = max(r[2] for r in results) - min(r[1] for r in results)
     return {"creates": done, "errors": sum(r[3] for r in results), "seconds": round(elapsed, 3),
-            "per_second": round(done / elapsed), "concurrency": concurrency, "load_processes": procs}
+            "per_second": round(done / elapsed), "concurrency": concurrency, "load_processes": procs,
+            "client_cpu_seconds": round(sum(r[4] for r in results), 2)}
 
 
 def paced_latency(cluster: Processes, *, rate: float, seconds: float) -> dict[str, Any]:
-    (result,) = _run_in_procs(paced_worker, [(cluster.address, rate, seconds)])
+    (result,) = _run_in_procs(paced_worker, [(cluster.conn(), rate, seconds)])
     lat = [x * 1000 for x in result["latencies"]]
     return {"rate": rate, "achieved_rate": round(result["achieved_rate"], 1), "creates": len(lat),
             "errors": result["errors"], "p50_ms": round(percentile(lat, 50), 2),
@@ -364,9 +391,8 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
     writes = int(rate * seconds)
 
     async def setup() -> str:
-        from client.api import Client
 
-        async with Client.from_server(cluster.address) as c:
+        async with cluster.client() as c:
             await c.create(core_pb2.Namespace(metadata={"name": namespace}))
             return (await c.list("pods", namespace)).resource_version
 
@@ -376,14 +402,13 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
     ctx = mp.get_context("spawn")
     pool = ctx.Pool(procs)
     channels = max(1, per // watchers_per_connection)
-    pending = [pool.apply_async(watch_worker, (cluster.address, namespace, per, channels, rv,
+    pending = [pool.apply_async(watch_worker, (cluster.conn(), namespace, per, channels, rv,
                                                str(ready[i]), seconds + 120)) for i in range(procs)]
     time.sleep(3.0)  # let the watcher processes start and open their watches
 
     async def marker(name: str) -> None:
-        from client.api import Client
 
-        async with Client.from_server(cluster.address) as c:
+        async with cluster.client() as c:
             await c.create(kinds.unwrap(convert.manifest_to_object(pod_manifest(name, namespace))))
 
     asyncio.run(marker("prime"))
@@ -397,7 +422,6 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
         import grpc
 
         from api.pb import api_pb2
-        from client.api import Client
 
         errors: list[str] = []
 
@@ -407,7 +431,7 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
             except grpc.aio.AioRpcError as e:  # counted and reported: a failed write is a result, not a crash
                 errors.append(f"{e.code().name}: {e.details()}")
 
-        async with Client.from_server(cluster.address) as c:
+        async with cluster.client() as c:
             call = c.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None, response_deserializer=None)
             start = time.perf_counter()
             tasks = []
@@ -446,19 +470,58 @@ def apply_file(cluster: Processes, workdir: Path, *, pods: int) -> dict[str, Any
 
     async def setup() -> None:
         from api.pb import core_pb2
-        from client.api import Client
 
-        async with Client.from_server(cluster.address) as c:
+        async with cluster.client() as c:
             await c.create(core_pb2.Namespace(metadata={"name": "apply"}))
 
     asyncio.run(setup())
     start = time.perf_counter()
     proc = subprocess.run([str(BIN / "kubelite"), "apply", "-f", str(path), "--server", cluster.address],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=cluster.env)
     wall = time.perf_counter() - start
     created = sum(1 for line in proc.stdout.splitlines() if line.endswith(" created"))
     return {"pods": pods, "file_bytes": path.stat().st_size, "seconds": round(wall, 2), "exit_code": proc.returncode,
             "created": created, "stderr_tail": proc.stderr[-500:] if proc.returncode else ""}
+
+
+def tls_cost(workdir: Path, *, total: int, concurrency: int, procs: int, rounds: int) -> dict[str, Any]:
+    """Creates/s and CPU per create of fresh clusters with mutual TLS on every link and without TLS (the test-only
+    plaintext switch), in alternating order, `rounds` of each."""
+    runs: dict[str, list[dict[str, Any]]] = {"plaintext": [], "tls": []}
+    for r in range(rounds):
+        for mode in ("plaintext", "tls") if r % 2 == 0 else ("tls", "plaintext"):
+            d = workdir / f"tls-{r}-{mode}"
+            d.mkdir()
+            c = Processes(d, tls=mode == "tls")
+            try:
+                c.start_etcd(quota=8 * GiB)
+                c.start_apiserver(c.etcd_url, wait=False)
+                asyncio.run(_wait_healthy(c.conn()))
+                before = {k: cpu_seconds(p.pid) for k, p in c.procs.items()}
+                res = apiserver_creates(c, total=total, concurrency=concurrency, procs=procs)
+                spent = {k: cpu_seconds(p.pid) - before[k] for k, p in c.procs.items()}
+                spent["clients"] = res.pop("client_cpu_seconds")
+                spent["total"] = sum(spent.values())
+                res["cpu_us_per_create"] = {k: round(v / res["creates"] * 1e6, 1) for k, v in spent.items()}
+                res["round"] = r
+                runs[mode].append(res)
+            finally:
+                c.stop_all()
+
+    def mean(mode: str, key: str, sub: str = "") -> float:
+        values = [x[key][sub] if sub else x[key] for x in runs[mode]]
+        return sum(values) / len(values)
+
+    out: dict[str, Any] = {"runs": runs, "creates_per_run": total, "concurrency": concurrency, "load_processes": procs}
+    for mode in runs:
+        out[mode] = {"creates_per_second": round(mean(mode, "per_second")),
+                     "cpu_us_per_create": {k: round(mean(mode, "cpu_us_per_create", k), 1)
+                                           for k in runs[mode][0]["cpu_us_per_create"]}}
+    out["creates_per_second_cost"] = round(1 - out["tls"]["creates_per_second"]
+                                           / out["plaintext"]["creates_per_second"], 3)
+    out["cpu_per_create_cost"] = round(out["tls"]["cpu_us_per_create"]["total"]
+                                       / out["plaintext"]["cpu_us_per_create"]["total"] - 1, 3)
+    return out
 
 
 # ---------------------------------------------------------------- main
@@ -481,16 +544,20 @@ def main() -> None:
                         help="more WATCHERSxRATE fan-out points measured after the main one (context for the cost "
                              "per delivery); empty for none")
     parser.add_argument("--apply-pods", type=int, default=10000)
-    parser.add_argument("--only", default="", help="comma-separated phases: etcd,creates,latency,fanout,apply")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="run the phases without TLS (the test-only switch), to compare one against the other")
+    parser.add_argument("--tls-creates", type=int, default=20000, help="creates per run of the TLS comparison")
+    parser.add_argument("--tls-rounds", type=int, default=2, help="runs of each, TLS and plaintext, alternating")
+    parser.add_argument("--only", default="", help="comma-separated phases: etcd,creates,latency,fanout,apply,tls")
     parser.add_argument("--profile", default="", help="directory for py-spy raw profiles of the apiserver per phase")
     parser.add_argument("--profile-native", action="store_true", help="profile C/Cython frames too (py-spy --native)")
     args = parser.parse_args()
-    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply"}
+    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply", "tls"}
 
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-api-"))
-    cluster = Processes(workdir)
+    cluster = Processes(workdir, tls=not args.plaintext)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
-                           "targets": TARGETS}
+                           "targets": TARGETS, "transport": "plaintext" if args.plaintext else "mutual TLS"}
     try:
         cluster.start_etcd(quota=8 * GiB)
         if "etcd" in phases:
@@ -502,7 +569,7 @@ def main() -> None:
                 out[name]["etcd_cpu_seconds"] = round(cpu_seconds(etcd_pid) - before, 2)
             wipe_bench_keys(cluster)
         cluster.start_apiserver(cluster.etcd_url, wait=False)
-        asyncio.run(_wait_healthy(cluster.address))
+        asyncio.run(_wait_healthy(cluster.conn()))
         pid = cluster.procs["apiserver"].pid
 
         def phase(name: str, fn: Callable[[], dict[str, Any]], selector: str = "") -> None:
@@ -537,6 +604,10 @@ def main() -> None:
                 seconds=args.fanout_seconds, namespace=f"fanout-{point}",
                 watchers_per_connection=args.watchers_per_connection), "fanout")
         phase("apply", lambda: apply_file(cluster, workdir, pods=args.apply_pods))
+        if "tls" in phases:
+            cluster.stop_all()  # the comparison runs on clusters of its own, with the machine to themselves
+            out["tls"] = tls_cost(workdir, total=args.tls_creates, concurrency=args.concurrency,
+                                  procs=args.load_procs, rounds=args.tls_rounds)
     finally:
         cluster.stop_all()
         out["machine"]["load_average_at_end"] = os.getloadavg()
@@ -554,6 +625,9 @@ def main() -> None:
     if "fanout" in out:
         summary["fanout_p99_ok"] = out["fanout"]["p99_ms"] < TARGETS["fanout_p99_ms_max"] and \
             out["fanout"]["deliveries"] == out["fanout"]["expected_deliveries"]
+    if "tls" in out:
+        summary["tls_creates_per_second_cost"] = out["tls"]["creates_per_second_cost"]
+        summary["tls_cost_ok"] = out["tls"]["creates_per_second_cost"] < TARGETS["tls_create_cost_max"]
     if "apply" in out:
         summary["apply_ok"] = out["apply"]["exit_code"] == 0 and out["apply"]["seconds"] < TARGETS["apply_seconds_max"]
     out["summary"] = summary

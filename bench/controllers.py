@@ -432,7 +432,7 @@ async def scenario_node_loss(client: Client, cluster: Cluster, pods: int, node_n
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     cluster = Cluster(workdir, args.nodes)
     cluster.start()
-    client = Client.from_server(cluster.address)
+    client = cluster.processes.client()
     try:
         async def nodes_ready() -> bool:
             nodes = await client.list_all("nodes")

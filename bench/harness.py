@@ -3,6 +3,12 @@
 `Processes` starts etcd, `kubelite apiserver` and any other kubelite daemon as
 child processes of the benchmark, each logging to `<workdir>/<name>.log`, and
 stops them newest first. Each script adds only what it measures.
+
+Every link is mutual TLS, as in a cluster: `Processes` makes a CA and the
+certificates under `<workdir>/pki` and a config file the daemons it starts
+read (the admin's credentials). `tls=False` is the test-only plaintext switch
+(`kubelite apiserver --insecure-plaintext`), for the baseline TLS is measured
+against.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from apiserver.storage import limits
+from apiserver.storage.etcd import EtcdConnection, EtcdTLS, parse_endpoints
+from client import pki
+from client.api import Client
+from client.config import ClientConfig
+from deploy.node import certs
 
 BIN = Path(sys.executable).parent
 GiB = 1024**3
@@ -71,14 +84,67 @@ def percentile(values: list[float], p: float) -> float:
 class Processes:
     """The daemons of one benchmark run."""
 
-    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None, new_session: bool = False) -> None:
+    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None, new_session: bool = False,
+                 tls: bool = True) -> None:
         self.workdir = workdir
-        # No config file: a daemon must never pick up the user's current cluster.
-        self.env = {**os.environ, "KUBELITE_CONFIG": str(workdir / "none.yaml"), **(env or {})}
+        self.tls = tls
+        self.pki = certs.ensure_control_plane(workdir / "pki", addresses=["127.0.0.1"], service_ip="10.96.0.1",
+                                              hostname="") if tls else None
+        # A config file of the run's own (the admin, or the plaintext switch): a daemon never picks up the user's
+        # current cluster. Daemons get --server; the file says who they are.
+        config = workdir / "config.yaml"
+        entry: dict[str, object] = {"server": "127.0.0.1:1"}
+        if self.pki is not None:
+            entry.update({"certificate-authority": str(self.pki.crt(certs.CA)),
+                          "client-certificate": str(self.pki.crt("admin")),
+                          "client-key": str(self.pki.key("admin"))})
+        else:
+            entry["insecure-plaintext"] = True
+        pki.write_private(config, yaml.safe_dump({"current": "bench", "clusters": {"bench": entry}}).encode())
+        self.env = {**os.environ, "KUBELITE_CONFIG": str(config), **(env or {})}
         self.new_session = new_session
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_url = ""  # once started
         self.address = ""  # the apiserver's, once started
+
+    def conn(self, address: str = "") -> ClientConfig:
+        """The admin's client config for the apiserver (or `address`)."""
+        server = address or self.address
+        if self.pki is None:
+            return ClientConfig(server=server, insecure_plaintext=True)
+        return ClientConfig(server=server, ca_file=str(self.pki.crt(certs.CA)), cert_file=str(self.pki.crt("admin")),
+                            key_file=str(self.pki.key("admin")))
+
+    def client(self, address: str = "") -> Client:
+        return Client(self.conn(address))
+
+    def etcd_tls(self) -> EtcdTLS | None:
+        """The apiserver's etcd client certificate (None without TLS)."""
+        if self.pki is None:
+            return None
+        return EtcdTLS(str(self.pki.crt(certs.ETCD_CA)), str(self.pki.crt("apiserver-etcd-client")),
+                       str(self.pki.key("apiserver-etcd-client")))
+
+    def etcd_connection(self) -> EtcdConnection:
+        """A raw connection to this run's etcd (for baselines and clean-ups)."""
+        ((host, port),) = parse_endpoints(self.etcd_url)
+        return EtcdConnection(host, port, self.etcd_tls())
+
+    def kubelet_flags(self, node: str, address: str = "127.0.0.1") -> list[str]:
+        """A kubelet's credentials (client and serving certificates for `node`), or the plaintext switch."""
+        if self.pki is None:
+            return ["--insecure-plaintext"]
+        ca = self.pki.ca()
+        ident = pki.Identity(f"system:node:{node}", ("system:nodes",))
+        directory = self.workdir / "pki" / "nodes" / node
+        pki.private_dir(directory)
+        client, serving = (pki.write_pair(directory, name, *pki.issue_pair(ca, request))
+                           for name, request in (("kubelet", pki.Request(ident)),
+                                                 ("kubelet-serving", pki.Request(ident, (pki.SERVER,), dns=(node,),
+                                                                                 ips=(address,)))))
+        return ["--certificate-authority", str(self.pki.crt(certs.CA)), "--client-certificate", str(client[0]),
+                "--client-key", str(client[1]), "--tls-cert-file", str(serving[0]),
+                "--tls-private-key-file", str(serving[1]), "--client-ca-file", str(self.pki.crt(certs.CA))]
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
@@ -91,9 +157,12 @@ class Processes:
     def start_etcd(self, *, quota: int = 4 * GiB) -> str:
         """A one-member etcd on free loopback ports; its client URL."""
         cport, pport = free_port(), free_port()
-        url = f"http://127.0.0.1:{cport}"
+        url = f"{'https' if self.pki is not None else 'http'}://127.0.0.1:{cport}"
         etcd = shutil.which("etcd") or "/usr/bin/etcd"
-        self.spawn("etcd", [etcd, "--name", "bench", "--data-dir", str(self.workdir / "etcd"),
+        tls_flags = [] if self.pki is None else [
+            "--cert-file", str(self.pki.crt("etcd/server")), "--key-file", str(self.pki.key("etcd/server")),
+            "--trusted-ca-file", str(self.pki.crt(certs.ETCD_CA)), "--client-cert-auth"]
+        self.spawn("etcd", [etcd, "--name", "bench", "--data-dir", str(self.workdir / "etcd"), *tls_flags,
                             "--listen-client-urls", url, "--advertise-client-urls", url,
                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
@@ -108,11 +177,24 @@ class Processes:
         port = free_port()
         address = f"127.0.0.1:{port}"
         self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", etcd_url, "--listen", address,
-                                 "--log-level", log_level])
+                                 *self.apiserver_flags(), "--log-level", log_level])
         if wait:
             wait_port(port)
         self.address = address
         return address
+
+    def apiserver_flags(self) -> list[str]:
+        """TLS everywhere under this run's CA, or the test-only plaintext switch."""
+        if self.pki is None:
+            return ["--insecure-plaintext"]
+        p, ca = self.pki, str(self.pki.crt(certs.CA))
+        return ["--tls-cert-file", str(p.crt("apiserver")), "--tls-private-key-file", str(p.key("apiserver")),
+                "--client-ca-file", ca, "--etcd-cafile", str(p.crt(certs.ETCD_CA)),
+                "--etcd-certfile", str(p.crt("apiserver-etcd-client")),
+                "--etcd-keyfile", str(p.key("apiserver-etcd-client")), "--kubelet-certificate-authority", ca,
+                "--kubelet-client-certificate", str(p.crt("apiserver-kubelet-client")),
+                "--kubelet-client-key", str(p.key("apiserver-kubelet-client")),
+                "--cluster-signing-cert-file", ca, "--cluster-signing-key-file", str(p.key(certs.CA))]
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Another kubelite daemon: `kubelite ARGS...` (scheduler, controller-manager, kubelet, hollow-nodes)."""

@@ -94,7 +94,8 @@ class Cluster:
         await containerd.start(self.node)
 
     def start_kubelet(self, name: str, node: str, *extra: str) -> subprocess.Popen[bytes]:
-        return self.processes.start(name, "kubelet", "--server", self.api, "--node-name", node,
+        return self.processes.start(name, "kubelet", "--server", self.api, *self.processes.kubelet_flags(node),
+                                    "--node-name", node,
                                     "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0", "--cluster-dns", "10.96.0.10",
                                     "--root-dir", str(self.workdir / name),
                                     "--log-level", os.environ.get("BENCH_KUBELET_LOG", "warning"), *extra)
@@ -112,8 +113,8 @@ class Cluster:
             await asyncio.to_thread(subprocess.run, ["ip", "netns", "del", self.netns], check=False)
 
 
-async def wait_api(address: str, timeout: float = 30) -> Client:
-    client = Client.from_server(address)
+async def wait_api(processes: Processes, timeout: float = 30) -> Client:
+    client = processes.client()
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -245,7 +246,7 @@ async def main(args: argparse.Namespace) -> dict:
     try:
         await cluster.start()
         assert cluster.node is not None
-        client = await wait_api(cluster.api)
+        client = await wait_api(cluster.processes)
         kubelet = cluster.start_kubelet(
             "kubelet", NODE, "--runtime", "cri", "--cri-socket", f"unix://{cluster.node.address}",
             "--pod-cidr", POD_CIDR, "--cgroup-root", cluster.node.cgroup_root,

@@ -51,6 +51,7 @@ from api import logs  # noqa: E402
 from api.pb import core_pb2, discovery_pb2  # noqa: E402
 from bench.harness import Processes, kubelite  # noqa: E402
 from client.api import Client  # noqa: E402
+from client.config import ClientConfig  # noqa: E402
 from proxy import nfnetlink, nftrules  # noqa: E402
 from proxy.proxier import Proxier, ProxierConfig, check_namespace  # noqa: E402
 from proxy.rules import Node, render_rules  # noqa: E402
@@ -153,7 +154,8 @@ async def apply_and_change(n: int, mode: str, *, changes: int) -> dict[str, Any]
     out: dict[str, Any] = {}
     config = ProxierConfig(node_name="bench", mode=mode, min_sync_period=0.0)
     check_namespace(config)
-    client = Client.from_server("127.0.0.1:1")  # never called: the informer caches are filled directly
+    # Never called: the informer caches are filled directly.
+    client = Client(ClientConfig(server="127.0.0.1:1", insecure_plaintext=True))
     try:
         proxier = Proxier(client, config)
         proxier.services.store = {f"bench/{s.metadata.name}": s for s in services}
@@ -282,7 +284,7 @@ def ingress_bench(seconds: float, workdir: Path) -> dict[str, Any]:
                                     str(backend_dir / "nginx.conf"), "-p", str(backend_dir), "-g", "daemon off;"])
         try:
             procs.start_apiserver(procs.start_etcd())
-            asyncio.run(ingress_objects(procs.address, backend_ip))
+            asyncio.run(ingress_objects(procs.conn(), backend_ip))
             procs.start("ingress", "ingress", "--server", procs.address, "--node-name", "bench",
                         "--state-dir", str(workdir / "ingress"), "--netns", node, "--log-level", "warning")
             deadline = time.monotonic() + 60
@@ -312,8 +314,8 @@ def ingress_bench(seconds: float, workdir: Path) -> dict[str, Any]:
             backend.wait(10)
 
 
-async def ingress_objects(address: str, backend_ip: str) -> None:
-    async with Client.from_server(address) as c:
+async def ingress_objects(conn: ClientConfig, backend_ip: str) -> None:
+    async with Client(conn) as c:
         from api import convert
         from api.pb import networking_pb2
 

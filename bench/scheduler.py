@@ -41,7 +41,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aetcd
 from aetcd import rpc
 
 from api.errors import ApiError
@@ -60,10 +59,10 @@ def start_profiler(pid: int, path: str) -> subprocess.Popen:
                              "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def measure_etcd_txn(url: str, seconds: float = 3.0, concurrency: int = 64) -> float:
+async def measure_etcd_txn(cluster: Processes, seconds: float = 3.0, concurrency: int = 64) -> float:
     """Single-key compare-and-put transactions per second (what one apiserver write costs etcd)."""
-    host, port = url.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as c:
+    c = cluster.etcd_connection()
+    try:
         stop = time.perf_counter() + seconds
         done = 0
 
@@ -85,6 +84,8 @@ async def measure_etcd_txn(url: str, seconds: float = 3.0, concurrency: int = 64
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - start
         await c.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"/bench/", range_end=b"/bench0"), timeout=10)
+    finally:
+        await c.close()
     return done / elapsed
 
 
@@ -166,7 +167,7 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
     try:
         cluster.start_etcd()
         cluster.start_apiserver(cluster.etcd_url)
-        client = Client.from_server(cluster.address)
+        client = cluster.client()
         for _ in range(300):
             try:
                 await client.list("nodes", limit=1)
@@ -174,7 +175,7 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
             except ApiError:
                 await asyncio.sleep(0.1)
         # Measured with the apiserver up and idle (keys outside /registry/ do not reach it).
-        etcd_txn = await measure_etcd_txn(cluster.etcd_url)
+        etcd_txn = await measure_etcd_txn(cluster)
         nodes = [hollow_node(i, rng) for i in range(n_nodes)]
         await create_all(client, nodes)
         pods = [bench_pod(i, rng) for i in range(n_pods)]

@@ -11,6 +11,7 @@ delete      delete by file, name or selector
 verbs       create namespace, label, annotate, scale, cordon, taint, wait, api-resources, version
 workloads   rollout status|history|undo|restart|pause|resume (deployments, daemonsets, statefulsets), set image
 pods        logs (also a local cluster's component logs) and exec
+tokens      token create|list|delete: join tokens
 jobs        create job (from flags, or --from=cronjob/NAME)
 drain       drain: cordon, then evict through the eviction subresource, respecting disruption budgets
 printers    tables and -o output
@@ -18,5 +19,5 @@ merge       the three-way merge of apply
 common      connection options, error reporting, the local-cluster option
 
 daemons/    the machine side: each component's entry point, and the local cluster (up, down, status,
-            bootstrap, images, chaos)
+            bootstrap, certs, images, chaos)
 """

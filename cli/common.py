@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 import click
 
 from api import text
-from api.errors import ApiError, UnavailableError
+from api.errors import ApiError, CertificateError, UnavailableError
 from client.api import Client
-from client.config import ClientConfig, current_cluster, resolve
+from client.config import ClientConfig, ConfigError, current_cluster, resolve
+from client.pki import CertificateError as BadCertificateError
 
 T = TypeVar("T")
 
@@ -23,18 +24,30 @@ class CliError(Exception):
 
 
 def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --server/--token/--cluster and pass the resolved ClientConfig as `conn`."""
+    """Add the connection flags (server, cluster, credentials files) and pass the resolved ClientConfig as `conn`.
+
+    Credentials are files, never values on the command line: a certificate and key, or a bearer token file."""
 
     @click.option("--server", "-s", envvar="KUBELITE_SERVER", default=None,
                   help="apiserver address (host:port or unix:///path); default from the config file")
-    @click.option("--token", envvar="KUBELITE_TOKEN", default=None, help="bearer token")
-    @click.option("--certificate-authority", "ca_file", envvar="KUBELITE_CA", default=None,
-                  help="CA certificate file: use TLS")
     @click.option("--cluster", envvar="KUBELITE_CLUSTER", default=None, help="cluster name in the config file")
+    @click.option("--kubeconfig", envvar="KUBELITE_CONFIG", default=None,
+                  help="config file to read (default ~/.kubelite/config.yaml)")
+    @click.option("--certificate-authority", "ca_file", envvar="KUBELITE_CA", default=None,
+                  help="the cluster CA's certificate: checks the apiserver's")
+    @click.option("--client-certificate", "cert_file", default=None, help="this client's certificate file")
+    @click.option("--client-key", "key_file", default=None, help="this client's key file")
+    @click.option("--token-file", envvar="KUBELITE_TOKEN_FILE", default=None,
+                  help="present the bearer token in this file (to the apiserver's token port) instead of a certificate")
     @functools.wraps(fn)
-    def wrapper(*args: Any, server: str | None, token: str | None, ca_file: str | None, cluster: str | None,
-                **kwargs: Any) -> Any:
-        kwargs["conn"] = resolve(server, token=token, ca_file=ca_file, cluster=cluster)
+    def wrapper(*args: Any, server: str | None, cluster: str | None, kubeconfig: str | None, ca_file: str | None,
+                cert_file: str | None, key_file: str | None, token_file: str | None, **kwargs: Any) -> Any:
+        try:
+            kwargs["conn"] = resolve(server, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+                                     token_file=token_file, cluster=cluster, kubeconfig=kubeconfig)
+        except ConfigError as e:
+            click.echo(f"error: {text.escape(str(e))}", err=True)
+            sys.exit(1)
         return fn(*args, **kwargs)
 
     return wrapper
@@ -44,6 +57,13 @@ def run(coro: Coroutine[Any, Any, T], conn: ClientConfig | None = None) -> T:
     """Run a CLI coroutine; turn every error into one line on stderr and a non-zero exit."""
     try:
         return asyncio.run(coro)
+    except CertificateError as e:
+        where = f" at {conn.server}" if conn else ""
+        click.echo(f"error: cannot talk to the apiserver{where}: {text.escape(e.message)}", err=True)
+        sys.exit(1)
+    except (ConfigError, BadCertificateError) as e:
+        click.echo(f"error: {text.escape(str(e))}", err=True)
+        sys.exit(1)
     except UnavailableError as e:
         where = f" at {conn.server}" if conn else ""
         detail = e.message.splitlines()[0] if e.message else "unavailable"

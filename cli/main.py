@@ -12,9 +12,10 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import click
 
-from cli import apply, delete, describe, drain, get, jobs, pods, verbs, workloads
+from cli import apply, delete, describe, drain, get, jobs, pods, tokens, verbs, workloads
 from cli.daemons import (
     apiserver,
+    certs,
     chaos,
     controllermanager,
     dns,
@@ -35,9 +36,11 @@ MODULES = (
     verbs,
     pods,
     workloads,
+    tokens,
     jobs,
     drain,
     lab,
+    certs,
     images,
     chaos,
     secrets,
@@ -77,16 +80,17 @@ class _Main(click.Group):
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--server", "-s", default=None, help="apiserver address for the command (as kubectl's --server)")
-@click.option("--token", default=None, help="bearer token for the command")
+@click.option("--token-file", default=None, help="bearer token file for the command")
 @click.option("--cluster", default=None, help="cluster name in the config file")
-def main(server: str | None, token: str | None, cluster: str | None) -> None:
+def main(server: str | None, token_file: str | None, cluster: str | None) -> None:
     """kubelite: a small Kubernetes-style orchestrator.
 
     Components run as `kubelite apiserver`, `kubelite scheduler`, ...; users drive
     the cluster with `kubelite apply`, `get`, `describe`, `delete` and friends.
     """
     # Given before the verb, they apply to it as if given after it.
-    for name, value in (("KUBELITE_SERVER", server), ("KUBELITE_TOKEN", token), ("KUBELITE_CLUSTER", cluster)):
+    for name, value in (("KUBELITE_SERVER", server), ("KUBELITE_TOKEN_FILE", token_file),
+                        ("KUBELITE_CLUSTER", cluster)):
         if value is not None:
             os.environ[name] = value
 

@@ -26,7 +26,14 @@ def age(ts: Timestamp, now: dt.datetime | None = None) -> str:
     if not ts.seconds:
         return "<unknown>"
     now = now or dt.datetime.now(dt.UTC)
-    secs = max(0, int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds()))
+    return duration(max(0, int((now - ts.ToDatetime(tzinfo=dt.UTC)).total_seconds())))
+
+
+def duration(seconds_: float) -> str:
+    """A span of seconds as kubectl's HumanDuration writes it."""
+    if seconds_ < 0:
+        return "<invalid>"
+    secs = int(seconds_)
     if secs < 120:
         return f"{secs}s"
     mins = secs // 60
@@ -214,6 +221,18 @@ def _priority_classes(pc: scheduling_pb2.PriorityClass, wide: bool) -> Row:
             pc.preemption_policy]
 
 
+def _bootstrap_tokens(t: Any, wide: bool) -> Row:
+    exp = t.spec.expiration
+    if not exp.seconds:
+        ttl, expires = "<forever>", "<never>"
+    else:
+        when = exp.ToDatetime(tzinfo=dt.UTC)
+        left = int((when - dt.datetime.now(dt.UTC)).total_seconds())
+        ttl = "<expired>" if left <= 0 else duration(left)
+        expires = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [t.metadata.name, ttl, expires, t.spec.description or "<none>", age(t.metadata.creation_timestamp)]
+
+
 def _more(items: Sequence[str], limit: int, sep: str = ",") -> str:
     if len(items) > limit:
         return sep.join(items[:limit]) + f" + {len(items) - limit} more..."
@@ -283,16 +302,6 @@ def _storage_classes(sc: storage_pb2.StorageClass, wide: bool) -> Row:
             sc.volume_binding_mode or "Immediate", str(sc.allow_volume_expansion).lower(),
             age(sc.metadata.creation_timestamp)]
 # ---------------------------------------------------------------- jobs, daemon sets, stateful sets, budgets
-
-
-def duration(seconds_: float) -> str:
-    """kubectl's HumanDuration of a span (the age of something `seconds_` old)."""
-    from google.protobuf.timestamp_pb2 import Timestamp as _Ts
-
-    ref = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    start = _Ts()
-    start.FromDatetime(ref - dt.timedelta(seconds=max(0.0, seconds_)))
-    return age(start, ref) if seconds_ >= 0 else "<invalid>"
 
 
 def job_status(j: batch_pb2.Job) -> str:
@@ -384,6 +393,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingresses),
     "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [], _ingress_classes),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _endpoint_slices),
+    "BootstrapToken": (["NAME", "TTL", "EXPIRES", "DESCRIPTION", "AGE"], [], _bootstrap_tokens),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _config_maps),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], _secrets),
     "PersistentVolume": (["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",

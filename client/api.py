@@ -15,8 +15,9 @@ import grpc
 from google.protobuf.message import Message
 
 from api import kinds
-from api.errors import ApiError, from_grpc
+from api.errors import ApiError, CertificateError, UnavailableError, from_grpc
 from api.pb import api_pb2, api_pb2_grpc, core_pb2, policy_pb2
+from client import tls
 from client.channel import open_channel
 from client.config import ClientConfig, resolve
 
@@ -40,25 +41,25 @@ class ListResult:
     remaining: int
 
 
-def _err(e: grpc.aio.AioRpcError) -> ApiError:
-    return from_grpc(e.code(), e.details() or "")
-
-
 class Client:
+    """The apiserver's verbs over one channel. With TLS, a renewed client certificate (its files rewritten) is
+    picked up without a restart: later calls go over a new channel, calls in flight finish on the old one."""
+
     def __init__(self, config: ClientConfig | None = None, *, channel: grpc.aio.Channel | None = None) -> None:
         self.config = config or resolve()
-        self.channel = channel or open_channel(self.config)
+        self.creds = tls.ClientCredentials(self.config) if channel is None and self.config.tls else None
+        self.channel = channel or open_channel(self.config, self.creds)
         self.stub = api_pb2_grpc.ApiStub(self.channel)
-        self._meta: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {self.config.token}"),) if self.config.token else ()
-        )
-
-    @classmethod
-    def from_server(cls, server: str, *, token: str = "") -> Client:
-        return cls(ClientConfig(server=server, token=token))
+        self._retired: list[grpc.aio.Channel] = []  # the channel before a swap: its calls finish there
+        self._closing: list[grpc.aio.Channel] = []  # channels retired two swaps ago, closed at the next call
+        token = self.config.token()
+        self._meta: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in [*self._closing, *self._retired, self.channel]:
+            await channel.close()
+        self._closing.clear()
+        self._retired.clear()
 
     async def __aenter__(self) -> Client:
         return self
@@ -66,30 +67,55 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _unary(self, method: Any, request: Message, timeout: float | None = DEADLINE) -> Any:
+    def _stub(self) -> api_pb2_grpc.ApiStub:
+        """The stub for the next call: on a new channel if the certificate files changed since the last look."""
+        if self.creds is not None and self.creds.changed():
+            # The channel before the previous one has had a whole renewal period to finish its calls; streams
+            # still on it are cut and their owners (informers, the status stream) open them again.
+            self._closing += self._retired
+            self._retired = [self.channel]
+            self.channel = open_channel(self.config, self.creds)
+            self.stub = api_pb2_grpc.ApiStub(self.channel)
+        return self.stub
+
+    async def _fresh_stub(self) -> api_pb2_grpc.ApiStub:
+        stub = self._stub()
+        while self._closing:
+            await self._closing.pop().close()
+        return stub
+
+    def _err(self, e: grpc.aio.AioRpcError) -> ApiError:
+        err = from_grpc(e.code(), e.details() or "")
+        if isinstance(err, UnavailableError):
+            why = tls.explain(self.config, e.details() or "")
+            if why:
+                return CertificateError(why)
+        return err
+
+    async def _unary(self, name: str, request: Message, timeout: float | None = DEADLINE) -> Any:
         try:
-            return await method(request, timeout=timeout, metadata=self._meta)
+            return await getattr(await self._fresh_stub(), name)(request, timeout=timeout, metadata=self._meta)
         except grpc.aio.AioRpcError as e:
-            raise _err(e) from None
+            raise self._err(e) from None
 
     # ------------------------------------------------------------ verbs
 
     async def create(self, obj: T, *, dry_run: bool = False) -> T:
-        out = await self._unary(self.stub.Create, api_pb2.CreateRequest(object=kinds.wrap(obj), dry_run=dry_run))
+        out = await self._unary("Create", api_pb2.CreateRequest(object=kinds.wrap(obj), dry_run=dry_run))
         return kinds.unwrap(out)  # type: ignore[return-value]
 
     async def create_object(self, envelope: api_pb2.Object, *, dry_run: bool = False) -> api_pb2.Object:
-        return await self._unary(self.stub.Create, api_pb2.CreateRequest(object=envelope, dry_run=dry_run))
+        return await self._unary("Create", api_pb2.CreateRequest(object=envelope, dry_run=dry_run))
 
     async def get(self, kind: str | type[T], name: str, namespace: str = "") -> Any:
         req = api_pb2.GetRequest(resource=_resource(kind), namespace=namespace, name=name)
-        return kinds.unwrap(await self._unary(self.stub.Get, req))
+        return kinds.unwrap(await self._unary("Get", req))
 
     async def list(self, kind: str | type[T], namespace: str = "", *, label_selector: str = "",
                    field_selector: str = "", limit: int = 0, continue_token: str = "") -> ListResult:
         req = api_pb2.ListRequest(resource=_resource(kind), namespace=namespace, label_selector=label_selector,
                                   field_selector=field_selector, limit=limit, **{"continue": continue_token})
-        resp = await self._unary(self.stub.List, req, timeout=120)
+        resp = await self._unary("List", req, timeout=120)
         return ListResult([kinds.unwrap(o) for o in resp.items], resp.resource_version,
                           getattr(resp, "continue"), resp.remaining_item_count)
 
@@ -97,11 +123,11 @@ class Client:
         return (await self.list(kind, namespace, **kw)).items
 
     async def update(self, obj: T, *, dry_run: bool = False) -> T:
-        out = await self._unary(self.stub.Update, api_pb2.UpdateRequest(object=kinds.wrap(obj), dry_run=dry_run))
+        out = await self._unary("Update", api_pb2.UpdateRequest(object=kinds.wrap(obj), dry_run=dry_run))
         return kinds.unwrap(out)  # type: ignore[return-value]
 
     async def update_status(self, obj: T) -> T:
-        out = await self._unary(self.stub.UpdateStatus, api_pb2.UpdateRequest(object=kinds.wrap(obj)))
+        out = await self._unary("UpdateStatus", api_pb2.UpdateRequest(object=kinds.wrap(obj)))
         return kinds.unwrap(out)  # type: ignore[return-value]
 
     async def delete(self, kind: str | type[T], name: str, namespace: str = "", *,
@@ -112,15 +138,15 @@ class Client:
                                     preconditions=api_pb2.Preconditions(uid=uid, resource_version=resource_version))
         if grace_period_seconds is not None:
             req.grace_period_seconds = grace_period_seconds
-        return kinds.unwrap(await self._unary(self.stub.Delete, req))
+        return kinds.unwrap(await self._unary("Delete", req))
 
     async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "") -> core_pb2.Pod:
         req = api_pb2.BindRequest(namespace=namespace, name=name, node_name=node_name, uid=uid)
-        return kinds.unwrap(await self._unary(self.stub.Bind, req))  # type: ignore[return-value]
+        return kinds.unwrap(await self._unary("Bind", req))  # type: ignore[return-value]
 
     async def scale(self, kind: str, name: str, replicas: int, namespace: str = "") -> Any:
         req = api_pb2.ScaleRequest(resource=_resource(kind), namespace=namespace, name=name, replicas=replicas)
-        return kinds.unwrap(await self._unary(self.stub.Scale, req))
+        return kinds.unwrap(await self._unary("Scale", req))
 
     async def evict(self, namespace: str, name: str, *, grace_period_seconds: int | None = None, uid: str = "",
                     dry_run: bool = False) -> core_pb2.Pod:
@@ -132,24 +158,29 @@ class Client:
             req.delete_options.preconditions.uid = uid
         if dry_run:
             req.delete_options.dry_run.append("All")
-        return kinds.unwrap(await self._unary(self.stub.Evict, req))  # type: ignore[return-value]
+        return kinds.unwrap(await self._unary("Evict", req))  # type: ignore[return-value]
 
     async def api_resources(self) -> Sequence[api_pb2.APIResource]:
-        return (await self._unary(self.stub.APIResources, api_pb2.APIResourcesRequest())).resources
+        return (await self._unary("APIResources", api_pb2.APIResourcesRequest())).resources
+
+    async def request_node_certificates(self, req: api_pb2.NodeCertificatesRequest
+                                        ) -> api_pb2.NodeCertificatesResponse:
+        """Certificates for a node's CSRs (as the node itself, or with a join token as the bearer)."""
+        return await self._unary("RequestNodeCertificates", req)
 
     async def exec(self, namespace: str, name: str, command: Sequence[str], *, container: str = "",
                    stdin: bytes = b"", timeout_seconds: int = 60) -> api_pb2.ExecResponse:
         req = api_pb2.ExecRequest(namespace=namespace, name=name, container=container, command=list(command),
                                   stdin=stdin, timeout_seconds=timeout_seconds)
-        return await self._unary(self.stub.Exec, req, timeout=timeout_seconds + 10)
+        return await self._unary("Exec", req, timeout=timeout_seconds + 10)
 
     async def logs(self, req: api_pb2.LogsRequest) -> AsyncIterator[bytes]:
-        call = self.stub.Logs(req, timeout=None if req.follow else 60, metadata=self._meta)
+        call = (await self._fresh_stub()).Logs(req, timeout=None if req.follow else 60, metadata=self._meta)
         try:
             async for chunk in call:
                 yield chunk.data
         except grpc.aio.AioRpcError as e:
-            raise _err(e) from None
+            raise self._err(e) from None
         finally:
             call.cancel()
 
@@ -163,19 +194,19 @@ class Client:
         req = api_pb2.WatchRequest(resource=_resource(kind), namespace=namespace, label_selector=label_selector,
                                    field_selector=field_selector, resource_version=resource_version,
                                    allow_bookmarks=bookmarks)
-        call = self.stub.Watch(req, metadata=self._meta)
+        call = (await self._fresh_stub()).Watch(req, metadata=self._meta)
         try:
             async for batch in call:
                 for ev in batch.events:
                     yield WatchEvent(ev.type, kinds.unwrap(ev.object), ev.resource_version)
         except grpc.aio.AioRpcError as e:
-            raise _err(e) from None
+            raise self._err(e) from None
         finally:
             call.cancel()
 
     def stream_pod_status(self) -> grpc.aio.StreamStreamCall:
         """The kubelet's status stream: write PodStatusUpdate, read PodStatusAck."""
-        return self.stub.StreamPodStatus(metadata=self._meta)
+        return self._stub().StreamPodStatus(metadata=self._meta)
 
 
 def _resource(kind: str | type[Message]) -> str:

@@ -1,12 +1,12 @@
-"""One place that opens a gRPC channel to the apiserver (plain, TLS, or a unix socket)."""
+"""One place that opens a gRPC channel to the apiserver: mutual TLS over TCP or a unix socket (plaintext only for
+tests that ask for it)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import grpc
 
 from client.config import ClientConfig
+from client.tls import ClientCredentials, server_name_options
 
 # Lists of thousands of pods exceed gRPC's 4 MiB default.
 MAX_MESSAGE = 512 * 1024 * 1024
@@ -28,8 +28,10 @@ OPTIONS = [
 ]
 
 
-def open_channel(config: ClientConfig) -> grpc.aio.Channel:
-    if config.ca_file and not config.server.startswith("unix:"):
-        creds = grpc.ssl_channel_credentials(Path(config.ca_file).read_bytes())
-        return grpc.aio.secure_channel(config.server, creds, options=OPTIONS)
-    return grpc.aio.insecure_channel(config.server, options=OPTIONS)
+def open_channel(config: ClientConfig, creds: ClientCredentials | None = None) -> grpc.aio.Channel:
+    """A channel to `config.server`; `creds` (made from `config` when not given) unless plaintext was asked for."""
+    if config.insecure_plaintext:
+        return grpc.aio.insecure_channel(config.server, options=OPTIONS)
+    creds = creds or ClientCredentials(config)
+    return grpc.aio.secure_channel(config.server, creds.channel_credentials(),
+                                   options=[*OPTIONS, *server_name_options(config)])

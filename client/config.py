@@ -1,11 +1,27 @@
-"""Where the apiserver is and how to reach it: flags, then environment, then the config file.
+"""Where the apiserver is and how to prove who we are: flags, then environment, then the config file.
 
-The config file (`~/.kubelite/config.yaml`, or $KUBELITE_CONFIG) holds named
-clusters and which one is current; `kubelite up` writes it.
+The config file (`~/.kubelite/config.yaml`, or $KUBELITE_CONFIG, or a
+component's --kubeconfig) holds named clusters and which one is current;
+`kubelite up` and `kubelite bootstrap control-plane` write it. Each cluster
+names its server, the cluster CA that signed the server's certificate, and
+the user's certificate and key (kubeconfig's key names, as paths or as
+`-data` holding base64 PEM), or a bearer token file:
+
+    current: lab
+    clusters:
+      lab:
+        server: unix:///run/kubelite/lab/api.sock
+        certificate-authority: /root/.kubelite/lab/ca.crt
+        client-certificate: /root/.kubelite/lab/admin.crt
+        client-key: /root/.kubelite/lab/admin.key
+
+Without a CA a client does not connect: plaintext is a test-only switch
+(`insecure-plaintext: true`), never a fallback.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +30,53 @@ import yaml
 
 DEFAULT_SERVER = "127.0.0.1:6443"
 DEFAULT_CLUSTER = "kubelite"  # the name `kubelite up` gives a local cluster
+# The name the apiserver's certificate carries for clients that reach it over a unix socket.
+LOCAL_NAME = "localhost"
+
+
+class ConfigError(ValueError):
+    """A config file or connection setting that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)
 class ClientConfig:
     server: str = DEFAULT_SERVER  # host:port or unix:///path
-    token: str = ""
-    ca_file: str = ""  # TLS when set
+    ca_file: str = ""  # the cluster CA: verifies the apiserver's certificate
+    cert_file: str = ""  # this client's certificate and key: who it is
+    key_file: str = ""
+    ca_data: bytes = b""  # the same, inline (PEM)
+    cert_data: bytes = b""
+    key_data: bytes = b""
+    token_file: str = ""  # a bearer token, read from this file, instead of a certificate
+    server_name: str = ""  # the name to check on the apiserver's certificate (default: the host in `server`)
+    insecure_plaintext: bool = False  # test-only: no TLS at all
     cluster: str = ""
     log_dir: str = ""  # a local cluster's component logs, as `kubelite up` recorded them
+
+    @property
+    def tls(self) -> bool:
+        return not self.insecure_plaintext
+
+    def token(self) -> str:
+        """The bearer token from token_file ("" without one); an empty file is an error."""
+        if not self.token_file:
+            return ""
+        try:
+            token = Path(self.token_file).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"token file {self.token_file}: {e.strerror}") from None
+        if not token:
+            raise ConfigError(f"token file {self.token_file} is empty")
+        return token
 
 
 def config_path() -> Path:
     return Path(os.environ.get("KUBELITE_CONFIG", str(Path.home() / ".kubelite" / "config.yaml")))
+
+
+def credentials_dir(cluster: str, path: Path | None = None) -> Path:
+    """Where a cluster's client certificate, key and CA live beside the config file."""
+    return (path or config_path()).parent / cluster
 
 
 def read_file(path: Path | None = None) -> dict:
@@ -35,51 +85,98 @@ def read_file(path: Path | None = None) -> dict:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         return {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"config file {path}: {e}") from None
     return data if isinstance(data, dict) else {}
 
 
 def write_file(data: dict, path: Path | None = None) -> None:
+    from client.pki import write_private
+
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private(path, yaml.safe_dump(data, sort_keys=False).encode())
 
 
-def set_cluster(name: str, *, server: str, token: str = "", ca_file: str = "", log_dir: str = "",
-                current: bool = True) -> None:
+def set_cluster(name: str, *, server: str, ca_file: str = "", cert_file: str = "", key_file: str = "",
+                token_file: str = "", log_dir: str = "", insecure_plaintext: bool = False,
+                current: bool = True, path: Path | None = None) -> None:
     """Add or replace a named cluster in the config file (`log_dir`: a local cluster's component logs)."""
-    data = read_file()
+    data = read_file(path)
     clusters = data.setdefault("clusters", {})
-    clusters[name] = {"server": server, "token": token, "ca": ca_file}
-    if log_dir:
-        clusters[name]["logs"] = log_dir
+    entry: dict[str, object] = {"server": server}
+    for key, value in (("certificate-authority", ca_file), ("client-certificate", cert_file),
+                       ("client-key", key_file), ("token-file", token_file), ("logs", log_dir)):
+        if value:
+            entry[key] = value
+    if insecure_plaintext:
+        entry["insecure-plaintext"] = True
+    clusters[name] = entry
     if current or not data.get("current"):
         data["current"] = name
-    write_file(data)
+    write_file(data, path)
 
 
-def remove_cluster(name: str) -> None:
-    data = read_file()
+def remove_cluster(name: str, path: Path | None = None) -> None:
+    data = read_file(path)
     clusters = data.get("clusters", {})
     if name in clusters:
         del clusters[name]
         if data.get("current") == name:
             data["current"] = next(iter(clusters), "")
-        write_file(data)
+        write_file(data, path)
 
 
-def resolve(server: str | None = None, *, token: str | None = None, ca_file: str | None = None,
-            cluster: str | None = None) -> ClientConfig:
-    """The effective client config: explicit values win, then KUBELITE_* variables, then the file."""
-    data = read_file()
+def _data(entry: dict, key: str, name: str) -> bytes:
+    value = entry.get(f"{key}-data")
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, TypeError):
+        raise ConfigError(f"cluster {name!r}: {key}-data is not base64") from None
+
+
+def _path(entry: dict, key: str, base: Path) -> str:
+    value = entry.get(key) or ""
+    if value and not Path(value).is_absolute():
+        value = str(base / value)  # relative to the config file, as kubeconfig's
+    return value
+
+
+def resolve(server: str | None = None, *, ca_file: str | None = None, cert_file: str | None = None,
+            key_file: str | None = None, token_file: str | None = None, cluster: str | None = None,
+            kubeconfig: str | None = None) -> ClientConfig:
+    """The effective client config: explicit values win, then KUBELITE_* variables, then the file.
+
+    A `server` given on its own keeps the cluster's credentials (as kubectl's --server does)."""
+    path = Path(kubeconfig) if kubeconfig else config_path()
+    data = read_file(path)
     name = cluster or os.environ.get("KUBELITE_CLUSTER") or data.get("current", "")
-    entry = data.get("clusters", {}).get(name, {}) if name else {}
+    clusters = data.get("clusters") or {}
+    if cluster and cluster not in clusters and not server:
+        known = ", ".join(sorted(clusters)) or "none"
+        raise ConfigError(f"cluster {cluster!r} is not in {path} (known: {known})")
+    entry = clusters.get(name, {}) if name else {}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"config file {path}: cluster {name!r} is not a mapping")
+    base = path.parent
+
+    def pick(given: str | None, env: str, key: str) -> str:
+        if given is not None:
+            return given
+        return os.environ.get(env) or _path(entry, key, base)
+
     return ClientConfig(
         server=server or os.environ.get("KUBELITE_SERVER") or entry.get("server") or DEFAULT_SERVER,
-        token=token if token is not None else os.environ.get("KUBELITE_TOKEN", entry.get("token", "")),
-        ca_file=ca_file if ca_file is not None else os.environ.get("KUBELITE_CA", entry.get("ca", "")),
+        ca_file=pick(ca_file, "KUBELITE_CA", "certificate-authority"),
+        cert_file=pick(cert_file, "KUBELITE_CLIENT_CERTIFICATE", "client-certificate"),
+        key_file=pick(key_file, "KUBELITE_CLIENT_KEY", "client-key"),
+        ca_data=_data(entry, "certificate-authority", name),
+        cert_data=_data(entry, "client-certificate", name),
+        key_data=_data(entry, "client-key", name),
+        token_file=pick(token_file, "KUBELITE_TOKEN_FILE", "token-file"),
+        server_name=entry.get("tls-server-name", ""),
+        insecure_plaintext=bool(entry.get("insecure-plaintext", False)),
         cluster=name,
         log_dir=entry.get("logs", ""),
     )

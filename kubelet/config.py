@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PORT = 10250
 DEFAULT_MAX_PODS = 110
@@ -54,6 +55,14 @@ class KubeletConfig:
     # Events are Kubernetes-like but cost an apiserver write each; hollow nodes skip them.
     events: bool = True
     hollow: bool = False
+    # The Kubelet service's TLS: its serving certificate, and the CA the apiserver's client certificate is
+    # signed by. Without them it serves plaintext, which only tests ask for (insecure_plaintext).
+    serving_cert_file: str = ""
+    serving_key_file: str = ""
+    client_ca_file: str = ""
+    insecure_plaintext: bool = False
+    # Certificates kept renewed (kubelet.certificates.Rotated); empty: none.
+    rotate: tuple[Any, ...] = ()
     # Local-path volumes: their directories live under local_path_dir (default <root-dir>/local-path), and
     # together they may claim local_path_capacity bytes (0: none reported, the provisioner does not count).
     local_path_dir: Path | None = None

@@ -34,10 +34,12 @@ import structlog
 from api.errors import ApiError, ConflictError, NotFoundError
 from api.pb import core_pb2
 from api.pods import phase_is_terminal
+from client import tls
 from client.api import Client
 from client.events import EventRecorder
 from client.informer import Informer
 from kubelet import identity, podstatus
+from kubelet.certificates import CertificateManager
 from kubelet.config import KubeletConfig
 from kubelet.localpath import LocalPathVolumes
 from kubelet.node import MachineInfo, NodeAgent, machine_info
@@ -97,7 +99,7 @@ class Kubelet:
         dialer = Dialer(self.config.probe_netns)
         try:
             if self.config.listen:
-                self.server = KubeletServer(KubeletServicer(self.runtime, self.pods.get_named), self.config.listen)
+                self.server = self._server()
                 port = await self.server.start()
                 host = self.config.listen.rsplit(":", 1)[0]
                 self.config = dataclasses.replace(self.config, listen=f"{host}:{port}")
@@ -117,6 +119,9 @@ class Kubelet:
                                                            self.config.local_path_root).run
                 if self.recorder is not None:
                     loops["events"] = self.recorder.run
+                if self.config.rotate:
+                    loops["certificates"] = CertificateManager(self.client, self.config.node_name,
+                                                               [self.config.node_ip], self.config.rotate).run
                 for name, loop in loops.items():
                     tg.create_task(self._supervised(name, loop))
                 if self.server is not None:
@@ -128,6 +133,13 @@ class Kubelet:
             dialer.close()
             if self.server is not None:
                 await self.server.stop()
+
+    def _server(self) -> KubeletServer:
+        c = self.config
+        if c.insecure_plaintext:
+            return KubeletServer(KubeletServicer(self.runtime, self.pods.get_named, authorized=None), c.listen)
+        credentials = tls.ServerCredentials(c.serving_cert_file, c.serving_key_file, client_ca_file=c.client_ca_file)
+        return KubeletServer(KubeletServicer(self.runtime, self.pods.get_named), c.listen, credentials)
 
     async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         """Run one of the kubelet's loops; a bug that escapes it is logged and the loop restarted,

@@ -2,6 +2,10 @@
 
 The apiserver proxies `kubelite logs` and `kubelite exec` here, to the
 address the Node publishes (InternalIP : daemonEndpoints.kubeletEndpoint).
+The service speaks mutual TLS only: its serving certificate is signed by the
+cluster CA, and the one client it serves is the apiserver's kubelet-client
+identity (`kube-apiserver-kubelet-client`): anyone else fails the handshake
+(no certificate of the cluster) or is refused (another identity).
 Logs are read from the CRI log files (tail, follow until the container
 exits, previous attempt, timestamps, since); exec runs through the runtime's
 ExecSync. CRI's ExecSync has no stdin, so stdin is handed to the command
@@ -18,6 +22,7 @@ import grpc
 import structlog
 
 from api.pb import api_pb2, api_pb2_grpc, core_pb2
+from client import tls
 from kubelet.observed import ContainerView, observe_pod
 from kubelet.runtime.interface import ContainerRuntimeError, ContainerState, ExecTimeoutError, NotFoundError, Runtime
 from kubelet.runtime.logs import LogOptions, read_log
@@ -28,6 +33,8 @@ CHUNK = 64 * 1024
 MAX_STDIN = 96 * 1024  # one argv string stays under the kernel's 128 KiB limit once base64-encoded
 
 PodLookup = Callable[[str, str], core_pb2.Pod | None]
+# The apiserver's identity toward kubelets (its --kubelet-client-certificate).
+APISERVER_CLIENT = "kube-apiserver-kubelet-client"
 
 
 class _Abort(Exception):
@@ -38,9 +45,22 @@ class _Abort(Exception):
 
 
 class KubeletServicer(api_pb2_grpc.KubeletServicer):
-    def __init__(self, runtime: Runtime, pods: PodLookup) -> None:
+    """`authorized`: the certificate names (common names) served; None only without TLS (tests)."""
+
+    def __init__(self, runtime: Runtime, pods: PodLookup, *,
+                 authorized: frozenset[str] | None = frozenset({APISERVER_CLIENT})) -> None:
         self.runtime = runtime
         self.pods = pods
+        self.authorized = authorized
+
+    def _check_caller(self, context: grpc.aio.ServicerContext) -> None:
+        if self.authorized is None:
+            return
+        names = [n.decode(errors="replace") for n in context.auth_context().get("x509_common_name", [])]
+        if not set(names) & self.authorized:
+            who = names[0] if names else "no certificate"
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED,
+                         f"the kubelet serves {', '.join(sorted(self.authorized))} only, not {who}")
 
     async def _target(self, namespace: str, name: str, container: str, *, previous: bool = False
                       ) -> tuple[core_pb2.Pod, ContainerView]:
@@ -70,6 +90,7 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
     async def Logs(self, request: api_pb2.LogsRequest, context: grpc.aio.ServicerContext
                    ) -> AsyncIterator[api_pb2.LogChunk]:
         try:
+            self._check_caller(context)
             _, view = await self._target(request.namespace, request.name, request.container,
                                          previous=request.previous)
         except _Abort as exc:
@@ -109,6 +130,7 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
 
     async def Exec(self, request: api_pb2.ExecRequest, context: grpc.aio.ServicerContext) -> api_pb2.ExecResponse:
         try:
+            self._check_caller(context)
             _, view = await self._target(request.namespace, request.name, request.container)
         except _Abort as exc:
             await context.abort(exc.code, exc.message)
@@ -143,11 +165,14 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
 
 
 class KubeletServer:
-    """Serves the Kubelet service on `listen` (host:port; port 0 picks one) until cancelled."""
+    """Serves the Kubelet service on `listen` (host:port; port 0 picks one) until cancelled: with mutual TLS
+    when given `credentials` (renewed certificate files are taken at the next connection), else in plaintext."""
 
-    def __init__(self, servicer: KubeletServicer, listen: str) -> None:
+    def __init__(self, servicer: KubeletServicer, listen: str, credentials: tls.ServerCredentials | None = None
+                 ) -> None:
         self.servicer = servicer
         self.listen = listen
+        self.credentials = credentials
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
@@ -157,7 +182,10 @@ class KubeletServer:
                                                 ("grpc.so_reuseport", 0)])
         api_pb2_grpc.add_KubeletServicer_to_server(self.servicer, self._server)
         try:
-            self.port = self._server.add_insecure_port(self.listen)
+            if self.credentials is not None:
+                self.port = self._server.add_secure_port(self.listen, self.credentials.grpc_credentials())
+            else:
+                self.port = self._server.add_insecure_port(self.listen)
         except RuntimeError as exc:
             raise OSError(f"kubelet cannot listen on {self.listen}: {exc}") from None
         await self._server.start()

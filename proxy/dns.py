@@ -52,7 +52,7 @@ class DnsConfig:
     publish: str = "kube-system/kube-dns"  # Endpoints kept pointing at this server; "" to publish nothing
     advertise_address: str = ""  # the address to publish (default: the listen address)
     metrics_port: int = 0
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"
     tcp_idle_timeout: float = 10.0
     api_timeout: float = 10.0
 

@@ -47,7 +47,7 @@ class DnsMetrics:
 
 
 @contextlib.contextmanager
-def serving(registry: CollectorRegistry, port: int, address: str = "0.0.0.0") -> Iterator[int]:
+def serving(registry: CollectorRegistry, port: int, address: str = "127.0.0.1") -> Iterator[int]:
     """Serve `registry` on address:port (port 0: not at all) for the duration of the block; yields the port."""
     if not port:
         yield 0

@@ -52,7 +52,7 @@ class ProxierConfig:
     netns: str = ""  # write rules into this named namespace (or path) instead of the proxy's own
     allow_root_netns: bool = False
     metrics_port: int = 0
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"
     command_timeout: float = 300.0
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real etcd on a free loopback port, an in-process apiserver, a client."""
+"""Shared fixtures: a real etcd on a free loopback port, an in-process apiserver, a client, all with mutual TLS
+under the test PKI (tests/testpki.py). `plaintext=True` is the test-only switch for tests that say why."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-import aetcd
 import pytest
+import testpki
 from aetcd import rpc
 from hypothesis import HealthCheck, settings
 
@@ -21,7 +22,9 @@ from apiserver import encryption
 from apiserver.registry import Config as RegistryConfig
 from apiserver.server import ApiServer, Config
 from apiserver.storage import limits
+from apiserver.storage.etcd import EtcdConnection, parse_endpoints
 from client.api import Client
+from client.config import ClientConfig
 
 # The test machines are small and shared: a slow draw or example is noise,
 # not a finding, so only wrong answers fail a property test.
@@ -42,16 +45,18 @@ class Etcd:
     data_dir: str
 
 
-def start_etcd(limit_flags: list[str] | None = None) -> Etcd:
-    """An etcd on free loopback ports, with the limits every kubelite etcd has (or `limit_flags`)."""
+def start_etcd(limit_flags: list[str] | None = None, *, plaintext: bool = False) -> Etcd:
+    """An etcd on free loopback ports, with the limits every kubelite etcd has (or `limit_flags`), serving mutual
+    TLS with client-cert auth under the test PKI's etcd CA (plaintext: the test-only switch)."""
     etcd = shutil.which("etcd")
     if etcd is None:
         pytest.fail("etcd is not installed (apt-get install etcd-server)")
     data_dir = tempfile.mkdtemp(prefix="kubelite-etcd-")
     client_port, peer_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{client_port}"
+    url = f"{'http' if plaintext else 'https'}://127.0.0.1:{client_port}"
+    tls_flags = [] if plaintext else testpki.get().etcd_server_flags()
     proc = subprocess.Popen(
-        [etcd, "--name", "test", "--data-dir", data_dir, "--listen-client-urls", url,
+        [etcd, "--name", "test", "--data-dir", data_dir, *tls_flags, "--listen-client-urls", url,
          "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
          "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
          "--initial-cluster", f"test=http://127.0.0.1:{peer_port}", "--log-level", "error",
@@ -89,11 +94,19 @@ def etcd_server() -> Iterator[Etcd]:
         stop_etcd(e)
 
 
+def etcd_connection(url: str) -> EtcdConnection:
+    """A raw connection to a test etcd (with the apiserver's etcd client certificate for https)."""
+    ((host, port),) = parse_endpoints(url)
+    return EtcdConnection(host, port, testpki.get().etcd_tls() if url.startswith("https") else None)
+
+
 async def wipe_etcd(url: str) -> None:
-    host, port = url.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as c:
+    conn = etcd_connection(url)
+    try:
         # key and range_end both "\0": every key.
-        await c.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"\0", range_end=b"\0"), timeout=10)
+        await conn.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"\0", range_end=b"\0"), timeout=10)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -108,6 +121,17 @@ class RunningApiserver:
     server: ApiServer
     address: str
     task: asyncio.Task
+    conn: ClientConfig  # the admin's config for `address`
+
+    def client(self, identity: str = "admin") -> Client:
+        """A client presenting `identity`'s certificate (a name in the test PKI)."""
+        if self.conn.insecure_plaintext:
+            return Client(self.conn)
+        return Client(testpki.get().client(self.address, identity))
+
+    @property
+    def token_address(self) -> str:
+        return f"127.0.0.1:{self.server.token_ports[0]}"
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -115,10 +139,18 @@ class RunningApiserver:
             await self.task
 
 
-async def start_apiserver(etcd_url: str, **overrides: object) -> RunningApiserver:
+def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: object) -> Config:
+    """The test apiserver's config: mutual TLS under the test PKI (plaintext: the test-only switch)."""
     registry = overrides.pop("registry", RegistryConfig())
     config = Config(etcd_servers=etcd_url, listen=["127.0.0.1:0"], registry=registry,  # type: ignore[arg-type]
                     compact_interval=0, replay=int(overrides.pop("replay", 0)))  # type: ignore[call-overload]
+    if plaintext:
+        config.insecure_plaintext = True
+    else:
+        pki = testpki.get()
+        config.tls, config.kubelet_tls, config.signer = pki.serving(), pki.kubelet_tls(), pki.signer()
+    if etcd_url.startswith("https"):
+        config.etcd_tls = testpki.get().etcd_tls()
     if "encryption_config" not in overrides:
         # Every cluster kubelite makes encrypts Secrets; so does every test apiserver, with a key of its own.
         key_dir = tempfile.mkdtemp(prefix="kubelite-enc-")
@@ -126,6 +158,11 @@ async def start_apiserver(etcd_url: str, **overrides: object) -> RunningApiserve
         encryption.ensure_file(str(overrides["encryption_config"]))
     for k, v in overrides.items():
         setattr(config, k, v)
+    return config
+
+
+async def start_apiserver(etcd_url: str, *, plaintext: bool = False, **overrides: object) -> RunningApiserver:
+    config = apiserver_config(etcd_url, plaintext=plaintext, **overrides)
     server = ApiServer(config)
     task = asyncio.create_task(server.run())
     started = asyncio.create_task(server.started.wait())
@@ -135,7 +172,9 @@ async def start_apiserver(etcd_url: str, **overrides: object) -> RunningApiserve
     if started not in done:
         task.cancel()
         pytest.fail("apiserver did not start")
-    return RunningApiserver(server, f"127.0.0.1:{server.ports[0]}", task)
+    address = f"127.0.0.1:{server.ports[0]}"
+    conn = ClientConfig(server=address, insecure_plaintext=True) if plaintext else testpki.get().client(address)
+    return RunningApiserver(server, address, task, conn)
 
 
 @pytest.fixture
@@ -149,7 +188,7 @@ async def apiserver(etcd: str) -> AsyncIterator[RunningApiserver]:
 
 @pytest.fixture
 async def client(apiserver: RunningApiserver) -> AsyncIterator[Client]:
-    c = Client.from_server(apiserver.address)
+    c = apiserver.client()
     try:
         yield c
     finally:

@@ -1,4 +1,5 @@
 from api.pb import apps_pb2 as _apps_pb2
+from api.pb import bootstrap_pb2 as _bootstrap_pb2
 from api.pb import batch_pb2 as _batch_pb2
 from api.pb import core_pb2 as _core_pb2
 from api.pb import discovery_pb2 as _discovery_pb2
@@ -15,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Object(_message.Message):
-    __slots__ = ("namespace", "pod", "node", "service", "endpoints", "event", "replica_set", "deployment", "lease", "priority_class", "config_map", "secret", "persistent_volume", "persistent_volume_claim", "storage_class", "ingress", "ingress_class", "endpoint_slice", "job", "cron_job", "daemon_set", "stateful_set", "pod_disruption_budget", "controller_revision")
+    __slots__ = ("namespace", "pod", "node", "service", "endpoints", "event", "replica_set", "deployment", "lease", "priority_class", "bootstrap_token", "config_map", "secret", "persistent_volume", "persistent_volume_claim", "storage_class", "ingress", "ingress_class", "endpoint_slice", "job", "cron_job", "daemon_set", "stateful_set", "pod_disruption_budget", "controller_revision")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +27,7 @@ class Object(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_CLASS_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CONFIG_MAP_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     PERSISTENT_VOLUME_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +52,7 @@ class Object(_message.Message):
     deployment: _apps_pb2.Deployment
     lease: _apps_pb2.Lease
     priority_class: _scheduling_pb2.PriorityClass
+    bootstrap_token: _bootstrap_pb2.BootstrapToken
     config_map: _core_pb2.ConfigMap
     secret: _core_pb2.Secret
     persistent_volume: _core_pb2.PersistentVolume
@@ -64,7 +67,7 @@ class Object(_message.Message):
     stateful_set: _apps_pb2.StatefulSet
     pod_disruption_budget: _policy_pb2.PodDisruptionBudget
     controller_revision: _apps_pb2.ControllerRevision
-    def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., pod: _Optional[_Union[_core_pb2.Pod, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_apps_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_apps_pb2.Deployment, _Mapping]] = ..., lease: _Optional[_Union[_apps_pb2.Lease, _Mapping]] = ..., priority_class: _Optional[_Union[_scheduling_pb2.PriorityClass, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., persistent_volume: _Optional[_Union[_core_pb2.PersistentVolume, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., storage_class: _Optional[_Union[_storage_pb2.StorageClass, _Mapping]] = ..., ingress: _Optional[_Union[_networking_pb2.Ingress, _Mapping]] = ..., ingress_class: _Optional[_Union[_networking_pb2.IngressClass, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_discovery_pb2.EndpointSlice, _Mapping]] = ..., job: _Optional[_Union[_batch_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_batch_pb2.CronJob, _Mapping]] = ..., daemon_set: _Optional[_Union[_apps_pb2.DaemonSet, _Mapping]] = ..., stateful_set: _Optional[_Union[_apps_pb2.StatefulSet, _Mapping]] = ..., pod_disruption_budget: _Optional[_Union[_policy_pb2.PodDisruptionBudget, _Mapping]] = ..., controller_revision: _Optional[_Union[_apps_pb2.ControllerRevision, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., pod: _Optional[_Union[_core_pb2.Pod, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_apps_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_apps_pb2.Deployment, _Mapping]] = ..., lease: _Optional[_Union[_apps_pb2.Lease, _Mapping]] = ..., priority_class: _Optional[_Union[_scheduling_pb2.PriorityClass, _Mapping]] = ..., bootstrap_token: _Optional[_Union[_bootstrap_pb2.BootstrapToken, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., persistent_volume: _Optional[_Union[_core_pb2.PersistentVolume, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., storage_class: _Optional[_Union[_storage_pb2.StorageClass, _Mapping]] = ..., ingress: _Optional[_Union[_networking_pb2.Ingress, _Mapping]] = ..., ingress_class: _Optional[_Union[_networking_pb2.IngressClass, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_discovery_pb2.EndpointSlice, _Mapping]] = ..., job: _Optional[_Union[_batch_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_batch_pb2.CronJob, _Mapping]] = ..., daemon_set: _Optional[_Union[_apps_pb2.DaemonSet, _Mapping]] = ..., stateful_set: _Optional[_Union[_apps_pb2.StatefulSet, _Mapping]] = ..., pod_disruption_budget: _Optional[_Union[_policy_pb2.PodDisruptionBudget, _Mapping]] = ..., controller_revision: _Optional[_Union[_apps_pb2.ControllerRevision, _Mapping]] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
     __slots__ = ("object", "dry_run")
@@ -297,6 +300,30 @@ class APIResource(_message.Message):
 class APIResourcesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class NodeCertificatesRequest(_message.Message):
+    __slots__ = ("node_name", "client_csr", "serving_csr", "proxy_csr")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CSR_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CSR_FIELD_NUMBER: _ClassVar[int]
+    PROXY_CSR_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    client_csr: bytes
+    serving_csr: bytes
+    proxy_csr: bytes
+    def __init__(self, node_name: _Optional[str] = ..., client_csr: _Optional[bytes] = ..., serving_csr: _Optional[bytes] = ..., proxy_csr: _Optional[bytes] = ...) -> None: ...
+
+class NodeCertificatesResponse(_message.Message):
+    __slots__ = ("client_certificate", "serving_certificate", "proxy_certificate", "ca_certificate")
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    PROXY_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    client_certificate: bytes
+    serving_certificate: bytes
+    proxy_certificate: bytes
+    ca_certificate: bytes
+    def __init__(self, client_certificate: _Optional[bytes] = ..., serving_certificate: _Optional[bytes] = ..., proxy_certificate: _Optional[bytes] = ..., ca_certificate: _Optional[bytes] = ...) -> None: ...
 
 class APIResourcesResponse(_message.Message):
     __slots__ = ("resources",)

@@ -100,6 +100,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.FromString,
                 _registered_method=True)
+        self.RequestNodeCertificates = channel.unary_unary(
+                '/kubelite.v1.Api/RequestNodeCertificates',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesResponse.FromString,
+                _registered_method=True)
         self.Evict = channel.unary_unary(
                 '/kubelite.v1.Api/Evict',
                 request_serializer=kubelite_dot_v1_dot_policy__pb2.Eviction.SerializeToString,
@@ -189,6 +194,13 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestNodeCertificates(self, request, context):
+        """Certificates for a node: its kubelet's client and serving certificates and its proxy's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Evict(self, request, context):
         """A pod's eviction subresource: deletes the pod if no PodDisruptionBudget forbids it (RESOURCE_EXHAUSTED,
         "Cannot evict pod as it would violate the pod's disruption budget.", when one does).
@@ -264,6 +276,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.APIResources,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.SerializeToString,
+            ),
+            'RequestNodeCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestNodeCertificates,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.NodeCertificatesResponse.SerializeToString,
             ),
             'Evict': grpc.unary_unary_rpc_method_handler(
                     servicer.Evict,
@@ -622,6 +639,33 @@ class Api:
             '/kubelite.v1.Api/APIResources',
             kubelite_dot_v1_dot_api__pb2.APIResourcesRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.APIResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestNodeCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/RequestNodeCertificates',
+            kubelite_dot_v1_dot_api__pb2.NodeCertificatesRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.NodeCertificatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ event        expiry, allowed in a terminating namespace
 lease        renewals are not generations
 replicaset   scalable, orphaning delete
 deployment   scalable, orphaning delete
+priorityclass the system classes: created at start, never deleted
+bootstraptoken  join tokens: the secret's hash is immutable
 priorityclass          the system classes: created at start, never deleted
 persistentvolume       the pv-protection finalizer
 persistentvolumeclaim  the pvc-protection finalizer

@@ -1,19 +1,20 @@
-"""Storage over etcd v3, through the aetcd client's connection and stubs."""
+"""Storage over etcd v3, through aetcd's stubs on a channel of our own: mutual TLS unless the test-only plaintext
+switch is on (etcd runs with --client-cert-auth; the apiserver presents its etcd client certificate)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import aetcd
 import grpc
 import structlog
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
-from api.errors import ApiError, UnavailableError
+from api.errors import ApiError, CertificateError, UnavailableError
 from apiserver.storage import errors
 from apiserver.storage.groupcommit import GroupCommitter, Result, txn_ops
 from apiserver.storage.interface import (
@@ -29,6 +30,8 @@ from apiserver.storage.interface import (
     Update,
 )
 from apiserver.storage.limits import Limits
+from client import tls
+from client.config import ClientConfig
 
 log = structlog.get_logger(component="storage")
 
@@ -61,8 +64,21 @@ def _transaction(ops: Sequence[Op]) -> rpc.TxnRequest:
     return rpc.TxnRequest(compare=compares, success=success, failure=failure)
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """The CA etcd's certificate is signed by, and the client certificate and key the apiserver presents."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+    def client_config(self, target: str) -> ClientConfig:
+        return ClientConfig(server=target, ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file,
+                            cluster="etcd")
+
+
 def parse_endpoints(servers: str) -> list[tuple[str, int]]:
-    """`http://127.0.0.1:2379,http://h2:2379` -> [(host, port), ...]."""
+    """`https://127.0.0.1:2379,https://h2:2379` -> [(host, port), ...]."""
     out = []
     for item in filter(None, (s.strip() for s in servers.split(","))):
         url = urlparse(item if "://" in item else f"http://{item}")
@@ -74,12 +90,50 @@ def parse_endpoints(servers: str) -> list[tuple[str, int]]:
     return out
 
 
+def check_scheme(servers: str, tls_given: bool) -> None:
+    """https:// URLs with the etcd client certificate, http:// only without (the test-only plaintext switch)."""
+    schemes = {urlparse(s.strip()).scheme or "http" for s in servers.split(",") if s.strip()}
+    if tls_given and schemes != {"https"}:
+        raise ValueError(f"--etcd-servers {servers}: etcd is reached over TLS, so every URL must be https://")
+    if not tls_given and "https" in schemes:
+        raise ValueError(f"--etcd-servers {servers}: https:// needs --etcd-cafile, --etcd-certfile and --etcd-keyfile")
+
+
+class EtcdConnection:
+    """One channel to one etcd member, with the stubs storage uses."""
+
+    def __init__(self, host: str, port: int, tls_files: EtcdTLS | None = None) -> None:
+        self.target = f"{host}:{port}"
+        options = [("grpc.max_receive_message_length", _MAX_MSG), ("grpc.max_send_message_length", _MAX_MSG)]
+        self.config = tls_files.client_config(self.target) if tls_files else None
+        if self.config is not None:
+            self.creds: tls.ClientCredentials | None = tls.ClientCredentials(self.config)
+            self.channel = grpc.aio.secure_channel(self.target, self.creds.channel_credentials(), options=options)
+        else:
+            self.creds = None
+            self.channel = grpc.aio.insecure_channel(self.target, options=options)
+        self.kvstub = rpc.KVStub(self.channel)
+        self.leasestub = rpc.LeaseStub(self.channel)
+
+    def explain(self, e: grpc.aio.AioRpcError) -> str:
+        """The error's details, or plain words when a certificate is to blame."""
+        details = e.details() or e.code().name
+        if self.config is not None:
+            return tls.explain(self.config, details, peer=f"etcd at {self.target}") or details
+        return details
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
 class EtcdStorage:
     """etcd-backed Storage. Connects to the first endpoint that answers."""
 
-    def __init__(self, endpoints: Sequence[tuple[str, int]], limits: Limits | None = None) -> None:
+    def __init__(self, endpoints: Sequence[tuple[str, int]], limits: Limits | None = None, *,
+                 tls_files: EtcdTLS | None = None) -> None:
         self._endpoints = list(endpoints)
-        self._client: aetcd.Client | None = None
+        self._tls = tls_files
+        self._client: EtcdConnection | None = None
         self._lock = asyncio.Lock()
         self.limits = limits or Limits()
         self._committer = GroupCommitter(self._send_txn, self.limits)
@@ -88,16 +142,17 @@ class EtcdStorage:
         """Connect to the first endpoint that serves; retry until `timeout`."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
+            last = ""
             for host, port in self._endpoints:
-                client = aetcd.Client(host=host, port=port, timeout=DEADLINE, options={
-                    "grpc.max_receive_message_length": _MAX_MSG,
-                    "grpc.max_send_message_length": _MAX_MSG,
-                })
                 try:
-                    await client.connect()
+                    client = EtcdConnection(host, port, self._tls)
+                except (ValueError, OSError) as e:  # unreadable certificate files: no retry mends that
+                    raise CertificateError(f"etcd client certificate: {e}") from None
+                try:
                     await client.kvstub.Range(rpc.RangeRequest(key=b"/", limit=1), timeout=2.0)
-                except Exception as e:  # any failure means try the next endpoint
-                    log.info("etcd_endpoint_unreachable", endpoint=f"{host}:{port}", error=str(e))
+                except grpc.aio.AioRpcError as e:  # any failure means try the next endpoint
+                    last = client.explain(e)
+                    log.info("etcd_endpoint_unreachable", endpoint=f"{host}:{port}", error=last)
                     with contextlib.suppress(Exception):
                         await client.close()
                     continue
@@ -108,7 +163,7 @@ class EtcdStorage:
                 log.info("etcd_connected", endpoint=f"{host}:{port}")
                 return
             if asyncio.get_running_loop().time() > deadline:
-                raise UnavailableError(f"etcd unreachable at {self._endpoints}")
+                raise UnavailableError(f"etcd unreachable at {self._endpoints}: {last}")
             await asyncio.sleep(0.5)
 
     @property
@@ -131,8 +186,9 @@ class EtcdStorage:
         try:
             return await fn(request, timeout=DEADLINE)
         except grpc.aio.AioRpcError as e:
+            renewed = self._client is not None and self._client.creds is not None and self._client.creds.changed()
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                    and len(self._endpoints) > 1:
+                    and (len(self._endpoints) > 1 or renewed):
                 async with self._lock:
                     with contextlib.suppress(UnavailableError):
                         await self.connect(timeout=5.0)

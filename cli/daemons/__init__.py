@@ -14,6 +14,8 @@ proxy              `kubelite proxy`
 dns                `kubelite dns`
 ingress            `kubelite ingress` (the ingress controller, nginx in the node's namespace)
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
+certs              `kubelite certs check-expiration|renew` (a local cluster's or this machine's certificates)
+images             `kubelite images build|load` (into a local cluster's containerd)
 images             `kubelite images build|load` (into a local cluster's containerd), `kubelite registry`
 chaos              `kubelite chaos ...` (faults on a local cluster)
 vm                 `kubelite vm box|up|down|exec|ssh|vagrant` (a VM lab: libvirt and Vagrant in their own namespace)

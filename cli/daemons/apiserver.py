@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from api import logs
 from apiserver.storage import limits
 from cli.daemons import serve
+from cli.pods import parse_duration
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
 
 
 @click.command()
-@click.option("--etcd-servers", default="http://127.0.0.1:2379", show_default=True,
+@click.option("--etcd-servers", default="https://127.0.0.1:2379", show_default=True,
               help="comma-separated etcd client URLs (1 or 3 members)")
+@click.option("--etcd-cafile", default="", help="CA of etcd's serving certificate")
+@click.option("--etcd-certfile", default="", help="client certificate presented to etcd")
+@click.option("--etcd-keyfile", default="", help="its key")
 @click.option("--listen", multiple=True, default=["127.0.0.1:6443"], show_default=True,
-              help="address to serve on: host:port or unix:///path (repeatable)")
+              help="serve the API here with mutual TLS: host:port or unix:///path (repeatable)")
+@click.option("--token-listen", multiple=True, default=[],
+              help="also serve TLS without client certificates here, for bearer and join tokens only (repeatable)")
+@click.option("--tls-cert-file", default="", help="the apiserver's serving certificate")
+@click.option("--tls-private-key-file", default="", help="its key")
+@click.option("--client-ca-file", default="", help="clients' certificates must be signed by this CA")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help='users\' bearer tokens: token,user,uid,"group1,group2" per line (accepted on --token-listen)')
+@click.option("--kubelet-certificate-authority", default="", help="CA of the kubelets' serving certificates")
+@click.option("--kubelet-client-certificate", default="", help="client certificate presented to kubelets")
+@click.option("--kubelet-client-key", default="", help="its key")
+@click.option("--cluster-signing-cert-file", default="", help="the cluster CA, which signs nodes' certificates")
+@click.option("--cluster-signing-key-file", default="", help="its key")
+@click.option("--cluster-signing-duration", default="8760h", show_default=True,
+              help="lifetime of the certificates signed for nodes (e.g. 8760h, 60s)")
+@click.option("--insecure-plaintext", is_flag=True,
+              help="TESTS AND BENCHMARKS ONLY: no TLS anywhere, every caller is cluster admin; loopback and unix "
+                   "sockets only")
+@click.option("--insecure-plaintext-on-the-network-for-anyone", "plaintext_network", is_flag=True,
+              help="allow --insecure-plaintext on addresses other hosts reach: anyone there is cluster admin")
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
 @click.option("--node-port-range", default="30000-32767", show_default=True)
 @click.option("--lb-pool", default="", help="CIDR from which LoadBalancer services get addresses")
 @click.option("--default-toleration-seconds", type=int, default=2, show_default=True,
               help="how long pods tolerate an unreachable or not-ready node")
-@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
-              help="file holding the bearer token clients must present")
-@click.option("--tls-cert-file", default="", help="serve TLS with this certificate")
-@click.option("--tls-private-key-file", default="")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="address the metrics port binds")
 @click.option("--etcd-max-txn-ops", type=int, default=limits.MAX_TXN_OPS, show_default=True,
               help="etcd's --max-txn-ops: no transaction holds more operations")
 @click.option("--etcd-max-request-bytes", type=int, default=limits.MAX_REQUEST_BYTES, show_default=True,
@@ -33,18 +60,26 @@ from cli.daemons import serve
 @click.option("--encryption-provider-config", type=click.Path(dir_okay=False), default="",
               help="EncryptionConfiguration file (aesgcm, identity); without one, Secrets are refused")
 @click.option("--log-level", default="info")
-def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, node_port_range: str, lb_pool: str,
-              default_toleration_seconds: int, token_file: str | None, tls_cert_file: str, tls_private_key_file: str,
-              metrics_port: int, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
+def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyfile: str, listen: tuple[str, ...],
+              token_listen: tuple[str, ...], tls_cert_file: str, tls_private_key_file: str, client_ca_file: str,
+              token_file: str | None, kubelet_certificate_authority: str, kubelet_client_certificate: str,
+              kubelet_client_key: str, cluster_signing_cert_file: str, cluster_signing_key_file: str,
+              cluster_signing_duration: str, insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
+              node_port_range: str, lb_pool: str, default_toleration_seconds: int, metrics_port: int,
+              metrics_address: str, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
               encryption_provider_config: str, log_level: str) -> None:
     """Serve the API over etcd."""
-    from pathlib import Path
+    import datetime
 
+    from apiserver.authn import TokenFileError
+    from apiserver.kubelet_proxy import KubeletTLS
+    from apiserver.nodecerts import SignerConfig
     from apiserver.registry import Config as RegistryConfig
-    from apiserver.server import ApiServer, Config
+    from apiserver.server import ApiServer, Config, ConfigError, ServingTLS
+    from apiserver.storage.etcd import EtcdTLS
+    from client.pki import CertificateError
 
     logs.configure("apiserver", level=log_level)
-    token = Path(token_file).read_text().strip() if token_file else ""
     try:
         from apiserver.allocator import Ranges
 
@@ -55,6 +90,25 @@ def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, nod
         etcd_limits = limits.Limits(etcd_max_txn_ops, etcd_max_request_bytes, max_object_bytes)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+
+    def group(flags: dict[str, str], what: str) -> bool:
+        given = [f for f, v in flags.items() if v]
+        if given and len(given) != len(flags):
+            raise click.UsageError(f"{what} needs all of {', '.join(flags)} (missing: "
+                                   f"{', '.join(f for f in flags if f not in given)})")
+        return bool(given)
+
+    serving = group({"--tls-cert-file": tls_cert_file, "--tls-private-key-file": tls_private_key_file,
+                     "--client-ca-file": client_ca_file}, "serving TLS")
+    etcd = group({"--etcd-cafile": etcd_cafile, "--etcd-certfile": etcd_certfile, "--etcd-keyfile": etcd_keyfile},
+                 "TLS to etcd")
+    kubelets = group({"--kubelet-certificate-authority": kubelet_certificate_authority,
+                      "--kubelet-client-certificate": kubelet_client_certificate,
+                      "--kubelet-client-key": kubelet_client_key}, "TLS to kubelets")
+    group({"--cluster-signing-cert-file": cluster_signing_cert_file,
+           "--cluster-signing-key-file": cluster_signing_key_file}, "signing nodes' certificates")
+    if parse_duration(cluster_signing_duration) <= 0:
+        raise click.BadParameter("must be positive", param_hint="--cluster-signing-duration")
     if encryption_provider_config:
         from apiserver import encryption
 
@@ -63,13 +117,25 @@ def apiserver(etcd_servers: str, listen: tuple[str, ...], service_cidr: str, nod
         except encryption.EncryptionConfigError as e:
             raise click.BadParameter(str(e), param_hint="--encryption-provider-config") from None
     config = Config(
-        etcd_servers=etcd_servers, listen=list(listen),
+        etcd_servers=etcd_servers, etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile) if etcd else None,
+        listen=list(listen), token_listen=list(token_listen),
         registry=RegistryConfig(service_cidr=service_cidr, node_port_range=node_port_range, lb_pool=lb_pool,
                                 toleration_seconds=default_toleration_seconds),
-        token=token, tls_cert=tls_cert_file, tls_key=tls_private_key_file, metrics_port=metrics_port,
-        limits=etcd_limits, encryption_config=encryption_provider_config,
+        tls=ServingTLS(tls_cert_file, tls_private_key_file, client_ca_file) if serving else None,
+        token_file=token_file or "",
+        kubelet_tls=KubeletTLS(kubelet_certificate_authority, kubelet_client_certificate, kubelet_client_key)
+        if kubelets else None,
+        signer=SignerConfig(cluster_signing_cert_file, cluster_signing_key_file,
+                            datetime.timedelta(seconds=parse_duration(cluster_signing_duration))),
+        insecure_plaintext=insecure_plaintext, insecure_plaintext_network=plaintext_network,
+        metrics_port=metrics_port, metrics_address=metrics_address, limits=etcd_limits,
+        encryption_config=encryption_provider_config,
     )
-    serve(ApiServer(config).run())
+    try:
+        server = ApiServer(config)
+    except (ConfigError, TokenFileError, CertificateError, ValueError) as e:
+        _fail(str(e))
+    serve(server.run())
 
 
 COMMANDS: list[click.Command] = [apiserver]

@@ -30,7 +30,7 @@ def _fail(message: str) -> NoReturn:
 @click.option("--advertise-address", default="",
               help="the address to publish (default: the --listen IP)")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
-@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="address the metrics port binds")
 @click.option("--log-level", default="info")
 def dns(conn: ClientConfig, listen: str, domain: str, ttl: int, publish: str, advertise_address: str,
         metrics_port: int, metrics_address: str, log_level: str) -> None:

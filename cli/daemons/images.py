@@ -81,16 +81,39 @@ async def _load(paths: list[Path], addresses: tuple[str, ...], namespace: str) -
 @click.option("--image-dir", type=click.Path(file_okay=False, path_type=Path), default=imagelib.DEFAULT_CACHE_DIR,
               show_default=True, help="the image tarballs to serve")
 @click.option("--listen", default="127.0.0.1:5000", show_default=True, help="host:port")
+@click.option("--tls-cert-file", default="", help="the registry's serving certificate (signed by the cluster CA)")
+@click.option("--tls-private-key-file", default="", help="its key")
+@click.option("--client-ca-file", default="", help="clients must present a certificate from this CA")
 @click.option("--log-level", default="info")
-def registry(image_dir: Path, listen: str, log_level: str) -> None:
-    """Serve the image tarballs as a read-only registry (the lab's mirror of docker.io and registry.k8s.io)."""
+def registry(image_dir: Path, listen: str, tls_cert_file: str, tls_private_key_file: str, client_ca_file: str,
+             log_level: str) -> None:
+    """Serve the image tarballs as a read-only registry (the lab's mirror of docker.io and registry.k8s.io),
+    over mutual TLS; without TLS only on loopback."""
+    import ipaddress
+    import ssl
+
     from api import logs
     from cli.daemons import serve
     from deploy.node import registry as registrylib
 
-    logs.configure("registry", level=log_level)
     host, _, port = listen.rpartition(":")
-    server = registrylib.serve(image_dir, host, int(port))
+    given = [f for f, v in (("--tls-cert-file", tls_cert_file), ("--tls-private-key-file", tls_private_key_file),
+                            ("--client-ca-file", client_ca_file)) if v]
+    if given and len(given) != 3:
+        raise click.UsageError("mutual TLS needs all of --tls-cert-file, --tls-private-key-file, --client-ca-file")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not given and not loopback:
+        raise click.UsageError(f"--listen {listen} is not loopback: give --tls-cert-file, --tls-private-key-file "
+                               "and --client-ca-file (mutual TLS), or listen on loopback")
+    logs.configure("registry", level=log_level)
+    tls = registrylib.RegistryTLS(tls_cert_file, tls_private_key_file, client_ca_file) if given else None
+    try:
+        server = registrylib.serve(image_dir, host, int(port), tls=tls)
+    except (OSError, ssl.SSLError) as e:
+        raise click.ClickException(f"registry: {e}") from None
 
     async def run() -> None:
         try:

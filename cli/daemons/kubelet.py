@@ -36,6 +36,16 @@ def _labels(text: str) -> dict[str, str]:
     return out
 
 
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _default_ip() -> str:
     try:
         ip = socket.gethostbyname(socket.gethostname())
@@ -79,6 +89,15 @@ def _default_ip() -> str:
 @click.option("--max-parallel-sandboxes", type=int, default=0, show_default=True,
               help="pod sandboxes created at once (0: no limit)")
 @click.option("--events/--no-events", default=True, show_default=True, help="record Events for pods")
+@click.option("--tls-cert-file", default="", help="the kubelet API's serving certificate (signed by the cluster CA)")
+@click.option("--tls-private-key-file", default="", help="its key")
+@click.option("--client-ca-file", default="", help="the CA of the apiserver's kubelet-client certificate")
+@click.option("--rotate-certificates/--no-rotate-certificates", default=True, show_default=True,
+              help="renew the client and serving certificates before they expire")
+@click.option("--proxy-client-certificate", default="", help="the node proxy's certificate, renewed with the kubelet's")
+@click.option("--proxy-client-key", default="", help="its key")
+@click.option("--insecure-plaintext", is_flag=True,
+              help="TESTS ONLY: serve the kubelet API without TLS to anyone, on loopback only")
 @click.option("--local-path-dir", type=click.Path(path_type=Path), default=None,
               help="where local-path volumes' directories go (default <root-dir>/local-path)")
 @click.option("--local-path-capacity", default="",
@@ -92,17 +111,36 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
             cgroup_root: str | None, lease_renew: float, lease_duration: int, node_status_update_period: float,
             cpu: str, memory: str, max_pods: int, reserved_cpu: str, reserved_memory: str, node_labels: str,
             backoff_initial: float, backoff_max: float, pleg_period: float, probe_netns: str,
-            max_parallel_sandboxes: int, events: bool, local_path_dir: Path | None, local_path_capacity: str,
+            max_parallel_sandboxes: int, events: bool, tls_cert_file: str, tls_private_key_file: str,
+            client_ca_file: str, rotate_certificates: bool, proxy_client_certificate: str, proxy_client_key: str,
+            insecure_plaintext: bool, local_path_dir: Path | None, local_path_capacity: str,
             runtime_request_timeout: float, log_level: str) -> None:
     """Run the kubelet: register the node and run the pods bound to it."""
+    from kubelet.certificates import CLIENT, PROXY, SERVING, Rotated
     from kubelet.config import KubeletConfig
 
     logging_setup.configure("kubelet", level=log_level, node=node_name)
     ip = node_ip or _default_ip()
     if cgroup_root is None:
         cgroup_root = "" if runtime_kind == "fake" else f"/kubelite/{node_name}"
+    serve_at = listen if listen is not None else f"{ip}:10250"
+    serving = [tls_cert_file, tls_private_key_file, client_ca_file]
+    if serve_at and not insecure_plaintext and not all(serving):
+        raise click.UsageError("the kubelet API is served over mutual TLS: --tls-cert-file, --tls-private-key-file "
+                               "and --client-ca-file are required (or --listen '' to serve nothing)")
+    if insecure_plaintext and serve_at and not _loopback(serve_at):
+        raise click.UsageError(f"--insecure-plaintext serves anyone who reaches {serve_at}: loopback only")
+    if bool(proxy_client_certificate) != bool(proxy_client_key):
+        raise click.UsageError("--proxy-client-certificate and --proxy-client-key go together")
+    rotate: list[Rotated] = []
+    if rotate_certificates and conn.cert_file:
+        rotate.append(Rotated(CLIENT, conn.cert_file, conn.key_file))
+    if rotate_certificates and tls_cert_file and not insecure_plaintext:
+        rotate.append(Rotated(SERVING, tls_cert_file, tls_private_key_file))
+    if rotate_certificates and proxy_client_certificate:
+        rotate.append(Rotated(PROXY, proxy_client_certificate, proxy_client_key))
     config = KubeletConfig(
-        node_name=node_name, node_ip=ip, pod_cidr=pod_cidr, listen=listen if listen is not None else f"{ip}:10250",
+        node_name=node_name, node_ip=ip, pod_cidr=pod_cidr, listen=serve_at,
         cluster_dns=tuple(s.strip() for s in cluster_dns.split(",") if s.strip()), cluster_domain=cluster_domain,
         root_dir=root_dir.absolute(), cgroup_root=cgroup_root, node_labels=_labels(node_labels),
         capacity_cpu_milli=_quantity(cpu, "--cpu", milli=True),
@@ -112,6 +150,8 @@ def kubelet(conn: ClientConfig, node_name: str, runtime_kind: str, cri_socket: s
         lease_renew=lease_renew, lease_duration=lease_duration, node_status_period=node_status_update_period,
         backoff_initial=backoff_initial, backoff_max=backoff_max, pleg_period=pleg_period,
         probe_netns=probe_netns, max_parallel_sandboxes=max_parallel_sandboxes, events=events,
+        serving_cert_file=tls_cert_file, serving_key_file=tls_private_key_file, client_ca_file=client_ca_file,
+        insecure_plaintext=insecure_plaintext, rotate=tuple(rotate),
         local_path_dir=local_path_dir.absolute() if local_path_dir else None,
     )
     capacity = _quantity(local_path_capacity, "--local-path-capacity", milli=False)

@@ -12,7 +12,6 @@ from api import kinds, logs
 from cli import printers
 from cli.common import local_cluster_option, run
 from client import config as client_config
-from client.config import ClientConfig
 
 
 def _progress(line: str) -> None:
@@ -142,6 +141,10 @@ def status(name: str) -> None:
         rows = [printers.row(n, wide=False, namespaced=False) for n in items]
         click.echo(printers.table(rows, header) or "no nodes registered")
 
+    from cli.daemons import certs
+
+    click.echo("")
+    click.echo(certs.table(certs.lab_places(name)))
     try:
         asyncio.run(nodes())
         click.echo("\napiserver: healthy", err=True)
@@ -164,6 +167,20 @@ def bootstrap() -> None:
     """Set up this machine as a control plane or a worker (what the Vagrant VMs run)."""
 
 
+def _admin_config(name: str, spec) -> None:  # type: ignore[no-untyped-def]
+    """Copy a bootstrap host's admin credentials beside the config file, under cluster `name`."""
+    from client import pki
+    from deploy.node import certs
+
+    store = spec.pki
+    target = pki.private_dir(client_config.credentials_dir(name))
+    pki.write_public(target / "ca.crt", store.crt(certs.CA).read_bytes())
+    pki.write_public(target / "admin.crt", store.crt("admin").read_bytes())
+    pki.write_private(target / "admin.key", store.key("admin").read_bytes())
+    client_config.set_cluster(name, server=f"unix://{spec.socket}", ca_file=str(target / "ca.crt"),
+                              cert_file=str(target / "admin.crt"), key_file=str(target / "admin.key"))
+
+
 # Bootstrap waits are sized for a real machine; an emulated one (QEMU without
 # KVM runs guests 10-18x slower) multiplies them.
 timeout_scale_option = click.option(
@@ -174,54 +191,105 @@ timeout_scale_option = click.option(
 
 @bootstrap.command("control-plane")
 @click.option("--address", required=True, help="this machine's address on the cluster network")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"))
-@click.option("--token-file", default="", help="require this bearer token from every client")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/control-plane"),
+              help="etcd's data and the certificates (pki/)")
+@click.option("--token-file", default="", help='users\' bearer tokens: token,user,uid,"groups" per line (optional)')
 @click.option("--lb-pool", default="", help="CIDR for LoadBalancer addresses")
+@click.option("--node-certificate-lifetime", default="8760h", show_default=True,
+              help="lifetime of the certificates nodes are given (they renew at 80%)")
+@click.option("--apiserver-cert-extra-sans", default="",
+              help="more names and addresses for the apiserver's certificate, comma-separated")
 @click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
               help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
 @timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
 def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
+                            node_certificate_lifetime: str, apiserver_cert_extra_sans: str,
                             node_monitor_grace_period: float | None, timeout_scale: float, systemd: bool) -> None:
-    """Start etcd, the apiserver, the scheduler, the controller-manager and DNS here."""
+    """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS."""
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
 
     logs.configure("bootstrap")
     _need_systemd(systemd)
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
-                                 socket="/run/kubelite/api.sock", timeout_scale=timeout_scale,
+                                 socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime,
+                                 extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()),
+                                 timeout_scale=timeout_scale,
                                  node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale)
-    Path("/run/kubelite").mkdir(parents=True, exist_ok=True)
+    Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
     run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
-    # `kubelite get ...` on this machine talks to it over the unix socket.
-    token = Path(token_file).read_text().strip() if token_file else ""
-    run(boot.apply_addons(ClientConfig(server=f"unix://{spec.socket}", token=token)))
-    client_config.set_cluster("local", server=f"unix://{spec.socket}", token=token)
-    click.echo(f"control plane up: apiserver at {spec.server}")
+    run(boot.apply_addons(spec.admin()))
+    # `kubelite get ...` on this machine talks to it over the unix socket, as the admin.
+    _admin_config("local", spec)
+    click.echo(f"control plane up: apiserver at {spec.server}, join port {spec.join_server}")
+    click.echo("nodes join with a token from `kubelite token create`:")
+    click.echo(f"  kubelite bootstrap node --server {spec.server} --token-file FILE --name NAME --address ADDRESS "
+               f"--pod-cidr CIDR")
 
 
 @bootstrap.command("node")
 @click.option("--name", required=True, help="node name")
 @click.option("--address", required=True, help="this node's address on the cluster network (never the NAT one)")
 @click.option("--pod-cidr", required=True, help="this node's pod CIDR, e.g. 10.244.1.0/24")
-@click.option("--server", required=True, help="apiserver host:port")
-@click.option("--token-file", default="")
+@click.option("--server", required=True, help="apiserver host[:port] (port 6443 if not given)")
+@click.option("--token", default=None,
+              help="join token (K10...); it shows in `ps` while the join runs, so prefer --token-file")
+@click.option("--token-file", default="", help="file holding the join token (0600)")
+@click.option("--join-server", default="", help="the apiserver's token port (default: the --server host, port 6444)")
 @click.option("--node-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/node"))
 @timeout_scale_option
 @click.option("--systemd/--no-systemd", default=True, show_default=True)
-def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token_file: str, node_dir: Path,
-                   timeout_scale: float, systemd: bool) -> None:
-    """Start containerd, the kubelet and the proxy here, joining the cluster at --server."""
+def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token: str | None, token_file: str,
+                   join_server: str, node_dir: Path, timeout_scale: float, systemd: bool) -> None:
+    """Join the cluster with a join token, then start containerd, the kubelet and the proxy here."""
+    from client import pki
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
 
     logs.configure("bootstrap")
     _need_systemd(systemd)
+    if token is not None and token_file:
+        raise click.UsageError("--token and --token-file exclude each other")
+    if token is not None:
+        # Kept in a file of the node (0600) for the join, so that no daemon's command line carries it.
+        token_file = str(node_dir / "join-token")
+        pki.private_dir(node_dir)
+        pki.write_private(token_file, f"{token.strip()}\n".encode())
+    if ":" not in server:
+        server = f"{server}:6443"
     spec = boot.NodeSpec(name=name, address=address, pod_cidr=pod_cidr, server=server, node_dir=node_dir,
-                         token_file=token_file, timeout_scale=timeout_scale)
-    run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))
-    click.echo(f"node {name} up at {address} with pods in {pod_cidr}")
+                         join_server=join_server, join_token_file=token_file, timeout_scale=timeout_scale)
+    try:
+        run(boot.bootstrap_node(spec, SystemdLauncher(Path("/var/log/kubelite"))))
+    except boot.JoinFailedError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    finally:
+        if token is not None:
+            Path(token_file).unlink(missing_ok=True)
+    click.echo(f"node {name} joined and up at {address} with pods in {pod_cidr}")
+
+
+@bootstrap.command("join")
+@click.option("--join-server", required=True, help="the apiserver's token port, host:port")
+@click.option("--token-file", required=True, help="file holding the join token (K10...)")
+@click.option("--name", required=True, help="node name")
+@click.option("--address", "addresses", multiple=True, required=True, help="the node's address (repeatable)")
+@click.option("--pki-dir", type=click.Path(path_type=Path), required=True, help="where the node's certificates go")
+def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tuple[str, ...], pki_dir: Path) -> None:
+    """Only the join: check the control plane's CA against the token, get the node's certificates."""
+    from deploy.node import join
+    from deploy.node.bootstrap import JoinFailedError, read_join_token
+
+    logs.configure("bootstrap", level="warning")
+    try:
+        token = read_join_token(token_file)
+        asyncio.run(join.join(join_server, token, node=name, addresses=list(addresses), directory=pki_dir))
+    except (JoinFailedError, join.JoinError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"node {name} holds its certificates in {pki_dir}")
 
 
 COMMANDS: list[click.Command] = [up, down, status, bootstrap]

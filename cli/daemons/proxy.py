@@ -43,7 +43,7 @@ def _fail(message: str) -> NoReturn:
 @click.option("--cleanup", is_flag=True,
               help="remove every rule, chain and table the proxy installed in either mode, then exit")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
-@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="address the metrics port binds")
 @click.option("--log-level", default="info")
 def proxy(conn: ClientConfig, node_name: str, mode: str, cluster_cidr: str, min_sync_period: float,
           sync_period: float, flush_check_period: float, full_sync_batch: int, netns: str, allow_root_netns: bool,

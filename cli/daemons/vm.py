@@ -113,7 +113,7 @@ def ssh(name: str, machine: str, command: tuple[str, ...]) -> None:
 @name_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def exec_(name: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in the lab's network namespace, with KUBELITE_SERVER and KUBELITE_TOKEN
+    """Run COMMAND in the lab's network namespace, with KUBELITE_SERVER and the admin's certificate
     set for the VMs' cluster (e.g. `kubelite vm exec -- kubelite get nodes -o wide`)."""
     from deploy.vm import lab
 

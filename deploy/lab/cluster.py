@@ -13,8 +13,9 @@ the one before it could not do, and it ends by listing what is still there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -23,14 +24,15 @@ from pathlib import Path
 
 import structlog
 
-from api.errors import ApiError
+from api.errors import ApiError, NotFoundError
 from client import config as client_config
+from client import pki, tokens
 from client.api import Client
 from client.config import ClientConfig
 from deploy.lab import network
 from deploy.lab.plan import LabPlan, plan_lab
 from deploy.lab.procs import WATCHDOG, Supervisor, cgroup_dirs, cgroup_pids, gone
-from deploy.node import bootstrap, containerd, images
+from deploy.node import bootstrap, certs, containerd, images
 from deploy.node.launch import SupervisorLauncher
 
 log = structlog.get_logger(component="lab")
@@ -82,8 +84,9 @@ def socket_path(plan: LabPlan) -> Path:
     return plan.paths.run_dir / "api.sock"
 
 
-def token_path(plan: LabPlan) -> Path:
-    return plan.paths.run_dir / "token"
+def join_token_path(plan: LabPlan) -> Path:
+    """The join token nodes use while `up` starts them (0600; deleted, with the token, once they have joined)."""
+    return plan.paths.run_dir / "join-token"
 
 
 def proxy_mode_path(plan: LabPlan) -> Path:
@@ -94,7 +97,7 @@ def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.C
     return bootstrap.ControlPlaneSpec(
         address=str(plan.control_plane.address), data_dir=plan.paths.data_dir / "control-plane",
         netns=plan.control_plane.netns, socket=str(socket_path(plan)), service_cidr=str(plan.service_cidr),
-        lb_pool="10.250.0.128/25", token_file=str(token_path(plan)), log_level=log_level,
+        lb_pool="10.250.0.128/25", log_level=log_level,
     )
 
 
@@ -103,15 +106,52 @@ def node_spec(plan: LabPlan, index: int, *, log_level: str = "info", proxy_mode:
     node = plan.nodes[index]
     return bootstrap.NodeSpec(
         name=node.role, address=str(node.address), pod_cidr=str(node.pod_cidr),
-        server=f"{plan.control_plane.address}:6443", node_dir=node_dir(plan, node.role), netns=node.netns,
-        cgroup_root=node.cgroup_parent, cluster_dns=str(plan.dns_service_ip), token_file=str(token_path(plan)),
-        log_level=log_level, proxy_mode=proxy_mode, ingress=ingress,
+        server=f"{plan.control_plane.address}:6443", join_server=f"{plan.control_plane.address}:6444",
+        join_token_file=str(join_token_path(plan)), node_dir=node_dir(plan, node.role), netns=node.netns,
+        cgroup_root=node.cgroup_parent, cluster_dns=str(plan.dns_service_ip), log_level=log_level,
+        proxy_mode=proxy_mode, ingress=ingress,
     )
 
 
+def pki_dir(plan: LabPlan) -> Path:
+    return control_plane_spec(plan).pki.dir
+
+
 def client_config_for(plan: LabPlan) -> ClientConfig:
-    token = token_path(plan).read_text().strip() if token_path(plan).exists() else ""
-    return ClientConfig(server=f"unix://{socket_path(plan)}", token=token, cluster=plan.cluster)
+    """The admin's credentials for the cluster, over its unix socket."""
+    return dataclasses.replace(control_plane_spec(plan).admin(), cluster=plan.cluster)
+
+
+def write_user_config(plan: LabPlan) -> None:
+    """Copy the admin's certificate, key and the cluster CA beside the config file; make the cluster current."""
+    store = control_plane_spec(plan).pki
+    target = pki.private_dir(client_config.credentials_dir(plan.cluster))
+    pki.write_public(target / "ca.crt", store.crt(certs.CA).read_bytes())
+    pki.write_public(target / "admin.crt", store.crt("admin").read_bytes())
+    pki.write_private(target / "admin.key", store.key("admin").read_bytes())
+    client_config.set_cluster(plan.cluster, server=f"unix://{socket_path(plan)}", ca_file=str(target / "ca.crt"),
+                              cert_file=str(target / "admin.crt"), key_file=str(target / "admin.key"),
+                              log_dir=str(plan.paths.log_dir))
+
+
+async def create_join_token(conn: ClientConfig, path: Path, *, ttl: float = 600.0) -> tokens.JoinToken:
+    """A join token for the nodes `up` starts, written to `path` (0600)."""
+    import datetime
+
+    ca = await asyncio.to_thread(pki.read_cert, conn.ca_file)
+    token = tokens.generate(pki.ca_hash(ca))
+    async with Client(conn) as client:
+        await client.create(tokens.token_object(token, ttl=datetime.timedelta(seconds=ttl),
+                                                description="nodes started by kubelite up"))
+    await asyncio.to_thread(pki.write_private, path, f"{token}\n".encode())
+    return token
+
+
+async def delete_join_token(conn: ClientConfig, token: tokens.JoinToken, path: Path) -> None:
+    await asyncio.to_thread(path.unlink, missing_ok=True)
+    async with Client(conn) as client:
+        with contextlib.suppress(NotFoundError):
+            await client.delete("bootstraptokens", token.id)
 
 
 @dataclass
@@ -162,11 +202,8 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
     try:
         await step("images built", asyncio.to_thread(images.build_all, images.DEFAULT_CACHE_DIR))
         await step("network ready", asyncio.to_thread(network.apply_topology, plan))
-        plan.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        pki.private_dir(plan.paths.run_dir)
         proxy_mode_path(plan).write_text(proxy_mode + "\n")  # what a node added later runs
-        if not token_path(plan).exists():
-            token_path(plan).write_text(secrets.token_urlsafe(32) + "\n")
-            token_path(plan).chmod(0o600)
         supervisor = Supervisor.for_plan(plan)
         await asyncio.to_thread(start_watchdog, plan, supervisor, log_level=log_level)
         launcher = SupervisorLauncher(supervisor)
@@ -177,19 +214,20 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         await step("add-ons applied", bootstrap.apply_addons(conn))
         specs = [node_spec(plan, i, log_level=log_level, proxy_mode=proxy_mode,
                            ingress=ingress_nodes is None or plan.nodes[i].role in ingress_nodes) for i in range(nodes)]
+        token = await create_join_token(conn, join_token_path(plan))
 
         async def one(spec: bootstrap.NodeSpec) -> None:
             await bootstrap.bootstrap_node(spec, launcher)
             node = plan.node(spec.name)
             await asyncio.to_thread(network.apply_service_route, plan, node)
 
-        await step(f"{nodes} node(s) started", _gather(*(one(s) for s in specs)))
+        await step(f"{nodes} node(s) joined and started", _gather(*(one(s) for s in specs)))
+        await delete_join_token(conn, token, join_token_path(plan))
         await step("nodes Ready", wait_nodes_ready(conn, [s.name for s in specs], timeout=timeout))
     except BaseException:
         progress("start failed; component logs are in " + str(plan.paths.log_dir))
         raise
-    client_config.set_cluster(name, server=f"unix://{socket_path(plan)}",
-                              token=token_path(plan).read_text().strip(), log_dir=str(plan.paths.log_dir))
+    await asyncio.to_thread(write_user_config, plan)
     progress(f"cluster {name!r} is up in {time.monotonic() - start:.1f}s; try: kubelite get nodes -o wide")
     return plan
 
@@ -208,10 +246,16 @@ async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log
     await asyncio.to_thread(network.apply_topology, plan)
     launcher = SupervisorLauncher(Supervisor.for_plan(plan))
     mode = proxy_mode_path(plan).read_text().strip() if proxy_mode_path(plan).exists() else "iptables"
-    await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level, proxy_mode=mode,
-                                             ingress=ingress), launcher)
+    conn = client_config_for(plan)
+    # The new node joins as `up`'s do: with a join token of its own, deleted once it holds its certificates.
+    token = await create_join_token(conn, join_token_path(plan))
+    try:
+        await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level, proxy_mode=mode,
+                                                 ingress=ingress), launcher)
+    finally:
+        await delete_join_token(conn, token, join_token_path(plan))
     await asyncio.to_thread(network.apply_service_route, plan, node)
-    await wait_nodes_ready(client_config_for(plan), [node.role], timeout=timeout)
+    await wait_nodes_ready(conn, [node.role], timeout=timeout)
     progress(f"node {node.role} is Ready in {time.monotonic() - start:.1f}s")
     return node.role
 
@@ -307,9 +351,15 @@ async def down(name: str, *, progress: Progress) -> DownReport:
     progress(f"  removed {len(removed or [])} network namespace(s)")
     for d in (plan.paths.run_dir, plan.paths.data_dir):
         await step(f"remove {d}", asyncio.to_thread(_rmtree, d))
-    await step("forget the cluster in the client config", asyncio.to_thread(client_config.remove_cluster, name))
+    await step("forget the cluster in the client config", asyncio.to_thread(forget_user_config, name))
     report.left = await asyncio.to_thread(leftovers, plan)
     return report
+
+
+def forget_user_config(name: str) -> None:
+    """The cluster's entry in the config file and its credentials beside it."""
+    client_config.remove_cluster(name)
+    shutil.rmtree(client_config.credentials_dir(name), ignore_errors=True)
 
 
 def _rmtree(path: Path) -> None:

@@ -1,11 +1,16 @@
 """Bring up a control plane or a worker node: the one bootstrap the lab and the VMs share.
 
-Given a node's name, address and pod CIDR, `bootstrap_node` writes and starts
-its containerd (CNI bridge on the pod CIDR), imports the images, and starts
-its kubelet and proxy; `bootstrap_control_plane` starts etcd, the apiserver,
-the scheduler, the controller-manager and cluster DNS. In the lab every
-daemon runs inside the member's network namespace under a supervisor; on a
-VM the same commands become systemd units (see launch.py).
+`bootstrap_control_plane` makes the cluster's CAs and certificates (certs.py)
+and starts etcd (mutual TLS, client-cert auth, on loopback), the apiserver
+(mutual TLS on its port, TLS for tokens on the token port), the scheduler,
+the controller-manager and cluster DNS, each with its own identity. Given a
+node's name, address, pod CIDR and a join token, `bootstrap_node` joins
+(join.py: the node's certificates), writes and starts its containerd (CNI
+bridge on the pod CIDR), imports the images, and starts its kubelet and
+proxy. Every daemon gets its credentials as file paths, never as values on
+its command line. In the lab every daemon runs inside the member's network
+namespace under a supervisor; on a VM the same commands become systemd
+units (see launch.py).
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from apiserver import encryption
 from apiserver.storage import limits
+from client import tls, tokens
 from client.api import Client
 from client.config import ClientConfig
-from deploy.node import containerd, registry
+from deploy.node import certs, containerd, join, registry
 from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
@@ -57,7 +63,10 @@ class ControlPlaneSpec:
     service_cidr: str = "10.96.0.0/16"
     node_port_range: str = "30000-32767"
     lb_pool: str = ""
-    token_file: str = ""
+    token_port: int = 6444  # TLS without client certificates: join tokens, and users' bearer tokens
+    token_file: str = ""  # users' bearer tokens (static token file), optional
+    signing_duration: str = "8760h"  # lifetime of the certificates nodes are given
+    extra_sans: Sequence[str] = ()  # more names and addresses users reach the apiserver by
     dns_port: int = 53
     node_monitor_grace_period: float = 4.0
     log_level: str = "info"
@@ -74,6 +83,21 @@ class ControlPlaneSpec:
         return f"{self.address}:{self.api_port}"
 
     @property
+    def join_server(self) -> str:
+        return f"{self.address}:{self.token_port}"
+
+    @property
+    def pki(self) -> certs.Pki:
+        return certs.Pki(self.data_dir / "pki")
+
+    def admin(self) -> ClientConfig:
+        """The admin's credentials, over the unix socket when there is one."""
+        store = self.pki
+        return ClientConfig(server=f"unix://{self.socket}" if self.socket else self.server,
+                            ca_file=str(store.crt(certs.CA)), cert_file=str(store.crt("admin")),
+                            key_file=str(store.key("admin")))
+
+    @property
     def encryption_config(self) -> Path:
         """The Secrets' encryption key (apiserver/encryption.py), made with the cluster."""
         return self.data_dir / "encryption-config.yaml"
@@ -86,11 +110,12 @@ class NodeSpec:
     pod_cidr: str
     server: str  # apiserver host:port reachable from the node
     node_dir: Path
+    join_server: str = ""  # the apiserver's token port (host:port) for the join; default: server's host, 6444
+    join_token_file: str = ""  # the join token (K10...), 0600; not needed once the node holds certificates
     netns: str | None = None  # lab: the node's namespace; VM: None (the host's own)
     cgroup_root: str = ""  # pods' cgroups live under this
     cluster_dns: str = "10.96.0.10"
     kubelet_port: int = 10250
-    token_file: str = ""
     image_dir: Path = Path("/var/lib/kubelite/images")
     log_level: str = "info"
     extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
@@ -103,6 +128,13 @@ class NodeSpec:
         """Seconds for containerd to serve, and for each CRI call."""
         return BOOTSTRAP_WAIT * self.timeout_scale
 
+    @property
+    def pki(self) -> join.NodePki:
+        return join.NodePki(self.node_dir / "pki")
+
+    def join_target(self) -> str:
+        return self.join_server or f"{self.server.rpartition(':')[0]}:6444"
+
 
 def slow_kubelet_args(scale: float) -> list[str]:
     """Kubelet timings for a machine `scale` times slower: CRI calls may take that much
@@ -113,26 +145,45 @@ def slow_kubelet_args(scale: float) -> list[str]:
             "--lease-duration", f"{4 * scale:g}", "--pleg-period", f"{min(scale, 2.0):g}"]
 
 
-def _token_args(token_file: str) -> list[str]:
-    if not token_file:
-        return []
-    return ["--token", Path(token_file).read_text().strip()]
+def _identity(store: certs.Pki, name: str) -> list[str]:
+    """A component's credentials: the cluster CA, its certificate and key, as paths."""
+    return ["--certificate-authority", str(store.crt(certs.CA)), "--client-certificate", str(store.crt(name)),
+            "--client-key", str(store.key(name))]
+
+
+ETCD_URL = "https://127.0.0.1:2379"
 
 
 def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
-    # etcd is reached only by apiservers on the same host: loopback of its namespace.
+    # etcd is reached only by apiservers on the same host: loopback of its namespace, mutual TLS with etcd's CA.
+    store = spec.pki
     return ["etcd", "--name", "kubelite", "--data-dir", str(spec.data_dir / "etcd"),
-            "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
-            "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-            "--initial-cluster", "kubelite=http://127.0.0.1:2380", "--log-level", "warn",
+            "--listen-client-urls", ETCD_URL, "--advertise-client-urls", ETCD_URL,
+            "--listen-peer-urls", "https://127.0.0.1:2380", "--initial-advertise-peer-urls", "https://127.0.0.1:2380",
+            "--initial-cluster", "kubelite=https://127.0.0.1:2380", "--log-level", "warn",
+            "--cert-file", str(store.crt("etcd/server")), "--key-file", str(store.key("etcd/server")),
+            "--trusted-ca-file", str(store.crt(certs.ETCD_CA)), "--client-cert-auth",
+            "--peer-cert-file", str(store.crt("etcd/peer")), "--peer-key-file", str(store.key("etcd/peer")),
+            "--peer-trusted-ca-file", str(store.crt(certs.ETCD_CA)), "--peer-client-cert-auth",
             "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000", *limits.etcd_flags()]
 
 
 def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
-    argv = [*kubelite_argv(), "apiserver", "--etcd-servers", "http://127.0.0.1:2379",
-            "--listen", f"{spec.address}:{spec.api_port}", "--service-cidr", spec.service_cidr,
-            "--node-port-range", spec.node_port_range, "--log-level", spec.log_level,
-            "--encryption-provider-config", str(spec.encryption_config)]
+    store = spec.pki
+    argv = [*kubelite_argv(), "apiserver", "--etcd-servers", ETCD_URL,
+            "--etcd-cafile", str(store.crt(certs.ETCD_CA)), "--etcd-certfile", str(store.crt("apiserver-etcd-client")),
+            "--etcd-keyfile", str(store.key("apiserver-etcd-client")),
+            "--listen", spec.server, "--token-listen", spec.join_server,
+            "--tls-cert-file", str(store.crt("apiserver")), "--tls-private-key-file", str(store.key("apiserver")),
+            "--client-ca-file", str(store.crt(certs.CA)),
+            "--kubelet-certificate-authority", str(store.crt(certs.CA)),
+            "--kubelet-client-certificate", str(store.crt("apiserver-kubelet-client")),
+            "--kubelet-client-key", str(store.key("apiserver-kubelet-client")),
+            "--cluster-signing-cert-file", str(store.crt(certs.CA)),
+            "--cluster-signing-key-file", str(store.key(certs.CA)),
+            "--cluster-signing-duration", spec.signing_duration,
+            "--service-cidr", spec.service_cidr, "--node-port-range", spec.node_port_range,
+            "--encryption-provider-config", str(spec.encryption_config), "--log-level", spec.log_level]
     if spec.socket:
         argv += ["--listen", f"unix://{spec.socket}"]
     if spec.lb_pool:
@@ -160,7 +211,7 @@ def render_scheduler_config(spec: ControlPlaneSpec) -> str:
 
 def scheduler_argv(spec: ControlPlaneSpec) -> list[str]:
     slow = ["--config", str(scheduler_config_path(spec))] if spec.timeout_scale > 1 else []
-    return [*kubelite_argv(), "scheduler", "--server", spec.server, *_token_args(spec.token_file),
+    return [*kubelite_argv(), "scheduler", "--server", spec.server, *_identity(spec.pki, "scheduler"),
             *slow, "--log-level", spec.log_level, *spec.extra_scheduler_args]
 
 
@@ -169,17 +220,32 @@ def controller_manager_argv(spec: ControlPlaneSpec) -> list[str]:
     if spec.timeout_scale > 1:
         duration, renew = leader_timings(spec.timeout_scale)
         slow = ["--leader-elect-lease-duration", f"{duration:g}", "--leader-elect-renew-interval", f"{renew:g}"]
-    return [*kubelite_argv(), "controller-manager", "--server", spec.server, *_token_args(spec.token_file),
+    return [*kubelite_argv(), "controller-manager", "--server", spec.server,
+            *_identity(spec.pki, "controller-manager"),
             "--node-monitor-grace-period", str(spec.node_monitor_grace_period), *slow, "--log-level", spec.log_level]
 
 
+def registry_argv(spec: ControlPlaneSpec) -> list[str]:
+    store = spec.pki
+    return [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
+            "--tls-cert-file", str(store.crt("registry")), "--tls-private-key-file", str(store.key("registry")),
+            "--client-ca-file", str(store.crt(certs.CA)), "--log-level", spec.log_level]
+
+
 def dns_argv(spec: ControlPlaneSpec) -> list[str]:
-    return [*kubelite_argv(), "dns", "--server", spec.server, *_token_args(spec.token_file),
+    return [*kubelite_argv(), "dns", "--server", spec.server, *_identity(spec.pki, "dns"),
             "--listen", f"{spec.address}:{spec.dns_port}", "--log-level", spec.log_level]
 
 
 def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
-    return [*kubelite_argv(), "kubelet", "--server", spec.server, *_token_args(spec.token_file),
+    files = spec.pki
+    kubelet, serving, proxy = (join.FILES[f] for f in (join.CLIENT, join.SERVING, join.PROXY))
+    return [*kubelite_argv(), "kubelet", "--server", spec.server,
+            "--certificate-authority", str(files.ca), "--client-certificate", str(files.crt(kubelet)),
+            "--client-key", str(files.key(kubelet)),
+            "--tls-cert-file", str(files.crt(serving)), "--tls-private-key-file", str(files.key(serving)),
+            "--client-ca-file", str(files.ca),
+            "--proxy-client-certificate", str(files.crt(proxy)), "--proxy-client-key", str(files.key(proxy)),
             "--node-name", spec.name, "--runtime", "cri", "--cri-socket", f"unix://{cri_socket}",
             "--node-ip", spec.address, "--pod-cidr", spec.pod_cidr,
             "--listen", f"{spec.address}:{spec.kubelet_port}", "--cluster-dns", spec.cluster_dns,
@@ -191,23 +257,34 @@ def proxy_argv(spec: NodeSpec) -> list[str]:
     # On a VM the node is the machine itself: the proxy programs its own namespace.
     own = ["--allow-root-netns"] if spec.netns is None else []
     mode = ["--mode", spec.proxy_mode] if spec.proxy_mode != "iptables" else []
-    return [*kubelite_argv(), "proxy", "--server", spec.server, *_token_args(spec.token_file),
+    files = spec.pki
+    proxy = join.FILES[join.PROXY]
+    return [*kubelite_argv(), "proxy", "--server", spec.server, "--certificate-authority", str(files.ca),
+            "--client-certificate", str(files.crt(proxy)), "--client-key", str(files.key(proxy)),
             "--node-name", spec.name, *mode, *own, "--log-level", spec.log_level]
 
 
 def ingress_argv(spec: NodeSpec) -> list[str]:
     # nginx listens on the node's ports 80 and 443; its address goes into the served Ingresses' status.
+    # The controller speaks for its node: the node's own client certificate (system:node:<name>), which the
+    # kubelet renews; the controller's client takes the new pair at its next connection.
     own = ["--allow-root-netns"] if spec.netns is None else []
-    return [*kubelite_argv(), "ingress", "--server", spec.server, *_token_args(spec.token_file),
+    files = spec.pki
+    kubelet = join.FILES[join.CLIENT]
+    return [*kubelite_argv(), "ingress", "--server", spec.server, "--certificate-authority", str(files.ca),
+            "--client-certificate", str(files.crt(kubelet)), "--client-key", str(files.key(kubelet)),
             "--node-name", spec.name, "--state-dir", str(spec.node_dir / "ingress"),
             "--publish-address", spec.address, *own, "--log-level", spec.log_level]
 
 
-async def wait_serving(target: str, *, timeout: float = 30.0) -> None:
-    """Wait until the apiserver at `target` reports SERVING on gRPC health."""
+async def wait_serving(conn: ClientConfig, *, timeout: float = 30.0) -> None:
+    """Wait until the apiserver at `conn.server` reports SERVING on gRPC health (over mutual TLS)."""
     deadline = time.monotonic() + timeout
     last = ""
-    async with grpc.aio.insecure_channel(target) as channel:
+    target = conn.server
+    creds = tls.ClientCredentials(conn)
+    async with grpc.aio.secure_channel(target, creds.channel_credentials(),
+                                       options=tls.server_name_options(conn)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -227,20 +304,20 @@ def _names(spec_name: str, role: str, launcher: Launcher) -> str:
 
 
 async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
-    """Start etcd and the apiserver, wait until it serves, then the other control-plane daemons."""
+    """Make the certificates, start etcd and the apiserver, wait until it serves, then the other daemons."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(certs.ensure_control_plane, spec.pki.dir, addresses=[spec.address],
+                            service_ip=certs.first_service_ip(spec.service_cidr), extra_sans=spec.extra_sans)
     encryption.ensure_file(spec.encryption_config)
     if spec.timeout_scale > 1:
         scheduler_config_path(spec).write_text(render_scheduler_config(spec))
     launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
     launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
-    target = f"unix://{spec.socket}" if spec.socket else spec.server
-    await wait_serving(target, timeout=spec.wait_timeout)
+    await wait_serving(spec.admin(), timeout=spec.wait_timeout)
     launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
     launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
-    launcher.start("registry", [*kubelite_argv(), "registry", "--listen", f"{spec.address}:{registry.PORT}",
-                                "--log-level", spec.log_level], netns=spec.netns)
+    launcher.start("registry", registry_argv(spec), netns=spec.netns)
     log.info("control_plane_started", address=spec.address)
 
 
@@ -249,13 +326,56 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         name=spec.name, node_dir=spec.node_dir / "containerd",
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
-        registry_mirror=f"http://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
+        # The registry over mutual TLS: containerd presents the kubelet's certificate (renewed in place).
+        registry_mirror=f"https://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
+        registry_tls=registry.MirrorTLS(str(spec.pki.ca), str(spec.pki.crt(join.FILES[join.CLIENT])),
+                                        str(spec.pki.key(join.FILES[join.CLIENT]))),
         start_timeout=spec.wait_timeout,
     )
 
 
+class JoinFailedError(Exception):
+    """The node could not join; the message is the join's own."""
+
+
+def read_join_token(path: str) -> tokens.JoinToken:
+    if not path:
+        raise JoinFailedError("no join token given (--token or --token-file)")
+    try:
+        return tokens.parse(Path(path).read_text())
+    except OSError as e:
+        raise JoinFailedError(f"join token file {path}: {e.strerror}") from None
+    except tokens.TokenFormatError as e:
+        raise JoinFailedError(f"join token file {path}: {e}") from None
+
+
+async def join_node(spec: NodeSpec) -> None:
+    """The node's certificates, from a join with its token: inside the node's network namespace in the lab
+    (the same command, `kubelite bootstrap join`, run there), here on a VM. A node that holds its certificates
+    (a restart) needs no token."""
+    if await asyncio.to_thread(join.already_joined, spec.pki):
+        return
+    if spec.netns is None:
+        token = await asyncio.to_thread(read_join_token, spec.join_token_file)
+        try:
+            await join.join(spec.join_target(), token, node=spec.name, addresses=[spec.address],
+                            directory=spec.pki.dir)
+        except join.JoinError as e:
+            raise JoinFailedError(str(e)) from None
+        return
+    argv = ["nsenter", f"--net=/run/netns/{spec.netns}", "--", *kubelite_argv(), "bootstrap", "join",
+            "--join-server", spec.join_target(), "--token-file", spec.join_token_file, "--name", spec.name,
+            "--address", spec.address, "--pki-dir", str(spec.pki.dir)]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise JoinFailedError((err or out).decode(errors="replace").strip() or f"join exited {proc.returncode}")
+
+
 async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
-    """containerd with our images, then the kubelet, the proxy and (if asked) the ingress controller."""
+    """Join (the node's certificates), containerd with our images, then the kubelet, the proxy and (if asked) the
+    ingress controller."""
+    await join_node(spec)
     cfg = containerd_config(spec)
     tarballs = await asyncio.to_thread(containerd.prepare, cfg)
     # containerd enters the node's namespace itself (its argv), so the launcher runs it as it is: supervised

@@ -77,8 +77,10 @@ class NodeConfig:
     bridge: str = "cni0"
     log_level: str = "info"
     start_timeout: float = 30.0  # seconds to wait for containerd to serve, and for CRI to see an import
-    # http://host:port of the cluster's registry (registry.py): the mirror of docker.io and registry.k8s.io.
+    # https://host:port of the cluster's registry (registry.py): the mirror of docker.io and registry.k8s.io,
+    # reached over mutual TLS with registry_tls (a node's certificate); http:// without it (tests only).
     registry_mirror: str = ""
+    registry_tls: registry.MirrorTLS | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_dir", Path(self.node_dir).absolute())
@@ -129,6 +131,8 @@ class NodeConfig:
     @classmethod
     def load(cls, node_dir: Path) -> NodeConfig:
         data = json.loads((Path(node_dir) / "node.json").read_text())
+        if data.get("registry_tls"):
+            data["registry_tls"] = registry.MirrorTLS(**data["registry_tls"])
         return cls(**data)
 
 
@@ -216,7 +220,7 @@ def write_config(cfg: NodeConfig) -> None:
     for upstream in registry.MIRRORED if cfg.registry_mirror else ():
         hosts = cfg.node_dir / "certs.d" / upstream / "hosts.toml"
         hosts.parent.mkdir(parents=True, exist_ok=True)
-        hosts.write_text(registry.hosts_toml(cfg.registry_mirror, upstream))
+        hosts.write_text(registry.hosts_toml(cfg.registry_mirror, upstream, cfg.registry_tls))
 
 
 # ---- start and stop ----

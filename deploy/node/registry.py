@@ -9,6 +9,10 @@ mirror of docker.io and registry.k8s.io (containerd.py); it serves the images
 by the names their tarballs carry, and nothing else: any other image is
 `unknown` here, as it would be offline.
 
+Over mutual TLS (`serve(..., tls=RegistryTLS(...))`, what `bootstrap control-plane` runs): the registry's
+certificate is the cluster CA's, and only a client with a certificate from that CA (a node's containerd,
+presenting its kubelet's certificate) completes the handshake.
+
 Served: GET /v2/, GET|HEAD /v2/<name>/manifests/<tag or digest>, GET|HEAD
 /v2/<name>/blobs/<digest>, for the repository containerd asks for under the
 registry it mirrors (`?ns=docker.io` and `library/nginx`).
@@ -17,6 +21,8 @@ registry it mirrors (`?ns=docker.io` and `library/nginx`).
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -145,17 +151,79 @@ def make_handler(store: _Store) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(image_dir: Path, host: str, port: int = PORT) -> ThreadingHTTPServer:
-    """A started registry server (in a thread); `shutdown()` stops it."""
+@dataclass(frozen=True)
+class RegistryTLS:
+    """The registry's serving certificate and key, and the CA its clients' certificates must come from."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        ctx.load_verify_locations(self.client_ca_file)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+class _TLSServer(ThreadingHTTPServer):
+    """Each connection's handshake runs in its own handler thread, so a silent client holds up no other; a
+    renewed certificate (`kubelite certs renew`) is taken at the next connection, without a restart."""
+
+    daemon_threads = True
+    tls: RegistryTLS | None = None
+    _context: ssl.SSLContext | None = None
+    _stamp: tuple[int, ...] = ()
+    _lock = threading.Lock()
+
+    def tls_context(self) -> ssl.SSLContext:
+        assert self.tls is not None
+        files = (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file)
+        stamp = tuple(os.stat(f).st_mtime_ns for f in files)
+        with self._lock:
+            if self._context is None or stamp != self._stamp:
+                self._context, self._stamp = self.tls.context(), stamp
+            return self._context
+
+    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        if self.tls is not None:
+            try:
+                request = self.tls_context().wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                log.info("registry_handshake_refused", client=client_address[0], error=str(e))
+                return
+        super().finish_request(request, client_address)
+
+
+def serve(image_dir: Path, host: str, port: int = PORT, *, tls: RegistryTLS | None = None) -> ThreadingHTTPServer:
+    """A started registry server (in a thread), over mutual TLS when `tls` is given; `shutdown()` stops it."""
     store = _Store(Path(image_dir))
     store.refresh()
-    server = ThreadingHTTPServer((host, port), make_handler(store))
-    server.daemon_threads = True
+    server = _TLSServer((host, port), make_handler(store))
+    if tls is not None:
+        server.tls = tls
+        server.tls_context()  # unreadable files fail here, at start
     threading.Thread(target=server.serve_forever, name="registry", daemon=True).start()
-    log.info("registry_started", listen=f"{host}:{server.server_address[1]}", images=len(store.manifests))
+    log.info("registry_started", listen=f"{host}:{server.server_address[1]}", images=len(store.manifests),
+             tls=tls is not None)
     return server
 
 
-def hosts_toml(mirror: str, upstream: str) -> str:
-    """containerd's hosts.toml that sends `upstream`'s pulls to `mirror` (http://host:port)."""
-    return f'server = "https://{upstream}"\n\n[host."{mirror}"]\n  capabilities = ["pull", "resolve"]\n'
+@dataclass(frozen=True)
+class MirrorTLS:
+    """What containerd presents to the registry (a node's certificate) and the CA it checks the registry's by."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+def hosts_toml(mirror: str, upstream: str, tls: MirrorTLS | None = None) -> str:
+    """containerd's hosts.toml that sends `upstream`'s pulls to `mirror` (https://host:port with `tls`, else
+    http://host:port)."""
+    text = f'server = "https://{upstream}"\n\n[host."{mirror}"]\n  capabilities = ["pull", "resolve"]\n'
+    if tls is not None:
+        text += f'  ca = "{tls.ca_file}"\n  client = [["{tls.cert_file}", "{tls.key_file}"]]\n'
+    return text

@@ -12,7 +12,9 @@ role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6 scale=${7:-1}
 src=/opt/kubelite
 wheelhouse=${src}/deploy/vagrant/.wheelhouse
 venv=/opt/kubelite-venv
-token=/etc/kubelite/token
+# The join token: made on the control plane; the Vagrantfile carries it to each worker over ssh (never
+# through the synced folder, never on a command line) just before this script runs there.
+token=/etc/kubelite/join-token
 
 if ! ip -o addr show | grep -q " ${address}/"; then
   echo "provision: ${address} is not an address of this VM; refusing to guess" >&2
@@ -65,24 +67,31 @@ for route in "${routes[@]}"; do
   fi
 done
 
-mkdir -p /etc/kubelite
-install -m 600 "${src}/deploy/vagrant/.cluster-token" "${token}"
+install -d -m 700 /etc/kubelite
 
-# How a worker joins the cluster: the one step that changes when nodes join with a
-# join token carrying the cluster CA's hash.
+# How a node joins the cluster: with a join token carrying the cluster CA's hash, deleted once used.
 join_cluster() {
+  if [ ! -s "${token}" ]; then
+    echo "provision: no join token in ${token} (the Vagrantfile carries it from the control plane)" >&2
+    exit 1
+  fi
   kubelite bootstrap node --name "${name}" --address "${address}" --pod-cidr "${pod_cidr}" \
     --server "${cp_address}:6443" --token-file "${token}" --timeout-scale "${scale}"
+  rm -f "${token}"
 }
 
 if [ "${role}" = "control-plane" ]; then
-  # The control plane is a node too, kept free of workloads as Kubernetes' is. Its
-  # node starts beside the control plane (the kubelet waits for the apiserver):
-  # one after the other takes minutes longer under emulation.
-  kubelite bootstrap control-plane --address "${address}" --token-file "${token}" --timeout-scale "${scale}" &
-  control_plane=$!
+  # The control plane makes the CA and the join token its own node and the workers join with; it is a
+  # node too, kept free of workloads as Kubernetes' is.
+  kubelite bootstrap control-plane --address "${address}" --timeout-scale "${scale}"
+  (umask 077 && kubelite token create --ttl 2h --description "vagrant nodes" >"${token}.new")
+  cp "${token}.new" "${token}.cp"
+  mv "${token}.new" "${token}"
+  # The workers' copy stays until the token expires; the control plane's own node uses its own copy.
+  token_workers=${token}
+  token=${token}.cp
   join_cluster
-  wait "${control_plane}"
+  token=${token_workers}
   for _ in $(seq 30); do
     if kubelite taint nodes "${name}" node-role.kubernetes.io/control-plane:NoSchedule --overwrite >/dev/null 2>&1; then
       break

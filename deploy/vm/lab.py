@@ -28,7 +28,6 @@ from deploy.vm import wheelhouse
 from deploy.vm.plan import VmLabPlan
 
 VAGRANT_DIR = Path(__file__).resolve().parents[1] / "vagrant"
-TOKEN_FILE = VAGRANT_DIR / ".cluster-token"
 TOOLS = ("vagrant", "libvirtd", "virtlogd", "qemu-system-x86_64", "nsenter", "unshare", "ip", "ssh")
 Progress = Callable[[str], None]
 
@@ -125,12 +124,27 @@ def vagrant_argv(plan: VmLabPlan, args: Sequence[str]) -> list[str]:
     return in_lab(plan, ["vagrant", *args])
 
 
+# The admin's credentials, copied from the control plane once it is up (0600, in the lab's state directory).
+ADMIN_FILES = {"ca.crt": "ca.crt", "admin.crt": "admin.crt", "admin.key": "admin.key"}
+CP_PKI = "/var/lib/kubelite/control-plane/pki"
+
+
+def fetch_admin_credentials(plan: VmLabPlan) -> None:
+    """Copy the cluster CA and the admin's certificate and key from the control plane, over ssh."""
+    from client import pki
+
+    target = pki.private_dir(plan.state_dir / "pki")
+    for local, remote in ADMIN_FILES.items():
+        result = _run([*ssh_argv(plan), "cp", "sudo", "cat", f"{CP_PKI}/{remote}"], timeout=120)
+        (target / local).unlink(missing_ok=True)
+        pki.write_private(target / local, result.stdout.encode())
+
+
 def cluster_env(plan: VmLabPlan) -> dict[str, str]:
-    """How a host-side `kubelite` in the lab's namespace reaches the cluster."""
-    env = {"KUBELITE_SERVER": plan.server}
-    if TOKEN_FILE.exists():
-        env["KUBELITE_TOKEN"] = TOKEN_FILE.read_text().strip()
-    return env
+    """How a host-side `kubelite` in the lab's namespace reaches the cluster: as the admin, over mutual TLS."""
+    creds = plan.state_dir / "pki"
+    return {"KUBELITE_SERVER": plan.server, "KUBELITE_CA": str(creds / "ca.crt"),
+            "KUBELITE_CLIENT_CERTIFICATE": str(creds / "admin.crt"), "KUBELITE_CLIENT_KEY": str(creds / "admin.key")}
 
 
 def ssh_argv(plan: VmLabPlan) -> list[str]:
@@ -232,6 +246,7 @@ def up(plan: VmLabPlan, *, progress: Progress = print, show_vagrant: bool = True
             _stream(vagrant_argv(plan, ["up", "--provider", "libvirt"]), env=vagrant_env(plan, box.name),
                     log=plan.state_dir / "vagrant.log", timeout=timeout, progress=progress if show_vagrant else None)
             write_ssh_config(plan)
+            fetch_admin_credentials(plan)
     except BaseException:
         progress(f"VM lab {plan.name!r} failed to come up: tearing it down")
         down(plan, progress=progress)

@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+import testpki
+from conftest import apiserver_config, wipe_etcd
 
 from api.errors import NotFoundError, UnavailableError
 from api.pb import api_pb2, core_pb2
-from apiserver.server import ApiServer, Config
+from apiserver.server import ApiServer
 from client.api import Client
 from deploy.node import containerd, images
 from kubelet.config import KubeletConfig
@@ -88,7 +90,7 @@ class Env:
 
 
 async def _start_apiserver(etcd_url: str) -> tuple[ApiServer, asyncio.Task[None]]:
-    server = ApiServer(Config(etcd_servers=etcd_url, listen=["127.0.0.1:0"], compact_interval=0))
+    server = ApiServer(apiserver_config(etcd_url))
     task = asyncio.ensure_future(server.run())
     async with asyncio.timeout(30):
         while not server.started.is_set():
@@ -100,12 +102,7 @@ async def _start_apiserver(etcd_url: str) -> tuple[ApiServer, asyncio.Task[None]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory, image_cache: Path, etcd_server: Any) -> AsyncIterator[Env]:
-    import aetcd
-    from aetcd import rpc
-
-    host, port = etcd_server.url.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as etcd:
-        await etcd.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"\0", range_end=b"\0"), timeout=10)
+    await wipe_etcd(etcd_server.url)
     tmp = tmp_path_factory.mktemp("kubelet-cri")
     with network_namespace() as ns:
         cfg = containerd.NodeConfig(name=ns, node_dir=tmp / "node", netns=ns, pod_cidr=POD_CIDR, cgroup_root=f"/{ns}",
@@ -114,13 +111,16 @@ async def env(tmp_path_factory: pytest.TempPathFactory, image_cache: Path, etcd_
             await containerd.start(cfg)
             server, server_task = await _start_apiserver(etcd_server.url)
             address = f"127.0.0.1:{server.ports[0]}"
-            client = Client.from_server(address)
+            files = testpki.get().node(NODE)
+            client = Client(testpki.get().client(address, f"nodes/{NODE}/kubelet"))
             runtime = CRIRuntime(cfg.address, timeout=30)
             kcfg = KubeletConfig(
                 node_name=NODE, node_ip="127.0.0.1", pod_cidr=POD_CIDR, listen="127.0.0.1:0",
                 cluster_dns=("10.96.0.10",), root_dir=tmp / "kubelet", cgroup_root=f"/{ns}",
                 probe_netns=f"/run/netns/{ns}", backoff_initial=0.5, backoff_max=2.0, pleg_period=0.3,
                 lease_renew=0.5, housekeeping_period=0.5, resync_period=5.0,
+                serving_cert_file=files["kubelet-serving"], serving_key_file=files["kubelet-serving-key"],
+                client_ca_file=testpki.get().ca_file,
             )
             e = Env(client, runtime, cfg, kcfg, address)
             await e.start_kubelet()
@@ -232,7 +232,8 @@ async def delete_and_wait(env: Env, name: str) -> None:
 def kubelite(env: Env, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
     """The CLI as a user runs it, against this module's apiserver."""
     return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, timeout=timeout,
-                          env={**os.environ, "KUBELITE_SERVER": env.address, "KUBELITE_CONFIG": "/nonexistent"})
+                          env={**os.environ, "KUBELITE_SERVER": env.address,
+                               "KUBELITE_CONFIG": testpki.get().cli_config()})
 
 
 # ---------------------------------------------------------------- tests

@@ -32,9 +32,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.fail("end-to-end tests need root (network namespaces, containerd)")
+    # `up` writes the user's config file (and the admin's credentials beside it): a scratch one, not ~/.kubelite.
+    os.environ["KUBELITE_CONFIG"] = str(tmp_path_factory.mktemp("kubelite-config") / "config.yaml")
     name = f"e2e{secrets.token_hex(2)}"
     lines: list[str] = []
     try:

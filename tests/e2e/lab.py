@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from client.api import Client
+from client.config import config_path
 from deploy.lab.cluster import client_config_for, node_dir
 from deploy.lab.plan import LabPlan
 
@@ -29,9 +30,9 @@ class Lab:
 
     @property
     def env(self) -> dict[str, str]:
-        conn = client_config_for(self.plan)
-        return {**os.environ, "KUBELITE_SERVER": conn.server, "KUBELITE_TOKEN": conn.token,
-                "KUBELITE_CONFIG": "/nonexistent"}
+        """As a user after `kubelite up`: the config file it wrote (server, CA, the admin's certificate)."""
+        return {**{k: v for k, v in os.environ.items() if not k.startswith("KUBELITE_")},
+                "KUBELITE_CONFIG": str(config_path()), "KUBELITE_CLUSTER": self.name}
 
     def client(self) -> Client:
         return Client(client_config_for(self.plan))

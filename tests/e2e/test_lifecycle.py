@@ -82,8 +82,7 @@ def test_up_down_twice_without_and_after_a_crash(name: str) -> None:
     recovered = run("up", "--nodes", "1", "--name", name)
     assert recovered.returncode == 0, recovered.stderr
     assert "leftovers" in recovered.stderr and "is up" in recovered.stderr, recovered.stderr
-    nodes = run("get", "nodes", "--server", f"unix://{plan.paths.run_dir}/api.sock", "--token",
-                (plan.paths.run_dir / "token").read_text().strip())
+    nodes = run("get", "nodes", "--cluster", name)  # as `up` left the config file: server, CA, admin certificate
     assert nodes.returncode == 0 and " Ready " in nodes.stdout, nodes.stdout + nodes.stderr
 
     down = run("down", "--name", name)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from deploy.lab.cluster import node_dir
+from deploy.lab.cluster import control_plane_spec, node_dir
 
 from .lab import Lab, wait_until
 
@@ -418,20 +418,28 @@ def test_unsatisfiable_claims_give_kubernetes_pending_reasons_and_explain_verdic
 
 _READ_ETCD = """
 import asyncio, sys
-import aetcd
+from aetcd import rpc
+from apiserver.storage.etcd import EtcdConnection, EtcdTLS
 async def main():
-    async with aetcd.Client(host="127.0.0.1", port=2379) as c:
-        got = await c.get(sys.argv[1].encode())
-        sys.stdout.buffer.write(got.value if got else b"")
+    raw = EtcdConnection("127.0.0.1", 2379, EtcdTLS(*sys.argv[2:5]))
+    got = await raw.kvstub.Range(rpc.RangeRequest(key=sys.argv[1].encode()), timeout=10)
+    await raw.close()
+    sys.stdout.buffer.write(got.kvs[0].value if got.kvs else b"")
 asyncio.run(main())
 """
 
 
 def _etcd_raw(lab: Lab, key: str) -> bytes:
-    """A value as the lab's etcd holds it (read from inside the control plane's namespace)."""
+    """A value as the lab's etcd holds it (read from inside the control plane's namespace, over mutual TLS with
+    the apiserver's etcd client certificate)."""
+    from deploy.node import certs
+
     cp = lab.plan.control_plane
-    return subprocess.run(["nsenter", f"--net=/run/netns/{cp.netns}", sys.executable, "-c", _READ_ETCD, key],
-                          capture_output=True, check=True, timeout=60).stdout
+    store = control_plane_spec(lab.plan).pki
+    tls_files = [str(store.crt(certs.ETCD_CA)), str(store.crt("apiserver-etcd-client")),
+                 str(store.key("apiserver-etcd-client"))]
+    return subprocess.run(["nsenter", f"--net=/run/netns/{cp.netns}", sys.executable, "-c", _READ_ETCD, key,
+                           *tls_files], capture_output=True, check=True, timeout=60, cwd=ROOT).stdout
 
 
 def test_secrets_in_etcd_are_ciphertext_and_rotate_key_rewrites_them(lab: Lab) -> None:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+import testpki
 from conftest import RunningApiserver
 
 from api.pb import api_pb2, core_pb2
@@ -20,7 +21,7 @@ BAD_NAMES = [pytest.param("web\n", id="trailing-newline"), pytest.param("a\tb", 
 
 @pytest.fixture
 async def channel(apiserver: RunningApiserver) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(apiserver.address) as ch:
+    async with testpki.get().channel(apiserver.address) as ch:
         yield ch
 
 

@@ -232,7 +232,7 @@ async def test_many_writers_on_separate_servers_exactly_one_wins(etcd: str, clie
 
     other = await start_apiserver(etcd)
     try:
-        async with Client.from_server(other.address) as second:
+        async with other.client() as second:
             base = await client.create(make("Deployment"))
 
             async def write(i: int) -> int:

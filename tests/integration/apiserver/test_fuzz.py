@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+import testpki
 from conftest import Etcd, free_port, start_etcd, stop_etcd
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -85,8 +86,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     proc = _spawn(etcd.url, free_port(), tmp_path_factory.mktemp("fuzz"))
     try:
         asyncio.run(_wait_serving(proc))
-        channel = grpc.insecure_channel(proc.address, options=[("grpc.max_send_message_length", 64 * 1024 * 1024),
-                                                               ("grpc.max_receive_message_length", -1)])
+        channel = testpki.get().channel(proc.address, sync=True, options=[
+            ("grpc.max_send_message_length", 64 * 1024 * 1024), ("grpc.max_receive_message_length", -1)])
         s = Server(etcd, proc, channel)
         create = channel.unary_unary(SERVICE + "Create", request_serializer=api_pb2.CreateRequest.SerializeToString,
                                      response_deserializer=None)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+import testpki
 from conftest import Etcd, start_etcd, stop_etcd
 
 from api.errors import InvalidError, TooLargeError
@@ -70,7 +71,7 @@ async def test_oversized_object_gets_a_clear_error_that_is_not_retryable(client:
 @contextlib.asynccontextmanager
 async def storage_on(etcd: Etcd, limits: Limits) -> AsyncIterator[EtcdStorage]:
     """EtcdStorage with group commit running, writing within `limits`."""
-    storage = EtcdStorage(parse_endpoints(etcd.url), limits)
+    storage = EtcdStorage(parse_endpoints(etcd.url), limits, tls_files=testpki.get().etcd_tls())
     await storage.connect()
     runner = asyncio.create_task(storage.run_group_commit())
     await asyncio.sleep(0)  # run() marks the committer running on its first step

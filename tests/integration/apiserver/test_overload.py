@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import testpki
 from conftest import start_apiserver
 
 from api.errors import AlreadyExistsError, ApiError, TooManyRequestsError
@@ -46,7 +47,7 @@ async def test_watch_flood_is_refused_per_connection_and_per_client(etcd: str, t
     the watches within the limits, and plain requests, keep working; a closed watch frees its slot."""
     limits = OverloadLimits(watches_per_connection=20, watches_per_client=30)
     server = await start_apiserver(etcd, overload=limits)
-    first, second = Client.from_server(server.address), Client.from_server(server.address)
+    first, second = server.client(), server.client()
     try:
         await first.create(pod("seed"))  # every watch starts with one ADDED event
         held = []
@@ -80,7 +81,7 @@ async def test_unix_socket_clients_share_the_client_limit(etcd: str, tmp_path: P
     sock = tmp_path / "api.sock"
     server = await start_apiserver(etcd, listen=["127.0.0.1:0", f"unix://{sock}"],
                                    overload=OverloadLimits(watches_per_connection=1, watches_per_client=3))
-    clients = [Client.from_server(f"unix://{sock}") for _ in range(2)]
+    clients = [Client(testpki.get().client(f"unix://{sock}")) for _ in range(2)]
     held = []
     try:
         await clients[0].create(pod("seed"))

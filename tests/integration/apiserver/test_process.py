@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import testpki
 from conftest import free_port, start_etcd, stop_etcd
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -42,14 +43,15 @@ def _spawn(etcd: str, port: int, tmp: Path, *, metrics: bool = False) -> Proc:
     extra = ["--metrics-port", str(metrics_port)] if metrics else []
     with log.open("wb") as out:
         proc = subprocess.Popen([KUBELITE, "apiserver", "--etcd-servers", etcd, "--listen", f"127.0.0.1:{port}",
-                                 *extra], stdout=out, stderr=subprocess.STDOUT, env=env)
+                                 *testpki.get().apiserver_flags(etcd), *extra], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
     return Proc(f"127.0.0.1:{port}", metrics_port, proc, log)
 
 
 async def _wait_serving(p: Proc, timeout: float = 20) -> None:
     """Until this process has logged its start and answers health checks (not some other process on the port)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    async with grpc.aio.insecure_channel(p.address) as channel:
+    async with testpki.get().channel(p.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if p.proc.poll() is not None:
@@ -141,7 +143,7 @@ async def _scaler(client: Client, ledger: Ledger) -> None:
 
 
 async def _run_until_killed(p: Proc, ledger: Ledger, delay: float) -> None:
-    async with Client.from_server(p.address) as client:
+    async with Client(testpki.get().client(p.address)) as client:
         tasks = [asyncio.create_task(_pod_writer(client, w, ledger)) for w in range(6)]
         tasks.append(asyncio.create_task(_scaler(client, ledger)))
         await asyncio.sleep(delay)
@@ -180,7 +182,7 @@ async def test_sigkill_loses_no_acknowledged_write(process_etcd: str, tmp_path: 
     first = _spawn(process_etcd, port, tmp_path)
     procs.append(first)
     await _wait_serving(first)
-    async with Client.from_server(first.address) as c:
+    async with Client(testpki.get().client(first.address)) as c:
         await c.create(make("Deployment"))
     current = first
     for delay in (rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.05, 0.2)):
@@ -191,7 +193,7 @@ async def test_sigkill_loses_no_acknowledged_write(process_etcd: str, tmp_path: 
         procs.append(current)
         await _wait_serving(current)
         try:
-            async with Client.from_server(current.address) as c:
+            async with Client(testpki.get().client(current.address)) as c:
                 await _check(c, ledger)
         except ApiError as e:
             raise AssertionError(f"{e}; apiserver log: {current.log.read_text()[-3000:]}") from e
@@ -215,7 +217,7 @@ async def test_metrics_endpoint(process_etcd: str, tmp_path: Path, procs: list[P
     await _wait_serving(p)
     key = 'apiserver_requests_total{code="OK",resource="pods",verb="create"}'
     before = _scrape(p).get(key, 0.0)
-    async with Client.from_server(p.address) as c:
+    async with Client(testpki.get().client(p.address)) as c:
         for i in range(3):
             await c.create(pod(f"p{i}"))
         with pytest.raises(NotFoundError):

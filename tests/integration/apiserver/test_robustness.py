@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+import testpki
 from conftest import RunningApiserver
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -28,7 +29,7 @@ BIG = 4 * 1024 * 1024
 @pytest.fixture
 async def raw(apiserver: RunningApiserver) -> AsyncIterator[grpc.aio.Channel]:
     """A bytes-level channel: requests go out exactly as given, responses come back undecoded."""
-    async with grpc.aio.insecure_channel(apiserver.address, options=[
+    async with testpki.get().channel(apiserver.address, options=[
             ("grpc.max_send_message_length", 64 * 1024 * 1024)]) as channel:
         yield channel
 
@@ -127,7 +128,7 @@ async def test_failed_requests_are_logged(client: Client) -> None:
 
 async def test_health_checking(apiserver: RunningApiserver) -> None:
     """The standard gRPC health service reports the server and the API service as SERVING."""
-    async with grpc.aio.insecure_channel(apiserver.address) as channel:
+    async with testpki.get().channel(apiserver.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for service in ("", "kubelite.v1.Api"):
             resp = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
@@ -139,7 +140,7 @@ async def test_health_checking(apiserver: RunningApiserver) -> None:
 
 async def test_server_reflection(apiserver: RunningApiserver) -> None:
     """Server reflection lists the services and describes the API, so grpcurl works."""
-    async with grpc.aio.insecure_channel(apiserver.address) as channel:
+    async with testpki.get().channel(apiserver.address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
 
         async def ask(req: reflection_pb2.ServerReflectionRequest) -> reflection_pb2.ServerReflectionResponse:

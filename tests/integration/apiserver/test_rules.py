@@ -78,7 +78,7 @@ async def test_toleration_seconds_follow_the_flag(etcd: str) -> None:
     """--default-toleration-seconds sets the admission tolerations' seconds."""
     server = await start_apiserver(etcd, registry=RegistryConfig(toleration_seconds=300))
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             created = await c.create(pod("p"))
     finally:
         await server.stop()
@@ -240,7 +240,7 @@ async def test_services_unique_across_two_apiservers(etcd: str, client: Client) 
     """Services created at once through two apiservers in a small range still never share an address or port."""
     narrow = RegistryConfig(service_cidr="10.96.0.0/26", node_port_range="30000-30099")
     servers: list[RunningApiserver] = [await start_apiserver(etcd, registry=narrow) for _ in range(2)]
-    clients = [Client.from_server(s.address) for s in servers]
+    clients = [s.client() for s in servers]
     try:
         created = await asyncio.gather(*(clients[i % 2].create(service(f"s{i}", type_="NodePort"))
                                          for i in range(40)))
@@ -258,7 +258,7 @@ async def test_addresses_are_released_on_delete(etcd: str) -> None:
     tiny = RegistryConfig(service_cidr="10.96.0.0/30", node_port_range="30000-30000")  # one IP (.2), one port
     server = await start_apiserver(etcd, registry=tiny)
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             first = await c.create(service("a", type_="NodePort"))
             assert (first.spec.cluster_ip, first.spec.ports[0].node_port) == ("10.96.0.2", 30000)
             with pytest.raises(InvalidError, match=r"range 10\.96\.0\.0/30 is full"):
@@ -275,7 +275,7 @@ async def test_dry_run_holds_no_address(etcd: str) -> None:
     tiny = RegistryConfig(service_cidr="10.96.0.0/30", node_port_range="30000-30000")
     server = await start_apiserver(etcd, registry=tiny)
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             shown = await c.create(service("a", type_="NodePort"), dry_run=True)
             assert (shown.spec.cluster_ip, shown.spec.ports[0].node_port) == ("10.96.0.2", 30000)
             real = await c.create(service("a", type_="NodePort"))
@@ -328,7 +328,7 @@ async def test_load_balancer_addresses(etcd: str) -> None:
     """With an LB pool, LoadBalancer services get a distinct ingress address each, released on delete."""
     server = await start_apiserver(etcd, registry=RegistryConfig(lb_pool="192.168.50.0/29"))
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             created = await asyncio.gather(*(c.create(service(f"lb{i}", type_="LoadBalancer")) for i in range(5)))
             addresses = {s.status.load_balancer.ingress[0].ip for s in created}
             assert len(addresses) == 5

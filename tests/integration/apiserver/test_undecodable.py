@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import aetcd
-from conftest import start_apiserver
+from aetcd import rpc
+from conftest import etcd_connection, start_apiserver
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -23,9 +23,11 @@ GARBAGE = {
 
 
 async def _put(etcd_url: str, key: str, value: bytes) -> None:
-    host, port = etcd_url.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as c:
-        await c.put(key.encode(), value)
+    raw = etcd_connection(etcd_url)
+    try:
+        await raw.kvstub.Put(rpc.PutRequest(key=key.encode(), value=value), timeout=10)
+    finally:
+        await raw.close()
 
 
 def _undecodable(resource: str) -> float:
@@ -40,7 +42,7 @@ async def test_garbage_in_etcd_is_skipped_at_start_and_restart(etcd: str, tmp_pa
     """Garbage under the registry prefix: the apiserver starts, lists the good pods, logs each bad key once,
     counts it, restarts cleanly, and `kubelite get pods` shows only the good pods."""
     first = await start_apiserver(etcd)
-    async with Client.from_server(first.address) as client:
+    async with first.client() as client:
         for name in ("good-1", "good-2"):
             await client.create(pod(name))
     await first.stop()
@@ -54,7 +56,7 @@ async def test_garbage_in_etcd_is_skipped_at_start_and_restart(etcd: str, tmp_pa
         skipped = sorted(e["key"] for e in logs if e["event"] == "undecodable_value_skipped")
         assert skipped == sorted(GARBAGE)
         assert _undecodable("pods") - before == 2
-        async with Client.from_server(second.address) as client:
+        async with second.client() as client:
             assert await _names(client) == ["good-1", "good-2"]
             for name in ("bad", "truncated"):
                 try:
@@ -71,7 +73,7 @@ async def test_garbage_in_etcd_is_skipped_at_start_and_restart(etcd: str, tmp_pa
 
     third = await start_apiserver(etcd)  # and again: nothing was left to trip over
     try:
-        async with Client.from_server(third.address) as client:
+        async with third.client() as client:
             assert await _names(client) == ["good-1", "good-2", "good-3"]
     finally:
         await third.stop()
@@ -82,7 +84,7 @@ async def test_garbage_written_over_an_object_while_serving(etcd: str) -> None:
     the key is logged once, and every other request is served as before."""
     running = await start_apiserver(etcd)
     try:
-        async with Client.from_server(running.address) as client:
+        async with running.client() as client:
             await client.create(pod("keep"))
             await client.create(pod("spoiled"))
             watch = client.watch("pods", "default")

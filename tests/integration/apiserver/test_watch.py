@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import RunningApiserver, start_apiserver
+from conftest import RunningApiserver, etcd_connection, start_apiserver
 from structlog.testing import capture_logs
 
 from api.errors import ApiError, ExpiredError, InvalidError
@@ -62,7 +62,7 @@ async def test_watch_resumes_across_apiserver_restart(etcd: str) -> None:
     last resourceVersion through the restarted first apiserver: every change exactly once, in order."""
     port = restart_port()
     first = await start_apiserver(etcd, replay=1000, listen=[f"127.0.0.1:{port}"])
-    async with Client.from_server(first.address) as c1:
+    async with first.client() as c1:
         start = (await c1.list("pods", "default")).resource_version
         before = await _writes(c1, "before-", 3)
         seen = await _take(c1.watch("pods", "default", resource_version=start), len(before))
@@ -71,13 +71,13 @@ async def test_watch_resumes_across_apiserver_restart(etcd: str) -> None:
     await first.stop()
 
     second = await start_apiserver(etcd)
-    async with Client.from_server(second.address) as c2:
+    async with second.client() as c2:
         during = await _writes(c2, "during-", 4)
     await second.stop()
 
     restarted = await start_apiserver(etcd, replay=1000, listen=[f"127.0.0.1:{port}"])
     try:
-        async with Client.from_server(restarted.address) as c3:
+        async with restarted.client() as c3:
             watch = c3.watch("pods", "default", resource_version=last_rv)
             resumed = await _take(watch, len(during))
             after = await _writes(c3, "after-", 1)
@@ -91,19 +91,21 @@ async def test_watch_resumes_across_apiserver_restart(etcd: str) -> None:
 async def test_starts_when_the_newest_writes_are_outside_the_registry(etcd: str) -> None:
     """An apiserver whose etcd's newest revisions belong to other keys still starts (replaying history) and serves
     the registry's current state."""
-    import aetcd
+    from aetcd import rpc
 
     first = await start_apiserver(etcd)
-    async with Client.from_server(first.address) as c:
+    async with first.client() as c:
         await c.create(pod("a"))
     await first.stop()
-    host, port = etcd.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as raw:
+    raw = etcd_connection(etcd)
+    try:
         for i in range(5):
-            await raw.put(f"/elsewhere/{i}".encode(), b"x")
+            await raw.kvstub.Put(rpc.PutRequest(key=f"/elsewhere/{i}".encode(), value=b"x"), timeout=10)
+    finally:
+        await raw.close()
     server = await asyncio.wait_for(start_apiserver(etcd, replay=1000), 10)
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             assert [p.metadata.name for p in await c.list_all("pods")] == ["a"]
     finally:
         await server.stop()
@@ -113,24 +115,25 @@ async def test_replayed_history_is_complete_when_ready(etcd: str) -> None:
     """An apiserver replaying a long etcd history on start serves only once it holds all of it: a List right after
     it is ready sees every object (etcd 3.4 answers progress requests with its current revision before it has sent
     a catching-up watch everything)."""
-    import aetcd
     from aetcd import rpc
 
     first = await start_apiserver(etcd)  # creates the system namespaces, so the next start writes nothing
     await first.stop()
-    host, port = etcd.removeprefix("http://").split(":")
     padded = pod("x")
     padded.metadata.annotations["pad"] = "p" * 2000  # big enough that the replay takes a while
     value = padded.SerializeToString()
     count = 15000
-    async with aetcd.Client(host=host, port=int(port)) as raw:
+    raw = etcd_connection(etcd)
+    try:
         for start in range(0, count, 1000):
             await asyncio.gather(*(raw.kvstub.Put(rpc.PutRequest(key=f"/registry/pods/default/p{i:05d}".encode(),
                                                                  value=value), timeout=30)
                                    for i in range(start, start + 1000)))
+    finally:
+        await raw.close()
     server = await start_apiserver(etcd, replay=20000)
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             assert len(await c.list_all("pods", "default")) == count
     finally:
         await server.stop()
@@ -139,13 +142,13 @@ async def test_replayed_history_is_complete_when_ready(etcd: str) -> None:
 async def test_watch_from_a_version_the_server_no_longer_has_expires(etcd: str) -> None:
     """Resuming from a version older than the restarted server's history is ExpiredError: the client must relist."""
     first = await start_apiserver(etcd)
-    async with Client.from_server(first.address) as c:
+    async with first.client() as c:
         old = (await c.create(pod("a"))).metadata.resource_version
         await _writes(c, "x", 2)
     await first.stop()
     restarted = await start_apiserver(etcd, replay=0)
     try:
-        async with Client.from_server(restarted.address) as c:
+        async with restarted.client() as c:
             with pytest.raises(ExpiredError, match=f"too old resource version: {old}"):
                 await _take(c.watch("pods", "default", resource_version=old), 1)
     finally:
@@ -243,8 +246,8 @@ async def _until(predicate, timeout: float = 10) -> None:  # type: ignore[no-unt
 
 
 @contextlib.asynccontextmanager
-async def _informer(address: str) -> AsyncIterator[tuple[Informer, _Recorder]]:
-    client = Client.from_server(address)
+async def _informer(server: RunningApiserver) -> AsyncIterator[tuple[Informer, _Recorder]]:
+    client = server.client()
     inf: Informer = Informer(client, "pods", namespace="default")
     rec = _Recorder()
     inf.add_handlers(rec.add, rec.update, rec.delete)
@@ -271,15 +274,15 @@ async def test_informer_survives_apiserver_restart(etcd: str, replay: int, relis
     server = await start_apiserver(etcd, listen=[f"127.0.0.1:{port}"])
     restarted: RunningApiserver | None = None
     try:
-        async with Client.from_server(server.address) as c:
+        async with server.client() as c:
             await c.create(pod("keep"))
             await c.create(pod("change"))
             await c.create(pod("remove"))
-        async with _informer(server.address) as (inf, rec):
+        async with _informer(server) as (inf, rec):
             assert sorted(inf.store) == ["default/change", "default/keep", "default/remove"]
             await server.stop()
             helper = await start_apiserver(etcd)
-            async with Client.from_server(helper.address) as c:
+            async with helper.client() as c:
                 changed = await c.get("pods", "change", "default")
                 changed.metadata.labels["v"] = "2"
                 await c.update(changed)
@@ -291,7 +294,7 @@ async def test_informer_survives_apiserver_restart(etcd: str, replay: int, relis
                          and inf.store["default/change"].metadata.labels.get("v") == "2")
             assert inf.relists == relists
             assert sorted(rec.events[3:]) == [("add", "new"), ("delete", "remove"), ("update", "change")]
-            async with Client.from_server(restarted.address) as c:
+            async with restarted.client() as c:
                 await c.create(pod("later"))
             await _until(lambda: "default/later" in inf.store)
             assert rec.events[-1] == ("add", "later")
@@ -308,7 +311,7 @@ async def test_informer_relists_on_expired_watch(etcd: str) -> None:
     server = await start_apiserver(etcd)
     try:
         with capture_logs() as logs:
-            async with _informer(server.address) as (inf, _), Client.from_server(server.address) as c:
+            async with _informer(server) as (inf, _), server.client() as c:
                 old_max = cache_module.MAX_PENDING
                 cache_module.MAX_PENDING = 0  # every watcher with anything pending is cut off
                 try:
@@ -325,11 +328,11 @@ async def test_informer_relists_on_expired_watch(etcd: str) -> None:
     assert "fell too far behind" in expired[0]["error"]
 
 
-async def test_informer_index(client: Client) -> None:
+async def test_informer_index(apiserver: RunningApiserver, client: Client) -> None:
     """Informer indexes follow adds, updates and deletes."""
     for i in range(4):
         await client.create(pod(f"p{i}"))
-    async with _informer(client.config.server) as (inf, _):
+    async with _informer(apiserver) as (inf, _):
         inf.add_index("node", lambda p: [p.spec.node_name] if p.spec.node_name else [])
         await client.bind("default", "p1", "n1")
         await client.bind("default", "p2", "n1")
@@ -343,7 +346,7 @@ async def test_new_client_connects_at_once_after_a_restart(etcd: str) -> None:
     server down (it must not inherit that connection's reconnect backoff)."""
     port = restart_port()
     server = await start_apiserver(etcd, listen=[f"127.0.0.1:{port}"])
-    old = Client.from_server(server.address)
+    old = server.client()
     await old.list("namespaces")
     await server.stop()
     for _ in range(3):
@@ -351,7 +354,7 @@ async def test_new_client_connects_at_once_after_a_restart(etcd: str) -> None:
             await old.list("namespaces")
     restarted = await start_apiserver(etcd, listen=[f"127.0.0.1:{port}"])
     try:
-        async with Client.from_server(restarted.address) as fresh:
+        async with restarted.client() as fresh:
             assert len(await fresh.list_all("namespaces")) == 4
     finally:
         await old.close()
@@ -361,7 +364,7 @@ async def test_new_client_connects_at_once_after_a_restart(etcd: str) -> None:
 async def test_watch_stream_ends_with_an_error_when_the_server_stops(etcd: str) -> None:
     """A watcher whose apiserver stops gets an error it can resume from, not a silent end."""
     server = await start_apiserver(etcd)
-    async with Client.from_server(server.address) as c:
+    async with server.client() as c:
         rv = (await c.list("pods")).resource_version
         watch = c.watch("pods", resource_version=rv)
         task = asyncio.create_task(_take(watch, 1, timeout=20))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import testpki
 from conftest import RunningApiserver
 
 KUBELITE = str(Path(sys.executable).parent / "kubelite")
@@ -28,10 +29,11 @@ class Result:
 
 
 def clean_env(tmp: Path) -> dict[str, str]:
-    """The environment minus any KUBELITE_* setting, with a config path that does not exist."""
+    """The environment minus any KUBELITE_* setting, with a config file that holds the test cluster's CA and the
+    admin's certificate (and a server where nothing listens: tests name theirs with --server)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELITE_")}
     env["HOME"] = str(tmp)
-    env["KUBELITE_CONFIG"] = str(tmp / "no-such-config.yaml")
+    env["KUBELITE_CONFIG"] = testpki.get().cli_config()
     return env
 
 

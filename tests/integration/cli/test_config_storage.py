@@ -8,10 +8,10 @@ import json
 import os
 from pathlib import Path
 
-import aetcd
 import pytest
 import yaml
-from conftest import start_apiserver
+from aetcd import rpc
+from conftest import etcd_connection, start_apiserver
 
 from apiserver import encryption
 
@@ -29,11 +29,13 @@ def _doc(stem: str) -> dict:
 
 
 async def _etcd_value(url: str, key: str) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as c:
-        got = await c.get(key.encode())
-        assert got is not None, key
-        return got.value
+    raw = etcd_connection(url)  # over mutual TLS, as the apiserver reaches it
+    try:
+        got = await raw.kvstub.Range(rpc.RangeRequest(key=key.encode()), timeout=10)
+    finally:
+        await raw.close()
+    assert got.kvs, key
+    return got.kvs[0].value
 
 
 def test_the_documentation_manifests_are_here() -> None:

@@ -46,6 +46,11 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("set", "image", "deployment/web", "web=busybox", *NO_SERVER), DOWN),
     (("drain", "n1", *NO_SERVER), DOWN),
     (("create", "job", "pi", "--image", "busybox", *NO_SERVER), DOWN),
+    (("token", "create", *NO_SERVER), DOWN),
+    (("token", "list", *NO_SERVER), DOWN),
+    (("token", "delete", "abcdef", *NO_SERVER), DOWN),
+    (("token", "create", "--certificate-authority", "{tmp}/missing.crt", *NO_SERVER), "missing.crt"),
+    (("get", "pods", "--client-certificate", "{tmp}/missing.crt", *NO_SERVER), "missing.crt"),
     # the user's verbs against a server that lacks what they name, or with bad input
     (("get", "pod", "missing", "--server", "{server}"), 'pods "missing" not found'),
     (("get", "horizontalpodautoscalers", "--server", "{server}"), "doesn't have a resource type"),
@@ -81,6 +86,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("rollout", "restart", "deployment/missing", "--server", "{server}"), '"missing" not found'),
     (("rollout", "undo", "deployment/missing", "--server", "{server}"), '"missing" not found'),
     (("set", "image", "deployment/missing", "web=busybox", "--server", "{server}"), '"missing" not found'),
+    (("token", "delete", "nosuch", "--server", "{server}"), "no join token nosuch"),
+    (("token", "create", "--ttl", "soon", "--server", "{server}"), "invalid duration"),
     # the lab: names that are not clusters, clusters that are not up
     (("up", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
     (("up", "--ingress-nodes", "n9", "--name", "nosuch"), "no such node(s): n9"),
@@ -97,6 +104,10 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("bootstrap", "control-plane", "--address", "10.250.0.2", "--data-dir", "{tmp}/cp"), "systemd"),
     (("bootstrap", "node", "--name", "n1", "--address", "10.250.0.10", "--pod-cidr", "10.244.1.0/24",
       "--server", "10.250.0.2:6443", "--node-dir", "{tmp}/node"), "systemd"),
+    (("bootstrap", "join", "--join-server", UNREACHABLE, "--token-file", "{tmp}/missing-token", "--name", "n1",
+      "--address", "10.250.0.10", "--pki-dir", "{tmp}/pki"), "missing-token"),
+    (("certs", "check-expiration", "--name", "nosuch"), "cluster 'nosuch' is not running"),
+    (("certs", "renew", "all", "--name", "nosuch"), "cluster 'nosuch' is not running"),
     # VM labs: names that are not labs, labs that are not up, sizes out of range
     (("vm", "box", "--no-such-flag"), "no-such-flag"),
     (("vm", "up", "--workers", "-1", "--name", "nosuch"), "between 1 and 9"),
@@ -106,6 +117,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("vm", "vagrant", "--name", "nosuch", "status"), "VM lab 'nosuch' is not up"),
     # daemons refuse bad flags before they start
     (("apiserver", "--service-cidr", "not-a-cidr"), "not-a-cidr"),
+    (("apiserver", "--listen", "0.0.0.0:16443"), "no TLS files given"),
     (("scheduler", "--server", UNREACHABLE, "--log-level", "info", "--no-such-flag"), "no-such-flag"),
     (("controller-manager", "--no-such-flag"), "no-such-flag"),
     (("kubelet", "--server", UNREACHABLE), "--node-name"),
@@ -114,7 +126,11 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("ingress", "--no-such-flag"), "no-such-flag"),
     (("hollow-nodes", "--no-such-flag"), "no-such-flag"),
     (("supervise",), "--pid-dir"),
+    (("create", "job", "pi", "--server", "{server}"), "either --image or --from must be specified"),
+    (("drain", "--server", "{server}"), "Missing argument 'NODE'"),
     (("registry", "--no-such-flag"), "no-such-flag"),
+    (("registry", "--listen", "10.250.0.2:5000"), "is not loopback: give --tls-cert-file"),
+    (("registry", "--tls-cert-file", "{tmp}/registry.crt"), "mutual TLS needs all of"),
 ]
 
 

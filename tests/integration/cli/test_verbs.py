@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import testpki
 import yaml
 from conftest import RunningApiserver, free_port
 
@@ -286,8 +287,10 @@ async def test_server_from_environment(apiserver: RunningApiserver, tmp_path: Pa
 async def test_server_from_config_file(apiserver: RunningApiserver, tmp_path: Path) -> None:
     """The current cluster of the config file (KUBELITE_CONFIG) names the apiserver."""
     config = tmp_path / "config.yaml"
+    creds = {"certificate-authority": testpki.get().ca_file, "client-certificate": testpki.get().path("admin"),
+             "client-key": testpki.get().path("admin", "key")}
     config.write_text(yaml.safe_dump({"current": "lab", "clusters": {
-        "lab": {"server": apiserver.address}, "other": {"server": "127.0.0.1:1"}}}))
+        "lab": {"server": apiserver.address, **creds}, "other": {"server": "127.0.0.1:1", **creds}}}))
     env = {**clean_env(tmp_path), "KUBELITE_CONFIG": str(config)}
     result = await run_kubelite("get", "ns", "-o", "name", env=env)
     assert result.code == 0, result.err
@@ -298,8 +301,7 @@ async def test_server_from_config_file(apiserver: RunningApiserver, tmp_path: Pa
 async def test_precedence_flag_env_file(apiserver: RunningApiserver, tmp_path: Path) -> None:
     """--server beats KUBELITE_SERVER, which beats the config file."""
     dead = f"127.0.0.1:{free_port()}"
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"current": "c", "clusters": {"c": {"server": dead}}}))
+    config = testpki.get().config_file(tmp_path / "config.yaml", dead, cluster="c")
     env = {**clean_env(tmp_path), "KUBELITE_CONFIG": str(config), "KUBELITE_SERVER": apiserver.address}
     assert (await run_kubelite("get", "ns", env=env)).code == 0
     env["KUBELITE_SERVER"] = dead

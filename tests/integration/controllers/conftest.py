@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import testpki
 import yaml
 
 from api import convert, kinds
 from client.api import Client
-from client.config import ClientConfig
 from controllers.manager import Config, ControllerManager
 from kubelet.hollow import HollowCluster, HollowConfig
 from scheduler.daemon import Scheduler, wait_leading
@@ -26,7 +26,7 @@ from scheduler.framework.config import SchedulerConfig
 IMAGE = "localhost:5000/kubelite/busybox:1.35"
 KUBELITE_PATH = str(Path(sys.executable).parent / "kubelite")
 # CLI subprocesses must not pick up a developer's ~/.kubelite/config.yaml.
-KUBELITE_ENV = {**os.environ, "KUBELITE_CONFIG": "/nonexistent/kubelite-config.yaml"}
+KUBELITE_ENV = {**os.environ, "KUBELITE_CONFIG": testpki.get().cli_config()}
 
 
 @dataclass
@@ -62,8 +62,9 @@ async def start_manager(running: Running, address: str, **overrides: Any) -> Con
     """A controller-manager with its own client; leader election off unless asked for."""
     settings: dict[str, Any] = {"leader_elect": False}
     settings.update(overrides)
-    client = Client.from_server(address)
-    manager = ControllerManager(Config(client=ClientConfig(server=address), **settings), client=client)
+    conn = testpki.get().client(address, "controller-manager")
+    client = Client(conn)
+    manager = ControllerManager(Config(client=conn, **settings), client=client)
 
     async def run() -> None:
         try:
@@ -85,7 +86,7 @@ async def manager(apiserver: Any, running: Running) -> ControllerManager:
 
 
 async def start_scheduler(running: Running, address: str) -> Scheduler:
-    client = Client.from_server(address)
+    client = Client(testpki.get().client(address, "scheduler"))
     scheduler = Scheduler(client, SchedulerConfig(leader_elect=False, backoff_initial=0.2, backoff_max=1.0),
                           identity="test-scheduler")
 
@@ -102,7 +103,7 @@ async def start_scheduler(running: Running, address: str) -> Scheduler:
 
 async def start_hollow(running: Running, address: str, count: int, **overrides: Any) -> HollowCluster:
     """`count` hollow kubelets (fake runtime) named hollow-0, hollow-1, ..."""
-    client = Client.from_server(address)
+    client = Client(testpki.get().client(address))
     cluster = HollowCluster(client, HollowConfig(count=count, **overrides))
 
     async def run() -> None:

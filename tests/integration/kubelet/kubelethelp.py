@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import testpki
+from conftest import apiserver_config
+
 from api.errors import NotFoundError, UnavailableError
 from api.pb import core_pb2
-from apiserver.server import ApiServer, Config
+from apiserver.server import ApiServer
 from client.api import Client
 from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet, running
@@ -22,8 +25,11 @@ BUSYBOX = "localhost:5000/kubelite/busybox:1.35"
 
 
 def config(node: str, root: Path, **overrides: Any) -> KubeletConfig:
-    """A kubelet config quick enough for tests: fast heartbeats, relists and back-off."""
+    """A kubelet config quick enough for tests: fast heartbeats, relists and back-off; its API over mutual TLS."""
+    files = testpki.get().node(node)
     base: dict[str, Any] = {
+        "serving_cert_file": files["kubelet-serving"], "serving_key_file": files["kubelet-serving-key"],
+        "client_ca_file": testpki.get().ca_file,
         "node_name": node, "root_dir": root, "listen": "127.0.0.1:0", "lease_renew": 0.2, "node_status_period": 2.0,
         "pleg_period": 0.2, "resync_period": 5.0, "housekeeping_period": 0.3, "backoff_initial": 0.3,
         "backoff_max": 1.2, "cluster_dns": ("10.96.0.10",), "events": False,
@@ -35,14 +41,15 @@ def config(node: str, root: Path, **overrides: Any) -> KubeletConfig:
 class Apiserver:
     """An in-process apiserver a test can stop and start again at the same address."""
 
-    def __init__(self, etcd_url: str) -> None:
+    def __init__(self, etcd_url: str, **overrides: Any) -> None:
         self.etcd_url = etcd_url
+        self.overrides = overrides
         self.address = ""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
         listen = self.address or "127.0.0.1:0"
-        server = ApiServer(Config(etcd_servers=self.etcd_url, listen=[listen], compact_interval=0))
+        server = ApiServer(apiserver_config(self.etcd_url, listen=[listen], **self.overrides))
         self._task = asyncio.ensure_future(server.run())
         async with asyncio.timeout(30):
             while not server.started.is_set():
@@ -51,6 +58,9 @@ class Apiserver:
                 await asyncio.sleep(0.02)
         self.address = f"127.0.0.1:{server.ports[0]}"
         return self.address
+
+    def client(self) -> Client:
+        return Client(testpki.get().client(self.address))
 
     async def stop(self) -> None:
         if self._task is not None:

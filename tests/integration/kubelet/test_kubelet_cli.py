@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import testpki
+
 from api.pb import core_pb2
 from client.api import Client
 from kubelet.runtime import images
@@ -22,7 +24,7 @@ from .kubelethelp import config, eventually, kubelet, pod, pod_where, running_re
 def _spawn(*args: str, server: str, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115 - handed to the child
     return subprocess.Popen([sys.executable, "-m", "cli.main", *args, "--server", server], stdout=out,
-                            stderr=subprocess.STDOUT, env={**os.environ, "KUBELITE_CONFIG": "/nonexistent"})
+                            stderr=subprocess.STDOUT, env={**os.environ, "KUBELITE_CONFIG": testpki.get().cli_config()})
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
@@ -38,7 +40,8 @@ async def _node_ready(client: Client, name: str) -> bool:
 async def test_kubelet_command(client: Client, apiserver: object, tmp_path: Path) -> None:
     """`kubelite kubelet` with its flags registers the node, runs pods, and exits cleanly on SIGTERM."""
     server = apiserver.address  # type: ignore[attr-defined]
-    proc = _spawn("kubelet", "--node-name", "cli-node", "--runtime", "fake", "--node-ip", "127.0.0.1",
+    proc = _spawn("kubelet", *testpki.get().kubelet_flags("cli-node"), "--node-name", "cli-node", "--runtime", "fake",
+                  "--node-ip", "127.0.0.1",
                   "--listen", "127.0.0.1:0", "--pod-cidr", "10.244.9.0/24", "--root-dir", str(tmp_path / "root"),
                   "--lease-renew", "0.2", "--cpu", "3", "--memory", "6Gi", "--max-pods", "20",
                   "--reserved-cpu", "500m", "--reserved-memory", "1Gi", "--node-labels", "tier=edge,rack=r1",
@@ -131,7 +134,7 @@ async def test_healed_partition_removes_replaced_pods(client: Client, apiserver:
     partition heals, and its other pods keep running untouched."""
     partition = Partition(apiserver.address)  # type: ignore[attr-defined]
     await partition.heal()
-    cut_off = Client.from_server(partition.address)
+    cut_off = Client(testpki.get().client(partition.address))
     rt = FakeRuntime(images=(images.PAUSE_IMAGE, images.BUSYBOX_IMAGE), pod_cidr="10.244.8.0/24")
     try:
         async with kubelet(cut_off, rt, config("island", tmp_path)):

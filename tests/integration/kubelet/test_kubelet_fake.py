@@ -323,7 +323,8 @@ async def test_one_stream_carries_many_pods(client: Client) -> None:
 async def test_status_stream_resumes_after_apiserver_restart(etcd: str) -> None:
     """Statuses set while the apiserver is down are sent once it is back, on a new stream."""
     api = Apiserver(etcd)
-    client = Client.from_server(await api.start())
+    await api.start()
+    client = api.client()
     manager = StatusManager(client, node="node-k")
     task = asyncio.ensure_future(manager.run())
     try:
@@ -348,7 +349,8 @@ async def test_status_stream_resumes_after_apiserver_restart(etcd: str) -> None:
 async def test_kubelet_survives_apiserver_restart(etcd: str, tmp_path: Path) -> None:
     """A kubelet keeps its pods through an apiserver restart and reports what changed meanwhile."""
     api = Apiserver(etcd)
-    client = Client.from_server(await api.start())
+    await api.start()
+    client = api.client()
     try:
         async with kubelet(client, fake(), config("node-l", tmp_path)):
             await client.create(pod("later", "node-l", {"name": "main", "image": EXIT0}, policy="Never",

@@ -13,7 +13,6 @@ from conftest import start_apiserver
 from api.errors import InvalidError, TimeoutError_, TooManyRequestsError
 from api.pb import api_pb2
 from apiserver.overload import OverloadLimits
-from client.api import Client
 
 from .kubelethelp import config, kubelet, pod, pod_where, running_ready
 from .test_kubelet_fake import CHATTY, fake
@@ -26,7 +25,7 @@ async def test_follow_and_exec_have_server_side_limits(etcd: str, tmp_path: Path
     naming the field; a third concurrent follow on one connection gets RESOURCE_EXHAUSTED, not CANCELLED."""
     server = await start_apiserver(etcd, overload=LIMITS)
     try:
-        async with Client.from_server(server.address) as client, \
+        async with server.client() as client, \
                 kubelet(client, fake(), config("node-s", tmp_path, node_ip="127.0.0.1")):
             await client.create(pod("talk", "node-s", {"name": "main", "image": CHATTY}))
             await pod_where(client, "talk", running_ready)

@@ -14,6 +14,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 import pytest
+import testpki
 from unit.proxy.objects import eps, subset, svc
 
 from api import convert, kinds
@@ -140,11 +141,12 @@ async def test_publishes_its_address_in_the_kube_dns_endpoints(client: Client) -
 
 async def test_daemon_command(apiserver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`kubelite dns --listen 127.0.0.1:PORT` answers cluster names and stops cleanly on SIGTERM."""
-    async with Client.from_server(apiserver.address) as client:
+    async with apiserver.client() as client:
         await cluster(client)
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        kubelite(), "dns", "--server", apiserver.address, "--listen", f"127.0.0.1:{port}", "--publish", "",
+        kubelite(), "dns", "--server", apiserver.address, *testpki.get().component_flags("dns"),
+        "--listen", f"127.0.0.1:{port}", "--publish", "",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         q = dns.message.make_query("web.default.svc.cluster.local", "A")

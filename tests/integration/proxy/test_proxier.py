@@ -9,6 +9,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import testpki
 from unit.proxy.objects import slice_of, subset, svc
 
 from client.api import Client
@@ -237,11 +238,12 @@ async def test_daemon_runs_inside_the_node_namespace(etcd: str, node_ns: str, tm
     sock = tmp_path / "api.sock"
     api = await root_conftest().start_apiserver(etcd, listen=["127.0.0.1:0", f"unix://{sock}"])
     try:
-        async with Client.from_server(api.address) as client:
+        async with api.client() as client:
             await create_web(client, "web", "10.96.0.5", ["10.244.1.5"])
             port = free_port()
             proc = await asyncio.create_subprocess_exec(
                 "nsenter", f"--net=/run/netns/{node_ns}", "--", kubelite(), "proxy", "--server", f"unix://{sock}",
+                *testpki.get().component_flags(),
                 "--node-name", "n1", "--mode", mode, "--metrics-port", str(port), "--metrics-address", "127.0.0.1",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
             try:

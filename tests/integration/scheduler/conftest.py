@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import testpki
 
 from client.api import Client
 from scheduler.daemon import Scheduler, Term, wait_leading
@@ -75,7 +77,8 @@ async def cli(server: str, *args: str, stdin: str | None = None, timeout: float 
     """Run the `kubelite` command as a user would, against `server`."""
     proc = await asyncio.create_subprocess_exec(
         KUBELITE, *args, "--server", server, stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "KUBELITE_CONFIG": testpki.get().cli_config()})
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout)
     return CliResult(proc.returncode or 0, out.decode(), err.decode())
 

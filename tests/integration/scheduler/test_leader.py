@@ -7,6 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
+import testpki
 from conftest import RunningApiserver
 from unit.scheduler.objects import node, pod
 
@@ -47,7 +48,7 @@ async def test_two_active_schedulers_never_double_bind(client: Client, apiserver
     """Two schedulers without leader election race for every pod; each pod is still bound exactly once."""
     for i in range(10):
         await client.create(node(f"n{i}", cpu="64", memory="128Gi", pods=200))
-    other = Client.from_server(apiserver.address)
+    other = apiserver.client()
     a = await start_scheduler(client, identity="a")
     b = await start_scheduler(other, identity="b")
     log = BindLog(client)
@@ -92,7 +93,8 @@ async def test_killing_the_leader_loses_no_pod(client: Client, apiserver: Runnin
     try:
         for ident in ("sched-a", "sched-b"):
             procs[ident] = await asyncio.create_subprocess_exec(
-                KUBELITE, "scheduler", "--server", apiserver.address, "--config", str(config), "--identity", ident,
+                KUBELITE, "scheduler", "--server", apiserver.address, *testpki.get().component_flags("scheduler"),
+                "--config", str(config), "--identity", ident,
                 "--log-level", "warning", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await eventually(lambda: _has_holder(client), timeout=30)
         leader = await _holder(client)

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+import testpki
 
 from apiserver.storage import interface as st
 from apiserver.storage.etcd import EtcdStorage, parse_endpoints
@@ -23,7 +24,7 @@ P = "/conformance/"
 @pytest.fixture(params=["direct", "group-commit"])
 async def storage(request: pytest.FixtureRequest, etcd: str) -> AsyncIterator[Storage]:
     """A connected EtcdStorage over an empty etcd, committing directly or through the group committer."""
-    store = EtcdStorage(parse_endpoints(etcd))
+    store = EtcdStorage(parse_endpoints(etcd), tls_files=testpki.get().etcd_tls())
     await store.connect(timeout=10)
     task = asyncio.create_task(store.run_group_commit()) if request.param == "group-commit" else None
     if task is not None:
