@@ -12,6 +12,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import testpki
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,7 +32,7 @@ from api.pb import core_pb2, discovery_pb2, networking_pb2
 from client.api import Client
 from ingress.controller import IngressConfig, IngressController
 from integration.proxy.conftest import MakeNetns
-from integration.proxy.proxyhelp import eventually, in_netns
+from integration.proxy.proxyhelp import eventually, in_netns, kubelite
 from integration.proxy.test_datapath import NODE_IP, POD_A, POD_B, Topology, build
 
 # HTTP on 8080 of each address: `<ip> <Host header> <path>`; /slow sends one line a second for 3 seconds.
@@ -322,3 +325,77 @@ async def test_warnings_become_events(client: Client, net: Topology, tmp_path: P
 
 async def _has(reasons: Any, want: set[str]) -> bool:
     return want <= await reasons()
+
+
+async def start_daemon(api: Any, net: Topology, state: Path, *credentials: str) -> asyncio.subprocess.Process:
+    """`kubelite ingress` as a node runs it, with only the credentials given (no config file to fall back on)."""
+    env = {**os.environ, "KUBELITE_CONFIG": str(state.parent / "no-config.yaml")}
+    return await asyncio.create_subprocess_exec(
+        kubelite(), "ingress", "--server", api.address, *credentials, "--node-name", "n1", "--state-dir", str(state),
+        "--netns", net.node, "--publish-address", NODE_IP, env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+
+
+async def stop_daemon(proc: asyncio.subprocess.Process) -> str:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    return err.decode()
+
+
+async def test_daemon_reaches_the_apiserver_as_its_node(apiserver: Any, client: Client, net: Topology,
+                                                        tmp_path: Path) -> None:
+    """`kubelite ingress` with its node's client certificate (system:node:n1, from the cluster CA) serves the
+    Ingresses over mutual TLS, publishes the node's address, and takes it out on SIGTERM."""
+    await backends(client)
+    await client.create(fanout([("/bar", "Prefix", "bar")]))
+    node = testpki.get().node("n1")
+    proc = await start_daemon(apiserver, net, tmp_path / "state", "--certificate-authority", testpki.get().ca_file,
+                              "--client-certificate", node["kubelet"], "--client-key", node["kubelet-key"])
+    try:
+        await serving(net, "foo.example", "/bar", POD_A, timeout=30)
+
+        async def published() -> bool:
+            ing = await client.get("ingresses", "fanout", "default")
+            return [i.ip for i in ing.status.load_balancer.ingress] == [NODE_IP]
+
+        await eventually(published, what="status.loadBalancer")
+    finally:
+        err = await stop_daemon(proc)
+    assert proc.returncode == 0, err
+    ing = await client.get("ingresses", "fanout", "default")
+    assert list(ing.status.load_balancer.ingress) == []
+
+
+@pytest.mark.parametrize(("credentials", "why"), [
+    pytest.param(lambda: ["--certificate-authority", testpki.get().ca_file], b"this client presents none",
+                 id="no-client-certificate"),
+    pytest.param(lambda: ["--certificate-authority", testpki.get().ca_file,
+                          "--client-certificate", testpki.foreign().path("admin"),
+                          "--client-key", testpki.foreign().path("admin", "key")],
+                 b"is not signed by the cluster CA", id="another-clusters-certificate"),
+])
+async def test_daemon_without_the_clusters_certificate_gets_nothing(apiserver: Any, client: Client, net: Topology,
+                                                                    tmp_path: Path, credentials: Any,
+                                                                    why: bytes) -> None:
+    """Without a client certificate of the cluster CA the apiserver answers the ingress controller nothing: it
+    says why in its log, configures no nginx and publishes no address; there is no plaintext to fall back on."""
+    await backends(client)
+    await client.create(fanout([("/bar", "Prefix", "bar")]))
+    state = tmp_path / "state"
+    proc = await start_daemon(apiserver, net, state, *credentials())
+    assert proc.stderr is not None
+    seen = b""
+
+    async def refused() -> bool:
+        nonlocal seen
+        with contextlib.suppress(TimeoutError):
+            seen += await asyncio.wait_for(proc.stderr.read(4096), 0.5)  # type: ignore[union-attr]
+        return why in seen
+    try:
+        await eventually(refused, timeout=30, what="the refusal in the controller's log")
+        assert not (state / "nginx.conf").exists()
+        ing = await client.get("ingresses", "fanout", "default")
+        assert list(ing.status.load_balancer.ingress) == []
+    finally:
+        await stop_daemon(proc)

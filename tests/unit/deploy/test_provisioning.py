@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,9 +47,38 @@ def test_unit_runs_the_bootstrap_command(tmp_path: Path) -> None:
     argv = bootstrap.proxy_argv(spec)
     unit = render_unit("proxy", argv, log_file=tmp_path / "proxy.log", after="containerd")
     exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    assert exec_line.endswith("proxy --server 192.168.56.10:6443 --node-name n1 --allow-root-netns --log-level info")
+    pki = tmp_path / "pki"
+    assert exec_line.endswith(f"proxy --server 192.168.56.10:6443 --certificate-authority {pki}/ca.crt "
+                              f"--client-certificate {pki}/kube-proxy.crt --client-key {pki}/kube-proxy.key "
+                              f"--node-name n1 --allow-root-netns --log-level info")
     assert "After=network-online.target kubelite-containerd.service" in unit
     assert f"StandardOutput=append:{tmp_path / 'proxy.log'}" in unit
+
+
+@pytest.mark.parametrize(("component", "identity"), [
+    pytest.param(lambda spec: bootstrap.kubelet_argv(spec, "/run/c.sock"), "kubelet", id="kubelet"),
+    pytest.param(bootstrap.proxy_argv, "kube-proxy", id="proxy"),
+    pytest.param(bootstrap.ingress_argv, "kubelet", id="ingress-speaks-for-its-node"),
+])
+@pytest.mark.parametrize("netns", [pytest.param("kl-n1", id="lab"), pytest.param(None, id="vm")])
+def test_node_components_present_the_nodes_certificates(tmp_path: Path, component: Any, identity: str,
+                                                        netns: str | None) -> None:
+    """Every node component reaches the apiserver over mutual TLS with a certificate the node joined for, checked
+    against the cluster CA: no token, no plaintext switch."""
+    spec = bootstrap.NodeSpec(name="n1", address="10.250.0.11", pod_cidr="10.244.1.0/24",
+                              server="10.250.0.2:6443", node_dir=tmp_path, netns=netns, join_token_file="/t",
+                              ingress=True, proxy_mode="nftables")
+    argv = component(spec)
+    pki = tmp_path / "pki"
+
+    def flag(name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert flag("--server") == "10.250.0.2:6443"
+    assert flag("--certificate-authority") == f"{pki}/ca.crt"
+    assert flag("--client-certificate") == f"{pki}/{identity}.crt"
+    assert flag("--client-key") == f"{pki}/{identity}.key"
+    assert not {a for a in argv if "token" in a or "insecure" in a or "plaintext" in a}
 
 
 def test_node_address_is_the_one_given(tmp_path: Path) -> None:
@@ -123,3 +154,23 @@ def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
     fast = bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path)
     assert "--config" not in bootstrap.scheduler_argv(fast)
     assert "--leader-elect-lease-duration" not in bootstrap.controller_manager_argv(fast)
+
+
+def test_control_plane_daemons_get_their_files(tmp_path: Path) -> None:
+    """The apiserver gets the Secrets' encryption key file and its TLS files as paths under the data dir; the
+    registry serves mutual TLS with its own certificate; containerd pulls from it with the node's certificate."""
+    spec = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path)
+    argv = bootstrap.apiserver_argv(spec)
+    flags = dict(itertools.pairwise(argv))
+    assert flags["--encryption-provider-config"] == str(tmp_path / "encryption-config.yaml")
+    assert flags["--tls-cert-file"] == str(tmp_path / "pki" / "apiserver.crt")
+    registry = dict(itertools.pairwise(bootstrap.registry_argv(spec)))
+    assert (registry["--listen"], registry["--tls-cert-file"], registry["--client-ca-file"]) == (
+        "192.168.56.10:5000", str(tmp_path / "pki" / "registry.crt"), str(tmp_path / "pki" / "ca.crt"))
+    node = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
+                              server="192.168.56.10:6443", node_dir=tmp_path / "node")
+    cfg = bootstrap.containerd_config(node)
+    assert cfg.registry_mirror == "https://192.168.56.10:5000"
+    assert cfg.registry_tls == bootstrap.registry.MirrorTLS(str(tmp_path / "node" / "pki" / "ca.crt"),
+                                                            str(tmp_path / "node" / "pki" / "kubelet.crt"),
+                                                            str(tmp_path / "node" / "pki" / "kubelet.key"))
