@@ -76,7 +76,9 @@ class Nginx:
     def prepare(self) -> None:
         """The state directory with the temp directories nginx's workers write."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "certs").mkdir(mode=0o700, exist_ok=True)
+        certs = self.state_dir / "certs"  # the Secrets' keys: nobody else reads them
+        certs.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(certs, 0o700)
         tmp = self.state_dir / "tmp"
         tmp.mkdir(exist_ok=True)
         uid, gid = _ids()
