@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import grp
 import os
 import pwd
@@ -27,11 +26,10 @@ TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 WORKER_USER = "nobody"  # nginx's own default: workers run unprivileged
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _stop_with_parent() -> None:
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
+# If the controller dies, nginx is told to stop (gracefully), so a new controller can take the ports. setpriv
+# sets the signal and execs (nsenter and nginx keep it): no Python runs between fork and exec, which in a process
+# with gRPC's threads can crash the child.
+STOP_WITH_PARENT = ("setpriv", "--pdeathsig", "SIGQUIT")
 
 
 def _stop_pid(pid: int, grace: float) -> None:
@@ -118,8 +116,7 @@ class Nginx:
     async def start(self) -> None:
         """Start the master on the configuration in place (in the node's namespace when one is given)."""
         prefix = ["nsenter", f"--net={self.netns}", "--"] if self.netns else []
-        # If the controller dies, nginx is told to stop (gracefully): a new controller can take the ports.
-        self.proc = await asyncio.create_subprocess_exec(*prefix, *self._argv(self.conf), preexec_fn=_stop_with_parent)
+        self.proc = await asyncio.create_subprocess_exec(*STOP_WITH_PARENT, *prefix, *self._argv(self.conf))
         log.info("nginx_started", pid=self.proc.pid)
 
     @property

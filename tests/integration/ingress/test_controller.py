@@ -367,6 +367,25 @@ async def test_daemon_reaches_the_apiserver_as_its_node(apiserver: Any, client: 
     assert list(ing.status.load_balancer.ingress) == []
 
 
+async def test_nginx_stops_when_the_controller_is_killed(apiserver: Any, client: Client, net: Topology,
+                                                        tmp_path: Path) -> None:
+    """A controller killed outright takes its nginx with it (gracefully), so a new one can take the ports."""
+    await backends(client)
+    await client.create(fanout([("/bar", "Prefix", "bar")]))
+    node = testpki.get().node("n1")
+    state = tmp_path / "state"
+    proc = await start_daemon(apiserver, net, state, "--certificate-authority", testpki.get().ca_file,
+                              "--client-certificate", node["kubelet"], "--client-key", node["kubelet-key"])
+    try:
+        await serving(net, "foo.example", "/bar", POD_A, timeout=30)
+        master = int((state / "nginx.pid").read_text().split()[0])
+        assert b"nginx" in Path(f"/proc/{master}/cmdline").read_bytes()  # noqa: ASYNC240
+        proc.kill()
+        await eventually(lambda: not Path(f"/proc/{master}").exists(), timeout=15, what="nginx to stop")
+    finally:
+        await stop_daemon(proc)
+
+
 @pytest.mark.parametrize(("credentials", "why"), [
     pytest.param(lambda: ["--certificate-authority", testpki.get().ca_file], b"this client presents none",
                  id="no-client-certificate"),
