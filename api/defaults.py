@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
-from api.pb import apps_pb2, batch_pb2, core_pb2, scheduling_pb2, storage_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, scheduling_pb2, storage_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
@@ -148,7 +148,8 @@ def service(s: core_pb2.Service) -> None:
             port.protocol = "TCP"
         if not port.target_port:
             port.target_port = str(port.port)
-    if spec.type in ("NodePort", "LoadBalancer") and not spec.external_traffic_policy:
+    if (spec.type in ("NodePort", "LoadBalancer") or (spec.type == "ClusterIP" and spec.external_ips)) \
+            and not spec.external_traffic_policy:
         spec.external_traffic_policy = "Cluster"
     if spec.type != "ExternalName" and not spec.HasField("internal_traffic_policy"):
         spec.internal_traffic_policy = "Cluster"
@@ -303,6 +304,14 @@ def statefulset(st: apps_pb2.StatefulSet) -> None:
     _template(s.template)
 
 
+def endpoint_slice(es: discovery_pb2.EndpointSlice) -> None:
+    for port in es.ports:
+        if not port.HasField("name"):
+            port.name = ""
+        if not port.HasField("protocol"):
+            port.protocol = "TCP"
+
+
 _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "Pod": pod,
     "Service": service,
@@ -316,6 +325,7 @@ _DEFAULTS: dict[str, Callable[[Any], None]] = {
     "PersistentVolume": persistent_volume,
     "PersistentVolumeClaim": persistent_volume_claim,
     "StorageClass": storage_class,
+    "EndpointSlice": endpoint_slice,
     "Job": job,
     "CronJob": cronjob,
     "DaemonSet": daemonset,

@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from api.errors import InvalidError, UnsupportedError
-from api.pb import api_pb2, apps_pb2, batch_pb2, bootstrap_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
+from api.pb import (
+    api_pb2,
+    apps_pb2,
+    batch_pb2,
+    bootstrap_pb2,
+    core_pb2,
+    discovery_pb2,
+    networking_pb2,
+    policy_pb2,
+    scheduling_pb2,
+    storage_pb2,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,11 @@ KINDS: tuple[Kind, ...] = (
          "persistent_volume_claim"),
     Kind("StorageClass", "storageclasses", ("sc",), False, "storage.k8s.io/v1", storage_pb2.StorageClass,
          "storage_class", False),
+    Kind("Ingress", "ingresses", ("ing",), True, "networking.k8s.io/v1", networking_pb2.Ingress, "ingress"),
+    Kind("IngressClass", "ingressclasses", (), False, "networking.k8s.io/v1", networking_pb2.IngressClass,
+         "ingress_class", False),
+    Kind("EndpointSlice", "endpointslices", (), True, "discovery.k8s.io/v1", discovery_pb2.EndpointSlice,
+         "endpoint_slice", False),
     Kind("Job", "jobs", (), True, "batch/v1", batch_pb2.Job, "job"),
     Kind("CronJob", "cronjobs", ("cj",), True, "batch/v1", batch_pb2.CronJob, "cron_job"),
     Kind("DaemonSet", "daemonsets", ("ds",), True, "apps/v1", apps_pb2.DaemonSet, "daemon_set"),

@@ -92,6 +92,15 @@ ALWAYS: dict[str, frozenset[str]] = {
     "Lease": frozenset({"metadata", "spec"}),
     # scheduling.k8s.io/v1
     "PriorityClass": frozenset({"metadata", "value"}),
+    # networking.k8s.io/v1 and discovery.k8s.io/v1
+    "Ingress": _TOP,
+    "IngressStatus": frozenset({"loadBalancer"}),
+    "HTTPIngressPath": frozenset({"backend"}),
+    "IngressServiceBackend": frozenset({"name", "port"}),
+    "IngressPortStatus": frozenset({"port", "protocol"}),
+    "IngressClass": frozenset({"metadata", "spec"}),
+    "EndpointSlice": frozenset({"metadata", "addressType"}),
+    "SliceEndpoint": frozenset({"conditions"}),
     # batch/v1
     "Job": _TOP,
     "JobSpec": frozenset({"template"}),

@@ -17,7 +17,18 @@ from google.protobuf.message import Message
 
 from api import intstr, kinds, labels, names, quantity, text, volumes
 from api.errors import FieldError
-from api.pb import apps_pb2, batch_pb2, bootstrap_pb2, core_pb2, meta_pb2, policy_pb2, scheduling_pb2, storage_pb2
+from api.pb import (
+    apps_pb2,
+    batch_pb2,
+    bootstrap_pb2,
+    core_pb2,
+    discovery_pb2,
+    meta_pb2,
+    networking_pb2,
+    policy_pb2,
+    scheduling_pb2,
+    storage_pb2,
+)
 
 Errs = list[FieldError]
 
@@ -607,6 +618,54 @@ def validate_service(svc: core_pb2.Service, errs: Errs) -> None:
                                    "must not be set when `sessionAffinity` is None"))
     if s.external_traffic_policy not in ("", "Cluster", "Local"):
         errs.append(_unsupported("spec.externalTrafficPolicy", s.external_traffic_policy, ("Cluster", "Local")))
+    _service_networking(svc, errs)
+
+
+def externally_accessible(svc: core_pb2.Service) -> bool:
+    """Kubernetes' ExternallyAccessible: reachable from outside the cluster, so externalTrafficPolicy applies."""
+    return svc.spec.type in ("NodePort", "LoadBalancer") or (svc.spec.type in ("", "ClusterIP")
+                                                             and bool(svc.spec.external_ips))
+
+
+def _service_networking(svc: core_pb2.Service, errs: Errs) -> None:
+    """Traffic policies, source ranges and address families: each either honoured by the proxy or refused."""
+    s = svc.spec
+    if s.external_traffic_policy and not externally_accessible(svc):
+        errs.append(FieldError("spec.externalTrafficPolicy", "Invalid value",
+                               "may only be set for externally-accessible services", s.external_traffic_policy))
+    if s.health_check_node_port:
+        if s.type != "LoadBalancer" or s.external_traffic_policy != "Local":
+            errs.append(FieldError("spec.healthCheckNodePort", "Invalid value", "may only be set when `type` is "
+                                   "'LoadBalancer' and `externalTrafficPolicy` is 'Local'", s.health_check_node_port))
+        elif not 1 <= s.health_check_node_port <= 65535:
+            errs.append(FieldError("spec.healthCheckNodePort", "Invalid value",
+                                   "must be between 1 and 65535, inclusive", s.health_check_node_port))
+        elif any(p.node_port == s.health_check_node_port for p in s.ports):
+            errs.append(FieldError("spec.healthCheckNodePort", "Duplicate value", "used by a node port",
+                                   s.health_check_node_port))
+    if s.HasField("internal_traffic_policy"):
+        if s.type == "ExternalName":
+            errs.append(FieldError("spec.internalTrafficPolicy", "Forbidden",
+                                   "may not be set when `type` is 'ExternalName'"))
+        elif s.internal_traffic_policy not in ("Cluster", "Local"):
+            errs.append(_unsupported("spec.internalTrafficPolicy", s.internal_traffic_policy, ("Cluster", "Local")))
+    if s.load_balancer_source_ranges and s.type != "LoadBalancer":
+        errs.append(FieldError("spec.loadBalancerSourceRanges", "Forbidden",
+                               "may only be used when `type` is 'LoadBalancer'"))
+    for i, cidr in enumerate(s.load_balancer_source_ranges):
+        try:
+            ipaddress.IPv4Network(cidr.strip(), strict=False)
+        except ValueError:
+            errs.append(FieldError(f"spec.loadBalancerSourceRanges[{i}]", "Invalid value",
+                                   "must be an IPv4 CIDR (kubelite's service proxy is IPv4 only)", cidr))
+    # The proxy and the cluster are IPv4 only: any other family would be accepted and never served.
+    for i, family in enumerate(s.ip_families):
+        if family != "IPv4":
+            errs.append(_unsupported(f"spec.ipFamilies[{i}]", family, ("IPv4",)))
+    if s.HasField("ip_family_policy") and s.ip_family_policy not in ("SingleStack", "PreferDualStack"):
+        why = ("this cluster is IPv4 only" if s.ip_family_policy == "RequireDualStack"
+               else 'supported values: "SingleStack", "PreferDualStack"')
+        errs.append(FieldError("spec.ipFamilyPolicy", "Unsupported value", why, s.ip_family_policy))
 
 
 def validate_service_update(new: core_pb2.Service, old: core_pb2.Service, errs: Errs) -> None:
@@ -995,6 +1054,213 @@ def validate_storage_class_update(new: storage_pb2.StorageClass, old: storage_pb
             errs.append(FieldError(json_name, "Forbidden", "updates to " + json_name + " are forbidden."))
 
 
+# ---------------------------------------------------------------- networking.k8s.io and discovery.k8s.io
+
+PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
+ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+# Kubernetes' invalid path sequences for Exact and Prefix paths.
+_BAD_PATH_PARTS = ("//", "/./", "/../", "%2f", "%2F")
+_BAD_PATH_ENDS = ("/..", "/.")
+MAX_SLICE_ENDPOINTS = 1000
+MAX_SLICE_PORTS = 100
+
+
+def _host(value: str, path: str, errs: Errs) -> None:
+    """A rule or TLS host: a DNS subdomain, optionally with a leading "*." wildcard, never an IP address."""
+    try:
+        ipaddress.ip_address(value)
+        errs.append(FieldError(path, "Invalid value", "must be a DNS name, not an IP address", value))
+        return
+    except ValueError:
+        pass
+    name = value[2:] if value.startswith("*.") else value
+    if why := names.dns1123_subdomain(name):
+        if value.startswith("*."):
+            why = "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain"
+        errs.append(FieldError(path, "Invalid value", why, value))
+
+
+def _ingress_backend(b: networking_pb2.IngressBackend, path: str, errs: Errs) -> None:
+    if b.HasField("resource"):
+        # Kubernetes allows any object here; kubelite's controller routes to Services only.
+        errs.append(FieldError(f"{path}.resource", "Unsupported value",
+                               "kubelite's ingress controller routes to Services only: use `service`",
+                               f"{b.resource.kind}/{b.resource.name}"))
+        return
+    if not b.HasField("service"):
+        errs.append(FieldError(path, "Invalid value", "one backend (service) must be specified"))
+        return
+    svc = b.service
+    if not svc.name:
+        errs.append(FieldError(f"{path}.service.name", "Required value"))
+    elif why := names.dns1035_label(svc.name):
+        errs.append(FieldError(f"{path}.service.name", "Invalid value", why, svc.name))
+    port = svc.port
+    if port.name and port.number:
+        errs.append(FieldError(f"{path}.service.port", "Invalid value", "cannot set both port name & port number"))
+    elif port.name:
+        if why := names.iana_svc_name(port.name):
+            errs.append(FieldError(f"{path}.service.port.name", "Invalid value", why, port.name))
+    elif port.number:
+        if not 1 <= port.number <= 65535:
+            errs.append(FieldError(f"{path}.service.port.number", "Invalid value",
+                                   "must be between 1 and 65535, inclusive", port.number))
+    else:
+        errs.append(FieldError(f"{path}.service.port", "Invalid value", "port name or number is required"))
+
+
+def _ingress_path(p: networking_pb2.HTTPIngressPath, path: str, errs: Errs) -> None:
+    if not p.path_type:
+        errs.append(FieldError(f"{path}.pathType", "Required value", "pathType must be specified"))
+    elif p.path_type not in PATH_TYPES:
+        errs.append(_unsupported(f"{path}.pathType", p.path_type, PATH_TYPES))
+    if p.path_type in ("Exact", "Prefix") or p.path:
+        if not p.path.startswith("/"):
+            errs.append(FieldError(f"{path}.path", "Invalid value", "must be an absolute path", p.path))
+        elif p.path_type in ("Exact", "Prefix"):
+            for bad in _BAD_PATH_PARTS:
+                if bad in p.path:
+                    errs.append(FieldError(f"{path}.path", "Invalid value", f"must not contain '{bad}'", p.path))
+            for bad in _BAD_PATH_ENDS:
+                if p.path.endswith(bad):
+                    errs.append(FieldError(f"{path}.path", "Invalid value", f"cannot end with '{bad}'", p.path))
+    _ingress_backend(p.backend, f"{path}.backend", errs)
+
+
+def validate_ingress(ing: networking_pb2.Ingress, errs: Errs) -> None:
+    s = ing.spec
+    if s.HasField("ingress_class_name") and (why := names.dns1123_subdomain(s.ingress_class_name)):
+        errs.append(FieldError("spec.ingressClassName", "Invalid value", why, s.ingress_class_name))
+    if not s.rules and not s.HasField("default_backend"):
+        errs.append(FieldError("spec.rules", "Invalid value", "either `defaultBackend` or `rules` must be specified"))
+    if s.HasField("default_backend"):
+        _ingress_backend(s.default_backend, "spec.defaultBackend", errs)
+    for i, rule in enumerate(s.rules):
+        p = f"spec.rules[{i}]"
+        if rule.host:
+            _host(rule.host, f"{p}.host", errs)
+        if not rule.HasField("http"):
+            errs.append(FieldError(f"{p}.http", "Required value", "kubelite's ingress controller serves HTTP rules"))
+            continue
+        if not rule.http.paths:
+            errs.append(FieldError(f"{p}.http.paths", "Required value"))
+        for j, hp in enumerate(rule.http.paths):
+            _ingress_path(hp, f"{p}.http.paths[{j}]", errs)
+    for i, tls in enumerate(s.tls):
+        for j, host in enumerate(tls.hosts):
+            _host(host, f"spec.tls[{i}].hosts[{j}]", errs)
+        if tls.secret_name and (why := names.dns1123_subdomain(tls.secret_name)):
+            errs.append(FieldError(f"spec.tls[{i}].secretName", "Invalid value", why, tls.secret_name))
+    validate_ingress_status(ing, errs)
+
+
+def validate_ingress_status(ing: networking_pb2.Ingress, errs: Errs) -> None:
+    for i, lb in enumerate(ing.status.load_balancer.ingress):
+        if lb.ip:
+            _ip(lb.ip, f"status.loadBalancer.ingress[{i}].ip", errs)
+        if lb.hostname and (why := names.dns1123_subdomain(lb.hostname)):
+            errs.append(FieldError(f"status.loadBalancer.ingress[{i}].hostname", "Invalid value", why, lb.hostname))
+
+
+def _domain_prefixed_path(value: str) -> str | None:
+    """Why `value` is not a domain-prefixed path (`acme.io/foo`), or None."""
+    domain, sep, rest = value.partition("/")
+    if not sep or not rest:
+        return 'must be a domain-prefixed path (such as "acme.io/foo")'
+    return names.dns1123_subdomain(domain)
+
+
+def validate_ingress_class(ic: networking_pb2.IngressClass, errs: Errs) -> None:
+    c = ic.spec.controller
+    if not c:
+        errs.append(FieldError("spec.controller", "Required value"))
+    elif len(c) > 250:
+        errs.append(FieldError("spec.controller", "Too long", "must have at most 250 bytes"))
+    elif why := _domain_prefixed_path(c):
+        errs.append(FieldError("spec.controller", "Invalid value", why, c))
+    value = ic.metadata.annotations.get(DEFAULT_CLASS_ANNOTATION)
+    if value is not None and value not in ("true", "false"):
+        errs.append(FieldError(f"metadata.annotations[{DEFAULT_CLASS_ANNOTATION}]", "Invalid value",
+                               'must be "true" or "false"', value))
+    if ic.spec.HasField("parameters"):
+        p = ic.spec.parameters
+        for field, json in (("kind", "kind"), ("name", "name")):
+            if not getattr(p, field):
+                errs.append(FieldError(f"spec.parameters.{json}", "Required value"))
+        scope = p.scope if p.HasField("scope") else "Cluster"
+        if scope not in ("Cluster", "Namespace"):
+            errs.append(_unsupported("spec.parameters.scope", scope, ("Cluster", "Namespace")))
+        elif scope == "Namespace" and not p.namespace:
+            errs.append(FieldError("spec.parameters.namespace", "Required value",
+                                   "`parameters.scope` is set to 'Namespace'"))
+        elif scope == "Cluster" and p.HasField("namespace"):
+            errs.append(FieldError("spec.parameters.namespace", "Forbidden",
+                                   "`parameters.scope` is set to 'Cluster'"))
+
+
+def validate_ingress_class_update(new: networking_pb2.IngressClass, old: networking_pb2.IngressClass,
+                                  errs: Errs) -> None:
+    if new.spec.controller != old.spec.controller:
+        errs.append(FieldError("spec.controller", "Invalid value", "field is immutable", new.spec.controller))
+
+
+def validate_endpoint_slice(es: discovery_pb2.EndpointSlice, errs: Errs) -> None:
+    if not es.address_type:
+        errs.append(FieldError("addressType", "Required value"))
+    elif es.address_type not in ADDRESS_TYPES:
+        errs.append(_unsupported("addressType", es.address_type, ADDRESS_TYPES))
+    if len(es.endpoints) > MAX_SLICE_ENDPOINTS:
+        errs.append(FieldError("endpoints", "Too many", f"must have at most {MAX_SLICE_ENDPOINTS} items",
+                               len(es.endpoints)))
+    for i, ep in enumerate(es.endpoints):
+        p = f"endpoints[{i}]"
+        if not ep.addresses:
+            errs.append(FieldError(f"{p}.addresses", "Required value", "must contain at least 1 address"))
+        elif len(ep.addresses) > 100:
+            errs.append(FieldError(f"{p}.addresses", "Too many", "must have at most 100 items", len(ep.addresses)))
+        for j, address in enumerate(ep.addresses):
+            ap = f"{p}.addresses[{j}]"
+            if es.address_type not in ADDRESS_TYPES:
+                continue
+            if es.address_type == "FQDN":
+                if why := names.dns1123_subdomain(address):
+                    errs.append(FieldError(ap, "Invalid value", why, address))
+                continue
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                errs.append(FieldError(ap, "Invalid value", "must be a valid IP address", address))
+                continue
+            if (ip.version == 4) != (es.address_type == "IPv4"):
+                errs.append(FieldError(ap, "Invalid value", f"must be an {es.address_type} address", address))
+        if ep.HasField("hostname") and (why := names.dns1123_label(ep.hostname)):
+            errs.append(FieldError(f"{p}.hostname", "Invalid value", why, ep.hostname))
+        if ep.HasField("node_name") and (why := names.dns1123_subdomain(ep.node_name)):
+            errs.append(FieldError(f"{p}.nodeName", "Invalid value", why, ep.node_name))
+    if len(es.ports) > MAX_SLICE_PORTS:
+        errs.append(FieldError("ports", "Too many", f"must have at most {MAX_SLICE_PORTS} items", len(es.ports)))
+    seen: set[str] = set()
+    for i, port in enumerate(es.ports):
+        p = f"ports[{i}]"
+        if port.name:
+            if why := names.dns1123_label(port.name):
+                errs.append(FieldError(f"{p}.name", "Invalid value", why, port.name))
+            elif port.name in seen:
+                errs.append(FieldError(f"{p}.name", "Duplicate value", "", port.name))
+            seen.add(port.name)
+        if port.HasField("protocol") and port.protocol not in PROTOCOLS:
+            errs.append(_unsupported(f"{p}.protocol", port.protocol, PROTOCOLS))
+        if port.HasField("port") and not 1 <= port.port <= 65535:
+            errs.append(FieldError(f"{p}.port", "Invalid value", "must be between 1 and 65535, inclusive", port.port))
+
+
+def validate_endpoint_slice_update(new: discovery_pb2.EndpointSlice, old: discovery_pb2.EndpointSlice,
+                                   errs: Errs) -> None:
+    if new.address_type != old.address_type:
+        errs.append(FieldError("addressType", "Invalid value", "field is immutable", new.address_type))
+
+
 # ---------------------------------------------------------------- jobs, cron jobs, daemon sets, stateful sets, budgets
 
 COMPLETION_MODES = ("NonIndexed", "Indexed")
@@ -1295,6 +1561,9 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "PersistentVolume": validate_persistent_volume,
     "PersistentVolumeClaim": validate_persistent_volume_claim,
     "StorageClass": validate_storage_class,
+    "Ingress": validate_ingress,
+    "IngressClass": validate_ingress_class,
+    "EndpointSlice": validate_endpoint_slice,
     "Job": validate_job,
     "CronJob": validate_cronjob,
     "DaemonSet": validate_daemonset,
@@ -1323,6 +1592,8 @@ _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
     "PersistentVolume": validate_persistent_volume_update,
     "PersistentVolumeClaim": validate_persistent_volume_claim_update,
     "StorageClass": validate_storage_class_update,
+    "IngressClass": validate_ingress_class_update,
+    "EndpointSlice": validate_endpoint_slice_update,
     "Job": validate_job_update,
     "DaemonSet": _selector_immutable,
     "StatefulSet": validate_statefulset_update,

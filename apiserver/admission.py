@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from api import kinds, volumes
 from api.errors import ForbiddenError, NotFoundError
-from api.pb import core_pb2, scheduling_pb2
+from api.pb import core_pb2, networking_pb2, scheduling_pb2
 from apiserver.authn import UserInfo
 
 CREATE = "CREATE"
@@ -243,6 +243,45 @@ class DefaultStorageClass:
         chosen = volumes.default_class(e.obj for e in self.cache.store(self.classes).objects.values())
         if chosen is not None:
             pvc.spec.storage_class_name = chosen.metadata.name
+
+    async def validate(self, a: Attributes) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- ingress classes
+
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"  # the class before ingressClassName existed
+
+
+def default_ingress_class(classes: Iterable[networking_pb2.IngressClass]) -> networking_pb2.IngressClass | None:
+    """The class marked default (the newest one if several are), as Kubernetes' DefaultIngressClass picks it."""
+    marked = [c for c in classes if c.metadata.annotations.get("ingressclass.kubernetes.io/is-default-class") == "true"]
+    if not marked:
+        return None
+    return max(marked, key=lambda c: (c.metadata.creation_timestamp.seconds, c.metadata.creation_timestamp.nanos,
+                                      c.metadata.name))
+
+
+class DefaultIngressClass:
+    """A new Ingress that names no class gets the default IngressClass (Kubernetes' DefaultIngressClass)."""
+
+    name = "DefaultIngressClass"
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"Ingress"})
+    operations = frozenset({CREATE})
+
+    def __init__(self, cache: Any, written: Callable[[str], int]) -> None:
+        self.cache = cache
+        self.written = written
+        self.kind = kinds.lookup("ingressclasses")
+
+    async def admit(self, a: Attributes) -> None:
+        ing: networking_pb2.Ingress = a.obj  # type: ignore[assignment]
+        if ing.spec.HasField("ingress_class_name") or INGRESS_CLASS_ANNOTATION in ing.metadata.annotations:
+            return
+        await self.cache.wait_for(self.written(self.kind.resource))
+        found = default_ingress_class(e.obj for e in self.cache.store(self.kind).objects.values())
+        if found is not None:
+            ing.spec.ingress_class_name = found.metadata.name
 
     async def validate(self, a: Attributes) -> None:
         pass

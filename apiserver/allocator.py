@@ -153,6 +153,8 @@ def claims(svc: core_pb2.Service) -> set[str]:
             out.add(port_key(p.node_port, p.protocol or "TCP"))
     if loadbalancer.allocated_ip(svc):
         out.add(lb_key(loadbalancer.allocated_ip(svc)))
+    if svc.spec.health_check_node_port:
+        out.add(port_key(svc.spec.health_check_node_port, "TCP"))
     return out
 
 
@@ -162,6 +164,11 @@ def needs_node_ports(svc: core_pb2.Service) -> bool:
     if svc.spec.type == "LoadBalancer":
         return not svc.spec.HasField("allocate_load_balancer_node_ports") or svc.spec.allocate_load_balancer_node_ports
     return False
+
+
+def needs_health_check_port(svc: core_pb2.Service) -> bool:
+    """Kubernetes allocates a healthCheckNodePort to LoadBalancer Services with externalTrafficPolicy Local."""
+    return svc.spec.type == "LoadBalancer" and svc.spec.external_traffic_policy == "Local"
 
 
 def check_requested(svc: core_pb2.Service, ranges: Ranges) -> list[FieldError]:
@@ -186,4 +193,8 @@ def check_requested(svc: core_pb2.Service, ranges: Ranges) -> list[FieldError]:
     if wanted and loadbalancer.is_ours(svc) and ranges.lb_pool is not None and wanted not in ranges.lb_pool:
         errs.append(FieldError("spec.loadBalancerIP", "Invalid value",
                                f"not in the load-balancer pool {ranges.lb_pool.text}", wanted))
+    hc = svc.spec.health_check_node_port
+    if hc and not lo <= hc <= hi:
+        errs.append(FieldError("spec.healthCheckNodePort", "Invalid value",
+                               f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}", hc))
     return errs

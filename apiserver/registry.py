@@ -90,6 +90,7 @@ class Registry:
             admission.PriorityClassDefault(cache, self.written),
             admission.NamespaceLifecycle(cache, self.written),
             admission.DefaultStorageClass(cache, self.written),
+            admission.DefaultIngressClass(cache, self.written),
         ])
         self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, reuse until)
 

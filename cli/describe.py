@@ -7,7 +7,7 @@ from google.protobuf.message import Message
 
 from api import convert, kinds, labels, loadbalancer
 from api.errors import NotFoundError
-from api.pb import apps_pb2, batch_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, networking_pb2, policy_pb2, scheduling_pb2, storage_pb2
 from cli import printers
 from cli.common import connection_options, run
 from client.api import Client
@@ -331,6 +331,61 @@ def _storage_class(lines: Lines, sc: storage_pb2.StorageClass) -> None:
     _kv(lines, "VolumeBindingMode", sc.volume_binding_mode or "Immediate")
 
 
+def _backend_text(b: networking_pb2.IngressBackend) -> str:
+    port = b.service.port
+    return f"{b.service.name}:{port.name or port.number}"
+
+
+def _ingress(lines: Lines, ing: networking_pb2.Ingress) -> None:
+    _kv(lines, "Ingress Class", ing.spec.ingress_class_name if ing.spec.HasField("ingress_class_name") else "<none>")
+    _kv(lines, "Address", ",".join(i.ip or i.hostname for i in ing.status.load_balancer.ingress))
+    default = _backend_text(ing.spec.default_backend) if ing.spec.HasField("default_backend") else "<default>"
+    _kv(lines, "Default backend", default)
+    if ing.spec.tls:
+        lines.append("TLS:")
+        for t in ing.spec.tls:
+            lines.append(f"  {t.secret_name or '<default>'} terminates {','.join(t.hosts)}")
+    lines.append("Rules:")
+    lines.append("  Host        Path  Backends")
+    lines.append("  ----        ----  --------")
+    for rule in ing.spec.rules:
+        lines.append(f"  {rule.host or '*'}")
+        for p in rule.http.paths:
+            lines.append(f"              {p.path or '/'}   {_backend_text(p.backend)} ({p.path_type})")
+
+
+def _ingress_class(lines: Lines, ic: networking_pb2.IngressClass) -> None:
+    _kv(lines, "Controller", ic.spec.controller)
+    if ic.spec.HasField("parameters"):
+        p = ic.spec.parameters
+        lines.append("Parameters:")
+        for key, value in (("APIGroup", p.api_group), ("Kind", p.kind), ("Name", p.name), ("Scope", p.scope),
+                           ("Namespace", p.namespace)):
+            if value:
+                lines.append(f"  {key}:  {value}")
+
+
+def _endpoint_slice(lines: Lines, es: discovery_pb2.EndpointSlice) -> None:
+    _kv(lines, "AddressType", es.address_type)
+    lines.append("Ports:")
+    lines.append("  Name     Port  Protocol")
+    lines.append("  ----     ----  --------")
+    for p in es.ports:
+        lines.append(f"  {p.name or '<unset>':<8} {p.port if p.HasField('port') else '<unset>'}  {p.protocol}")
+    lines.append("Endpoints:")
+    for e in es.endpoints:
+        lines.append(f"  - Addresses:  {','.join(e.addresses)}")
+        c = e.conditions
+        lines.append("    Conditions:")
+        for key, field in (("Ready", "ready"), ("Serving", "serving"), ("Terminating", "terminating")):
+            value = str(getattr(c, field)).lower() if c.HasField(field) else "<unset>"
+            lines.append(f"      {key + ':':<13}{value}")
+        lines.append(f"    Hostname:     {e.hostname if e.HasField('hostname') else '<unset>'}")
+        if e.HasField("target_ref"):
+            lines.append(f"    TargetRef:    {e.target_ref.kind}/{e.target_ref.name}")
+        lines.append(f"    NodeName:     {e.node_name if e.HasField('node_name') else '<unset>'}")
+
+
 def _conditions(lines: Lines, conds: object) -> None:
     conds = list(conds)  # type: ignore[call-overload]
     if conds:
@@ -435,7 +490,8 @@ _DETAIL = {"Pod": _pod, "PriorityClass": _priority_class, "ConfigMap": _config_m
            "PersistentVolume": _persistent_volume,
            "PersistentVolumeClaim": _persistent_volume_claim, "StorageClass": _storage_class,
            "Deployment": _deployment, "ReplicaSet": _replicaset, "Service": _service, "Node": _node,
-           "Endpoints": _endpoints, "Job": _job, "CronJob": _cronjob, "DaemonSet": _daemonset,
+           "Endpoints": _endpoints, "Ingress": _ingress, "IngressClass": _ingress_class,
+           "EndpointSlice": _endpoint_slice, "Job": _job, "CronJob": _cronjob, "DaemonSet": _daemonset,
            "StatefulSet": _statefulset, "PodDisruptionBudget": _pdb}
 
 

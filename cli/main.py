@@ -21,6 +21,7 @@ from cli.daemons import (
     dns,
     hollow,
     images,
+    ingress,
     kubelet,
     lab,
     proxy,
@@ -52,13 +53,14 @@ MODULES = (
     proxy,
     speaker,
     dns,
+    ingress,
     supervise,
     vm,
 )
 
 
 # Long-running components: a crash leaves its traceback in the component's log, where it helps.
-DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "speaker", "dns",
+DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "proxy", "speaker", "dns", "ingress",
                      "hollow-nodes", "supervise", "registry"})
 
 

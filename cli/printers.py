@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from api import convert, kinds
-from api.pb import apps_pb2, batch_pb2, core_pb2, policy_pb2, scheduling_pb2, storage_pb2
+from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, networking_pb2, policy_pb2, scheduling_pb2, storage_pb2
 
 Row = list[str]
 
@@ -219,6 +219,8 @@ def _leases(lease: apps_pb2.Lease, wide: bool) -> Row:
 def _priority_classes(pc: scheduling_pb2.PriorityClass, wide: bool) -> Row:
     return [pc.metadata.name, str(pc.value), str(pc.global_default).lower(), age(pc.metadata.creation_timestamp),
             pc.preemption_policy]
+
+
 def _bootstrap_tokens(t: Any, wide: bool) -> Row:
     exp = t.spec.expiration
     if not exp.seconds:
@@ -229,6 +231,34 @@ def _bootstrap_tokens(t: Any, wide: bool) -> Row:
         ttl = "<expired>" if left <= 0 else duration(left)
         expires = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     return [t.metadata.name, ttl, expires, t.spec.description or "<none>", age(t.metadata.creation_timestamp)]
+
+
+def _more(items: Sequence[str], limit: int, sep: str = ",") -> str:
+    if len(items) > limit:
+        return sep.join(items[:limit]) + f" + {len(items) - limit} more..."
+    return sep.join(items)
+
+
+def _ingresses(ing: networking_pb2.Ingress, wide: bool) -> Row:
+    hosts = [r.host or "*" for r in ing.spec.rules]
+    address = [i.ip or i.hostname for i in ing.status.load_balancer.ingress]
+    ports = "80, 443" if ing.spec.tls else "80"
+    cls = ing.spec.ingress_class_name if ing.spec.HasField("ingress_class_name") else "<none>"
+    return [ing.metadata.name, cls, _more(hosts, 4) or "*", ",".join(address), ports,
+            age(ing.metadata.creation_timestamp)]
+
+
+def _ingress_classes(ic: networking_pb2.IngressClass, wide: bool) -> Row:
+    p = ic.spec.parameters
+    params = "/".join(x for x in (p.api_group, p.kind, p.name) if x) if p.name else "<none>"
+    return [ic.metadata.name, ic.spec.controller, params, age(ic.metadata.creation_timestamp)]
+
+
+def _endpoint_slices(es: discovery_pb2.EndpointSlice, wide: bool) -> Row:
+    ports = [str(p.port) if p.HasField("port") else "<unset>" for p in es.ports]
+    addresses = [a for e in es.endpoints for a in e.addresses]
+    return [es.metadata.name, es.address_type, ",".join(ports) or "<unset>", _more(addresses, 3) or "<unset>",
+            age(es.metadata.creation_timestamp)]
 
 
 def _config_maps(c: core_pb2.ConfigMap, wide: bool) -> Row:
@@ -360,6 +390,9 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _events),
     "Lease": (["NAME", "HOLDER", "AGE"], [], _leases),
     "PriorityClass": (["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"], [], _priority_classes),
+    "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingresses),
+    "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [], _ingress_classes),
+    "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _endpoint_slices),
     "BootstrapToken": (["NAME", "TTL", "EXPIRES", "DESCRIPTION", "AGE"], [], _bootstrap_tokens),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _config_maps),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], _secrets),

@@ -1,5 +1,5 @@
-"""The controller-manager: replicaset, deployment, endpoints, node lifecycle, garbage collection, volumes, job,
-cronjob, daemonset, statefulset and disruption.
+"""The controller-manager: replicaset, deployment, endpoints, endpoint slices, node lifecycle, garbage
+collection, volumes, job, cronjob, daemonset, statefulset and disruption.
 
 Each controller follows one shape: informer event handlers only enqueue keys,
 a work queue hands each key to one worker at a time, and `reconcile(key)`
@@ -18,6 +18,7 @@ history        ControllerRevisions: a DaemonSet's or StatefulSet's templates, nu
 replicaset/    plan_replicas, slow-start creates, status
 deployment/    rolling and recreate rollouts, status and conditions (plan_*), util
 endpoints/     Endpoints from Services and ready pods
+endpointslice/ EndpointSlices from pods (or mirrored from a selectorless Service's Endpoints)
 nodelifecycle/ node health from leases, not-ready taints, eviction
 gc/            owner-reference garbage collection, namespace deletion, terminated pods
 volume/        the PV controller (binding, phases, reclaim, protection) and the local-path provisioner

@@ -26,6 +26,7 @@ from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
 from controllers.disruption.controller import DisruptionController
 from controllers.endpoints.controller import EndpointsController
+from controllers.endpointslice.controller import EndpointSliceController
 from controllers.gc.controller import GarbageCollector
 from controllers.gc.namespace import NamespaceController
 from controllers.gc.pods import PodGarbageCollector
@@ -42,8 +43,8 @@ log = structlog.get_logger()
 
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
-CONTROLLERS = ("replicaset", "deployment", "endpoints", "nodelifecycle", "garbagecollector", "namespace",
-               "persistentvolume", "job", "cronjob", "daemonset", "statefulset", "disruption")
+CONTROLLERS = ("replicaset", "deployment", "endpoints", "endpointslice", "nodelifecycle", "garbagecollector",
+               "namespace", "persistentvolume", "job", "cronjob", "daemonset", "statefulset", "disruption")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -77,6 +78,7 @@ class Config:
     replicaset_workers: int = 4
     deployment_workers: int = 2
     endpoints_workers: int = 4
+    endpointslice_max: int = 100  # endpoints per EndpointSlice
     gc_workers: int = 4
     eviction_workers: int = 16
     job_workers: int = 4
@@ -115,6 +117,8 @@ class ControllerManager:
             "deployment": lambda: [("deployment", DeploymentController(client, informers,
                                                                        workers=c.deployment_workers))],
             "endpoints": lambda: [("endpoints", EndpointsController(client, informers, workers=c.endpoints_workers))],
+            "endpointslice": lambda: [("endpointslice", EndpointSliceController(
+                client, informers, workers=c.endpoints_workers, max_endpoints=c.endpointslice_max))],
             "nodelifecycle": lambda: [
                 ("nodelifecycle", NodeLifecycleController(client, informers, grace=c.node_monitor_grace_period,
                                                           monitor_period=c.node_monitor_period)),

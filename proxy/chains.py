@@ -30,12 +30,13 @@ FIXED: dict[str, tuple[str, ...]] = {
 }
 
 SVC_PREFIX = "KUBE-SVC-"
-EXT_PREFIX = "KUBE-EXT-"
 SVL_PREFIX = "KUBE-SVL-"
+EXT_PREFIX = "KUBE-EXT-"
+FW_PREFIX = "KUBE-FW-"
 SEP_PREFIX = "KUBE-SEP-"
 # Per-service chains are created and deleted as services come and go; anything with
 # these prefixes that the desired state does not name is stale and removed.
-PER_SERVICE_PREFIXES = (SVC_PREFIX, EXT_PREFIX, SVL_PREFIX, SEP_PREFIX)
+PER_SERVICE_PREFIXES = (SVC_PREFIX, SVL_PREFIX, EXT_PREFIX, FW_PREFIX, SEP_PREFIX)
 
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1
 
@@ -68,14 +69,19 @@ def service_chain(svc_port_name: str, protocol: str) -> str:
     return SVC_PREFIX + _hash(svc_port_name + protocol.lower())
 
 
+def local_chain(svc_port_name: str, protocol: str) -> str:
+    """KUBE-SVL-*: picks one of this node's endpoints (a Local traffic policy)."""
+    return SVL_PREFIX + _hash(svc_port_name + protocol.lower())
+
+
+def firewall_chain(svc_port_name: str, protocol: str) -> str:
+    """KUBE-FW-*: load-balancer IP traffic from the loadBalancerSourceRanges goes on to KUBE-EXT."""
+    return FW_PREFIX + _hash(svc_port_name + protocol.lower())
+
+
 def external_chain(svc_port_name: str, protocol: str) -> str:
     """KUBE-EXT-*: traffic arriving from outside (NodePort, externalIPs, LoadBalancer): masquerade, then KUBE-SVC."""
     return EXT_PREFIX + _hash(svc_port_name + protocol.lower())
-
-
-def local_chain(svc_port_name: str, protocol: str) -> str:
-    """KUBE-SVL-*: picks one of this node's endpoints (externalTrafficPolicy: Local)."""
-    return SVL_PREFIX + _hash(svc_port_name + protocol.lower())
 
 
 def endpoint_chain(svc_port_name: str, protocol: str, endpoint: str) -> str:

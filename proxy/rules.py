@@ -1,4 +1,4 @@
-"""Services + Endpoints -> iptables-restore input, in kube-proxy's iptables-mode shape.
+"""Services + EndpointSlices -> iptables-restore input, in kube-proxy's iptables-mode shape.
 
 Pure: nothing here touches the kernel. The proxier keeps one `ServiceRules` per
 Service (what that Service contributes to the shared chains, and the chains it
@@ -12,20 +12,30 @@ line for line.
 
 nat
   PREROUTING, OUTPUT -> KUBE-SERVICES: one rule per service port and address
-      (cluster IP -> KUBE-SVC-*, external and load-balancer IPs -> KUBE-EXT-*),
+      (cluster IP -> KUBE-SVC-*, or KUBE-SVL-* with internalTrafficPolicy Local; external
+      IPs -> KUBE-EXT-*; load-balancer IPs -> KUBE-EXT-*, or KUBE-FW-* with source ranges),
       last a jump to KUBE-NODEPORTS for local destination addresses.
   KUBE-NODEPORTS: one rule per node port -> KUBE-EXT-*.
-  KUBE-EXT-*: mark for masquerade (the reply must come back through this node; only if there
-      is an endpoint), then KUBE-SVC-*.
-  KUBE-SVC-*: [ClientIP affinity: `recent --rcheck` per endpoint], then one rule per ready
-      endpoint with `statistic --probability 1/(n-i)`, the last unconditional -> KUBE-SEP-*.
+  KUBE-FW-*: one rule per loadBalancerSourceRange -> KUBE-EXT-*; the rest is dropped in filter.
+  KUBE-EXT-*: externalTrafficPolicy Cluster: mark for masquerade (the reply must come back
+      through this node; only if there is an endpoint), then KUBE-SVC-*. Local: the node's
+      own traffic is masqueraded and goes to KUBE-SVC-* (pod traffic too, given the cluster
+      CIDR); everything else goes to KUBE-SVL-*, unmasqueraded: the endpoint sees the client.
+  KUBE-SVC-* (every endpoint) and KUBE-SVL-* (this node's): [ClientIP affinity: `recent
+      --rcheck` per endpoint], then one rule per endpoint with `statistic --probability
+      1/(n-i)`, the last unconditional -> KUBE-SEP-*. The endpoints are the ready ones, or if
+      there is none, those still serving while they terminate.
   KUBE-SEP-*: mark hairpin traffic (endpoint to itself) for masquerade (the MARK inline rather
       than a jump to KUBE-MARK-MASQ: see MARK_FOR_MASQ); DNAT (`recent --set`).
   POSTROUTING -> KUBE-POSTROUTING: masquerade packets carrying the mark.
 filter
   FORWARD, OUTPUT -> KUBE-SERVICES; INPUT, FORWARD -> KUBE-EXTERNAL-SERVICES: REJECT new
-      connections to service ports without a ready endpoint (the client is refused at once).
-  FORWARD -> KUBE-FORWARD: accept marked and established service traffic.
+      connections to service ports without an endpoint (the client is refused at once); DROP
+      those a Local policy cannot serve on this node, and load-balancer traffic from outside
+      the source ranges (whatever reached here was not DNATed).
+  FORWARD -> KUBE-FORWARD: drop what conntrack calls INVALID (a stray packet of a connection it
+      does not track would otherwise reach a pod and be answered with a reset that kills the
+      client's real connection), accept marked and established service traffic.
 
 A service port with no endpoints keeps its KUBE-SERVICES rule and an empty
 KUBE-SVC chain, so the large nat KUBE-SERVICES chain changes only when the set of
@@ -39,13 +49,21 @@ import functools
 import gc
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from api.pb import core_pb2
+from api.pb import core_pb2, discovery_pb2
 from proxy import chains
 from proxy.chains import FILTER, MASQ_MARK, NAT
-from proxy.services import ServicePort, compute_endpoints, compute_service_ports, service_key
+from proxy.services import (
+    PortEndpoints,
+    ServicePort,
+    compute_endpoints,
+    compute_service_ports,
+    service_key,
+    slice_service_key,
+)
 
 # How a new connection to a service port without endpoints is refused. kube-proxy sends ICMP port
 # unreachable for every protocol; for TCP we send a reset: the kernel drops an ICMP error that
@@ -67,6 +85,7 @@ NODEPORTS_LAST = ('-A KUBE-SERVICES -m comment --comment "kubernetes service nod
 
 FIXED_RULES: dict[str, tuple[str, ...]] = {
     FILTER: (
+        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
         f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {MASQ_MARK}/{MASQ_MARK} '
         "-j ACCEPT",
         '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" '
@@ -146,7 +165,8 @@ class ServiceRules:
 
     shared: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     owned: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # nat chain -> rules, in write order
-    # UDP destinations ("ip:port", ":nodePort") -> ready endpoint IPs, to clear conntrack entries of removed ones.
+    # UDP destinations ("ip:port", ":nodePort") -> IPs of the endpoints still serving, to clear conntrack entries
+    # of the others.
     udp: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def count(self, table: str) -> int:
@@ -187,8 +207,9 @@ def _cidr(value: str) -> str:
     return str(ipaddress.IPv4Network(value, strict=False)) if value else ""
 
 
-def render_service(ports: Sequence[ServicePort], endpoints: core_pb2.Endpoints | None, node: Node) -> ServiceRules:
-    """The rules of one Service's ports, given its Endpoints (ready addresses only)."""
+def render_service(ports: Sequence[ServicePort], slices: Sequence[discovery_pb2.EndpointSlice],
+                   node: Node) -> ServiceRules:
+    """The rules of one Service's ports, given its EndpointSlices."""
     if not ports:
         return EMPTY
     shared: dict[tuple[str, str], list[str]] = {k: [] for k in SHARED}
@@ -196,21 +217,14 @@ def render_service(ports: Sequence[ServicePort], endpoints: core_pb2.Endpoints |
     udp: dict[str, tuple[str, ...]] = {}
     seen: set[tuple[str, str]] = set()
     cluster_cidr = _cidr(node.cluster_cidr)
-    local_ips: set[str] | None = None
     for sp in ports:
         if (sp.display, sp.protocol) in seen:  # two unnamed ports: the apiserver should have refused it
             continue
         seen.add((sp.display, sp.protocol))
-        eps = compute_endpoints(endpoints, sp)
-        local_eps = None
-        if sp.local:
-            if local_ips is None:
-                local_ips = {a.ip for sub in endpoints.subsets for a in sub.addresses
-                             if a.node_name == node.name} if endpoints is not None else set()
-            local_eps = tuple(ep for ep in eps if ep.rpartition(":")[0] in local_ips)
-        _render_port(sp, eps, cluster_cidr, shared, owned, local_eps)
+        eps = compute_endpoints(slices, sp, node.name)
+        _render_port(sp, eps, cluster_cidr, shared, owned)
         if sp.protocol == "UDP":
-            ips = tuple(ep.rpartition(":")[0] for ep in eps)
+            ips = tuple(sorted(eps.serving, key=socket.inet_aton))
             for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
                 udp[f"{ip}:{sp.port}"] = ips
             if sp.node_port:
@@ -218,105 +232,128 @@ def render_service(ports: Sequence[ServicePort], endpoints: core_pb2.Endpoints |
     return ServiceRules({k: tuple(v) for k, v in shared.items() if v}, owned, udp)
 
 
-def _render_port(sp: ServicePort, eps: tuple[str, ...], cluster_cidr: str,
-                 shared: dict[tuple[str, str], list[str]], owned: dict[str, tuple[str, ...]],
-                 local_eps: tuple[str, ...] | None = None) -> None:
+def _render_port(sp: ServicePort, eps: PortEndpoints, cluster_cidr: str,
+                 shared: dict[tuple[str, str], list[str]], owned: dict[str, tuple[str, ...]]) -> None:
     name, p = sp.display, sp.proto
     svc = chains.service_chain(name, sp.protocol)
-    external = bool(sp.node_port or sp.external_ips or sp.load_balancer_ips)
-    ext = chains.external_chain(name, sp.protocol) if external else ""
+    svl = chains.local_chain(name, sp.protocol)
+    ext = chains.external_chain(name, sp.protocol) if sp.external else ""
+    fw = chains.firewall_chain(name, sp.protocol) if sp.load_balancer_ips and sp.source_ranges else ""
+    # The cluster-wide chain serves the Cluster policies, and under an external Local policy the node's own traffic.
+    uses_svc = not sp.internal_local or bool(ext)
+    uses_svl = sp.internal_local or (bool(ext) and sp.external_local)
     match = f"-p {p} -m comment --comment {quote(name + ' cluster IP')} -m {p} --dport {sp.port}"
 
     services = shared[(NAT, chains.SERVICES)]
-    services.append(f"-A KUBE-SERVICES -d {sp.cluster_ip}/32 {match} -j {svc}")
-    for kind, ips in (("external IP", sp.external_ips), ("loadbalancer IP", sp.load_balancer_ips)):
+    services.append(f"-A KUBE-SERVICES -d {sp.cluster_ip}/32 {match} -j {svl if sp.internal_local else svc}")
+    for kind, ips, target in (("external IP", sp.external_ips, ext), ("loadbalancer IP", sp.load_balancer_ips,
+                                                                     fw or ext)):
         comment = quote(f"{name} {kind}")
         for ip in ips:
             services.append(f"-A KUBE-SERVICES -d {ip}/32 -p {p} -m comment --comment {comment} "
-                            f"-m {p} --dport {sp.port} -j {ext}")
+                            f"-m {p} --dport {sp.port} -j {target}")
     if sp.node_port:
         shared[(NAT, chains.NODEPORTS)].append(
             f"-A KUBE-NODEPORTS -p {p} -m comment --comment {quote(name)} -m {p} --dport {sp.node_port} -j {ext}")
+    if fw:
+        comment = quote(f"{name} loadbalancer IP")
+        owned[fw] = tuple(f"-A {fw} -s {cidr} -m comment --comment {comment} -j {ext}" for cidr in sp.source_ranges)
     if ext:
-        # Masquerade (so replies come back through this node) only when there is an endpoint to
-        # send to: an unmarked packet of a service without endpoints meets the filter REJECT.
-        masq = (f"-A {ext} -m comment --comment {quote(f'masquerade traffic for {name} external destinations')} "
-                "-j KUBE-MARK-MASQ",) if eps else ()
-        owned[ext] = (*masq, f"-A {ext} -j {svc}") if local_eps is None else \
-            _render_local(sp, ext, svc, local_eps, cluster_cidr, shared, owned, eps_exist=bool(eps))
+        owned[ext] = _external_rules(sp, ext, svc, svl, eps, cluster_cidr)
+    _filter_rules(sp, eps, fw, shared)
 
-    if not eps:
-        comment = quote(f"{name} has no endpoints")
-        shared[(FILTER, chains.SERVICES)].append(
-            f"-A KUBE-SERVICES -d {sp.cluster_ip}/32 -p {p} -m comment --comment {comment} "
-            f"-m {p} --dport {sp.port} {REJECT[p]}")
-        rejects = shared[(FILTER, chains.EXTERNAL_SERVICES)]
-        for ip in (*sp.external_ips, *sp.load_balancer_ips):
-            rejects.append(f"-A KUBE-EXTERNAL-SERVICES -d {ip}/32 -p {p} -m comment --comment {comment} "
-                           f"-m {p} --dport {sp.port} {REJECT[p]}")
-        if sp.node_port:
-            rejects.append(f"-A KUBE-EXTERNAL-SERVICES -p {p} -m comment --comment {comment} "
-                           f"-m addrtype --dst-type LOCAL -m {p} --dport {sp.node_port} {REJECT[p]}")
-
-    svc_rules: list[str] = []
-    if cluster_cidr:
-        svc_rules.append(f"-A {svc} ! -s {cluster_cidr} -d {sp.cluster_ip}/32 {match} -j KUBE-MARK-MASQ")
-    seps = chains.endpoint_chains(name, sp.protocol, eps)
-    # "<name> -> <ip:port>" has spaces, so it is always quoted; escaping is needed only if the name has quotes.
-    escape = _ESCAPE.search(name) is not None
-    comments = [quote(f"{name} -> {ep}") if escape else f'"{name} -> {ep}"' for ep in eps]
-    aff = sp.affinity_seconds
-    if aff:
-        for sep, comment in zip(seps, comments, strict=True):
-            svc_rules.append(f"-A {svc} -m comment --comment {comment} -m recent --rcheck --seconds {aff} --reap "
-                             f"--name {sep} --mask 255.255.255.255 --rsource -j {sep}")
-    n = len(eps)
-    for i, (sep, comment) in enumerate(zip(seps, comments, strict=True)):
-        pick = f" -m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else ""
-        svc_rules.append(f"-A {svc} -m comment --comment {comment}{pick} -j {sep}")
-    owned[svc] = tuple(svc_rules)
+    if uses_svc:
+        masq = (f"-A {svc} ! -s {cluster_cidr} -d {sp.cluster_ip}/32 {match} -j KUBE-MARK-MASQ",) \
+            if cluster_cidr else ()
+        owned[svc] = (*masq, *_pick_rules(svc, sp, eps.cluster))
+    if uses_svl:
+        owned[svl] = _pick_rules(svl, sp, eps.local)
 
     plain = quote(name)
     hairpin = f" -m comment --comment {plain} {MARK_FOR_MASQ}"
     dnat = f" -p {p} -m comment --comment {plain}"
-    for ep, sep in zip(eps, seps, strict=True):
-        recent = f" -m recent --set --name {sep} --mask 255.255.255.255 --rsource" if aff else ""
+    used = sorted({*(eps.cluster if uses_svc else ()), *(eps.local if uses_svl else ())}, key=_endpoint_order)
+    for ep, sep in zip(used, chains.endpoint_chains(name, sp.protocol, used), strict=True):
+        recent = f" -m recent --set --name {sep} --mask 255.255.255.255 --rsource" if sp.affinity_seconds else ""
         owned[sep] = (
             f"-A {sep} -s {ep.rpartition(':')[0]}/32{hairpin}",
             f"-A {sep}{dnat}{recent} -m {p} -j DNAT --to-destination {ep}",
         )
 
 
-def _render_local(sp: ServicePort, ext: str, svc: str, local_eps: tuple[str, ...], cluster_cidr: str,
-                  shared: dict[tuple[str, str], list[str]], owned: dict[str, tuple[str, ...]], *,
-                  eps_exist: bool) -> tuple[str, ...]:
-    """KUBE-EXT of an externalTrafficPolicy Local port: outside traffic goes unmasqueraded (the endpoint sees
-    the client's address) to this node's endpoints only, through KUBE-SVL; pods and the node itself still
-    reach every endpoint. Without a local endpoint, outside traffic is rejected."""
+def _endpoint_order(ep: str) -> tuple[bytes, int]:
+    ip, _, port = ep.rpartition(":")
+    return socket.inet_aton(ip), int(port)
+
+
+def _external_rules(sp: ServicePort, ext: str, svc: str, svl: str, eps: PortEndpoints,
+                    cluster_cidr: str) -> tuple[str, ...]:
+    name = sp.display
+    if not sp.external_local:
+        # Masquerade (so replies come back through this node) only when there is an endpoint to send to: an
+        # unmarked packet of a service without endpoints meets the filter REJECT.
+        masq = (f"-A {ext} -m comment --comment {quote(f'masquerade traffic for {name} external destinations')} "
+                "-j KUBE-MARK-MASQ",) if eps.cluster else ()
+        return (*masq, f"-A {ext} -j {svc}")
+    # Local: only this node's endpoints, and no masquerade, so the endpoint sees the client's address.
+    rules = []
+    if cluster_cidr:  # a pod's traffic to an external address goes anywhere, as if out and back in
+        rules.append(f"-A {ext} -s {cluster_cidr} -m comment "
+                     f"--comment {quote(f'pod traffic for {name} external destinations')} -j {svc}")
+    rules += [
+        f"-A {ext} -m comment --comment {quote(f'masquerade LOCAL traffic for {name} external destinations')} "
+        "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+        f"-A {ext} -m comment --comment {quote(f'route LOCAL traffic for {name} external destinations')} "
+        f"-m addrtype --src-type LOCAL -j {svc}",
+        f"-A {ext} -j {svl}",
+    ]
+    return tuple(rules)
+
+
+def _filter_rules(sp: ServicePort, eps: PortEndpoints, fw: str, shared: dict[tuple[str, str], list[str]]) -> None:
+    """REJECT what has no endpoint at all, DROP what a Local policy cannot serve here or a firewall keeps out."""
     name, p = sp.display, sp.proto
-    svl = chains.local_chain(name, sp.protocol)
-    rules = [f"-A {ext} -s {cluster_cidr} -m comment --comment {quote(f'pod traffic for {name} external destinations')}"
-             f" -j {svc}"] if cluster_cidr else []
-    local = quote(f"masquerade LOCAL traffic for {name} external destinations")
-    rules += [f"-A {ext} -m comment --comment {local} -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
-              f"-A {ext} -m comment --comment {quote(f'route LOCAL traffic for {name} external destinations')} "
-              f"-m addrtype --src-type LOCAL -j {svc}",
-              f"-A {ext} -j {svl}"]
-    seps = chains.endpoint_chains(name, sp.protocol, local_eps)
-    n = len(local_eps)
-    owned[svl] = tuple(
-        f"-A {svl} -m comment --comment {quote(f'{name} -> {ep}')}"
-        + (f" -m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else "") + f" -j {sep}"
-        for i, (ep, sep) in enumerate(zip(local_eps, seps, strict=True)))
-    if eps_exist and not local_eps:  # (with no endpoints at all, _render_port rejects already)
-        comment = quote(f"{name} has no local endpoints")
-        rejects = shared[(FILTER, chains.EXTERNAL_SERVICES)]
-        for ip in (*sp.external_ips, *sp.load_balancer_ips):
-            rejects.append(f"-A KUBE-EXTERNAL-SERVICES -d {ip}/32 -p {p} -m comment --comment {comment} "
-                           f"-m {p} --dport {sp.port} {REJECT[p]}")
-        if sp.node_port:
-            rejects.append(f"-A KUBE-EXTERNAL-SERVICES -p {p} -m comment --comment {comment} "
-                           f"-m addrtype --dst-type LOCAL -m {p} --dport {sp.node_port} {REJECT[p]}")
+    internal, external = shared[(FILTER, chains.SERVICES)], shared[(FILTER, chains.EXTERNAL_SERVICES)]
+    if fw:
+        comment = quote(f"{name} traffic not accepted by {fw}")
+        for ip in sp.load_balancer_ips:
+            external.append(f"-A KUBE-EXTERNAL-SERVICES -d {ip}/32 -p {p} -m comment --comment {comment} "
+                            f"-m {p} --dport {sp.port} -j DROP")
+    if not eps.cluster:
+        comment, verdict = quote(f"{name} has no endpoints"), REJECT[p]
+        internal.append(f"-A KUBE-SERVICES -d {sp.cluster_ip}/32 -p {p} -m comment --comment {comment} "
+                        f"-m {p} --dport {sp.port} {verdict}")
+    else:
+        comment, verdict = quote(f"{name} has no local endpoints"), "-j DROP"
+        if sp.internal_local and not eps.local:
+            internal.append(f"-A KUBE-SERVICES -d {sp.cluster_ip}/32 -p {p} -m comment --comment {comment} "
+                            f"-m {p} --dport {sp.port} {verdict}")
+        if not sp.external_local or eps.local:
+            return
+    for ip in (*sp.external_ips, *sp.load_balancer_ips):
+        external.append(f"-A KUBE-EXTERNAL-SERVICES -d {ip}/32 -p {p} -m comment --comment {comment} "
+                        f"-m {p} --dport {sp.port} {verdict}")
+    if sp.node_port:
+        external.append(f"-A KUBE-EXTERNAL-SERVICES -p {p} -m comment --comment {comment} "
+                        f"-m addrtype --dst-type LOCAL -m {p} --dport {sp.node_port} {verdict}")
+
+
+def _pick_rules(chain: str, sp: ServicePort, eps: Sequence[str]) -> tuple[str, ...]:
+    """A policy chain's rules: [ClientIP affinity checks], then a random pick among `eps` -> KUBE-SEP-*."""
+    rules: list[str] = []
+    name, affinity = sp.display, sp.affinity_seconds
+    seps = chains.endpoint_chains(name, sp.protocol, eps)
+    # "<name> -> <ip:port>" has spaces, so it is always quoted; escaping is needed only if the name has quotes.
+    escape = _ESCAPE.search(name) is not None
+    comments = [quote(f"{name} -> {ep}") if escape else f'"{name} -> {ep}"' for ep in eps]
+    if affinity:
+        for sep, comment in zip(seps, comments, strict=True):
+            rules.append(f"-A {chain} -m comment --comment {comment} -m recent --rcheck --seconds {affinity} --reap "
+                         f"--name {sep} --mask 255.255.255.255 --rsource -j {sep}")
+    n = len(eps)
+    for i, (sep, comment) in enumerate(zip(seps, comments, strict=True)):
+        pick = f" -m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else ""
+        rules.append(f"-A {chain} -m comment --comment {comment}{pick} -j {sep}")
     return tuple(rules)
 
 
@@ -333,29 +370,39 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def compute_state(services: Iterable[core_pb2.Service], endpoints: Iterable[core_pb2.Endpoints],
+def compute_state(services: Iterable[core_pb2.Service], slices: Iterable[discovery_pb2.EndpointSlice],
                   node: Node) -> dict[str, ServiceRules]:
     """One ServiceRules per programmed Service, keyed `namespace/name`."""
     with gc_paused():
-        return _compute_state(services, endpoints, node)
+        return _compute_state(services, slices, node)
 
 
-def _compute_state(services: Iterable[core_pb2.Service], endpoints: Iterable[core_pb2.Endpoints],
+def slices_by_service(slices: Iterable[discovery_pb2.EndpointSlice]) -> dict[str, list[discovery_pb2.EndpointSlice]]:
+    out: dict[str, list[discovery_pb2.EndpointSlice]] = {}
+    for es in slices:
+        key = slice_service_key(es)
+        if key is not None:
+            out.setdefault(key, []).append(es)
+    return out
+
+
+def _compute_state(services: Iterable[core_pb2.Service], slices: Iterable[discovery_pb2.EndpointSlice],
                    node: Node) -> dict[str, ServiceRules]:
-    eps = {service_key(e.metadata.namespace, e.metadata.name): e for e in endpoints}
+    by_service = slices_by_service(slices)
     out: dict[str, ServiceRules] = {}
     for svc in services:
         key = service_key(svc.metadata.namespace, svc.metadata.name)
-        rules = render_service(compute_service_ports(svc), eps.get(key), node)
+        rules = render_service(compute_service_ports(svc), by_service.get(key, ()), node)
         if rules is not EMPTY:
             out[key] = rules
     return out
 
 
-def render_rules(services: Iterable[core_pb2.Service], endpoints: Iterable[core_pb2.Endpoints], node: Node) -> str:
+def render_rules(services: Iterable[core_pb2.Service], slices: Iterable[discovery_pb2.EndpointSlice],
+                 node: Node) -> str:
     """The whole iptables-restore payload (for --noflush) for these objects on `node`."""
     with gc_paused():
-        return render_full(compute_state(services, endpoints, node))
+        return render_full(compute_state(services, slices, node))
 
 
 def _shared_lines(state: Mapping[str, ServiceRules], key: tuple[str, str], order: Sequence[str]) -> list[str]:

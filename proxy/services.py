@@ -1,4 +1,4 @@
-"""Services and Endpoints as the proxy sees them: one ServicePort per port, ready "ip:port" endpoints.
+"""Services and EndpointSlices as the proxy sees them: one ServicePort per port, the endpoints each policy uses.
 
 Everything an apiserver object can carry that iptables cannot take (an IPv6 or
 malformed address, a port out of range, an unknown protocol, a name that is not
@@ -9,16 +9,18 @@ comments: a newline in one would end the rule before its target.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from api import loadbalancer
-from api.pb import core_pb2
+from api.pb import core_pb2, discovery_pb2
 from proxy import chains
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_AFFINITY_SECONDS = 10800  # Kubernetes' default ClientIP timeout (3 hours)
 
 
@@ -33,7 +35,10 @@ class ServicePort(NamedTuple):  # a NamedTuple: built 10,000s of times per full 
     external_ips: tuple[str, ...] = ()
     load_balancer_ips: tuple[str, ...] = ()
     affinity_seconds: int = 0  # 0: no ClientIP session affinity
-    local: bool = False  # externalTrafficPolicy Local: outside traffic only to this node's endpoints, unmasqueraded
+    external_local: bool = False  # externalTrafficPolicy Local: outside traffic only to this node's endpoints
+    internal_local: bool = False  # internalTrafficPolicy Local: cluster IP traffic only to this node's endpoints
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges (CIDRs): who may use the load-balancer IPs
+    health_check_node_port: int = 0  # the Service's healthCheckNodePort (0: none)
 
     @property
     def display(self) -> str:
@@ -43,6 +48,25 @@ class ServicePort(NamedTuple):  # a NamedTuple: built 10,000s of times per full 
     @property
     def proto(self) -> str:
         return self.protocol.lower()
+
+    @property
+    def external(self) -> bool:
+        """Reachable from outside the cluster (node port, external or load-balancer IPs)."""
+        return bool(self.node_port or self.external_ips or self.load_balancer_ips)
+
+
+class PortEndpoints(NamedTuple):
+    """The endpoints ("ip:port", sorted) of one service port on one node, per traffic policy."""
+
+    cluster: tuple[str, ...] = ()  # ready ones; if there are none, those still serving while terminating
+    local: tuple[str, ...] = ()  # the same choice among this node's endpoints
+    serving: frozenset[str] = frozenset()  # IPs of every endpoint still serving (flows to others are stale)
+
+    def policy(self, local: bool) -> tuple[str, ...]:
+        return self.local if local else self.cluster
+
+
+NO_ENDPOINTS = PortEndpoints()
 
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -93,6 +117,8 @@ def compute_service_ports(svc: core_pb2.Service) -> list[ServicePort]:
         affinity = cfg.timeout_seconds if cfg.HasField("timeout_seconds") and cfg.timeout_seconds > 0 \
             else DEFAULT_AFFINITY_SECONDS
     external = _ipv4s(spec.external_ips)
+    ranges = _cidrs(spec.load_balancer_source_ranges) if spec.type == "LoadBalancer" else ()
+    health_check = spec.health_check_node_port if 0 < spec.health_check_node_port < 65536 else 0
     # The allocated address too: rules are in place on every node before one announces it.
     lb = _ipv4s([*(i.ip for i in svc.status.load_balancer.ingress if i.ip), loadbalancer.allocated_ip(svc)]
                 if spec.type == "LoadBalancer" else ())
@@ -107,30 +133,80 @@ def compute_service_ports(svc: core_pb2.Service) -> list[ServicePort]:
             namespace=svc.metadata.namespace, name=svc.metadata.name, port_name=p.name, protocol=protocol,
             port=p.port, cluster_ip=cluster_ip, node_port=node_port, external_ips=external,
             load_balancer_ips=lb, affinity_seconds=affinity,
-            local=with_node_ports and spec.external_traffic_policy == "Local",
+            external_local=spec.external_traffic_policy == "Local",
+            internal_local=spec.HasField("internal_traffic_policy") and spec.internal_traffic_policy == "Local",
+            source_ranges=ranges, health_check_node_port=health_check,
         ))
     return out
 
 
-def compute_endpoints(ep: core_pb2.Endpoints | None, port: ServicePort) -> tuple[str, ...]:
-    """The ready endpoints ("ip:port") of a service port: Endpoints ports matched by name and protocol.
+def _cidrs(values: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        try:
+            cidr = str(ipaddress.IPv4Network(v.strip(), strict=False))
+        except ValueError:
+            continue
+        if cidr not in out:
+            out.append(cidr)
+    return tuple(out)
 
-    The endpoints controller has already resolved named target ports into numbers
-    in Endpoints, so the service port's own targetPort is not needed here.
+
+def slice_service_key(es: discovery_pb2.EndpointSlice) -> str | None:
+    """`namespace/service` of the Service a slice belongs to (its kubernetes.io/service-name label)."""
+    name = es.metadata.labels.get(SERVICE_NAME_LABEL)
+    return service_key(es.metadata.namespace, name) if name else None
+
+
+def _true(conditions: discovery_pb2.EndpointConditions, field: str, unset: bool) -> bool:
+    return getattr(conditions, field) if conditions.HasField(field) else unset
+
+
+def compute_endpoints(slices: Iterable[discovery_pb2.EndpointSlice], port: ServicePort,
+                      node: str = "") -> PortEndpoints:
+    """The endpoints of a service port: slice ports matched by name and protocol, IPv4 addresses only.
+
+    Kubernetes' rules: new connections go to ready endpoints; only when there is none, to endpoints
+    still serving while they terminate (so a rollout's last pods keep answering). A ready condition
+    left unset counts as ready; `serving` unset follows `ready`.
     """
-    if ep is None:
-        return ()
-    found: set[tuple[bytes, int]] = set()
-    for subset in ep.subsets:
-        numbers = [p.port for p in subset.ports
+    ready: set[tuple[bytes, int]] = set()
+    terminating: set[tuple[bytes, int]] = set()
+    local_ready: set[tuple[bytes, int]] = set()
+    local_terminating: set[tuple[bytes, int]] = set()
+    serving: set[str] = set()
+    for es in slices:
+        if es.address_type != "IPv4":
+            continue
+        numbers = [p.port for p in es.ports
                    if p.name == port.port_name and (p.protocol or "TCP") == port.protocol and 0 < p.port < 65536]
         if not numbers:
             continue
-        for addr in subset.addresses:
-            packed = _packed(addr.ip)
-            if packed is None:
-                continue
-            for n in numbers:
-                found.add((packed, n))
+        for ep in es.endpoints:
+            c = ep.conditions
+            is_ready = _true(c, "ready", True)
+            is_serving = _true(c, "serving", is_ready)
+            is_terminating = _true(c, "terminating", False)
+            local = bool(node) and ep.HasField("node_name") and ep.node_name == node
+            for address in ep.addresses[:1]:  # Kubernetes: consumers use the first address
+                packed = _packed(address)
+                if packed is None:
+                    continue
+                if is_serving or is_ready:
+                    serving.add(socket.inet_ntop(socket.AF_INET, packed))
+                for n in numbers:
+                    if is_ready:
+                        ready.add((packed, n))
+                        if local:
+                            local_ready.add((packed, n))
+                    elif is_serving and is_terminating:
+                        terminating.add((packed, n))
+                        if local:
+                            local_terminating.add((packed, n))
+    return PortEndpoints(_addresses(ready or terminating), _addresses(local_ready or local_terminating),
+                         frozenset(serving))
+
+
+def _addresses(found: set[tuple[bytes, int]]) -> tuple[str, ...]:
     # Sorted by address (big-endian bytes sort numerically), then port: a stable order.
     return tuple(f"{socket.inet_ntop(socket.AF_INET, ip)}:{n}" for ip, n in sorted(found))

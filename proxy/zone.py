@@ -11,7 +11,8 @@ Names, as in the Kubernetes DNS specification:
                                                else its IP with dashes)
   _<port>._<proto>.<svc>.<ns>.svc.<domain> SRV named ports: the Service's port and name; for a
                                                headless Service one per endpoint
-  <svc>.<ns>.svc.<domain>               CNAME  ExternalName Services
+  <svc>.<ns>.svc.<domain>               CNAME  ExternalName Services (with the target's records when
+                                               it is a name of this cluster)
 Nothing outside the cluster domain is answered (REFUSED): this server forwards nothing.
 """
 
@@ -237,6 +238,12 @@ class Zone:
         if not response.answer:
             response.authority.append(self.soa())
             return response
+        if CNAME in types and qtype not in (CNAME, ANY):
+            # An ExternalName naming a Service of this cluster: its records follow the CNAME, as an
+            # authoritative server answers a CNAME into its own zone (one step, so no loop).
+            target = self._rrset(dns.name.from_text(types[CNAME][0]), qtype)
+            if target is not None:
+                response.answer.append(target)
         for rrset in list(response.answer):
             if rrset.rdtype == SRV:
                 seen: set[dns.name.Name] = set()

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   etcd-server containerd runc iptables containernetworking-plugins busybox-static
   conntrack iproute2 gcc libc6-dev python3-venv python3-dev shellcheck util-linux
-  vagrant vagrant-libvirt
+  vagrant vagrant-libvirt nftables nginx
   # VMs (kubelite vm): QEMU, libvirt run inside a lab namespace, and the box builder
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients dnsmasq-base
   mmdebstrap extlinux syslinux-common fdisk rsync openssh-client
@@ -42,10 +42,11 @@ fi
 # libvirt's default network would come up in this machine's namespace whenever a libvirtd starts here.
 rm -f /etc/libvirt/qemu/networks/autostart/default.xml
 
-# The distribution starts containerd and etcd as services where systemd runs;
-# kubelite runs its own instances, so the packaged ones are not needed.
+# The distribution starts containerd, etcd and nginx as services where systemd runs;
+# kubelite runs its own instances (nginx only inside a node's namespace, for `kubelite
+# ingress`), so the packaged ones are not needed.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now containerd etcd >/dev/null 2>&1 || true
+  systemctl disable --now containerd etcd nginx >/dev/null 2>&1 || true
   # VM labs run their own libvirtd inside a network namespace; the packaged one
   # would put its bridge in this machine's own.
   systemctl disable --now libvirtd libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \

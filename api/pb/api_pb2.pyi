@@ -2,6 +2,8 @@ from api.pb import apps_pb2 as _apps_pb2
 from api.pb import bootstrap_pb2 as _bootstrap_pb2
 from api.pb import batch_pb2 as _batch_pb2
 from api.pb import core_pb2 as _core_pb2
+from api.pb import discovery_pb2 as _discovery_pb2
+from api.pb import networking_pb2 as _networking_pb2
 from api.pb import policy_pb2 as _policy_pb2
 from api.pb import scheduling_pb2 as _scheduling_pb2
 from api.pb import storage_pb2 as _storage_pb2
@@ -14,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Object(_message.Message):
-    __slots__ = ("namespace", "pod", "node", "service", "endpoints", "event", "replica_set", "deployment", "lease", "priority_class", "bootstrap_token", "config_map", "secret", "persistent_volume", "persistent_volume_claim", "storage_class", "job", "cron_job", "daemon_set", "stateful_set", "pod_disruption_budget", "controller_revision")
+    __slots__ = ("namespace", "pod", "node", "service", "endpoints", "event", "replica_set", "deployment", "lease", "priority_class", "bootstrap_token", "config_map", "secret", "persistent_volume", "persistent_volume_claim", "storage_class", "ingress", "ingress_class", "endpoint_slice", "job", "cron_job", "daemon_set", "stateful_set", "pod_disruption_budget", "controller_revision")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +33,9 @@ class Object(_message.Message):
     PERSISTENT_VOLUME_FIELD_NUMBER: _ClassVar[int]
     PERSISTENT_VOLUME_CLAIM_FIELD_NUMBER: _ClassVar[int]
     STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_SLICE_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     CRON_JOB_FIELD_NUMBER: _ClassVar[int]
     DAEMON_SET_FIELD_NUMBER: _ClassVar[int]
@@ -53,13 +58,16 @@ class Object(_message.Message):
     persistent_volume: _core_pb2.PersistentVolume
     persistent_volume_claim: _core_pb2.PersistentVolumeClaim
     storage_class: _storage_pb2.StorageClass
+    ingress: _networking_pb2.Ingress
+    ingress_class: _networking_pb2.IngressClass
+    endpoint_slice: _discovery_pb2.EndpointSlice
     job: _batch_pb2.Job
     cron_job: _batch_pb2.CronJob
     daemon_set: _apps_pb2.DaemonSet
     stateful_set: _apps_pb2.StatefulSet
     pod_disruption_budget: _policy_pb2.PodDisruptionBudget
     controller_revision: _apps_pb2.ControllerRevision
-    def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., pod: _Optional[_Union[_core_pb2.Pod, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_apps_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_apps_pb2.Deployment, _Mapping]] = ..., lease: _Optional[_Union[_apps_pb2.Lease, _Mapping]] = ..., priority_class: _Optional[_Union[_scheduling_pb2.PriorityClass, _Mapping]] = ..., bootstrap_token: _Optional[_Union[_bootstrap_pb2.BootstrapToken, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., persistent_volume: _Optional[_Union[_core_pb2.PersistentVolume, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., storage_class: _Optional[_Union[_storage_pb2.StorageClass, _Mapping]] = ..., job: _Optional[_Union[_batch_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_batch_pb2.CronJob, _Mapping]] = ..., daemon_set: _Optional[_Union[_apps_pb2.DaemonSet, _Mapping]] = ..., stateful_set: _Optional[_Union[_apps_pb2.StatefulSet, _Mapping]] = ..., pod_disruption_budget: _Optional[_Union[_policy_pb2.PodDisruptionBudget, _Mapping]] = ..., controller_revision: _Optional[_Union[_apps_pb2.ControllerRevision, _Mapping]] = ...) -> None: ...
+    def __init__(self, namespace: _Optional[_Union[_core_pb2.Namespace, _Mapping]] = ..., pod: _Optional[_Union[_core_pb2.Pod, _Mapping]] = ..., node: _Optional[_Union[_core_pb2.Node, _Mapping]] = ..., service: _Optional[_Union[_core_pb2.Service, _Mapping]] = ..., endpoints: _Optional[_Union[_core_pb2.Endpoints, _Mapping]] = ..., event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., replica_set: _Optional[_Union[_apps_pb2.ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[_apps_pb2.Deployment, _Mapping]] = ..., lease: _Optional[_Union[_apps_pb2.Lease, _Mapping]] = ..., priority_class: _Optional[_Union[_scheduling_pb2.PriorityClass, _Mapping]] = ..., bootstrap_token: _Optional[_Union[_bootstrap_pb2.BootstrapToken, _Mapping]] = ..., config_map: _Optional[_Union[_core_pb2.ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[_core_pb2.Secret, _Mapping]] = ..., persistent_volume: _Optional[_Union[_core_pb2.PersistentVolume, _Mapping]] = ..., persistent_volume_claim: _Optional[_Union[_core_pb2.PersistentVolumeClaim, _Mapping]] = ..., storage_class: _Optional[_Union[_storage_pb2.StorageClass, _Mapping]] = ..., ingress: _Optional[_Union[_networking_pb2.Ingress, _Mapping]] = ..., ingress_class: _Optional[_Union[_networking_pb2.IngressClass, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_discovery_pb2.EndpointSlice, _Mapping]] = ..., job: _Optional[_Union[_batch_pb2.Job, _Mapping]] = ..., cron_job: _Optional[_Union[_batch_pb2.CronJob, _Mapping]] = ..., daemon_set: _Optional[_Union[_apps_pb2.DaemonSet, _Mapping]] = ..., stateful_set: _Optional[_Union[_apps_pb2.StatefulSet, _Mapping]] = ..., pod_disruption_budget: _Optional[_Union[_policy_pb2.PodDisruptionBudget, _Mapping]] = ..., controller_revision: _Optional[_Union[_apps_pb2.ControllerRevision, _Mapping]] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
     __slots__ = ("object", "dry_run")

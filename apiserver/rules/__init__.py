@@ -48,6 +48,7 @@ bootstraptoken  join tokens: the secret's hash is immutable
 priorityclass          the system classes: created at start, never deleted
 persistentvolume       the pv-protection finalizer
 persistentvolumeclaim  the pvc-protection finalizer
+ingress                a controller's status writes are checked
 job                    a selector generated from the Job's uid; orphaning delete; status is the controller's
 cronjob                orphaning delete; status is the controller's
 daemonset              orphaning delete; status is the controller's

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from api import kinds, loadbalancer
+from api import kinds, loadbalancer, validation
 from api.errors import ApiError, ConflictError, FieldError, InvalidError
 from api.pb import core_pb2
 from apiserver import allocator
@@ -36,6 +36,18 @@ class Rules(Strategy):
         self.ranges = allocator.Ranges.parse(config.service_cidr, config.node_port_range, config.lb_pool)
         self._rng = random.Random()
         self._inflight = _Allocations()
+
+    def prepare_for_update(self, new: Message, old: Message) -> None:
+        super().prepare_for_update(new, old)
+        # A traffic policy or health-check port the update only carried over from the stored Service goes
+        # when the Service no longer takes one (Kubernetes' dropTypeDependentFields).
+        n, o = new.spec, old.spec  # type: ignore[attr-defined]
+        if n.external_traffic_policy and n.external_traffic_policy == o.external_traffic_policy \
+                and not validation.externally_accessible(new):  # type: ignore[arg-type]
+            n.external_traffic_policy = ""
+        if n.health_check_node_port and n.health_check_node_port == o.health_check_node_port \
+                and not allocator.needs_health_check_port(new):  # type: ignore[arg-type]
+            n.health_check_node_port = 0
 
     async def before_allocate(self) -> None:
         await self.ctx.sync()  # allocation picks from the cache: it must hold this server's Services
@@ -61,6 +73,8 @@ class Rules(Strategy):
             taken.ports.update(p.node_port for p in svc.spec.ports if p.node_port)
             if loadbalancer.allocated_ip(svc):
                 taken.lb.add(loadbalancer.allocated_ip(svc))
+            if svc.spec.health_check_node_port:
+                taken.ports.add(svc.spec.health_check_node_port)
         return taken
 
     def _allocate(self, svc: core_pb2.Service, old: core_pb2.Service | None) -> list[Op]:
@@ -88,6 +102,12 @@ class Rules(Strategy):
         else:
             for p in spec.ports:
                 p.node_port = 0
+        if allocator.needs_health_check_port(svc):
+            if not spec.health_check_node_port:
+                spec.health_check_node_port = allocator.pick_port(*self.ranges.node_ports, taken.ports, self._rng)
+                taken.ports.add(spec.health_check_node_port)
+        else:
+            spec.health_check_node_port = 0
         self._allocate_lb(svc, old, taken)
         new_claims = allocator.claims(svc)
         old_claims = allocator.claims(old) if old is not None else set()

@@ -13,6 +13,7 @@ hollow             `kubelite hollow-nodes` (fake-runtime kubelets for benchmarks
 proxy              `kubelite proxy`
 speaker            `kubelite speaker` (answers ARP for the LoadBalancer addresses its node announces)
 dns                `kubelite dns`
+ingress            `kubelite ingress` (the ingress controller, nginx in the node's namespace)
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
 certs              `kubelite certs check-expiration|renew` (a local cluster's or this machine's certificates)
 images             `kubelite images build|load` (into a local cluster's containerd)

@@ -23,8 +23,13 @@ def _progress(line: str) -> None:
 @click.option("--name", default="kubelite", show_default=True, help="cluster name (several can coexist)")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for Ready nodes")
 @click.option("--log-level", default="info", help="log level of the cluster's components")
+@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables"]), default="iptables", show_default=True,
+              help="how every node's proxy writes its rules (an added node takes the cluster's)")
+@click.option("--ingress-nodes", default="all", show_default=True,
+              help="nodes that run the ingress controller: all, none, or names (n1,n2)")
 @click.option("--add-node", is_flag=True, help="add one worker node to the running cluster --name instead")
-def up(nodes: int, name: str, timeout: float, log_level: str, add_node: bool) -> None:
+def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, ingress_nodes: str,
+       add_node: bool) -> None:
     """Start a local cluster: every node in its own network namespace (root); or, with --add-node, add a node to
     a running one."""
     from deploy.lab.cluster import AlreadyUpError, LabError
@@ -32,12 +37,24 @@ def up(nodes: int, name: str, timeout: float, log_level: str, add_node: bool) ->
     from deploy.lab.cluster import up as lab_up
     from deploy.lab.plan import LabPlanError
 
+    chosen: set[str] | None = None
+    if add_node and ingress_nodes not in ("all", "none"):
+        raise click.BadParameter("with --add-node: all or none (whether the new node runs it)",
+                                 param_hint="--ingress-nodes")
+    if ingress_nodes != "all" and not add_node:
+        chosen = {n.strip() for n in ingress_nodes.split(",") if n.strip() and n.strip() != "none"}
+        unknown = sorted(chosen - {f"n{i}" for i in range(1, nodes + 1)})
+        if unknown:
+            raise click.BadParameter(f"no such node(s): {', '.join(unknown)} (nodes are n1..n{nodes})",
+                                     param_hint="--ingress-nodes")
     logs.configure("lab", level="warning")
     try:
         if add_node:
-            asyncio.run(lab_add_node(name, progress=_progress, timeout=timeout, log_level=log_level))
+            asyncio.run(lab_add_node(name, progress=_progress, timeout=timeout, log_level=log_level,
+                                     ingress=ingress_nodes == "all"))
             return
-        asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level))
+        asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level,
+                           proxy_mode=proxy_mode, ingress_nodes=chosen))
     except AlreadyUpError as e:
         click.echo(str(e), err=True)
         return

@@ -1,4 +1,4 @@
-"""`kubelite proxy`: the iptables service proxy, one per node."""
+"""`kubelite proxy`: the service proxy (iptables or nftables), one per node."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def _fail(message: str) -> NoReturn:
 @click.command()
 @connection_options
 @click.option("--node-name", default="", help="the node this proxy programs (required unless --cleanup)")
+@click.option("--mode", type=click.Choice(["iptables", "nftables"]), default="iptables", show_default=True,
+              help="iptables rules in kube-proxy's shape, or one nftables table `kubelite` with verdict maps")
 @click.option("--cluster-cidr", default="",
               help="the cluster's pod CIDR; traffic to cluster IPs from outside it is masqueraded")
 @click.option("--min-sync-period", type=float, default=0.1, show_default=True,
@@ -38,15 +40,16 @@ def _fail(message: str) -> NoReturn:
               help="write the rules into this named network namespace (or /path) instead of the proxy's own")
 @click.option("--allow-root-netns", is_flag=True,
               help="allow writing rules into the machine's root network namespace (a VM that is itself the node)")
-@click.option("--cleanup", is_flag=True, help="remove every rule and chain the proxy installed, then exit")
+@click.option("--cleanup", is_flag=True,
+              help="remove every rule, chain and table the proxy installed in either mode, then exit")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="address the metrics port binds")
 @click.option("--log-level", default="info")
-def proxy(conn: ClientConfig, node_name: str, cluster_cidr: str, min_sync_period: float, sync_period: float,
-          flush_check_period: float, full_sync_batch: int, netns: str, allow_root_netns: bool, cleanup: bool,
-          metrics_port: int, metrics_address: str, log_level: str) -> None:
-    """Turn Services and Endpoints into iptables rules in this node's network namespace."""
-    from proxy.iptables import IptablesError
+def proxy(conn: ClientConfig, node_name: str, mode: str, cluster_cidr: str, min_sync_period: float,
+          sync_period: float, flush_check_period: float, full_sync_batch: int, netns: str, allow_root_netns: bool,
+          cleanup: bool, metrics_port: int, metrics_address: str, log_level: str) -> None:
+    """Turn Services and EndpointSlices into iptables or nftables rules in this node's network namespace."""
+    from proxy.modes import SyncErrors
     from proxy.proxier import Proxier, ProxierConfig, RootNamespaceError, check_namespace, cleanup_rules
 
     if not cleanup and not node_name:
@@ -60,8 +63,8 @@ def proxy(conn: ClientConfig, node_name: str, cluster_cidr: str, min_sync_period
         raise click.UsageError("sync periods and --full-sync-batch must be positive")
     logs.configure("proxy", level=log_level, node=node_name)
     config = ProxierConfig(
-        node_name=node_name, cluster_cidr=cluster_cidr, min_sync_period=min_sync_period, sync_period=sync_period,
-        flush_check_period=flush_check_period, full_sync_batch=full_sync_batch, netns=netns,
+        node_name=node_name, mode=mode, cluster_cidr=cluster_cidr, min_sync_period=min_sync_period,
+        sync_period=sync_period, flush_check_period=flush_check_period, full_sync_batch=full_sync_batch, netns=netns,
         allow_root_netns=allow_root_netns, metrics_port=metrics_port, metrics_address=metrics_address,
     )
     try:
@@ -71,7 +74,7 @@ def proxy(conn: ClientConfig, node_name: str, cluster_cidr: str, min_sync_period
             return
         # Checked before anything else runs, so a refusal touches nothing.
         check_namespace(config)
-    except (RootNamespaceError, IptablesError, OSError, TimeoutError) as e:
+    except (RootNamespaceError, *SyncErrors) as e:
         _fail(str(e))
 
     async def main() -> None:

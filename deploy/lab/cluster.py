@@ -18,7 +18,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,8 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("/usr/lib/cni/portmap", "containernetworking-plugins"),
     ("/usr/lib/cni/loopback", "containernetworking-plugins"),
     ("/bin/busybox", "busybox-static"),
+    ("nft", "nftables"),
+    ("nginx", "nginx"),
 )
 
 
@@ -87,6 +89,10 @@ def join_token_path(plan: LabPlan) -> Path:
     return plan.paths.run_dir / "join-token"
 
 
+def proxy_mode_path(plan: LabPlan) -> Path:
+    return plan.paths.run_dir / "proxy-mode"
+
+
 def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.ControlPlaneSpec:
     return bootstrap.ControlPlaneSpec(
         address=str(plan.control_plane.address), data_dir=plan.paths.data_dir / "control-plane",
@@ -95,13 +101,15 @@ def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.C
     )
 
 
-def node_spec(plan: LabPlan, index: int, *, log_level: str = "info") -> bootstrap.NodeSpec:
+def node_spec(plan: LabPlan, index: int, *, log_level: str = "info", proxy_mode: str = "iptables",
+              ingress: bool = True) -> bootstrap.NodeSpec:
     node = plan.nodes[index]
     return bootstrap.NodeSpec(
         name=node.role, address=str(node.address), pod_cidr=str(node.pod_cidr),
         server=f"{plan.control_plane.address}:6443", join_server=f"{plan.control_plane.address}:6444",
         join_token_file=str(join_token_path(plan)), node_dir=node_dir(plan, node.role), netns=node.netns,
         cgroup_root=node.cgroup_parent, cluster_dns=str(plan.dns_service_ip), log_level=log_level,
+        proxy_mode=proxy_mode, ingress=ingress,
     )
 
 
@@ -167,7 +175,9 @@ def find_running(name: str) -> Running | None:
 
 
 async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.0,
-             log_level: str = "info") -> LabPlan:
+             log_level: str = "info", proxy_mode: str = "iptables",
+             ingress_nodes: Collection[str] | None = None) -> LabPlan:
+    """Start cluster `name`; `ingress_nodes` names the nodes that run the ingress controller (None: all)."""
     problems = missing_requirements()
     if problems:
         raise LabError("cannot start the lab:\n  " + "\n  ".join(problems))
@@ -193,6 +203,7 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         await step("images built", asyncio.to_thread(images.build_all, images.DEFAULT_CACHE_DIR))
         await step("network ready", asyncio.to_thread(network.apply_topology, plan))
         pki.private_dir(plan.paths.run_dir)
+        proxy_mode_path(plan).write_text(proxy_mode + "\n")  # what a node added later runs
         supervisor = Supervisor.for_plan(plan)
         await asyncio.to_thread(start_watchdog, plan, supervisor, log_level=log_level)
         launcher = SupervisorLauncher(supervisor)
@@ -201,7 +212,8 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         conn = client_config_for(plan)
         # Before anything else can take the add-ons' fixed addresses (cluster DNS's 10.96.0.10).
         await step("add-ons applied", bootstrap.apply_addons(conn))
-        specs = [node_spec(plan, i, log_level=log_level) for i in range(nodes)]
+        specs = [node_spec(plan, i, log_level=log_level, proxy_mode=proxy_mode,
+                           ingress=ingress_nodes is None or plan.nodes[i].role in ingress_nodes) for i in range(nodes)]
         token = await create_join_token(conn, join_token_path(plan))
 
         async def one(spec: bootstrap.NodeSpec) -> None:
@@ -220,9 +232,10 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
     return plan
 
 
-async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log_level: str = "info") -> str:
-    """Add one worker node to running cluster `name` (the next n<k>), through the same node bootstrap `up` uses;
-    returns its name once it is Ready."""
+async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log_level: str = "info",
+                   ingress: bool = True) -> str:
+    """Add one worker node to running cluster `name` (the next n<k>), through the same node bootstrap `up` uses,
+    with the cluster's proxy mode; returns its name once it is Ready."""
     running = await asyncio.to_thread(find_running, name)
     if running is None or not running.healthy:
         raise LabError(f"cluster {name!r} is not up (`kubelite up --name {name}` starts it)")
@@ -232,11 +245,13 @@ async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log
     start = time.monotonic()
     await asyncio.to_thread(network.apply_topology, plan)
     launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+    mode = proxy_mode_path(plan).read_text().strip() if proxy_mode_path(plan).exists() else "iptables"
     conn = client_config_for(plan)
     # The new node joins as `up`'s do: with a join token of its own, deleted once it holds its certificates.
     token = await create_join_token(conn, join_token_path(plan))
     try:
-        await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level), launcher)
+        await bootstrap.bootstrap_node(node_spec(plan, len(plan.nodes) - 1, log_level=log_level, proxy_mode=mode,
+                                                 ingress=ingress), launcher)
     finally:
         await delete_join_token(conn, token, join_token_path(plan))
     await asyncio.to_thread(network.apply_service_route, plan, node)

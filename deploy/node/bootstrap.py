@@ -120,6 +120,8 @@ class NodeSpec:
     log_level: str = "info"
     extra_kubelet_args: Sequence[str] = field(default_factory=tuple)
     timeout_scale: float = 1.0  # slow (emulated) machines: waits and heartbeats this many times longer
+    proxy_mode: str = "iptables"  # or nftables
+    ingress: bool = False  # run the ingress controller (nginx) on this node
 
     @property
     def wait_timeout(self) -> float:
@@ -254,11 +256,25 @@ def kubelet_argv(spec: NodeSpec, cri_socket: str) -> list[str]:
 def proxy_argv(spec: NodeSpec) -> list[str]:
     # On a VM the node is the machine itself: the proxy programs its own namespace.
     own = ["--allow-root-netns"] if spec.netns is None else []
+    mode = ["--mode", spec.proxy_mode] if spec.proxy_mode != "iptables" else []
     files = spec.pki
     proxy = join.FILES[join.PROXY]
     return [*kubelite_argv(), "proxy", "--server", spec.server, "--certificate-authority", str(files.ca),
             "--client-certificate", str(files.crt(proxy)), "--client-key", str(files.key(proxy)),
-            "--node-name", spec.name, *own, "--log-level", spec.log_level]
+            "--node-name", spec.name, *mode, *own, "--log-level", spec.log_level]
+
+
+def ingress_argv(spec: NodeSpec) -> list[str]:
+    # nginx listens on the node's ports 80 and 443; its address goes into the served Ingresses' status.
+    # The controller speaks for its node: the node's own client certificate (system:node:<name>), which the
+    # kubelet renews; the controller's client takes the new pair at its next connection.
+    own = ["--allow-root-netns"] if spec.netns is None else []
+    files = spec.pki
+    kubelet = join.FILES[join.CLIENT]
+    return [*kubelite_argv(), "ingress", "--server", spec.server, "--certificate-authority", str(files.ca),
+            "--client-certificate", str(files.crt(kubelet)), "--client-key", str(files.key(kubelet)),
+            "--node-name", spec.name, "--state-dir", str(spec.node_dir / "ingress"),
+            "--publish-address", spec.address, *own, "--log-level", spec.log_level]
 
 
 def speaker_argv(spec: NodeSpec) -> list[str]:
@@ -369,7 +385,8 @@ async def join_node(spec: NodeSpec) -> None:
 
 
 async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
-    """Join (the node's certificates), containerd with our images, then the kubelet, the proxy and the speaker."""
+    """Join (the node's certificates), containerd with our images, then the kubelet, the proxy, the speaker and
+    (if asked) the ingress controller."""
     await join_node(spec)
     cfg = containerd_config(spec)
     tarballs = await asyncio.to_thread(containerd.prepare, cfg)
@@ -381,6 +398,8 @@ async def bootstrap_node(spec: NodeSpec, launcher: Launcher) -> None:
                    after="containerd")
     launcher.start(_names(spec.name, "proxy", launcher), proxy_argv(spec), netns=spec.netns)
     launcher.start(_names(spec.name, "speaker", launcher), speaker_argv(spec), netns=spec.netns)
+    if spec.ingress:
+        launcher.start(_names(spec.name, "ingress", launcher), ingress_argv(spec), netns=spec.netns)
     log.info("node_started", node=spec.name, address=spec.address, pod_cidr=spec.pod_cidr)
 
 

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_components_import_only_api_and_client() -> None:
-    """import-linter keeps apiserver, scheduler, controllers, kubelet, proxy and speaker independent of each other,
-    api/ and client/ free of every component, and the user commands free of everything but api/ and client/."""
+    """import-linter keeps apiserver, scheduler, controllers, kubelet, proxy, speaker and ingress independent of
+    each other, api/ and client/ free of every component, and the user commands free of everything but api/ and
+    client/."""
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint), "--config", str(ROOT / ".importlinter")], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -33,8 +34,8 @@ def test_every_user_command_module_is_under_the_contract() -> None:
     assert modules == listed
 
 
-COMPONENTS = ("api", "client", "apiserver", "scheduler", "controllers", "kubelet", "proxy", "speaker", "cli",
-              "chaos", "deploy")
+COMPONENTS = ("api", "client", "apiserver", "scheduler", "controllers", "kubelet", "proxy", "speaker", "ingress",
+              "cli", "chaos", "deploy")
 
 
 @pytest.mark.parametrize("package", COMPONENTS)

@@ -40,6 +40,13 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "PersistentVolumeClaim": {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
                                                                      "resources": {"requests": {"storage": "1Gi"}}}},
     "StorageClass": {"metadata": {"name": "fast"}, "provisioner": "kubelite.io/local-path"},
+    "Ingress": {"metadata": {"name": "web"}, "spec": {"rules": [{"host": "foo.example", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    "IngressClass": {"metadata": {"name": "kubelite"}, "spec": {"controller": "kubelite.dev/ingress-nginx"}},
+    "EndpointSlice": {"metadata": {"name": "web-abcde", "labels": {"kubernetes.io/service-name": "web"}},
+                      "addressType": "IPv4",
+                      "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": True}}],
+                      "ports": [{"name": "", "port": 80, "protocol": "TCP"}]},
     "Job": {"metadata": {"name": "pi"}, "spec": {"template": {"spec": {
         "restartPolicy": "Never", "containers": [{"name": "c", "image": "perl:5.34.0", "command": ["perl"]}]}}}},
     "CronJob": {"metadata": {"name": "hello"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {

@@ -380,3 +380,32 @@ async def test_load_balancer_address_rules(etcd: str) -> None:
             assert took.metadata.annotations[ann] == "192.168.50.11"
     finally:
         await server.stop()
+
+
+async def test_local_load_balancer_gets_a_health_check_port(client: Client) -> None:
+    """externalTrafficPolicy Local on a LoadBalancer allocates a healthCheckNodePort, held like a node port and
+    released when the policy goes back to Cluster."""
+    created = await client.create(service("lb", type_="LoadBalancer", externalTrafficPolicy="Local"))
+    port = created.spec.health_check_node_port
+    assert 30000 <= port <= 32767 and port not in {p.node_port for p in created.spec.ports}
+    with pytest.raises(ConflictError, match=f"nodeports/tcp/{port} is already allocated"):
+        await client.create(service("np", type_="NodePort", ports=[{"port": 80, "nodePort": port}]))
+    created.spec.external_traffic_policy = "Cluster"
+    cluster = await client.update(created)
+    assert cluster.spec.health_check_node_port == 0
+    reuse = await client.create(service("np", type_="NodePort", ports=[{"port": 80, "nodePort": port}]))
+    assert reuse.spec.ports[0].node_port == port
+
+
+async def test_new_ingress_gets_the_default_class(client: Client) -> None:
+    """An Ingress naming no class gets the newest IngressClass marked default; one naming a class keeps it."""
+    marked = {"ingressclass.kubernetes.io/is-default-class": "true"}
+    await client.create(make("IngressClass", "old", annotations=marked))
+    await client.create(make("IngressClass", "plain"))
+    await asyncio.sleep(1.1)  # creation timestamps have one-second resolution
+    await client.create(make("IngressClass", "new", annotations=marked))
+    defaulted = await client.create(make("Ingress", "a"))
+    assert defaulted.spec.ingress_class_name == "new"
+    chosen = make("Ingress", "b")
+    chosen.spec.ingress_class_name = "plain"
+    assert (await client.create(chosen)).spec.ingress_class_name == "plain"

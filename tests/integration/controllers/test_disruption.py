@@ -132,9 +132,9 @@ async def test_drain_respects_the_budget(client: Client, nodes: HollowCluster, a
     n = await client.get("nodes", "hollow-2")
     n.spec.unschedulable = False
     await client.update(n)
-    d = await client.get("deployments", "web", "default")
-    d.spec.replicas = 3
-    await client.update(d)
+    # Through the scale subresource, as `kubelite scale` does: the controller writes the Deployment's status
+    # meanwhile, so a read-modify-write of the whole object may meet a conflict.
+    await client.scale("deployments", "web", 3, "default")
     await eventually(lambda: _count(ready_pods(client), 3), timeout=30, what="3 ready pods")
     assert sorted(p.spec.node_name for p in await ready_pods(client)).count("hollow-1") == 2
     await create(client, pdb_yaml(min_available="2"))

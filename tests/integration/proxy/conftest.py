@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from integration.proxy.proxyhelp import add_netns, del_netns
+from integration.proxy.proxyhelp import MODES, add_netns, del_netns
 
 MakeNetns = Callable[[str], str]
 
@@ -31,3 +31,9 @@ def make_netns() -> Iterator[MakeNetns]:
 @pytest.fixture
 def node_ns(make_netns: MakeNetns) -> str:
     return make_netns("node")
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    """Each proxy test runs in both modes: iptables and nftables."""
+    return request.param  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""Helpers for proxy tests: scratch network namespaces, a proxier running for a block, kernel state."""
+"""Helpers for proxy tests: scratch network namespaces, a proxier running for a block, kernel state in either mode."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from client.api import Client
-from proxy import netns
+from proxy import netns, nftrules
 from proxy.proxier import Proxier, ProxierConfig
 from proxy.rules import JUMPS
 from proxy.saved import parse_saved
+
+MODES = ("iptables", "nftables")
 
 T = TypeVar("T")
 PREFIX = "kltest-"
@@ -98,8 +100,74 @@ async def eventually(check: Callable[[], Awaitable[T | None] | T | None], *, tim
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def proxier_config(ns: str, **overrides: Any) -> ProxierConfig:
-    base: dict[str, Any] = {"node_name": "n1", "netns": ns, "flush_check_period": 0.2, "min_sync_period": 0.05}
+def parse_nft(text: str) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """`nft list table` output as (chain -> rule lines, map -> element texts); set elements inside a rule are
+    sorted so that the kernel's order does not matter."""
+    chains: dict[str, list[str]] = {}
+    maps: dict[str, set[str]] = {}
+    current: list[str] | None = None
+    elements: set[str] | None = None
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if pending:
+            pending += " " + line
+            if line.endswith("}"):
+                assert elements is not None
+                elements.update(e.strip() for e in pending[pending.index("{") + 1:-1].split(","))
+                pending = ""
+            continue
+        if line.startswith("chain "):
+            current, elements = chains.setdefault(line[6:-2], []), None
+        elif line.startswith(("map ", "set ")):
+            current, elements = None, maps.setdefault(line[4:-2], set())
+        elif line.startswith("elements = {"):
+            pending = line
+            if line.endswith("}"):
+                elements.update(e.strip() for e in line[line.index("{") + 1:-1].split(","))  # type: ignore[union-attr]
+                pending = ""
+        elif current is not None and line and line != "}" and not line.startswith("type "):
+            current.append(line.split(" # handle ")[0])
+    return chains, maps
+
+
+def nft_table(ns: str) -> tuple[dict[str, list[str]], dict[str, set[str]]] | None:
+    r = in_netns(ns, "nft", "list", "table", "ip", nftrules.TABLE, check=False)
+    return parse_nft(r.stdout) if r.returncode == 0 else None
+
+
+def nft_rendered(state: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """The table a state should leave, in parse_nft's form."""
+    chains = {name: list(rules) for name, rules in nftrules.FIXED_RULES.items()}
+    maps: dict[str, set[str]] = {name: set() for name in nftrules.MAPS}
+    for rules in state.values():
+        for name, chain_rules in rules.chains.items():
+            chains[name] = [nftrules.rule_text(r) for r in chain_rules]
+        for e in rules.element_list():
+            maps[e.map].add(e.text())
+        for name in rules.sets:
+            maps[name] = set()
+    return chains, maps
+
+
+def installed(ns: str, mode: str) -> Any:
+    """What the proxy installed, comparable with `rendered` of the same mode."""
+    return proxy_rules(ns) if mode == "iptables" else nft_table(ns)
+
+
+def flush_everything(ns: str, mode: str) -> None:
+    """Remove the proxy's rules as an administrator might."""
+    if mode == "iptables":
+        for table in ("nat", "filter"):
+            in_netns(ns, "iptables", "-t", table, "-F")
+            in_netns(ns, "iptables", "-t", table, "-X")
+    else:
+        in_netns(ns, "nft", "delete", "table", "ip", nftrules.TABLE)
+
+
+def proxier_config(ns: str, mode: str = "iptables", **overrides: Any) -> ProxierConfig:
+    base: dict[str, Any] = {"node_name": "n1", "netns": ns, "flush_check_period": 0.2, "min_sync_period": 0.05,
+                            "mode": mode}
     base.update(overrides)
     return ProxierConfig(**base)
 

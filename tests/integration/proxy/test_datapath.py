@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 
-from api.pb import core_pb2
 from client.api import Client
 from integration.proxy.conftest import MakeNetns
 from integration.proxy.proxyhelp import eventually, in_netns, proxier_config, running_proxier, synced_to
@@ -175,26 +174,30 @@ async def services(client: Client) -> None:
     both = subset([POD_A, POD_B], ports=[("http", 8080, "TCP")])
     await client.create(svc("web", cluster_ip="10.96.0.50", type="NodePort",
                             ports=[{"name": "http", "port": 80, "node_port": 30080}]))
-    await client.create(eps("web", both))
+    await client.create(slice_of("web", both))
     await client.create(svc("sticky", cluster_ip="10.96.0.52", session_affinity="ClientIP",
                             ports=[{"name": "http", "port": 80}]))
-    await client.create(eps("sticky", both))
+    await client.create(slice_of("sticky", both))
     await client.create(svc("empty", cluster_ip="10.96.0.51", type="NodePort",
                             ports=[{"name": "http", "port": 80, "node_port": 30081}]))
-    await client.create(eps("empty", subset([], [POD_A], [("http", 8080, "TCP")])))
+    await client.create(slice_of("empty", subset([], [POD_A], [("http", 8080, "TCP")])))
 
 
-async def set_endpoints(client: Client, name: str, ips: list[str], proto: str = "TCP") -> None:
-    ep = await client.get("endpoints", name, "default")
-    del ep.subsets[:]
-    ep.subsets.add().CopyFrom(core_pb2.EndpointSubset(**subset(ips, ports=[("http", 8080, proto)])))
-    await client.update(ep)
+async def set_endpoints(client: Client, name: str, ips: list[str], proto: str = "TCP", *,
+                        terminating: list[str] = (), nodes: dict[str, str] | None = None) -> None:
+    """Replace the endpoints in Service `name`'s slice (terminating ones still serving)."""
+    current = await client.get("endpointslices", f"{name}-abcde", "default")
+    wanted = slice_of(name, subset(ips, list(terminating), [("http", 8080, proto)]), terminating=terminating,
+                      nodes=nodes)
+    del current.endpoints[:]
+    current.endpoints.extend(wanted.endpoints)
+    await client.update(current)
 
 
-async def test_cluster_ip_spreads_over_ready_endpoints(client: Client, net: Topology) -> None:
+async def test_cluster_ip_spreads_over_ready_endpoints(client: Client, net: Topology, mode: str) -> None:
     """200 connections from a pod to the cluster IP land on both endpoints, unmasqueraded (they see the pod)."""
     await services(client)
-    async with running_proxier(client, proxier_config(net.node)) as proxier:
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
         await synced_to(proxier, "default/empty")
         got = await connect_many(net, "10.96.0.50", 80, 200)
     assert got["errors"] == {}
@@ -203,10 +206,10 @@ async def test_cluster_ip_spreads_over_ready_endpoints(client: Client, net: Topo
     assert got["peers"] == [CLIENT_IP]
 
 
-async def test_node_port_on_the_node_address_is_masqueraded(client: Client, net: Topology) -> None:
+async def test_node_port_on_the_node_address_is_masqueraded(client: Client, net: Topology, mode: str) -> None:
     """The node's own address on the node port reaches both endpoints, which see the node as the peer."""
     await services(client)
-    async with running_proxier(client, proxier_config(net.node)) as proxier:
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
         await synced_to(proxier, "default/empty")
         got = await connect_many(net, NODE_IP, 30080, 60)
     assert got["errors"] == {}
@@ -215,31 +218,32 @@ async def test_node_port_on_the_node_address_is_masqueraded(client: Client, net:
 
 
 @pytest.mark.parametrize("target,port", [("10.96.0.51", 80), (NODE_IP, 30081)], ids=["cluster-ip", "node-port"])
-async def test_service_without_endpoints_is_refused_at_once(client: Client, net: Topology, target: str,
+async def test_service_without_endpoints_is_refused_at_once(client: Client, net: Topology, mode: str, target: str,
                                                             port: int) -> None:
     """Connecting to a service with no ready endpoint fails with 'connection refused' immediately."""
     await services(client)
-    async with running_proxier(client, proxier_config(net.node)) as proxier:
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
         await synced_to(proxier, "default/empty")
         got = await connect_many(net, target, port, 20)
     assert got["errors"] == {"ConnectionRefusedError": 20}
     assert got["worst"] < 0.25  # a reset, not a retransmitted SYN a second later
 
 
-async def test_client_ip_affinity_pins_a_client_to_one_endpoint(client: Client, net: Topology) -> None:
+async def test_client_ip_affinity_pins_a_client_to_one_endpoint(client: Client, net: Topology, mode: str) -> None:
     """With ClientIP affinity all of one client's connections land on the same endpoint."""
     await services(client)
-    async with running_proxier(client, proxier_config(net.node)) as proxier:
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
         await synced_to(proxier, "default/empty")
         got = await connect_many(net, "10.96.0.52", 80, 40)
     assert got["errors"] == {}
     assert len(got["hits"]) == 1 and sum(got["hits"].values()) == 40
 
 
-async def test_removed_endpoint_gets_no_new_connections_after_the_next_sync(client: Client, net: Topology) -> None:
+async def test_removed_endpoint_gets_no_new_connections_after_the_next_sync(client: Client, net: Topology,
+                                                                            mode: str) -> None:
     """After an endpoint leaves, the next sync (well under a second) sends every new connection elsewhere."""
     await services(client)
-    async with running_proxier(client, proxier_config(net.node, min_sync_period=0.1)) as proxier:
+    async with running_proxier(client, proxier_config(net.node, mode, min_sync_period=0.1)) as proxier:
         await synced_to(proxier, "default/empty")
         partials = proxier.partial_syncs
         loop = asyncio.get_running_loop()
@@ -251,11 +255,11 @@ async def test_removed_endpoint_gets_no_new_connections_after_the_next_sync(clie
     assert got["hits"] == {POD_A: 40}
 
 
-async def test_udp_flows_follow_an_endpoint_change(client: Client, net: Topology) -> None:
+async def test_udp_flows_follow_an_endpoint_change(client: Client, net: Topology, mode: str) -> None:
     """A UDP client that keeps its source port moves to the new endpoint: the stale conntrack entry is deleted."""
     await client.create(svc("dns", cluster_ip="10.96.0.53", ports=[{"name": "http", "port": 53, "protocol": "UDP"}]))
-    await client.create(eps("dns", subset([POD_A], ports=[("http", 8080, "UDP")])))
-    async with running_proxier(client, proxier_config(net.node)) as proxier:
+    await client.create(slice_of("dns", subset([POD_A], ports=[("http", 8080, "UDP")])))
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
         await synced_to(proxier, "default/dns")
         async with talking(net, UDP_CLIENT, "10.96.0.53", 53) as say:
             assert await say() == POD_A
@@ -266,15 +270,176 @@ async def test_udp_flows_follow_an_endpoint_change(client: Client, net: Topology
             assert await say() == POD_B
 
 
-async def test_established_connection_survives_a_proxy_restart(client: Client, net: Topology) -> None:
+async def test_established_connection_survives_a_proxy_restart(client: Client, net: Topology,
+                                                               mode: str) -> None:
     """A connection made through the service keeps working while the proxy is down and after a new one resyncs."""
     await services(client)
     async with talking(net, LONG_CLIENT, "10.96.0.50", 80) as say:
-        async with running_proxier(client, proxier_config(net.node)) as proxier:
+        async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
             await synced_to(proxier, "default/empty")
             assert await say("connect") in (POD_A, POD_B)
             assert await say("one") == "one"
         assert await say("two") == "two"  # no proxy running; the rules and the conntrack entry stay
-        async with running_proxier(client, proxier_config(net.node)) as second:
+        async with running_proxier(client, proxier_config(net.node, mode)) as second:
             assert second.full_syncs == 1
             assert await say("three") == "three"
+
+
+# POD_A runs on this node (n1), POD_B stands for a pod on another node.
+NODES = {POD_A: "n1", POD_B: "n2"}
+LB_IP = "10.250.0.130"
+
+
+async def policy_service(client: Client, endpoints: list[str], **spec: Any) -> None:
+    status = spec.pop("status", None)
+    await client.create(svc("local", cluster_ip="10.96.0.60", status=status, **spec))
+    await client.create(slice_of("local", subset(endpoints, ports=[("http", 8080, "TCP")]), nodes=NODES))
+
+
+def health(t: Topology, port: int) -> tuple[int, dict[str, Any]]:
+    """GET the node's health-check port from the client: (status, JSON body)."""
+    script = ("import json, sys, urllib.error, urllib.request\n"
+              "try:\n r = urllib.request.urlopen(sys.argv[1], timeout=5); code, body = r.status, r.read()\n"
+              "except urllib.error.HTTPError as e:\n code, body = e.code, e.read()\n"
+              "print(json.dumps([code, json.loads(body)]))")
+    r = in_netns(t.client, sys.executable, "-c", script, f"http://{NODE_IP}:{port}/healthz")
+    code, body = json.loads(r.stdout)
+    return code, body
+
+
+@pytest.mark.parametrize("endpoints", [[POD_A, POD_B], [POD_B]], ids=["local-endpoint", "no-local-endpoint"])
+async def test_external_traffic_policy_local(client: Client, net: Topology, mode: str, endpoints: list[str]) -> None:
+    """externalTrafficPolicy Local: the node port reaches only this node's endpoint and the endpoint sees the
+    client's own address; with no endpoint here the connection is dropped, and the health-check port says 503
+    (200 with the count of local endpoints otherwise)."""
+    await policy_service(client, endpoints, type="LoadBalancer", external_traffic_policy="Local",
+                         health_check_node_port=32100, ports=[{"name": "http", "port": 80, "node_port": 30090}],
+                         status={"load_balancer": {"ingress": [{"ip": LB_IP}]}})
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
+        await synced_to(proxier, "default/local")
+        await eventually(lambda: 32100 in proxier.health.ports, what="health-check port open")
+        code, body = await asyncio.to_thread(health, net, 32100)
+        got = await connect_many(net, NODE_IP, 30090, 20 if POD_A in endpoints else 2)
+    assert body["service"] == {"namespace": "default", "name": "local"}
+    if POD_A in endpoints:
+        assert (code, body["localEndpoints"]) == (200, 1)
+        assert got["errors"] == {} and got["hits"] == {POD_A: 20}
+        assert got["peers"] == [CLIENT_IP]
+    else:
+        assert (code, body["localEndpoints"]) == (503, 0)
+        assert got["hits"] == {} and set(got["errors"]) == {"TimeoutError"}
+
+
+async def test_internal_traffic_policy_local(client: Client, net: Topology, mode: str) -> None:
+    """internalTrafficPolicy Local: the cluster IP reaches only this node's endpoint."""
+    await policy_service(client, [POD_A, POD_B], internal_traffic_policy="Local",
+                         ports=[{"name": "http", "port": 80}])
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
+        await synced_to(proxier, "default/local")
+        got = await connect_many(net, "10.96.0.60", 80, 30)
+    assert got["errors"] == {} and got["hits"] == {POD_A: 30}
+
+
+@pytest.mark.parametrize(("ranges", "allowed"), [(["10.200.1.0/24"], True), (["192.0.2.0/24"], False)],
+                         ids=["client-in-range", "client-outside"])
+async def test_load_balancer_source_ranges(client: Client, net: Topology, mode: str, ranges: list[str],
+                                           allowed: bool) -> None:
+    """loadBalancerSourceRanges: the load-balancer IP answers clients inside the ranges and drops the others; the
+    node port stays open to both."""
+    # The node routes the load-balancer IP, as it routes the service CIDR: what is not DNATed reaches filter.
+    in_netns(net.node, "ip", "route", "add", f"{LB_IP}/32", "dev", "to-pods")
+    await policy_service(client, [POD_A, POD_B], type="LoadBalancer", load_balancer_source_ranges=ranges,
+                         ports=[{"name": "http", "port": 80, "node_port": 30091}],
+                         status={"load_balancer": {"ingress": [{"ip": LB_IP}]}})
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
+        await synced_to(proxier, "default/local")
+        via_lb = await connect_many(net, LB_IP, 80, 10 if allowed else 2)
+        via_node_port = await connect_many(net, NODE_IP, 30091, 10)
+    if allowed:
+        assert via_lb["errors"] == {} and sum(via_lb["hits"].values()) == 10
+    else:
+        assert via_lb["hits"] == {} and set(via_lb["errors"]) == {"TimeoutError"}
+    assert via_node_port["errors"] == {}
+
+
+async def test_terminating_endpoint_keeps_its_connections(client: Client, net: Topology, mode: str) -> None:
+    """Graceful termination: an established connection to an endpoint that turns terminating, and then leaves
+    the slice, keeps working; new connections go to the ready endpoint; with no ready one left, they go to the
+    terminating endpoint that still serves."""
+    await client.create(svc("web", cluster_ip="10.96.0.50", ports=[{"name": "http", "port": 80}]))
+    await client.create(slice_of("web", subset([POD_A], ports=[("http", 8080, "TCP")])))
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
+        await synced_to(proxier, "default/web")
+        async with talking(net, LONG_CLIENT, "10.96.0.50", 80) as say:
+            assert await say("connect") == POD_A
+            partials = proxier.partial_syncs
+            await set_endpoints(client, "web", [POD_B], terminating=[POD_A])
+            await eventually(lambda: proxier.partial_syncs > partials and not proxier._dirty, what="sync")
+            assert await say("still") == "still"
+            assert (await connect_many(net, "10.96.0.50", 80, 20))["hits"] == {POD_B: 20}
+            partials = proxier.partial_syncs
+            await set_endpoints(client, "web", [], terminating=[POD_A])
+            await eventually(lambda: proxier.partial_syncs > partials and not proxier._dirty, what="sync")
+            assert (await connect_many(net, "10.96.0.50", 80, 10))["hits"] == {POD_A: 10}
+            partials = proxier.partial_syncs
+            await set_endpoints(client, "web", [POD_B])
+            await eventually(lambda: proxier.partial_syncs > partials and not proxier._dirty, what="sync")
+            assert await say("after") == "after"
+
+
+# Raw TCP segments from the client to POD_A:9999, each carrying a marker, and a listener in the pods'
+# namespace that reports which markers arrived.
+SEND_SEGMENTS = r"""
+import socket, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+def checksum(data):
+    if len(data) % 2: data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16: s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for flags, marker in ((0x03, b"INVALID"), (0x10, b"CONTROL")):  # SYN+FIN (no valid state) and a plain ACK
+    header = struct.pack("!HHIIBBHHH", 40000, 9999, 1000, 0, 5 << 4, flags, 65535, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header) + len(marker))
+    header = header[:16] + struct.pack("!H", checksum(pseudo + header + marker)) + header[18:]
+    s.sendto(header + marker, (dst, 0))
+"""
+LISTEN_SEGMENTS = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.settimeout(0.2)
+print("ready", flush=True)
+seen, end = set(), time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    try:
+        data = s.recv(2048)
+    except OSError:
+        continue
+    for marker in (b"INVALID", b"CONTROL"):
+        if data.endswith(marker):
+            seen.add(marker.decode())
+print(",".join(sorted(seen)), flush=True)
+"""
+
+
+async def markers_through(t: Topology) -> set[str]:
+    """Which of the two segments the client sends reach the pods' namespace through the node."""
+    listener = await asyncio.create_subprocess_exec(
+        "nsenter", f"--net=/run/netns/{t.pods}", "--", sys.executable, "-c", LISTEN_SEGMENTS, "2",
+        stdout=asyncio.subprocess.PIPE)
+    assert listener.stdout is not None
+    assert await asyncio.wait_for(listener.stdout.readline(), 10) == b"ready\n"
+    await asyncio.to_thread(in_netns, t.client, sys.executable, "-c", SEND_SEGMENTS, CLIENT_IP, POD_A)
+    line = (await asyncio.wait_for(listener.stdout.readline(), 10)).decode().strip()
+    await listener.wait()
+    return set(line.split(",")) - {""}
+
+
+async def test_conntrack_invalid_packets_are_dropped(client: Client, net: Topology, mode: str) -> None:
+    """A segment conntrack calls INVALID (SYN+FIN) is forwarded to the pod without the proxy and dropped with it;
+    a segment conntrack can track goes through either way."""
+    assert await markers_through(net) == {"INVALID", "CONTROL"}
+    await services(client)
+    async with running_proxier(client, proxier_config(net.node, mode)) as proxier:
+        await synced_to(proxier, "default/empty")
+        assert await markers_through(net) == {"CONTROL"}

@@ -9,7 +9,17 @@ import pytest
 from google.protobuf.message import Message
 
 from api import convert, omitempty
-from api.pb import apps_pb2, batch_pb2, core_pb2, meta_pb2, policy_pb2, scheduling_pb2, storage_pb2
+from api.pb import (
+    apps_pb2,
+    batch_pb2,
+    core_pb2,
+    discovery_pb2,
+    meta_pb2,
+    networking_pb2,
+    policy_pb2,
+    scheduling_pb2,
+    storage_pb2,
+)
 
 
 def _msg(cls: type[Message], data: dict[str, Any]) -> Message:
@@ -120,8 +130,8 @@ def test_fresh_pod_restart_count_for_jq() -> None:
 @pytest.mark.parametrize("name", sorted(omitempty.ALWAYS))
 def test_table_names_real_fields(name: str) -> None:
     """Every entry names a message and fields it has, each with a zero value to print."""
-    desc = next((m.DESCRIPTOR for m in (core_pb2, apps_pb2, meta_pb2, scheduling_pb2, storage_pb2, batch_pb2,
-                                        policy_pb2)
+    desc = next((m.DESCRIPTOR for m in (core_pb2, apps_pb2, meta_pb2, scheduling_pb2, storage_pb2, networking_pb2,
+                                        discovery_pb2, batch_pb2, policy_pb2)
                  if name in m.DESCRIPTOR.message_types_by_name), None)
     assert desc is not None, f"no message {name}"
     message = desc.message_types_by_name[name]

@@ -6,6 +6,7 @@ import itertools
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,18 +55,31 @@ def test_unit_runs_the_bootstrap_command(tmp_path: Path) -> None:
     assert f"StandardOutput=append:{tmp_path / 'proxy.log'}" in unit
 
 
-def test_speaker_unit_authenticates_as_its_node(tmp_path: Path) -> None:
-    """The speaker's unit reaches the apiserver over mutual TLS as its node (the kubelet's client certificate, the
-    cluster CA), as files; no token and no plaintext."""
-    spec = bootstrap.NodeSpec(name="n1", address="192.168.56.11", pod_cidr="10.244.1.0/24",
-                              server="192.168.56.10:6443", node_dir=tmp_path)
-    unit = render_unit("speaker", bootstrap.speaker_argv(spec), log_file=tmp_path / "speaker.log")
-    exec_line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+@pytest.mark.parametrize(("component", "identity"), [
+    pytest.param(lambda spec: bootstrap.kubelet_argv(spec, "/run/c.sock"), "kubelet", id="kubelet"),
+    pytest.param(bootstrap.proxy_argv, "kube-proxy", id="proxy"),
+    pytest.param(bootstrap.ingress_argv, "kubelet", id="ingress-speaks-for-its-node"),
+    pytest.param(bootstrap.speaker_argv, "kubelet", id="speaker-speaks-for-its-node"),
+])
+@pytest.mark.parametrize("netns", [pytest.param("kl-n1", id="lab"), pytest.param(None, id="vm")])
+def test_node_components_present_the_nodes_certificates(tmp_path: Path, component: Any, identity: str,
+                                                        netns: str | None) -> None:
+    """Every node component reaches the apiserver over mutual TLS with a certificate the node joined for, checked
+    against the cluster CA: no token, no plaintext switch."""
+    spec = bootstrap.NodeSpec(name="n1", address="10.250.0.11", pod_cidr="10.244.1.0/24",
+                              server="10.250.0.2:6443", node_dir=tmp_path, netns=netns, join_token_file="/t",
+                              ingress=True, proxy_mode="nftables")
+    argv = component(spec)
     pki = tmp_path / "pki"
-    assert exec_line.endswith(f"speaker --server 192.168.56.10:6443 --certificate-authority {pki}/ca.crt "
-                              f"--client-certificate {pki}/kubelet.crt --client-key {pki}/kubelet.key "
-                              f"--node-name n1 --node-ip 192.168.56.11 --allow-root-netns --log-level info")
-    assert "--token-file" not in exec_line
+
+    def flag(name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert flag("--server") == "10.250.0.2:6443"
+    assert flag("--certificate-authority") == f"{pki}/ca.crt"
+    assert flag("--client-certificate") == f"{pki}/{identity}.crt"
+    assert flag("--client-key") == f"{pki}/{identity}.key"
+    assert not {a for a in argv if "token" in a or "insecure" in a or "plaintext" in a}
 
 
 def test_node_address_is_the_one_given(tmp_path: Path) -> None:

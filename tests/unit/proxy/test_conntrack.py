@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from proxy import conntrack
 from proxy.rules import Node, compute_state
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 
 
 def state(endpoints: list[str], protocol: str = "UDP") -> dict:
     return compute_state(
         [svc("dns", "kube-system", cluster_ip="10.96.0.10", type="NodePort",
              ports=[{"name": "dns", "port": 53, "protocol": protocol, "node_port": 30053}])],
-        [eps("dns", subset(endpoints, ports=[("dns", 53, protocol)]), ns="kube-system")], Node("n1"))
+        [slice_of("dns", subset(endpoints, ports=[("dns", 53, protocol)]), ns="kube-system")], Node("n1"))
 
 
 def test_removed_udp_endpoint_is_forgotten_for_cluster_ip_and_node_port() -> None:

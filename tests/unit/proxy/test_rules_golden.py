@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.rules import Node, render_rules
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 
 N1 = Node("n1")
 
@@ -15,6 +15,7 @@ FILTER_HEAD = """\
 :KUBE-SERVICES - [0:0]
 :KUBE-EXTERNAL-SERVICES - [0:0]
 :KUBE-FORWARD - [0:0]
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 """
@@ -50,7 +51,7 @@ def test_cluster_ip_with_two_ready_endpoints() -> None:
     """A ClusterIP port jumps to its KUBE-SVC chain, which picks each ready endpoint's KUBE-SEP at random."""
     out = render_rules(
         [svc("web", cluster_ip="10.96.0.5", ports=[{"name": "http", "port": 80, "target_port": "8080"}])],
-        [eps("web", subset(["10.244.2.7", "10.244.1.5"], ["10.244.3.9"], [("http", 8080, "TCP")]))],
+        [slice_of("web", subset(["10.244.2.7", "10.244.1.5"], ["10.244.3.9"], [("http", 8080, "TCP")]))],
         N1,
     )
     assert out == """\
@@ -58,6 +59,7 @@ def test_cluster_ip_with_two_ready_endpoints() -> None:
 :KUBE-SERVICES - [0:0]
 :KUBE-EXTERNAL-SERVICES - [0:0]
 :KUBE-FORWARD - [0:0]
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
@@ -89,7 +91,7 @@ def test_node_port() -> None:
     """A NodePort is reached from KUBE-NODEPORTS through KUBE-EXT, which marks the packet for masquerade."""
     out = render_rules(
         [svc("web-np", cluster_ip="10.96.0.6", type="NodePort", ports=[{"name": "http", "port": 80, "node_port": 30080}])],
-        [eps("web-np", subset(["10.244.1.5"], ports=[("http", 8080, "TCP")]))],
+        [slice_of("web-np", subset(["10.244.1.5"], ports=[("http", 8080, "TCP")]))],
         N1,
     )
     assert out == golden(
@@ -120,7 +122,7 @@ def test_load_balancer() -> None:
         [svc("edge", cluster_ip="10.96.0.7", type="LoadBalancer",
              ports=[{"name": "https", "port": 443, "node_port": 31443}],
              status={"load_balancer": {"ingress": [{"ip": "10.250.0.130"}]}})],
-        [eps("edge", subset(["10.244.2.8"], ports=[("https", 8443, "TCP")]))],
+        [slice_of("edge", subset(["10.244.2.8"], ports=[("https", 8443, "TCP")]))],
         N1,
     )
     assert out == golden(
@@ -150,7 +152,7 @@ def test_external_ips_of_an_unnamed_port() -> None:
     """An externalIP gets a KUBE-SERVICES rule into KUBE-EXT; an unnamed port is named `ns/svc`."""
     out = render_rules(
         [svc("legacy", cluster_ip="10.96.0.8", external_ips=["192.0.2.10"], ports=[{"port": 80}])],
-        [eps("legacy", subset(["10.244.1.6"], ports=[("", 80, "TCP")]))],
+        [slice_of("legacy", subset(["10.244.1.6"], ports=[("", 80, "TCP")]))],
         N1,
     )
     assert out == golden(
@@ -179,7 +181,7 @@ def test_client_ip_session_affinity() -> None:
         [svc("sticky", cluster_ip="10.96.0.9", session_affinity="ClientIP",
              session_affinity_config={"client_ip": {"timeout_seconds": 60}},
              ports=[{"name": "http", "port": 80}])],
-        [eps("sticky", subset(["10.244.1.7", "10.244.2.7"], ports=[("http", 8080, "TCP")]))],
+        [slice_of("sticky", subset(["10.244.1.7", "10.244.2.7"], ports=[("http", 8080, "TCP")]))],
         N1,
     )
     assert out == golden(
@@ -209,7 +211,7 @@ def test_no_ready_endpoints_rejects_in_filter() -> None:
     out = render_rules(
         [svc("empty", cluster_ip="10.96.0.11", type="NodePort", external_ips=["192.0.2.11"],
              ports=[{"name": "http", "port": 80, "node_port": 30081}])],
-        [eps("empty", subset([], ["10.244.1.8"], [("http", 8080, "TCP")]))],
+        [slice_of("empty", subset([], ["10.244.1.8"], [("http", 8080, "TCP")]))],
         N1,
     )
     assert out == golden(
@@ -261,10 +263,10 @@ def test_named_target_ports_use_the_endpoints_ports() -> None:
             {"name": "metrics", "port": 9090, "target_port": "9090"},
             {"name": "dns", "port": 53, "protocol": "UDP", "target_port": "dns"},
         ])],
-        [eps("api",
-             subset(["10.244.1.9", "10.244.2.9"], ports=[("http", 8080, "TCP"), ("metrics", 9090, "TCP"),
-                                                         ("dns", 5353, "UDP")]),
-             subset(["10.244.3.9"], ports=[("http", 8081, "TCP"), ("metrics", 9090, "TCP"), ("dns", 5353, "UDP")]))],
+        [slice_of("api", subset(["10.244.1.9", "10.244.2.9"], ports=[("http", 8080, "TCP"), ("metrics", 9090, "TCP"),
+                                                                    ("dns", 5353, "UDP")])),
+         slice_of("api", subset(["10.244.3.9"], ports=[("http", 8081, "TCP"), ("metrics", 9090, "TCP"),
+                                                       ("dns", 5353, "UDP")]), suffix="fghij")],
         N1,
     )
     assert out == golden(
@@ -323,7 +325,7 @@ def test_cluster_cidr_masquerades_traffic_from_outside_it() -> None:
     """With a cluster CIDR, KUBE-SVC first marks cluster-IP traffic from non-pod sources for masquerade."""
     out = render_rules(
         [svc("web", cluster_ip="10.96.0.5", ports=[{"name": "http", "port": 80}])],
-        [eps("web", subset(["10.244.1.5"], ports=[("http", 8080, "TCP")]))],
+        [slice_of("web", subset(["10.244.1.5"], ports=[("http", 8080, "TCP")]))],
         Node("n1", cluster_cidr="10.244.0.0/16"),
     )
     assert out == golden(
@@ -351,12 +353,82 @@ def test_cluster_cidr_masquerades_traffic_from_outside_it() -> None:
 ])
 def test_services_without_a_proxied_address_render_nothing(service) -> None:  # type: ignore[no-untyped-def]
     """Headless, ExternalName, unallocated and IPv6-only Services get no rules at all."""
-    assert render_rules([service], [eps(service.metadata.name, subset(["10.244.1.5"], ports=[("", 80, "TCP")]))],
+    assert render_rules([service], [slice_of(service.metadata.name, subset(["10.244.1.5"], ports=[("", 80, "TCP")]))],
                         N1) == golden(chains="", services="", rules="")
 
 
 def test_objects_are_ordered_by_name_not_by_arrival() -> None:
     """The payload does not depend on the order Services and Endpoints are given in."""
     services = [svc(f"s{i}", cluster_ip=f"10.96.1.{i}", ports=[{"port": 80}]) for i in range(1, 6)]
-    endpoints = [eps(f"s{i}", subset([f"10.244.1.{i}"], ports=[("", 80, "TCP")])) for i in range(1, 6)]
+    endpoints = [slice_of(f"s{i}", subset([f"10.244.1.{i}"], ports=[("", 80, "TCP")])) for i in range(1, 6)]
     assert render_rules(services, endpoints, N1) == render_rules(services[::-1], endpoints[::-1], N1)
+
+
+def test_local_load_balancer_with_source_ranges() -> None:
+    """externalTrafficPolicy Local and loadBalancerSourceRanges: the LB IP goes through KUBE-FW (ranges only) to
+    KUBE-EXT, which sends the node's own traffic to KUBE-SVC and the rest to KUBE-SVL (this node's endpoint), and
+    filter drops LB traffic that was not DNATed."""
+    out = render_rules(
+        [svc("edge", cluster_ip="10.96.0.7", type="LoadBalancer", external_traffic_policy="Local",
+             load_balancer_source_ranges=["203.0.113.0/24"], ports=[{"name": "https", "port": 443, "node_port": 31443}],
+             status={"load_balancer": {"ingress": [{"ip": "10.250.0.130"}]}})],
+        [slice_of("edge", subset(["10.244.1.8", "10.244.2.8"], ports=[("https", 8443, "TCP")]),
+                  nodes={"10.244.1.8": "n1", "10.244.2.8": "n2"})],
+        N1,
+    )
+    assert out == golden(
+        filter_rules="""\
+-A KUBE-EXTERNAL-SERVICES -d 10.250.0.130/32 -p tcp -m comment --comment "default/edge:https traffic not accepted by KUBE-FW-QCFLP2V2YBSUHVTW" -m tcp --dport 443 -j DROP
+""",
+        chains="""\
+:KUBE-FW-QCFLP2V2YBSUHVTW - [0:0]
+:KUBE-EXT-QCFLP2V2YBSUHVTW - [0:0]
+:KUBE-SVC-QCFLP2V2YBSUHVTW - [0:0]
+:KUBE-SVL-QCFLP2V2YBSUHVTW - [0:0]
+:KUBE-SEP-YCW4WJ4OL5TPUODO - [0:0]
+:KUBE-SEP-3BZEANMXYCUPRXAT - [0:0]
+""",
+        services="""\
+-A KUBE-SERVICES -d 10.96.0.7/32 -p tcp -m comment --comment "default/edge:https cluster IP" -m tcp --dport 443 -j KUBE-SVC-QCFLP2V2YBSUHVTW
+-A KUBE-SERVICES -d 10.250.0.130/32 -p tcp -m comment --comment "default/edge:https loadbalancer IP" -m tcp --dport 443 -j KUBE-FW-QCFLP2V2YBSUHVTW
+""",
+        nodeports="""\
+-A KUBE-NODEPORTS -p tcp -m comment --comment "default/edge:https" -m tcp --dport 31443 -j KUBE-EXT-QCFLP2V2YBSUHVTW
+""",
+        rules="""\
+-A KUBE-FW-QCFLP2V2YBSUHVTW -s 203.0.113.0/24 -m comment --comment "default/edge:https loadbalancer IP" -j KUBE-EXT-QCFLP2V2YBSUHVTW
+-A KUBE-EXT-QCFLP2V2YBSUHVTW -m comment --comment "masquerade LOCAL traffic for default/edge:https external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ
+-A KUBE-EXT-QCFLP2V2YBSUHVTW -m comment --comment "route LOCAL traffic for default/edge:https external destinations" -m addrtype --src-type LOCAL -j KUBE-SVC-QCFLP2V2YBSUHVTW
+-A KUBE-EXT-QCFLP2V2YBSUHVTW -j KUBE-SVL-QCFLP2V2YBSUHVTW
+-A KUBE-SVC-QCFLP2V2YBSUHVTW -m comment --comment "default/edge:https -> 10.244.1.8:8443" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-YCW4WJ4OL5TPUODO
+-A KUBE-SVC-QCFLP2V2YBSUHVTW -m comment --comment "default/edge:https -> 10.244.2.8:8443" -j KUBE-SEP-3BZEANMXYCUPRXAT
+-A KUBE-SVL-QCFLP2V2YBSUHVTW -m comment --comment "default/edge:https -> 10.244.1.8:8443" -j KUBE-SEP-YCW4WJ4OL5TPUODO
+-A KUBE-SEP-YCW4WJ4OL5TPUODO -s 10.244.1.8/32 -m comment --comment "default/edge:https" -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-SEP-YCW4WJ4OL5TPUODO -p tcp -m comment --comment "default/edge:https" -m tcp -j DNAT --to-destination 10.244.1.8:8443
+-A KUBE-SEP-3BZEANMXYCUPRXAT -s 10.244.2.8/32 -m comment --comment "default/edge:https" -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-SEP-3BZEANMXYCUPRXAT -p tcp -m comment --comment "default/edge:https" -m tcp -j DNAT --to-destination 10.244.2.8:8443
+""",
+    )
+
+
+def test_internal_local_without_a_local_endpoint_drops() -> None:
+    """internalTrafficPolicy Local with endpoints only elsewhere: the cluster IP leads to an empty KUBE-SVL and
+    filter drops the connection ("has no local endpoints"), unlike a Service without endpoints, which rejects."""
+    out = render_rules(
+        [svc("node-local", cluster_ip="10.96.0.13", internal_traffic_policy="Local",
+             ports=[{"name": "http", "port": 80}])],
+        [slice_of("node-local", subset(["10.244.2.8"], ports=[("http", 8080, "TCP")]), nodes={"10.244.2.8": "n2"})],
+        N1,
+    )
+    assert out == golden(
+        filter_rules="""\
+-A KUBE-SERVICES -d 10.96.0.13/32 -p tcp -m comment --comment "default/node-local:http has no local endpoints" -m tcp --dport 80 -j DROP
+""",
+        chains="""\
+:KUBE-SVL-DCRKDIWN45MPZN6I - [0:0]
+""",
+        services="""\
+-A KUBE-SERVICES -d 10.96.0.13/32 -p tcp -m comment --comment "default/node-local:http cluster IP" -m tcp --dport 80 -j KUBE-SVL-DCRKDIWN45MPZN6I
+""",
+        rules="",
+    )

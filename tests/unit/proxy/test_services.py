@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.services import DEFAULT_AFFINITY_SECONDS, compute_endpoints, compute_service_ports
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 
 
 def test_node_ports_and_lb_ips_only_for_their_types() -> None:
@@ -41,12 +41,32 @@ def test_addresses_iptables_cannot_take_are_dropped() -> None:
 
 
 def test_only_ready_addresses_with_the_port_name_and_protocol() -> None:
-    """Endpoints are the ready addresses of subsets that carry the port's name and protocol, sorted numerically."""
+    """Endpoints are the ready addresses of slices that carry the port's name and protocol, sorted numerically."""
     (port,) = compute_service_ports(svc("a", cluster_ip="10.96.0.1", ports=[{"name": "dns", "port": 53,
                                                                              "protocol": "UDP"}]))
-    ep = eps("a",
-             subset(["10.244.1.10", "10.244.1.9"], ["10.244.1.11"], [("dns", 5353, "UDP"), ("dns", 5353, "TCP")]),
-             subset(["10.244.2.1"], ports=[("dns-tcp", 53, "TCP")]),
-             subset(["10.244.1.9", "not-an-ip"], ports=[("dns", 5353, "UDP")]))
-    assert compute_endpoints(ep, port) == ("10.244.1.9:5353", "10.244.1.10:5353")
-    assert compute_endpoints(None, port) == ()
+    slices = [slice_of("a", subset(["10.244.1.10", "10.244.1.9"], ["10.244.1.11"], [("dns", 5353, "UDP")])),
+              slice_of("a", subset(["10.244.2.1"], ports=[("dns-tcp", 53, "TCP")]), suffix="b"),
+              slice_of("a", subset(["10.244.1.9", "not-an-ip"], ports=[("dns", 5353, "UDP")]), suffix="c")]
+    assert compute_endpoints(slices, port).cluster == ("10.244.1.9:5353", "10.244.1.10:5353")
+    assert compute_endpoints([], port).cluster == ()
+
+
+@pytest.mark.parametrize(("ready", "terminating", "cluster", "local"), [
+    pytest.param(["10.244.1.5", "10.244.2.5"], ["10.244.1.6"], ("10.244.1.5:80", "10.244.2.5:80"),
+                 ("10.244.1.5:80",), id="ready-ones-first"),
+    pytest.param(["10.244.2.5"], ["10.244.1.6"], ("10.244.2.5:80",), ("10.244.1.6:80",),
+                 id="local-falls-back-to-terminating"),
+    pytest.param([], ["10.244.1.6", "10.244.2.6"], ("10.244.1.6:80", "10.244.2.6:80"), ("10.244.1.6:80",),
+                 id="only-terminating"),
+    pytest.param([], [], (), (), id="none"),
+])
+def test_terminating_endpoints_serve_only_when_nothing_is_ready(ready: list[str], terminating: list[str],
+                                                                cluster: tuple, local: tuple) -> None:
+    """New connections go to ready endpoints; terminating ones that still serve are used only when none is ready,
+    for the cluster-wide and the node-local choice separately (Kubernetes' ProxyTerminatingEndpoints)."""
+    (port,) = compute_service_ports(svc("a", cluster_ip="10.96.0.1", ports=[{"port": 80}]))
+    nodes = {ip: "n1" if ".1." in ip else "n2" for ip in [*ready, *terminating]}
+    es = slice_of("a", subset(ready, terminating, [("", 80, "TCP")]), nodes=nodes, terminating=terminating)
+    got = compute_endpoints([es], port, "n1")
+    assert (got.cluster, got.local) == (cluster, local)
+    assert got.serving == frozenset(ready + terminating)

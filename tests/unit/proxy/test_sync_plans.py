@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from proxy import chains
 from proxy.rules import JUMPS, Node, compute_state, render_changes, render_full, render_full_batches
 from proxy.saved import parse_saved, plan_jumps, render_cleanup, stale_chains
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 from unit.proxy.tracer import BUILTIN, Kernel
 
 N1 = Node("n1")
@@ -19,10 +19,10 @@ def web_state(endpoints: list[str], *, name: str = "web", ip: str = "10.96.0.5",
               extra: int = 0) -> dict:
     services = [svc(name, cluster_ip=ip, type="NodePort" if node_port else "ClusterIP",
                     ports=[{"name": "http", "port": 80, "node_port": node_port}])]
-    objs = [eps(name, subset(endpoints, ports=[("http", 8080, "TCP")]))]
+    objs = [slice_of(name, subset(endpoints, ports=[("http", 8080, "TCP")]))]
     for i in range(extra):
         services.append(svc(f"other{i}", cluster_ip=f"10.96.1.{i + 1}", ports=[{"port": 80}]))
-        objs.append(eps(f"other{i}", subset([f"10.244.5.{i + 1}"], ports=[("", 80, "TCP")])))
+        objs.append(slice_of(f"other{i}", subset([f"10.244.5.{i + 1}"], ports=[("", 80, "TCP")])))
     return compute_state(services, objs, N1)
 
 
@@ -108,7 +108,7 @@ def state_of(spec: dict) -> dict:
         services.append(svc(name, cluster_ip=f"10.96.0.{i + 1}", type="NodePort" if node_port else "ClusterIP",
                             session_affinity="ClientIP" if affinity else "None",
                             ports=[{"name": "http", "port": 80, "node_port": 30000 + i if node_port else 0}]))
-        objs.append(eps(name, subset(endpoints, ports=[("http", 8080, "TCP")])))
+        objs.append(slice_of(name, subset(endpoints, ports=[("http", 8080, "TCP")])))
     return compute_state(services, objs, N1)
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from proxy import chains
 from proxy.rules import Node, render_rules
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 from unit.proxy.tracer import Packet, Ruleset, distribution
 
 N1 = Node("n1")
@@ -24,7 +24,7 @@ def ready(n: int) -> list[str]:
 def web(n: int, **spec: object) -> Ruleset:
     spec.setdefault("ports", [{"name": "http", "port": 80, "node_port": 30080}])
     spec.setdefault("cluster_ip", "10.96.0.5")
-    return Ruleset(render_rules([svc("web", **spec)], [eps("web", subset(ready(n), ["10.244.9.9"],
+    return Ruleset(render_rules([svc("web", **spec)], [slice_of("web", subset(ready(n), ["10.244.9.9"],
                                                                          [("http", 8080, "TCP")]))], N1))
 
 
@@ -89,7 +89,7 @@ def test_external_addresses_are_dnated_and_masqueraded(address: str, spec: dict)
     status = spec.pop("status", None)
     rs = Ruleset(render_rules([svc("web", cluster_ip="10.96.0.5", status=status,
                                    ports=[{"name": "http", "port": 80, "node_port": 30080}], **spec)],
-                              [eps("web", subset(ready(2), ports=[("http", 8080, "TCP")]))], N1))
+                              [slice_of("web", subset(ready(2), ports=[("http", 8080, "TCP")]))], N1))
     outcomes = rs.trace(Packet(OUTSIDE, address, 80))
     assert set(distribution(outcomes)) == {f"{ip}:8080" for ip in ready(2)}
     assert all(o.masquerade for o in outcomes)
@@ -138,7 +138,7 @@ def test_client_ip_affinity_sticks_to_the_first_choice() -> None:
 def test_cluster_cidr_masquerades_only_non_pod_sources() -> None:
     """With --cluster-cidr, a node-local client is masqueraded and a pod is not."""
     rs = Ruleset(render_rules([svc("web", cluster_ip="10.96.0.5", ports=[{"name": "http", "port": 80}])],
-                              [eps("web", subset(["10.244.2.10"], ports=[("http", 8080, "TCP")]))],
+                              [slice_of("web", subset(["10.244.2.10"], ports=[("http", 8080, "TCP")]))],
                               Node("n1", cluster_cidr="10.244.0.0/16")))
     (from_node,) = rs.trace(Packet(NODE_IP, "10.96.0.5", 80), local=[NODE_IP], output=True)
     (from_pod,) = rs.trace(Packet(POD, "10.96.0.5", 80))
@@ -161,7 +161,7 @@ def test_every_service_reaches_exactly_its_ready_endpoints(spec: list[tuple[int,
         services.append(svc(f"s{i}", cluster_ip=f"10.96.3.{i + 1}", ports=[{"name": "p", "port": 80,
                                                                             "protocol": proto}]))
         ips = [f"10.244.{i + 1}.{j + 1}" for j in range(n_ready + n_unready)]
-        endpoints.append(eps(f"s{i}", subset(ips[:n_ready], ips[n_ready:], [("p", 8000 + i, proto)])))
+        endpoints.append(slice_of(f"s{i}", subset(ips[:n_ready], ips[n_ready:], [("p", 8000 + i, proto)])))
     rs = Ruleset(render_rules(services, endpoints, N1))
     for i, (n_ready, _, proto) in enumerate(spec):
         outcomes = rs.trace(Packet(POD, f"10.96.3.{i + 1}", 80, proto=proto.lower()))
@@ -171,3 +171,98 @@ def test_every_service_reaches_exactly_its_ready_endpoints(spec: list[tuple[int,
         dist = distribution(outcomes)
         assert set(dist) == {f"10.244.{i + 1}.{j + 1}:{8000 + i}" for j in range(n_ready)}
         assert all(p == pytest.approx(1 / n_ready, abs=1e-8) for p in dist.values())
+
+
+# Endpoints on this node (n1: 10.244.1.x) and elsewhere.
+LOCAL_EP, REMOTE_EP = "10.244.1.10", "10.244.2.10"
+
+
+def policy(*, endpoints: list[str], terminating: list[str] = (), **spec: object) -> Ruleset:
+    spec.setdefault("ports", [{"name": "http", "port": 80, "node_port": 30080}])
+    spec.setdefault("cluster_ip", "10.96.0.5")
+    spec.setdefault("type", "NodePort")
+    status = spec.pop("status", None)
+    ready_ips = [ip for ip in endpoints if ip not in terminating]
+    nodes = {ip: "n1" if ip.startswith("10.244.1.") else "n2" for ip in endpoints}
+    es = slice_of("web", subset(ready_ips, list(terminating), [("http", 8080, "TCP")]), nodes=nodes,
+                  terminating=terminating)
+    return Ruleset(render_rules([svc("web", status=status, **spec)], [es], N1))
+
+
+@pytest.mark.parametrize(("endpoints", "want"), [
+    pytest.param([LOCAL_EP, REMOTE_EP], {f"{LOCAL_EP}:8080": pytest.approx(1.0)}, id="local-endpoint-only"),
+    pytest.param([REMOTE_EP], None, id="no-local-endpoint-drops"),
+])
+def test_external_traffic_policy_local(endpoints: list[str], want: dict | None) -> None:
+    """externalTrafficPolicy Local: a node port reaches only this node's endpoints, unmasqueraded (the endpoint sees
+    the client); with none here the connection is dropped, while the cluster IP still reaches every endpoint."""
+    rs = policy(endpoints=endpoints, external_traffic_policy="Local")
+    outcomes = rs.trace(Packet(OUTSIDE, NODE_IP, 30080), local=[NODE_IP])
+    if want is None:
+        assert [(o.verdict, o.dnat) for o in outcomes] == [("DROP", None)]
+    else:
+        assert distribution(outcomes) == want
+        assert not any(o.masquerade for o in outcomes)
+    inside = distribution(rs.trace(Packet(POD, "10.96.0.5", 80)))
+    assert set(inside) == {f"{ip}:8080" for ip in endpoints}
+
+
+def test_external_local_from_the_node_itself_goes_anywhere() -> None:
+    """The node's own connection to its node port is masqueraded and may reach any endpoint (kube-proxy's LOCAL
+    traffic rule), even with no endpoint on the node."""
+    rs = policy(endpoints=[REMOTE_EP], external_traffic_policy="Local")
+    outcomes = rs.trace(Packet(NODE_IP, NODE_IP, 30080), local=[NODE_IP], output=True)
+    assert distribution(outcomes) == {f"{REMOTE_EP}:8080": pytest.approx(1.0)}
+    assert all(o.masquerade for o in outcomes)
+
+
+def test_pod_traffic_short_circuits_with_a_cluster_cidr() -> None:
+    """Given the cluster CIDR, a pod's connection to an external address of a Local Service goes to any endpoint."""
+    rs = Ruleset(render_rules([svc("web", cluster_ip="10.96.0.5", type="NodePort", external_traffic_policy="Local",
+                                   ports=[{"name": "http", "port": 80, "node_port": 30080}])],
+                              [slice_of("web", subset([REMOTE_EP], ports=[("http", 8080, "TCP")]),
+                                        nodes={REMOTE_EP: "n2"})],
+                              Node("n1", cluster_cidr="10.244.0.0/16")))
+    assert distribution(rs.trace(Packet(POD, NODE_IP, 30080), local=[NODE_IP])) == {
+        f"{REMOTE_EP}:8080": pytest.approx(1.0)}
+
+
+@pytest.mark.parametrize(("endpoints", "want"), [
+    pytest.param([LOCAL_EP, REMOTE_EP], {f"{LOCAL_EP}:8080": pytest.approx(1.0)}, id="local-endpoint-only"),
+    pytest.param([REMOTE_EP], None, id="no-local-endpoint-drops"),
+])
+def test_internal_traffic_policy_local(endpoints: list[str], want: dict | None) -> None:
+    """internalTrafficPolicy Local: the cluster IP reaches only this node's endpoints; with none here it is
+    dropped (not rejected: the Service has endpoints, just not here)."""
+    rs = policy(endpoints=endpoints, type="ClusterIP", internal_traffic_policy="Local",
+                ports=[{"name": "http", "port": 80}])
+    outcomes = rs.trace(Packet(POD, "10.96.0.5", 80))
+    if want is None:
+        assert [(o.verdict, o.dnat) for o in outcomes] == [("DROP", None)]
+    else:
+        assert distribution(outcomes) == want
+
+
+@pytest.mark.parametrize(("source", "verdict"), [
+    pytest.param("203.0.113.7", "ACCEPT", id="inside-range"),
+    pytest.param(OUTSIDE, "DROP", id="outside-range"),
+])
+def test_load_balancer_source_ranges(source: str, verdict: str) -> None:
+    """loadBalancerSourceRanges: the load-balancer IP takes connections only from the ranges; the node port and the
+    cluster IP are not filtered."""
+    rs = policy(endpoints=[REMOTE_EP], type="LoadBalancer", load_balancer_source_ranges=["203.0.113.0/24"],
+                status={"load_balancer": {"ingress": [{"ip": "10.250.0.130"}]}})
+    outcomes = rs.trace(Packet(source, "10.250.0.130", 80))
+    assert [o.verdict for o in outcomes] == [verdict]
+    assert (outcomes[0].dnat is not None) == (verdict == "ACCEPT")
+    assert [o.verdict for o in rs.trace(Packet(OUTSIDE, NODE_IP, 30080), local=[NODE_IP])] == ["ACCEPT"]
+
+
+def test_terminating_endpoints_serve_when_none_is_ready() -> None:
+    """While a ready endpoint exists, terminating ones get no new connection; without one, they do."""
+    both = policy(endpoints=[LOCAL_EP, REMOTE_EP], terminating=[REMOTE_EP], type="ClusterIP",
+                  ports=[{"name": "http", "port": 80}])
+    assert distribution(both.trace(Packet(POD, "10.96.0.5", 80))) == {f"{LOCAL_EP}:8080": pytest.approx(1.0)}
+    only = policy(endpoints=[REMOTE_EP], terminating=[REMOTE_EP], type="ClusterIP",
+                  ports=[{"name": "http", "port": 80}])
+    assert distribution(only.trace(Packet(POD, "10.96.0.5", 80))) == {f"{REMOTE_EP}:8080": pytest.approx(1.0)}

@@ -7,7 +7,7 @@ import pytest
 
 from proxy.rules import Node, quote, render_rules, render_service
 from proxy.services import ServicePort, compute_service_ports
-from unit.proxy.objects import eps, subset, svc
+from unit.proxy.objects import slice_of, subset, svc
 
 NODE = Node("n1")
 
@@ -28,7 +28,7 @@ def _web(name: str = "web", ns: str = "default", port_name: str = "http") -> obj
 def test_service_with_an_unsafe_name_is_left_out(service: object) -> None:
     """A Service whose name or namespace is not a DNS label yields no rule; the others' rules are whole."""
     good = _web(name="good")
-    payload = render_rules([good, service], [eps("good", subset(["10.244.1.5"], ports=[("http", 8080, "TCP")]))],
+    payload = render_rules([good, service], [slice_of("good", subset(["10.244.1.5"], ports=[("http", 8080, "TCP")]))],
                            NODE)  # type: ignore[list-item]
     assert compute_service_ports(service) == []  # type: ignore[arg-type]
     assert "default/good:http" in payload
@@ -50,6 +50,6 @@ def test_render_refuses_a_control_character_it_is_handed() -> None:
     """Handed a port named with a newline directly, rendering raises instead of writing a broken rule."""
     sp = ServicePort(namespace="default", name="web\n", port_name="", protocol="TCP", port=80, cluster_ip="10.96.0.10")
     with pytest.raises(ValueError, match="control character"):
-        render_service([sp], None, NODE)
+        render_service([sp], [], NODE)
     with pytest.raises(ValueError, match="control character"):
         quote("a\tb")

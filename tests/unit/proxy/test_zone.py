@@ -139,3 +139,16 @@ def test_non_query_opcodes_are_not_implemented(zone: Zone) -> None:
     query = dns.message.make_query("web.default.svc.cluster.local", "A")
     query.set_opcode(dns.opcode.NOTIFY)
     assert zone.answer(query).rcode() == dns.rcode.NOTIMP
+
+
+def test_external_name_inside_the_cluster_carries_the_targets_address() -> None:
+    """An ExternalName naming another Service of the cluster answers the CNAME and, after it, that Service's A
+    record; one outside the cluster answers the CNAME alone."""
+    z = Zone()
+    web = svc("web", "default", cluster_ip="10.96.0.5", ports=[{"port": 80}])
+    alias = svc("alias", "default", type="ExternalName", external_name="web.default.svc.cluster.local")
+    z.set_service("default/web", web, None)
+    z.set_service("default/alias", alias, None)
+    r = ask(z, "alias.default.svc.cluster.local", "A")
+    assert [(rrset.rdtype, [rd.to_text() for rd in rrset]) for rrset in r.answer] == [
+        (dns.rdatatype.CNAME, ["web.default.svc.cluster.local."]), (dns.rdatatype.A, ["10.96.0.5"])]

@@ -141,7 +141,7 @@ class Outcome:
     probability: float
     chains: tuple[str, ...]  # every chain entered, in order (nat, filter, nat POSTROUTING)
     dnat: str | None  # "ip:port" the connection was DNATed to
-    verdict: str  # ACCEPT or REJECT
+    verdict: str  # ACCEPT, REJECT or DROP
     masquerade: bool  # whether POSTROUTING masqueraded it
     recent: frozenset[tuple[str, str]]  # (recent list, source address) after this packet
 
@@ -232,7 +232,7 @@ class Ruleset:
                 return [*ends, _End(replace(st, dnat=rule.to_destination), pr, "ACCEPT")]
             if t == "MASQUERADE":
                 return [*ends, _End(replace(st, masquerade=True), pr, "ACCEPT")]
-            if t in ("ACCEPT", "REJECT"):
+            if t in ("ACCEPT", "REJECT", "DROP"):
                 return [*ends, _End(st, pr, t)]
             if t in self.tables[table]:
                 for end in self._chain(table, t, st, pr, depth + 1):
