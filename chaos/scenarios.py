@@ -51,6 +51,45 @@ def _controller(pod: Any) -> Any:
     return next(r for r in pod.metadata.owner_references if r.controller)
 
 
+@dataclass
+class Expectations:
+    """What losing a node should do to the controller-owned pods that ran before it was lost."""
+
+    victims: dict[str, str]  # uid -> pod IP of each pod on the node: these must leave every Service
+    held: dict[str, str]  # name -> uid of each StatefulSet pod on the node: never made again while it is lost
+    desired: Counter[str]  # controller uid -> pods it runs: more than this afterwards is a duplicate
+    replaced: Counter[str]  # controller uid -> Ready pods that must be Ready off the node while it is lost
+    replaceable: set[str]  # uids of victims a controller makes again elsewhere (the returning node stops them)
+
+
+# A DaemonSet pod belongs to its node and a StatefulSet pod is an identity: neither is made again elsewhere.
+_NOT_REPLACED = {"DaemonSet", "StatefulSet"}
+
+
+def expectations(before: list[Any], node: str) -> Expectations:
+    """Only pods that are not already terminating count, and only Ready ones must be Ready again: a pod that was
+    crash-looping or finished, or whose owner is being deleted, is no replica the controller must restore."""
+    live = [p for p in before if not p.metadata.HasField("deletion_timestamp")]
+    out = Expectations({}, {}, Counter(), Counter(), set())
+    for p in live:
+        ref = _controller(p)
+        out.desired[ref.uid] += 1
+        on_node = p.spec.node_name == node
+        if on_node:
+            out.victims[p.metadata.uid] = p.status.pod_ip
+        if ref.kind == "StatefulSet" and on_node:
+            out.held[p.metadata.name] = p.metadata.uid
+        if ref.kind not in _NOT_REPLACED:
+            if on_node:
+                out.replaceable.add(p.metadata.uid)
+            if _ready(p):
+                out.replaced[ref.uid] += 1
+    # Wait only for the controllers that lost a pod with the node.
+    lost = {_controller(p).uid for p in live if p.metadata.uid in out.replaceable}
+    out.replaced = Counter({uid: n for uid, n in out.replaced.items() if uid in lost})
+    return out
+
+
 async def _endpoint_ips(client: Client, namespace: str) -> set[str]:
     out = set()
     for ep in (await client.list("endpoints", namespace)).items:
@@ -68,18 +107,9 @@ async def node_loss(target: Target, client: Client, node: str, *, namespace: str
     may still run it (no second pod of that name, ever), and must be running again once the node is back.
     """
     report = Report(f"node-{lost}", node)
-    before = await _owned_pods(client, namespace)
-    victims = {p.metadata.uid: p.status.pod_ip for p in before if p.spec.node_name == node}
-    held = {p.metadata.name: p.metadata.uid for p in before
-            if p.spec.node_name == node and _controller(p).kind == "StatefulSet"}
+    expect = expectations(await _owned_pods(client, namespace), node)
+    victims, held, desired, replaced = expect.victims, dict(expect.held), expect.desired, expect.replaced
     report.identities_held = sorted(held)
-    desired: Counter[str] = Counter()
-    replaced: Counter[str] = Counter()  # what must run elsewhere while the node is lost
-    for p in before:
-        ref = _controller(p)
-        desired[ref.uid] += 1
-        if ref.kind != "StatefulSet":
-            replaced[ref.uid] += 1
     if not victims:
         report.notes.append(f"no controller-owned pods on {node}: nothing to replace")
     start = time.monotonic()
@@ -129,7 +159,7 @@ async def node_loss(target: Target, client: Client, node: str, *, namespace: str
         pods = [p for p in all_pods if not p.metadata.HasField("deletion_timestamp")]
         counts: Counter[str] = Counter(_controller(p).uid for p in pods)
         report.duplicate_pods = sum(max(0, counts[u] - n) for u, n in desired.items())
-        stale = [p for p in pods if p.metadata.uid in victims and p.metadata.name not in held]
+        stale = [p for p in pods if p.metadata.uid in expect.replaceable]
         back_up = all(any(p.metadata.name == name and _ready(p) for p in pods) for name in held)
         if back_up and report.seconds_to_identities_back is None:
             report.seconds_to_identities_back = round(time.monotonic() - back, 2)

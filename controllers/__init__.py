@@ -15,6 +15,7 @@ podstate       what controllers ask about a pod: ready, available, deletion orde
 events         event recording with Kubernetes' spam filter
 podcontrol     creating and deleting a controller's pods: slow-start batches, expectations, events
 history        ControllerRevisions: a DaemonSet's or StatefulSet's templates, numbered, truncated
+ownedpods      OwnedPodsController: pod and revision events mapped to their DaemonSet or StatefulSet owner
 replicaset/    plan_replicas, slow-start creates, status
 deployment/    rolling and recreate rollouts, status and conditions (plan_*), util
 endpoints/     Endpoints from Services and ready pods

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from itertools import chain
 
-from api import labels, pods
+from api import labels
 from api.errors import ConflictError, NotFoundError
 from api.pb import apps_pb2, core_pb2
 from api.timestamps import now
 from client.api import Client
-from client.informer import key_of
 from controllers import history, owners, podcontrol
-from controllers.base import QueueController
 from controllers.daemonset.plan import BURST, daemon_pod, plan_daemonset
 from controllers.events import Recorder
-from controllers.expectations import Expectations
-from controllers.informers import CONTROLLER, NAMESPACE, ORPHAN, SharedInformers
+from controllers.informers import CONTROLLER, ORPHAN, SharedInformers
+from controllers.ownedpods import OwnedPodsController
 
 
 class ReconcileError(Exception):
@@ -27,8 +25,9 @@ def _placement_changed(old: core_pb2.Node, new: core_pb2.Node) -> bool:
             or old.metadata.HasField("deletion_timestamp") != new.metadata.HasField("deletion_timestamp"))
 
 
-class DaemonSetController(QueueController):
+class DaemonSetController(OwnedPodsController):
     name = "daemonset-controller"
+    owner_kind = "DaemonSet"
 
     def __init__(self, client: Client, informers: SharedInformers, *, workers: int = 2, burst: int = BURST) -> None:
         super().__init__()
@@ -36,16 +35,13 @@ class DaemonSetController(QueueController):
         self.workers = workers
         self.burst = burst
         self.recorder = Recorder(client, self.name)
-        self.expectations = Expectations()
         self.daemonsets = informers.get("daemonsets")
         self.nodes = informers.get("nodes")
         self.pods = informers.get("pods")
         self.revisions = informers.get("controllerrevisions")
-        self.daemonsets.add_handlers(self.enqueue, lambda old, new: self.enqueue(new), self._ds_deleted)
         self.nodes.add_handlers(self._all, lambda old, new: self._all(new) if _placement_changed(old, new) else None,
                                 self._all)
-        self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
-        self.revisions.add_handlers(self._revision_changed, None, self._revision_changed)
+        self.watch_owned(self.daemonsets, self.pods, self.revisions)
 
     async def ready(self) -> None:
         for informer in (self.daemonsets, self.nodes, self.pods, self.revisions):
@@ -55,52 +51,6 @@ class DaemonSetController(QueueController):
 
     def _all(self, _: object) -> None:
         for ds in self.daemonsets.list():
-            self.enqueue(ds)
-
-    def _owner(self, obj: object) -> apps_pb2.DaemonSet | None:
-        return owners.resolve(self.daemonsets, obj.metadata.namespace, owners.controller_ref(obj),  # type: ignore[attr-defined]
-                              "DaemonSet")
-
-    def _ds_deleted(self, ds: apps_pb2.DaemonSet) -> None:
-        self.expectations.forget(key_of(ds))
-        self.enqueue(ds)
-
-    def _revision_changed(self, rev: apps_pb2.ControllerRevision) -> None:
-        ds = self._owner(rev)
-        if ds is not None:
-            self.enqueue(ds)
-
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        ds = self._owner(pod)
-        if ds is not None:
-            self.expectations.creation_observed(key_of(ds))
-            if pods.is_terminating(pod):
-                self.expectations.deletion_observed(key_of(ds), key_of(pod))
-            self.enqueue(ds)
-        elif owners.controller_ref(pod) is None:
-            for d in self.daemonsets.by_index(NAMESPACE, pod.metadata.namespace):
-                if labels.from_label_selector(d.spec.selector).matches(pod.metadata.labels):
-                    self.enqueue(d)
-
-    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        ds = self._owner(new)
-        if ds is not None:
-            if pods.is_terminating(new):
-                self.expectations.deletion_observed(key_of(ds), key_of(new))
-            self.enqueue(ds)
-            if ds.spec.min_ready_seconds > 0:
-                self.enqueue_after(key_of(ds), ds.spec.min_ready_seconds + 0.05)
-        if owners.controller_uid(old) != owners.controller_uid(new):
-            before = self._owner(old)
-            if before is not None:
-                self.enqueue(before)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        ds = self._owner(pod)
-        if ds is not None:
-            self.expectations.deletion_observed(key_of(ds), key_of(pod))
             self.enqueue(ds)
 
     # ------------------------------------------------------------ reconcile

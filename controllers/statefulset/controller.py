@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from itertools import chain
 
-from api import labels, pods
+from api import labels
 from api.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from api.pb import apps_pb2, core_pb2, meta_pb2
 from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
 from controllers import history, owners, podcontrol
-from controllers.base import QueueController
 from controllers.events import Recorder
-from controllers.expectations import Expectations
 from controllers.informers import CONTROLLER, NAMESPACE, ORPHAN, SharedInformers
+from controllers.ownedpods import OwnedPodsController
 from controllers.statefulset.plan import (
     Create,
     claim_ordinal,
@@ -31,74 +30,24 @@ class ReconcileError(Exception):
     """A reconcile that must be retried (with backoff)."""
 
 
-class StatefulSetController(QueueController):
+class StatefulSetController(OwnedPodsController):
     name = "statefulset-controller"
+    owner_kind = "StatefulSet"
 
     def __init__(self, client: Client, informers: SharedInformers, *, workers: int = 2) -> None:
         super().__init__()
         self.client = client
         self.workers = workers
         self.recorder = Recorder(client, self.name)
-        self.expectations = Expectations()
         self.sets = informers.get("statefulsets")
         self.pods = informers.get("pods")
         self.revisions = informers.get("controllerrevisions")
         self.claims = informers.get("persistentvolumeclaims")
-        self.sets.add_handlers(self.enqueue, lambda old, new: self.enqueue(new), self._set_deleted)
-        self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
-        self.revisions.add_handlers(self._revision_changed, None, self._revision_changed)
+        self.watch_owned(self.sets, self.pods, self.revisions)
 
     async def ready(self) -> None:
         for informer in (self.sets, self.pods, self.revisions, self.claims):
             await informer.synced.wait()
-
-    # ------------------------------------------------------------ handlers (enqueue only)
-
-    def _owner(self, obj: object) -> apps_pb2.StatefulSet | None:
-        return owners.resolve(self.sets, obj.metadata.namespace, owners.controller_ref(obj),  # type: ignore[attr-defined]
-                              "StatefulSet")
-
-    def _set_deleted(self, sts: apps_pb2.StatefulSet) -> None:
-        self.expectations.forget(key_of(sts))
-        self.enqueue(sts)
-
-    def _revision_changed(self, rev: apps_pb2.ControllerRevision) -> None:
-        sts = self._owner(rev)
-        if sts is not None:
-            self.enqueue(sts)
-
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        sts = self._owner(pod)
-        if sts is not None:
-            self.expectations.creation_observed(key_of(sts))
-            if pods.is_terminating(pod):
-                self.expectations.deletion_observed(key_of(sts), key_of(pod))
-            self.enqueue(sts)
-        elif owners.controller_ref(pod) is None:
-            for s in self.sets.by_index(NAMESPACE, pod.metadata.namespace):
-                if labels.from_label_selector(s.spec.selector).matches(pod.metadata.labels):
-                    self.enqueue(s)
-
-    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        sts = self._owner(new)
-        if sts is not None:
-            if pods.is_terminating(new):
-                self.expectations.deletion_observed(key_of(sts), key_of(new))
-            self.enqueue(sts)
-            if sts.spec.min_ready_seconds > 0:
-                self.enqueue_after(key_of(sts), sts.spec.min_ready_seconds + 0.05)
-        if owners.controller_uid(old) != owners.controller_uid(new):
-            before = self._owner(old)
-            if before is not None:
-                self.enqueue(before)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        sts = self._owner(pod)
-        if sts is not None:
-            self.expectations.deletion_observed(key_of(sts), key_of(pod))
-            self.enqueue(sts)
 
     # ------------------------------------------------------------ reconcile
 

@@ -149,8 +149,13 @@ async def test_rolling_update_with_partition(client: Client, nodes: HollowCluste
     pods = await set_pods(client, sts)
     assert pods["web-2"].metadata.creation_timestamp.ToNanoseconds() < \
         pods["web-1"].metadata.creation_timestamp.ToNanoseconds()
-    s = (await client.get("statefulsets", "web", "default")).status
-    assert s.current_revision != s.update_revision and s.updated_replicas == 2
+
+    async def partly_updated() -> bool:
+        # The status is written after the pods change: read it until the controller has caught up.
+        st = (await client.get("statefulsets", "web", "default")).status
+        return st.current_revision != st.update_revision and st.updated_replicas == 2
+
+    await eventually(partly_updated, timeout=30, what="status: 2 updated, currentRevision kept")
     current = await client.get("statefulsets", "web", "default")
     current.spec.update_strategy.rolling_update.partition = 0
     await client.update(current)
