@@ -17,6 +17,7 @@ import testpki
 import yaml
 
 from api import convert, kinds
+from api.errors import ConflictError
 from client.api import Client
 from controllers.manager import Config, ControllerManager
 from kubelet.hollow import HollowCluster, HollowConfig
@@ -122,6 +123,20 @@ async def cluster(apiserver: Any, running: Running, manager: ControllerManager) 
     """Controller-manager, scheduler and three hollow nodes."""
     await start_scheduler(running, apiserver.address)
     return await start_hollow(running, apiserver.address, 3)
+
+
+async def change(client: Client, resource: str, name: str, mutate: Callable[[Any], None],
+                 namespace: str = "default") -> Any:
+    """Read, change and write back, again on a conflict: a controller's status write may land between the read and
+    the write, as for any client of Kubernetes (retry on conflict)."""
+    for _ in range(20):
+        current = await client.get(resource, name, namespace)
+        mutate(current)
+        try:
+            return await client.update(current)
+        except ConflictError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{resource}/{name}: still conflicting after 20 writes")
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05,

@@ -13,7 +13,17 @@ from client.api import Client
 from controllers.history import REVISION_HASH_LABEL
 from kubelet.hollow import HollowCluster
 
-from .conftest import Running, create, eventually, is_ready, owned_by, start_hollow, start_manager, start_scheduler
+from .conftest import (
+    Running,
+    change,
+    create,
+    eventually,
+    is_ready,
+    owned_by,
+    start_hollow,
+    start_manager,
+    start_scheduler,
+)
 
 
 @pytest.fixture
@@ -137,9 +147,8 @@ async def test_rolling_update_keeps_within_max_unavailable(client: Client, nodes
             await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch())
-    current = await client.get("daemonsets", "agent", "default")
-    current.spec.template.spec.containers[0].image = "busybox:2"
-    await client.update(current)
+    await change(client, "daemonsets", "agent", lambda d: setattr(d.spec.template.spec.containers[0], "image",
+                                                                  "busybox:2"))
 
     async def rolled() -> bool:
         pods = await live_pods(client, ds)

@@ -13,7 +13,7 @@ from api.pb import batch_pb2, core_pb2
 from client.api import Client
 from kubelet.runtime.fake import ImageBehavior
 
-from .conftest import IMAGE, Running, create, eventually, start_hollow, start_manager, start_scheduler
+from .conftest import IMAGE, Running, change, create, eventually, start_hollow, start_manager, start_scheduler
 
 OK = "localhost:5000/kubelite/busybox:ok"  # exits 0 after 0.3 s
 FAIL = "localhost:5000/kubelite/busybox:fail"  # exits 1 after 0.2 s
@@ -142,9 +142,7 @@ async def test_suspend_and_resume(client: Client, batch: None) -> None:
     await eventually(lambda: condition(client, "later", jobs.SUSPENDED), what="Suspended")
     await asyncio.sleep(0.5)
     assert await job_pods(client, job) == []
-    current = await client.get("jobs", "later", "default")
-    current.spec.suspend = False
-    await client.update(current)
+    await change(client, "jobs", "later", lambda j: setattr(j.spec, "suspend", False))
     finished = await eventually(lambda: condition(client, "later", jobs.COMPLETE), timeout=30, what="Complete")
     resumed = next(c for c in finished.status.conditions if c.type == jobs.SUSPENDED)
     assert (resumed.status, resumed.reason) == ("False", jobs.JOB_RESUMED)

@@ -13,7 +13,17 @@ from api.pb import apps_pb2, core_pb2
 from client.api import Client
 from kubelet.hollow import HollowCluster
 
-from .conftest import Running, create, eventually, is_ready, owned_by, start_hollow, start_manager, start_scheduler
+from .conftest import (
+    Running,
+    change,
+    create,
+    eventually,
+    is_ready,
+    owned_by,
+    start_hollow,
+    start_manager,
+    start_scheduler,
+)
 
 
 @pytest.fixture
@@ -136,9 +146,8 @@ async def test_rolling_update_with_partition(client: Client, nodes: HollowCluste
     sts = await create(client, sts_yaml(extra="\n  updateStrategy: {type: RollingUpdate, rollingUpdate: "
                                                 "{partition: 1}}"))
     await eventually(lambda: _is(ready_names(client, sts), ["web-0", "web-1", "web-2"]), timeout=30, what="3 pods")
-    current = await client.get("statefulsets", "web", "default")
-    current.spec.template.spec.containers[0].image = "nginx:2"
-    await client.update(current)
+    await change(client, "statefulsets", "web", lambda s: setattr(s.spec.template.spec.containers[0], "image",
+                                                                  "nginx:2"))
 
     async def images() -> dict[str, str]:
         return {n: p.spec.containers[0].image for n, p in (await set_pods(client, sts)).items()
@@ -156,9 +165,8 @@ async def test_rolling_update_with_partition(client: Client, nodes: HollowCluste
         return st.current_revision != st.update_revision and st.updated_replicas == 2
 
     await eventually(partly_updated, timeout=30, what="status: 2 updated, currentRevision kept")
-    current = await client.get("statefulsets", "web", "default")
-    current.spec.update_strategy.rolling_update.partition = 0
-    await client.update(current)
+    await change(client, "statefulsets", "web", lambda s: setattr(s.spec.update_strategy.rolling_update,
+                                                                  "partition", 0))
     await eventually(lambda: _is(images(), {"web-0": "nginx:2", "web-1": "nginx:2", "web-2": "nginx:2"}),
                      timeout=30, what="all updated")
 
