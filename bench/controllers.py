@@ -324,7 +324,7 @@ async def scenario_daemonset(workdir: Path, nodes: int) -> dict[str, Any]:
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     cluster = Cluster(workdir, nodes, lease_renew=10.0, grace=40.0)
     cluster.start()
-    client = Client.from_server(cluster.address)
+    client = cluster.processes.client()
     try:
         async def nodes_ready() -> bool:
             listed = await client.list_all("nodes")
