@@ -16,31 +16,11 @@ venv=/opt/kubelite-venv
 # through the synced folder, never on a command line) just before this script runs there.
 token=/etc/kubelite/join-token
 
-has_address() { ip -o addr show | grep -q " ${address}/"; }
-
-# Vagrant configured the private interface before the join-token wait, but the address has been seen
-# missing when this script starts: bring that interface (the stanza Vagrant wrote for this address) up
-# again, then refuse with what the VM has, if it is still not there.
-if ! has_address; then
-  iface=$(awk -v a="${address}" '$1 == "iface" { i = $2 } $1 == "address" && $2 == a { print i; exit }' \
-    /etc/network/interfaces)
-  echo "provision: ${address} missing; interface from /etc/network/interfaces: ${iface:-none}" >&2
-  ip -o addr show >&2 || true
-  if [[ -n "${iface}" ]]; then
-    ifdown --force "${iface}" >&2 || true
-    ifup "${iface}" >&2 || true
-  fi
-  for _ in $(seq 30); do
-    has_address && break
-    sleep 1
-  done
-fi
-if ! has_address; then
+# Not `ip ... | grep -q`: under pipefail, grep -q leaving at the first match can kill ip with SIGPIPE
+# while it still writes the next line, and the pipeline then fails although the address is there.
+if ! grep -q " ${address}/" <<< "$(ip -o addr show)"; then
   echo "provision: ${address} is not an address of this VM; refusing to guess" >&2
-  ip -o link show >&2 || true
   ip -o addr show >&2 || true
-  cat /etc/network/interfaces >&2 || true
-  journalctl -b --no-pager -n 40 >&2 || true
   exit 1
 fi
 
