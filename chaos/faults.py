@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 
 from deploy.lab import network
-from deploy.lab.cluster import find_running, node_spec
+from deploy.lab.cluster import find_running, node_spec, recorded_proxy_mode, runs_ingress
 from deploy.lab.plan import LabPlan
 from deploy.lab.procs import Supervisor
 from deploy.node import bootstrap
@@ -34,8 +34,8 @@ class Target(Protocol):
     """A cluster faults can be applied to."""
 
     async def stop_node(self, node: str) -> None:
-        """The node dies: its kubelet, proxy, speaker and containerd stop (containers keep running, as after a
-        kubelet crash; they are killed when the kubelet returns and finds them deleted)."""
+        """The node dies: its kubelet, proxy, speaker, ingress controller and containerd stop (containers keep
+        running, as after a kubelet crash; they are killed when the kubelet returns and finds them deleted)."""
         ...
 
     async def start_node(self, node: str) -> None: ...
@@ -76,12 +76,15 @@ class LabTarget:
     async def stop_node(self, node: str) -> None:
         self._node_index(node)
         # Stopped, not killed: the watchdog leaves them alone until start_node.
-        for daemon in (f"kubelet-{node}", f"proxy-{node}", f"speaker-{node}", f"containerd-{node}"):
+        for daemon in (f"kubelet-{node}", f"proxy-{node}", f"speaker-{node}", f"ingress-{node}",
+                       f"containerd-{node}"):
             await asyncio.to_thread(self.supervisor.stop, daemon)
         log.info("node_stopped", node=node)
 
     async def start_node(self, node: str) -> None:
-        spec = node_spec(self.plan, self._node_index(node))
+        # As `up` started it: the cluster's proxy mode, and an ingress controller only where one ran.
+        spec = node_spec(self.plan, self._node_index(node), proxy_mode=recorded_proxy_mode(self.plan),
+                         ingress=runs_ingress(self.plan, node))
         await bootstrap.bootstrap_node(spec, SupervisorLauncher(self.supervisor))
         log.info("node_started", node=node)
 

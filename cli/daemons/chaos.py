@@ -58,7 +58,7 @@ def chaos() -> None:
 @click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True,
               help="seconds until the node comes back")
 def stop_node(node: str, name: str, seconds: float) -> None:
-    """Stop a node's kubelet, proxy and containerd, then bring them back."""
+    """Stop a node's kubelet, proxy, speaker, ingress controller and containerd, then bring them back."""
     target = _target(name)
 
     async def go() -> None:

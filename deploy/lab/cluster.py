@@ -93,6 +93,17 @@ def proxy_mode_path(plan: LabPlan) -> Path:
     return plan.paths.run_dir / "proxy-mode"
 
 
+def recorded_proxy_mode(plan: LabPlan) -> str:
+    """The proxy mode `up` started the cluster with: a node added or restarted later uses the same."""
+    path = proxy_mode_path(plan)
+    return path.read_text().strip() if path.exists() else "iptables"
+
+
+def runs_ingress(plan: LabPlan, role: str) -> bool:
+    """Whether the node was started with an ingress controller (its state directory exists once it ran)."""
+    return (node_dir(plan, role) / "ingress").is_dir()
+
+
 def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.ControlPlaneSpec:
     return bootstrap.ControlPlaneSpec(
         address=str(plan.control_plane.address), data_dir=plan.paths.data_dir / "control-plane",
@@ -245,7 +256,7 @@ async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log
     start = time.monotonic()
     await asyncio.to_thread(network.apply_topology, plan)
     launcher = SupervisorLauncher(Supervisor.for_plan(plan))
-    mode = proxy_mode_path(plan).read_text().strip() if proxy_mode_path(plan).exists() else "iptables"
+    mode = recorded_proxy_mode(plan)
     conn = client_config_for(plan)
     # The new node joins as `up`'s do: with a join token of its own, deleted once it holds its certificates.
     token = await create_join_token(conn, join_token_path(plan))

@@ -120,3 +120,18 @@ def test_local_traffic_policy_keeps_the_client_and_drops_without_a_local_endpoin
     finally:
         nft.kubelite("delete", "deployment", "local", check=False)
         nft.kubelite("delete", "service", "local", check=False)
+
+
+def test_a_node_brought_back_by_chaos_keeps_the_nftables_mode(nft: Lab) -> None:
+    """`chaos stop-node` brings n2 back with the cluster's proxy mode: nftables again, no iptables Service rule,
+    and its node port answers."""
+    nft.kubelite("chaos", "stop-node", "n2", "--name", nft.name, "--for", "1", timeout=180)
+    wait_until(lambda: any(c["type"] == "Ready" and c["status"] == "True"
+                           for c in nft.get_json("node", "n2")["status"]["conditions"]), timeout=60, what="n2 Ready")
+    ip = nft.get_json("service", "web")["spec"]["clusterIP"]
+    wait_until(lambda: ip in _in_node(nft, "n2", "nft", "list", "table", "ip", "kubelite").stdout, timeout=30,
+               what="n2's nftables table back")
+    assert "KUBE-SVC-" not in _in_node(nft, "n2", "iptables-save", "-t", "nat").stdout
+    port = str(nft.get_json("service", "web")["spec"]["ports"][0]["nodePort"])
+    wait_until(lambda: in_lab(nft, HTTP_STATUS, node_ip(nft, "n2"), port, "bar").strip() == "200", timeout=30,
+               what="n2's node port")
