@@ -5,6 +5,7 @@ while the first is on a lost node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -97,21 +98,29 @@ async def test_scale_down_from_the_highest_ordinal(client: Client, nodes: Hollow
     """Scaled from 3 to 1, web-2 goes before web-1, and web-0 stays."""
     sts = await create(client, sts_yaml())
     await eventually(lambda: _is(ready_names(client, sts), ["web-0", "web-1", "web-2"]), timeout=30, what="3 pods")
+    listed = await client.list("pods", "default")
     seen: list[str] = []
-    stop = asyncio.Event()
 
-    async def watch() -> None:
-        while not stop.is_set():
-            for name, p in (await set_pods(client, sts)).items():
-                if p.metadata.HasField("deletion_timestamp") and name not in seen:
-                    seen.append(name)
-            await asyncio.sleep(0.01)
+    async def watch() -> None:  # a watch sees every transition; polling can miss a pod that goes quickly
+        async for ev in client.watch("pods", "default", resource_version=listed.resource_version):
+            p = ev.object
+            if ev.type == "BOOKMARK" or not owned_by(p, sts.metadata.uid):
+                continue
+            leaving = ev.type == "DELETED" or p.metadata.HasField("deletion_timestamp")
+            if leaving and p.metadata.name not in seen:
+                seen.append(p.metadata.name)
 
     watcher = asyncio.create_task(watch())
     await client.scale("statefulsets", "web", 1, "default")
     await eventually(lambda: _is(_names(client, sts), ["web-0"]), timeout=30, what="only web-0")
-    stop.set()
-    await watcher
+
+    async def both_seen() -> bool:
+        return len(seen) >= 2
+
+    await eventually(both_seen, timeout=5, what="both deletions seen")
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
     assert seen == ["web-2", "web-1"]
 
 
