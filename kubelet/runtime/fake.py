@@ -38,6 +38,7 @@ from kubelet.runtime.interface import (
     RuntimeCondition,
     RuntimeStatus,
     RuntimeVersion,
+    SandboxCreateError,
     SandboxState,
     exit_reason,
 )
@@ -150,7 +151,11 @@ class FakeRuntime:
     def _allocate_ip(self) -> str:
         if self._released:
             return self._released.pop()
-        return next(self._free_ips)
+        ip = next(self._free_ips, None)
+        if ip is None:  # the words of CNI's host-local IPAM, which a real node would report
+            raise SandboxCreateError(f"failed to allocate for range 0: no IP addresses available in range set "
+                                     f"{self.pod_cidr}")
+        return ip
 
     def _sandbox(self, sandbox_id: str) -> _Sandbox:
         try:

@@ -22,6 +22,7 @@ from kubelet.runtime.interface import (
     PodSandboxConfig,
     Runtime,
     RuntimeUnavailableError,
+    SandboxCreateError,
     SandboxState,
     ensure_image,
 )
@@ -139,6 +140,14 @@ async def test_sandbox_ips_and_lifecycle() -> None:
     await rt.remove_pod_sandbox(a)
     with pytest.raises(NotFoundError):
         await rt.pod_sandbox_status(a)
+
+
+async def test_a_full_pod_cidr_is_a_sandbox_error() -> None:
+    """A /30 holds one pod address after the bridge's; the next sandbox fails as CNI says it, naming the range."""
+    rt = FakeRuntime(pod_cidr="10.1.0.0/30")
+    await rt.run_pod_sandbox(POD)
+    with pytest.raises(SandboxCreateError, match=r"no IP addresses available in range set 10\.1\.0\.0/30"):
+        await rt.run_pod_sandbox(POD)
 
 
 async def test_list_filters() -> None:
