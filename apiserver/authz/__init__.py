@@ -3,6 +3,7 @@
 attributes  a request as (user, verb, resource, subresource, namespace, name); every Api method mapped in one place
 rbac        Roles, ClusterRoles and their bindings: rule matching and an in-memory index by subject
 node        the node authorizer: a kubelet's own pods, the objects they name, its own Node and Lease
+noderestriction  admission: a kubelet creates only mirror pods, never sets node-restriction labels
 bootstrap   the default roles and bindings, created and reconciled at every apiserver start
 
 `Authorizer.authorize` is the one entry: system:masters may do anything; a kubelet is asked of the node
