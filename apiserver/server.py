@@ -225,15 +225,15 @@ class ApiServicer:
         (audited) otherwise. Sets `current_user()` to the impersonated user."""
         user = authn.current_user()
         assert user is not None  # enter() ran
-        user = authz.impersonate(self.authorizer, user, context.invocation_metadata() or ())
-        authn.set_user(user)
-        attrs = authz.of_request(user, method, req)
-        if attrs is not None:
-            try:
+        try:
+            user = authz.impersonate(self.authorizer, user, context.invocation_metadata() or ())
+            authn.set_user(user)
+            attrs = authz.of_request(user, method, req)
+            if attrs is not None:
                 self.authorizer.check(attrs)
-            except ApiError:
-                self.audit.record(attrs, "PERMISSION_DENIED", 0.0)
-                raise
+        except authz.DeniedError as e:
+            self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
+            raise
         return attrs
 
     @unary("access_review", api_pb2.AccessReviewRequest)

@@ -54,7 +54,7 @@ def whoami(conn: ClientConfig) -> None:
     me = with_client(conn, go)
     rows = [("Username", me.username), *([("UID", me.uid)] if me.uid else []),
             ("Groups", "[" + " ".join(me.groups) + "]")]
-    width = max(len(k) for k, _ in rows) + 3
+    width = max(len(k) for k in ("ATTRIBUTE", *(k for k, _ in rows))) + 3
     click.echo("ATTRIBUTE".ljust(width) + "VALUE")
     for key, value in rows:
         click.echo(key.ljust(width) + value)

@@ -24,7 +24,7 @@ from apiserver.authz import node as node_authz
 from apiserver.authz.attributes import Attributes, of_request
 from apiserver.authz.rbac import RuleIndex
 
-__all__ = ["Attributes", "Authorizer", "Decision", "attributes", "forbidden", "impersonate", "of_request"]
+__all__ = ["Attributes", "Authorizer", "Decision", "DeniedError", "attributes", "forbidden", "impersonate", "of_request"]
 
 MASTERS = "system:masters"
 _RBAC_KINDS = tuple(kinds.lookup(k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
@@ -46,13 +46,21 @@ def forbidden_message(a: Attributes) -> str:
     return f'User "{user}" cannot {a.verb} resource "{a.full_resource}" in API group "{a.api_group}" {where}'
 
 
-def forbidden(a: Attributes) -> PermissionDeniedError:
+class DeniedError(PermissionDeniedError):
+    """A denial, with the attributes that were denied (for the audit log)."""
+
+    def __init__(self, message: str, attrs: Attributes) -> None:
+        super().__init__(message)
+        self.attrs = attrs
+
+
+def forbidden(a: Attributes) -> DeniedError:
     """The PERMISSION_DENIED error for a denied request: `pods "x" is forbidden: User "alice" cannot ...`."""
     if not a.is_resource:
-        return PermissionDeniedError(f"forbidden: {forbidden_message(a)}")
+        return DeniedError(f"forbidden: {forbidden_message(a)}", a)
     qualified = f"{a.resource}.{a.api_group}" if a.api_group else a.resource
     named = f'{qualified} "{a.name}"' if a.name else qualified
-    return PermissionDeniedError(f"{named} is forbidden: {forbidden_message(a)}")
+    return DeniedError(f"{named} is forbidden: {forbidden_message(a)}", a)
 
 
 class CacheGraph:
