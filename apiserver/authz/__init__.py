@@ -24,7 +24,8 @@ from apiserver.authz import node as node_authz
 from apiserver.authz.attributes import Attributes, of_request
 from apiserver.authz.rbac import RuleIndex
 
-__all__ = ["Attributes", "Authorizer", "Decision", "DeniedError", "attributes", "forbidden", "impersonate", "of_request"]
+__all__ = ["Attributes", "Authorizer", "Decision", "DeniedError", "attributes", "forbidden", "impersonate",
+           "of_request"]
 
 MASTERS = "system:masters"
 _RBAC_KINDS = tuple(kinds.lookup(k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))

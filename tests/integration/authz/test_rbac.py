@@ -139,7 +139,7 @@ async def test_a_kubelet_is_kept_to_its_own_node(running: RunningApiserver) -> N
             await n1.delete("nodes", "n1")
         own = await n1.get("nodes", "n1")
         own.metadata.labels["node-restriction.kubernetes.io/trusted"] = "true"
-        with pytest.raises(ForbiddenError, match="not allowed to modify labels: node-restriction.kubernetes.io/"):
+        with pytest.raises(ForbiddenError, match=r"not allowed to modify labels: node-restriction\.kubernetes\.io/"):
             await n1.update(own)
         lease = apps_pb2.Lease(metadata={"name": "n1", "namespace": "kube-node-lease"},
                                spec={"holder_identity": "n1", "lease_duration_seconds": 40})
