@@ -30,6 +30,7 @@ __all__ = ["Attributes", "Authorizer", "Decision", "DeniedError", "attributes", 
 MASTERS = "system:masters"
 _RBAC_KINDS = tuple(kinds.lookup(k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
 _PODS = kinds.lookup("pods")
+_PVS = kinds.lookup("persistentvolumes")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class CacheGraph:
 
     def pod(self, namespace: str, name: str) -> core_pb2.Pod | None:
         entry = self.cache.get(_PODS, namespace, name)  # type: ignore[attr-defined]
+        return entry.obj if entry is not None else None
+
+    def volume(self, name: str) -> core_pb2.PersistentVolume | None:
+        entry = self.cache.get(_PVS, "", name)  # type: ignore[attr-defined]
         return entry.obj if entry is not None else None
 
 

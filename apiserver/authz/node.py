@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from api.pb import core_pb2
+from api.volumes import LOCAL_PATH_NODE
 from apiserver.authn import UserInfo
 from apiserver.authz.attributes import Attributes
 
@@ -37,11 +38,13 @@ _REFERENCED = frozenset({"configmaps", "secrets", "persistentvolumeclaims"})
 
 
 class Graph(Protocol):
-    """The objects the decisions read: the pods bound to a node."""
+    """The objects the decisions read: the pods bound to a node, a stored PersistentVolume."""
 
     def pods_on(self, node: str) -> Iterable[core_pb2.Pod]: ...
 
     def pod(self, namespace: str, name: str) -> core_pb2.Pod | None: ...
+
+    def volume(self, name: str) -> core_pb2.PersistentVolume | None: ...
 
 
 def node_of(user: UserInfo) -> str | None:
@@ -130,6 +133,13 @@ def authorize(a: Attributes, node: str, graph: Graph) -> str | None:
         name = a.name if a.verb == "get" else _selected_name(a.field_selector)
         if name and a.namespace and _referenced(graph, node, a.resource, a.namespace, name):
             return "named by a pod bound to it"
+        return None
+    if group_resource == ("", "persistentvolumes") and a.verb == "update" and not sub:
+        # The kubelet lifts the local-path finalizer of its node's volumes once their directory is gone.
+        stored = graph.volume(a.name)
+        new_node = a.obj.metadata.labels.get(LOCAL_PATH_NODE) if a.obj is not None else None  # type: ignore[attr-defined]
+        if stored is not None and stored.metadata.labels.get(LOCAL_PATH_NODE) == node and new_node == node:
+            return "a local-path volume of its node"
         return None
     if group_resource == ("", "nodes") and a.verb in ("create", "update", "patch") and sub in ("", "status"):
         return "its own Node" if a.name == node else None

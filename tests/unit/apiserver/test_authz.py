@@ -177,6 +177,16 @@ class Graph:
     def pod(self, namespace: str, name: str):
         return self.pods.get((namespace, name))
 
+    def volume(self, name: str):
+        return {v.metadata.name: v for v in VOLUMES}.get(name)
+
+
+def _pv(name: str, node_name: str) -> core_pb2.PersistentVolume:
+    return core_pb2.PersistentVolume(metadata={"name": name, "labels": {"kubelite.io/local-path-node": node_name}})
+
+
+VOLUMES = [_pv("pv-n1", "n1"), _pv("pv-n2", "n2")]
+
 
 def _pod(name: str, node_name: str, **spec) -> core_pb2.Pod:
     return convert.from_dict(core_pb2.Pod, {"metadata": {"name": name, "namespace": "d"},
@@ -229,6 +239,12 @@ GRAPH = Graph(
     pytest.param(Attributes(N1, "update", "ingresses", "status", "d", "web", "networking.k8s.io"), True,
                  id="ingress-status"),
     pytest.param(Attributes(N1, "create", "pods", "exec", "d", "mine"), False, id="exec"),
+    pytest.param(Attributes(N1, "update", "persistentvolumes", name="pv-n1", obj=_pv("pv-n1", "n1")), True,
+                 id="own-local-path-volume"),
+    pytest.param(Attributes(N1, "update", "persistentvolumes", name="pv-n2", obj=_pv("pv-n2", "n1")), False,
+                 id="n2s-volume-relabelled"),
+    pytest.param(Attributes(N1, "update", "persistentvolumes", name="pv-n1", obj=_pv("pv-n1", "n2")), False,
+                 id="own-volume-given-away"),
     pytest.param(Attributes(N1, "create", "deployments", namespace="d", api_group="apps"), False, id="deployments"),
 ])
 def test_node_authorizer(attrs: Attributes, allowed: bool) -> None:
