@@ -4,6 +4,7 @@ attributes  a request as (user, verb, resource, subresource, namespace, name); e
 rbac        Roles, ClusterRoles and their bindings: rule matching and an in-memory index by subject
 node        the node authorizer: a kubelet's own pods, the objects they name, its own Node and Lease
 noderestriction  admission: a kubelet creates only mirror pods, never sets node-restriction labels
+escalation  no escalation through RBAC: grant only what you hold (or `escalate`, `bind`)
 bootstrap   the default roles and bindings, created and reconciled at every apiserver start
 
 `Authorizer.authorize` is the one entry: system:masters may do anything; a kubelet is asked of the node
@@ -19,7 +20,7 @@ from api import kinds
 from api.errors import PermissionDeniedError
 from api.pb import core_pb2, rbac_pb2
 from apiserver.authn import AUTHENTICATED, UserInfo
-from apiserver.authz import attributes
+from apiserver.authz import attributes, escalation, rbac
 from apiserver.authz import node as node_authz
 from apiserver.authz.attributes import Attributes, of_request
 from apiserver.authz.rbac import RuleIndex
@@ -124,9 +125,31 @@ class Authorizer:
         return Decision(False, forbidden_message(a))
 
     def check(self, a: Attributes) -> None:
-        """Raise PermissionDeniedError unless the request is allowed."""
+        """Raise PermissionDeniedError unless the request is allowed (and, for a write of an RBAC object, grants
+        nothing its author does not hold)."""
         if not self.authorize(a).allowed:
             raise forbidden(a)
+        if a.obj is not None and a.verb in ("create", "update") and not a.subresource and self.enabled \
+                and MASTERS not in a.user.groups:
+            self._check_escalation(a)
+
+    def _check_escalation(self, a: Attributes) -> None:
+        obj = a.obj
+        allowed = lambda x: self.authorize(x).allowed  # noqa: E731
+        if isinstance(obj, rbac_pb2.Role | rbac_pb2.ClusterRole):
+            escalation.check_role(a.user, obj, allowed)
+        elif isinstance(obj, rbac_pb2.RoleBinding | rbac_pb2.ClusterRoleBinding):
+            escalation.check_binding(a.user, obj, self._role_rules(obj), allowed)
+
+    def _role_rules(self, binding: rbac_pb2.RoleBinding | rbac_pb2.ClusterRoleBinding) -> list[rbac_pb2.PolicyRule]:
+        """The rules the binding's role grants (aggregated for a ClusterRole); none for a missing role."""
+        ref = binding.role_ref
+        if ref.kind == rbac.CLUSTER_ROLE:
+            store = self.cache.store(_RBAC_KINDS[1])  # type: ignore[attr-defined]
+            roles = {e.obj.metadata.name: e.obj for e in store.objects.values()}
+            return rbac.aggregated_rules(roles).get(ref.name, [])
+        entry = self.cache.get(_RBAC_KINDS[0], binding.metadata.namespace or "default", ref.name)  # type: ignore[attr-defined]
+        return list(entry.obj.rules) if entry is not None else []
 
 
 IMPERSONATE_USER = "impersonate-user"

@@ -9,7 +9,7 @@ system:kube-controller-manager, system:kube-proxy and system:kubelite-dns (kubel
 
 from __future__ import annotations
 
-from api import rbac
+from api import kinds, rbac
 from api.pb import meta_pb2, rbac_pb2
 
 AUTHENTICATED = "system:authenticated"
@@ -41,6 +41,10 @@ def _part(name: str, into: str, rules: list[rbac_pb2.PolicyRule]) -> rbac_pb2.Cl
 _WORKLOADS = ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims", "replicationcontrollers",
               "events"]
 _APPS = ["deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"]
+
+
+def _groups_but_rbac() -> list[str]:
+    return sorted({k.group for k in kinds.KINDS} - {rbac.GROUP})
 
 
 def cluster_roles() -> list[rbac_pb2.ClusterRole]:
@@ -99,9 +103,9 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
             _rule(["create", "update", "patch"], ["", "events.k8s.io"], ["events"]),
         ]),
         # One identity runs every controller (Kubernetes gives each its service account): it manages every
-        # kind, but may not grant, escalate or impersonate.
+        # kind but RBAC's own, and may not grant, escalate or impersonate.
         rbac_pb2.ClusterRole(metadata=_meta("system:kube-controller-manager"), rules=[
-            _rule([*READ, *WRITE], ["*"], ["*"])]),
+            _rule([*READ, *WRITE], _groups_but_rbac(), ["*"])]),
         rbac_pb2.ClusterRole(metadata=_meta("system:node-proxier"), rules=[
             _rule(READ, [""], ["services", "endpoints", "nodes"]),
             _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),

@@ -197,3 +197,40 @@ async def test_cli_auth_and_create_commands(running: RunningApiserver, tmp_path:
     audit_lines = read_lines(str(tmp_path / "audit" / "audit.log"))
     assert {"user": "alice", "verb": "impersonate", "resource": "users", "name": "kubelite-admin",
             "code": "PERMISSION_DENIED"}.items() <= next(e for e in audit_lines if e["verb"] == "impersonate").items()
+
+
+async def test_no_escalation_through_rbac(running: RunningApiserver) -> None:
+    """A namespace admin grants within the namespace what it holds, and no more: a Role with rules it lacks or a
+    binding to cluster-admin is refused; the controllers' identity cannot bind anything."""
+    from api.pb import rbac_pb2
+
+    group = "rbac.authorization.k8s.io"
+
+    def role(name: str, resources: list[str], api_groups: list[str] | None = None) -> rbac_pb2.Role:
+        return rbac_pb2.Role(metadata={"name": name, "namespace": "dev"}, rules=[rbac_pb2.PolicyRule(
+            verbs=["get", "list"], api_groups=api_groups or [""], resources=resources)])
+
+    def binding(name: str, kind: str, ref: str, user: str = "carol") -> rbac_pb2.RoleBinding:
+        return rbac_pb2.RoleBinding(metadata={"name": name, "namespace": "dev"},
+                                    subjects=[rbac_pb2.Subject(kind="User", name=user, api_group=group)],
+                                    role_ref=rbac_pb2.RoleRef(api_group=group, kind=kind, name=ref))
+
+    async with running.client() as admin:
+        await admin.create(core_pb2.Namespace(metadata={"name": "dev"}))
+        await admin.create(binding("dana-admin", "ClusterRole", "admin", user="dana"))
+    async with Client(testpki.get().client(running.address, _user("dana"))) as dana:
+        await dana.create(role("pod-reader", ["pods"]))
+        await dana.create(binding("carol-reads", "Role", "pod-reader"))
+        await dana.create(binding("carol-views", "ClusterRole", "view"))
+        with pytest.raises(PermissionDeniedError, match='is attempting to grant RBAC permissions not currently held: '
+                                                        r'\{APIGroups:\[""\], Resources:\["nodes"\]'):
+            await dana.create(role("node-reader", ["nodes"]))
+        with pytest.raises(PermissionDeniedError, match=r'rolebindings\.rbac\.authorization\.k8s\.io "carol-root" '
+                                                        r'is forbidden: user "dana" is attempting to grant'):
+            await dana.create(binding("carol-root", "ClusterRole", "cluster-admin"))
+    async with Client(testpki.get().client(running.address, "controller-manager")) as cm:
+        with pytest.raises(PermissionDeniedError, match='cannot create resource "clusterrolebindings"'):
+            await cm.create(rbac_pb2.ClusterRoleBinding(
+                metadata={"name": "cm-root"}, role_ref=rbac_pb2.RoleRef(api_group=group, kind="ClusterRole",
+                                                                        name="cluster-admin"),
+                subjects=[rbac_pb2.Subject(kind="User", name="system:kube-controller-manager", api_group=group)]))

@@ -161,8 +161,10 @@ def test_controller_manager_cannot_escalate_or_impersonate() -> None:
     """The controllers' identity manages objects but may not impersonate, bind or escalate."""
     index = _index(*defaults.cluster_roles(), *defaults.cluster_role_bindings())
     cm = UserInfo("system:kube-controller-manager", groups=(AUTHENTICATED,))
-    for verb, resource in (("impersonate", "users"), ("bind", "clusterroles"), ("escalate", "clusterroles")):
-        assert index.allowed_by(Attributes(cm, verb, resource, api_group="rbac.authorization.k8s.io")) is None
+    for verb, resource in (("impersonate", "users"), ("bind", "clusterroles"), ("escalate", "clusterroles"),
+                           ("create", "clusterrolebindings"), ("update", "roles")):
+        group = "" if resource == "users" else "rbac.authorization.k8s.io"
+        assert index.allowed_by(Attributes(cm, verb, resource, api_group=group)) is None
 
 
 class Graph:
