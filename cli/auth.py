@@ -10,7 +10,7 @@ from api import kinds, rbac, validation
 from api.errors import ApiError
 from api.pb import rbac_pb2
 from cli import printers
-from cli.common import CliError, connection_options, namespace_option, with_client
+from cli.common import connection_options, namespace_option, with_client
 from cli.verbs import create
 from client.api import Client
 from client.config import ClientConfig
@@ -79,7 +79,7 @@ def rules_from_flags(verbs: tuple[str, ...], resources: tuple[str, ...], names: 
             try:
                 kind = kinds.lookup(base)
             except ApiError as e:
-                raise CliError(f"--resource {r}: {e.message}") from None
+                raise click.UsageError(f"--resource {r}: {e.message}") from None
             plural, group = kind.resource, kind.group
         by_group.setdefault(group, []).append(f"{plural}/{sub}" if sub else plural)
     rules = [rbac_pb2.PolicyRule(verbs=verb_list, api_groups=[g], resources=rs, resource_names=_split(names))
@@ -96,7 +96,7 @@ def subjects_from_flags(users: tuple[str, ...], groups: tuple[str, ...],
     for sa in service_accounts:
         ns, sep, name = sa.partition(":")
         if not sep or not ns or not name:
-            raise CliError(f"--serviceaccount {sa}: expected NAMESPACE:NAME")
+            raise click.UsageError(f"--serviceaccount {sa}: expected NAMESPACE:NAME")
         out.append(rbac_pb2.Subject(kind="ServiceAccount", namespace=ns, name=name))
     return out
 

@@ -193,7 +193,7 @@ async def test_cli_auth_and_create_commands(running: RunningApiserver, tmp_path:
     code, out, _ = await run(alice, "auth", "can-i", "list", "deployments", "-n", "prod")
     assert (code, out.strip()) == (0, "yes")
     code, _, err = await run("admin", "create", "rolebinding", "bad", "--role=x", "--serviceaccount=nocolon")
-    assert code == 1 and "--serviceaccount nocolon: expected NAMESPACE:NAME" in err
+    assert code == 2 and "--serviceaccount nocolon: expected NAMESPACE:NAME" in err
     audit_lines = read_lines(str(tmp_path / "audit" / "audit.log"))
     assert {"user": "alice", "verb": "impersonate", "resource": "users", "name": "kubelite-admin",
             "code": "PERMISSION_DENIED"}.items() <= next(e for e in audit_lines if e["verb"] == "impersonate").items()
