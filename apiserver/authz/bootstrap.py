@@ -103,9 +103,11 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
             _rule(["create", "update", "patch"], ["", "events.k8s.io"], ["events"]),
         ]),
         # One identity runs every controller (Kubernetes gives each its service account): it manages every
-        # kind but RBAC's own, and may not grant, escalate or impersonate.
+        # kind but RBAC's own, which it only reads and deletes (a deleted namespace's, the garbage collector's),
+        # and may not grant, escalate or impersonate.
         rbac_pb2.ClusterRole(metadata=_meta("system:kube-controller-manager"), rules=[
-            _rule([*READ, *WRITE], _groups_but_rbac(), ["*"])]),
+            _rule([*READ, *WRITE], _groups_but_rbac(), ["*"]),
+            _rule([*READ, "delete", "deletecollection"], [rbac.GROUP], ["*"])]),
         rbac_pb2.ClusterRole(metadata=_meta("system:node-proxier"), rules=[
             _rule(READ, [""], ["services", "endpoints", "nodes"]),
             _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
