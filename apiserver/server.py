@@ -427,7 +427,7 @@ class ApiServicer:
         async def apply_one(upd: api_pb2.PodStatusUpdate) -> None:
             ack = api_pb2.PodStatusAck(namespace=upd.namespace, name=upd.name, sequence=upd.sequence)
             try:
-                attrs = authz.attributes.pod_status(user, upd.namespace, upd.name)
+                attrs = authz.attributes.pod_status(user, upd.namespace, upd.name, upd.uid)
                 if not self.authorizer.authorize(attrs).allowed:
                     self.audit.record(attrs, "PERMISSION_DENIED", 0.0)
                     raise authz.forbidden(attrs)

@@ -33,6 +33,7 @@ class Attributes:
     path: str = ""  # a non-resource request: /apis
     field_selector: str = ""  # list/watch: the node authorizer allows a kubelet its own pods by it
     obj: Message | None = None  # create/update: the object to be written
+    uid: str = ""  # a precondition: the request applies to this incarnation only (a delete, a status report)
 
     @property
     def is_resource(self) -> bool:
@@ -62,10 +63,15 @@ def of_request(user: UserInfo, method: str, req: Message) -> Attributes | None:
             return Attributes(user, verb, name=meta.name, obj=obj,
                               subresource="status" if method == "UpdateStatus" else "",
                               **_kind_attrs(kind, meta.namespace))
-        case "Get" | "Delete":
+        case "Get":
             kind = kinds.lookup(req.resource)  # type: ignore[attr-defined]
-            return Attributes(user, method.lower(), name=req.name,  # type: ignore[attr-defined]
+            return Attributes(user, "get", name=req.name,  # type: ignore[attr-defined]
                               **_kind_attrs(kind, req.namespace))  # type: ignore[attr-defined]
+        case "Delete":
+            assert isinstance(req, api_pb2.DeleteRequest)
+            kind = kinds.lookup(req.resource)
+            return Attributes(user, "delete", name=req.name, uid=req.preconditions.uid,
+                              **_kind_attrs(kind, req.namespace))
         case "List" | "Watch":
             kind = kinds.lookup(req.resource)  # type: ignore[attr-defined]
             return Attributes(user, method.lower(), field_selector=req.field_selector,  # type: ignore[attr-defined]
@@ -101,6 +107,6 @@ def of_request(user: UserInfo, method: str, req: Message) -> Attributes | None:
     raise ValueError(f"no authorization attributes for method {method}")
 
 
-def pod_status(user: UserInfo, namespace: str, name: str) -> Attributes:
-    """One update on the kubelets' status stream."""
-    return Attributes(user, "update", "pods", "status", namespace or "default", name)
+def pod_status(user: UserInfo, namespace: str, name: str, uid: str = "") -> Attributes:
+    """One update on the kubelets' status stream (for the pod incarnation `uid`)."""
+    return Attributes(user, "update", "pods", "status", namespace or "default", name, uid=uid)

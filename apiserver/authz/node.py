@@ -98,9 +98,14 @@ def _selects(field_selector: str, wanted: str) -> bool:
     return any(term.strip().replace("==", "=") == wanted for term in field_selector.split(","))
 
 
-def _own_pod(graph: Graph, node: str, namespace: str, name: str) -> bool:
+def _own_pod(graph: Graph, node: str, namespace: str, name: str, uid: str = "") -> bool:
+    """Whether the pod is bound to the node; also when it is gone, or is another incarnation than the request's
+    precondition names: the request then fails (NotFound, Conflict) without touching anything, and the kubelet
+    learns its pod is gone, as it must to let go of it."""
     pod = graph.pod(namespace, name)
-    return pod is not None and pod.spec.node_name == node
+    if pod is None or (uid and pod.metadata.uid != uid):
+        return True
+    return pod.spec.node_name == node
 
 
 def _referenced(graph: Graph, node: str, resource: str, namespace: str, name: str) -> bool:
@@ -119,9 +124,9 @@ def authorize(a: Attributes, node: str, graph: Graph) -> str | None:
         if sub == "status" and a.verb in ("update", "patch"):
             if not a.name:  # the status stream; each update on it is checked by name
                 return "a kubelet streams its pods' status"
-            return "its own pod" if _own_pod(graph, node, a.namespace, a.name) else None
+            return "its own pod" if _own_pod(graph, node, a.namespace, a.name, a.uid) else None
         if (sub == "eviction" and a.verb == "create") or (not sub and a.verb in ("get", "delete")):
-            return "its own pod" if _own_pod(graph, node, a.namespace, a.name) else None
+            return "its own pod" if _own_pod(graph, node, a.namespace, a.name, a.uid) else None
         if not sub and a.verb in ("list", "watch"):
             return "the pods bound to it" if _selects(a.field_selector, f"spec.nodeName={node}") else None
         if not sub and a.verb == "create":

@@ -194,7 +194,7 @@ VOLUMES = [_pv("pv-n1", "n1"), _pv("pv-n2", "n2")]
 
 
 def _pod(name: str, node_name: str, **spec) -> core_pb2.Pod:
-    return convert.from_dict(core_pb2.Pod, {"metadata": {"name": name, "namespace": "d"},
+    return convert.from_dict(core_pb2.Pod, {"metadata": {"name": name, "namespace": "d", "uid": f"uid-{name}"},
                                             "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "i"}],
                                                      **spec}})
 
@@ -216,6 +216,13 @@ GRAPH = Graph(
     pytest.param(Attributes(N1, "update", "pods", "status", "d", "mine"), True, id="own-pod-status"),
     pytest.param(Attributes(N1, "update", "pods", "status", "d", "theirs"), False, id="n2-pod-status"),
     pytest.param(Attributes(N1, "delete", "pods", namespace="d", name="theirs"), False, id="delete-n2s-pod"),
+    pytest.param(Attributes(N1, "delete", "pods", namespace="d", name="gone"), True, id="delete-a-gone-pod-not-found"),
+    pytest.param(Attributes(N1, "delete", "pods", namespace="d", name="theirs", uid="old-uid"), True,
+                 id="delete-an-old-incarnation-conflicts"),
+    pytest.param(Attributes(N1, "update", "pods", "status", "d", "theirs", uid="old-uid"), True,
+                 id="status-of-an-old-incarnation-not-found"),
+    pytest.param(Attributes(N1, "update", "pods", "status", "d", "theirs", uid="uid-theirs"), False,
+                 id="status-of-n2s-pod-by-uid"),
     pytest.param(Attributes(N1, "update", "pods", namespace="d", name="mine"), False, id="pod-spec"),
     pytest.param(Attributes(N1, "get", "secrets", namespace="d", name="db"), True, id="secret-of-own-pod"),
     pytest.param(Attributes(N1, "get", "secrets", namespace="d", name="regcred"), True, id="pull-secret"),
