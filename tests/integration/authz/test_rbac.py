@@ -13,7 +13,7 @@ import testpki
 from conftest import RunningApiserver, start_apiserver
 
 from api import convert
-from api.errors import ForbiddenError, PermissionDeniedError
+from api.errors import ConflictError, ForbiddenError, NotFoundError, PermissionDeniedError
 from api.pb import api_pb2, apps_pb2, core_pb2
 from apiserver.audit import AuditConfig, read_lines
 from client import pki
@@ -133,6 +133,13 @@ async def test_a_kubelet_is_kept_to_its_own_node(running: RunningApiserver) -> N
         assert [p.metadata.name for p in (await n1.list("pods", field_selector="spec.nodeName=n1")).items] == ["on-n1"]
         with pytest.raises(PermissionDeniedError):
             await n1.list("pods")
+        with pytest.raises(PermissionDeniedError):
+            await n1.delete("pods", "on-n2", "default")
+        # A pod that is gone, or a name now held by another incarnation: told so, so that it lets go.
+        with pytest.raises(NotFoundError):
+            await n1.delete("pods", "never-was", "default", grace_period_seconds=0)
+        with pytest.raises(ConflictError):
+            await n1.delete("pods", "on-n2", "default", grace_period_seconds=0, uid="an-older-incarnation")
         with pytest.raises(ForbiddenError, match="can only create mirror pods"):
             await n1.create(_pod("sneaky", "n2"))
         with pytest.raises(PermissionDeniedError, match='cannot delete resource "nodes"'):
