@@ -23,4 +23,5 @@ placement    node selector, required node affinity and tolerations: may a pod go
 logs         structlog configured once per process
 text         control characters refused in fields; messages escaped onto one line
 limits       limits clients and the apiserver agree on (largest object)
+rbac         RBAC objects' validation: rules, subjects, roleRef; names with colons
 """

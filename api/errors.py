@@ -121,6 +121,12 @@ class ForbiddenError(ApiError):
     reason = "Forbidden"
 
 
+class PermissionDeniedError(ForbiddenError):
+    """Authorization said no: the caller may not do this (RBAC, the node authorizer)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class UnauthorizedError(ApiError):
     code = grpc.StatusCode.UNAUTHENTICATED
     reason = "Unauthorized"
@@ -147,6 +153,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: TooLargeError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.FAILED_PRECONDITION: ForbiddenError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
     grpc.StatusCode.INTERNAL: InternalError,

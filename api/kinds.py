@@ -19,6 +19,7 @@ from api.pb import (
     discovery_pb2,
     networking_pb2,
     policy_pb2,
+    rbac_pb2,
     scheduling_pb2,
     storage_pb2,
 )
@@ -75,6 +76,13 @@ KINDS: tuple[Kind, ...] = (
          "pod_disruption_budget"),
     Kind("ControllerRevision", "controllerrevisions", (), True, "apps/v1", apps_pb2.ControllerRevision,
          "controller_revision", False),
+    Kind("Role", "roles", (), True, "rbac.authorization.k8s.io/v1", rbac_pb2.Role, "role", False),
+    Kind("ClusterRole", "clusterroles", (), False, "rbac.authorization.k8s.io/v1", rbac_pb2.ClusterRole,
+         "cluster_role", False),
+    Kind("RoleBinding", "rolebindings", (), True, "rbac.authorization.k8s.io/v1", rbac_pb2.RoleBinding,
+         "role_binding", False),
+    Kind("ClusterRoleBinding", "clusterrolebindings", (), False, "rbac.authorization.k8s.io/v1",
+         rbac_pb2.ClusterRoleBinding, "cluster_role_binding", False),
 )
 
 _BY_NAME: dict[str, Kind] = {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from api import intstr, kinds, labels, names, quantity, text, volumes
+from api import intstr, kinds, labels, names, quantity, rbac, text, volumes
 from api.errors import FieldError
 from api.pb import (
     apps_pb2,
@@ -1570,6 +1570,10 @@ _CREATE: dict[str, Callable[[Any, Errs], None]] = {
     "StatefulSet": validate_statefulset,
     "PodDisruptionBudget": validate_pdb,
     "ControllerRevision": validate_controller_revision,
+    "Role": rbac.validate_role,
+    "ClusterRole": rbac.validate_cluster_role,
+    "RoleBinding": rbac.validate_role_binding,
+    "ClusterRoleBinding": rbac.validate_cluster_role_binding,
 }
 
 _NAME_RULES: dict[str, Callable[[str], str | None]] = {
@@ -1578,6 +1582,10 @@ _NAME_RULES: dict[str, Callable[[str], str | None]] = {
     "BootstrapToken": _token_id,
     # Its pods are named <name>-<ordinal> and use that as their hostname.
     "StatefulSet": names.dns1123_label,
+    "Role": rbac.name_error,
+    "ClusterRole": rbac.name_error,
+    "RoleBinding": rbac.name_error,
+    "ClusterRoleBinding": rbac.name_error,
 }
 
 _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
@@ -1598,6 +1606,8 @@ _UPDATE: dict[str, Callable[[Any, Any, Errs], None]] = {
     "DaemonSet": _selector_immutable,
     "StatefulSet": validate_statefulset_update,
     "ControllerRevision": validate_controller_revision_update,
+    "RoleBinding": rbac.validate_binding_update,
+    "ClusterRoleBinding": rbac.validate_binding_update,
 }
 
 

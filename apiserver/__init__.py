@@ -2,6 +2,8 @@
 
 server         the gRPC front end: parse, call the registry, return its bytes; TLS ports; health
 authn          who calls: client certificate, bearer token or join token; the user every later step reads
+authz/         authorization after authentication: RBAC, the node authorizer, default roles
+audit          the audit log: a JSON line per mutating, exec/log or denied request, rotated by size
 nodecerts      which certificates a node may ask for, signed with the cluster CA
 registry       the generic verbs (create, get, list, update, update-status, delete, watch, bind and
                scale as subresources); names no kind

@@ -205,6 +205,7 @@ class Store:
         self._indexed_watchers: dict[str, set[Watcher]] = {}
         self._field_number = kinds.wrap(kind.cls()).DESCRIPTOR.fields_by_name[kind.field].number
         self._logged: set[tuple[str, int]] = set()
+        self.version = 0  # advances on every change: readers that derive state from the store (RBAC) rebuild
 
     def decode(self, value: bytes, rev: int) -> Entry:
         raw = value + _rv_fragment(rev)
@@ -227,6 +228,7 @@ class Store:
         return wire.field_bytes(self._field_number, obj.SerializeToString())
 
     def reset(self, entries: dict[str, Entry], rev: int) -> None:
+        self.version += 1
         self.objects = entries
         self._sorted = None
         self.by_index = {}
@@ -250,6 +252,7 @@ class Store:
                     del self.by_index[value]
 
     def apply(self, ev: Event) -> Change | None:
+        self.version += 1
         old = self.objects.get(ev.key)
         if ev.type == "DELETE" and old is None:
             return None

@@ -34,6 +34,7 @@ from api.errors import (
 )
 from api.pb import api_pb2
 from apiserver import admission, authn, rules
+from apiserver.authz.noderestriction import NodeRestriction
 from apiserver.cache import PREFIX, Entry, Filter, ListResult, WatchCache, Watcher, object_key
 from apiserver.rules import Config, Strategy
 from apiserver.rules.strategy import copy as _copy
@@ -91,6 +92,7 @@ class Registry:
             admission.NamespaceLifecycle(cache, self.written),
             admission.DefaultStorageClass(cache, self.written),
             admission.DefaultIngressClass(cache, self.written),
+            NodeRestriction(),
         ])
         self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, reuse until)
 

@@ -29,15 +29,18 @@ from api import kinds, text
 from api.errors import (
     AlreadyExistsError,
     ApiError,
+    ConflictError,
     FieldError,
+    ForbiddenError,
     InvalidError,
     NotFoundError,
     TimeoutError_,
     TooManyRequestsError,
     UnavailableError,
 )
-from api.pb import api_pb2, bootstrap_pb2, policy_pb2
-from apiserver import authn, eviction
+from api.pb import api_pb2, bootstrap_pb2, policy_pb2, rbac_pb2
+from apiserver import audit, authn, authz, eviction
+from apiserver.authz import bootstrap as rbac_bootstrap
 from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
 from apiserver.nodecerts import NodeSigner, SignerConfig
@@ -109,6 +112,10 @@ class Config:
     overload: OverloadLimits = field(default_factory=OverloadLimits)
     # EncryptionConfiguration file; "" refuses to store Secrets (see apiserver/encryption.py).
     encryption_config: str = ""
+    # "Node,RBAC" (the default); "AlwaysAllow" turns authorization off, for benchmarks' baselines only.
+    authorization_mode: str = "Node,RBAC"
+    # One JSON line per mutating, exec/log or denied request; "" keeps no audit log.
+    audit: audit.AuditConfig = field(default_factory=audit.AuditConfig)
 
 
 def _status_message(e: ApiError) -> str:
@@ -158,17 +165,21 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
             await self.authenticator.enter(context, method)
             start = time.perf_counter()
             resource = ""
+            attrs: authz.Attributes | None = None
 
             def count(code: str) -> None:
                 # Before the answer leaves: abort() sends the status at once, and a client that then
                 # scrapes the metrics must see its own request counted.
                 LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
                 REQUESTS.labels(verb, resource, code).inc()
+                if attrs is not None:
+                    self.audit.record(attrs, code, time.perf_counter() - start)
 
             try:
                 with self.admission.admit(kind, context.peer()):
                     req = _parse(cls, raw)
                     resource = _resource_of(req)
+                    attrs = await self.authorize(context, fn.__name__, req)
                     result = await fn(self, req)
             except ApiError as e:
                 code = e.code.name
@@ -198,13 +209,51 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
 
 class ApiServicer:
     def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy, authenticator: authn.Authenticator,
-                 admission: Admission | None = None, signer: NodeSigner | None = None) -> None:
+                 admission: Admission | None = None, signer: NodeSigner | None = None,
+                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None) -> None:
         self.authenticator = authenticator  # every handler calls it first
+        self.authorizer = authorizer or authz.Authorizer(cache)  # then this, on the parsed request
+        self.audit = audit_log or audit.AuditLog(audit.AuditConfig())
         self.registry = registry
         self.cache = cache
         self.proxy = proxy
         self.admission = admission or Admission()
         self.signer = signer or NodeSigner(SignerConfig())
+
+    async def authorize(self, context: grpc.aio.ServicerContext, method: str, req: Message) -> authz.Attributes | None:
+        """The request's attributes, after impersonation, once the authorizer allowed them; PermissionDeniedError
+        (audited) otherwise. Sets `current_user()` to the impersonated user."""
+        user = authn.current_user()
+        assert user is not None  # enter() ran
+        try:
+            user = authz.impersonate(self.authorizer, user, context.invocation_metadata() or ())
+            authn.set_user(user)
+            attrs = authz.of_request(user, method, req)
+            if attrs is not None:
+                self.authorizer.check(attrs)
+        except authz.DeniedError as e:
+            self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
+            raise
+        return attrs
+
+    @unary("access_review", api_pb2.AccessReviewRequest)
+    async def AccessReview(self, req: api_pb2.AccessReviewRequest) -> api_pb2.AccessReviewResponse:
+        user = authn.current_user()
+        assert user is not None
+        kind = kinds.lookup(req.resource) if req.resource else None
+        if kind is None:
+            raise InvalidError([FieldError("resource", "Required value", "")])
+        namespace = req.namespace if kind.namespaced else ""
+        decision = self.authorizer.authorize(authz.Attributes(
+            user, req.verb, kind.resource, req.subresource, namespace, req.name, kind.group))
+        return api_pb2.AccessReviewResponse(allowed=decision.allowed, reason=decision.reason)
+
+    @unary("who_am_i", api_pb2.WhoAmIRequest)
+    async def WhoAmI(self, req: api_pb2.WhoAmIRequest) -> api_pb2.WhoAmIResponse:
+        del req
+        user = authn.current_user()
+        assert user is not None
+        return api_pb2.WhoAmIResponse(username=user.name, uid=user.uid, groups=list(user.groups))
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -276,6 +325,7 @@ class ApiServicer:
             try:
                 admitted.enter_context(self.admission.admit(WATCH, context.peer()))
                 req = _parse(api_pb2.WatchRequest, raw)
+                await self.authorize(context, "Watch", req)
                 watcher = await self.registry.watch(req)  # type: ignore[arg-type]
             except ApiError as e:
                 REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
@@ -315,6 +365,9 @@ class ApiServicer:
         try:
             with self.admission.admit(STREAM, context.peer()):
                 req: api_pb2.LogsRequest = _parse(api_pb2.LogsRequest, raw)  # type: ignore[assignment]
+                attrs = await self.authorize(context, "Logs", req)
+                if attrs is not None:
+                    self.audit.record(attrs, "OK", 0.0)
                 await self.registry.sync()
                 async for chunk in self._logs(req):
                     yield chunk
@@ -343,12 +396,15 @@ class ApiServicer:
         """Apply each pod's latest status; acknowledge by sequence. Coalesces bursts per pod."""
         await self.authenticator.enter(context, f"/{SERVICE}/StreamPodStatus")
         try:
+            await self.authorize(context, "StreamPodStatus", api_pb2.PodStatusUpdate())
             with self.admission.admit(WATCH, context.peer()):
                 await self._stream_pod_status(requests, context)
-        except TooManyRequestsError as e:
+        except (TooManyRequestsError, ForbiddenError) as e:
             await context.abort(e.code, _status_message(e))
 
     async def _stream_pod_status(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+        user = authn.current_user()
+        assert user is not None
         latest: dict[tuple[str, str], api_pb2.PodStatusUpdate] = {}
         more = asyncio.Event()
         done = asyncio.Event()
@@ -371,6 +427,10 @@ class ApiServicer:
         async def apply_one(upd: api_pb2.PodStatusUpdate) -> None:
             ack = api_pb2.PodStatusAck(namespace=upd.namespace, name=upd.name, sequence=upd.sequence)
             try:
+                attrs = authz.attributes.pod_status(user, upd.namespace, upd.name, upd.uid)
+                if not self.authorizer.authorize(attrs).allowed:
+                    self.audit.record(attrs, "PERMISSION_DENIED", 0.0)
+                    raise authz.forbidden(attrs)
                 await self.registry.update_status(PODS, upd.namespace, upd.name,
                                                   pod_rules.kubelet_status(upd.name, upd.uid, upd.status))
             except NotFoundError as e:
@@ -412,6 +472,8 @@ def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
         "APIResources": uu(servicer.APIResources),
         "RequestNodeCertificates": uu(servicer.RequestNodeCertificates),
         "Evict": uu(servicer.Evict),
+        "AccessReview": uu(servicer.AccessReview),
+        "WhoAmI": uu(servicer.WhoAmI),
         "Watch": us(servicer.Watch),
         "Logs": us(servicer.Logs),
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
@@ -437,6 +499,9 @@ def is_local(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+AUTHORIZATION_MODES = ("Node,RBAC", "RBAC,Node", "AlwaysAllow")
 
 
 def check_config(config: Config) -> list[str]:
@@ -473,6 +538,9 @@ def check_config(config: Config) -> list[str]:
     if not config.insecure_plaintext and config.kubelet_tls is None:
         problems.append("kubelets are reached over mutual TLS: --kubelet-certificate-authority, "
                         "--kubelet-client-certificate and --kubelet-client-key are required")
+    if config.authorization_mode not in AUTHORIZATION_MODES:
+        problems.append(f"--authorization-mode {config.authorization_mode!r}: supported: "
+                        f"{', '.join(AUTHORIZATION_MODES)}")
     if config.token_file and not config.token_listen:
         problems.append("--token-file: bearer tokens are accepted on --token-listen only, and none is given")
     return problems
@@ -496,6 +564,8 @@ class ApiServer:
         static = authn.StaticTokens.load(config.token_file) if config.token_file else None
         self.authenticator = authn.Authenticator(static=static, join_tokens=self._join_token,
                                                  plaintext=config.insecure_plaintext)
+        self.authorizer = authz.Authorizer(self.cache, enabled=config.authorization_mode != "AlwaysAllow")
+        self.audit = audit.AuditLog(config.audit)
         self.server: grpc.aio.Server | None = None
         self.ports: list[int] = []
         self.token_ports: list[int] = []
@@ -516,7 +586,7 @@ class ApiServer:
             ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
         ])
         servicer = ApiServicer(self.registry, self.cache, self.proxy, self.authenticator,
-                               Admission(self.config.overload), self.signer)
+                               Admission(self.config.overload), self.signer, self.authorizer, self.audit)
         server.add_generic_rpc_handlers((_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -556,6 +626,7 @@ class ApiServer:
             with contextlib.suppress(Exception):
                 await health_servicer.enter_graceful_shutdown()
             await server.stop(grace=1.0)
+            self.audit.close()
             await self.proxy.close()
             await self.storage.close()
             log.info("apiserver_stopped")
@@ -584,10 +655,36 @@ class ApiServer:
             return None
 
     async def _ensure_system_objects(self) -> None:
-        """The namespaces and priority classes every cluster has."""
+        """The namespaces and priority classes every cluster has; the default roles and bindings, put back as
+        they should be."""
         for obj in (*namespace_rules.system_namespaces(), *priorityclass_rules.system_priority_classes()):
             with contextlib.suppress(AlreadyExistsError):
                 await self.registry.create(kinds.wrap(obj))
+        for wanted in (*rbac_bootstrap.cluster_roles(), *rbac_bootstrap.cluster_role_bindings()):
+            await self._reconcile_default(wanted)
+
+    async def _reconcile_default(self, wanted: Message) -> None:
+        kind = kinds.of(wanted)
+        for _ in range(3):
+            try:
+                stored = (await self.registry.current(kind, "", wanted.metadata.name)).obj  # type: ignore[attr-defined]
+            except NotFoundError:
+                with contextlib.suppress(AlreadyExistsError):
+                    await self.registry.create(kinds.wrap(wanted))
+                    log.info("default_role_created", kind=kind.kind, name=wanted.metadata.name)  # type: ignore[attr-defined]
+                    return
+                continue
+            if rbac_bootstrap.reconciled(wanted, stored):  # type: ignore[arg-type]
+                return
+            new = type(wanted)()
+            new.CopyFrom(wanted)
+            new.metadata.CopyFrom(stored.metadata)  # type: ignore[attr-defined]
+            if isinstance(new, rbac_pb2.ClusterRoleBinding):
+                new.subjects.extend(s for s in stored.subjects if s not in new.subjects)  # type: ignore[attr-defined]
+            with contextlib.suppress(ConflictError):
+                await self.registry.update(kinds.wrap(new))
+                log.info("default_role_reconciled", kind=kind.kind, name=wanted.metadata.name)  # type: ignore[attr-defined]
+                return
 
     async def _wait_ready(self) -> None:
         while not self.cache.ready.is_set():

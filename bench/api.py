@@ -17,7 +17,10 @@ processes, then measures in one run:
 - the cost of TLS: creates/s and CPU per create (apiserver, etcd, client
   processes) of a cluster with mutual TLS on every link against the same
   cluster without TLS (the test-only plaintext switch), fresh clusters
-  alternating, in the same run; TLS may cost at most 15% of creates/s.
+  alternating, in the same run; TLS may cost at most 15% of creates/s;
+- the cost of authorization: creates/s of a user allowed by RBAC (every create
+  audited) against `--authorization-mode AlwaysAllow`, fresh clusters
+  alternating; authorization may cost at most 10% of creates/s.
 
 Every other phase runs with mutual TLS, as a cluster does.
 
@@ -28,6 +31,7 @@ and the apiserver's CPU per item (create or delivered watch event): on a
     .venv/bin/python bench/api.py                 # everything
     .venv/bin/python bench/api.py --profile DIR   # also py-spy the apiserver per phase (flamegraph SVGs)
     .venv/bin/python bench/api.py --only tls      # only the TLS against plaintext comparison
+    .venv/bin/python bench/api.py --only authz    # only authorization on against off
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from bench.harness import BIN, GiB, Processes, cpu_seconds, percentile  # noqa: 
 from client.config import ClientConfig  # noqa: E402
 
 TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 10.0,
-           "tls_create_cost_max": 0.15}
+           "tls_create_cost_max": 0.15, "authz_create_cost_max": 0.10}
 
 
 def pod_manifest(name: str, namespace: str = "default", annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -211,7 +215,7 @@ def create_worker(conn: ClientConfig, prefix: str, count: int, concurrency: int,
         async with Client(conn) as client:
             call = client.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None,
                                               response_deserializer=None)
-            await client.list("namespaces", limit=1)
+            await client.list("pods", "default", limit=1)  # warms the channel up (allowed to the bench user)
             it = iter(envelopes)
 
             async def task() -> None:
@@ -246,7 +250,7 @@ def paced_worker(conn: ClientConfig, rate: float, seconds: float) -> dict[str, A
         async with Client(conn) as client:
             call = client.channel.unary_unary("/kubelite.v1.Api/Create", request_serializer=None,
                                               response_deserializer=None)
-            await client.list("namespaces", limit=1)
+            await client.list("pods", "default", limit=1)  # warms the channel up (allowed to the bench user)
 
             async def one(raw: bytes) -> None:
                 nonlocal errors
@@ -363,10 +367,11 @@ def wipe_bench_keys(cluster: Processes) -> None:
     asyncio.run(go())
 
 
-def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
+def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs: int,
+                      conn: ClientConfig | None = None) -> dict[str, Any]:
     per = total // procs
     start = _start_at(3.0)
-    results = _run_in_procs(create_worker, [(cluster.conn(), f"load{i}", per, concurrency // procs, start)
+    results = _run_in_procs(create_worker, [(conn or cluster.conn(), f"load{i}", per, concurrency // procs, start)
                                             for i in range(procs)])
     done = sum(r[0] for r in results)
     elapsed = max(r[2] for r in results) - min(r[1] for r in results)
@@ -524,6 +529,50 @@ def tls_cost(workdir: Path, *, total: int, concurrency: int, procs: int, rounds:
     return out
 
 
+def authz_cost(workdir: Path, *, total: int, concurrency: int, procs: int, rounds: int) -> dict[str, Any]:
+    """Creates/s of fresh TLS clusters with authorization on (a user who is no cluster admin, allowed by a
+    RoleBinding to `edit`, every create audited) and off (`--authorization-mode AlwaysAllow`, the admin, no audit
+    log), alternating, `rounds` of each."""
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    for r in range(rounds):
+        for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
+            d = workdir / f"authz-{r}-{mode}"
+            d.mkdir()
+            c = Processes(d, tls=True)
+            try:
+                c.start_etcd(quota=8 * GiB)
+                extra = ["--authorization-mode", "AlwaysAllow"] if mode == "off" else \
+                    ["--audit-log-path", str(d / "audit" / "audit.log")]
+                c.start_apiserver(c.etcd_url, wait=False, extra=extra)
+                asyncio.run(_wait_healthy(c.conn()))
+                conn = c.conn()
+                if mode == "on":
+                    asyncio.run(_bind_bench_user(c))
+                    conn = c.user_conn("bench-user", "bench-users")
+                res = apiserver_creates(c, total=total, concurrency=concurrency, procs=procs, conn=conn)
+                res.pop("client_cpu_seconds")
+                res["round"] = r
+                runs[mode].append(res)
+            finally:
+                c.stop_all()
+    out: dict[str, Any] = {"runs": runs, "creates_per_run": total}
+    for mode in runs:
+        out[mode] = {"creates_per_second": round(sum(x["per_second"] for x in runs[mode]) / len(runs[mode])),
+                     "errors": sum(x["errors"] for x in runs[mode])}
+    out["creates_per_second_cost"] = round(1 - out["on"]["creates_per_second"] / out["off"]["creates_per_second"], 3)
+    return out
+
+
+async def _bind_bench_user(c: Processes) -> None:
+    from api.pb import rbac_pb2
+
+    async with c.client() as admin:
+        await admin.create(rbac_pb2.RoleBinding(
+            metadata={"name": "bench-edit", "namespace": "default"},
+            subjects=[rbac_pb2.Subject(kind="User", name="bench-user", api_group="rbac.authorization.k8s.io")],
+            role_ref=rbac_pb2.RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit")))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -548,11 +597,15 @@ def main() -> None:
                         help="run the phases without TLS (the test-only switch), to compare one against the other")
     parser.add_argument("--tls-creates", type=int, default=20000, help="creates per run of the TLS comparison")
     parser.add_argument("--tls-rounds", type=int, default=2, help="runs of each, TLS and plaintext, alternating")
-    parser.add_argument("--only", default="", help="comma-separated phases: etcd,creates,latency,fanout,apply,tls")
+    parser.add_argument("--authz-creates", type=int, default=20000, help="creates per run of the authz comparison")
+    parser.add_argument("--authz-rounds", type=int, default=2, help="runs of each, authorization on and off")
+    parser.add_argument("--only", default="",
+                        help="comma-separated phases: etcd,creates,latency,fanout,apply,tls,authz")
     parser.add_argument("--profile", default="", help="directory for py-spy raw profiles of the apiserver per phase")
     parser.add_argument("--profile-native", action="store_true", help="profile C/Cython frames too (py-spy --native)")
     args = parser.parse_args()
-    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply", "tls"}
+    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply", "tls",
+                                                         "authz"}
 
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-api-"))
     cluster = Processes(workdir, tls=not args.plaintext)
@@ -608,6 +661,10 @@ def main() -> None:
             cluster.stop_all()  # the comparison runs on clusters of its own, with the machine to themselves
             out["tls"] = tls_cost(workdir, total=args.tls_creates, concurrency=args.concurrency,
                                   procs=args.load_procs, rounds=args.tls_rounds)
+        if "authz" in phases:
+            cluster.stop_all()
+            out["authz"] = authz_cost(workdir, total=args.authz_creates, concurrency=args.concurrency,
+                                      procs=args.load_procs, rounds=args.authz_rounds)
     finally:
         cluster.stop_all()
         out["machine"]["load_average_at_end"] = os.getloadavg()
@@ -628,6 +685,10 @@ def main() -> None:
     if "tls" in out:
         summary["tls_creates_per_second_cost"] = out["tls"]["creates_per_second_cost"]
         summary["tls_cost_ok"] = out["tls"]["creates_per_second_cost"] < TARGETS["tls_create_cost_max"]
+    if "authz" in out:
+        summary["authz_creates_per_second_cost"] = out["authz"]["creates_per_second_cost"]
+        summary["authz_cost_ok"] = out["authz"]["creates_per_second_cost"] < TARGETS["authz_create_cost_max"] and \
+            out["authz"]["on"]["errors"] == 0
     if "apply" in out:
         summary["apply_ok"] = out["apply"]["exit_code"] == 0 and out["apply"]["seconds"] < TARGETS["apply_seconds_max"]
     out["summary"] = summary

@@ -115,6 +115,16 @@ class Processes:
         return ClientConfig(server=server, ca_file=str(self.pki.crt(certs.CA)), cert_file=str(self.pki.crt("admin")),
                             key_file=str(self.pki.key("admin")))
 
+    def user_conn(self, user: str, *groups: str) -> ClientConfig:
+        """A client config for `user` in `groups`: a certificate signed by this run's CA (TLS runs only)."""
+        assert self.pki is not None
+        crt, key = self.pki.dir / f"user-{user}.crt", self.pki.dir / f"user-{user}.key"
+        if not crt.exists():
+            cert, k = pki.issue_pair(self.pki.ca(), pki.Request(pki.Identity(user, groups)))
+            pki.write_pair(self.pki.dir, f"user-{user}", cert, k)
+        return ClientConfig(server=self.address, ca_file=str(self.pki.crt(certs.CA)), cert_file=str(crt),
+                            key_file=str(key))
+
     def client(self, address: str = "") -> Client:
         return Client(self.conn(address))
 
@@ -172,12 +182,14 @@ class Processes:
         self.etcd_url = url
         return url
 
-    def start_apiserver(self, etcd_url: str, *, log_level: str = "warning", wait: bool = True) -> str:
-        """`kubelite apiserver` over `etcd_url` on a free port; its address (host:port), once it listens."""
+    def start_apiserver(self, etcd_url: str, *, log_level: str = "warning", wait: bool = True,
+                        extra: list[str] | None = None) -> str:
+        """`kubelite apiserver` over `etcd_url` on a free port (with `extra` flags); its address (host:port), once
+        it listens."""
         port = free_port()
         address = f"127.0.0.1:{port}"
         self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", etcd_url, "--listen", address,
-                                 *self.apiserver_flags(), "--log-level", log_level])
+                                 *self.apiserver_flags(), "--log-level", log_level, *(extra or [])])
         if wait:
             wait_port(port)
         self.address = address

@@ -11,6 +11,7 @@ delete      delete by file, name or selector
 verbs       create namespace, label, annotate, scale, cordon, taint, wait, api-resources, version
 workloads   rollout status|history|undo|restart|pause|resume (deployments, daemonsets, statefulsets), set image
 pods        logs (also a local cluster's component logs) and exec
+auth        auth can-i|whoami; create role|clusterrole|rolebinding|clusterrolebinding
 tokens      token create|list|delete: join tokens
 jobs        create job (from flags, or --from=cronjob/NAME)
 drain       drain: cordon, then evict through the eviction subresource, respecting disruption budgets

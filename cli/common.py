@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -39,15 +40,24 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--client-key", "key_file", default=None, help="this client's key file")
     @click.option("--token-file", envvar="KUBELITE_TOKEN_FILE", default=None,
                   help="present the bearer token in this file (to the apiserver's token port) instead of a certificate")
+    @click.option("--as", "as_user", default=None,
+                  help="act as this user (the caller needs the impersonate verb, as cluster admins have)")
+    @click.option("--as-group", "as_groups", multiple=True, help="with --as: act in this group too (repeatable)")
     @functools.wraps(fn)
     def wrapper(*args: Any, server: str | None, cluster: str | None, kubeconfig: str | None, ca_file: str | None,
-                cert_file: str | None, key_file: str | None, token_file: str | None, **kwargs: Any) -> Any:
+                cert_file: str | None, key_file: str | None, token_file: str | None, as_user: str | None,
+                as_groups: tuple[str, ...], **kwargs: Any) -> Any:
+        if as_groups and not as_user:
+            raise click.UsageError("--as-group needs --as")
         try:
-            kwargs["conn"] = resolve(server, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                                     token_file=token_file, cluster=cluster, kubeconfig=kubeconfig)
+            conn = resolve(server, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+                           token_file=token_file, cluster=cluster, kubeconfig=kubeconfig)
         except ConfigError as e:
             click.echo(f"error: {text.escape(str(e))}", err=True)
             sys.exit(1)
+        if as_user:
+            conn = dataclasses.replace(conn, impersonate_user=as_user, impersonate_groups=as_groups)
+        kwargs["conn"] = conn
         return fn(*args, **kwargs)
 
     return wrapper

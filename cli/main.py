@@ -12,7 +12,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import click
 
-from cli import apply, delete, describe, drain, get, jobs, pods, tokens, verbs, workloads
+from cli import apply, auth, delete, describe, drain, get, jobs, pods, tokens, verbs, workloads
 from cli.daemons import (
     apiserver,
     certs,
@@ -35,6 +35,7 @@ from cli.daemons import (
 # Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
 MODULES = (
     verbs,
+    auth,
     pods,
     workloads,
     tokens,

@@ -41,11 +41,20 @@ def parse_duration(text: str) -> int:
 @click.option("--since", default=None, help="only lines newer than this duration, e.g. 5m")
 @click.option("--component", default=None,
               help="a local cluster's component log instead (apiserver, scheduler, kubelet-n1, ...)")
+@click.option("--audit", is_flag=True, help="with --component apiserver: the apiserver's audit log")
+@click.option("--audit-log", default=None, type=click.Path(dir_okay=False),
+              help="with --audit: the audit log's path (a control plane made by `kubelite bootstrap`)")
 @namespace_option
 @connection_options
 def logs(pod: str | None, container: str, follow: bool, tail: int, previous: bool, timestamps: bool,
-         since: str | None, component: str | None, namespace: str, conn: ClientConfig) -> None:
+         since: str | None, component: str | None, audit: bool, audit_log: str | None, namespace: str,
+         conn: ClientConfig) -> None:
     """Print a container's logs: POD, or deploy/, rs/, job/, ds/ or sts/NAME (one of its pods); or --component."""
+    if audit:
+        if component != "apiserver":
+            raise click.UsageError("--audit is the apiserver's: --component apiserver --audit")
+        _audit_log(conn, audit_log, follow=follow, tail=tail)
+        return
     if component:
         _component_logs(conn, component, follow=follow, tail=tail)
         return
@@ -100,6 +109,20 @@ def _component_logs(conn: ClientConfig, component: str, *, follow: bool, tail: i
         raise click.ClickException(f"no log for component {component!r} in cluster {cluster!r}"
                                    + (f" (components: {', '.join(known)})" if known else " (is it up?)"))
     argv = ["tail", "-n", str(tail) if tail >= 0 else "+1", *(["-F"] if follow else []), str(path)]
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(subprocess.call(argv))
+
+
+def _audit_log(conn: ClientConfig, path: str | None, *, follow: bool, tail: int) -> None:
+    """The audit log of a local cluster (beside its component logs), or the one at `path`."""
+    if path is None:
+        if not conn.log_dir:
+            raise click.ClickException("no local cluster's audit log is known: give --audit-log PATH (a control "
+                                       "plane made by `kubelite bootstrap` keeps it at <data dir>/audit/audit.log)")
+        path = str(Path(conn.log_dir).parent / "control-plane" / "audit" / "audit.log")
+    if not Path(path).exists():
+        raise click.ClickException(f"no audit log at {path}")
+    argv = ["tail", "-n", str(tail) if tail >= 0 else "+1", *(["-F"] if follow else []), path]
     with contextlib.suppress(KeyboardInterrupt):
         sys.exit(subprocess.call(argv))
 

@@ -376,6 +376,20 @@ def _revisions(r: apps_pb2.ControllerRevision, wide: bool) -> Row:
     return [r.metadata.name, owner, str(r.revision), age(r.metadata.creation_timestamp)]
 
 
+def _created_at(obj: Any, wide: bool) -> Row:
+    ts = obj.metadata.creation_timestamp
+    return [obj.metadata.name, convert.format_time(ts) if ts.seconds else "<unknown>"]
+
+
+def _bindings(b: Any, wide: bool) -> Row:
+    row = [b.metadata.name, f"{b.role_ref.kind}/{b.role_ref.name}", age(b.metadata.creation_timestamp)]
+    if wide:
+        for kind in ("User", "Group"):
+            row.append(", ".join(s.name for s in b.subjects if s.kind == kind))
+        row.append(", ".join(f"{s.namespace}/{s.name}" for s in b.subjects if s.kind == "ServiceAccount"))
+    return row
+
+
 COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE", "NOMINATED NODE"], _pods),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _services),
@@ -410,6 +424,10 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"], _statefulsets),
     "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [], _pdbs),
     "ControllerRevision": (["NAME", "CONTROLLER", "REVISION", "AGE"], [], _revisions),
+    "Role": (["NAME", "CREATED AT"], [], _created_at),
+    "ClusterRole": (["NAME", "CREATED AT"], [], _created_at),
+    "RoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _bindings),
+    "ClusterRoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _bindings),
 }
 
 

@@ -54,6 +54,9 @@ class Client:
         self._closing: list[grpc.aio.Channel] = []  # channels retired two swaps ago, closed at the next call
         token = self.config.token()
         self._meta: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        if self.config.impersonate_user:
+            self._meta += (("impersonate-user", self.config.impersonate_user),
+                           *(("impersonate-group", g) for g in self.config.impersonate_groups))
 
     async def close(self) -> None:
         for channel in [*self._closing, *self._retired, self.channel]:
@@ -159,6 +162,15 @@ class Client:
         if dry_run:
             req.delete_options.dry_run.append("All")
         return kinds.unwrap(await self._unary("Evict", req))  # type: ignore[return-value]
+
+    async def access_review(self, verb: str, resource: str, namespace: str = "", *, subresource: str = "",
+                            name: str = "") -> api_pb2.AccessReviewResponse:
+        """Whether this client may do it (`kubelite auth can-i`)."""
+        return await self._unary("AccessReview", api_pb2.AccessReviewRequest(
+            verb=verb, resource=resource, subresource=subresource, namespace=namespace, name=name))
+
+    async def who_am_i(self) -> api_pb2.WhoAmIResponse:
+        return await self._unary("WhoAmI", api_pb2.WhoAmIRequest())
 
     async def api_resources(self) -> Sequence[api_pb2.APIResource]:
         return (await self._unary("APIResources", api_pb2.APIResourcesRequest())).resources

@@ -52,6 +52,8 @@ class ClientConfig:
     insecure_plaintext: bool = False  # test-only: no TLS at all
     cluster: str = ""
     log_dir: str = ""  # a local cluster's component logs, as `kubelite up` recorded them
+    impersonate_user: str = ""  # act as this user (`--as`; the caller needs the impersonate verb)
+    impersonate_groups: tuple[str, ...] = ()  # and in these groups (`--as-group`)
 
     @property
     def tls(self) -> bool:

@@ -86,7 +86,9 @@ class IngressController:
         self.services: Informer[core_pb2.Service] = Informer(client, core_pb2.Service, name="services")
         self.slices: Informer[discovery_pb2.EndpointSlice] = Informer(client, discovery_pb2.EndpointSlice,
                                                                       name="endpointslices")
-        self.secrets: Informer[core_pb2.Secret] = Informer(client, core_pb2.Secret, name="secrets")
+        # TLS secrets only: the node authorizer lets a node list no other kind of Secret.
+        self.secrets: Informer[core_pb2.Secret] = Informer(client, core_pb2.Secret,
+                                                           field_selector="type=kubernetes.io/tls", name="secrets")
         self.informers = (self.ingresses, self.classes, self.services, self.slices, self.secrets)
         for informer in self.informers:
             informer.add_handlers(self._changed, lambda _o, _n: self._changed(None), self._changed)

@@ -110,6 +110,16 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_policy__pb2.Eviction.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.Object.FromString,
                 _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/kubelite.v1.Api/AccessReview',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/kubelite.v1.Api/WhoAmI',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -209,6 +219,20 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessReview(self, request, context):
+        """Whether the caller may do something (`kubelite auth can-i`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """Who the caller is (`kubelite auth whoami`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +310,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Evict,
                     request_deserializer=kubelite_dot_v1_dot_policy__pb2.Eviction.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.Object.SerializeToString,
+            ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.AccessReviewRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.AccessReviewResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.WhoAmIRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -693,6 +727,60 @@ class Api:
             '/kubelite.v1.Api/Evict',
             kubelite_dot_v1_dot_policy__pb2.Eviction.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.Object.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/AccessReview',
+            kubelite_dot_v1_dot_api__pb2.AccessReviewRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.AccessReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/WhoAmI',
+            kubelite_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

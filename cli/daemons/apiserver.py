@@ -60,6 +60,15 @@ def _fail(message: str) -> None:
               help="objects larger than this are refused (RESOURCE_EXHAUSTED)")
 @click.option("--encryption-provider-config", type=click.Path(dir_okay=False), default="",
               help="EncryptionConfiguration file (aesgcm, identity); without one, Secrets are refused")
+@click.option("--authorization-mode", default="Node,RBAC", show_default=True,
+              type=click.Choice(["Node,RBAC", "RBAC,Node", "AlwaysAllow"]),
+              help="AlwaysAllow lets every authenticated caller do anything: for benchmarks' baselines only")
+@click.option("--audit-log-path", default="", type=click.Path(dir_okay=False),
+              help="one JSON line per mutating, exec/log or denied request (file 0600); empty: no audit log")
+@click.option("--audit-log-maxsize", default=100, show_default=True, type=click.IntRange(1),
+              help="megabytes before the audit log is rotated")
+@click.option("--audit-log-maxbackup", default=5, show_default=True, type=click.IntRange(0),
+              help="rotated audit logs kept")
 @click.option("--log-level", default="info")
 def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyfile: str, listen: tuple[str, ...],
               token_listen: tuple[str, ...], tls_cert_file: str, tls_private_key_file: str, client_ca_file: str,
@@ -68,10 +77,12 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
               cluster_signing_duration: str, insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
               node_port_range: str, lb_pool: str, default_toleration_seconds: int, metrics_port: int,
               metrics_address: str, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
-              encryption_provider_config: str, log_level: str) -> None:
+              encryption_provider_config: str, authorization_mode: str, audit_log_path: str, audit_log_maxsize: int,
+              audit_log_maxbackup: int, log_level: str) -> None:
     """Serve the API over etcd."""
     import datetime
 
+    from apiserver.audit import AuditConfig
     from apiserver.authn import TokenFileError
     from apiserver.kubelet_proxy import KubeletTLS
     from apiserver.nodecerts import SignerConfig
@@ -130,7 +141,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
                             datetime.timedelta(seconds=parse_duration(cluster_signing_duration))),
         insecure_plaintext=insecure_plaintext, insecure_plaintext_network=plaintext_network,
         metrics_port=metrics_port, metrics_address=metrics_address, limits=etcd_limits,
-        encryption_config=encryption_provider_config,
+        encryption_config=encryption_provider_config, authorization_mode=authorization_mode,
+        audit=AuditConfig(audit_log_path, audit_log_maxsize, audit_log_maxbackup),
     )
     try:
         server = ApiServer(config)

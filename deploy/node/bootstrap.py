@@ -102,6 +102,11 @@ class ControlPlaneSpec:
         """The Secrets' encryption key (apiserver/encryption.py), made with the cluster."""
         return self.data_dir / "encryption-config.yaml"
 
+    @property
+    def audit_log(self) -> Path:
+        """The apiserver's audit log (`kubelite logs --component apiserver --audit` reads it)."""
+        return self.data_dir / "audit" / "audit.log"
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -183,7 +188,8 @@ def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
             "--cluster-signing-key-file", str(store.key(certs.CA)),
             "--cluster-signing-duration", spec.signing_duration,
             "--service-cidr", spec.service_cidr, "--node-port-range", spec.node_port_range,
-            "--encryption-provider-config", str(spec.encryption_config), "--log-level", spec.log_level]
+            "--encryption-provider-config", str(spec.encryption_config), "--log-level", spec.log_level,
+            "--audit-log-path", str(spec.audit_log)]
     if spec.socket:
         argv += ["--listen", f"unix://{spec.socket}"]
     if spec.lb_pool:

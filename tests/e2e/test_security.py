@@ -174,3 +174,21 @@ def test_status_lists_certificates_and_renew_keeps_the_cluster_working(lab: Lab)
     lab.kubelite("chaos", "restart", "kubelet-n2")  # reconnects with its renewed certificate
     wait_until(lambda: "n2" in lab.kubelite("get", "nodes").stdout, timeout=30, what="nodes listed")
     lab.kubelite("wait", "--for=condition=Ready", "node/n2", "--timeout", "30", timeout=60)
+
+
+def test_denials_and_execs_are_in_the_audit_log(lab: Lab) -> None:
+    """A user denied (here impersonated by the admin) and an exec show in `kubelite logs --component apiserver
+    --audit` with the user's name; an impersonated user gets Kubernetes' denial text."""
+    denied = lab.kubelite("get", "pods", "-n", "kube-system", "--as", "eve", check=False)
+    assert denied.returncode == 1
+    assert 'User "eve" cannot list resource "pods" in API group "" in the namespace "kube-system"' in denied.stderr
+    assert lab.kubelite("auth", "can-i", "list", "pods", "--as", "eve", check=False).stdout.strip() == "no"
+    assert "kubelite-admin" in lab.kubelite("auth", "whoami").stdout
+    lab.kubelite("exec", "no-such-pod", "--", "true", check=False)
+    out = lab.kubelite("logs", "--component", "apiserver", "--audit").stdout
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert any(e["user"] == "eve" and e["verb"] == "list" and e["code"] == "PERMISSION_DENIED" for e in lines)
+    assert any(e["user"] == "kubelite-admin" and e["resource"] == "pods/exec" and e["name"] == "no-such-pod"
+               for e in lines)
+    # Every component ran a while with its own identity: none of them was refused anything.
+    assert not [e for e in lines if e["code"] == "PERMISSION_DENIED" and e["user"] != "eve"]

@@ -59,6 +59,16 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "PodDisruptionBudget": {"metadata": {"name": "web"}, "spec": {"minAvailable": 2,
                                                                   "selector": {"matchLabels": {"app": "web"}}}},
     "ControllerRevision": {"metadata": {"name": "web-1"}, "revision": 1, "data": {"spec": {"template": TEMPLATE}}},
+    "Role": {"metadata": {"name": "pod-reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"],
+                                                            "verbs": ["get", "list"]}]},
+    "ClusterRole": {"metadata": {"name": "secret-reader"}, "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                                                                      "verbs": ["get"]}]},
+    "RoleBinding": {"metadata": {"name": "read-pods"}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [{"kind": "User", "name": "jane", "apiGroup": "rbac.authorization.k8s.io"}]},
+    "ClusterRoleBinding": {"metadata": {"name": "read-secrets"}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "secret-reader"},
+        "subjects": [{"kind": "Group", "name": "manager", "apiGroup": "rbac.authorization.k8s.io"}]},
 }
 
 

@@ -11,7 +11,7 @@ import testpki
 from conftest import start_apiserver
 
 from api.errors import CertificateError, NotFoundError, UnauthorizedError
-from api.pb import core_pb2
+from api.pb import core_pb2, rbac_pb2
 from apiserver import admission
 from apiserver.authn import TokenFileError
 from apiserver.server import ApiServer
@@ -54,6 +54,12 @@ async def test_token_file_users_and_certificates(etcd: str, tmp_path: Path) -> N
     token_port = running.token_address
     pki = testpki.get()
     try:
+        async with running.client() as admin:  # alice administers the cluster: authorization is not this test's
+            await admin.create(rbac_pb2.ClusterRoleBinding(
+                metadata={"name": "alice-admin"},
+                subjects=[rbac_pb2.Subject(kind="User", name="alice", api_group="rbac.authorization.k8s.io")],
+                role_ref=rbac_pb2.RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
+                                          name="cluster-admin")))
         anonymous = Client(ClientConfig(server=token_port, ca_file=pki.ca_file))
         with pytest.raises(UnauthorizedError, match="no client certificate and no bearer token"):
             await anonymous.list("pods", "default")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from api.pb import core_pb2, meta_pb2
+from api.pb import core_pb2, meta_pb2, rbac_pb2
 from client.api import Client
 from controllers.manager import ControllerManager
 
@@ -121,13 +121,16 @@ async def test_mixed_owners_keep_object(client: Client, manager: ControllerManag
 
 
 async def test_namespace_deletion(client: Client, manager: ControllerManager) -> None:
-    """Deleting a namespace deletes everything in it, then the namespace itself goes."""
+    """Deleting a namespace deletes everything in it (its RoleBindings too), then the namespace itself goes."""
     await client.create(core_pb2.Namespace(metadata={"name": "team"}))
     await create(client, RS.replace("NS", "team"))
     svc = core_pb2.Service(metadata={"name": "web", "namespace": "team"})
     svc.spec.ports.add(port=80)
     svc.spec.selector["app"] = "web"
     await client.create(svc)
+    await client.create(rbac_pb2.RoleBinding(
+        metadata={"name": "team-view", "namespace": "team"},
+        role_ref=rbac_pb2.RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="view")))
     await eventually(lambda: count(client, 3, "team"))
     ns = await client.delete("namespaces", "team")
     assert ns.status.phase == "Terminating"
@@ -140,5 +143,5 @@ async def test_namespace_deletion(client: Client, manager: ControllerManager) ->
         return False
 
     await eventually(ns_gone, timeout=20, what="namespace removed")
-    for resource in ("pods", "replicasets", "services", "endpoints"):
+    for resource in ("pods", "replicasets", "services", "endpoints", "rolebindings"):
         assert not await client.list_all(resource, "team"), resource

@@ -158,13 +158,15 @@ def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
 
 
 def test_control_plane_daemons_get_their_files(tmp_path: Path) -> None:
-    """The apiserver gets the Secrets' encryption key file and its TLS files as paths under the data dir; the
-    registry serves mutual TLS with its own certificate; containerd pulls from it with the node's certificate."""
+    """The apiserver gets the Secrets' encryption key file, its TLS files and its audit log as paths under the data
+    dir; the registry serves mutual TLS with its own certificate; containerd pulls from it with the node's
+    certificate."""
     spec = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path)
     argv = bootstrap.apiserver_argv(spec)
     flags = dict(itertools.pairwise(argv))
     assert flags["--encryption-provider-config"] == str(tmp_path / "encryption-config.yaml")
     assert flags["--tls-cert-file"] == str(tmp_path / "pki" / "apiserver.crt")
+    assert flags["--audit-log-path"] == str(tmp_path / "audit" / "audit.log")
     registry = dict(itertools.pairwise(bootstrap.registry_argv(spec)))
     assert (registry["--listen"], registry["--tls-cert-file"], registry["--client-ca-file"]) == (
         "192.168.56.10:5000", str(tmp_path / "pki" / "registry.crt"), str(tmp_path / "pki" / "ca.crt"))
