@@ -37,7 +37,7 @@ from api.errors import (
     UnavailableError,
 )
 from api.pb import api_pb2, bootstrap_pb2, policy_pb2
-from apiserver import authn, eviction
+from apiserver import authn, eviction, warning
 from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
 from apiserver.nodecerts import NodeSigner, SignerConfig
@@ -165,8 +165,9 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                 LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
                 REQUESTS.labels(verb, resource, code).inc()
 
+            warned: list[str] = []
             try:
-                with self.admission.admit(kind, context.peer()):
+                with self.admission.admit(kind, context.peer()), warning.collect() as warned:
                     req = _parse(cls, raw)
                     resource = _resource_of(req)
                     result = await fn(self, req)
@@ -178,7 +179,7 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                                   grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
                     log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
                 count(code)
-                await context.abort(e.code, message)
+                await context.abort(e.code, message, trailing_metadata=warning.metadata(warned))
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
                     count("CANCELLED")
@@ -188,6 +189,8 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                 await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
             else:
                 count("OK")
+                if warned:
+                    context.set_trailing_metadata(warning.metadata(warned))
                 return result
             raise AssertionError("unreachable")
 
