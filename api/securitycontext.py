@@ -2,9 +2,10 @@
 
 Enforced by the CRI runtime: runAsUser, runAsGroup, runAsNonRoot, supplementalGroups, fsGroup (emptyDir and
 local volumes), privileged, capabilities add/drop, readOnlyRootFilesystem, allowPrivilegeEscalation (no_new_privs),
-seccompProfile, procMount Default, sysctls (namespaced ones), hostPID and hostIPC. Refused at validation, naming
-the field, since nothing here would enforce them: seLinuxOptions (containerd runs with SELinux off), appArmorProfile
-(AppArmor off), windowsOptions (Linux containers only) and procMount Unmasked (needs user namespaces).
+seccompProfile (RuntimeDefault, Unconfined), procMount Default, sysctls (namespaced ones), hostPID and hostIPC.
+Refused at validation, naming the field, since nothing here would enforce them: seLinuxOptions (containerd runs
+with SELinux off), appArmorProfile (AppArmor off), windowsOptions (Linux containers only), procMount Unmasked
+(needs user namespaces) and Localhost seccomp profiles (nodes keep no profile files).
 
 `effective(pod, container)` merges the pod's settings under the container's, as Kubernetes'
 DetermineEffectiveSecurityContext does; the kubelet builds its CRI config from it.
@@ -52,13 +53,8 @@ def _seccomp(profile: core_pb2.SeccompProfile, path: str, errs: list[FieldError]
         errs.append(FieldError(f"{path}.type", "Unsupported value",
                                "supported values: " + ", ".join(f'"{t}"' for t in SECCOMP_TYPES), profile.type))
     if profile.type == "Localhost":
-        local = profile.localhost_profile
-        if not local:
-            errs.append(FieldError(f"{path}.localhostProfile", "Required value", "must be set when seccomp type is "
-                                                                                 "Localhost"))
-        elif local.startswith("/") or ".." in local.split("/"):
-            errs.append(FieldError(f"{path}.localhostProfile", "Invalid value", "must be a relative path without "
-                                                                                "'..'", local))
+        errs.append(FieldError(f"{path}.type", "Forbidden", f"{_NOT_ENFORCED}: nodes keep no seccomp profile files; "
+                                                            f"use RuntimeDefault"))
     elif profile.HasField("localhost_profile"):
         errs.append(FieldError(f"{path}.localhostProfile", "Invalid value", "can only be set when seccomp type is "
                                                                             "Localhost", profile.localhost_profile))
@@ -162,8 +158,7 @@ class Effective:
     drop_capabilities: tuple[str, ...] = ()
     read_only_root_filesystem: bool = False
     no_new_privs: bool = False
-    seccomp: str = ""  # "" (the runtime's default: unconfined, as Kubernetes'), RuntimeDefault, Unconfined, Localhost
-    seccomp_localhost: str = ""
+    seccomp: str = ""  # "" (the runtime's default: unconfined, as Kubernetes'), RuntimeDefault or Unconfined
 
 
 def effective(spec: core_pb2.PodSpec, container: core_pb2.Container) -> Effective:
@@ -194,7 +189,6 @@ def effective(spec: core_pb2.PodSpec, container: core_pb2.Container) -> Effectiv
         read_only_root_filesystem=c.read_only_root_filesystem if c.HasField("read_only_root_filesystem") else False,
         no_new_privs=no_new_privs,
         seccomp=profile.type if profile is not None else "",
-        seccomp_localhost=profile.localhost_profile if profile is not None else "",
     )
 
 
