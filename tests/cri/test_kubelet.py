@@ -495,16 +495,16 @@ async def test_restart_adopts_pods_and_removes_orphans(env: Env) -> None:
 # ---------------------------------------------------------------- securityContext
 
 
-def exec_out(env: Env, pod: str, *command: str) -> str:
+async def exec_out(env: Env, pod: str, *command: str) -> str:
     """What `kubelite exec POD -- COMMAND` prints (the command must succeed)."""
-    done = kubelite(env, "exec", pod, "--", *command)
+    done = await asyncio.to_thread(kubelite, env, "exec", pod, "--", *command)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode()
 
 
-def status_field(env: Env, pod: str, name: str) -> str:
+async def status_field(env: Env, pod: str, name: str) -> str:
     """A field of the container's own /proc/self/status, e.g. CapEff."""
-    text = exec_out(env, pod, "cat", "/proc/self/status")
+    text = await exec_out(env, pod, "cat", "/proc/self/status")
     return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{name}:"))
 
 
@@ -518,19 +518,19 @@ async def test_run_as_user_groups_and_fs_group_apply(env: Env) -> None:
         security_context={"run_as_user": 1000, "run_as_group": 3000, "supplemental_groups": [4000],
                           "fs_group": 2000}))
     await pod_where(env, "uid1000", ready, what="uid1000 running")
-    assert exec_out(env, "uid1000", "id", "-u") == "1000\n"
-    assert exec_out(env, "uid1000", "id", "-g") == "3000\n"
-    assert set(exec_out(env, "uid1000", "id", "-G").split()) == {"3000", "2000", "4000"}
-    exec_out(env, "uid1000", "touch", "/data/mine")
-    assert exec_out(env, "uid1000", "stat", "-c", "%u %g", "/data/mine") == "1000 2000\n"
-    assert exec_out(env, "uid1000", "stat", "-c", "%g", "/data") == "2000\n"
+    assert await exec_out(env, "uid1000", "id", "-u") == "1000\n"
+    assert await exec_out(env, "uid1000", "id", "-g") == "3000\n"
+    assert set((await exec_out(env, "uid1000", "id", "-G")).split()) == {"3000", "2000", "4000"}
+    await exec_out(env, "uid1000", "touch", "/data/mine")
+    assert await exec_out(env, "uid1000", "stat", "-c", "%u %g", "/data/mine") == "1000 2000\n"
+    assert await exec_out(env, "uid1000", "stat", "-c", "%g", "/data") == "2000\n"
     await delete_and_wait(env, "uid1000")
 
 
 async def test_capabilities_privileges_seccomp_and_read_only_root(env: Env) -> None:
     """drop: [ALL] leaves no effective capabilities (a plain container keeps containerd's default set);
     allowPrivilegeEscalation: false sets no_new_privs; seccomp RuntimeDefault filters; a read-only root refuses
-    writes; privileged has every capability."""
+    writes; privileged has every capability the node has."""
     await env.client.create(make_pod(
         "locked", {"name": "main", "command": ["sleep", "3600"], "security_context": {
             "capabilities": {"drop": ["ALL"]}, "allow_privilege_escalation": False,
@@ -538,26 +538,29 @@ async def test_capabilities_privileges_seccomp_and_read_only_root(env: Env) -> N
     await env.client.create(make_pod("plain", {"name": "main", "command": ["sleep", "3600"]}))
     await pod_where(env, "locked", ready, what="locked running")
     await pod_where(env, "plain", ready, what="plain running")
-    assert status_field(env, "locked", "CapEff") == "0000000000000000"
-    assert status_field(env, "locked", "NoNewPrivs") == "1"
-    assert status_field(env, "locked", "Seccomp") == "2"
-    assert status_field(env, "plain", "CapEff") == "00000000a80425fb"  # containerd's default set
-    assert (status_field(env, "plain", "NoNewPrivs"), status_field(env, "plain", "Seccomp")) == ("0", "0")
-    write = kubelite(env, "exec", "locked", "--", "touch", "/x")
+    assert await status_field(env, "locked", "CapEff") == "0000000000000000"
+    assert await status_field(env, "locked", "NoNewPrivs") == "1"
+    assert await status_field(env, "locked", "Seccomp") == "2"
+    assert await status_field(env, "plain", "CapEff") == "00000000a80425fb"  # containerd's default set
+    assert await status_field(env, "plain", "NoNewPrivs") == "0"
+    assert await status_field(env, "plain", "Seccomp") == "0"
+    write = await asyncio.to_thread(kubelite, env, "exec", "locked", "--", "touch", "/x")
     assert write.returncode != 0 and b"Read-only file system" in write.stderr + write.stdout
     added = make_pod("netadmin", {"name": "main", "command": ["sleep", "3600"], "security_context": {
         "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}})
     await env.client.create(added)
     await pod_where(env, "netadmin", ready, what="netadmin running")
-    assert status_field(env, "netadmin", "CapEff") == "0000000000000400"  # CAP_NET_BIND_SERVICE is bit 10
+    assert await status_field(env, "netadmin", "CapEff") == "0000000000000400"  # CAP_NET_BIND_SERVICE is bit 10
     default = await env.client.get("namespaces", "default")
     default.metadata.labels["pod-security.kubernetes.io/enforce"] = "privileged"
     await env.client.update(default)
     await env.client.create(make_pod("root", {"name": "main", "command": ["sleep", "3600"],
                                               "security_context": {"privileged": True}}))
     await pod_where(env, "root", ready, what="privileged running")
-    last = int(exec_out(env, "root", "cat", "/proc/sys/kernel/cap_last_cap"))
-    assert int(status_field(env, "root", "CapEff"), 16) == (1 << (last + 1)) - 1
+    # Every capability this machine's root has (its bounding set may lack some, e.g. in a VM sandbox).
+    bounding = next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("CapBnd:"))
+    assert await status_field(env, "root", "CapEff") == bounding
     for name in ("locked", "plain", "netadmin", "root"):
         await delete_and_wait(env, name)
 
@@ -578,6 +581,6 @@ async def test_run_as_non_root_refuses_a_root_image(env: Env) -> None:
                                                      "security_context": {"run_as_non_root": True,
                                                                           "run_as_user": 1000}}))
     await pod_where(env, "nonroot1000", ready, what="nonroot1000 running")
-    assert exec_out(env, "nonroot1000", "id", "-u") == "1000\n"
+    assert await exec_out(env, "nonroot1000", "id", "-u") == "1000\n"
     for name in ("nonroot", "nonroot1000"):
         await delete_and_wait(env, name)
