@@ -558,8 +558,8 @@ async def test_capabilities_privileges_seccomp_and_read_only_root(env: Env) -> N
                                               "security_context": {"privileged": True}}))
     await pod_where(env, "root", ready, what="privileged running")
     # Every capability this machine's root has (its bounding set may lack some, e.g. in a VM sandbox).
-    bounding = next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith("CapBnd:"))
+    status = await asyncio.to_thread(Path("/proc/self/status").read_text)
+    bounding = next(line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:"))
     assert await status_field(env, "root", "CapEff") == bounding
     for name in ("locked", "plain", "netadmin", "root"):
         await delete_and_wait(env, name)
