@@ -26,6 +26,7 @@ from api import kinds
 from api.errors import FieldError, ForbiddenError, InvalidError
 from api.pb import core_pb2, meta_pb2
 from apiserver import warning
+from apiserver.cache import object_key
 
 log = structlog.get_logger(component="apiserver")
 
@@ -511,6 +512,28 @@ def decide(policy: Policy, meta: meta_pb2.ObjectMeta, spec: core_pb2.PodSpec, *,
     return Decision(denied, tuple(warnings), tuple(audit))
 
 
+# Kubernetes evaluates at most this many of a namespace's pods when its enforce level changes.
+MAX_PODS_EVALUATED = 3000
+
+
+def existing_pod_warnings(namespace: str, level: tuple[str, str], pods: list[core_pb2.Pod]) -> list[str]:
+    """The warnings for a namespace whose enforce level became `level`: which of its pods break it, grouped by
+    what they break, as Kubernetes words them."""
+    groups: dict[str, list[str]] = {}
+    for p in sorted(pods, key=lambda p: p.metadata.name)[:MAX_PODS_EVALUATED]:
+        found = evaluate(level[0], p.metadata, p.spec)
+        if found:
+            groups.setdefault(", ".join(v.reason for v in found), []).append(p.metadata.name)
+    if not groups:
+        return []
+    out = [f'existing pods in namespace "{namespace}" violate the new PodSecurity enforce level '
+           f'"{level[0]}:{level[1]}"']
+    for reasons, names in groups.items():
+        who = names[0] if len(names) == 1 else f"{names[0]} (and {len(names) - 1} other pods)"
+        out.append(f"{who}: {reasons}")
+    return out
+
+
 # ---------------------------------------------------------------- the admission plugin
 
 
@@ -554,6 +577,8 @@ class PodSecurity:
             errs = label_errors(obj.metadata.labels)
             if errs:
                 raise InvalidError(errs, prefix=f'Namespace "{obj.metadata.name}" is invalid: ')
+            if a.old is not None:
+                await self._check_existing_pods(obj, a.old)
             return
         is_pod = isinstance(obj, core_pb2.Pod)
         if is_pod:
@@ -579,4 +604,17 @@ class PodSecurity:
         if decision.denied:
             raise ForbiddenError(f'{a.kind.resource} "{obj.metadata.name}" is forbidden: {decision.denied}')
         for text in decision.warnings:
+            warning.add(text)
+
+    async def _check_existing_pods(self, ns: core_pb2.Namespace, old: core_pb2.Namespace) -> None:
+        """A stricter enforce level warns of the namespace's pods that break it (they keep running)."""
+        name = ns.metadata.name
+        policy = policy_of(name, ns.metadata.labels)
+        if policy.enforce == policy_of(name, old.metadata.labels).enforce:
+            return
+        pods_kind = kinds.lookup("pods")
+        await self.cache.wait_for(self.written(pods_kind.resource))
+        prefix = object_key(pods_kind, name, "")
+        pods = [e.obj for key, e in self.cache.store(pods_kind).objects.items() if key.startswith(prefix)]
+        for text in existing_pod_warnings(name, policy.enforce, pods):
             warning.add(text)

@@ -58,6 +58,12 @@ async def test_a_namespace_labelled_privileged_admits_them(kubelite: Kubelite) -
         assert (ok.code, ok.out, ok.err) == (0, f"pod/{name} created\n", ""), ok.err
     system = await kubelite("apply", "-f", "-", stdin=pod("agent", "kube-system", hostNetwork=True, **PRIVILEGED))
     assert system.code == 0, system.err
+    # Back to baseline: the pods keep running, and the change warns of them.
+    stricter = await kubelite("apply", "-f", "-", stdin=namespace("ops", enforce="baseline"))
+    assert (stricter.code, stricter.out) == (0, "namespace/ops configured\n"), stricter.err
+    assert stricter.err_lines == [
+        'Warning: existing pods in namespace "ops" violate the new PodSecurity enforce level "baseline:latest"',
+        "Warning: priv: privileged", "Warning: rooted: hostPath volumes"]
 
 
 async def test_restricted_namespace_and_warn_label(kubelite: Kubelite) -> None:

@@ -270,3 +270,18 @@ def test_pod_template_of_workloads(kind: str, doc: dict[str, Any]) -> None:
     obj = convert.from_dict(kinds.lookup(kind).cls, {"metadata": {"name": "w"}, **doc})
     _, spec = ps.pod_template(obj)  # type: ignore[misc]
     assert [v.name for v in spec.volumes] == ["root"]
+
+
+def test_a_stricter_namespace_level_names_the_pods_that_break_it() -> None:
+    """Raising a namespace's enforce level warns of its pods that break the new level, grouped as Kubernetes does."""
+    pods = [pod(HOSTPATH), pod({"hostNetwork": True, "containers": [c("a")]}), pod({"containers": [c("a")]})]
+    for p, name in zip(pods, ("b-root", "a-net", "c-plain"), strict=True):
+        p.metadata.name = name
+    extra = pod({"hostNetwork": True, "containers": [c("a")]})
+    extra.metadata.name = "d-net"
+    assert ps.existing_pod_warnings("team", ("baseline", "latest"), [*pods, extra]) == [
+        'existing pods in namespace "team" violate the new PodSecurity enforce level "baseline:latest"',
+        "a-net (and 1 other pods): host namespaces",
+        "b-root: hostPath volumes",
+    ]
+    assert ps.existing_pod_warnings("team", ("baseline", "latest"), [pods[2]]) == []
