@@ -108,6 +108,19 @@ async def test_a_workload_is_admitted_with_a_warning_and_its_pods_refused(kubeli
     assert made.err_lines == ['Warning: would violate PodSecurity "baseline:latest": host namespaces (hostNetwork)']
 
 
+async def test_kubectl_label_sets_the_level(kubelite: Kubelite) -> None:
+    """`kubelite label namespace` sets a level as kubectl does in Kubernetes' documentation; a bad value is refused."""
+    await kubelite("apply", "-f", "-", stdin=namespace("team"))
+    labelled = await kubelite("label", "--overwrite", "namespace", "team",
+                              "pod-security.kubernetes.io/enforce=privileged")
+    assert labelled.code == 0, labelled.err
+    ok = await kubelite("apply", "-f", "-", stdin=pod("priv", "team", **PRIVILEGED))
+    assert ok.code == 0, ok.err
+    bad = await kubelite("label", "--overwrite", "namespace", "team", "pod-security.kubernetes.io/enforce=open")
+    assert bad.code == 1
+    assert "metadata.labels[pod-security.kubernetes.io/enforce]: Unsupported value: 'open'" in bad.err, bad.err
+
+
 async def test_bad_pod_security_labels_and_unenforced_fields_are_refused(kubelite: Kubelite) -> None:
     """A level kubelite does not know, and securityContext fields it cannot enforce, are errors naming the field."""
     bad = await kubelite("apply", "-f", "-", stdin=namespace("typo", enforce="strict"))
