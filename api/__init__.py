@@ -7,6 +7,7 @@ convert      Kubernetes YAML/JSON <-> protobuf, with file/document/field in ever
 omitempty    which fields JSON/YAML output prints even when zero (as Kubernetes' Go struct tags say)
 defaults     defaults the apiserver fills in, per kind
 validation   validation naming each field, per kind
+securitycontext  what securityContext kubelite enforces, refuses, and the effective settings per container
 labels       label and field selectors
 quantity     quantities ("500m", "128Mi")
 intstr       IntOrString values

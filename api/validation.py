@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from api import intstr, kinds, labels, names, quantity, rbac, text, volumes
+from api import intstr, kinds, labels, names, quantity, rbac, securitycontext, text, volumes
 from api.errors import FieldError
 from api.pb import (
     apps_pb2,
@@ -526,6 +526,7 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
         errs.append(_unsupported(f"{path}.preemptionPolicy", spec.preemption_policy, PREEMPTION_POLICIES))
     for i, ha in enumerate(spec.host_aliases):
         _ip(ha.ip, f"{path}.hostAliases[{i}].ip", errs)
+    securitycontext.validate_pod(spec, path, errs)
 
 
 def validate_pod(pod: core_pb2.Pod, errs: Errs) -> None:

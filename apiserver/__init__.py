@@ -10,6 +10,9 @@ registry       the generic verbs (create, get, list, update, update-status, dele
 rules/         one module per kind: defaults, validation, status, delete and allocation rules, cache indexes
 admission      the ordered admission chain every create passes (priority, namespace lifecycle, default storage
                class, ...)
+podsecurity    Pod Security admission: the privileged, baseline and restricted checks, levels per namespace
+serviceip      Service externalIPs: refused unless the apiserver allows their CIDRs
+warning        warnings for one request's caller, sent back as trailing metadata
 encryption     encryption at rest: the EncryptionConfiguration file, its aesgcm and identity providers
 cache          the watch cache: one etcd watch, every kind in memory, shared encoded watch frames
 allocator      Service cluster IPs, NodePorts and load-balancer addresses, claimed as etcd keys

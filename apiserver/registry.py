@@ -33,7 +33,7 @@ from api.errors import (
     UnsupportedError,
 )
 from api.pb import api_pb2
-from apiserver import admission, authn, rules
+from apiserver import admission, authn, podsecurity, rules, serviceip
 from apiserver.authz.noderestriction import NodeRestriction
 from apiserver.cache import PREFIX, Entry, Filter, ListResult, WatchCache, Watcher, object_key
 from apiserver.rules import Config, Strategy
@@ -93,6 +93,8 @@ class Registry:
             admission.DefaultStorageClass(cache, self.written),
             admission.DefaultIngressClass(cache, self.written),
             NodeRestriction(),
+            podsecurity.PodSecurity(cache, self.written),
+            serviceip.ExternalIPs(self.config.external_ip_cidrs),
         ])
         self._leases: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, reuse until)
 

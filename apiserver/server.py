@@ -39,7 +39,7 @@ from api.errors import (
     UnavailableError,
 )
 from api.pb import api_pb2, bootstrap_pb2, policy_pb2, rbac_pb2
-from apiserver import audit, authn, authz, eviction
+from apiserver import audit, authn, authz, eviction, warning
 from apiserver.authz import bootstrap as rbac_bootstrap
 from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
@@ -175,8 +175,9 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                 if attrs is not None:
                     self.audit.record(attrs, code, time.perf_counter() - start)
 
+            warned: list[str] = []
             try:
-                with self.admission.admit(kind, context.peer()):
+                with self.admission.admit(kind, context.peer()), warning.collect() as warned:
                     req = _parse(cls, raw)
                     resource = _resource_of(req)
                     attrs = await self.authorize(context, fn.__name__, req)
@@ -189,7 +190,7 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                                   grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
                     log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
                 count(code)
-                await context.abort(e.code, message)
+                await context.abort(e.code, message, trailing_metadata=warning.metadata(warned))
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
                     count("CANCELLED")
@@ -199,6 +200,8 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
                 await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
             else:
                 count("OK")
+                if warned:
+                    context.set_trailing_metadata(warning.metadata(warned))
                 return result
             raise AssertionError("unreachable")
 

@@ -31,6 +31,7 @@ from cli.daemons import (
     supervise,
     vm,
 )
+from client import api as client_api
 
 # Each module exports COMMANDS; one line per module. The user commands first, then the machine side.
 MODULES = (
@@ -65,11 +66,17 @@ DAEMONS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", 
                      "hollow-nodes", "supervise", "registry"})
 
 
+def _print_warning(text: str) -> None:
+    click.echo(f"Warning: {text}", err=True)
+
+
 class _Main(click.Group):
     """Every user command reports its failures in one line; one nobody foresaw still does, naming its type
     (KUBELITE_TRACEBACK=1 shows the traceback instead)."""
 
     def invoke(self, ctx: click.Context) -> object:
+        if ctx.invoked_subcommand not in DAEMONS:
+            client_api.warning_handler = _print_warning  # the apiserver's warnings, printed as kubectl prints them
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):

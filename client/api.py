@@ -7,11 +7,12 @@ gRPC statuses come back as the classes in api.errors, so callers catch
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+import structlog
 from google.protobuf.message import Message
 
 from api import kinds
@@ -22,6 +23,7 @@ from client.channel import open_channel
 from client.config import ClientConfig, resolve
 
 T = TypeVar("T", bound=Message)
+log = structlog.get_logger(component="client")
 
 DEADLINE = 30.0
 
@@ -39,6 +41,23 @@ class ListResult:
     resource_version: str
     continue_token: str
     remaining: int
+
+
+def _log_warning(text: str) -> None:
+    log.warning("api_warning", warning=text)
+
+
+# What the apiserver's warnings (trailing metadata "warning") are handed to; the CLI prints them (client-go's
+# SetDefaultWarningHandler).
+warning_handler: Callable[[str], None] = _log_warning
+WARNING_KEY = "warning"
+
+
+def _warn(metadata: Any) -> None:
+    """Hand a call's warnings to the warning handler."""
+    for key, value in metadata or ():
+        if key == WARNING_KEY:
+            warning_handler(value if isinstance(value, str) else value.decode("ascii", "replace"))
 
 
 class Client:
@@ -96,10 +115,14 @@ class Client:
         return err
 
     async def _unary(self, name: str, request: Message, timeout: float | None = DEADLINE) -> Any:
+        call = getattr(await self._fresh_stub(), name)(request, timeout=timeout, metadata=self._meta)
         try:
-            return await getattr(await self._fresh_stub(), name)(request, timeout=timeout, metadata=self._meta)
+            result = await call
         except grpc.aio.AioRpcError as e:
+            _warn(e.trailing_metadata())
             raise self._err(e) from None
+        _warn(await call.trailing_metadata())
+        return result
 
     # ------------------------------------------------------------ verbs
 

@@ -5,7 +5,8 @@ the cluster DNS server, `<ns>.svc.<domain> svc.<domain> <domain>` searches,
 ndots:5), host port mappings, identifying labels, log directory and cgroup
 parent; `compute_container_config` gives a container its command, expanded
 environment, mounts, log path (`<name>/<attempt>.log`) and Linux resources
-from its requests and limits.
+from its requests and limits; `compute_security` gives it its securityContext as the runtime applies it
+(refusing runAsNonRoot on a root image).
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from api import quantity
+from api import quantity, securitycontext
 from api.pb import core_pb2
 from kubelet import identity
 from kubelet.config import KubeletConfig
 from kubelet.runtime.interface import (
     ContainerConfig,
     DNSConfig,
+    Image,
     LinuxSandboxOptions,
     Mount,
     PodSandboxConfig,
     PortMapping,
     Resources,
+    Security,
 )
 
 CPU_PERIOD = 100_000  # µs, the CFS default
@@ -93,7 +96,10 @@ def compute_sandbox_config(pod: core_pb2.Pod, config: KubeletConfig, *, attempt:
         annotations=identity.pod_annotations(pod),
         cgroup_parent=pod_cgroup(config, meta.uid),
         linux=LinuxSandboxOptions(host_network=spec.host_network,
-                                  share_process_namespace=spec.share_process_namespace),
+                                  share_process_namespace=spec.share_process_namespace,
+                                  sysctls={s.name: s.value for s in spec.security_context.sysctls},
+                                  host_pid=spec.host_pid, host_ipc=spec.host_ipc,
+                                  privileged=securitycontext.is_privileged(spec)),
     )
 
 
@@ -112,6 +118,38 @@ def compute_resources(container: core_pb2.Container) -> Resources:
     return Resources(cpu_shares=shares, cpu_quota=quota, cpu_period=period, memory_limit_bytes=memory)
 
 
+def needs_image_user(pod: core_pb2.Pod, container: core_pb2.Container) -> bool:
+    """Whether the container's security settings depend on the image's user (no runAsUser, but runAsNonRoot
+    to check or a runAsGroup the runtime takes only with a user)."""
+    eff = securitycontext.effective(pod.spec, container)
+    return eff.run_as_user is None and (eff.run_as_non_root or eff.run_as_group is not None)
+
+
+def compute_security(pod: core_pb2.Pod, container: core_pb2.Container, image: Image | None = None) -> Security:
+    """The container's CRI security settings; `image` (its user) when `needs_image_user`.
+
+    Raises securitycontext.NonRootError when runAsNonRoot cannot hold (the kubelet's CreateContainerConfigError).
+    """
+    eff = securitycontext.effective(pod.spec, container)
+    uid, username = (image.uid, image.username) if image is not None else (None, "")
+    if image is not None and uid is None and not username:
+        uid = 0  # an image that names no user runs as root
+    securitycontext.verify_run_as_non_root(pod, container, eff, image_uid=uid, image_user=username)
+    run_as_user, run_as_username = eff.run_as_user, ""
+    if run_as_user is None and eff.run_as_group is not None:
+        # The runtime takes a group only with a user: the image's, as Kubernetes' kubelet passes it.
+        run_as_user, run_as_username = (uid, "") if uid is not None else (None, username)
+    groups = [*eff.supplemental_groups]
+    if eff.fs_group is not None and eff.fs_group not in groups:
+        groups.append(eff.fs_group)  # as Kubernetes: the fsGroup is one of the container's groups
+    return Security(
+        privileged=eff.privileged, run_as_user=run_as_user, run_as_username=run_as_username,
+        run_as_group=eff.run_as_group, supplemental_groups=tuple(groups),
+        add_capabilities=eff.add_capabilities, drop_capabilities=eff.drop_capabilities,
+        readonly_rootfs=eff.read_only_root_filesystem, no_new_privs=eff.no_new_privs, seccomp=eff.seccomp,
+    )
+
+
 def compute_container_config(
     pod: core_pb2.Pod,
     container: core_pb2.Container,
@@ -122,6 +160,7 @@ def compute_container_config(
     args: tuple[str, ...],
     mounts: tuple[Mount, ...],
     node: str,
+    security: Security = Security(),
 ) -> ContainerConfig:
     return ContainerConfig(
         name=container.name, image=container.image, attempt=attempt,
@@ -130,5 +169,5 @@ def compute_container_config(
         labels=identity.container_labels(pod, container, node),
         annotations=identity.container_annotations(pod, container, attempt),
         resources=compute_resources(container),
-        tty=container.tty, stdin=container.stdin,
+        tty=container.tty, stdin=container.stdin, security=security,
     )

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import structlog
 
+from api import securitycontext
 from api.pb import core_pb2
 from kubelet import envvars, identity, specs, volumes
 from kubelet.actions import PodActions, Waiting, backoff_key, compute_pod_actions, format_duration
@@ -229,9 +230,20 @@ class Syncer:
         except (volumes.VolumeError, envvars.EnvError) as exc:
             self.record(pod, "Warning", "Failed", f"Error: {exc}")
             raise _StartFailedError(Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(exc))) from None
+        try:
+            image = await self.runtime.image_status(container.image) \
+                if specs.needs_image_user(pod, container) else None
+            security = specs.compute_security(pod, container, image)
+        except securitycontext.NonRootError as exc:
+            self.record(pod, "Warning", "Failed", f"Error: {exc}")
+            raise _StartFailedError(Waiting(CREATE_CONTAINER_CONFIG_ERROR, str(exc))) from None
+        except ContainerRuntimeError as exc:
+            raise _StartFailedError(Waiting(CREATE_CONTAINER_CONFIG_ERROR, f"image status of {container.image}: "
+                                                                           f"{exc}")) from None
         command, args = envvars.expand_command(container, env)
         config = specs.compute_container_config(pod, container, attempt=attempt, env=env, command=command,
-                                                args=args, mounts=mounts, node=self.config.node_name)
+                                                args=args, mounts=mounts, node=self.config.node_name,
+                                                security=security)
         # A container created but never started (a kubelet stopped in between) is replaced.
         for stale in observed.of(container.name):
             if stale.state == ContainerState.CREATED:

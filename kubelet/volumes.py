@@ -312,6 +312,7 @@ def prepare_volumes(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects | Non
             paths[v.name] = v.host_path.path
         elif v.HasField("persistent_volume_claim"):
             paths[v.name] = claim_path(v.persistent_volume_claim.claim_name, objects)
+            set_ownership(Path(paths[v.name]), pod.spec.security_context)
         elif _plugin_dir(v) is not None:
             paths[v.name] = str(sync_projected(pod, v, pods_dir, objects, ctx))
         else:
@@ -319,8 +320,31 @@ def prepare_volumes(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects | Non
             d.mkdir(parents=True, exist_ok=True)
             # World-writable like Kubernetes' emptyDir, so any container user can write.
             d.chmod(0o777)
+            set_ownership(d, pod.spec.security_context)
             paths[v.name] = str(d)
     return paths
+
+
+def _owned(root: Path, gid: int) -> bool:
+    st = root.stat()
+    return st.st_gid == gid and st.st_mode & 0o2070 == 0o2070
+
+
+def set_ownership(root: Path, sc: core_pb2.PodSecurityContext) -> None:
+    """Give a volume to the pod's fsGroup, as Kubernetes' SetVolumeOwnership: every file and directory in that
+    group, group-readable and -writable, directories set-group-ID so new files join it. With fsGroupChangePolicy
+    OnRootMismatch, a volume whose root already is so is left alone."""
+    if not sc.HasField("fs_group"):
+        return
+    gid = sc.fs_group
+    if sc.fs_group_change_policy == "OnRootMismatch" and _owned(root, gid):
+        return
+    for path in (root, *root.rglob("*")):
+        if path.is_symlink():
+            continue
+        os.chown(path, -1, gid)
+        mode = path.stat().st_mode & 0o7777
+        path.chmod(mode | (0o2070 if path.is_dir() else 0o060))
 
 
 def update_volumes(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects, ctx: PodContext) -> list[str]:

@@ -22,6 +22,7 @@ class Config:
     node_port_range: str = "30000-32767"
     lb_pool: str = ""
     toleration_seconds: int = defaults.DEFAULT_TOLERATION_SECONDS
+    external_ip_cidrs: str = ""  # Services' externalIPs must fall in these (comma-separated); none: refused
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ def _fail(message: str) -> None:
 @click.option("--node-port-range", default="30000-32767", show_default=True)
 @click.option("--lb-pool", default="",
               help="LoadBalancer addresses: CIDRs or first-last ranges, comma-separated (none: no addresses)")
+@click.option("--service-external-ip-cidrs", default="",
+              help="CIDRs (comma-separated) a Service's spec.externalIPs may come from; none: externalIPs are "
+                   "refused")
 @click.option("--default-toleration-seconds", type=int, default=2, show_default=True,
               help="how long pods tolerate an unreachable or not-ready node")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
@@ -75,7 +78,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
               token_file: str | None, kubelet_certificate_authority: str, kubelet_client_certificate: str,
               kubelet_client_key: str, cluster_signing_cert_file: str, cluster_signing_key_file: str,
               cluster_signing_duration: str, insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
-              node_port_range: str, lb_pool: str, default_toleration_seconds: int, metrics_port: int,
+              node_port_range: str, lb_pool: str, service_external_ip_cidrs: str, default_toleration_seconds: int,
+              metrics_port: int,
               metrics_address: str, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
               encryption_provider_config: str, authorization_mode: str, audit_log_path: str, audit_log_maxsize: int,
               audit_log_maxbackup: int, log_level: str) -> None:
@@ -94,8 +98,10 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
     logs.configure("apiserver", level=log_level)
     try:
         from apiserver.allocator import Ranges
+        from apiserver.serviceip import parse_cidrs
 
         Ranges.parse(service_cidr, node_port_range, lb_pool)
+        parse_cidrs(service_external_ip_cidrs)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     try:
@@ -132,7 +138,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
         etcd_servers=etcd_servers, etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile) if etcd else None,
         listen=list(listen), token_listen=list(token_listen),
         registry=RegistryConfig(service_cidr=service_cidr, node_port_range=node_port_range, lb_pool=lb_pool,
-                                toleration_seconds=default_toleration_seconds),
+                                toleration_seconds=default_toleration_seconds,
+                                external_ip_cidrs=service_external_ip_cidrs),
         tls=ServingTLS(tls_cert_file, tls_private_key_file, client_ca_file) if serving else None,
         token_file=token_file or "",
         kubelet_tls=KubeletTLS(kubelet_certificate_authority, kubelet_client_certificate, kubelet_client_key)

@@ -41,6 +41,7 @@ from kubelet.runtime.interface import (
     RuntimeVersion,
     SandboxCreateError,
     SandboxState,
+    Security,
 )
 
 log = structlog.get_logger(__name__)
@@ -265,11 +266,37 @@ def _namespace_options(config: PodSandboxConfig) -> api.NamespaceOption:
     """The kubelet's defaults: pod network and IPC; a PID namespace per container
     unless the pod shares one."""
     linux = config.linux
+    pid = api.NODE if linux.host_pid else api.POD if linux.share_process_namespace else api.CONTAINER
     return api.NamespaceOption(
         network=api.NODE if linux.host_network else api.POD,
-        pid=api.POD if linux.share_process_namespace else api.CONTAINER,
-        ipc=api.POD,
+        pid=pid,
+        ipc=api.NODE if linux.host_ipc else api.POD,
     )
+
+
+_SECCOMP = {"RuntimeDefault": api.SecurityProfile.RuntimeDefault, "Unconfined": api.SecurityProfile.Unconfined}
+
+
+def container_security_pb(s: Security, sandbox: PodSandboxConfig) -> api.LinuxContainerSecurityContext:
+    """CRI's security context for one container."""
+    out = api.LinuxContainerSecurityContext(
+        namespace_options=_namespace_options(sandbox),
+        privileged=s.privileged,
+        run_as_username=s.run_as_username,
+        readonly_rootfs=s.readonly_rootfs,
+        supplemental_groups=s.supplemental_groups,
+        no_new_privs=s.no_new_privs,
+    )
+    if s.add_capabilities or s.drop_capabilities:
+        out.capabilities.CopyFrom(api.Capability(add_capabilities=s.add_capabilities,
+                                                 drop_capabilities=s.drop_capabilities))
+    if s.run_as_user is not None:
+        out.run_as_user.value = s.run_as_user
+    if s.run_as_group is not None:
+        out.run_as_group.value = s.run_as_group
+    if s.seccomp:
+        out.seccomp.CopyFrom(api.SecurityProfile(profile_type=_SECCOMP[s.seccomp]))
+    return out
 
 
 def sandbox_config_pb(c: PodSandboxConfig) -> api.PodSandboxConfig:
@@ -287,7 +314,8 @@ def sandbox_config_pb(c: PodSandboxConfig) -> api.PodSandboxConfig:
         annotations=dict(c.annotations),
         linux=api.LinuxPodSandboxConfig(
             cgroup_parent=c.cgroup_parent,
-            security_context=api.LinuxSandboxSecurityContext(namespace_options=_namespace_options(c)),
+            security_context=api.LinuxSandboxSecurityContext(namespace_options=_namespace_options(c),
+                                                             privileged=c.linux.privileged),
             sysctls=dict(c.linux.sysctls),
         ),
     )
@@ -315,7 +343,7 @@ def container_config_pb(c: ContainerConfig, sandbox: PodSandboxConfig) -> api.Co
                 cpu_period=r.cpu_period, cpu_quota=r.cpu_quota, cpu_shares=r.cpu_shares,
                 memory_limit_in_bytes=r.memory_limit_bytes,
             ),
-            security_context=api.LinuxContainerSecurityContext(namespace_options=_namespace_options(sandbox)),
+            security_context=container_security_pb(c.security, sandbox),
         ),
     )
 
@@ -336,4 +364,5 @@ def _sandbox_fields(s: Any) -> dict[str, Any]:
 
 
 def _image(i: api.Image) -> Image:
-    return Image(i.id, tuple(i.repo_tags), tuple(i.repo_digests), i.size)
+    uid = i.uid.value if i.HasField("uid") else None
+    return Image(i.id, tuple(i.repo_tags), tuple(i.repo_digests), i.size, uid=uid, username=i.username)

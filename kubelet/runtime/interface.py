@@ -118,6 +118,9 @@ class LinuxSandboxOptions:
     host_network: bool = False
     share_process_namespace: bool = False
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    host_pid: bool = False  # the node's PID namespace (hostPID)
+    host_ipc: bool = False  # the node's IPC namespace (hostIPC)
+    privileged: bool = False  # a container of the pod is privileged (the runtime then allows it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +146,23 @@ class Mount:
     host_path: str
     container_path: str
     readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Security:
+    """A container's Linux security settings (CRI's LinuxContainerSecurityContext). None/empty: the image's user,
+    the runtime's default capabilities, no seccomp profile ("" seccomp: unconfined, as Kubernetes' default)."""
+
+    privileged: bool = False
+    run_as_user: int | None = None
+    run_as_username: str = ""  # the image's non-numeric user, when no uid is given
+    run_as_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    add_capabilities: tuple[str, ...] = ()
+    drop_capabilities: tuple[str, ...] = ()
+    readonly_rootfs: bool = False
+    no_new_privs: bool = False
+    seccomp: str = ""  # "", RuntimeDefault or Unconfined
 
 
 @dataclass(frozen=True)
@@ -173,6 +193,7 @@ class ContainerConfig:
     resources: Resources = Resources()
     tty: bool = False
     stdin: bool = False
+    security: Security = Security()
 
 
 # ---- statuses ----
@@ -250,6 +271,8 @@ class Image:
     repo_tags: tuple[str, ...] = ()
     repo_digests: tuple[str, ...] = ()
     size: int = 0
+    uid: int | None = None  # the image's user, if numeric (0 also for an image that names no user)
+    username: str = ""  # the image's user, if not numeric
 
 
 @dataclass(frozen=True)

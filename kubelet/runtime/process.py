@@ -59,6 +59,7 @@ from kubelet.runtime.interface import (
     RuntimeVersion,
     SandboxCreateError,
     SandboxState,
+    Security,
     exit_reason,
 )
 from kubelet.runtime.logs import LogWriter
@@ -182,6 +183,12 @@ class ProcessRuntime:
     # ---- sandboxes ----
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+        linux = config.linux
+        unenforced = [name for name, on in (("hostPID", linux.host_pid), ("hostIPC", linux.host_ipc),
+                                            ("securityContext.sysctls", bool(linux.sysctls))) if on]
+        if unenforced:
+            raise SandboxCreateError(f"the process runtime does not enforce {', '.join(unenforced)}; run this pod on "
+                                     f"a node with the CRI runtime")
         sandbox_id = secrets.token_hex(32)
         host_net = config.linux.host_network
         spec: dict[str, Any] = {
@@ -273,6 +280,10 @@ class ProcessRuntime:
             raise ContainerCreateError(f"pod sandbox {sandbox_id} is not ready")
         if not (config.command or config.args):
             raise ContainerCreateError("the process runtime has no images: a container needs a command")
+        if config.security != Security():
+            raise ContainerCreateError("the process runtime does not enforce securityContext (users, groups, "
+                                       "capabilities, seccomp, privileged, read-only root); run this pod on a node "
+                                       "with the CRI runtime")
         missing = _missing_mount_paths(config)
         if missing:
             raise ContainerCreateError(f"mount paths must exist on the host: {', '.join(missing)}")

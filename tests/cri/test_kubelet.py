@@ -359,6 +359,9 @@ async def test_liveness_probe_restarts_container(env: Env) -> None:
 
 async def test_bad_specs_become_statuses(env: Env, tmp_path: Path) -> None:
     """An unknown image, a missing command and an invalid volume reach the user as waiting reasons with messages."""
+    default = await env.client.get("namespaces", "default")
+    default.metadata.labels["pod-security.kubernetes.io/enforce"] = "privileged"  # hostPath is beyond baseline
+    await env.client.update(default)
     await env.client.create(make_pod("noimage", {"name": "main", "image": "localhost:5000/kubelite/missing:1"}))
     await env.client.create(make_pod("nocmd", {"name": "main", "command": ["no-such-command"]}))
     await env.client.create(make_pod("novol", {"name": "main", "command": ["sleep", "3600"],
@@ -487,3 +490,97 @@ async def test_restart_adopts_pods_and_removes_orphans(env: Env) -> None:
     assert {c.id for c in await env.runtime.list_containers(labels={
         "io.kubernetes.pod.uid": before.metadata.uid})} == containers_before
     await delete_and_wait(env, "stays")
+
+
+# ---------------------------------------------------------------- securityContext
+
+
+async def exec_out(env: Env, pod: str, *command: str) -> str:
+    """What `kubelite exec POD -- COMMAND` prints (the command must succeed)."""
+    done = await asyncio.to_thread(kubelite, env, "exec", pod, "--", *command)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+async def status_field(env: Env, pod: str, name: str) -> str:
+    """A field of the container's own /proc/self/status, e.g. CapEff."""
+    text = await exec_out(env, pod, "cat", "/proc/self/status")
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{name}:"))
+
+
+async def test_run_as_user_groups_and_fs_group_apply(env: Env) -> None:
+    """runAsUser 1000, runAsGroup 3000, supplementalGroups and fsGroup: `id` through exec shows them, and the
+    emptyDir belongs to the fsGroup, so files the container writes there join it."""
+    await env.client.create(make_pod(
+        "uid1000", {"name": "main", "command": ["sleep", "3600"],
+                    "volume_mounts": [{"name": "data", "mount_path": "/data"}]},
+        volumes=[{"name": "data", "empty_dir": {}}],
+        security_context={"run_as_user": 1000, "run_as_group": 3000, "supplemental_groups": [4000],
+                          "fs_group": 2000}))
+    await pod_where(env, "uid1000", ready, what="uid1000 running")
+    assert await exec_out(env, "uid1000", "id", "-u") == "1000\n"
+    assert await exec_out(env, "uid1000", "id", "-g") == "3000\n"
+    assert set((await exec_out(env, "uid1000", "id", "-G")).split()) == {"3000", "2000", "4000"}
+    await exec_out(env, "uid1000", "touch", "/data/mine")
+    assert await exec_out(env, "uid1000", "stat", "-c", "%u %g", "/data/mine") == "1000 2000\n"
+    assert await exec_out(env, "uid1000", "stat", "-c", "%g", "/data") == "2000\n"
+    await delete_and_wait(env, "uid1000")
+
+
+async def test_capabilities_privileges_seccomp_and_read_only_root(env: Env) -> None:
+    """drop: [ALL] leaves no effective capabilities (a plain container keeps containerd's default set);
+    allowPrivilegeEscalation: false sets no_new_privs; seccomp RuntimeDefault filters; a read-only root refuses
+    writes; privileged has every capability the node has."""
+    await env.client.create(make_pod(
+        "locked", {"name": "main", "command": ["sleep", "3600"], "security_context": {
+            "capabilities": {"drop": ["ALL"]}, "allow_privilege_escalation": False,
+            "read_only_root_filesystem": True, "seccomp_profile": {"type": "RuntimeDefault"}}}))
+    await env.client.create(make_pod("plain", {"name": "main", "command": ["sleep", "3600"]}))
+    await pod_where(env, "locked", ready, what="locked running")
+    await pod_where(env, "plain", ready, what="plain running")
+    assert await status_field(env, "locked", "CapEff") == "0000000000000000"
+    assert await status_field(env, "locked", "NoNewPrivs") == "1"
+    assert await status_field(env, "locked", "Seccomp") == "2"
+    assert await status_field(env, "plain", "CapEff") == "00000000a80425fb"  # containerd's default set
+    assert await status_field(env, "plain", "NoNewPrivs") == "0"
+    assert await status_field(env, "plain", "Seccomp") == "0"
+    write = await asyncio.to_thread(kubelite, env, "exec", "locked", "--", "touch", "/x")
+    assert write.returncode != 0 and b"Read-only file system" in write.stderr + write.stdout
+    added = make_pod("netadmin", {"name": "main", "command": ["sleep", "3600"], "security_context": {
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}})
+    await env.client.create(added)
+    await pod_where(env, "netadmin", ready, what="netadmin running")
+    assert await status_field(env, "netadmin", "CapEff") == "0000000000000400"  # CAP_NET_BIND_SERVICE is bit 10
+    default = await env.client.get("namespaces", "default")
+    default.metadata.labels["pod-security.kubernetes.io/enforce"] = "privileged"
+    await env.client.update(default)
+    await env.client.create(make_pod("root", {"name": "main", "command": ["sleep", "3600"],
+                                              "security_context": {"privileged": True}}))
+    await pod_where(env, "root", ready, what="privileged running")
+    # Every capability this machine's root has (its bounding set may lack some, e.g. in a VM sandbox).
+    status = await asyncio.to_thread(Path("/proc/self/status").read_text)
+    bounding = next(line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:"))
+    assert await status_field(env, "root", "CapEff") == bounding
+    for name in ("locked", "plain", "netadmin", "root"):
+        await delete_and_wait(env, name)
+
+
+async def test_run_as_non_root_refuses_a_root_image(env: Env) -> None:
+    """runAsNonRoot on an image that runs as root: CreateContainerConfigError with Kubernetes' message and a
+    Failed event; with runAsUser 1000 the same image runs."""
+    await env.client.create(make_pod("nonroot", {"name": "main", "command": ["sleep", "3600"],
+                                                 "security_context": {"run_as_non_root": True}}))
+    _, p = await reasons_seen(env, "nonroot", "main", {"CreateContainerConfigError"})
+    assert cstatus(p, "main").state.waiting.message == (
+        f'container has runAsNonRoot and image will run as root (pod: "nonroot_default({p.metadata.uid})", '
+        f"container: main)")
+    events = await env.client.list_all("events", "default")
+    assert any(e.reason == "Failed" and e.message.startswith("Error: container has runAsNonRoot")
+               and e.involved_object.name == "nonroot" for e in events)
+    await env.client.create(make_pod("nonroot1000", {"name": "main", "command": ["sleep", "3600"],
+                                                     "security_context": {"run_as_non_root": True,
+                                                                          "run_as_user": 1000}}))
+    await pod_where(env, "nonroot1000", ready, what="nonroot1000 running")
+    assert await exec_out(env, "nonroot1000", "id", "-u") == "1000\n"
+    for name in ("nonroot", "nonroot1000"):
+        await delete_and_wait(env, name)

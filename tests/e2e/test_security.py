@@ -192,3 +192,87 @@ def test_denials_and_execs_are_in_the_audit_log(lab: Lab) -> None:
                for e in lines)
     # Every component ran a while with its own identity: none of them was refused anything.
     assert not [e for e in lines if e["code"] == "PERMISSION_DENIED" and e["user"] != "eve"]
+
+
+# ---------------------------------------------------------------- Pod Security and securityContext
+
+
+def _pod(name: str, *, namespace: str = "default", security: dict[str, Any] | None = None,
+         container_security: dict[str, Any] | None = None, **spec: Any) -> str:
+    container: dict[str, Any] = {"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}
+    if container_security is not None:
+        container["securityContext"] = container_security
+    body: dict[str, Any] = {"terminationGracePeriodSeconds": 1, "containers": [container], **spec}
+    if security is not None:
+        body["securityContext"] = security
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+                       "spec": body})
+
+
+def _status_field(lab: Lab, pod: str, name: str, namespace: str = "default") -> str:
+    text = lab.kubelite("exec", "-n", namespace, pod, "--", "cat", "/proc/self/status").stdout
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(f"{name}:"))
+
+
+def test_pod_security_refuses_host_path_and_privileged_unless_the_namespace_allows(lab: Lab) -> None:
+    """In the lab, `hostPath: /` and `privileged: true` are refused in an unlabelled namespace with the check named,
+    and run in a namespace labelled privileged (the privileged container has every capability of the node)."""
+    rooted = {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}
+    refused = lab.kubelite("apply", "-f", "-", stdin=_pod("rooted", **rooted), check=False)
+    assert refused.returncode == 1
+    assert 'pods "rooted" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "root")' \
+        in refused.stderr, refused.stderr
+    priv = lab.kubelite("apply", "-f", "-", stdin=_pod("priv", container_security={"privileged": True}), check=False)
+    assert priv.returncode == 1
+    assert 'violates PodSecurity "baseline:latest": privileged (container "c" must not set ' \
+           'securityContext.privileged=true)' in priv.stderr, priv.stderr
+
+    lab.kubelite("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "ops", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}))
+    try:
+        lab.kubelite("apply", "-f", "-", stdin=_pod("rooted", namespace="ops", nodeName="n1", **rooted))
+        lab.kubelite("apply", "-f", "-", stdin=_pod("priv", namespace="ops", nodeName="n1",
+                                                    container_security={"privileged": True}))
+        for name in ("rooted", "priv"):
+            lab.kubelite("wait", "-n", "ops", "--for=condition=Ready", f"pod/{name}", "--timeout", "60", timeout=90)
+        bounding = _status_field(lab, "priv", "CapBnd", "ops")
+        assert _status_field(lab, "priv", "CapEff", "ops") == bounding
+    finally:
+        lab.kubelite("delete", "namespace", "ops", check=False)
+
+
+def test_security_context_runs_as_asked(lab: Lab) -> None:
+    """runAsUser 1000 runs as uid 1000 (`id -u` through exec); drop: [ALL] leaves CapEff 0; runAsNonRoot on the
+    root busybox image waits with CreateContainerConfigError and Kubernetes' message."""
+    lab.kubelite("apply", "-f", "-", stdin=_pod("uid1000", security={"runAsUser": 1000, "runAsGroup": 1000},
+                                                nodeName="n2"))
+    lab.kubelite("apply", "-f", "-", stdin=_pod("nocaps", nodeName="n2",
+                                                container_security={"capabilities": {"drop": ["ALL"]}}))
+    lab.kubelite("apply", "-f", "-", stdin=_pod("nonroot", nodeName="n2", security={"runAsNonRoot": True}))
+    try:
+        for name in ("uid1000", "nocaps"):
+            lab.kubelite("wait", "--for=condition=Ready", f"pod/{name}", "--timeout", "60", timeout=90)
+        assert lab.kubelite("exec", "uid1000", "--", "id", "-u").stdout == "1000\n"
+        assert _status_field(lab, "nocaps", "CapEff") == "0000000000000000"
+
+        def waiting() -> dict[str, Any] | None:
+            status = lab.get_json("pod", "nonroot")["status"].get("containerStatuses") or [{}]
+            state = status[0].get("state", {}).get("waiting", {})
+            return state if state.get("reason") == "CreateContainerConfigError" else None
+
+        state = wait_until(waiting, timeout=60, what="nonroot waiting with CreateContainerConfigError")
+        uid = lab.get_json("pod", "nonroot")["metadata"]["uid"]
+        assert state["message"] == (f'container has runAsNonRoot and image will run as root (pod: '
+                                    f'"nonroot_default({uid})", container: c)')
+    finally:
+        lab.kubelite("delete", "pod", "uid1000", "nocaps", "nonroot", "--grace-period", "1", check=False)
+
+
+def test_a_service_with_external_ips_is_refused(lab: Lab) -> None:
+    """The lab's apiserver refuses `externalIPs: [8.8.8.8]`, naming the field."""
+    refused = lab.kubelite("apply", "-f", "-", check=False, stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "capture"},
+        "spec": {"selector": {"app": "x"}, "ports": [{"port": 53, "protocol": "UDP"}], "externalIPs": ["8.8.8.8"]}}))
+    assert refused.returncode == 1
+    assert "spec.externalIPs[0]: Forbidden: externalIPs are not allowed" in refused.stderr, refused.stderr

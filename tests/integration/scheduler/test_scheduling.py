@@ -67,6 +67,9 @@ async def test_pending_pod_is_scheduled_when_a_node_arrives(client: Client, sche
 
 async def test_host_ports_and_anti_affinity_keep_pods_apart(client: Client, scheduler: RunningScheduler) -> None:
     """Two pods wanting host port 80 land on different nodes; a third waits with the port reason."""
+    default = await client.get("namespaces", "default")
+    default.metadata.labels["pod-security.kubernetes.io/enforce"] = "privileged"  # host ports are beyond baseline
+    await client.update(default)
     await client.create(node("a"))
     await client.create(node("b"))
     for i in range(3):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,14 @@ from api.pb import core_pb2
 from kubelet import identity
 from kubelet.config import KubeletConfig
 from kubelet.specs import compute_container_config, compute_dns, compute_resources, compute_sandbox_config, hostname
-from kubelet.volumes import VolumeError, check_host_path, container_mounts, prepare_volumes, remove_pod_dir
+from kubelet.volumes import (
+    VolumeError,
+    check_host_path,
+    container_mounts,
+    prepare_volumes,
+    remove_pod_dir,
+    set_ownership,
+)
 
 from .podbuild import make_pod
 
@@ -172,3 +181,25 @@ def test_container_config_labels_and_log_path() -> None:
     assert cfg.labels[identity.CONTAINER_NAME] == "a" and cfg.labels[identity.POD_UID] == "u1"
     assert cfg.annotations[identity.RESTART_COUNT] == "3"
     assert cfg.annotations[identity.CONTAINER_HASH] == identity.container_hash(pod.spec.containers[0])
+
+
+def test_fs_group_owns_a_volume(tmp_path: Path) -> None:
+    """fsGroup gives every file and directory of a volume to the group, group-writable, directories set-group-ID;
+    OnRootMismatch leaves a volume whose root already is so alone; no fsGroup changes nothing."""
+    root = tmp_path / "vol"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "f").write_text("x")
+    (root / "sub" / "f").chmod(0o600)
+    set_ownership(root, core_pb2.PodSecurityContext())
+    assert (root / "sub" / "f").stat().st_mode & 0o777 == 0o600
+    set_ownership(root, core_pb2.PodSecurityContext(fs_group=4321))
+    for path in (root, root / "sub", root / "sub" / "f"):
+        assert path.stat().st_gid == 4321
+    assert stat.S_IMODE((root / "sub" / "f").stat().st_mode) == 0o660
+    assert (root / "sub").stat().st_mode & 0o2070 == 0o2070
+    (root / "late").write_text("y")
+    os.chown(root / "late", -1, 0)
+    set_ownership(root, core_pb2.PodSecurityContext(fs_group=4321, fs_group_change_policy="OnRootMismatch"))
+    assert (root / "late").stat().st_gid == 0  # the root matched: not walked
+    set_ownership(root, core_pb2.PodSecurityContext(fs_group=4321, fs_group_change_policy="Always"))
+    assert (root / "late").stat().st_gid == 4321

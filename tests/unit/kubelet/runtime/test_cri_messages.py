@@ -12,6 +12,7 @@ from kubelet.runtime.interface import (
     PodSandboxConfig,
     PortMapping,
     Resources,
+    Security,
 )
 
 POD = PodSandboxConfig(
@@ -61,3 +62,33 @@ def test_container_config() -> None:
     assert (r.cpu_shares, r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes) == (512, 50000, 100000, 64 << 20)
     assert pb.linux.security_context.namespace_options.pid == api.CONTAINER
     assert pb.log_path == "app/1.log"
+
+
+def test_host_pid_ipc_and_privileged_sandbox() -> None:
+    """hostPID and hostIPC map to the NODE namespaces; a pod with a privileged container gets a privileged sandbox."""
+    pod = PodSandboxConfig(name="agent", namespace="kube-system", uid="u",
+                           linux=LinuxSandboxOptions(host_pid=True, host_ipc=True, privileged=True))
+    pb = sandbox_config_pb(pod)
+    ns = pb.linux.security_context.namespace_options
+    assert (ns.network, ns.pid, ns.ipc) == (api.POD, api.NODE, api.NODE)
+    assert pb.linux.security_context.privileged
+
+
+def test_container_security_context() -> None:
+    """Users, groups, capabilities, no_new_privs, seccomp and the read-only root reach CRI's fields; unset
+    values stay unset (the image's user, no seccomp profile)."""
+    sec = Security(run_as_user=1000, run_as_group=3000, supplemental_groups=(2000, 4000),
+                   add_capabilities=("NET_BIND_SERVICE",), drop_capabilities=("ALL",), readonly_rootfs=True,
+                   no_new_privs=True, seccomp="RuntimeDefault")
+    sc = container_config_pb(ContainerConfig(name="c", image="i", security=sec), POD).linux.security_context
+    assert (sc.run_as_user.value, sc.run_as_group.value, list(sc.supplemental_groups)) == (1000, 3000, [2000, 4000])
+    assert (list(sc.capabilities.add_capabilities), list(sc.capabilities.drop_capabilities)) == \
+        (["NET_BIND_SERVICE"], ["ALL"])
+    assert (sc.readonly_rootfs, sc.no_new_privs, sc.privileged) == (True, True, False)
+    assert sc.HasField("seccomp") and sc.seccomp.profile_type == api.SecurityProfile.RuntimeDefault
+    plain = container_config_pb(ContainerConfig(name="c", image="i"), POD).linux.security_context
+    assert not plain.HasField("run_as_user") and not plain.HasField("run_as_group")
+    assert not plain.HasField("seccomp") and not plain.HasField("capabilities")
+    root = container_config_pb(ContainerConfig(name="c", image="i", security=Security(run_as_user=0)),
+                               POD).linux.security_context
+    assert root.HasField("run_as_user") and root.run_as_user.value == 0
