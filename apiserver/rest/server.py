@@ -39,7 +39,7 @@ from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission
 from apiserver.registry import Registry
-from apiserver.rest import discovery, patch, status, table
+from apiserver.rest import discovery, openapi, patch, status, table
 from apiserver.rest.request import RequestInfo, parse
 from apiserver.rest.status import HttpError
 from apiserver.rules import pod as pod_rules
@@ -195,7 +195,12 @@ class RestApi:
                 log.info("rest_request_refused", method=request.method, path=request.path, error=e.message)
             body = status.status(e, kind=info.resource if info else "", group=info.kind.group if info else "",
                                  name=info.name if info else "")
-            body["message"] = text.escape(body["message"])
+            message = text.escape(body["message"])
+            if info is not None and info.kind.group and info.name:
+                # Kubernetes names a resource of a group with it: deployments.apps "web".
+                message = message.replace(f'{info.resource} "{info.name}"',
+                                          f'{info.resource}.{info.kind.group} "{info.name}"')
+            body["message"] = message
             return _respond(body, code)
         except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
             return _respond(status.status(HttpError(400, "BadRequest", f"the request body does not decode: {e}")),
@@ -225,9 +230,10 @@ class RestApi:
             return _respond(discovery.resource_list(parts[1], parts[2]))
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
-        if path.startswith("/openapi/"):
-            raise HttpError(404, "NotFound", "this server publishes no OpenAPI document; kubectl: --validate=false "
-                                             "or the server's own field validation (fieldValidation=Strict)")
+        if path == "/openapi/v3":
+            return _respond(openapi.root())
+        if path.startswith("/openapi/v3/") and (gv := openapi.lookup(path)) is not None:
+            return _respond(openapi.document(*gv))
         raise HttpError(404, "NotFound", f"the server could not find the requested resource ({path})")
 
     # ------------------------------------------------------------ resources

@@ -1,0 +1,90 @@
+"""Real kubectl (v1.32, from the PATH) against a real apiserver's REST face over real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import testpki
+from conftest import RunningApiserver, start_apiserver
+
+from client import kubeconfig
+
+ROOT = Path(__file__).resolve().parents[3]
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on the PATH (these tests drive the real "
+                                                        "kubectl against the REST API)")
+
+
+@pytest.fixture
+async def rest(etcd: str) -> AsyncIterator[RunningApiserver]:
+    running = await start_apiserver(etcd, rest_listen=["127.0.0.1:0"])
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def write_kubeconfig(server: RunningApiserver, path: Path, identity: str = "admin") -> Path:
+    pki = testpki.get()
+    path.write_text(kubeconfig.render(f"https://127.0.0.1:{server.server.rest_ports[0]}", pki.pem("ca"),
+                                      pki.pem(identity), pki.pem(identity, "key"), user=identity))
+    return path
+
+
+async def kubectl(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run kubectl beside the apiserver's event loop; its output as text."""
+    result = await asyncio.to_thread(
+        subprocess.run, [str(KUBECTL), "--kubeconfig", str(config), *args], capture_output=True, text=True,
+        timeout=60, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
+    if check:
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+async def test_kubectl_apply_get_scale_set_image_delete(rest: RunningApiserver, tmp_path: Path) -> None:
+    """kubectl api-resources, apply -f examples/, get -o wide -l, scale, set image, rollout restart, label,
+    delete -f: each as against Kubernetes."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    resources = (await kubectl(config, "api-resources")).stdout
+    assert "deployments" in resources and "deploy" in resources and "apps/v1" in resources
+    assert (await kubectl(config, "get", "nodes")).stderr.strip() == "No resources found"
+    applied = await kubectl(config, "apply", "-f", str(ROOT / "examples"))
+    assert "deployment.apps/web created" in applied.stdout
+    assert "service/web created" in applied.stdout
+    again = await kubectl(config, "apply", "-f", str(ROOT / "examples"))
+    assert "deployment.apps/web unchanged" in again.stdout
+    deploys = (await kubectl(config, "get", "deployments", "-o", "wide")).stdout.splitlines()
+    assert deploys[0].split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert deploys[1].split()[0] == "web"
+    await kubectl(config, "create", "-f", str(ROOT / "examples" / "client.yaml"), "--dry-run=client")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "busybox:1.36"}], "nodeName": "n1"}}
+    (tmp_path / "pod.json").write_text(json.dumps(pod))
+    await kubectl(config, "create", "-f", str(tmp_path / "pod.json"))
+    pods = (await kubectl(config, "get", "pods", "-o", "wide", "-l", "app=web")).stdout.splitlines()
+    assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE"]
+    assert pods[1].split()[:4] == ["web-1", "0/1", "Pending", "0"]
+    assert pods[1].split()[-2:] == ["n1", "<none>"]
+    assert len(pods) == 2
+    await kubectl(config, "scale", "deployment", "web", "--replicas", "5")
+    assert (await kubectl(config, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}")).stdout == "5"
+    await kubectl(config, "set", "image", "deployment/web", "web=busybox:1.37")
+    image = (await kubectl(config, "get", "deploy", "web", "-o",
+                           "jsonpath={.spec.template.spec.containers[0].image}")).stdout
+    assert image == "busybox:1.37"
+    await kubectl(config, "label", "deployment", "web", "tier=front")
+    await kubectl(config, "annotate", "deployment", "web", "note=hello")
+    await kubectl(config, "rollout", "restart", "deployment/web")
+    got = (await kubectl(config, "get", "deploy", "web", "-o", "jsonpath={.metadata.labels.tier}")).stdout
+    assert got == "front"
+    deleted = await kubectl(config, "delete", "-f", str(ROOT / "examples"))
+    assert 'deployment.apps "web" deleted' in deleted.stdout
+    missing = await kubectl(config, "get", "deployment", "web", check=False)
+    assert missing.returncode != 0
+    assert 'Error from server (NotFound): deployments.apps "web" not found' in missing.stderr
