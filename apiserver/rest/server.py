@@ -579,8 +579,8 @@ class RestApi:
                                "metadata": {"resourceVersion": ev.resource_version}}
                     lines.append(_dumps({"type": ev.type, "object": obj}))
                 await response.write(("\n".join(lines) + "\n").encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:
+            return response  # the client went away
         finally:
             self.cache.unwatch(watcher)
         with contextlib.suppress(ConnectionResetError):
