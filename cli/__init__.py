@@ -12,9 +12,10 @@ verbs       create namespace, label, annotate, scale, cordon, taint, wait, api-r
 workloads   rollout status|history|undo|restart|pause|resume (deployments, daemonsets, statefulsets), set image
 pods        logs (also a local cluster's component logs) and exec
 tokens      token create|list|delete: join tokens
+kubeconfig  kubeconfig: a kubeconfig for kubectl with this CLI's credentials and the cluster's REST URL
 jobs        create job (from flags, or --from=cronjob/NAME)
 drain       drain: cordon, then evict through the eviction subresource, respecting disruption budgets
-printers    tables and -o output
+printers    tables and -o output (each kind's columns and cells: api/columns.py)
 merge       the three-way merge of apply
 common      connection options, error reporting, the local-cluster option
 

@@ -29,3 +29,16 @@ def render(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, *, clust
         "current-context": cluster,
     }
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def render_token(server: str, ca_pem: bytes, token: str, *, cluster: str = "kubelite", user: str = "user") -> str:
+    """The same, for a user named by a bearer token instead of a certificate."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
+        "current-context": cluster,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -88,3 +89,34 @@ async def test_kubectl_apply_get_scale_set_image_delete(rest: RunningApiserver, 
     missing = await kubectl(config, "get", "deployment", "web", check=False)
     assert missing.returncode != 0
     assert 'Error from server (NotFound): deployments.apps "web" not found' in missing.stderr
+
+
+async def test_kubelite_kubeconfig_serves_kubectl(rest: RunningApiserver, tmp_path: Path) -> None:
+    """`kubelite kubeconfig` writes the CLI's credentials and the cluster's REST URL as a kubeconfig kubectl
+    reads; without the URL it says which flag gives it."""
+    pki = testpki.get()
+    cli_config = pki.config_file(tmp_path / "config.yaml", rest.address)
+    env = {"KUBELITE_CONFIG": str(cli_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    kubelite = [sys.executable, "-m", "cli.main", "kubeconfig"]
+    missing = await asyncio.to_thread(subprocess.run, kubelite, capture_output=True, text=True, env=env, timeout=60,
+                                      cwd=ROOT)
+    assert missing.returncode != 0 and "--rest-server" in missing.stderr
+    url = f"https://127.0.0.1:{rest.server.rest_ports[0]}"
+    out = tmp_path / "kubeconfig"
+    made = await asyncio.to_thread(subprocess.run, [*kubelite, "--rest-server", url, "-o", str(out)],
+                                   capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    namespaces = (await kubectl(out, "get", "namespaces", "-o", "name")).stdout.split()
+    assert "namespace/default" in namespaces and "namespace/kube-system" in namespaces
+
+
+async def test_kubectl_without_credentials_is_unauthorized(rest: RunningApiserver, tmp_path: Path) -> None:
+    """A kubeconfig with the CA but no client certificate gets kubectl's usual Unauthorized."""
+    pki = testpki.get()
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig.render_token(f"https://127.0.0.1:{rest.server.rest_ports[0]}", pki.pem("ca"),
+                                              "not-a-token"))
+    result = await kubectl(config, "get", "pods", check=False)
+    assert result.returncode != 0
+    assert "error: You must be logged in to the server" in result.stderr
