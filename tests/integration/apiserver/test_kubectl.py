@@ -120,3 +120,25 @@ async def test_kubectl_without_credentials_is_unauthorized(rest: RunningApiserve
     result = await kubectl(config, "get", "pods", check=False)
     assert result.returncode != 0
     assert "error: You must be logged in to the server" in result.stderr
+
+
+async def test_kubectl_discovery_explain_and_watch(rest: RunningApiserver, tmp_path: Path) -> None:
+    """kubectl uses aggregated discovery, lists exactly what `kubelite api-resources` does, explains fields from
+    the OpenAPI v3 schemas, and `get -w` prints the table and stops at its timeout."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    verbose = await kubectl(config, "get", "ns", "-v=8")
+    assert "Content-Type: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList" in verbose.stderr
+    names = set((await kubectl(config, "api-resources", "-o", "name")).stdout.split())
+    async with rest.client() as client:
+        served = {r.name if "/" not in r.api_version else f"{r.name}.{r.api_version.rpartition('/')[0]}"
+                  for r in await client.api_resources()}
+    assert names == served
+    explained = (await kubectl(config, "explain", "deployment.spec.strategy")).stdout
+    assert "FIELD: strategy <DeploymentStrategy>" in explained and "rollingUpdate" in explained
+    ports = (await kubectl(config, "explain", "pods.spec.containers.ports")).stdout
+    assert "containerPort\t<integer>" in ports
+    await kubectl(config, "apply", "-f", str(ROOT / "examples" / "client.yaml"))
+    watched = await kubectl(config, "get", "pods", "-w", "--request-timeout=3s", check=False)
+    lines = watched.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert lines[1].split()[:3] == ["client", "0/1", "Pending"]
