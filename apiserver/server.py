@@ -532,7 +532,7 @@ class ApiServer:
         rest_runner = web.AppRunner(RestApi(self.registry, self.cache, self.proxy, self.authenticator,
                                             servicer.admission, authorize=None,
                                             max_exec_seconds=int(self.config.overload.max_follow_seconds)).app(),
-                                    access_log=None)
+                                    access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.storage.run_group_commit())

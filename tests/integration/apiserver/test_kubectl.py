@@ -14,6 +14,7 @@ import pytest
 import testpki
 from conftest import RunningApiserver, start_apiserver
 
+from api import kinds
 from client import kubeconfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -142,3 +143,10 @@ async def test_kubectl_discovery_explain_and_watch(rest: RunningApiserver, tmp_p
     lines = watched.stdout.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split()[:3] == ["client", "0/1", "Pending"]
+    # kubectl has gone: its watch is released at once, not at the watch's timeout.
+    store = rest.server.cache.store(kinds.lookup("pods"))
+    for _ in range(50):
+        if not store.watchers:
+            break
+        await asyncio.sleep(0.1)
+    assert not store.watchers
