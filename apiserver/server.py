@@ -530,8 +530,7 @@ class ApiServer:
         self._add_ports(server)
         self.server = server
         rest_runner = web.AppRunner(RestApi(self.registry, self.cache, self.proxy, self.authenticator,
-                                            servicer.admission, authorize=None,
-                                            max_exec_seconds=int(self.config.overload.max_follow_seconds)).app(),
+                                            servicer.admission, authorize=None).app(),
                                     access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         try:
             async with asyncio.TaskGroup() as tg:

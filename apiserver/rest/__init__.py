@@ -8,4 +8,5 @@ openapi    OpenAPI v3 documents: each kind's paths and the query parameters kube
 status     errors as Kubernetes Status objects with their HTTP codes
 patch      JSON patch, JSON merge patch, strategic merge patch with Kubernetes' merge keys
 table      the Table format with `kubelite get`'s columns
+streams    pods/exec over WebSocket (v5.channel.k8s.io, v4), proxied to the kubelet
 """

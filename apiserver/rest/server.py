@@ -39,7 +39,7 @@ from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission
 from apiserver.registry import Registry
-from apiserver.rest import discovery, openapi, patch, status, table
+from apiserver.rest import discovery, openapi, patch, status, streams, table
 from apiserver.rest.request import RequestInfo, parse
 from apiserver.rest.status import HttpError
 from apiserver.rules import pod as pod_rules
@@ -140,14 +140,13 @@ class RestApi:
 
     def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
                  authenticator: authn.Authenticator, admission: Admission | None = None,
-                 authorize: Authorize | None = None, *, max_exec_seconds: int = 3600) -> None:
+                 authorize: Authorize | None = None) -> None:
         self.registry = registry
         self.cache = cache
         self.proxy = proxy
         self.authenticator = authenticator
         self.admission = admission or Admission()
         self.authorize = authorize or allow_all
-        self.max_exec_seconds = max_exec_seconds
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -261,9 +260,11 @@ class RestApi:
                 return await self._eviction(request, info)
             if sub == "log" and request.method == "GET":
                 return await self._logs(request, info)
-            if sub in ("exec", "attach"):
-                raise HttpError(501, "NotImplemented", f"pods/{sub} is served over gRPC only (`kubelite exec`); the "
-                                                       f"REST face does not serve its WebSocket protocol")
+            if sub == "exec":
+                return await self._exec(request, info)
+            if sub == "attach":
+                raise HttpError(501, "NotImplemented", "pods/attach is not served: the kubelet runs commands to "
+                                                       "their end (pods/exec)")
         raise HttpError(404, "NotFound", f"{info.resource} have no {sub} subresource served for {request.method}")
 
     async def _body(self, request: web.Request) -> Any:
@@ -512,7 +513,7 @@ class RestApi:
         first = await anext(chunks, None)  # errors (no such pod, container) become a Status before any output
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
-        deadline = time.monotonic() + self.max_exec_seconds
+        deadline = time.monotonic() + self.admission.limits.max_follow_seconds
         try:
             while first is not None:
                 await response.write(first.data)
@@ -525,6 +526,18 @@ class RestApi:
             await chunks.aclose()  # type: ignore[attr-defined]
         await response.write_eof()
         return response
+
+    async def _exec(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise HttpError(400, "BadRequest", f"pods/exec is served over WebSocket ({streams.V5} or "
+                                               f"{streams.V4}); SPDY is not")
+        namespace = self._namespace(info)
+
+        async def run(req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+            await self.registry.sync()
+            return await self.proxy.exec(req)
+
+        return await streams.serve(request, namespace, info.name, run, self.admission.limits.max_exec_seconds)
 
     # ------------------------------------------------------------ watch
 
