@@ -505,6 +505,7 @@ class ApiServer:
         self.ports: list[int] = []
         self.token_ports: list[int] = []
         self.rest_ports: list[int] = []
+        self.rest: RestApi | None = None
         self.started = asyncio.Event()
 
     async def run(self) -> None:
@@ -529,9 +530,10 @@ class ApiServer:
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
         self._add_ports(server)
         self.server = server
-        rest_runner = web.AppRunner(RestApi(self.registry, self.cache, self.proxy, self.authenticator,
-                                            servicer.admission, authorize=None).app(),
-                                    access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        # The REST face shares the servicer's overload limits; its `authorize` is the one authorization hook.
+        self.rest = RestApi(self.registry, self.cache, self.proxy, self.authenticator, servicer.admission)
+        rest_runner = web.AppRunner(self.rest.app(), access_log=None, handler_cancellation=True,
+                                    shutdown_timeout=1.0)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.storage.run_group_commit())

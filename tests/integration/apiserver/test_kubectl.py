@@ -15,6 +15,8 @@ import testpki
 from conftest import RunningApiserver, start_apiserver
 
 from api import kinds
+from api.errors import ForbiddenError
+from apiserver import authn
 from client import kubeconfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -150,3 +152,26 @@ async def test_kubectl_discovery_explain_and_watch(rest: RunningApiserver, tmp_p
             break
         await asyncio.sleep(0.1)
     assert not store.watchers
+
+
+async def test_authorization_hook_refusal_is_kubectls_forbidden(rest: RunningApiserver, tmp_path: Path) -> None:
+    """What the authorization hook refuses, kubectl reports as "Error from server (Forbidden)", with the
+    attributes Kubernetes authorizes on; reads it allows still work."""
+    asked: list[tuple[str, ...]] = []
+
+    async def view_only(user: authn.UserInfo, verb: str, resource: str, subresource: str, namespace: str,
+                        name: str) -> None:
+        asked.append((user.name, verb, resource, subresource, namespace, name))
+        if "system:masters" not in user.groups and verb not in ("get", "list", "watch"):
+            raise ForbiddenError(f'{resource} is forbidden: User "{user.name}" cannot {verb} resource '
+                                 f'"{resource}" in the namespace "{namespace}"')
+
+    assert rest.server.rest is not None
+    rest.server.rest.authorize = view_only
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig", identity="scheduler")
+    assert (await kubectl(config, "get", "pods")).returncode == 0
+    refused = await kubectl(config, "apply", "-f", str(ROOT / "examples" / "client.yaml"), check=False)
+    assert refused.returncode != 0
+    assert 'Error from server (Forbidden)' in refused.stderr
+    assert 'User "system:kube-scheduler" cannot create resource "pods"' in refused.stderr
+    assert ("system:kube-scheduler", "create", "pods", "", "default", "") in asked
