@@ -106,6 +106,7 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_url = ""  # once started
         self.address = ""  # the apiserver's, once started
+        self.rest_url = ""  # its REST API's, when started with rest=True
 
     def conn(self, address: str = "") -> ClientConfig:
         """The admin's client config for the apiserver (or `address`)."""
@@ -172,12 +173,19 @@ class Processes:
         self.etcd_url = url
         return url
 
-    def start_apiserver(self, etcd_url: str, *, log_level: str = "warning", wait: bool = True) -> str:
-        """`kubelite apiserver` over `etcd_url` on a free port; its address (host:port), once it listens."""
+    def start_apiserver(self, etcd_url: str, *, log_level: str = "warning", wait: bool = True,
+                        rest: bool = False) -> str:
+        """`kubelite apiserver` over `etcd_url` on a free port; its address (host:port), once it listens. `rest`:
+        also Kubernetes' REST API, on another free port (its URL in `rest_url`)."""
         port = free_port()
         address = f"127.0.0.1:{port}"
+        rest_flags: list[str] = []
+        if rest:
+            rest_port = free_port()
+            rest_flags = ["--rest-listen", f"127.0.0.1:{rest_port}"]
+            self.rest_url = f"{'http' if self.pki is None else 'https'}://127.0.0.1:{rest_port}"
         self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", etcd_url, "--listen", address,
-                                 *self.apiserver_flags(), "--log-level", log_level])
+                                 *rest_flags, *self.apiserver_flags(), "--log-level", log_level])
         if wait:
             wait_port(port)
         self.address = address

@@ -53,6 +53,7 @@ Authorize = Callable[[authn.UserInfo, str, str, str, str, str], Awaitable[None]]
 MAX_BODY = 3 * 1024 * 1024
 WATCH_CHUNK = 1024 * 1024
 MAX_WATCH_SECONDS = 1800
+EVENT_LINES = 8192
 JSON = "application/json"
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelite", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}
@@ -147,6 +148,7 @@ class RestApi:
         self.authenticator = authenticator
         self.admission = admission or Admission()
         self.authorize = authorize or allow_all
+        self._lines: dict[tuple[str, ...], str] = {}  # recent watch events as JSON lines, oldest first
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -541,6 +543,19 @@ class RestApi:
 
     # ------------------------------------------------------------ watch
 
+    def _event_line(self, ev: api_pb2.WatchEvent) -> str:
+        """One watch event as a JSON line, encoded once for every watcher it goes to (a change, its type and
+        its revision name one line)."""
+        meta = kinds.unwrap(ev.object).metadata  # type: ignore[attr-defined]
+        key = (ev.type, ev.resource_version, ev.object.WhichOneof("kind"), meta.namespace, meta.name)
+        line = self._lines.get(key)
+        if line is None:
+            line = _dumps({"type": ev.type, "object": convert.object_to_manifest(ev.object)})
+            if len(self._lines) >= EVENT_LINES:
+                self._lines.pop(next(iter(self._lines)))
+            self._lines[key] = line
+        return line
+
     async def _watch(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         q = request.query
         req = api_pb2.WatchRequest(resource=info.resource, namespace=info.namespace,
@@ -581,15 +596,18 @@ class RestApi:
                     continue
                 lines = []
                 for ev in api_pb2.WatchEvents.FromString(data).events:
-                    obj: Any = convert.object_to_manifest(ev.object)
-                    if as_table and ev.type != "BOOKMARK":
+                    if not as_table and ev.type != "BOOKMARK":
+                        lines.append(self._event_line(ev))
+                        continue
+                    obj: Any
+                    if ev.type == "BOOKMARK":
+                        obj = {"kind": info.kind.kind, "apiVersion": info.kind.api_version,
+                               "metadata": {"resourceVersion": ev.resource_version}}
+                    else:
                         obj = table.table(info.kind, [kinds.unwrap(ev.object)],
                                           {"resourceVersion": ev.resource_version},
                                           include=q.get("includeObject", "Metadata"), headers=not headers_sent)
                         headers_sent = True
-                    elif ev.type == "BOOKMARK":
-                        obj = {"kind": info.kind.kind, "apiVersion": info.kind.api_version,
-                               "metadata": {"resourceVersion": ev.resource_version}}
                     lines.append(_dumps({"type": ev.type, "object": obj}))
                 await response.write(("\n".join(lines) + "\n").encode())
         except ConnectionResetError:

@@ -196,3 +196,38 @@ async def test_watch_from_a_version_too_old_is_gone(rest: RunningApiserver) -> N
     line = json.loads(resp.readline() if hasattr(resp, "readline") else resp.data.splitlines()[0])
     assert line["type"] == "ERROR"
     assert (line["object"]["code"], line["object"]["reason"]) == (410, "Expired")
+
+
+async def test_watch_resumes_from_a_version_with_bookmarks(rest: RunningApiserver) -> None:
+    """A watch from a list's resourceVersion sees only later changes, and bookmarks (when it asks for them) as
+    the cluster moves on."""
+    core = k8s.CoreV1Api(api_client(rest))
+    await call(core.create_namespaced_pod, "default", pod("before"))
+    listed = await call(core.list_namespaced_pod, "default")
+    await call(core.create_namespaced_pod, "default", pod("after"))
+
+    def watch() -> list[dict[str, Any]]:
+        pki = testpki.get()
+        context = ssl.create_default_context(cafile=pki.ca_file)
+        context.load_cert_chain(pki.path("admin"), pki.path("admin", "key"))
+        conn = http.client.HTTPSConnection("127.0.0.1", rest.server.rest_ports[0], context=context, timeout=20)
+        conn.request("GET", f"/api/v1/namespaces/default/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=3"
+                            f"&resourceVersion={listed.metadata.resource_version}")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+        conn.close()
+        return events
+
+    watching = asyncio.ensure_future(call(watch))
+    await asyncio.sleep(1.0)
+    # Another kind's write moves the cluster on: an idle pod watch learns of it by a bookmark.
+    await call(core.create_namespaced_config_map, "default",
+               k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="elsewhere"), data={"a": "b"}))
+    events = await watching
+    changes = [(e["type"], e["object"]["metadata"].get("name")) for e in events if e["type"] != "BOOKMARK"]
+    assert changes == [("ADDED", "after")]
+    bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
+    assert bookmarks, "a watch of 3 seconds that asked for bookmarks got none"
+    assert bookmarks[-1]["object"]["kind"] == "Pod"
+    assert int(bookmarks[-1]["object"]["metadata"]["resourceVersion"]) >= int(listed.metadata.resource_version)
