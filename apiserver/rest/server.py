@@ -58,6 +58,7 @@ JSON = "application/json"
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelite", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}
 _STRICT, _WARN, _IGNORE = "Strict", "Warn", "Ignore"
+UNKNOWN_FIELD = "unknown field"  # the FieldError kind api/convert.py gives a field no message has
 
 
 async def allow_all(user: authn.UserInfo, verb: str, resource: str, subresource: str, namespace: str,
@@ -127,7 +128,7 @@ def decode(kind: kinds.Kind, data: Any, validation: str) -> tuple[api_pb2.Object
         try:
             return convert.manifest_to_object(data), warnings
         except InvalidError as e:
-            unknown = [err for err in e.errors if err.kind == "unknown field"]
+            unknown = [err for err in e.errors if err.kind == UNKNOWN_FIELD]
             if validation == _STRICT or not unknown or len(unknown) != len(e.errors):
                 raise
             for err in unknown:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +76,39 @@ def test_kubectl_drives_the_lab(lab: Lab) -> None:
     finally:
         kubectl(lab, "delete", "-f", str(ROOT / "examples"), "--ignore-not-found", check=False)
     wait_until(lambda: not pods(lab, "app=web"), timeout=120, what="web pods gone")
+
+
+def test_stateless_application_tutorial(lab: Lab) -> None:
+    """The Kubernetes tutorial "Run a Stateless Application Using a Deployment", step by step with kubectl and
+    its manifests unchanged: apply, describe, get -l, apply of the updated and the scaled manifests, delete."""
+    docs = ROOT / "tests" / "data" / "k8s-docs" / "tutorial-stateless"
+
+    def nginx_pods() -> list[list[str]]:
+        lines = kubectl(lab, "get", "pods", "-l", "app=nginx").stdout.splitlines()
+        return [line.split() for line in lines[1:]]
+
+    def settled(replicas: int, image: str) -> bool:
+        ours = pods(lab, "app=nginx")
+        return len(ours) == replicas and all(
+            ready(p) and p["spec"]["containers"][0]["image"] == image for p in ours)
+
+    try:
+        assert "deployment.apps/nginx-deployment created" in kubectl(lab, "apply", "-f",
+                                                                      str(docs / "deployment.yaml")).stdout
+        described = kubectl(lab, "describe", "deployment", "nginx-deployment").stdout
+        assert re.search(r"Replicas:\s+2 desired", described) and "nginx:1.14.2" in described
+        wait_until(lambda: settled(2, "nginx:1.14.2"), timeout=180, what="2 nginx:1.14.2 pods ready")
+        shown = nginx_pods()
+        assert len(shown) == 2 and all(cells[1:3] == ["1/1", "Running"] for cells in shown)
+        pod_described = kubectl(lab, "describe", "pod", shown[0][0]).stdout
+        assert re.search(r"Image:\s+nginx:1\.14\.2", pod_described)
+
+        assert "deployment.apps/nginx-deployment configured" in kubectl(
+            lab, "apply", "-f", str(docs / "deployment-update.yaml")).stdout
+        wait_until(lambda: settled(2, "nginx:1.16.1"), timeout=240, what="2 nginx:1.16.1 pods ready")
+        kubectl(lab, "apply", "-f", str(docs / "deployment-scale.yaml"))
+        wait_until(lambda: settled(4, "nginx:1.16.1"), timeout=240, what="4 nginx:1.16.1 pods ready")
+        assert len(nginx_pods()) == 4
+    finally:
+        kubectl(lab, "delete", "deployment", "nginx-deployment", "--ignore-not-found", check=False)
+    wait_until(lambda: not pods(lab, "app=nginx"), timeout=120, what="nginx pods gone")
