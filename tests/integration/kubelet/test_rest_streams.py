@@ -12,7 +12,9 @@ import pytest
 import testpki
 from conftest import start_apiserver
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 
+from api import convert
 from client import kubeconfig
 
 from .kubelethelp import config, kubelet, pod, pod_where, running_ready
@@ -22,21 +24,33 @@ KUBECTL = shutil.which("kubectl")
 
 
 async def test_logs_and_exec_over_rest(etcd: str, tmp_path: Path) -> None:
-    """kubectl logs and the Python client read a pod's log; kubectl exec runs a command over WebSocket and
-    reports its output and exit code as against Kubernetes."""
+    """The Python client creates a pod and watches it until Ready; kubectl logs and the Python client read its
+    log; kubectl exec runs a command over WebSocket and reports its output and exit code as against Kubernetes."""
     server = await start_apiserver(etcd, rest_listen=["127.0.0.1:0"])
     url = f"https://127.0.0.1:{server.server.rest_ports[0]}"
     pki = testpki.get()
     try:
         async with server.client() as client, \
                 kubelet(client, fake(), config("node-r", tmp_path, node_ip="127.0.0.1")):
-            await client.create(pod("talk", "node-r", {"name": "main", "image": CHATTY}))
-            await pod_where(client, "talk", running_ready)
-
             conf = k8s.Configuration()
             conf.host, conf.ssl_ca_cert = url, pki.ca_file
             conf.cert_file, conf.key_file = pki.path("admin"), pki.path("admin", "key")
             core = k8s.CoreV1Api(k8s.ApiClient(conf))
+            body = convert.object_to_manifest(pod("talk", "node-r", {"name": "main", "image": CHATTY}))
+            await asyncio.to_thread(core.create_namespaced_pod, "default", body)
+
+            def until_ready() -> str:
+                w = k8s_watch.Watch()
+                for event in w.stream(core.list_namespaced_pod, "default", field_selector="metadata.name=talk",
+                                      timeout_seconds=30):
+                    conditions = event["object"].status.conditions or []
+                    if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                        w.stop()
+                        return event["type"]
+                return "timed out"
+
+            assert await asyncio.to_thread(until_ready) == "MODIFIED"
+            await pod_where(client, "talk", running_ready)
             text = await asyncio.to_thread(core.read_namespaced_pod_log, "talk", "default")
             assert text == "hello\nworld\n"
             tail = await asyncio.to_thread(core.read_namespaced_pod_log, "talk", "default", tail_lines=1)
