@@ -70,9 +70,13 @@ def parse(method: str, path: str, watch: bool) -> RequestInfo | None:
         raise NotFoundError(f"{resource} are not namespaced; the path names namespace {namespace}")
     if watch and name:
         raise HttpError(405, "MethodNotAllowed", "watch a single object with fieldSelector=metadata.name=NAME")
-    verb = _verb(method, name, watch)
-    if sub and method == "GET":
-        verb = "get"
-    if sub in ("exec", "attach"):
-        verb = "create"
+    if sub:
+        # A subresource is one object's: GET reads it, POST creates it (binding, eviction), PUT and PATCH change it.
+        # exec is "create" whichever method carries its WebSocket, as in Kubernetes.
+        verbs = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}
+        if method not in verbs:
+            raise HttpError(405, "MethodNotAllowed", f"{method} on the {sub} subresource")
+        verb = "create" if sub in ("exec", "attach") else verbs[method]
+    else:
+        verb = _verb(method, name, watch)
     return RequestInfo(verb, kind, namespace, name, sub)

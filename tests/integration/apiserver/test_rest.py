@@ -231,3 +231,50 @@ async def test_watch_resumes_from_a_version_with_bookmarks(rest: RunningApiserve
     assert bookmarks, "a watch of 3 seconds that asked for bookmarks got none"
     assert bookmarks[-1]["object"]["kind"] == "Pod"
     assert int(bookmarks[-1]["object"]["metadata"]["resourceVersion"]) >= int(listed.metadata.resource_version)
+
+
+async def test_subresources_options_and_refusals(rest: RunningApiserver) -> None:
+    """status and binding subresources, fieldValidation Warn/Ignore, delete preconditions, deletecollection by
+    label, the Table format, and server-side apply's clear 415."""
+    pods = "/api/v1/namespaces/default/pods"
+
+    def req(method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
+        return raw(rest, method, path, body, headers)
+
+    body = {"metadata": {"name": "s", "labels": {"app": "x"}}, "spec": {"containers": [
+        {"name": "c", "image": "busybox:1.36", "imagePolicy": "x"}]}}
+    code, created = await call(req, "POST", f"{pods}?fieldValidation=Ignore", body)
+    assert code == 201 and "imagePolicy" not in created["spec"]["containers"][0]
+    code, status = await call(req, "POST", f"{pods}?fieldValidation=Sometimes", body)
+    assert (code, status["reason"]) == (422, "Invalid")
+
+    code, bound = await call(req, "POST", f"{pods}/s/binding", {"target": {"kind": "Node", "name": "n1"}})
+    assert (code, bound["status"]) == (201, "Success")
+    code, got = await call(req, "GET", f"{pods}/s/status")
+    assert got["spec"]["nodeName"] == "n1"
+    got["status"]["phase"] = "Running"
+    code, updated = await call(req, "PUT", f"{pods}/s/status", got)
+    assert (code, updated["status"]["phase"]) == (200, "Running")
+    code, status = await call(req, "POST", f"{pods}/s/binding", {"target": {"name": "n2"}})
+    assert (code, status["reason"]) == (409, "Conflict")
+
+    code, table = await call(req, "GET", f"{pods}?labelSelector=app%3Dx",
+                             Accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+    assert table["kind"] == "Table" and table["rows"][0]["cells"][:3] == ["s", "0/1", "Running"]
+
+    code, status = await call(req, "PATCH", f"{pods}/s", {"metadata": {"labels": {"b": "c"}}},
+                              **{"Content-Type": "application/apply-patch+yaml"})
+    assert (code, status["reason"]) == (415, "UnsupportedMediaType")
+    assert "server-side apply" in status["message"]
+
+    code, status = await call(req, "DELETE", f"{pods}/s", {"preconditions": {"uid": "not-its-uid"}})
+    assert (code, status["reason"]) == (409, "Conflict")
+    await call(req, "POST", pods, {"metadata": {"name": "t", "labels": {"app": "x"}},
+                                   "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})
+    await call(req, "POST", pods, {"metadata": {"name": "u", "labels": {"app": "y"}},
+                                   "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})
+    code, deleted = await call(req, "DELETE", f"{pods}?labelSelector=app%3Dx&gracePeriodSeconds=0")
+    assert code == 200 and sorted(i["metadata"]["name"] for i in deleted["items"]) == ["s", "t"]
+    code, left = await call(req, "GET", pods)
+    names = [i["metadata"]["name"] for i in left["items"] if "deletionTimestamp" not in i["metadata"]]
+    assert names == ["u"]

@@ -30,6 +30,10 @@ DEPLOYMENT = apps_pb2.Deployment.DESCRIPTOR
                  id="deletecollection"),
     pytest.param("GET", "/api/v1/namespaces/a/pods/web/log", False, ("get", "pods", "a", "web", "log"), id="log"),
     pytest.param("GET", "/api/v1/nodes/n1/status", False, ("get", "nodes", "", "n1", "status"), id="node-status"),
+    pytest.param("POST", "/api/v1/namespaces/a/pods/web/binding", False, ("create", "pods", "a", "web", "binding"),
+                 id="binding"),
+    pytest.param("GET", "/api/v1/namespaces/a/pods/web/exec", False, ("create", "pods", "a", "web", "exec"),
+                 id="exec-is-create"),
 ])
 def test_paths_name_verb_kind_namespace_name(method: str, path: str, watch: bool, want: tuple[str, ...]) -> None:
     """Each Kubernetes path and method is the request authorization will see."""
