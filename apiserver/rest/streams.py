@@ -2,8 +2,9 @@
 the gRPC Exec is.
 
 Every binary frame starts with its channel: 0 stdin, 1 stdout, 2 stderr, 3 the exit Status, 4 terminal
-resizes, 255 (v5) a stream closed. The kubelet runs a command to its end with all its input given first, so
-stdin is read until the client closes it (v5 only) and the output goes back when the command is done.
+resizes, 255 (v5, from the client) a stream closed. The kubelet runs a command to its end with all its input
+given first, so stdin is read until the client closes it (v5 only) and the output goes back when the command is
+done.
 """
 
 from __future__ import annotations
@@ -70,12 +71,8 @@ async def serve(request: web.Request, namespace: str, name: str, run: Any, max_s
         status = exit_status(resp.exit_code, list(req.command))
     except ApiError as e:
         status = failure(e)
-    with_close = ws.ws_protocol == V5
     await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
-    if with_close:
-        for channel in (STDOUT, STDERR, ERROR):
-            await ws.send_bytes(bytes([CLOSE, channel]))
-    await ws.close()
+    await ws.close()  # the end of every stream: kubectl takes no close frames (255) from the server
     return ws
 
 

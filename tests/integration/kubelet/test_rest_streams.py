@@ -69,9 +69,26 @@ async def test_logs_and_exec_over_rest(etcd: str, tmp_path: Path) -> None:
             assert (logs.returncode, logs.stdout) == (0, "hello\nworld\n"), logs.stderr
             done = await asyncio.to_thread(kubectl, "exec", "talk", "--", "x")
             assert done.stdout == "out\n"
-            assert "err\n" in done.stderr
+            assert done.stderr.startswith("err\n")
             assert "command terminated with exit code 3" in done.stderr
             assert done.returncode == 3
+            fed = await asyncio.to_thread(subprocess.run, [KUBECTL, "--kubeconfig", str(path), "exec", "-i", "talk",
+                                                           "--", "cat"], input="some input\n", capture_output=True,
+                                          text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+            assert (fed.returncode, fed.stdout) == (3, "out\n"), fed.stderr
+
+            def follow() -> str:
+                proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(path), "logs", "-f", "talk"],
+                                        stdout=subprocess.PIPE, text=True,
+                                        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+                try:
+                    assert proc.stdout is not None
+                    return proc.stdout.readline() + proc.stdout.readline()
+                finally:
+                    proc.kill()
+                    proc.wait()
+
+            assert await asyncio.to_thread(follow) == "hello\nworld\n"
             missing = await asyncio.to_thread(kubectl, "exec", "nothere", "--", "x")
             assert 'Error from server (NotFound): pods "nothere" not found' in missing.stderr
     finally:

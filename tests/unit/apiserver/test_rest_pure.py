@@ -187,3 +187,28 @@ def test_table_has_get_columns_with_wide_ones_at_priority_one() -> None:
     assert row["object"]["metadata"]["namespace"] == "a"
     assert table.wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not table.wants_table("application/json")
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    pytest.param("command=ls&tty=true&stdout=true", "tty: Forbidden", id="terminal"),
+    pytest.param("stdout=true", "command: Required value", id="no-command"),
+])
+def test_exec_refuses_what_it_cannot_serve(query: str, error: str) -> None:
+    """A terminal, or no command, is refused naming the parameter."""
+    from multidict import MultiDict
+
+    from apiserver.rest import streams
+
+    parsed = MultiDict(p.split("=", 1) for p in query.split("&"))
+    with pytest.raises(InvalidError, match=error):
+        streams.exec_request(parsed, "a", "web", 60)
+
+
+def test_exit_codes_become_kubectls_status() -> None:
+    """A non-zero exit is the NonZeroExitCode Status whose cause kubectl turns into its own exit code."""
+    from apiserver.rest import streams
+
+    assert streams.exit_status(0, ["true"]) == {"metadata": {}, "status": "Success"}
+    failed = streams.exit_status(3, ["x"])
+    assert failed["reason"] == "NonZeroExitCode"
+    assert failed["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
