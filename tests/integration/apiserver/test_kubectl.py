@@ -41,11 +41,12 @@ def write_kubeconfig(server: RunningApiserver, path: Path, identity: str = "admi
     return path
 
 
-async def kubectl(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+async def kubectl(config: Path, *args: str, check: bool = True,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run kubectl beside the apiserver's event loop; its output as text."""
     result = await asyncio.to_thread(
         subprocess.run, [str(KUBECTL), "--kubeconfig", str(config), *args], capture_output=True, text=True,
-        timeout=60, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
+        timeout=60, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin", **(env or {})})
     if check:
         assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}"
     return result
@@ -87,6 +88,18 @@ async def test_kubectl_apply_get_scale_set_image_delete(rest: RunningApiserver, 
     await kubectl(config, "rollout", "restart", "deployment/web")
     got = (await kubectl(config, "get", "deploy", "web", "-o", "jsonpath={.metadata.labels.tier}")).stdout
     assert got == "front"
+    restarted = (await kubectl(config, "get", "deploy", "web", "-o",
+                               "jsonpath={.spec.template.metadata.annotations}")).stdout
+    assert "kubectl.kubernetes.io/restartedAt" in restarted
+    await kubectl(config, "patch", "deployment", "web", "--type=json",
+                  "-p", '[{"op": "replace", "path": "/spec/replicas", "value": 4}]')
+    await kubectl(config, "patch", "deployment", "web", "--type=merge", "-p", '{"spec": {"minReadySeconds": 2}}')
+    # kubectl runs an editor with spaces through the shell: the edit is this sed.
+    edited = await kubectl(config, "edit", "deployment", "web",
+                           env={"KUBE_EDITOR": "sed -i 's/replicas: 4/replicas: 3/'"})
+    assert "deployment.apps/web edited" in edited.stdout
+    spec = json.loads((await kubectl(config, "get", "deploy", "web", "-o", "json")).stdout)["spec"]
+    assert (spec["replicas"], spec["minReadySeconds"]) == (3, 2)
     deleted = await kubectl(config, "delete", "-f", str(ROOT / "examples"))
     assert 'deployment.apps "web" deleted' in deleted.stdout
     missing = await kubectl(config, "get", "deployment", "web", check=False)
