@@ -207,6 +207,12 @@ class RestApi:
         except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
             return _respond(status.status(HttpError(400, "BadRequest", f"the request body does not decode: {e}")),
                             400)
+        except (ConnectionResetError, web.HTTPException):
+            raise
+        except Exception as e:
+            log.exception("rest_request_crashed", method=request.method, path=request.path)
+            crash = HttpError(500, "InternalError", f"internal error: {type(e).__name__}: {e}")
+            return _respond(status.status(crash), 500)
 
     async def _non_resource(self, request: web.Request) -> web.Response:
         path = request.path.rstrip("/") or "/"

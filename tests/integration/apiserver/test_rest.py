@@ -278,3 +278,22 @@ async def test_subresources_options_and_refusals(rest: RunningApiserver) -> None
     code, left = await call(req, "GET", pods)
     names = [i["metadata"]["name"] for i in left["items"] if "deletionTimestamp" not in i["metadata"]]
     assert names == ["u"]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "code"), [
+    pytest.param("POST", "/api/v1/namespaces/default/pods", [1, 2], 422, id="array-body"),
+    pytest.param("POST", "/api/v1/namespaces/default/pods", {"kind": "Service"}, 400, id="wrong-kind"),
+    pytest.param("POST", "/api/v1/namespaces/default/pods", {"metadata": "x"}, 422, id="metadata-not-object"),
+    pytest.param("PATCH", "/api/v1/namespaces/default/pods/none", {"a": 1}, 415, id="patch-without-type"),
+    pytest.param("GET", "/api/v1/namespaces/default/pods?limit=x", None, 422, id="bad-limit"),
+    pytest.param("GET", "/api/v1/namespaces/default/pods?labelSelector=a%20in", None, 422, id="bad-selector"),
+    pytest.param("GET", "/api/v1/widgets", None, 404, id="unknown-resource"),
+    pytest.param("DELETE", "/api/v1/namespaces/default/pods/none", None, 404, id="delete-missing"),
+    pytest.param("GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=abc", None, 422, id="bad-version"),
+])
+async def test_bad_requests_get_statuses_not_crashes(rest: RunningApiserver, method: str, path: str, body: Any,
+                                                     code: int) -> None:
+    """Malformed requests are answered with a Kubernetes Status and a 4xx code, never a server error."""
+    got, status = await call(raw, rest, method, path, body)
+    assert got == code, status
+    assert status["kind"] == "Status" and status["code"] == code
