@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import CliError
+from cli.common import CliError, run
 from client import config as client_config
 from client import kubeconfig, pki
 
@@ -31,6 +31,11 @@ def _read(data: bytes, path: str, what: str) -> bytes:
               help="write the kubeconfig to this file (mode 0600) instead of printing it")
 def kubeconfig_command(rest_server: str | None, output: str | None) -> None:
     """Print a kubeconfig that kubectl reads: `kubelite kubeconfig -o ~/.kube/config; kubectl get nodes`."""
+    run(_kubeconfig(rest_server, output))
+
+
+async def _kubeconfig(rest_server: str | None, output: str | None) -> None:
+    """The command's work; its failures are one line (cli.common.run)."""
     try:
         conn = client_config.resolve()
         entry = (client_config.read_file().get("clusters") or {}).get(conn.cluster) or {}
