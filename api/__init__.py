@@ -4,6 +4,7 @@ pb/          generated protobuf types (proto/kubelite/v1)
 kinds        the served kinds: names, short names, scope, class; one entry per kind
 errors       one error hierarchy, mapped to gRPC codes both ways
 convert      Kubernetes YAML/JSON <-> protobuf, with file/document/field in every error
+columns      the columns kubectl prints per kind and each object's cells (`kubelite get`, the REST Table format)
 omitempty    which fields JSON/YAML output prints even when zero (as Kubernetes' Go struct tags say)
 defaults     defaults the apiserver fills in, per kind
 validation   validation naming each field, per kind

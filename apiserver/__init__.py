@@ -1,6 +1,8 @@
 """The apiserver: the API over etcd, a watch cache in front, each kind's rules in one module.
 
 server         the gRPC front end: parse, call the registry, return its bytes; TLS ports; health
+rest/          the same API as Kubernetes' REST API (kubectl, client libraries): discovery, verbs, watch,
+               patch, Table, logs and exec, over the same registry, watch cache and authentication
 authn          who calls: client certificate, bearer token or join token; the user every later step reads
 authz/         authorization after authentication: RBAC, the node authorizer, default roles
 audit          the audit log: a JSON line per mutating, exec/log or denied request, rotated by size

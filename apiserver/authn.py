@@ -159,15 +159,23 @@ class Authenticator:
     async def authenticate(self, context: grpc.aio.ServicerContext) -> UserInfo:
         auth = context.auth_context()
         subject = auth.get("x509_subject")
-        if subject:
-            return _from_subject(subject[0])
-        bearer = ""
+        authorization = ""
         for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                bearer = value.removeprefix("Bearer ").strip() if isinstance(value, str) else ""
+            if key == "authorization" and isinstance(value, str):
+                authorization = value
+        return await self.authenticate_credentials(subject[0] if subject else None, authorization,
+                                                   plaintext_link=auth.get("transport_security_type") == [b"insecure"])
+
+    async def authenticate_credentials(self, subject: bytes | None, authorization: str, *,
+                                       plaintext_link: bool) -> UserInfo:
+        """The caller named by a verified client certificate's subject (RFC 4514), else by the Authorization
+        header's bearer token; both API faces (gRPC and REST) decide here."""
+        if subject:
+            return _from_subject(subject)
+        bearer = authorization.removeprefix("Bearer ").strip()
         if bearer:
             return await self._token(bearer)
-        if self.plaintext and auth.get("transport_security_type") == [b"insecure"]:
+        if self.plaintext and plaintext_link:
             return PLAINTEXT_USER
         raise UnauthorizedError("no client certificate and no bearer token: the apiserver serves authenticated "
                                 "callers only")

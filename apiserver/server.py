@@ -12,6 +12,7 @@ import contextlib
 import functools
 import ipaddress
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 import grpc
 import structlog
+from aiohttp import web
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -47,6 +49,7 @@ from apiserver.nodecerts import NodeSigner, SignerConfig
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission, OverloadLimits
 from apiserver.registry import Config as RegistryConfig
 from apiserver.registry import Registry
+from apiserver.rest.server import RestApi
 from apiserver.rules import namespace as namespace_rules
 from apiserver.rules import pod as pod_rules
 from apiserver.rules import priorityclass as priorityclass_rules
@@ -94,6 +97,8 @@ class Config:
     etcd_tls: EtcdTLS | None = None
     listen: list[str] = field(default_factory=lambda: ["127.0.0.1:6443"])  # mutual TLS
     token_listen: list[str] = field(default_factory=list)  # TLS without client certificates: bearer and join tokens
+    # Kubernetes' REST API (kubectl): host:port or unix:///path; HTTPS with optional client certificates.
+    rest_listen: list[str] = field(default_factory=list)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     tls: ServingTLS | None = None
     token_file: str = ""  # users' bearer tokens (static token file), accepted on token_listen
@@ -515,7 +520,7 @@ def check_config(config: Config) -> list[str]:
             problems.append("--insecure-plaintext and a serving certificate exclude each other")
         if config.token_listen:
             problems.append("--token-listen serves TLS, which --insecure-plaintext turns off")
-        exposed = [a for a in config.listen if not is_local(a)]
+        exposed = [a for a in (*config.listen, *config.rest_listen) if not is_local(a)]
         if exposed and not config.insecure_plaintext_network:
             problems.append(f"refusing to serve plaintext, unauthenticated, on {', '.join(exposed)}: anyone who "
                             f"reaches it is cluster admin. Serve TLS (--tls-cert-file, --tls-private-key-file, "
@@ -572,6 +577,8 @@ class ApiServer:
         self.server: grpc.aio.Server | None = None
         self.ports: list[int] = []
         self.token_ports: list[int] = []
+        self.rest_ports: list[int] = []
+        self.rest: RestApi | None = None
         self.started = asyncio.Event()
 
     async def run(self) -> None:
@@ -596,6 +603,10 @@ class ApiServer:
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
         self._add_ports(server)
         self.server = server
+        # The REST face shares the servicer's overload limits; its `authorize` is the one authorization hook.
+        self.rest = RestApi(self.registry, self.cache, self.proxy, self.authenticator, servicer.admission)
+        rest_runner = web.AppRunner(self.rest.app(), access_log=None, handler_cancellation=True,
+                                    shutdown_timeout=1.0)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.storage.run_group_commit())
@@ -610,6 +621,7 @@ class ApiServer:
 
                     start_http_server(self.config.metrics_port, self.config.metrics_address)
                 await server.start()
+                await self._start_rest(rest_runner)
                 for addr in self.config.listen:
                     if addr.startswith("unix://"):
                         os.chmod(addr.removeprefix("unix://"), 0o600)  # root only, as the CLI
@@ -629,10 +641,39 @@ class ApiServer:
             with contextlib.suppress(Exception):
                 await health_servicer.enter_graceful_shutdown()
             await server.stop(grace=1.0)
+            await rest_runner.cleanup()
             self.audit.close()
             await self.proxy.close()
             await self.storage.close()
             log.info("apiserver_stopped")
+
+    async def _start_rest(self, runner: web.AppRunner) -> None:
+        """Serve the REST face on rest_listen: HTTPS under the serving certificate; a client certificate from the
+        cluster CA names the caller, else a bearer token must."""
+        if not self.config.rest_listen:
+            return
+        await runner.setup()
+        context = None
+        if self.config.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.config.tls.cert_file, self.config.tls.key_file)
+            context.load_verify_locations(self.config.tls.client_ca_file)
+            context.verify_mode = ssl.CERT_OPTIONAL
+        for addr in self.config.rest_listen:
+            site: web.BaseSite
+            if addr.startswith("unix://"):
+                _prepare_socket(addr)
+                site = web.UnixSite(runner, addr.removeprefix("unix://"), ssl_context=context)
+            else:
+                host, _, port = addr.rpartition(":")
+                site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=context, reuse_port=False)
+            await site.start()
+            if addr.startswith("unix://"):
+                os.chmod(addr.removeprefix("unix://"), 0o600)
+                self.rest_ports.append(0)
+            else:
+                server = site._server  # the bound port, when 0 was asked for
+                self.rest_ports.append(server.sockets[0].getsockname()[1] if server is not None else 0)
 
     def _add_ports(self, server: grpc.aio.Server) -> None:
         tls_config = self.config.tls

@@ -14,6 +14,8 @@ processes, then measures in one run:
   delay from write to delivery at 100 writes/s (plus, for context, the same
   at 100 watchers x 100 writes/s and 1,000 watchers x 10 writes/s);
 - `kubelite apply -f` of a 10,000-pod file, wall time;
+- the REST face of the same process: JSON pod creates/s (POST, the same load) and watch delivery p50/p99 of
+  --rest-watchers streaming watches (`?watch=1`) at the same write rate, next to the gRPC figures;
 - the cost of TLS: creates/s and CPU per create (apiserver, etcd, client
   processes) of a cluster with mutual TLS on every link against the same
   cluster without TLS (the test-only plaintext switch), fresh clusters
@@ -234,6 +236,92 @@ def create_worker(conn: ClientConfig, prefix: str, count: int, concurrency: int,
     return _fast_run(main())
 
 
+def _rest_session(conn: ClientConfig) -> Any:
+    """An aiohttp session presenting `conn`'s client certificate to the REST API."""
+    import ssl
+
+    import aiohttp
+
+    context = None
+    if not conn.insecure_plaintext:
+        context = ssl.create_default_context(cafile=conn.ca_file)
+        context.load_cert_chain(conn.cert_file, conn.key_file)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context if context else False, limit=0))
+
+
+def rest_create_worker(conn: ClientConfig, url: str, prefix: str, count: int, concurrency: int, start_at: float
+                       ) -> tuple[int, float, float, int, float]:
+    """As create_worker, over the REST API: `count` JSON pod creates (POST) by `concurrency` tasks."""
+
+    async def main() -> tuple[int, float, float, int, float]:
+        bodies = [json.dumps(pod_manifest(f"{prefix}-{i:06d}")).encode() for i in range(count)]
+        errors = 0
+        headers = {"Content-Type": "application/json"}
+        path = f"{url}/api/v1/namespaces/default/pods"
+        async with _rest_session(conn) as session:
+            async with session.get(f"{url}/api/v1/namespaces?limit=1") as resp:
+                await resp.read()
+            it = iter(bodies)
+
+            async def task() -> None:
+                nonlocal errors
+                for body in it:
+                    try:
+                        async with session.post(path, data=body, headers=headers) as resp:
+                            await resp.read()
+                            errors += resp.status != 201
+                    except Exception:  # counted: the benchmark reports errors rather than stopping
+                        errors += 1
+
+            await _sleep_until(start_at)
+            t0, cpu0 = time.time(), time.process_time()
+            await asyncio.gather(*(task() for _ in range(concurrency)))
+            return count, t0, time.time(), errors, time.process_time() - cpu0
+
+    return _fast_run(main())
+
+
+def rest_watch_worker(conn: ClientConfig, url: str, namespace: str, watchers: int, rv: str, ready_path: str,
+                      timeout: float) -> dict[str, Any]:
+    """As watch_worker, over the REST API: `watchers` streaming watches (?watch=1), newline-delimited JSON."""
+
+    async def main() -> dict[str, Any]:
+        import re
+
+        sent_re = re.compile(rb'"bench/sent":"([0-9.]+)"')
+        delays: list[float] = []
+        received = [0] * watchers
+        primed = 0
+        all_primed = asyncio.Event()
+        path = f"{url}/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={rv}&timeoutSeconds={int(timeout)}"
+
+        async def watch(session: Any, i: int) -> None:
+            nonlocal primed
+            async with session.get(path) as resp:
+                async for line in resp.content:
+                    now = time.time()
+                    stamps = sent_re.findall(line)
+                    delays.extend(now - float(t) for t in stamps)
+                    received[i] += len(stamps)
+                    if b'"name":"prime"' in line:
+                        primed += 1
+                        if primed == watchers:
+                            all_primed.set()
+                    if b'"name":"done"' in line:
+                        return
+
+        async with _rest_session(conn) as session:
+            tasks = [asyncio.ensure_future(watch(session, i)) for i in range(watchers)]
+            await asyncio.wait_for(all_primed.wait(), 120)
+            await asyncio.to_thread(Path(ready_path).touch)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for t in pending:
+                t.cancel()
+        return {"delays": delays, "received": received}
+
+    return _fast_run(main())
+
+
 def paced_worker(conn: ClientConfig, rate: float, seconds: float) -> dict[str, Any]:
     """Open-loop creates at `rate`/s for `seconds`; the latency of each."""
 
@@ -368,11 +456,15 @@ def wipe_bench_keys(cluster: Processes) -> None:
 
 
 def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs: int,
-                      conn: ClientConfig | None = None) -> dict[str, Any]:
+                      conn: ClientConfig | None = None, rest: bool = False) -> dict[str, Any]:
     per = total // procs
     start = _start_at(3.0)
-    results = _run_in_procs(create_worker, [(conn or cluster.conn(), f"load{i}", per, concurrency // procs, start)
-                                            for i in range(procs)])
+    if rest:
+        results = _run_in_procs(rest_create_worker, [(conn or cluster.conn(), cluster.rest_url, f"rest{i}", per,
+                                                      concurrency // procs, start) for i in range(procs)])
+    else:
+        results = _run_in_procs(create_worker, [(conn or cluster.conn(), f"load{i}", per, concurrency // procs,
+                                                 start) for i in range(procs)])
     done = sum(r[0] for r in results)
     elapsed = max(r[2] for r in results) - min(r[1] for r in results)
     return {"creates": done, "errors": sum(r[3] for r in results), "seconds": round(elapsed, 3),
@@ -389,7 +481,8 @@ def paced_latency(cluster: Processes, *, rate: float, seconds: float) -> dict[st
 
 
 def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate: float,
-           seconds: float, namespace: str = "fanout", watchers_per_connection: int = 10) -> dict[str, Any]:
+           seconds: float, namespace: str = "fanout", watchers_per_connection: int = 10,
+           rest: bool = False) -> dict[str, Any]:
     from api import convert, kinds
     from api.pb import core_pb2
 
@@ -407,8 +500,12 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
     ctx = mp.get_context("spawn")
     pool = ctx.Pool(procs)
     channels = max(1, per // watchers_per_connection)
-    pending = [pool.apply_async(watch_worker, (cluster.conn(), namespace, per, channels, rv,
-                                               str(ready[i]), seconds + 120)) for i in range(procs)]
+    if rest:
+        pending = [pool.apply_async(rest_watch_worker, (cluster.conn(), cluster.rest_url, namespace, per, rv,
+                                                        str(ready[i]), seconds + 120)) for i in range(procs)]
+    else:
+        pending = [pool.apply_async(watch_worker, (cluster.conn(), namespace, per, channels, rv,
+                                                   str(ready[i]), seconds + 120)) for i in range(procs)]
     time.sleep(3.0)  # let the watcher processes start and open their watches
 
     async def marker(name: str) -> None:
@@ -593,6 +690,8 @@ def main() -> None:
                         help="more WATCHERSxRATE fan-out points measured after the main one (context for the cost "
                              "per delivery); empty for none")
     parser.add_argument("--apply-pods", type=int, default=10000)
+    parser.add_argument("--rest-watchers", type=int, default=100,
+                        help="REST watches in the REST fan-out (one HTTP connection each)")
     parser.add_argument("--plaintext", action="store_true",
                         help="run the phases without TLS (the test-only switch), to compare one against the other")
     parser.add_argument("--tls-creates", type=int, default=20000, help="creates per run of the TLS comparison")
@@ -600,12 +699,12 @@ def main() -> None:
     parser.add_argument("--authz-creates", type=int, default=20000, help="creates per run of the authz comparison")
     parser.add_argument("--authz-rounds", type=int, default=2, help="runs of each, authorization on and off")
     parser.add_argument("--only", default="",
-                        help="comma-separated phases: etcd,creates,latency,fanout,apply,tls,authz")
+                        help="comma-separated phases: etcd,creates,latency,fanout,apply,rest,tls,authz")
     parser.add_argument("--profile", default="", help="directory for py-spy raw profiles of the apiserver per phase")
     parser.add_argument("--profile-native", action="store_true", help="profile C/Cython frames too (py-spy --native)")
     args = parser.parse_args()
-    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply", "tls",
-                                                         "authz"}
+    phases = set(filter(None, args.only.split(","))) or {"etcd", "creates", "latency", "fanout", "apply", "rest",
+                                                         "tls", "authz"}
 
     workdir = Path(tempfile.mkdtemp(prefix="kubelite-bench-api-"))
     cluster = Processes(workdir, tls=not args.plaintext)
@@ -621,7 +720,7 @@ def main() -> None:
                                           procs=args.load_procs)
                 out[name]["etcd_cpu_seconds"] = round(cpu_seconds(etcd_pid) - before, 2)
             wipe_bench_keys(cluster)
-        cluster.start_apiserver(cluster.etcd_url, wait=False)
+        cluster.start_apiserver(cluster.etcd_url, wait=False, rest=True)
         asyncio.run(_wait_healthy(cluster.conn()))
         pid = cluster.procs["apiserver"].pid
 
@@ -657,6 +756,12 @@ def main() -> None:
                 seconds=args.fanout_seconds, namespace=f"fanout-{point}",
                 watchers_per_connection=args.watchers_per_connection), "fanout")
         phase("apply", lambda: apply_file(cluster, workdir, pods=args.apply_pods))
+        # The REST face of the same process, with the same load, next to the gRPC figures above.
+        phase("rest_creates", lambda: apiserver_creates(cluster, total=args.creates, concurrency=args.concurrency,
+                                                        procs=args.load_procs, rest=True), "rest")
+        phase("rest_fanout", lambda: fanout(cluster, workdir, watchers=args.rest_watchers, procs=args.watch_procs,
+                                            rate=args.fanout_rate, seconds=args.fanout_seconds,
+                                            namespace="fanout-rest", rest=True), "rest")
         if "tls" in phases:
             cluster.stop_all()  # the comparison runs on clusters of its own, with the machine to themselves
             out["tls"] = tls_cost(workdir, total=args.tls_creates, concurrency=args.concurrency,
@@ -689,6 +794,11 @@ def main() -> None:
         summary["authz_creates_per_second_cost"] = out["authz"]["creates_per_second_cost"]
         summary["authz_cost_ok"] = out["authz"]["creates_per_second_cost"] < TARGETS["authz_create_cost_max"] and \
             out["authz"]["on"]["errors"] == 0
+    if "rest_creates" in out and "creates" in out:
+        summary["rest_to_grpc_creates_ratio"] = round(out["rest_creates"]["per_second"]
+                                                      / out["creates"]["per_second"], 3)
+    if "rest_fanout" in out:
+        summary["rest_fanout_p99_ms"] = out["rest_fanout"]["p99_ms"]
     if "apply" in out:
         summary["apply_ok"] = out["apply"]["exit_code"] == 0 and out["apply"]["seconds"] < TARGETS["apply_seconds_max"]
     out["summary"] = summary

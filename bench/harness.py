@@ -106,6 +106,7 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_url = ""  # once started
         self.address = ""  # the apiserver's, once started
+        self.rest_url = ""  # its REST API's, when started with rest=True
 
     def conn(self, address: str = "") -> ClientConfig:
         """The admin's client config for the apiserver (or `address`)."""
@@ -183,13 +184,18 @@ class Processes:
         return url
 
     def start_apiserver(self, etcd_url: str, *, log_level: str = "warning", wait: bool = True,
-                        extra: list[str] | None = None) -> str:
+                        extra: list[str] | None = None, rest: bool = False) -> str:
         """`kubelite apiserver` over `etcd_url` on a free port (with `extra` flags); its address (host:port), once
-        it listens."""
+        it listens. `rest`: also Kubernetes' REST API, on another free port (its URL in `rest_url`)."""
         port = free_port()
         address = f"127.0.0.1:{port}"
+        rest_flags: list[str] = []
+        if rest:
+            rest_port = free_port()
+            rest_flags = ["--rest-listen", f"127.0.0.1:{rest_port}"]
+            self.rest_url = f"{'http' if self.pki is None else 'https'}://127.0.0.1:{rest_port}"
         self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", etcd_url, "--listen", address,
-                                 *self.apiserver_flags(), "--log-level", log_level, *(extra or [])])
+                                 *rest_flags, *self.apiserver_flags(), "--log-level", log_level, *(extra or [])])
         if wait:
             wait_port(port)
         self.address = address

@@ -13,9 +13,10 @@ workloads   rollout status|history|undo|restart|pause|resume (deployments, daemo
 pods        logs (also a local cluster's component logs) and exec
 auth        auth can-i|whoami; create role|clusterrole|rolebinding|clusterrolebinding
 tokens      token create|list|delete: join tokens
+kubeconfig  kubeconfig: a kubeconfig for kubectl with this CLI's credentials and the cluster's REST URL
 jobs        create job (from flags, or --from=cronjob/NAME)
 drain       drain: cordon, then evict through the eviction subresource, respecting disruption budgets
-printers    tables and -o output
+printers    tables and -o output (each kind's columns and cells: api/columns.py)
 merge       the three-way merge of apply
 common      connection options, error reporting, the local-cluster option
 

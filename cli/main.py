@@ -12,7 +12,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import click
 
-from cli import apply, auth, delete, describe, drain, get, jobs, pods, tokens, verbs, workloads
+from cli import apply, auth, delete, describe, drain, get, jobs, kubeconfig, pods, tokens, verbs, workloads
 from cli.daemons import (
     apiserver,
     certs,
@@ -40,6 +40,7 @@ MODULES = (
     pods,
     workloads,
     tokens,
+    kubeconfig,
     jobs,
     drain,
     lab,

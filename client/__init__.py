@@ -3,6 +3,7 @@
 api         the typed client: objects in, objects out, kubelite errors raised
 channel     one place that opens a gRPC channel (mutual TLS over TCP or a unix socket)
 config      where the apiserver is and who we are: flags, environment, the config file and its current cluster
+kubeconfig  a kubectl kubeconfig for the REST port: the cluster CA and a user's client certificate, inline
 tls         TLS material for clients and servers, re-read when renewed; plain words for failed handshakes
 pki         keys, certificate requests, the signing CA, identities (user = CN, groups = O)
 tokens      join tokens: K10<CA hash>::<id>.<secret>

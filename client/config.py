@@ -101,13 +101,15 @@ def write_file(data: dict, path: Path | None = None) -> None:
 
 def set_cluster(name: str, *, server: str, ca_file: str = "", cert_file: str = "", key_file: str = "",
                 token_file: str = "", log_dir: str = "", insecure_plaintext: bool = False,
-                current: bool = True, path: Path | None = None) -> None:
-    """Add or replace a named cluster in the config file (`log_dir`: a local cluster's component logs)."""
+                current: bool = True, path: Path | None = None, rest_server: str = "") -> None:
+    """Add or replace a named cluster in the config file (`log_dir`: a local cluster's component logs;
+    `rest_server`: the URL of its REST API, for `kubelite kubeconfig`)."""
     data = read_file(path)
     clusters = data.setdefault("clusters", {})
     entry: dict[str, object] = {"server": server}
     for key, value in (("certificate-authority", ca_file), ("client-certificate", cert_file),
-                       ("client-key", key_file), ("token-file", token_file), ("logs", log_dir)):
+                       ("client-key", key_file), ("token-file", token_file), ("logs", log_dir),
+                       ("rest-server", rest_server)):
         if value:
             entry[key] = value
     if insecure_plaintext:

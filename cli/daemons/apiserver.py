@@ -27,6 +27,10 @@ def _fail(message: str) -> None:
               help="serve the API here with mutual TLS: host:port or unix:///path (repeatable)")
 @click.option("--token-listen", multiple=True, default=[],
               help="also serve TLS without client certificates here, for bearer and join tokens only (repeatable)")
+@click.option("--rest-listen", multiple=True, default=[],
+              help="also serve Kubernetes' REST API (kubectl) here, HTTPS under the same certificate: host:port or "
+                   "unix:///path (repeatable); a client certificate of the cluster CA or a bearer token names the "
+                   "caller")
 @click.option("--tls-cert-file", default="", help="the apiserver's serving certificate")
 @click.option("--tls-private-key-file", default="", help="its key")
 @click.option("--client-ca-file", default="", help="clients' certificates must be signed by this CA")
@@ -74,7 +78,8 @@ def _fail(message: str) -> None:
               help="rotated audit logs kept")
 @click.option("--log-level", default="info")
 def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyfile: str, listen: tuple[str, ...],
-              token_listen: tuple[str, ...], tls_cert_file: str, tls_private_key_file: str, client_ca_file: str,
+              token_listen: tuple[str, ...], rest_listen: tuple[str, ...], tls_cert_file: str,
+              tls_private_key_file: str, client_ca_file: str,
               token_file: str | None, kubelet_certificate_authority: str, kubelet_client_certificate: str,
               kubelet_client_key: str, cluster_signing_cert_file: str, cluster_signing_key_file: str,
               cluster_signing_duration: str, insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
@@ -136,7 +141,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
             raise click.BadParameter(str(e), param_hint="--encryption-provider-config") from None
     config = Config(
         etcd_servers=etcd_servers, etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile) if etcd else None,
-        listen=list(listen), token_listen=list(token_listen),
+        listen=list(listen), token_listen=list(token_listen), rest_listen=list(rest_listen),
         registry=RegistryConfig(service_cidr=service_cidr, node_port_range=node_port_range, lb_pool=lb_pool,
                                 toleration_seconds=default_toleration_seconds,
                                 external_ip_cidrs=service_external_ip_cidrs),

@@ -26,7 +26,7 @@ import structlog
 
 from api.errors import ApiError, NotFoundError
 from client import config as client_config
-from client import pki, tokens
+from client import kubeconfig, pki, tokens
 from client.api import Client
 from client.config import ClientConfig
 from deploy.lab import network
@@ -140,9 +140,15 @@ def write_user_config(plan: LabPlan) -> None:
     pki.write_public(target / "ca.crt", store.crt(certs.CA).read_bytes())
     pki.write_public(target / "admin.crt", store.crt("admin").read_bytes())
     pki.write_private(target / "admin.key", store.key("admin").read_bytes())
+    spec = control_plane_spec(plan)
     client_config.set_cluster(plan.cluster, server=f"unix://{socket_path(plan)}", ca_file=str(target / "ca.crt"),
                               cert_file=str(target / "admin.crt"), key_file=str(target / "admin.key"),
-                              log_dir=str(plan.paths.log_dir))
+                              log_dir=str(plan.paths.log_dir), rest_server=spec.rest_server)
+    # kubectl's credentials: the REST API in the control plane's namespace (`ip netns exec` reaches it).
+    pki.write_private(client_config.config_path().parent / "kubeconfig",
+                      kubeconfig.render(spec.rest_server, store.crt(certs.CA).read_bytes(),
+                                        store.crt("admin").read_bytes(), store.key("admin").read_bytes(),
+                                        cluster=plan.cluster).encode())
 
 
 async def create_join_token(conn: ClientConfig, path: Path, *, ttl: float = 600.0) -> tokens.JoinToken:

@@ -65,6 +65,7 @@ class ControlPlaneSpec:
     lb_pool: str = ""
     token_port: int = 6444  # TLS without client certificates: join tokens, and users' bearer tokens
     token_file: str = ""  # users' bearer tokens (static token file), optional
+    rest_port: int = 6445  # Kubernetes' REST API (kubectl), HTTPS under the same certificate
     signing_duration: str = "8760h"  # lifetime of the certificates nodes are given
     extra_sans: Sequence[str] = ()  # more names and addresses users reach the apiserver by
     dns_port: int = 53
@@ -81,6 +82,11 @@ class ControlPlaneSpec:
     @property
     def server(self) -> str:
         return f"{self.address}:{self.api_port}"
+
+    @property
+    def rest_server(self) -> str:
+        """kubectl's `server`: the REST API's URL."""
+        return f"https://{self.address}:{self.rest_port}"
 
     @property
     def join_server(self) -> str:
@@ -179,6 +185,7 @@ def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
             "--etcd-cafile", str(store.crt(certs.ETCD_CA)), "--etcd-certfile", str(store.crt("apiserver-etcd-client")),
             "--etcd-keyfile", str(store.key("apiserver-etcd-client")),
             "--listen", spec.server, "--token-listen", spec.join_server,
+            "--rest-listen", f"{spec.address}:{spec.rest_port}",
             "--tls-cert-file", str(store.crt("apiserver")), "--tls-private-key-file", str(store.key("apiserver")),
             "--client-ca-file", str(store.crt(certs.CA)),
             "--kubelet-certificate-authority", str(store.crt(certs.CA)),

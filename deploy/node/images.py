@@ -291,6 +291,9 @@ echo "scale=$((digits + 4)); 4*a(1)" | BC_LINE_LENGTH=0 bc -l | cut -c "1-$((dig
 NGINX_CMD = ImageConfig(cmd=("httpd", "-f", "-p", "80", "-h", "/usr/share/nginx/html"))
 STAND_INS: dict[str, tuple[str, ImageConfig]] = {
     "docker.io/library/nginx:latest": ("nginx", NGINX_CMD),
+    # The tutorial "Run a Stateless Application Using a Deployment" moves from one to the other.
+    "docker.io/library/nginx:1.14.2": ("nginx-1.14.2", NGINX_CMD),
+    "docker.io/library/nginx:1.16.1": ("nginx-1.16.1", NGINX_CMD),
     "registry.k8s.io/nginx-slim:0.24": ("nginx-slim", NGINX_CMD),
     "docker.io/library/perl:5.34.0": ("perl", ImageConfig(cmd=("perl", "-v"))),
     "docker.io/library/busybox:1.28": ("busybox-1.28", ImageConfig(cmd=("sh",))),
@@ -312,7 +315,7 @@ def build_stand_ins(cache_dir: Path = DEFAULT_CACHE_DIR, *, busybox: Path = DEFA
         key = _key(binary, oci_arch().encode(), name.encode())
         if not _cached(path, key):
             entries = busybox_entries(binary, busybox_applets(busybox))
-            if stem in ("nginx", "nginx-slim"):
+            if stem.startswith("nginx"):
                 entries.append(Entry("/usr/share/nginx/html/index.html", data=NGINX_HTML))
             if stem == "perl":
                 entries.append(Entry("/usr/bin/perl", data=PERL_BPI, mode=0o755))

@@ -44,6 +44,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("taint", "node", "n1", "dedicated=x:NoExecute", *NO_SERVER), DOWN),
     (("wait", "pod/web", "--for", "delete", "--timeout", "2", *NO_SERVER), DOWN),
     (("version", "--output", "json"), "No such option"),
+    (("kubeconfig",), "give --rest-server https://HOST:PORT"),
+    (("kubeconfig", "--rest-server", "http://127.0.0.1:1"), "the REST API is served over HTTPS"),
     (("exec", *NO_SERVER, "web", "--", "true"), DOWN),
     (("logs", "web", *NO_SERVER), DOWN),
     (("explain", "pod", "web", *NO_SERVER), DOWN),

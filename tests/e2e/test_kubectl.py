@@ -1,0 +1,114 @@
+"""Real kubectl against a 3-node lab's REST API, as a Kubernetes user drives a cluster; what it shows agrees with
+`kubelite get`. kubectl runs in the control plane's network namespace, where the REST port is (see README)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from client.config import config_path
+
+from .lab import Lab, pods, ready, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on the PATH (this test drives the real "
+                                                        "kubectl against the lab's REST API)")
+
+
+def kubectl(lab: Lab, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """kubectl with the kubeconfig `kubelite up` wrote, inside the control plane's namespace."""
+    kubeconfig = config_path().parent / "kubeconfig"
+    result = subprocess.run(["ip", "netns", "exec", lab.plan.control_plane.netns, str(KUBECTL), "--kubeconfig",
+                             str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(kubeconfig.parent)})
+    if check:
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+def test_kubectl_drives_the_lab(lab: Lab) -> None:
+    """get nodes -o wide, apply -f examples/, rollout status, get pods -o wide -l, scale, set image, rollout undo,
+    logs, exec, describe, get events, api-resources, delete -f: each as against Kubernetes."""
+    nodes = kubectl(lab, "get", "nodes", "-o", "wide").stdout.splitlines()
+    assert nodes[0].split()[:6] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP"]
+    assert sorted(line.split()[0] for line in nodes[1:]) == sorted(
+        n["metadata"]["name"] for n in lab.get_json("nodes")["items"])
+    assert all(line.split()[1] == "Ready" for line in nodes[1:])
+    try:
+        applied = kubectl(lab, "apply", "-f", str(ROOT / "examples")).stdout
+        assert "deployment.apps/web created" in applied
+        kubectl(lab, "rollout", "status", "deployment/web", "--timeout=180s")
+        wide = kubectl(lab, "get", "pods", "-o", "wide", "-l", "app=web").stdout.splitlines()
+        assert wide[0].split()[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        shown = {line.split()[0]: line.split() for line in wide[1:]}
+        theirs = {p["metadata"]["name"]: p for p in pods(lab, "app=web")}
+        assert set(shown) == set(theirs) and len(shown) == 3
+        for name, cells in shown.items():
+            assert cells[1:3] == ["1/1", "Running"]
+            assert cells[5] == theirs[name]["status"]["podIP"] and cells[6] == theirs[name]["spec"]["nodeName"]
+
+        kubectl(lab, "scale", "deployment", "web", "--replicas", "5")
+        kubectl(lab, "rollout", "status", "deployment/web", "--timeout=180s")
+        wait_until(lambda: len([p for p in pods(lab, "app=web") if ready(p)]) == 5, timeout=120,
+                   what="5 ready web pods")
+        kubectl(lab, "set", "image", "deployment/web", "web=busybox:1.28")
+        kubectl(lab, "rollout", "status", "deployment/web", "--timeout=240s")
+        image = kubectl(lab, "get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+        assert image.stdout == "busybox:1.28"
+        kubectl(lab, "rollout", "undo", "deployment/web")
+        kubectl(lab, "rollout", "status", "deployment/web", "--timeout=240s")
+        image = kubectl(lab, "get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+        assert image.stdout == "localhost:5000/kubelite/busybox:1.35"
+
+        kubectl(lab, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+        answer = kubectl(lab, "exec", "client", "--", "wget", "-q", "-O", "-", "http://web").stdout
+        assert answer.startswith("hello from web-")
+        kubectl(lab, "logs", "deploy/web")
+        described = kubectl(lab, "describe", "pod", "client").stdout
+        assert "Status:       Running" in described and "Node:" in described
+        assert "Scheduled" in kubectl(lab, "get", "events").stdout
+        assert "deployments" in kubectl(lab, "api-resources").stdout
+    finally:
+        kubectl(lab, "delete", "-f", str(ROOT / "examples"), "--ignore-not-found", check=False)
+    wait_until(lambda: not pods(lab, "app=web"), timeout=120, what="web pods gone")
+
+
+def test_stateless_application_tutorial(lab: Lab) -> None:
+    """The Kubernetes tutorial "Run a Stateless Application Using a Deployment", step by step with kubectl and
+    its manifests unchanged: apply, describe, get -l, apply of the updated and the scaled manifests, delete."""
+    docs = ROOT / "tests" / "data" / "k8s-docs" / "tutorial-stateless"
+
+    def nginx_pods() -> list[list[str]]:
+        lines = kubectl(lab, "get", "pods", "-l", "app=nginx").stdout.splitlines()
+        return [line.split() for line in lines[1:]]
+
+    def settled(replicas: int, image: str) -> bool:
+        ours = pods(lab, "app=nginx")
+        return len(ours) == replicas and all(
+            ready(p) and p["spec"]["containers"][0]["image"] == image for p in ours)
+
+    try:
+        assert "deployment.apps/nginx-deployment created" in kubectl(lab, "apply", "-f",
+                                                                      str(docs / "deployment.yaml")).stdout
+        described = kubectl(lab, "describe", "deployment", "nginx-deployment").stdout
+        assert re.search(r"Replicas:\s+2 desired", described) and "nginx:1.14.2" in described
+        wait_until(lambda: settled(2, "nginx:1.14.2"), timeout=180, what="2 nginx:1.14.2 pods ready")
+        shown = nginx_pods()
+        assert len(shown) == 2 and all(cells[1:3] == ["1/1", "Running"] for cells in shown)
+        pod_described = kubectl(lab, "describe", "pod", shown[0][0]).stdout
+        assert re.search(r"Image:\s+nginx:1\.14\.2", pod_described)
+
+        assert "deployment.apps/nginx-deployment configured" in kubectl(
+            lab, "apply", "-f", str(docs / "deployment-update.yaml")).stdout
+        wait_until(lambda: settled(2, "nginx:1.16.1"), timeout=240, what="2 nginx:1.16.1 pods ready")
+        kubectl(lab, "apply", "-f", str(docs / "deployment-scale.yaml"))
+        wait_until(lambda: settled(4, "nginx:1.16.1"), timeout=240, what="4 nginx:1.16.1 pods ready")
+        assert len(nginx_pods()) == 4
+    finally:
+        kubectl(lab, "delete", "deployment", "nginx-deployment", "--ignore-not-found", check=False)
+    wait_until(lambda: not pods(lab, "app=nginx"), timeout=120, what="nginx pods gone")

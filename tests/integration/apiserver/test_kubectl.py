@@ -1,0 +1,190 @@
+"""Real kubectl (v1.32, from the PATH) against a real apiserver's REST face over real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import testpki
+from conftest import RunningApiserver, start_apiserver
+
+from api import kinds
+from api.errors import ForbiddenError
+from apiserver import authn
+from client import kubeconfig
+
+ROOT = Path(__file__).resolve().parents[3]
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on the PATH (these tests drive the real "
+                                                        "kubectl against the REST API)")
+
+
+@pytest.fixture
+async def rest(etcd: str) -> AsyncIterator[RunningApiserver]:
+    running = await start_apiserver(etcd, rest_listen=["127.0.0.1:0"])
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def write_kubeconfig(server: RunningApiserver, path: Path, identity: str = "admin") -> Path:
+    pki = testpki.get()
+    path.write_text(kubeconfig.render(f"https://127.0.0.1:{server.server.rest_ports[0]}", pki.pem("ca"),
+                                      pki.pem(identity), pki.pem(identity, "key"), user=identity))
+    return path
+
+
+async def kubectl(config: Path, *args: str, check: bool = True,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run kubectl beside the apiserver's event loop; its output as text."""
+    result = await asyncio.to_thread(
+        subprocess.run, [str(KUBECTL), "--kubeconfig", str(config), *args], capture_output=True, text=True,
+        timeout=60, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin", **(env or {})})
+    if check:
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+async def test_kubectl_apply_get_scale_set_image_delete(rest: RunningApiserver, tmp_path: Path) -> None:
+    """kubectl api-resources, apply -f examples/, get -o wide -l, scale, set image, rollout restart, label,
+    delete -f: each as against Kubernetes."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    resources = (await kubectl(config, "api-resources")).stdout
+    assert "deployments" in resources and "deploy" in resources and "apps/v1" in resources
+    assert (await kubectl(config, "get", "nodes")).stderr.strip() == "No resources found"
+    applied = await kubectl(config, "apply", "-f", str(ROOT / "examples"))
+    assert "deployment.apps/web created" in applied.stdout
+    assert "service/web created" in applied.stdout
+    again = await kubectl(config, "apply", "-f", str(ROOT / "examples"))
+    assert "deployment.apps/web unchanged" in again.stdout
+    deploys = (await kubectl(config, "get", "deployments", "-o", "wide")).stdout.splitlines()
+    assert deploys[0].split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert deploys[1].split()[0] == "web"
+    await kubectl(config, "create", "-f", str(ROOT / "examples" / "client.yaml"), "--dry-run=client")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "busybox:1.36"}], "nodeName": "n1"}}
+    (tmp_path / "pod.json").write_text(json.dumps(pod))
+    await kubectl(config, "create", "-f", str(tmp_path / "pod.json"))
+    pods = (await kubectl(config, "get", "pods", "-o", "wide", "-l", "app=web")).stdout.splitlines()
+    assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE"]
+    assert pods[1].split()[:4] == ["web-1", "0/1", "Pending", "0"]
+    assert pods[1].split()[-2:] == ["n1", "<none>"]
+    assert len(pods) == 2
+    await kubectl(config, "scale", "deployment", "web", "--replicas", "5")
+    assert (await kubectl(config, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}")).stdout == "5"
+    await kubectl(config, "set", "image", "deployment/web", "web=busybox:1.37")
+    image = (await kubectl(config, "get", "deploy", "web", "-o",
+                           "jsonpath={.spec.template.spec.containers[0].image}")).stdout
+    assert image == "busybox:1.37"
+    await kubectl(config, "label", "deployment", "web", "tier=front")
+    await kubectl(config, "annotate", "deployment", "web", "note=hello")
+    await kubectl(config, "rollout", "restart", "deployment/web")
+    got = (await kubectl(config, "get", "deploy", "web", "-o", "jsonpath={.metadata.labels.tier}")).stdout
+    assert got == "front"
+    restarted = (await kubectl(config, "get", "deploy", "web", "-o",
+                               "jsonpath={.spec.template.metadata.annotations}")).stdout
+    assert "kubectl.kubernetes.io/restartedAt" in restarted
+    await kubectl(config, "patch", "deployment", "web", "--type=json",
+                  "-p", '[{"op": "replace", "path": "/spec/replicas", "value": 4}]')
+    await kubectl(config, "patch", "deployment", "web", "--type=merge", "-p", '{"spec": {"minReadySeconds": 2}}')
+    # kubectl runs an editor with spaces through the shell: the edit is this sed.
+    edited = await kubectl(config, "edit", "deployment", "web",
+                           env={"KUBE_EDITOR": "sed -i 's/replicas: 4/replicas: 3/'"})
+    assert "deployment.apps/web edited" in edited.stdout
+    spec = json.loads((await kubectl(config, "get", "deploy", "web", "-o", "json")).stdout)["spec"]
+    assert (spec["replicas"], spec["minReadySeconds"]) == (3, 2)
+    deleted = await kubectl(config, "delete", "-f", str(ROOT / "examples"))
+    assert 'deployment.apps "web" deleted' in deleted.stdout
+    missing = await kubectl(config, "get", "deployment", "web", check=False)
+    assert missing.returncode != 0
+    assert 'Error from server (NotFound): deployments.apps "web" not found' in missing.stderr
+
+
+async def test_kubelite_kubeconfig_serves_kubectl(rest: RunningApiserver, tmp_path: Path) -> None:
+    """`kubelite kubeconfig` writes the CLI's credentials and the cluster's REST URL as a kubeconfig kubectl
+    reads; without the URL it says which flag gives it."""
+    pki = testpki.get()
+    cli_config = pki.config_file(tmp_path / "config.yaml", rest.address)
+    env = {"KUBELITE_CONFIG": str(cli_config), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    kubelite = [sys.executable, "-m", "cli.main", "kubeconfig"]
+    missing = await asyncio.to_thread(subprocess.run, kubelite, capture_output=True, text=True, env=env, timeout=60,
+                                      cwd=ROOT)
+    assert missing.returncode != 0 and "--rest-server" in missing.stderr
+    url = f"https://127.0.0.1:{rest.server.rest_ports[0]}"
+    out = tmp_path / "kubeconfig"
+    made = await asyncio.to_thread(subprocess.run, [*kubelite, "--rest-server", url, "-o", str(out)],
+                                   capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    namespaces = (await kubectl(out, "get", "namespaces", "-o", "name")).stdout.split()
+    assert "namespace/default" in namespaces and "namespace/kube-system" in namespaces
+
+
+async def test_kubectl_without_credentials_is_unauthorized(rest: RunningApiserver, tmp_path: Path) -> None:
+    """A kubeconfig with the CA but no client certificate gets kubectl's usual Unauthorized."""
+    pki = testpki.get()
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig.render_token(f"https://127.0.0.1:{rest.server.rest_ports[0]}", pki.pem("ca"),
+                                              "not-a-token"))
+    result = await kubectl(config, "get", "pods", check=False)
+    assert result.returncode != 0
+    assert "error: You must be logged in to the server" in result.stderr
+
+
+async def test_kubectl_discovery_explain_and_watch(rest: RunningApiserver, tmp_path: Path) -> None:
+    """kubectl uses aggregated discovery, lists exactly what `kubelite api-resources` does, explains fields from
+    the OpenAPI v3 schemas, and `get -w` prints the table and stops at its timeout."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    verbose = await kubectl(config, "get", "ns", "-v=8")
+    assert "Content-Type: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList" in verbose.stderr
+    names = set((await kubectl(config, "api-resources", "-o", "name")).stdout.split())
+    async with rest.client() as client:
+        served = {r.name if "/" not in r.api_version else f"{r.name}.{r.api_version.rpartition('/')[0]}"
+                  for r in await client.api_resources()}
+    assert names == served
+    explained = (await kubectl(config, "explain", "deployment.spec.strategy")).stdout
+    assert "FIELD: strategy <DeploymentStrategy>" in explained and "rollingUpdate" in explained
+    ports = (await kubectl(config, "explain", "pods.spec.containers.ports")).stdout
+    assert "containerPort\t<integer>" in ports
+    await kubectl(config, "apply", "-f", str(ROOT / "examples" / "client.yaml"))
+    watched = await kubectl(config, "get", "pods", "-w", "--request-timeout=3s", check=False)
+    lines = watched.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert lines[1].split()[:3] == ["client", "0/1", "Pending"]
+    # kubectl has gone: its watch is released at once, not at the watch's timeout.
+    store = rest.server.cache.store(kinds.lookup("pods"))
+    for _ in range(50):
+        if not store.watchers:
+            break
+        await asyncio.sleep(0.1)
+    assert not store.watchers
+
+
+async def test_authorization_hook_refusal_is_kubectls_forbidden(rest: RunningApiserver, tmp_path: Path) -> None:
+    """What the authorization hook refuses, kubectl reports as "Error from server (Forbidden)", with the
+    attributes Kubernetes authorizes on; reads it allows still work."""
+    asked: list[tuple[str, ...]] = []
+
+    async def view_only(user: authn.UserInfo, verb: str, resource: str, subresource: str, namespace: str,
+                        name: str) -> None:
+        asked.append((user.name, verb, resource, subresource, namespace, name))
+        if "system:masters" not in user.groups and verb not in ("get", "list", "watch"):
+            raise ForbiddenError(f'{resource} is forbidden: User "{user.name}" cannot {verb} resource '
+                                 f'"{resource}" in the namespace "{namespace}"')
+
+    assert rest.server.rest is not None
+    rest.server.rest.authorize = view_only
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig", identity="scheduler")
+    assert (await kubectl(config, "get", "pods")).returncode == 0
+    refused = await kubectl(config, "apply", "-f", str(ROOT / "examples" / "client.yaml"), check=False)
+    assert refused.returncode != 0
+    assert 'Error from server (Forbidden)' in refused.stderr
+    assert 'User "system:kube-scheduler" cannot create resource "pods"' in refused.stderr
+    assert ("system:kube-scheduler", "create", "pods", "", "default", "") in asked
