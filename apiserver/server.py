@@ -603,8 +603,9 @@ class ApiServer:
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
         self._add_ports(server)
         self.server = server
-        # The REST face shares the servicer's overload limits; its `authorize` is the one authorization hook.
-        self.rest = RestApi(self.registry, self.cache, self.proxy, self.authenticator, servicer.admission)
+        # The REST face shares the servicer's overload limits, authorizer and audit log.
+        self.rest = RestApi(self.registry, self.cache, self.proxy, self.authenticator, servicer.admission,
+                            self.authorizer, self.audit)
         rest_runner = web.AppRunner(self.rest.app(), access_log=None, handler_cancellation=True,
                                     shutdown_timeout=1.0)
         try:

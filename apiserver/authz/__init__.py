@@ -129,7 +129,7 @@ class Authorizer:
         nothing its author does not hold)."""
         if not self.authorize(a).allowed:
             raise forbidden(a)
-        if a.obj is not None and a.verb in ("create", "update") and not a.subresource and self.enabled \
+        if a.obj is not None and a.verb in ("create", "update", "patch") and not a.subresource and self.enabled \
                 and MASTERS not in a.user.groups:
             self._check_escalation(a)
 

@@ -85,7 +85,7 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
         ]),
         rbac_pb2.ClusterRole(metadata=_meta("system:discovery"), rules=[rbac_pb2.PolicyRule(
             verbs=["get"], non_resource_urls=["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz",
-                                              "/version", "/version/"])]),
+                                              "/openapi", "/openapi/*", "/version", "/version/"])]),
         rbac_pb2.ClusterRole(metadata=_meta("system:basic-user"), rules=[
             _rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
             _rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"])]),
