@@ -28,8 +28,11 @@ def _progress(line: str) -> None:
 @click.option("--ingress-nodes", default="all", show_default=True,
               help="nodes that run the ingress controller: all, none, or names (n1,n2)")
 @click.option("--add-node", is_flag=True, help="add one worker node to the running cluster --name instead")
+@click.option("--control-planes", type=click.IntRange(1, 7), default=1, show_default=True,
+              help="control-plane machines, each with an etcd member, an apiserver, a scheduler and a "
+                   "controller-manager: 3 survive losing one (an odd number)")
 def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, ingress_nodes: str,
-       add_node: bool) -> None:
+       add_node: bool, control_planes: int) -> None:
     """Start a local cluster: every node in its own network namespace (root); or, with --add-node, add a node to
     a running one."""
     from deploy.lab.cluster import AlreadyUpError, LabError
@@ -38,6 +41,13 @@ def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, i
     from deploy.lab.plan import LabPlanError
 
     chosen: set[str] | None = None
+    if control_planes % 2 == 0:
+        raise click.BadParameter(f"{control_planes} is even: etcd keeps working while a majority of its members is "
+                                 f"up, so {control_planes} tolerate no more losses than {control_planes - 1}",
+                                 param_hint="--control-planes")
+    if add_node and control_planes != 1:
+        raise click.BadParameter("--add-node adds a worker; the control planes stay as the cluster was started",
+                                 param_hint="--control-planes")
     if add_node and ingress_nodes not in ("all", "none"):
         raise click.BadParameter("with --add-node: all or none (whether the new node runs it)",
                                  param_hint="--ingress-nodes")
@@ -54,7 +64,7 @@ def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, i
                                      ingress=ingress_nodes == "all"))
             return
         asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level,
-                           proxy_mode=proxy_mode, ingress_nodes=chosen))
+                           proxy_mode=proxy_mode, ingress_nodes=chosen, control_planes=control_planes))
     except AlreadyUpError as e:
         click.echo(str(e), err=True)
         return
@@ -145,12 +155,37 @@ def status(name: str) -> None:
 
     click.echo("")
     click.echo(certs.table(certs.lab_places(name)))
+    _control_plane_status(running.plan)
     try:
         asyncio.run(nodes())
         click.echo("\napiserver: healthy", err=True)
     except Exception as e:
         click.echo(f"\napiserver: unreachable ({e})", err=True)
         sys.exit(1)
+
+
+def _control_plane_status(plan) -> None:  # type: ignore[no-untyped-def]
+    """The etcd members (health, leader) and which scheduler and controller-manager hold their leases."""
+    from deploy.lab import status as lab_status
+
+    click.echo("")
+    try:
+        members = lab_status.etcd_members(plan)
+        click.echo(printers.table(_member_rows(members), ["ETCD MEMBER", "CLIENT URL", "HEALTH", "LEADER", "TERM"]))
+    except (RuntimeError, OSError, ValueError) as e:
+        click.echo(f"etcd members: unknown ({e})")
+    holders = asyncio.run(lab_status.lease_holders_or_error(plan))
+    click.echo("")
+    if isinstance(holders, str):
+        click.echo(f"leader leases: unknown ({holders})")
+        return
+    rows = [[h.component, h.lease, h.holder or "<none>", h.daemon or "-"] for h in holders]
+    click.echo(printers.table(rows, ["LEADER", "LEASE", "HOLDER", "DAEMON"]))
+
+
+def _member_rows(members: list[dict]) -> list[list[str]]:
+    return [[m["name"], ",".join(m["client_urls"]) or "-", "healthy" if m["healthy"] else f"unhealthy ({m['error']})",
+             "*" if m["leader"] else "", str(m["raft_term"] or "-")] for m in members]
 
 
 def _need_systemd(systemd: bool) -> None:
@@ -291,6 +326,35 @@ def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tupl
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     click.echo(f"node {name} holds its certificates in {pki_dir}")
+
+
+@bootstrap.command("etcd-members")
+@click.option("--endpoints", default="https://127.0.0.1:2379", show_default=True,
+              help="etcd client URLs to ask (comma-separated)")
+@click.option("--cacert", required=True, help="etcd's CA certificate")
+@click.option("--cert", required=True, help="a client certificate etcd accepts (the apiserver's etcd client one)")
+@click.option("--key", required=True, help="its key")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def bootstrap_etcd_members(endpoints: str, cacert: str, cert: str, key: str, output: str) -> None:
+    """List the control planes' etcd members with their health and the leader (as `etcdctl endpoint status
+    --cluster`)."""
+    import dataclasses
+    import json
+
+    from deploy.node import etcdadmin
+
+    files = etcdadmin.EtcdFiles(cacert, cert, key)
+    urls = [u.strip() for u in endpoints.split(",") if u.strip()]
+    try:
+        members = asyncio.run(etcdadmin.member_statuses(urls, files))
+    except etcdadmin.EtcdAdminError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    found = [dataclasses.asdict(m) for m in members]
+    if output == "json":
+        click.echo(json.dumps(found))
+        return
+    click.echo(printers.table(_member_rows(found), ["ETCD MEMBER", "CLIENT URL", "HEALTH", "LEADER", "TERM"]))
 
 
 COMMANDS: list[click.Command] = [up, down, status, bootstrap]
