@@ -184,7 +184,10 @@ def _control_plane_status(plan) -> None:  # type: ignore[no-untyped-def]
 
 
 def _member_rows(members: list[dict]) -> list[list[str]]:
-    return [[m["name"], ",".join(m["client_urls"]) or "-", "healthy" if m["healthy"] else f"unhealthy ({m['error']})",
+    # gRPC's "failed to connect to all addresses; last error: ...: Connection refused": its last words say it.
+    short = lambda error: error.rsplit(": ", 1)[-1]  # noqa: E731
+    return [[m["name"], ",".join(m["client_urls"]) or "-",
+             "healthy" if m["healthy"] else f"unhealthy ({short(m['error'])})",
              "*" if m["leader"] else "", str(m["raft_term"] or "-")] for m in members]
 
 
