@@ -4,8 +4,8 @@
 stopping and starting a whole control-plane machine is `cluster.stop_control_plane_machine`
 and `start_control_plane_machine`. `WriteProbe` writes a ConfigMap every `interval` seconds,
 each write on its own (a write stuck on a dead leader does not hold up the next), and records
-when each was sent and acknowledged: `writable_after(t)` is how long after `t` the first write
-sent at or after `t` was acknowledged, and `acknowledged` the names to look for afterwards.
+when each was sent and acknowledged: `writable_after(t)` is how long after a fault at `t` the
+API took writes again, and `acknowledged` the names to look for afterwards.
 """
 
 from __future__ import annotations
@@ -89,9 +89,14 @@ class WriteProbe:
         except (ApiError, TimeoutError) as e:
             write.error = str(e) or type(e).__name__
 
-    def writable_after(self, t: float) -> float | None:
-        """Seconds from `t` until the first write sent at or after `t` was acknowledged (None: none was)."""
-        acks = [w.acked for w in self.writes if w.sent >= t and w.acked is not None]
+    def writable_after(self, t: float, *, slow: float = 1.0) -> float | None:
+        """Seconds from a fault at `t` until the API took writes again: the first acknowledgement of a write sent
+        after the last one (sent at or after `t`) that failed or took over `slow` s; without such a write, the
+        first acknowledgement after `t`. None: nothing sent after `t` was acknowledged."""
+        after = [w for w in self.writes if w.sent >= t]
+        bad = [w.sent for w in after if w.acked is None or w.acked - w.sent > slow]
+        cutoff = max(bad) if bad else t
+        acks = [w.acked for w in after if w.acked is not None and (w.sent > cutoff or not bad)]
         return min(acks) - t if acks else None
 
     @property
