@@ -241,23 +241,51 @@ timeout_scale_option = click.option(
 @click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
               help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
 @timeout_scale_option
+@click.option("--ha", is_flag=True,
+              help="run etcd as the first member of an etcd cluster (TLS peers on --address), so that more control "
+                   "planes can --join")
+@click.option("--join", "join_address", default="",
+              help="join the highly available control plane running at this address (started with --ha): add this "
+                   "machine's etcd member and run its apiserver, scheduler and controller-manager beside the others'; "
+                   "copy the cluster's CAs and Secrets key into --data-dir first")
+@click.option("--etcd-member-name", default="", help="this machine's etcd member name (default: its host name)")
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
 def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
                             node_certificate_lifetime: str, apiserver_cert_extra_sans: str,
-                            node_monitor_grace_period: float | None, timeout_scale: float, systemd: bool) -> None:
-    """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS."""
+                            node_monitor_grace_period: float | None, timeout_scale: float, ha: bool,
+                            join_address: str, etcd_member_name: str, systemd: bool) -> None:
+    """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS
+    (or, with --join, add this machine to a running highly available control plane)."""
+    import socket
+
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
 
+    if ha and join_address:
+        raise click.UsageError("--ha starts a new control plane, --join adds to a running one: give one of them")
     logs.configure("bootstrap")
     _need_systemd(systemd)
+    member = etcd_member_name or socket.gethostname()
+    clustered = dict(etcd_members=((member, address),), etcd_name=member) if ha or join_address else {}
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
                                  socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime,
                                  extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()),
                                  timeout_scale=timeout_scale,
-                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale)
+                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale,
+                                 **clustered)  # type: ignore[arg-type]
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
-    run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
+    launcher = SystemdLauncher(Path("/var/log/kubelite"))
+    if join_address:
+        try:
+            spec = run(boot.join_control_plane(spec, launcher, existing=join_address))
+        except boot.JoinFailedError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        _admin_config("local", spec)
+        click.echo(f"control plane joined: apiserver at {spec.server}, etcd member {spec.etcd_name} of "
+                   f"{len(spec.etcd_members)}; nodes list every apiserver: --server {spec.servers}")
+        return
+    run(boot.bootstrap_control_plane(spec, launcher))
     run(boot.apply_addons(spec.admin()))
     # `kubelite get ...` on this machine talks to it over the unix socket, as the admin.
     _admin_config("local", spec)

@@ -301,16 +301,12 @@ async def start_control_planes(plan: LabPlan, launcher: SupervisorLauncher, *, l
         await bootstrap.start_control_plane(spec, launcher)
 
 
-# What every control plane of a cluster shares: the CAs (with their keys) and the Secrets' encryption key.
-SHARED_FILES = ("pki/ca.crt", "pki/ca.key", "pki/etcd/ca.crt", "pki/etcd/ca.key", "encryption-config.yaml")
-
-
 def copy_cluster_secrets(source: bootstrap.ControlPlaneSpec, target: bootstrap.ControlPlaneSpec) -> None:
     """Give another control-plane machine the cluster's CAs and Secrets' key (0600 in 0700 directories)."""
     pki.private_dir(target.data_dir)
     pki.private_dir(target.pki.dir)
     pki.private_dir(target.pki.dir / "etcd")
-    for rel in SHARED_FILES:
+    for rel in bootstrap.SHARED_FILES:
         data = (source.data_dir / rel).read_bytes()
         if rel.endswith(".crt"):
             pki.write_public(target.data_dir / rel, data)

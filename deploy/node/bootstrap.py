@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import sys
 import time
@@ -35,7 +36,7 @@ from apiserver.storage import limits
 from client import tls, tokens
 from client.api import Client
 from client.config import ClientConfig
-from deploy.node import certs, containerd, join, registry
+from deploy.node import certs, containerd, etcdadmin, join, registry
 from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
@@ -405,6 +406,50 @@ async def start_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> Non
     launcher.start(spec.daemon("dns"), dns_argv(spec), netns=spec.netns, after=after)
     launcher.start(spec.daemon("registry"), registry_argv(spec), netns=spec.netns)
     log.info("control_plane_started", address=spec.address, etcd_member=spec.etcd_name)
+
+
+# What every control plane of a cluster shares: the CAs (with their keys) and the Secrets' encryption key. Another
+# control plane gets copies of these (as kubeadm's manual certificate distribution) and makes its own certificates.
+SHARED_FILES = ("pki/ca.crt", "pki/ca.key", "pki/etcd/ca.crt", "pki/etcd/ca.key", "encryption-config.yaml")
+
+
+def members_from_peer_urls(members: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """(name, peer URL) as etcd lists its members -> (name, address) for `etcd_members`."""
+    from urllib.parse import urlparse
+
+    out = []
+    for name, url in members:
+        host = urlparse(url).hostname
+        if not host:
+            raise ValueError(f"etcd member {name}: cannot read an address from peer URL {url!r}")
+        out.append((name, host))
+    return tuple(out)
+
+
+async def join_control_plane(spec: ControlPlaneSpec, launcher: Launcher, *, existing: str) -> ControlPlaneSpec:
+    """Add this machine to a running highly available control plane: its certificates (signed by the cluster's CAs,
+    which must already be in its data directory), its etcd member added through the etcd API of the control plane
+    at `existing` and started with `--initial-cluster-state existing`, then its apiserver and the rest, which also
+    know every other apiserver. Returns the spec it ran with."""
+    missing = [rel for rel in SHARED_FILES if not (spec.data_dir / rel).exists()]
+    if missing:
+        raise JoinFailedError(f"a joining control plane needs the cluster's CAs and Secrets key in {spec.data_dir}: "
+                              f"copy {', '.join(missing)} from a control plane first")
+    await prepare_control_plane(spec)
+    store = spec.pki
+    files = etcdadmin.EtcdFiles(str(store.crt(certs.ETCD_CA)), str(store.crt("apiserver-etcd-client")),
+                                str(store.key("apiserver-etcd-client")))
+    try:
+        listed = await etcdadmin.add_member([f"https://{existing}:{ETCD_CLIENT_PORT}"], files, name=spec.etcd_name,
+                                            peer_url=f"https://{spec.address}:{ETCD_PEER_PORT}")
+    except etcdadmin.EtcdAdminError as e:
+        raise JoinFailedError(str(e)) from None
+    members = members_from_peer_urls(listed)
+    joined = dataclasses.replace(spec, etcd_members=members, etcd_state="existing",
+                                 peer_servers=tuple(f"{a}:{spec.api_port}" for _, a in members if a != spec.address))
+    start_etcd(joined, launcher)
+    await start_control_plane(joined, launcher)
+    return joined
 
 
 def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
