@@ -322,7 +322,9 @@ async def stop_control_plane_machine(name: str, role: str) -> None:
     plan = _running_plan(name)
     plan.control_plane_member(role)
     sup = Supervisor.for_plan(plan)
-    await asyncio.to_thread(sup.stop_all, names=[daemon_name(role, d) for d in CONTROL_PLANE_DAEMONS])
+    # Each under its lock (Supervisor.stop), all at once: the watchdog must not start one again between its death
+    # and the removal of its pid file, which would leave it running untracked.
+    await _gather(*(asyncio.to_thread(sup.stop, daemon_name(role, d)) for d in CONTROL_PLANE_DAEMONS))
     log.info("control_plane_stopped", cluster=name, machine=role)
 
 
