@@ -17,7 +17,7 @@ import grpc
 from aetcd import rpc
 
 from client import tls
-from client.config import ClientConfig
+from client.config import ClientConfig, ConfigError
 
 CALL_TIMEOUT = 2.0
 
@@ -56,8 +56,11 @@ def _target(url: str) -> str:
 
 
 def _channel(url: str, files: EtcdFiles) -> grpc.aio.Channel:
-    creds = tls.ClientCredentials(ClientConfig(server=_target(url), ca_file=files.ca_file, cert_file=files.cert_file,
-                                               key_file=files.key_file, cluster="etcd"))
+    try:
+        creds = tls.ClientCredentials(ClientConfig(server=_target(url), ca_file=files.ca_file,
+                                                   cert_file=files.cert_file, key_file=files.key_file, cluster="etcd"))
+    except ConfigError as e:
+        raise EtcdAdminError(f"etcd client certificate: {e}") from None
     return grpc.aio.secure_channel(_target(url), creds.channel_credentials())
 
 
