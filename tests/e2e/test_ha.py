@@ -160,3 +160,12 @@ def test_killing_the_etcd_leader_leaves_the_cluster_working(ha: Lab) -> None:
 
     took = check_survives(ha, "kill-etcd-leader", inject, recover)
     print(f"\nAPI writable {took:.2f}s after killing the etcd leader ({killed})")
+
+
+def test_status_of_a_single_control_plane_shows_its_one_etcd_member(lab: Lab) -> None:
+    """The default lab (one control plane): `kubelite status` lists one healthy etcd member, the leader, and the
+    leases held by the control plane's own scheduler and controller-manager."""
+    members, leases = status_sections(lab)
+    assert list(members) == ["kubelite"], members
+    assert members["kubelite"][0] == "https://127.0.0.1:2379" and members["kubelite"][1:3] == ["healthy", "*"]
+    assert leases["scheduler"][-1] == "scheduler" and leases["controller-manager"][-1] == "controller-manager"
