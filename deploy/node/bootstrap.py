@@ -439,11 +439,19 @@ async def join_control_plane(spec: ControlPlaneSpec, launcher: Launcher, *, exis
     store = spec.pki
     files = etcdadmin.EtcdFiles(str(store.crt(certs.ETCD_CA)), str(store.crt("apiserver-etcd-client")),
                                 str(store.key("apiserver-etcd-client")))
-    try:
-        listed = await etcdadmin.add_member([f"https://{existing}:{ETCD_CLIENT_PORT}"], files, name=spec.etcd_name,
-                                            peer_url=f"https://{spec.address}:{ETCD_PEER_PORT}")
-    except etcdadmin.EtcdAdminError as e:
-        raise JoinFailedError(str(e)) from None
+    # A member added just before by another machine that has not started yet leaves etcd without a majority
+    # for a moment, and etcd refuses to change its membership then: try again until the wait runs out.
+    deadline = time.monotonic() + spec.wait_timeout
+    while True:
+        try:
+            listed = await etcdadmin.add_member([f"https://{existing}:{ETCD_CLIENT_PORT}"], files,
+                                                name=spec.etcd_name, peer_url=f"https://{spec.address}:{ETCD_PEER_PORT}")
+            break
+        except etcdadmin.EtcdAdminError as e:
+            if time.monotonic() > deadline:
+                raise JoinFailedError(str(e)) from None
+            log.info("etcd_member_add_retried", error=str(e))
+            await asyncio.sleep(2.0)
     members = members_from_peer_urls(listed)
     joined = dataclasses.replace(spec, etcd_members=members, etcd_state="existing",
                                  peer_servers=tuple(f"{a}:{spec.api_port}" for _, a in members if a != spec.address))
