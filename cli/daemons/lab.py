@@ -127,6 +127,15 @@ def status(name: str) -> None:
     if running is None:
         click.echo(f"cluster {name!r} is not running (`kubelite up --name {name}` starts it)", err=True)
         sys.exit(1)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deploy.lab import status as lab_status
+
+    # The etcd members are asked from inside a control-plane namespace by a command of their own: started
+    # first, so that it runs while the rest is gathered.
+    pool = ThreadPoolExecutor(max_workers=1)
+    members = pool.submit(lab_status.etcd_members, running.plan)
+    pool.shutdown(wait=False)
     sup = Supervisor.for_plan(running.plan)
     records = sorted(sup.records(), key=lambda r: r.name)
     watching = any(r.name == WATCHDOG and is_alive(r) for r in records)
@@ -155,7 +164,7 @@ def status(name: str) -> None:
 
     click.echo("")
     click.echo(certs.table(certs.lab_places(name)))
-    _control_plane_status(running.plan)
+    _control_plane_status(running.plan, members)
     try:
         asyncio.run(nodes())
         click.echo("\napiserver: healthy", err=True)
@@ -164,14 +173,15 @@ def status(name: str) -> None:
         sys.exit(1)
 
 
-def _control_plane_status(plan) -> None:  # type: ignore[no-untyped-def]
-    """The etcd members (health, leader) and which scheduler and controller-manager hold their leases."""
+def _control_plane_status(plan, members) -> None:  # type: ignore[no-untyped-def]
+    """The etcd members (health, leader; `members` is the future of their list) and which scheduler and
+    controller-manager hold their leases."""
     from deploy.lab import status as lab_status
 
     click.echo("")
     try:
-        members = lab_status.etcd_members(plan)
-        click.echo(printers.table(_member_rows(members), ["ETCD MEMBER", "CLIENT URL", "HEALTH", "LEADER", "TERM"]))
+        found = members.result()
+        click.echo(printers.table(_member_rows(found), ["ETCD MEMBER", "CLIENT URL", "HEALTH", "LEADER", "TERM"]))
     except (RuntimeError, OSError, ValueError) as e:
         click.echo(f"etcd members: unknown ({e})")
     holders = asyncio.run(lab_status.lease_holders_or_error(plan))

@@ -51,7 +51,11 @@ def etcd_members(plan: LabPlan, *, timeout: float = 15.0) -> list[dict]:
                 "etcd-members", "--endpoints", ",".join(etcd_client_urls(plan)),
                 "--cacert", str(store.crt(certs.ETCD_CA)), "--cert", str(store.crt("apiserver-etcd-client")),
                 "--key", str(store.key("apiserver-etcd-client")), "-o", "json"]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            last = f"no answer from inside {member.netns} in {timeout:.0f}s"
+            continue
         if done.returncode == 0:
             return json.loads(done.stdout)
         last = done.stderr.strip() or f"exit {done.returncode}"
