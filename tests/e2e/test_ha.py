@@ -5,8 +5,11 @@ within 5 s with every acknowledged write kept, new pods scheduled and a Service 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -17,6 +20,7 @@ from deploy.lab import cluster, failover
 from deploy.lab import status as lab_status
 
 from .lab import Lab, wait_until
+from .test_loadbalancer import FETCH
 from .test_networking import ROOT, apply, deployment, get, service
 
 WRITABLE_WITHIN = 5.0
@@ -82,10 +86,15 @@ def test_status_shows_etcd_members_their_leader_and_the_lease_holders(ha: Lab) -
 
 
 def check_survives(lab: Lab, fault: str, inject, recover) -> float:  # type: ignore[no-untyped-def]
-    """Write throughout `inject()`; the API is writable again within 5 s, every acknowledged write is there, a new
-    Deployment's pods run and the Service answers; then `recover()`. Returns the seconds to writable."""
+    """Write and call the Service throughout `inject()`: the Service answers at least 95% of the time, the API is
+    writable again within 5 s, every acknowledged write is there, a new Deployment's pods run and the Service
+    answers by name; then `recover()`. Returns the seconds to writable."""
     conn = cluster.client_config_for(lab.plan)
     probe = failover.WriteProbe(conn, prefix=fault)
+    # The Service's cluster IP from a node, ten times a second through the fault (no apiserver on that path).
+    ip = lab.get_json("service", "web")["spec"]["clusterIP"]
+    poller = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab.plan.nodes[0].netns}", "--", sys.executable, "-c",
+                               FETCH, f"http://{ip}/bar", "100000", "0.1", "9"], stdout=subprocess.PIPE, text=True)
 
     async def run() -> float:
         async with asyncio.TaskGroup() as tg:
@@ -98,7 +107,11 @@ def check_survives(lab: Lab, fault: str, inject, recover) -> float:  # type: ign
         return took
 
     took = asyncio.run(run())
+    answers = [json.loads(line)["body"] for line in poller.communicate(timeout=60)[0].splitlines()]
     try:
+        served = sum(a.startswith("web ") for a in answers)
+        assert len(answers) > 30 and served >= 0.95 * len(answers), \
+            f"the Service answered {served} of {len(answers)} requests during {fault}: {answers[-5:]}"
         assert took < WRITABLE_WITHIN, f"API writable {took:.2f}s after {fault}"
         assert len(probe.acknowledged) > 100, len(probe.acknowledged)
 
