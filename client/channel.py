@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from client.config import ClientConfig
+from client.config import ClientConfig, grpc_target
 from client.tls import ClientCredentials, server_name_options
 
 # Lists of thousands of pods exceed gRPC's 4 MiB default.
@@ -29,9 +29,11 @@ OPTIONS = [
 
 
 def open_channel(config: ClientConfig, creds: ClientCredentials | None = None) -> grpc.aio.Channel:
-    """A channel to `config.server`; `creds` (made from `config` when not given) unless plaintext was asked for."""
+    """A channel to `config.server` (one apiserver, or several to fail over between); `creds` (made from `config`
+    when not given) unless plaintext was asked for."""
+    target = grpc_target(config.server)
     if config.insecure_plaintext:
-        return grpc.aio.insecure_channel(config.server, options=OPTIONS)
+        return grpc.aio.insecure_channel(target, options=OPTIONS)
     creds = creds or ClientCredentials(config)
-    return grpc.aio.secure_channel(config.server, creds.channel_credentials(),
+    return grpc.aio.secure_channel(target, creds.channel_credentials(),
                                    options=[*OPTIONS, *server_name_options(config)])

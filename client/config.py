@@ -15,6 +15,10 @@ the user's certificate and key (kubeconfig's key names, as paths or as
         client-certificate: /root/.kubelite/lab/admin.crt
         client-key: /root/.kubelite/lab/admin.key
 
+`server` may list several apiservers, comma-separated (`10.250.0.2:6443,10.250.0.3:6443`, or
+`unix:///run/a.sock,unix:///run/b.sock`): the channel then holds on to one of them and moves to the
+next by itself when that one goes away (grpc's pick_first over the list; see `grpc_target`).
+
 Without a CA a client does not connect: plaintext is a test-only switch
 (`insecure-plaintext: true`), never a fallback.
 """
@@ -32,6 +36,8 @@ DEFAULT_SERVER = "127.0.0.1:6443"
 DEFAULT_CLUSTER = "kubelite"  # the name `kubelite up` gives a local cluster
 # The name the apiserver's certificate carries for clients that reach it over a unix socket.
 LOCAL_NAME = "localhost"
+# The name every apiserver's certificate carries: what a client of several apiservers checks on each.
+SHARED_NAME = "kubernetes.default.svc"
 
 
 class ConfigError(ValueError):
@@ -70,6 +76,44 @@ class ClientConfig:
         if not token:
             raise ConfigError(f"token file {self.token_file} is empty")
         return token
+
+
+def server_endpoints(server: str) -> list[str]:
+    """The apiservers a `server` setting lists: `a:6443,b:6443` -> ["a:6443", "b:6443"] (order kept)."""
+    out = [s.strip() for s in server.split(",")]
+    if not server.strip() or "" in out:
+        raise ConfigError(f"server {server!r}: an empty apiserver address in the list")
+    return list(dict.fromkeys(out))
+
+
+def grpc_target(server: str) -> str:
+    """The gRPC target for a `server` setting: itself for one apiserver; for several, one target naming every
+    address (`ipv4:a:6443,b:6443` or `unix:/a.sock,/b.sock`), over which grpc's default pick_first stays on one
+    apiserver (so a client reads its own writes, as with one) and moves on when it goes away."""
+    endpoints = server_endpoints(server)
+    if len(endpoints) == 1:
+        return endpoints[0]
+    if all(e.startswith("unix:") for e in endpoints):
+        paths = [e.removeprefix("unix://") if e.startswith("unix://") else e.removeprefix("unix:") for e in endpoints]
+        return "unix:" + ",".join(paths)
+    if any(e.startswith("unix:") for e in endpoints):
+        raise ConfigError(f"server {server!r}: list either unix sockets or host:port addresses, not both")
+    for e in endpoints:
+        host, _, port = e.rpartition(":")
+        if not port.isdigit() or not _is_ipv4(host):
+            raise ConfigError(f"server {server!r}: {e!r} is not an IPv4 address:port (a list of apiservers takes "
+                              f"addresses, as kubelets and the CLI are given them)")
+    return "ipv4:" + ",".join(endpoints)
+
+
+def _is_ipv4(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def config_path() -> Path:

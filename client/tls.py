@@ -21,7 +21,7 @@ import grpc
 import structlog
 
 from client import pki
-from client.config import LOCAL_NAME, ClientConfig, ConfigError
+from client.config import LOCAL_NAME, SHARED_NAME, ClientConfig, ConfigError, server_endpoints
 
 log = structlog.get_logger(component="tls")
 
@@ -127,8 +127,11 @@ class ClientCredentials:
 
 def server_name_options(config: ClientConfig) -> list[tuple[str, str]]:
     """The name checked on the server's certificate when it is not the host in `server`: the config's, or, over a
-    unix socket (whose path is no name), the one the apiserver's certificate carries for local clients."""
-    name = config.server_name or (LOCAL_NAME if config.server.startswith("unix:") else "")
+    unix socket (whose path is no name), the one the apiserver's certificate carries for local clients, or, for a
+    list of apiservers (no one host), the name every apiserver's certificate carries."""
+    several = "," in config.server and len(server_endpoints(config.server)) > 1
+    name = config.server_name or (LOCAL_NAME if config.server.startswith("unix:")
+                                  else SHARED_NAME if several else "")
     return [("grpc.ssl_target_name_override", name)] if name else []
 
 

@@ -114,6 +114,10 @@ class EtcdConnection:
             self.channel = grpc.aio.insecure_channel(self.target, options=options)
         self.kvstub = rpc.KVStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)
+        # Watches streaming over this channel; a replaced connection is closed only once they are done,
+        # since closing a channel cancels its streams (a watch would end as if its caller had been cancelled).
+        self.watches = 0
+        self.retired = False
 
     def explain(self, e: grpc.aio.AioRpcError) -> str:
         """The error's details, or plain words when a certificate is to blame."""
@@ -124,6 +128,15 @@ class EtcdConnection:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+async def _retire(conn: EtcdConnection) -> None:
+    """Close a replaced connection now, or, while watches still stream over it, when the last one ends."""
+    if conn.watches:
+        conn.retired = True
+        return
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 class EtcdStorage:
@@ -158,8 +171,7 @@ class EtcdStorage:
                     continue
                 old, self._client = self._client, client
                 if old is not None:
-                    with contextlib.suppress(Exception):
-                        await old.close()
+                    await _retire(old)
                 log.info("etcd_connected", endpoint=f"{host}:{port}")
                 return
             if asyncio.get_running_loop().time() > deadline:
@@ -258,9 +270,10 @@ class EtcdStorage:
         await self._committer.run()
 
     async def watch(self, prefix: str, *, from_revision: int) -> AsyncIterator[tuple[list[Event], int]]:
-        if self._client is None:
+        client = self._client
+        if client is None:
             raise UnavailableError("storage not connected")
-        stub = rpc.WatchStub(self._client.channel)
+        stub = rpc.WatchStub(client.channel)
         start = prefix.encode()
         create = rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
             key=start, range_end=prefix_range_end(start), start_revision=from_revision,
@@ -277,6 +290,7 @@ class EtcdStorage:
                 yield req
 
         call = stub.Watch(send())
+        client.watches += 1
         try:
             async for resp in call:
                 if resp.compact_revision:
@@ -305,6 +319,10 @@ class EtcdStorage:
         finally:
             requests.put_nowait(None)
             call.cancel()
+            client.watches -= 1
+            if client.retired and not client.watches:
+                with contextlib.suppress(Exception):
+                    await client.close()
 
     async def revision(self) -> int:
         resp = await self._call(self._kv.Range, rpc.RangeRequest(key=b"/", limit=1, count_only=True))

@@ -33,6 +33,10 @@ from apiserver.storage.limits import Limits
 MAX_WRITES = 64
 MAX_BYTES = 1024 * 1024
 MAX_IN_FLIGHT = 4
+# A batch in flight this long no longer holds back the next ones: when etcd loses its leader, what was sent
+# to it waits out etcd's request timeout (about 7 s) while writes sent after the election would succeed.
+STALLED_AFTER = 1.0
+MAX_STALLED = 64
 # How far down the queue one batch looks for writes that fit (bounds the cost of a long queue).
 MAX_SCAN = 1024
 # What nesting one write's transaction in the outer one adds to its size.
@@ -97,6 +101,7 @@ class GroupCommitter:
         self._queue: deque[_Write] = deque()
         self._busy_keys: set[bytes] = set()
         self._in_flight = 0
+        self._stalled = 0
         self._wake = asyncio.Event()
         self.running = False
         self.batches = 0
@@ -152,6 +157,17 @@ class GroupCommitter:
         return batch.writes
 
     async def _commit(self, batch: list[_Write]) -> None:
+        stalled = False
+
+        def stall() -> None:
+            nonlocal stalled
+            if self._stalled < MAX_STALLED:
+                stalled = True
+                self._stalled += 1
+                self._in_flight -= 1
+                self._wake.set()
+
+        timer = asyncio.get_running_loop().call_later(STALLED_AFTER, stall)
         try:
             try:
                 results: list[Result | None] = await self._send_batch(batch)
@@ -181,9 +197,13 @@ class GroupCommitter:
             if not isinstance(e, Exception):
                 raise
         finally:
+            timer.cancel()
             for w in batch:
                 self._busy_keys -= w.keys
-            self._in_flight -= 1
+            if stalled:
+                self._stalled -= 1
+            else:
+                self._in_flight -= 1
             if self._queue:
                 self._wake.set()
 

@@ -35,7 +35,7 @@ class Place:
 
 
 def lab_places(name: str) -> list[Place]:
-    from deploy.lab.cluster import find_running, node_dir, pki_dir
+    from deploy.lab.cluster import control_plane_spec, find_running, node_dir, pki_dir
 
     running = find_running(name)
     if running is None:
@@ -43,6 +43,11 @@ def lab_places(name: str) -> list[Place]:
     plan = running.plan
     cp = pki_dir(plan)
     places = [Place(cp, ca_dir=cp)]
+    # Other control-plane machines hold copies of the CAs and their own certificates: `cp2/apiserver`, ...
+    for member in plan.control_planes[1:]:
+        other = control_plane_spec(plan, role=member.role).pki.dir
+        if other.is_dir():
+            places.append(Place(other, f"{member.role}/", other))
     nodes_root = node_dir(plan, "x").parent
     if nodes_root.exists():
         places += [Place(d / "pki", f"{d.name}/", cp) for d in sorted(nodes_root.iterdir()) if (d / "pki").is_dir()]

@@ -28,8 +28,11 @@ def _progress(line: str) -> None:
 @click.option("--ingress-nodes", default="all", show_default=True,
               help="nodes that run the ingress controller: all, none, or names (n1,n2)")
 @click.option("--add-node", is_flag=True, help="add one worker node to the running cluster --name instead")
+@click.option("--control-planes", type=click.IntRange(1, 7), default=1, show_default=True,
+              help="control-plane machines, each with an etcd member, an apiserver, a scheduler and a "
+                   "controller-manager: 3 survive losing one (an odd number)")
 def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, ingress_nodes: str,
-       add_node: bool) -> None:
+       add_node: bool, control_planes: int) -> None:
     """Start a local cluster: every node in its own network namespace (root); or, with --add-node, add a node to
     a running one."""
     from deploy.lab.cluster import AlreadyUpError, LabError
@@ -38,6 +41,13 @@ def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, i
     from deploy.lab.plan import LabPlanError
 
     chosen: set[str] | None = None
+    if control_planes % 2 == 0:
+        raise click.BadParameter(f"{control_planes} is even: etcd keeps working while a majority of its members is "
+                                 f"up, so {control_planes} tolerate no more losses than {control_planes - 1}",
+                                 param_hint="--control-planes")
+    if add_node and control_planes != 1:
+        raise click.BadParameter("--add-node adds a worker; the control planes stay as the cluster was started",
+                                 param_hint="--control-planes")
     if add_node and ingress_nodes not in ("all", "none"):
         raise click.BadParameter("with --add-node: all or none (whether the new node runs it)",
                                  param_hint="--ingress-nodes")
@@ -54,7 +64,7 @@ def up(nodes: int, name: str, timeout: float, log_level: str, proxy_mode: str, i
                                      ingress=ingress_nodes == "all"))
             return
         asyncio.run(lab_up(name, nodes, progress=_progress, timeout=timeout, log_level=log_level,
-                           proxy_mode=proxy_mode, ingress_nodes=chosen))
+                           proxy_mode=proxy_mode, ingress_nodes=chosen, control_planes=control_planes))
     except AlreadyUpError as e:
         click.echo(str(e), err=True)
         return
@@ -117,6 +127,15 @@ def status(name: str) -> None:
     if running is None:
         click.echo(f"cluster {name!r} is not running (`kubelite up --name {name}` starts it)", err=True)
         sys.exit(1)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deploy.lab import status as lab_status
+
+    # The etcd members are asked from inside a control-plane namespace by a command of their own: started
+    # first, so that it runs while the rest is gathered.
+    pool = ThreadPoolExecutor(max_workers=1)
+    members = pool.submit(lab_status.etcd_members, running.plan)
+    pool.shutdown(wait=False)
     sup = Supervisor.for_plan(running.plan)
     records = sorted(sup.records(), key=lambda r: r.name)
     watching = any(r.name == WATCHDOG and is_alive(r) for r in records)
@@ -145,12 +164,41 @@ def status(name: str) -> None:
 
     click.echo("")
     click.echo(certs.table(certs.lab_places(name)))
+    _control_plane_status(running.plan, members)
     try:
         asyncio.run(nodes())
         click.echo("\napiserver: healthy", err=True)
     except Exception as e:
         click.echo(f"\napiserver: unreachable ({e})", err=True)
         sys.exit(1)
+
+
+def _control_plane_status(plan, members) -> None:  # type: ignore[no-untyped-def]
+    """The etcd members (health, leader; `members` is the future of their list) and which scheduler and
+    controller-manager hold their leases."""
+    from deploy.lab import status as lab_status
+
+    click.echo("")
+    try:
+        found = members.result()
+        click.echo(printers.table(_member_rows(found), ["ETCD MEMBER", "CLIENT URL", "HEALTH", "LEADER", "TERM"]))
+    except (RuntimeError, OSError, ValueError) as e:
+        click.echo(f"etcd members: unknown ({e})")
+    holders = asyncio.run(lab_status.lease_holders_or_error(plan))
+    click.echo("")
+    if isinstance(holders, str):
+        click.echo(f"leader leases: unknown ({holders})")
+        return
+    rows = [[h.component, h.lease, h.holder or "<none>", h.daemon or "-"] for h in holders]
+    click.echo(printers.table(rows, ["LEADER", "LEASE", "HOLDER", "DAEMON"]))
+
+
+def _member_rows(members: list[dict]) -> list[list[str]]:
+    # gRPC's "failed to connect to all addresses; last error: ...: Connection refused": its last words say it.
+    short = lambda error: error.rsplit(": ", 1)[-1]  # noqa: E731
+    return [[m["name"], ",".join(m["client_urls"]) or "-",
+             "healthy" if m["healthy"] else f"unhealthy ({short(m['error'])})",
+             "*" if m["leader"] else "", str(m["raft_term"] or "-")] for m in members]
 
 
 def _need_systemd(systemd: bool) -> None:
@@ -203,23 +251,51 @@ timeout_scale_option = click.option(
 @click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
               help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
 @timeout_scale_option
+@click.option("--ha", is_flag=True,
+              help="run etcd as the first member of an etcd cluster (TLS peers on --address), so that more control "
+                   "planes can --join")
+@click.option("--join", "join_address", default="",
+              help="join the highly available control plane running at this address (started with --ha): add this "
+                   "machine's etcd member and run its apiserver, scheduler and controller-manager beside the others'; "
+                   "copy the cluster's CAs and Secrets key into --data-dir first")
+@click.option("--etcd-member-name", default="", help="this machine's etcd member name (default: its host name)")
 @click.option("--systemd/--no-systemd", default=True, show_default=True, help="run daemons as systemd units")
 def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_pool: str,
                             node_certificate_lifetime: str, apiserver_cert_extra_sans: str,
-                            node_monitor_grace_period: float | None, timeout_scale: float, systemd: bool) -> None:
-    """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS."""
+                            node_monitor_grace_period: float | None, timeout_scale: float, ha: bool,
+                            join_address: str, etcd_member_name: str, systemd: bool) -> None:
+    """Make the cluster's certificates; start etcd, the apiserver, the scheduler, the controller-manager and DNS
+    (or, with --join, add this machine to a running highly available control plane)."""
+    import socket
+
     from deploy.node import bootstrap as boot
     from deploy.node.launch import SystemdLauncher
 
+    if ha and join_address:
+        raise click.UsageError("--ha starts a new control plane, --join adds to a running one: give one of them")
     logs.configure("bootstrap")
     _need_systemd(systemd)
+    member = etcd_member_name or socket.gethostname()
+    clustered = dict(etcd_members=((member, address),), etcd_name=member) if ha or join_address else {}
     spec = boot.ControlPlaneSpec(address=address, data_dir=data_dir, token_file=token_file, lb_pool=lb_pool,
                                  socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime,
                                  extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()),
                                  timeout_scale=timeout_scale,
-                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale)
+                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale,
+                                 **clustered)  # type: ignore[arg-type]
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
-    run(boot.bootstrap_control_plane(spec, SystemdLauncher(Path("/var/log/kubelite"))))
+    launcher = SystemdLauncher(Path("/var/log/kubelite"))
+    if join_address:
+        try:
+            spec = run(boot.join_control_plane(spec, launcher, existing=join_address))
+        except boot.JoinFailedError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        _admin_config("local", spec)
+        click.echo(f"control plane joined: apiserver at {spec.server}, etcd member {spec.etcd_name} of "
+                   f"{len(spec.etcd_members)}; nodes list every apiserver: --server {spec.servers}")
+        return
+    run(boot.bootstrap_control_plane(spec, launcher))
     run(boot.apply_addons(spec.admin()))
     # `kubelite get ...` on this machine talks to it over the unix socket, as the admin.
     _admin_config("local", spec)
@@ -291,6 +367,35 @@ def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tupl
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     click.echo(f"node {name} holds its certificates in {pki_dir}")
+
+
+@bootstrap.command("etcd-members")
+@click.option("--endpoints", default="https://127.0.0.1:2379", show_default=True,
+              help="etcd client URLs to ask (comma-separated)")
+@click.option("--cacert", required=True, help="etcd's CA certificate")
+@click.option("--cert", required=True, help="a client certificate etcd accepts (the apiserver's etcd client one)")
+@click.option("--key", required=True, help="its key")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def bootstrap_etcd_members(endpoints: str, cacert: str, cert: str, key: str, output: str) -> None:
+    """List the control planes' etcd members with their health and the leader (as `etcdctl endpoint status
+    --cluster`)."""
+    import dataclasses
+    import json
+
+    from deploy.node import etcdadmin
+
+    files = etcdadmin.EtcdFiles(cacert, cert, key)
+    urls = [u.strip() for u in endpoints.split(",") if u.strip()]
+    try:
+        members = asyncio.run(etcdadmin.member_statuses(urls, files))
+    except etcdadmin.EtcdAdminError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    found = [dataclasses.asdict(m) for m in members]
+    if output == "json":
+        click.echo(json.dumps(found))
+        return
+    click.echo(printers.table(_member_rows(found), ["ETCD MEMBER", "CLIENT URL", "HEALTH", "LEADER", "TERM"]))
 
 
 COMMANDS: list[click.Command] = [up, down, status, bootstrap]

@@ -22,14 +22,18 @@ from client.api import Client
 from client.config import ClientConfig
 
 
-def _config_path(name: str, path: str | None) -> Path:
+def _config_paths(name: str, path: str | None) -> list[Path]:
+    """The file to change, the first control plane's first; a local cluster's other control planes hold copies,
+    which get the same new key (every apiserver must read what any of them writes)."""
     if path:
-        return Path(path)
+        return [Path(path)]
     from deploy.lab import cluster
     from deploy.lab.plan import plan_lab
 
-    spec = cluster.control_plane_spec(plan_lab(name, 0))
-    return spec.encryption_config
+    running = cluster.find_running(name)
+    plan = running.plan if running is not None else plan_lab(name, 0)
+    paths = [cluster.control_plane_spec(plan, role=m.role).encryption_config for m in plan.control_planes]
+    return [paths[0], *(p for p in paths[1:] if p.exists())]
 
 
 @click.group()
@@ -46,7 +50,8 @@ def rotate_key(encryption_config: str | None, name: str, conn: ClientConfig) -> 
     """Add a new key, make it the one that encrypts, and rewrite every Secret under it."""
     from apiserver import encryption
 
-    path = _config_path(name, encryption_config)
+    paths = _config_paths(name, encryption_config)
+    path = paths[0]
 
     async def go() -> str:
         try:
@@ -56,7 +61,8 @@ def rotate_key(encryption_config: str | None, name: str, conn: ClientConfig) -> 
             raise CliError(f"{path}: {e.strerror or e}") from None
         except (yaml.YAMLError, encryption.EncryptionConfigError) as e:
             raise CliError(f"{path}: {e}") from None
-        encryption.write_file(path, new)
+        for each in paths:
+            encryption.write_file(each, new)
         rewritten = 0
         async with Client(conn) as client:
             for s in await client.list_all("secrets"):

@@ -80,8 +80,31 @@ def node_dir(plan: LabPlan, name: str) -> Path:
     return plan.paths.data_dir / "nodes" / name
 
 
-def socket_path(plan: LabPlan) -> Path:
-    return plan.paths.run_dir / "api.sock"
+def socket_path(plan: LabPlan, role: str = "cp") -> Path:
+    """The unix socket a control-plane machine's apiserver also serves on, for clients on this host."""
+    return plan.paths.run_dir / ("api.sock" if role == "cp" else f"api-{role}.sock")
+
+
+def control_plane_dir(plan: LabPlan, role: str = "cp") -> Path:
+    return plan.paths.data_dir / ("control-plane" if role == "cp" else f"control-plane-{role}")
+
+
+def daemon_name(role: str, component: str) -> str:
+    """The lab's name for a control-plane daemon: `apiserver` on cp (as with one control plane), `apiserver-cp2`."""
+    return component if role == "cp" else f"{component}-{role}"
+
+
+def api_servers(plan: LabPlan, *, first: int = 0) -> str:
+    """Every apiserver's host:port, starting with control plane `first` (mod their count): nodes start at
+    different ones so that their load spreads while each client stays on one apiserver until it goes away."""
+    members = plan.control_planes
+    ordered = [members[(first + i) % len(members)] for i in range(len(members))]
+    return ",".join(f"{m.address}:6443" for m in ordered)
+
+
+def local_servers(plan: LabPlan) -> str:
+    """Every apiserver's unix socket on this host, the first control plane's first."""
+    return ",".join(f"unix://{socket_path(plan, m.role)}" for m in plan.control_planes)
 
 
 def join_token_path(plan: LabPlan) -> Path:
@@ -104,11 +127,19 @@ def runs_ingress(plan: LabPlan, role: str) -> bool:
     return (node_dir(plan, role) / "ingress").is_dir()
 
 
-def control_plane_spec(plan: LabPlan, *, log_level: str = "info") -> bootstrap.ControlPlaneSpec:
+def control_plane_spec(plan: LabPlan, *, log_level: str = "info", role: str = "cp",
+                       etcd_state: str = "new") -> bootstrap.ControlPlaneSpec:
+    """Control-plane machine `role`'s bootstrap; with several, each runs one member of one etcd cluster."""
+    member = plan.control_plane_member(role)
+    ha: dict[str, object] = {}
+    if len(plan.control_planes) > 1:
+        ha = dict(etcd_members=tuple((m.role, str(m.address)) for m in plan.control_planes), etcd_name=role,
+                  etcd_state=etcd_state, daemon_suffix="" if role == "cp" else role,
+                  peer_servers=tuple(f"{m.address}:6443" for m in plan.control_planes if m.role != role))
     return bootstrap.ControlPlaneSpec(
-        address=str(plan.control_plane.address), data_dir=plan.paths.data_dir / "control-plane",
-        netns=plan.control_plane.netns, socket=str(socket_path(plan)), service_cidr=str(plan.service_cidr),
-        lb_pool="10.250.0.128/25", log_level=log_level,
+        address=str(member.address), data_dir=control_plane_dir(plan, role),
+        netns=member.netns, socket=str(socket_path(plan, role)), service_cidr=str(plan.service_cidr),
+        lb_pool="10.250.0.128/25", log_level=log_level, **ha,  # type: ignore[arg-type]
     )
 
 
@@ -117,7 +148,7 @@ def node_spec(plan: LabPlan, index: int, *, log_level: str = "info", proxy_mode:
     node = plan.nodes[index]
     return bootstrap.NodeSpec(
         name=node.role, address=str(node.address), pod_cidr=str(node.pod_cidr),
-        server=f"{plan.control_plane.address}:6443", join_server=f"{plan.control_plane.address}:6444",
+        server=api_servers(plan, first=index), join_server=f"{plan.control_plane.address}:6444",
         join_token_file=str(join_token_path(plan)), node_dir=node_dir(plan, node.role), netns=node.netns,
         cgroup_root=node.cgroup_parent, cluster_dns=str(plan.dns_service_ip), log_level=log_level,
         proxy_mode=proxy_mode, ingress=ingress,
@@ -129,8 +160,8 @@ def pki_dir(plan: LabPlan) -> Path:
 
 
 def client_config_for(plan: LabPlan) -> ClientConfig:
-    """The admin's credentials for the cluster, over its unix socket."""
-    return dataclasses.replace(control_plane_spec(plan).admin(), cluster=plan.cluster)
+    """The admin's credentials for the cluster, over its unix socket (each apiserver's, with several)."""
+    return dataclasses.replace(control_plane_spec(plan).admin(), server=local_servers(plan), cluster=plan.cluster)
 
 
 def write_user_config(plan: LabPlan) -> None:
@@ -141,7 +172,7 @@ def write_user_config(plan: LabPlan) -> None:
     pki.write_public(target / "admin.crt", store.crt("admin").read_bytes())
     pki.write_private(target / "admin.key", store.key("admin").read_bytes())
     spec = control_plane_spec(plan)
-    client_config.set_cluster(plan.cluster, server=f"unix://{socket_path(plan)}", ca_file=str(target / "ca.crt"),
+    client_config.set_cluster(plan.cluster, server=local_servers(plan), ca_file=str(target / "ca.crt"),
                               cert_file=str(target / "admin.crt"), key_file=str(target / "admin.key"),
                               log_dir=str(plan.paths.log_dir), rest_server=spec.rest_server)
     # kubectl's credentials: the REST API in the control plane's namespace (`ip netns exec` reaches it).
@@ -176,6 +207,7 @@ class Running:
     plan: LabPlan
     healthy: bool
     nodes: int
+    control_planes: int = 1
 
 
 def find_running(name: str) -> Running | None:
@@ -186,19 +218,25 @@ def find_running(name: str) -> Running | None:
     if not namespaces and not sup.records() and not plan.paths.run_dir.exists():
         return None
     nodes = sum(1 for ns in namespaces if ns.rsplit("-", 1)[-1].startswith("n"))
-    plan = plan_lab(name, nodes)
-    healthy = sup.get("apiserver") is not None and socket_path(plan).exists()
-    return Running(plan, healthy, nodes)
+    control_planes = max(1, sum(1 for ns in namespaces if ns.rsplit("-", 1)[-1].startswith("cp")))
+    if control_planes % 2 == 0:
+        control_planes += 1  # a namespace half made or half removed; the plan names them all
+    plan = plan_lab(name, nodes, control_planes=control_planes)
+    # With several control planes, one apiserver serving is enough: the others may be stopped (chaos).
+    healthy = any(sup.get(daemon_name(m.role, "apiserver")) is not None and socket_path(plan, m.role).exists()
+                  for m in plan.control_planes)
+    return Running(plan, healthy, nodes, control_planes)
 
 
 async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.0,
              log_level: str = "info", proxy_mode: str = "iptables",
-             ingress_nodes: Collection[str] | None = None) -> LabPlan:
-    """Start cluster `name`; `ingress_nodes` names the nodes that run the ingress controller (None: all)."""
+             ingress_nodes: Collection[str] | None = None, control_planes: int = 1) -> LabPlan:
+    """Start cluster `name`; `ingress_nodes` names the nodes that run the ingress controller (None: all);
+    `control_planes` machines (1, or 3 for a control plane that survives losing one) run the control plane."""
+    plan = plan_lab(name, nodes, control_planes=control_planes)
     problems = missing_requirements()
     if problems:
         raise LabError("cannot start the lab:\n  " + "\n  ".join(problems))
-    plan = plan_lab(name, nodes)
     existing = await asyncio.to_thread(find_running, name)
     if existing is not None:
         if existing.healthy:
@@ -215,7 +253,8 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         await coro
         progress(f"  {label} ({time.monotonic() - t0:.1f}s)")
 
-    progress(f"starting cluster {name!r} with {nodes} node(s)")
+    ha = f" and {control_planes} control planes" if control_planes > 1 else ""
+    progress(f"starting cluster {name!r} with {nodes} node(s){ha}")
     try:
         await step("images built", asyncio.to_thread(images.build_all, images.DEFAULT_CACHE_DIR))
         await step("network ready", asyncio.to_thread(network.apply_topology, plan))
@@ -224,8 +263,12 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
         supervisor = Supervisor.for_plan(plan)
         await asyncio.to_thread(start_watchdog, plan, supervisor, log_level=log_level)
         launcher = SupervisorLauncher(supervisor)
-        await step("control plane started", bootstrap.bootstrap_control_plane(control_plane_spec(
-            plan, log_level=log_level), launcher))
+        if control_planes == 1:
+            await step("control plane started", bootstrap.bootstrap_control_plane(control_plane_spec(
+                plan, log_level=log_level), launcher))
+        else:
+            await step(f"{control_planes} control planes started", start_control_planes(plan, launcher,
+                                                                                     log_level=log_level))
         conn = client_config_for(plan)
         # Before anything else can take the add-ons' fixed addresses (cluster DNS's 10.96.0.10).
         await step("add-ons applied", bootstrap.apply_addons(conn))
@@ -249,6 +292,65 @@ async def up(name: str, nodes: int, *, progress: Progress, timeout: float = 120.
     return plan
 
 
+async def start_control_planes(plan: LabPlan, launcher: SupervisorLauncher, *, log_level: str = "info") -> None:
+    """Every control-plane machine of a new cluster: the first makes the CAs, the others get copies (and sign their
+    own certificates with them); every etcd member starts before any apiserver, since a new etcd cluster serves
+    only once a majority of its members runs."""
+    specs = [control_plane_spec(plan, log_level=log_level, role=m.role) for m in plan.control_planes]
+    await bootstrap.prepare_control_plane(specs[0])
+    for spec in specs[1:]:
+        await asyncio.to_thread(copy_cluster_secrets, specs[0], spec)
+        await bootstrap.prepare_control_plane(spec)
+    for spec in specs:
+        bootstrap.start_etcd(spec, launcher)
+    for spec in specs:
+        await bootstrap.start_control_plane(spec, launcher)
+
+
+def copy_cluster_secrets(source: bootstrap.ControlPlaneSpec, target: bootstrap.ControlPlaneSpec) -> None:
+    """Give another control-plane machine the cluster's CAs and Secrets' key (0600 in 0700 directories)."""
+    pki.private_dir(target.data_dir)
+    pki.private_dir(target.pki.dir)
+    pki.private_dir(target.pki.dir / "etcd")
+    for rel in bootstrap.SHARED_FILES:
+        data = (source.data_dir / rel).read_bytes()
+        if rel.endswith(".crt"):
+            pki.write_public(target.data_dir / rel, data)
+        else:
+            pki.write_private(target.data_dir / rel, data)
+
+
+CONTROL_PLANE_DAEMONS = ("registry", "dns", "controller-manager", "scheduler", "apiserver", "etcd")
+
+
+async def stop_control_plane_machine(name: str, role: str) -> None:
+    """Control-plane machine `role` goes down: every daemon on it stops (the watchdog leaves them stopped)."""
+    plan = _running_plan(name)
+    plan.control_plane_member(role)
+    sup = Supervisor.for_plan(plan)
+    # Each under its lock (Supervisor.stop), all at once: the watchdog must not start one again between its death
+    # and the removal of its pid file, which would leave it running untracked.
+    await _gather(*(asyncio.to_thread(sup.stop, daemon_name(role, d)) for d in CONTROL_PLANE_DAEMONS))
+    log.info("control_plane_stopped", cluster=name, machine=role)
+
+
+async def start_control_plane_machine(name: str, role: str, *, log_level: str = "info") -> None:
+    """Control-plane machine `role` comes back: its etcd rejoins the cluster with its data, then the rest."""
+    plan = _running_plan(name)
+    spec = control_plane_spec(plan, log_level=log_level, role=role, etcd_state="existing")
+    launcher = SupervisorLauncher(Supervisor.for_plan(plan))
+    bootstrap.start_etcd(spec, launcher)
+    await bootstrap.start_control_plane(spec, launcher)
+    log.info("control_plane_started", cluster=name, machine=role)
+
+
+def _running_plan(name: str) -> LabPlan:
+    running = find_running(name)
+    if running is None:
+        raise LabError(f"cluster {name!r} is not up (`kubelite up --name {name}` starts it)")
+    return running.plan
+
+
 async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log_level: str = "info",
                    ingress: bool = True) -> str:
     """Add one worker node to running cluster `name` (the next n<k>), through the same node bootstrap `up` uses,
@@ -256,7 +358,7 @@ async def add_node(name: str, *, progress: Progress, timeout: float = 120.0, log
     running = await asyncio.to_thread(find_running, name)
     if running is None or not running.healthy:
         raise LabError(f"cluster {name!r} is not up (`kubelite up --name {name}` starts it)")
-    plan = plan_lab(name, running.nodes + 1)
+    plan = plan_lab(name, running.nodes + 1, control_planes=running.control_planes)
     node = plan.nodes[-1]
     progress(f"adding node {node.role} to cluster {name!r}")
     start = time.monotonic()

@@ -20,7 +20,7 @@ LAB_SUBNET = IPv4Network("10.250.0.0/24")
 CLUSTER_CIDR = IPv4Network("10.244.0.0/16")
 SERVICE_CIDR = IPv4Network("10.96.0.0/16")
 DNS_SERVICE_IP = IPv4Address("10.96.0.10")
-CONTROL_PLANE_HOST = 2  # 10.250.0.2
+CONTROL_PLANE_HOST = 2  # 10.250.0.2; control plane k (cp, cp2, cp3, ...) is 10.250.0.(1 + k)
 NODE_HOST_BASE = 10  # node i is 10.250.0.(10 + i)
 DEFAULT_RUN_ROOT = Path("/run/kubelite")
 DEFAULT_DATA_ROOT = Path("/var/lib/kubelite")
@@ -29,12 +29,14 @@ CGROUP_ROOT = "kubelite"
 IFNAMSIZ = 15  # the kernel's interface name limit, without the NUL
 # The last node's address must stay below the subnet's broadcast address.
 MAX_NODES = LAB_SUBNET.num_addresses - 2 - NODE_HOST_BASE
+# Control-plane addresses end below the first node's.
+MAX_CONTROL_PLANES = NODE_HOST_BASE - CONTROL_PLANE_HOST - 1
 # `<cluster>-n<MAX_NODES>` is the longest interface name the plan makes.
 MAX_CLUSTER_NAME = IFNAMSIZ - len(f"-n{MAX_NODES}")
 
 _CLUSTER_RE = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 # Roles never contain '-', so the cluster is everything between "kl-" and the last '-'.
-_NETNS_RE = re.compile(rf"{NETNS_PREFIX}(?P<cluster>[a-z0-9-]+)-(?P<role>lab|cp|n[1-9][0-9]*)")
+_NETNS_RE = re.compile(rf"{NETNS_PREFIX}(?P<cluster>[a-z0-9-]+)-(?P<role>lab|cp[2-9]?|n[1-9][0-9]*)")
 
 
 class LabPlanError(ValueError):
@@ -92,7 +94,7 @@ class LabPlan:
     bridge: str
     lab_sysctls: tuple[tuple[str, str], ...]
     lab_subnet: IPv4Network
-    control_plane: Member
+    control_planes: tuple[Member, ...]  # cp, then cp2, cp3, ... for a highly available control plane
     nodes: tuple[Node, ...]
     cluster_cidr: IPv4Network
     service_cidr: IPv4Network
@@ -101,12 +103,24 @@ class LabPlan:
     cgroup: str  # relative to a cgroup hierarchy's root; every daemon and pod of the cluster
 
     @property
+    def control_plane(self) -> Member:
+        """The first control-plane machine: the one a single-machine control plane has."""
+        return self.control_planes[0]
+
+    @property
     def members(self) -> tuple[Member, ...]:
-        return (self.control_plane, *self.nodes)
+        return (*self.control_planes, *self.nodes)
 
     @property
     def netns_names(self) -> tuple[str, ...]:
         return (self.lab_netns, *(m.netns for m in self.members))
+
+    def control_plane_member(self, role: str) -> Member:
+        for member in self.control_planes:
+            if member.role == role:
+                return member
+        raise LabPlanError(f"cluster {self.cluster!r} has no control-plane machine {role!r} "
+                           f"(control planes: {', '.join(m.role for m in self.control_planes)})")
 
     def node(self, role: str) -> Node:
         for node in self.nodes:
@@ -144,6 +158,15 @@ def node_address(index: int) -> IPv4Address:
     return LAB_SUBNET.network_address + NODE_HOST_BASE + index
 
 
+def control_plane_role(index: int) -> str:
+    """`cp` for the first control-plane machine (as a single one is named), `cp<k>` for the k-th after it."""
+    return "cp" if index == 1 else f"cp{index}"
+
+
+def control_plane_address(index: int) -> IPv4Address:
+    return LAB_SUBNET.network_address + CONTROL_PLANE_HOST + index - 1
+
+
 def pod_cidr(index: int) -> IPv4Network:
     return IPv4Network(f"10.244.{index}.0/24")
 
@@ -152,25 +175,31 @@ def plan_lab(
     cluster: str,
     nodes: int,
     *,
+    control_planes: int = 1,
     run_root: Path = DEFAULT_RUN_ROOT,
     data_root: Path = DEFAULT_DATA_ROOT,
 ) -> LabPlan:
-    """Every name, address and route of a cluster with `nodes` nodes (n1..nN)."""
+    """Every name, address and route of a cluster with `nodes` nodes (n1..nN) and `control_planes`
+    control-plane machines (cp, cp2, ...)."""
     validate_cluster_name(cluster)
     if not 0 <= nodes <= MAX_NODES:
         raise LabPlanError(f"node count {nodes} is out of range: 0..{MAX_NODES} fit the lab subnet")
+    if not 1 <= control_planes <= MAX_CONTROL_PLANES or control_planes % 2 == 0:
+        # etcd needs a majority: an even count tolerates no more failures than the odd one below it.
+        raise LabPlanError(f"control-plane count {control_planes} is invalid: use an odd number from 1 to "
+                           f"{MAX_CONTROL_PLANES} (etcd keeps working while a majority of its members is up)")
     indexes = range(1, nodes + 1)
-    # The control plane routes to every pod CIDR: pods reach the DNS server (and node IPs of
+    # Each control plane routes to every pod CIDR: pods reach the DNS server (and node IPs of
     # the control plane) through service DNAT, and its replies go back to pod addresses.
-    control_plane = Member(
-        role="cp",
-        netns=netns_name(cluster, "cp"),
-        lab_port=f"{cluster}-cp",
+    members = tuple(Member(
+        role=control_plane_role(k),
+        netns=netns_name(cluster, control_plane_role(k)),
+        lab_port=f"{cluster}-{control_plane_role(k)}",
         iface=MEMBER_IFACE,
-        address=LAB_SUBNET.network_address + CONTROL_PLANE_HOST,
+        address=control_plane_address(k),
         routes=tuple(Route(pod_cidr(i), node_address(i)) for i in indexes),
         sysctls=(("net.ipv4.ip_forward", "0"),),
-    )
+    ) for k in range(1, control_planes + 1))
     return LabPlan(
         cluster=cluster,
         lab_netns=netns_name(cluster, "lab"),
@@ -178,7 +207,7 @@ def plan_lab(
         # The lab bridge is a plain switch: bridged node-to-node frames skip its netfilter.
         lab_sysctls=(("net.ipv4.ip_forward", "0"), ("net.bridge.bridge-nf-call-iptables", "0")),
         lab_subnet=LAB_SUBNET,
-        control_plane=control_plane,
+        control_planes=members,
         nodes=tuple(_plan_node(cluster, i, indexes) for i in indexes),
         cluster_cidr=CLUSTER_CIDR,
         service_cidr=SERVICE_CIDR,

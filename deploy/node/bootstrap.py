@@ -1,7 +1,9 @@
 """Bring up a control plane or a worker node: the one bootstrap the lab and the VMs share.
 
 `bootstrap_control_plane` makes the cluster's CAs and certificates (certs.py)
-and starts etcd (mutual TLS, client-cert auth, on loopback), the apiserver
+and starts etcd (mutual TLS, client-cert auth, on loopback; or, for a highly
+available control plane, one member of an etcd cluster with TLS on peer and
+client links, see `etcd_members`), the apiserver
 (mutual TLS on its port, TLS for tokens on the token port), the scheduler,
 the controller-manager and cluster DNS, each with its own identity. Given a
 node's name, address, pod CIDR and a join token, `bootstrap_node` joins
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import sys
 import time
@@ -33,7 +36,7 @@ from apiserver.storage import limits
 from client import tls, tokens
 from client.api import Client
 from client.config import ClientConfig
-from deploy.node import certs, containerd, join, registry
+from deploy.node import certs, containerd, etcdadmin, join, registry
 from deploy.node.launch import Launcher
 
 log = structlog.get_logger(component="bootstrap")
@@ -73,6 +76,13 @@ class ControlPlaneSpec:
     log_level: str = "info"
     extra_scheduler_args: Sequence[str] = ()
     timeout_scale: float = 1.0  # slow (emulated) machines: waits this many times longer
+    # A highly available control plane: every etcd member (this one included) as (name, address), this
+    # member's name, and whether it starts a new etcd cluster or joins a running one. None: one etcd on loopback.
+    etcd_members: tuple[tuple[str, str], ...] = ()
+    etcd_name: str = "kubelite"
+    etcd_state: str = "new"  # or "existing"
+    peer_servers: Sequence[str] = ()  # the other control planes' apiservers (host:port), for failover
+    daemon_suffix: str = ""  # the lab's names for a second control plane's daemons: etcd-cp2, apiserver-cp2, ...
 
     @property
     def wait_timeout(self) -> float:
@@ -91,6 +101,14 @@ class ControlPlaneSpec:
     @property
     def join_server(self) -> str:
         return f"{self.address}:{self.token_port}"
+
+    @property
+    def servers(self) -> str:
+        """Every apiserver this machine's scheduler, controller-manager and DNS may use: its own first."""
+        return ",".join(dict.fromkeys([self.server, *self.peer_servers]))
+
+    def daemon(self, role: str) -> str:
+        return f"{role}-{self.daemon_suffix}" if self.daemon_suffix else role
 
     @property
     def pki(self) -> certs.Pki:
@@ -144,7 +162,7 @@ class NodeSpec:
         return join.NodePki(self.node_dir / "pki")
 
     def join_target(self) -> str:
-        return self.join_server or f"{self.server.rpartition(':')[0]}:6444"
+        return self.join_server or f"{self.server.split(',')[0].rpartition(':')[0]}:6444"
 
 
 def slow_kubelet_args(scale: float) -> list[str]:
@@ -163,9 +181,27 @@ def _identity(store: certs.Pki, name: str) -> list[str]:
 
 
 ETCD_URL = "https://127.0.0.1:2379"
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+
+
+def render_initial_cluster(members: Sequence[tuple[str, str]]) -> str:
+    """etcd's --initial-cluster: `cp=https://10.250.0.2:2380,cp2=https://10.250.0.3:2380,...`."""
+    names = [name for name, _ in members]
+    if len(set(names)) != len(names):
+        raise ValueError(f"etcd member names repeat: {names}")
+    return ",".join(f"{name}=https://{address}:{ETCD_PEER_PORT}" for name, address in members)
+
+
+def render_etcd_servers(members: Sequence[tuple[str, str]], own: str) -> str:
+    """The apiserver's --etcd-servers: its own member on loopback first, then every other member, so it moves to
+    another member by itself when its own goes away."""
+    others = [f"https://{address}:{ETCD_CLIENT_PORT}" for _, address in members if address != own]
+    return ",".join([ETCD_URL, *others])
 
 
 def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
+    if spec.etcd_members:
+        return clustered_etcd_argv(spec)
     # etcd is reached only by apiservers on the same host: loopback of its namespace, mutual TLS with etcd's CA.
     store = spec.pki
     return ["etcd", "--name", "kubelite", "--data-dir", str(spec.data_dir / "etcd"),
@@ -179,9 +215,31 @@ def etcd_argv(spec: ControlPlaneSpec) -> list[str]:
             "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000", *limits.etcd_flags()]
 
 
+def clustered_etcd_argv(spec: ControlPlaneSpec) -> list[str]:
+    """One member of the control planes' etcd cluster: clients (apiservers) on loopback and on the machine's
+    address, peers on its address; mutual TLS with etcd's CA on both links."""
+    store = spec.pki
+    client_url = f"https://{spec.address}:{ETCD_CLIENT_PORT}"
+    peer_url = f"https://{spec.address}:{ETCD_PEER_PORT}"
+    return ["etcd", "--name", spec.etcd_name, "--data-dir", str(spec.data_dir / "etcd"),
+            "--listen-client-urls", f"{ETCD_URL},{client_url}", "--advertise-client-urls", client_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", render_initial_cluster(spec.etcd_members),
+            "--initial-cluster-state", spec.etcd_state, "--log-level", "warn",
+            "--cert-file", str(store.crt("etcd/server")), "--key-file", str(store.key("etcd/server")),
+            "--trusted-ca-file", str(store.crt(certs.ETCD_CA)), "--client-cert-auth",
+            "--peer-cert-file", str(store.crt("etcd/peer")), "--peer-key-file", str(store.key("etcd/peer")),
+            "--peer-trusted-ca-file", str(store.crt(certs.ETCD_CA)), "--peer-client-cert-auth",
+            "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000", *limits.etcd_flags()]
+
+
+def etcd_servers(spec: ControlPlaneSpec) -> str:
+    return render_etcd_servers(spec.etcd_members, spec.address) if spec.etcd_members else ETCD_URL
+
+
 def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
     store = spec.pki
-    argv = [*kubelite_argv(), "apiserver", "--etcd-servers", ETCD_URL,
+    argv = [*kubelite_argv(), "apiserver", "--etcd-servers", etcd_servers(spec),
             "--etcd-cafile", str(store.crt(certs.ETCD_CA)), "--etcd-certfile", str(store.crt("apiserver-etcd-client")),
             "--etcd-keyfile", str(store.key("apiserver-etcd-client")),
             "--listen", spec.server, "--token-listen", spec.join_server,
@@ -224,7 +282,7 @@ def render_scheduler_config(spec: ControlPlaneSpec) -> str:
 
 def scheduler_argv(spec: ControlPlaneSpec) -> list[str]:
     slow = ["--config", str(scheduler_config_path(spec))] if spec.timeout_scale > 1 else []
-    return [*kubelite_argv(), "scheduler", "--server", spec.server, *_identity(spec.pki, "scheduler"),
+    return [*kubelite_argv(), "scheduler", "--server", spec.servers, *_identity(spec.pki, "scheduler"),
             *slow, "--log-level", spec.log_level, *spec.extra_scheduler_args]
 
 
@@ -233,7 +291,7 @@ def controller_manager_argv(spec: ControlPlaneSpec) -> list[str]:
     if spec.timeout_scale > 1:
         duration, renew = leader_timings(spec.timeout_scale)
         slow = ["--leader-elect-lease-duration", f"{duration:g}", "--leader-elect-renew-interval", f"{renew:g}"]
-    return [*kubelite_argv(), "controller-manager", "--server", spec.server,
+    return [*kubelite_argv(), "controller-manager", "--server", spec.servers,
             *_identity(spec.pki, "controller-manager"),
             "--node-monitor-grace-period", str(spec.node_monitor_grace_period), *slow, "--log-level", spec.log_level]
 
@@ -246,7 +304,7 @@ def registry_argv(spec: ControlPlaneSpec) -> list[str]:
 
 
 def dns_argv(spec: ControlPlaneSpec) -> list[str]:
-    return [*kubelite_argv(), "dns", "--server", spec.server, *_identity(spec.pki, "dns"),
+    return [*kubelite_argv(), "dns", "--server", spec.servers, *_identity(spec.pki, "dns"),
             "--listen", f"{spec.address}:{spec.dns_port}", "--log-level", spec.log_level]
 
 
@@ -330,20 +388,89 @@ def _names(spec_name: str, role: str, launcher: Launcher) -> str:
 
 async def bootstrap_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
     """Make the certificates, start etcd and the apiserver, wait until it serves, then the other daemons."""
+    await prepare_control_plane(spec)
+    start_etcd(spec, launcher)
+    await start_control_plane(spec, launcher)
+
+
+async def prepare_control_plane(spec: ControlPlaneSpec) -> None:
+    """The machine's certificates (signed by the CAs in its pki directory: made here for a first control plane,
+    copied there beforehand for another one), the Secrets' key and the scheduler's configuration."""
     spec.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(certs.ensure_control_plane, spec.pki.dir, addresses=[spec.address],
                             service_ip=certs.first_service_ip(spec.service_cidr), extra_sans=spec.extra_sans)
     encryption.ensure_file(spec.encryption_config)
     if spec.timeout_scale > 1:
         scheduler_config_path(spec).write_text(render_scheduler_config(spec))
-    launcher.start("etcd", etcd_argv(spec), netns=spec.netns)
-    launcher.start("apiserver", apiserver_argv(spec), netns=spec.netns, after="etcd")
+
+
+def start_etcd(spec: ControlPlaneSpec, launcher: Launcher) -> None:
+    """Start the machine's etcd (a new etcd cluster serves once a majority of its members runs)."""
+    launcher.start(spec.daemon("etcd"), etcd_argv(spec), netns=spec.netns)
+
+
+async def start_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> None:
+    """The apiserver, once it serves the scheduler, the controller-manager, DNS and the registry."""
+    launcher.start(spec.daemon("apiserver"), apiserver_argv(spec), netns=spec.netns, after=spec.daemon("etcd"))
     await wait_serving(spec.admin(), timeout=spec.wait_timeout)
-    launcher.start("scheduler", scheduler_argv(spec), netns=spec.netns, after="apiserver")
-    launcher.start("controller-manager", controller_manager_argv(spec), netns=spec.netns, after="apiserver")
-    launcher.start("dns", dns_argv(spec), netns=spec.netns, after="apiserver")
-    launcher.start("registry", registry_argv(spec), netns=spec.netns)
-    log.info("control_plane_started", address=spec.address)
+    after = spec.daemon("apiserver")
+    launcher.start(spec.daemon("scheduler"), scheduler_argv(spec), netns=spec.netns, after=after)
+    launcher.start(spec.daemon("controller-manager"), controller_manager_argv(spec), netns=spec.netns, after=after)
+    launcher.start(spec.daemon("dns"), dns_argv(spec), netns=spec.netns, after=after)
+    launcher.start(spec.daemon("registry"), registry_argv(spec), netns=spec.netns)
+    log.info("control_plane_started", address=spec.address, etcd_member=spec.etcd_name)
+
+
+# What every control plane of a cluster shares: the CAs (with their keys) and the Secrets' encryption key. Another
+# control plane gets copies of these (as kubeadm's manual certificate distribution) and makes its own certificates.
+SHARED_FILES = ("pki/ca.crt", "pki/ca.key", "pki/etcd/ca.crt", "pki/etcd/ca.key", "encryption-config.yaml")
+
+
+def members_from_peer_urls(members: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """(name, peer URL) as etcd lists its members -> (name, address) for `etcd_members`."""
+    from urllib.parse import urlparse
+
+    out = []
+    for name, url in members:
+        host = urlparse(url).hostname
+        if not host:
+            raise ValueError(f"etcd member {name}: cannot read an address from peer URL {url!r}")
+        out.append((name, host))
+    return tuple(out)
+
+
+async def join_control_plane(spec: ControlPlaneSpec, launcher: Launcher, *, existing: str) -> ControlPlaneSpec:
+    """Add this machine to a running highly available control plane: its certificates (signed by the cluster's CAs,
+    which must already be in its data directory), its etcd member added through the etcd API of the control plane
+    at `existing` and started with `--initial-cluster-state existing`, then its apiserver and the rest, which also
+    know every other apiserver. Returns the spec it ran with."""
+    missing = [rel for rel in SHARED_FILES if not (spec.data_dir / rel).exists()]
+    if missing:
+        raise JoinFailedError(f"a joining control plane needs the cluster's CAs and Secrets key in {spec.data_dir}: "
+                              f"copy {', '.join(missing)} from a control plane first")
+    await prepare_control_plane(spec)
+    store = spec.pki
+    files = etcdadmin.EtcdFiles(str(store.crt(certs.ETCD_CA)), str(store.crt("apiserver-etcd-client")),
+                                str(store.key("apiserver-etcd-client")))
+    # A member added just before by another machine that has not started yet leaves etcd without a majority
+    # for a moment, and etcd refuses to change its membership then: try again until the wait runs out.
+    deadline = time.monotonic() + spec.wait_timeout
+    while True:
+        try:
+            listed = await etcdadmin.add_member([f"https://{existing}:{ETCD_CLIENT_PORT}"], files,
+                                                name=spec.etcd_name, peer_url=f"https://{spec.address}:{ETCD_PEER_PORT}")
+            break
+        except etcdadmin.EtcdAdminError as e:
+            if time.monotonic() > deadline:
+                raise JoinFailedError(str(e)) from None
+            log.info("etcd_member_add_retried", error=str(e))
+            await asyncio.sleep(2.0)
+    members = members_from_peer_urls(listed)
+    joined = dataclasses.replace(spec, etcd_members=members, etcd_state="existing",
+                                 peer_servers=tuple(f"{a}:{spec.api_port}" for _, a in members if a != spec.address))
+    start_etcd(joined, launcher)
+    await start_control_plane(joined, launcher)
+    return joined
 
 
 def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
@@ -352,7 +479,7 @@ def containerd_config(spec: NodeSpec) -> containerd.NodeConfig:
         netns=spec.netns or "/proc/1/ns/net", pod_cidr=spec.pod_cidr,
         cgroup_root=spec.cgroup_root or f"/kubelite/{spec.name}", image_dir=spec.image_dir,
         # The registry over mutual TLS: containerd presents the kubelet's certificate (renewed in place).
-        registry_mirror=f"https://{spec.server.rsplit(':', 1)[0]}:{registry.PORT}",
+        registry_mirror=f"https://{spec.server.split(',')[0].rsplit(':', 1)[0]}:{registry.PORT}",
         registry_tls=registry.MirrorTLS(str(spec.pki.ca), str(spec.pki.crt(join.FILES[join.CLIENT])),
                                         str(spec.pki.key(join.FILES[join.CLIENT]))),
         start_timeout=spec.wait_timeout,

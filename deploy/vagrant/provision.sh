@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Provision one VM, offline: install kubelite from the wheelhouse in the synced
 # folder, then run the shared node bootstrap.
-#   provision.sh ROLE NAME ADDRESS POD_CIDR CP_ADDRESS PEERS [TIMEOUT_SCALE]
-# ROLE is control-plane or node. ADDRESS is this VM's private-network address
+#   provision.sh ROLE NAME ADDRESS POD_CIDR CP_ADDRESS PEERS [TIMEOUT_SCALE] [SERVERS]
+# ROLE is control-plane, control-plane-join (another control plane, joining cp's: the Vagrantfile
+# carried the cluster's CAs to it) or node. SERVERS lists every apiserver (host:port, comma-separated;
+# default CP_ADDRESS:6443); with more than one, cp's etcd is the first member of an etcd cluster. ADDRESS is this VM's private-network address
 # (never the management interface's). PEERS lists every worker as POD_CIDR=ADDRESS,
 # so each VM routes the other workers' pods through their private address.
 # TIMEOUT_SCALE multiplies the bootstrap waits (emulated VMs are slow).
 set -euo pipefail
 
-role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6 scale=${7:-1}
+role=$1 name=$2 address=$3 pod_cidr=$4 cp_address=$5 peers=$6 scale=${7:-1} servers=${8:-$5:6443}
 src=/opt/kubelite
 wheelhouse=${src}/deploy/vagrant/.wheelhouse
 venv=/opt/kubelite-venv
@@ -79,7 +81,7 @@ join_cluster() {
     exit 1
   fi
   kubelite bootstrap node --name "${name}" --address "${address}" --pod-cidr "${pod_cidr}" \
-    --server "${cp_address}:6443" --token-file "${token}" --timeout-scale "${scale}"
+    --server "${servers}" --token-file "${token}" --timeout-scale "${scale}"
   rm -f "${token}"
 }
 
@@ -88,7 +90,11 @@ if [ "${role}" = "control-plane" ]; then
   # node too, kept free of workloads as Kubernetes' is.
   # LoadBalancer addresses on the private network, announced by the nodes' speakers.
   lb_pool="${cp_address%.*}.200-${cp_address%.*}.250"
-  kubelite bootstrap control-plane --address "${address}" --timeout-scale "${scale}" --lb-pool "${lb_pool}"
+  ha=()
+  if [ "${servers}" != "${cp_address}:6443" ]; then
+    ha=(--ha)  # more control planes join this one's etcd
+  fi
+  kubelite bootstrap control-plane --address "${address}" --timeout-scale "${scale}" --lb-pool "${lb_pool}" "${ha[@]}"
   (umask 077 && kubelite token create --ttl 2h --description "vagrant nodes" >"${token}.new")
   cp "${token}.new" "${token}.cp"
   mv "${token}.new" "${token}"
@@ -103,6 +109,10 @@ if [ "${role}" = "control-plane" ]; then
     fi
     sleep 2
   done
+elif [ "${role}" = "control-plane-join" ]; then
+  lb_pool="${cp_address%.*}.200-${cp_address%.*}.250"
+  kubelite bootstrap control-plane --address "${address}" --timeout-scale "${scale}" --lb-pool "${lb_pool}" \
+    --join "${cp_address}" --etcd-member-name "${name}"
 else
   join_cluster
 fi

@@ -42,10 +42,11 @@ def make_lab(tmp_path: Path) -> Iterator[MakeLab]:
     """Build lab topologies; every cluster made (or named) is torn down even if the test fails."""
     made: list[LabPlan] = []
 
-    def make(nodes: int = 3, *, cluster: str | None = None, apply: bool = True) -> LabPlan:
+    def make(nodes: int = 3, *, cluster: str | None = None, apply: bool = True, control_planes: int = 1) -> LabPlan:
         plan = plan_lab(
             cluster or unused_cluster_name(),
             nodes,
+            control_planes=control_planes,
             run_root=tmp_path / "run",
             data_root=tmp_path / "data",
         )

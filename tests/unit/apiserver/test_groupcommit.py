@@ -87,3 +87,33 @@ def test_limits_refuse_an_object_limit_above_etcds() -> None:
     """An object limit that leaves no room in etcd's request limit is refused at start, naming both flags."""
     with pytest.raises(ValueError, match=r"--max-object-bytes.*--etcd-max-request-bytes"):
         Limits(max_request_bytes=1024 * 1024, max_object_bytes=1024 * 1024)
+
+
+async def test_batches_stuck_on_a_lost_leader_do_not_hold_back_later_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches that etcd does not answer (sent to a leader that died) stop counting as in flight after
+    STALLED_AFTER: a write submitted later is sent and answered while they still wait."""
+    import asyncio
+
+    monkeypatch.setattr(groupcommit, "STALLED_AFTER", 0.05)
+    stuck = asyncio.Event()
+
+    async def send(t: rpc.TxnRequest) -> rpc.TxnResponse:
+        if b"stuck" in t.SerializeToString():
+            await stuck.wait()
+        inner = [rpc.ResponseOp(response_txn=rpc.TxnResponse(succeeded=True))
+                 for op in t.success if op.request_txn.compare]
+        return rpc.TxnResponse(succeeded=True, header=rpc.ResponseHeader(revision=7), responses=inner)
+
+    committer = GroupCommitter(send)  # type: ignore[arg-type]
+    async with asyncio.TaskGroup() as tg:
+        runner = tg.create_task(committer.run())
+        waiting = []
+        for i in range(groupcommit.MAX_IN_FLIGHT):  # one batch each: every slot taken
+            waiting.append(tg.create_task(committer.submit(txn(f"stuck{i}"), frozenset({f"stuck{i}".encode()}))))
+            await asyncio.sleep(0.005)
+        assert committer._in_flight + committer._stalled == groupcommit.MAX_IN_FLIGHT
+        later = await asyncio.wait_for(committer.submit(txn("later"), frozenset({b"later"})), 2.0)
+        assert later.succeeded and not any(w.done() for w in waiting)
+        stuck.set()
+        assert all(r.succeeded for r in await asyncio.gather(*waiting))
+        runner.cancel()

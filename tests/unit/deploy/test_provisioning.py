@@ -18,17 +18,32 @@ SCRIPTS = [ROOT / "deploy/vagrant/provision.sh", ROOT / "deploy/vagrant/build-bo
            *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci/run"]
 
 
-def test_vagrantfile_validates(tmp_path: Path) -> None:
-    """`vagrant validate` accepts the Vagrantfile (run on a copy, so no state lands in the repo)."""
+def vagrant_validate(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("vagrant") is None:
         pytest.fail("vagrant is not installed (scripts/install.sh installs it)")
     for name in ("Vagrantfile", "provision.sh", "node-packages.txt"):
         shutil.copy(ROOT / "deploy/vagrant" / name, tmp_path / name)
-    result = subprocess.run(["vagrant", "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "VAGRANT_HOME": str(tmp_path / ".vd"),
-                                 "KUBELITE_WORKERS": "3"})
+    return subprocess.run(["vagrant", "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "VAGRANT_HOME": str(tmp_path / ".vd"),
+                               **env})
+
+
+@pytest.mark.parametrize("env", [
+    pytest.param({"KUBELITE_WORKERS": "3"}, id="one-control-plane"),
+    pytest.param({"KUBELITE_WORKERS": "2", "KUBELITE_CONTROL_PLANES": "3"}, id="three-control-planes"),
+])
+def test_vagrantfile_validates(tmp_path: Path, env: dict[str, str]) -> None:
+    """`vagrant validate` accepts the Vagrantfile (run on a copy, so no state lands in the repo)."""
+    result = vagrant_validate(tmp_path, **env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "validated successfully" in result.stdout
+
+
+def test_vagrantfile_refuses_an_even_control_plane_count(tmp_path: Path) -> None:
+    """KUBELITE_CONTROL_PLANES=2 is refused naming the setting (etcd needs a majority)."""
+    result = vagrant_validate(tmp_path, KUBELITE_CONTROL_PLANES="2")
+    assert result.returncode != 0
+    assert "KUBELITE_CONTROL_PLANES=2" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
