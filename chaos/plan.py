@@ -41,17 +41,19 @@ class Topology:
     control_planes: tuple[str, ...]
     workers: tuple[str, ...]
     client_node: str
+    workload_nodes: tuple[str, ...] = ()  # the workers that run a pod of the demo Deployment when the run starts
 
     @property
     def victims(self) -> tuple[str, ...]:
         return tuple(w for w in self.workers if w != self.client_node)
 
 
-def plan_topology(control_planes: tuple[str, ...], workers: tuple[str, ...]) -> Topology:
+def plan_topology(control_planes: tuple[str, ...], workers: tuple[str, ...],
+                  workload_nodes: tuple[str, ...] = ()) -> Topology:
     """The load client runs on the first worker; the others may be broken."""
     if not workers:
         raise PlanError("a chaos run needs at least one worker (for the load client)")
-    return Topology(control_planes, workers, workers[0])
+    return Topology(control_planes, workers, workers[0], tuple(n for n in workers if n in workload_nodes))
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,11 @@ class Scenario:
 
 
 def _first_victim(topo: Topology) -> str:
+    """The last worker that runs a pod of the demo (so losing it costs replicas), besides the client's."""
     if not topo.victims:
         raise PlanError(f"the scenario needs a worker besides {topo.client_node} (which runs the load client)")
-    return topo.victims[-1]
+    busy = [n for n in topo.victims if n in topo.workload_nodes]
+    return (busy or list(topo.victims))[-1]
 
 
 def _cp(topo: Topology) -> str:

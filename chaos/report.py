@@ -19,7 +19,7 @@ NODE_FAULTS = (cplan.STOP_NODE, cplan.PARTITION)
 
 def compute_report(obs: Observed) -> dict[str, Any]:
     plan = obs.plan
-    duration = plan.duration
+    duration = obs.duration or plan.duration
     faults = []
     for i, r in enumerate(obs.faults):
         start = r.start if r.start is not None else r.fault.at
@@ -36,7 +36,8 @@ def compute_report(obs: Observed) -> dict[str, Any]:
             recovery["replacements_ready"] = tl.seconds_to_replacements(obs.samples, start, r.fault.node, horizon)
         if r.fault.kind == cplan.KILL:
             recovery["component_back"] = r.component_back
-        faults.append({**r.fault.as_dict(), "start": start, "end": end, "recovery": recovery, "note": r.note})
+        faults.append({**r.fault.as_dict(), "start": start, "undo_start": r.undo_start if r.undo_start is not None
+                       else end, "end": end, "recovery": recovery, "note": r.note})
     first = faults[0]["start"] if faults else 0.0
     sent = len(obs.requests)
     ok = sum(r.ok for r in obs.requests)
@@ -216,9 +217,13 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
     ax_lat.legend(loc="upper left", fontsize=8)
 
     for f in report["faults"]:
-        end = max(f["end"], f["start"] + 0.3)
+        # The fault itself, then (lighter) the time its undo took: a stopped node's start, a killed component's
+        # restart.
+        undo = max(f.get("undo_start", f["end"]), f["start"] + 0.3)
         for ax in axes:
-            ax.axvspan(f["start"], end, color="tab:red", alpha=0.12)
+            ax.axvspan(f["start"], undo, color="tab:red", alpha=0.15)
+            if f["end"] > undo:
+                ax.axvspan(undo, f["end"], color="tab:orange", alpha=0.12)
             ax.axvline(f["start"], color="tab:red", linewidth=0.8)
         ax_req.annotate(f["label"], xy=(f["start"], 1.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -12), textcoords="offset points", fontsize=8, color="darkred")

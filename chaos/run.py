@@ -35,6 +35,8 @@ RATE = 50.0  # requests per second from the load client
 WRITES_PER_SECOND = 10.0
 SAMPLE_EVERY = 0.5
 CALL_TIMEOUT = 2.0
+TAIL = 10.0  # the workload keeps running this long after the last fault is undone: the recovery must show
+MAX_OVERRUN = 300.0  # however long undoing takes, the load client stops this long after the planned end
 ROLLOUT_ANNOTATION = "kubelite.io/chaos-rollout"
 
 
@@ -42,6 +44,7 @@ ROLLOUT_ANNOTATION = "kubelite.io/chaos-rollout"
 class FaultRecord:
     fault: cplan.Fault
     start: float | None = None
+    undo_start: float | None = None  # when undoing began (a node's start takes a while)
     end: float | None = None
     component_back: float | None = None  # kill: seconds until the supervisor had it running again
     note: str = ""
@@ -54,6 +57,7 @@ class Observed:
     plan: cplan.RunPlan
     cluster: str
     started_at: float  # unix time of t=0
+    duration: float = 0.0  # how long the workload ran: the plan's duration, longer if an undo ran late
     requests: list[Request] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
@@ -66,8 +70,20 @@ class Observed:
     errors: list[str] = field(default_factory=list)
 
 
-def topology(target: LabTarget) -> cplan.Topology:
-    return cplan.plan_topology((target.plan.control_plane.role,), tuple(n.role for n in target.plan.nodes))
+def topology(target: LabTarget, workload_nodes: tuple[str, ...] = ()) -> cplan.Topology:
+    return cplan.plan_topology((target.plan.control_plane.role,), tuple(n.role for n in target.plan.nodes),
+                               workload_nodes)
+
+
+async def workload_nodes(client: Client, namespace: str = "default", deployment: str = "web") -> tuple[str, ...]:
+    """The nodes running a pod of the Deployment (none if it does not exist: preflight says so later)."""
+    try:
+        dep = await client.get("deployments", deployment, namespace)
+    except ApiError:
+        return ()
+    selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
+    pods = (await client.list("pods", namespace, label_selector=selector)).items
+    return tuple(sorted({p.spec.node_name for p in pods if p.spec.node_name}))
 
 
 def _ready(pod: Any) -> bool:
@@ -92,13 +108,14 @@ class Run:
         self.target, self.client, self.plan = target, client, plan
         self.namespace, self.deployment, self.service, self.rate = namespace, deployment, service, rate
         self.progress = progress
-        self.topo = topology(target)
+        self.topo = topology(target)  # the faults' names are checked against the cluster's machines
         self.run_id = secrets.token_hex(3)
         self.writes_ns = f"chaos-{self.run_id}"
         self.t0 = 0.0
         self.obs = Observed(plan, target.cluster, time.time(), client_node=self.topo.client_node)
         self.invariants = Invariants()
         self.selector = ""
+        self.done = asyncio.Event()
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -149,32 +166,43 @@ class Run:
     # The workload.
 
     async def load(self, cluster_ip: str) -> None:
+        """The load client runs until the run is done (bounded by its own --duration); what it printed by then
+        counts."""
         node = self.target.plan.node(self.topo.client_node)
         argv = ["nsenter", f"--net={netns_path(node.netns)}", sys.executable, "-m", "chaos.loadclient", cluster_ip,
-                "--rate", str(self.rate), "--duration", str(self.plan.duration)]
+                "--rate", str(self.rate), "--duration", str(self.plan.duration + MAX_OVERRUN)]
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)
-        try:
+
+        async def read() -> None:
             assert proc.stdout is not None
             async for line in proc.stdout:
                 parts = line.decode().split()
                 if len(parts) >= 3:
                     t = round(float(parts[0]) - self.obs.started_at, 3)
                     self.obs.requests.append(Request(t, parts[1] == "1", float(parts[2])))
-            await proc.wait()
-            if proc.returncode != 0:
+
+        reader = asyncio.ensure_future(read())
+        try:
+            done, _ = await asyncio.wait([reader, asyncio.ensure_future(self.done.wait())],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if reader in done and not self.done.is_set():
+                await proc.wait()
                 assert proc.stderr is not None
                 err = (await proc.stderr.read()).decode().strip()
-                raise ChaosError(f"the load client exited {proc.returncode}: {err[-500:]}")
+                raise ChaosError(f"the load client exited {proc.returncode} early: {err[-500:]}")
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     async def writer(self) -> None:
         i = 0
-        while (due := i / WRITES_PER_SECOND) < self.plan.duration:
-            await asyncio.sleep(max(0.0, due - self.now()))
+        while not self.done.is_set():
+            await asyncio.sleep(max(0.0, i / WRITES_PER_SECOND - self.now()))
             name = f"w-{i:06d}"
             sent = self.now()
             cm = core_pb2.ConfigMap(metadata={"name": name, "namespace": self.writes_ns}, data={"i": str(i)})
@@ -187,7 +215,7 @@ class Run:
             i += 1
 
     async def watcher(self) -> None:
-        while self.now() < self.plan.duration:
+        while not self.done.is_set():
             started = self.now()
             with contextlib.suppress(ApiError, TimeoutError):
                 await self._sample()
@@ -251,11 +279,19 @@ class Run:
     # The faults.
 
     async def schedule(self) -> None:
-        for fault in self.plan.faults:
-            record = FaultRecord(fault)
-            self.obs.faults.append(record)
-            await asyncio.sleep(max(0.0, fault.at - self.now()))
-            await self.inflict(record)
+        """Faults in order, each undone before the next; then the run ends at its planned duration, or TAIL
+        seconds after the last undo if that is later."""
+        try:
+            for fault in self.plan.faults:
+                record = FaultRecord(fault)
+                self.obs.faults.append(record)
+                await asyncio.sleep(max(0.0, fault.at - self.now()))
+                await self.inflict(record)
+            last = max((r.end or 0.0 for r in self.obs.faults), default=0.0)
+            await asyncio.sleep(max(0.0, max(self.plan.duration, last + TAIL) - self.now()))
+        finally:
+            self.obs.duration = self.now()
+            self.done.set()
 
     async def inflict(self, r: FaultRecord) -> None:
         f, t = r.fault, self.target
@@ -289,6 +325,7 @@ class Run:
             try:
                 await asyncio.sleep(f.duration)
             finally:
+                r.undo_start = self.now()
                 # Awaited even when the run is cancelled (Ctrl-C): a fault never outlives it.
                 await undo()
         finally:
