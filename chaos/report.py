@@ -212,7 +212,7 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
         ax_lat.scatter([p[0] for p in failed], [p[2] for p in failed], s=14, marker="x", color="tab:red",
                        label="failed")
     ax_lat.set_ylabel("API write ms")
-    ax_lat.set_yscale("symlog", linthresh=10)
+    ax_lat.set_yscale("symlog", linthresh=1)
     ax_lat.set_xlabel("seconds since the run started")
     ax_lat.legend(loc="upper left", fontsize=8)
 
@@ -222,8 +222,11 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
         undo = max(f.get("undo_start", f["end"]), f["start"] + 0.3)
         for ax in axes:
             ax.axvspan(f["start"], undo, color="tab:red", alpha=0.15)
-            if f["end"] > undo:
+            if f["end"] > undo + 0.3:
                 ax.axvspan(undo, f["end"], color="tab:orange", alpha=0.12)
+        if f["end"] > undo + 0.3:
+            ax_req.annotate("undoing", xy=(undo, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                            textcoords="offset points", fontsize=8, color="saddlebrown")
             ax.axvline(f["start"], color="tab:red", linewidth=0.8)
         ax_req.annotate(f["label"], xy=(f["start"], 1.0), xycoords=("data", "axes fraction"),
                         xytext=(3, -12), textcoords="offset points", fontsize=8, color="darkred")

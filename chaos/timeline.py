@@ -48,8 +48,8 @@ class Sample:
 
 
 def per_second(requests: Sequence[Request], duration: float) -> list[dict[str, int]]:
-    """Requests sent in each whole second of the run, answered and failed."""
-    out = [{"t": s, "ok": 0, "failed": 0} for s in range(max(0, math.ceil(duration)))]
+    """Requests sent in each whole second of the run, answered and failed (a last partial second is left out)."""
+    out = [{"t": s, "ok": 0, "failed": 0} for s in range(max(0, math.floor(duration)))]
     for r in requests:
         s = int(r.t)
         if 0 <= s < len(out):
