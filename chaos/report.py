@@ -30,7 +30,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
             "service_back": tl.seconds_to_service_back(obs.requests, start, horizon),
             "failed_requests": tl.failed_between(obs.requests, start, horizon),
             "ready_back": tl.seconds_to_ready_back(obs.samples, start, horizon),
-            "nodes_ready_after_undo": tl.seconds_to_nodes_ready(obs.samples, end, horizon),
+            "nodes_ready_after_undo": tl.seconds_to_nodes_ready(obs.samples, start, end, horizon),
         }
         if r.fault.kind in NODE_FAULTS:
             recovery["replacements_ready"] = tl.seconds_to_replacements(obs.samples, start, r.fault.node, horizon)
@@ -63,6 +63,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
         "ready_by_node": [[s.t, s.ready_by_node] for s in obs.samples],
         "invariant_violations": [v.as_dict() for v in obs.violations],
         "pods_kept": obs.pods_kept,
+        "rollout_started": obs.rollout_started,
         "rollout_done": obs.rollout_done,
         "errors": obs.errors,
     }
@@ -185,6 +186,7 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
     ax_req.bar(ts, [p["failed"] for p in per], width=1.0, align="edge", color="tab:red",
                bottom=[p["ok"] for p in per], label="failed")
     ax_req.set_ylabel("requests/s")
+    ax_req.set_ylim(0, max([p["ok"] + p["failed"] for p in per] + [1]) * 1.2)
     ax_req.legend(loc="lower left", fontsize=8)
     ax_req.set_title(f"chaos run {report['scenario']} on {report['cluster']}: success "
                      f"{_pct(report['requests']['success_rate'])}, "
@@ -236,6 +238,12 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
             _mark(ax_ready, f, "ready_back", "all ready")
         _mark(ax_lat, f, "api_writable", "API writable")
         _mark(ax_nodes, f, "nodes_ready_after_undo", "all nodes Ready", base="end")
+    for key, text in (("rollout_started", "rollout started"), ("rollout_done", "rollout done")):
+        if report.get(key) is not None:
+            ax_ready.axvline(report[key], color="tab:blue", linestyle="-.", linewidth=1)
+            ax_ready.annotate(f"{text} ({report[key]:.1f}s)", xy=(report[key], 0.05),
+                              xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
+                              fontsize=8, rotation=90, va="bottom", color="tab:blue")
     axes[-1].set_xlim(0, report["duration"])
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -65,6 +65,7 @@ class Observed:
     violations: list[Violation] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     pods_kept: dict[str, Any] = field(default_factory=dict)
+    rollout_started: float | None = None
     rollout_done: float | None = None
     client_node: str = ""
     errors: list[str] = field(default_factory=list)
@@ -270,6 +271,7 @@ class Run:
                 dep = await self._call(self.client.get("deployments", self.deployment, self.namespace))
                 dep.spec.template.metadata.annotations[ROLLOUT_ANNOTATION] = self.run_id
                 await self._call(self.client.update(dep))
+                self.obs.rollout_started = self.now()
                 self.progress(f"{self.now():6.1f}s rollout of deployment {self.deployment} started")
                 return
             except (ApiError, TimeoutError):

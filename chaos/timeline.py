@@ -123,12 +123,15 @@ def seconds_to_ready_back(samples: Sequence[Sample], start: float, horizon: floa
     return round(min(back) - start, 2) if back else None
 
 
-def seconds_to_nodes_ready(samples: Sequence[Sample], end: float, horizon: float) -> float | None:
-    """From a fault's undo until every node is Ready."""
-    for s in samples:
-        if end <= s.t < horizon and s.nodes and s.nodes_ready == s.nodes:
-            return round(s.t - end, 2)
-    return None
+def seconds_to_nodes_ready(samples: Sequence[Sample], start: float, end: float, horizon: float) -> float | None:
+    """From a fault's undo (`end`) until every node is Ready again: 0 when no node went unready after the fault
+    started, None when they were not all Ready again by the horizon."""
+    window = [s for s in samples if start <= s.t < horizon and s.nodes]
+    short = [s.t for s in window if s.nodes_ready < s.nodes]
+    if not short:
+        return 0.0
+    back = [s.t for s in window if s.t > max(short) and s.nodes_ready == s.nodes]
+    return round(max(0.0, min(back) - end), 2) if back else None
 
 
 def series(samples: Sequence[Sample]) -> dict[str, list[float]]:

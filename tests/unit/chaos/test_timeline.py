@@ -72,7 +72,10 @@ def test_recovery_times_from_the_watchers_samples() -> None:
     assert tl.seconds_to_replacements(SAMPLES, 10.0, "n3", 40.0) == 6.0
     assert tl.seconds_to_ready_back(SAMPLES, 10.0, 40.0) == 6.0
     assert tl.seconds_to_ready_back(SAMPLES[:1], 0.0, 40.0) == 0.0
-    assert tl.seconds_to_nodes_ready(SAMPLES, 25.0, 40.0) == 5.0
+    assert tl.seconds_to_nodes_ready(SAMPLES, 10.0, 25.0, 40.0) == 5.0
+    assert tl.seconds_to_nodes_ready(SAMPLES, 10.0, 31.0, 40.0) == 0.0  # Ready before the undo finished
+    assert tl.seconds_to_nodes_ready(SAMPLES[:1], 0.0, 5.0, 40.0) == 0.0  # no node went unready
+    assert tl.seconds_to_nodes_ready(SAMPLES[:4], 10.0, 25.0, 40.0) is None
     assert tl.seconds_to_replacements(SAMPLES, 10.0, "n3", 15.0) is None
 
 
