@@ -171,6 +171,17 @@ class LabTarget:
             return self.plan.control_plane.netns
         return self.plan.nodes[self._node_index(node)].netns
 
+    async def check_netem(self, node: str) -> None:
+        """Whether the kernel has the netem qdisc, tried on the node's loopback (inside its namespace)."""
+        member = self._netns(node)
+        try:
+            await asyncio.to_thread(network.run, ["tc", "-n", member, "qdisc", "add", "dev", "lo", "root", "netem",
+                                                  "delay", "0ms"])
+        except network.NetworkError as e:
+            raise ChaosError(f"netem: this kernel cannot delay or drop packets ({e}); leave netem out "
+                             "(`kubelite chaos soak --without netem`)") from None
+        await asyncio.to_thread(network.run, ["tc", "-n", member, "qdisc", "del", "dev", "lo", "root"])
+
     async def netem(self, node: str, *, delay_ms: int, loss_percent: float) -> None:
         """Delay and drop packets leaving the node's link to the lab, inside the node's own namespace."""
         member = self._netns(node)

@@ -216,12 +216,20 @@ def _choose(rng: random.Random, move: str, topo: Topology, at: float) -> Fault:
     return Fault(move, node, at, duration)
 
 
-def plan_soak(seed: int, duration: float, topo: Topology, fault_set: str = "workers") -> RunPlan:
-    """Random faults one after another, each from the named set, each undone before the next; the same seed and
-    topology give the same sequence."""
+def plan_soak(seed: int, duration: float, topo: Topology, fault_set: str = "workers",
+              without: tuple[str, ...] = ()) -> RunPlan:
+    """Random faults one after another, each from the named set (less the kinds or components `without` names),
+    each undone before the next; the same seed, set and topology give the same sequence."""
     moves = FAULT_SETS.get(fault_set)
     if moves is None:
         raise PlanError(f"no fault set {fault_set!r} (sets: {', '.join(FAULT_SETS)})")
+    known = {part for m in FAULT_SETS["all"] for part in (m, *m.split("-", 1))}
+    unknown = sorted(set(without) - known)
+    if unknown:
+        raise PlanError(f"--without {unknown[0]!r}: not a fault of any set (faults: {', '.join(FAULT_SETS['all'])})")
+    moves = tuple(m for m in moves if m not in without and not set(m.split("-", 1)) & set(without))
+    if not moves:
+        raise PlanError(f"fault set {fault_set} has nothing left without {', '.join(without)}")
     if not SOAK_WARMUP + SOAK_TAIL + SOAK_FAULT_SECONDS[1] <= duration <= MAX_RUN_SECONDS:
         raise PlanError(f"soak duration {duration:g}s is out of range "
                         f"[{SOAK_WARMUP + SOAK_TAIL + SOAK_FAULT_SECONDS[1]:g}, {MAX_RUN_SECONDS:g}]")

@@ -144,6 +144,8 @@ class Run:
         for f in self.plan.faults:
             cplan.validate_fault(f, self.topo)
         cluster_ip, before = await self.preflight()
+        for node in sorted({f.node for f in self.plan.faults if f.kind == cplan.NETEM}):
+            await self.target.check_netem(node)
         await self.client.create(core_pb2.Namespace(metadata={"name": self.writes_ns,
                                                               "labels": {"kubelite.io/chaos": self.run_id}}))
         self.t0 = time.monotonic()
@@ -158,6 +160,9 @@ class Run:
                 tg.create_task(self.schedule())
                 if self.plan.rollout_at is not None:
                     tg.create_task(self.rollout())
+        except BaseExceptionGroup as group:
+            # The first failure says what went wrong; the rest are its consequences.
+            raise group.exceptions[0] from None
         finally:
             with contextlib.suppress(ApiError, TimeoutError):
                 await self.check_writes()

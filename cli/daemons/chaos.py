@@ -176,9 +176,11 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="directory for report.json, timeline.png and report.md (default: ./chaos-soak-SEED-TIME)")
 @click.option("--rate", type=click.FloatRange(1, 500), default=50.0, show_default=True)
+@click.option("--without", multiple=True, help="leave out a fault or component (netem, pause, kubelet, "
+              "kill-etcd, ...); repeatable")
 @click.option("--dry-run", is_flag=True, help="print the fault sequence and break nothing")
 def soak(duration: float, seed: int, fault_set: str, name: str, namespace: str, report_dir: Path | None,
-         rate: float, dry_run: bool) -> None:
+         rate: float, without: tuple[str, ...], dry_run: bool) -> None:
     """Random faults, one after another, under a live workload; the same seed gives the same faults."""
     from chaos import plan
     from chaos.run import topology
@@ -186,7 +188,7 @@ def soak(duration: float, seed: int, fault_set: str, name: str, namespace: str, 
     target = _target(name)
 
     def build(topo: plan.Topology) -> plan.RunPlan:
-        return plan.plan_soak(seed, duration, topo, fault_set)
+        return plan.plan_soak(seed, duration, topo, fault_set, without)
 
     if dry_run:
         try:

@@ -126,3 +126,21 @@ def test_a_soak_the_plan_cannot_make_is_refused(duration: float, fault_set: str,
     """An unknown fault set or a duration too short for one fault and its recovery: one error."""
     with pytest.raises(PlanError, match=message):
         plan_soak(1, duration, TOPO, fault_set)
+
+
+@pytest.mark.parametrize(("without", "gone"), [
+    pytest.param(("netem",), {"netem"}, id="a-kind"),
+    pytest.param(("kubelet",), {"kill-kubelet", "pause-kubelet"}, id="a-component"),
+    pytest.param(("kill",), {"kill-kubelet", "kill-proxy", "kill-containerd"}, id="every-kill"),
+])
+def test_a_soak_without_some_faults_never_draws_them(without: tuple[str, ...], gone: set[str]) -> None:
+    """--without leaves a kind or a component out of the set; the rest is still drawn by seed."""
+    labels = {(f.kind, f.component) for s in range(40) for f in plan_soak(s, 600.0, TOPO, "workers", without).faults}
+    drawn = {f"{k}-{c}" if c else k for k, c in labels}
+    assert drawn and not drawn & gone
+
+
+def test_without_an_unknown_fault_is_refused() -> None:
+    """A name that is no fault's kind or component is refused, listing the faults."""
+    with pytest.raises(PlanError, match="--without 'fish': not a fault of any set"):
+        plan_soak(1, 600.0, TOPO, "workers", ("fish",))
