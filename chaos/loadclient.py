@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", default="/")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
     parser.add_argument("--duration", type=float, required=True, help="seconds")
-    parser.add_argument("--timeout", type=float, default=1.0, help="seconds each request may take")
+    # Two seconds: a request whose first SYN was lost (retransmitted after 1 s) still counts as answered.
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds each request may take")
     args = parser.parse_args(argv)
     if not 0 < args.rate <= MAX_RATE:
         parser.error(f"--rate must be in (0, {MAX_RATE:g}]")

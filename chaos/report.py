@@ -55,6 +55,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
             "success_rate": tl.success_rate(obs.requests),
             "window_success_rate": tl.worst_window_success(obs.requests, first, duration) if faults else None,
             "window_seconds": tl.WINDOW,
+            "failures_by_error": tl.failures_by_error(obs.requests),
             "per_second": tl.per_second(obs.requests, duration),
         },
         "writes": {"sent": len(obs.writes), "acked": len(acked), "failed": len(obs.writes) - len(acked),
@@ -116,6 +117,8 @@ def summary(report: dict[str, Any]) -> str:
              + (f", seed {report['seed']}" if report.get("seed") is not None else "") + ")",
              f"requests: {req['sent']} sent, {req['failed']} failed, success {_pct(req['success_rate'])} overall, "
              f"{_pct(req['window_success_rate'])} in the worst {req['window_seconds']:.0f}s window with a fault",
+             *(["failed requests by cause: " + ", ".join(f"{k} {v}" for k, v in req["failures_by_error"].items())]
+               if req.get("failures_by_error") else []),
              f"writes: {report['writes']['acked']} acknowledged, {report['writes']['failed']} failed, "
              f"{len(report['writes']['lost'])} lost",
              f"invariant violations: {len(report['invariant_violations'])}"]

@@ -186,7 +186,8 @@ class Run:
                 parts = line.decode().split()
                 if len(parts) >= 3:
                     t = round(float(parts[0]) - self.obs.started_at, 3)
-                    self.obs.requests.append(Request(t, parts[1] == "1", float(parts[2])))
+                    self.obs.requests.append(Request(t, parts[1] == "1", float(parts[2]),
+                                                     parts[3] if len(parts) > 3 else ""))
 
         reader = asyncio.ensure_future(read())
         try:

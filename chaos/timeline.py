@@ -20,6 +20,7 @@ class Request:
     t: float
     ok: bool
     ms: float = 0.0
+    error: str = ""  # why it failed: timeout, ConnectionRefusedError, status ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ def worst_window_success(requests: Sequence[Request], fault_start: float, durati
     rates = [success_rate(requests, s, s + window) for s in range(first, max(first, last) + 1)]
     known = [r for r in rates if r is not None]
     return min(known) if known else None
+
+
+def failures_by_error(requests: Sequence[Request]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in requests:
+        if not r.ok:
+            out[r.error or "unknown"] = out.get(r.error or "unknown", 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def failed_between(requests: Sequence[Request], lo: float, hi: float) -> int:

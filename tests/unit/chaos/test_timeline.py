@@ -96,3 +96,10 @@ def test_the_same_recovery_with_kubernetes_defaults(figures: dict, node_fault: b
     after 300 s more instead of 2."""
     assert tl.with_kubernetes_defaults(figures, node_fault=node_fault, fault_seconds=seconds,
                                        failed_per_second=10.0) == want
+
+
+def test_failures_are_counted_by_cause_most_first() -> None:
+    """Failed requests grouped by what went wrong, the most frequent cause first."""
+    requests = [Request(1, False, error="timeout"), Request(2, True), Request(3, False, error="ConnectionRefusedError"),
+                Request(4, False, error="timeout"), Request(5, False)]
+    assert tl.failures_by_error(requests) == {"timeout": 2, "ConnectionRefusedError": 1, "unknown": 1}
