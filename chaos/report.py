@@ -64,6 +64,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
         "ready_by_node": [[s.t, s.ready_by_node] for s in obs.samples],
         "invariant_violations": [v.as_dict() for v in obs.violations],
         "pods_kept": obs.pods_kept,
+        "duplicate_pods": obs.duplicates,
         "rollout_started": obs.rollout_started,
         "rollout_done": obs.rollout_done,
         "errors": obs.errors,
@@ -81,6 +82,8 @@ def compute_checks(report: dict[str, Any], checks: cplan.Checks) -> list[dict[st
          "detail": f"{len(report['invariant_violations'])} violation(s)"},
         {"name": "every acknowledged write present", "ok": not report["writes"]["lost"],
          "detail": f"{report['writes']['acked']} acked, {len(report['writes']['lost'])} lost"},
+        {"name": "no duplicate pods", "ok": not report.get("duplicate_pods"),
+         "detail": "; ".join(report.get("duplicate_pods", [])) or "none"},
         {"name": "the run completed", "ok": not report["errors"], "detail": "; ".join(report["errors"]) or "yes"},
     ]
     faults = report["faults"]

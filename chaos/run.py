@@ -65,6 +65,7 @@ class Observed:
     violations: list[Violation] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     pods_kept: dict[str, Any] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # ReplicaSets running more pods than their replicas
     rollout_started: float | None = None
     rollout_done: float | None = None
     client_node: str = ""
@@ -373,6 +374,26 @@ class Run:
                     and dep.status.available_replicas >= dep.spec.replicas) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
+        await self.check_duplicates()
         was, now = _restarts(before), _restarts([p for p in pods if _ready(p)])
         self.obs.pods_kept = {"before": sorted(was), "gone": sorted(set(was) - set(now)),
                               "restarted": sorted(u for u in was if u in now and now[u] > was[u])}
+
+    async def check_duplicates(self, timeout: float = 30.0) -> None:
+        """No ReplicaSet runs more pods than its replicas once the cluster settles (a returning node's kubelet
+        stops what was replaced meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                rsets = (await self.client.list("replicasets", self.namespace)).items
+                pods = (await self.client.list("pods", self.namespace)).items
+            except ApiError:
+                rsets, pods = [], []
+            live = Counter(r.uid for p in pods if not p.metadata.HasField("deletion_timestamp")
+                           for r in p.metadata.owner_references if r.controller and r.kind == "ReplicaSet")
+            self.obs.duplicates = [f"replicaset {rs.metadata.name}: {live[rs.metadata.uid]} pods for "
+                                   f"{rs.spec.replicas} replicas" for rs in rsets
+                                   if live[rs.metadata.uid] > rs.spec.replicas]
+            if not self.obs.duplicates or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.5)

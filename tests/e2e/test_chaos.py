@@ -29,7 +29,7 @@ def test_chaos_run_worker_stop_writes_a_passing_report(demo: Lab, tmp_path: Path
     result = demo.kubelite("chaos", "run", "worker-stop", "--report", str(out), timeout=150)
     report = json.loads((out / "report.json").read_text())
     assert report["ok"], result.stdout
-    assert report["invariant_violations"] == []
+    assert report["invariant_violations"] == [] and report["duplicate_pods"] == []
     assert report["writes"]["lost"] == [] and report["writes"]["acked"] > 100
     assert report["requests"]["sent"] >= 40 * 45  # 50/s for at least 40 s
     assert report["requests"]["window_success_rate"] >= 0.95

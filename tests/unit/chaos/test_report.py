@@ -19,7 +19,8 @@ KUBELITE = str(Path(sys.executable).with_name("kubelite"))
 
 
 def observed(*, fail_from: float = 12.0, fail_to: float = 14.0, replaced_at: float = 17.0,
-             violations: tuple[Violation, ...] = (), lost: tuple[str, ...] = ()) -> Observed:
+             violations: tuple[Violation, ...] = (), lost: tuple[str, ...] = (),
+             duplicates: tuple[str, ...] = ()) -> Observed:
     """A 40 s worker-stop: n3 stopped at 10 s, undone at 25-30 s; requests fail in [fail_from, fail_to)."""
     run_plan = cp.plan_scenario("worker-stop", cp.plan_topology(("cp",), ("n1", "n2", "n3"), ("n3",)))
     obs = Observed(run_plan, "lab", 1000.0, duration=40.0, client_node="n1")
@@ -31,6 +32,7 @@ def observed(*, fail_from: float = 12.0, fail_to: float = 14.0, replaced_at: flo
     obs.faults = [FaultRecord(run_plan.faults[0], start=10.0, undo_start=25.0, end=30.0)]
     obs.violations = list(violations)
     obs.lost = list(lost)
+    obs.duplicates = list(duplicates)
     return obs
 
 
@@ -56,6 +58,8 @@ def test_a_good_worker_stop_passes_with_its_figures() -> None:
                  ["no invariant violated"], id="an-invariant-violated"),
     pytest.param({"fail_from": 12.0, "fail_to": 13.0, "lost": ("w-3",)}, ["every acknowledged write present"],
                  id="a-lost-write"),
+    pytest.param({"fail_from": 12.0, "fail_to": 13.0, "duplicates": ("replicaset web-1: 4 pods for 3 replicas",)},
+                 ["no duplicate pods"], id="a-duplicate-pod"),
 ])
 def test_checks(kw: dict, failing: list[str]) -> None:
     """Each promise of the scenario, and the ones every run keeps, fail on their own."""
