@@ -236,7 +236,14 @@ def _live_run(target: Any, build: Any, namespace: str, report_dir: Path | None, 
                 raise ChaosError(f"report directory {directory} is not empty")
             run = Run(target, client, run_plan, namespace=namespace, rate=rate,
                       progress=lambda line: click.echo(line, err=True))
-            return compute_report(await run.execute()), directory
+            try:
+                return compute_report(await run.execute()), directory
+            except asyncio.CancelledError:
+                # Ctrl-C: the faults are undone by now; what was seen until then is still worth a report.
+                run.obs.errors.append("interrupted")
+                write_report(compute_report(run.obs), directory)
+                click.echo(f"interrupted; partial report: {directory}/report.md", err=True)
+                raise
 
     report, directory = _run(go())
     write_report(report, directory)

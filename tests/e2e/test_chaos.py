@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from chaos.plan import plan_soak, plan_topology
 
-from .lab import Lab
+from .lab import KUBELITE, Lab, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +63,31 @@ def test_a_short_soak_follows_the_sequence_its_seed_gives(demo: Lab, tmp_path: P
         [(f.kind, f.node, f.component, f.at, f.duration) for f in planned]
     assert report["seed"] == 7 and report["ok"], report["checks"]
     assert all(f["end"] >= f["start"] + f["duration"] for f in report["faults"])
+
+
+def test_ctrl_c_undoes_the_fault_and_leaves_a_partial_report(demo: Lab, tmp_path: Path) -> None:
+    """Ctrl-C while a worker is cut off: the link is up again, the writes' namespace is gone, the exit is non-zero,
+    and the report says the run was interrupted."""
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([KUBELITE, "chaos", "run", "worker-partition", "--report", str(out)], env=demo.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_until(lambda: _links_down(demo), timeout=60, what="a lab link cut")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert _links_down(demo) == [], err
+    report = json.loads((out / "report.json").read_text())
+    assert "interrupted" in report["errors"] and report["ok"] is False
+    assert report["faults"][0]["end"] is not None
+    assert not [ns for ns in demo.get_json("namespaces")["items"] if ns["metadata"]["name"].startswith("chaos-")]
+
+
+def _links_down(lab: Lab) -> list[str]:
+    out = subprocess.run(["ip", "-br", "-n", lab.plan.lab_netns, "link"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.split()[1] == "DOWN"]
