@@ -129,6 +129,14 @@ def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: f
                  rate: float) -> None:
     """Run a scenario under a live workload, write its report directory and print its summary (exit 1 if a
     check failed). node-loss, partition and apiserver-restart print a JSON report of timings instead."""
+    ctx = click.get_current_context()
+    given = {p for p in ("node", "timeout", "report_dir", "rate")
+             if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT}
+    wrong = given & ({"report_dir", "rate"} if scenario in LEGACY else {"node", "timeout"})
+    if wrong:
+        flag = {"node": "--node", "timeout": "--timeout", "report_dir": "--report", "rate": "--rate"}[min(wrong)]
+        click.echo(f"error: {flag} does not apply to scenario {scenario}", err=True)
+        sys.exit(2)
     if scenario not in LEGACY:
         from chaos import plan
 

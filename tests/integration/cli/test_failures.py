@@ -102,6 +102,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("chaos", "partition", "n1", "--name", "Bad_Name"), "cluster name 'Bad_Name' is invalid"),
     (("chaos", "run", "node-loss", "--name", "nosuch"), "cluster 'nosuch' is not up"),
     (("chaos", "run", "worker-stop", "--name", "nosuch"), "cluster 'nosuch' is not up"),
+    (("chaos", "run", "worker-stop", "--node", "n2", "--name", "nosuch"), "--node does not apply to scenario"),
+    (("chaos", "run", "node-loss", "--report", "{tmp}/r", "--name", "nosuch"), "--report does not apply"),
     (("chaos", "soak", "--seed", "1", "--name", "nosuch"), "cluster 'nosuch' is not up"),
     (("chaos", "soak", "--seed", "1", "--duration", "ten", "--name", "nosuch"), "'ten' is not a duration"),
     (("chaos", "report", "{tmp}/nowhere"), "nowhere/report.json: no such report"),
