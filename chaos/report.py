@@ -164,14 +164,15 @@ def load_report(directory: Path) -> dict[str, Any]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    rows = "\n".join(f"| {f['start']:.1f}–{f['end']:.1f} s | {f['label']} | "
-                     + ", ".join(f"{k}: {v}" for k, v in f["recovery"].items()) + " |" for f in report["faults"])
+    rows = "\n".join(f"| F{i + 1} | {f['start']:.1f}–{f['end']:.1f} s | {f['label']} | "
+                     + ", ".join(f"{k}: {v}" for k, v in f["recovery"].items()) + " |"
+                     for i, f in enumerate(report["faults"]))
     checks = "\n".join(f"- {'✅' if c['ok'] else '❌'} {c['name']}: {c['detail']}" for c in report["checks"])
     return (f"# Chaos run: {report['scenario']}\n\n"
             f"{'Passed' if report['ok'] else 'Failed'} on cluster `{report['cluster']}`, "
             f"{report['duration']:.0f} s of load from {report['client_node']}.\n\n"
             "![timeline](timeline.png)\n\n"
-            "| when | fault | recovery (seconds from the fault's start; nodes: from its undo) |\n|---|---|---|\n"
+            "| | when | fault | recovery (seconds from the fault's start; nodes: from its undo) |\n|---|---|---|---|\n"
             f"{rows}\n\n## Checks\n\n{checks}\n\n## Summary\n\n```\n{summary(report)}\n```\n")
 
 
@@ -224,7 +225,9 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
     ax_lat.set_xlabel("seconds since the run started")
     ax_lat.legend(loc="upper left", fontsize=8)
 
-    for f in report["faults"]:
+    # Many faults (a soak): number them, in three staggered rows, and let report.md's table name them.
+    numbered = len(report["faults"]) > 6
+    for i, f in enumerate(report["faults"]):
         # The fault itself, then (lighter) the time its undo took: a stopped node's start, a killed component's
         # restart.
         undo = max(f.get("undo_start", f["end"]), f["start"] + 0.3)
@@ -232,12 +235,13 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
             ax.axvspan(f["start"], undo, color="tab:red", alpha=0.15)
             if f["end"] > undo + 0.3:
                 ax.axvspan(undo, f["end"], color="tab:orange", alpha=0.12)
-        if f["end"] > undo + 0.3:
+        if f["end"] > undo + 0.3 and not numbered:
             ax_req.annotate("undoing", xy=(undo, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                             textcoords="offset points", fontsize=8, color="saddlebrown")
             ax.axvline(f["start"], color="tab:red", linewidth=0.8)
-        ax_req.annotate(f["label"], xy=(f["start"], 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(3, -12), textcoords="offset points", fontsize=8, color="darkred")
+        ax_req.annotate(f"F{i + 1}" if numbered else f["label"], xy=(f["start"], 1.0),
+                        xycoords=("data", "axes fraction"), xytext=(1, -12 - 10 * (i % 3 if numbered else 0)),
+                        textcoords="offset points", fontsize=8, color="darkred")
         _mark(ax_req, f, "service_back", "100% again")
         _mark(ax_ready, f, "replacements_ready", "replacements Ready")
         if "replacements_ready" not in f["recovery"]:
@@ -259,7 +263,7 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
 def _mark(ax: Any, fault: dict[str, Any], key: str, text: str, *, base: str = "start") -> None:
     """A dotted line at the moment a recovery completed, labelled with how long it took."""
     seconds = fault["recovery"].get(key)
-    if seconds is None or seconds <= 0:
+    if seconds is None or seconds < 0.5:  # nothing to see: the part did not notice
         return
     at = fault[base] + seconds
     ax.axvline(at, color="black", linestyle=":", linewidth=1)
