@@ -7,8 +7,13 @@ run leaves the cluster as it found it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shlex
+import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +22,17 @@ from typing import Protocol
 import structlog
 
 from deploy.lab import network
-from deploy.lab.cluster import find_running, node_spec, recorded_proxy_mode, runs_ingress
+from deploy.lab.cluster import find_running, node_dir, node_spec, recorded_proxy_mode, runs_ingress
 from deploy.lab.plan import LabPlan
-from deploy.lab.procs import Supervisor
+from deploy.lab.procs import ProcRecord, Supervisor, is_alive
 from deploy.node import bootstrap
 from deploy.node.launch import SupervisorLauncher
 
 log = structlog.get_logger(component="chaos")
+
+# A disk fill never writes more than this, whatever level was asked: the lab's disk is the machine's.
+MAX_FILL_BYTES = 1 << 30
+FILL_FILE = "chaos-fill"
 
 
 class ChaosError(Exception):
@@ -105,6 +114,110 @@ class LabTarget:
         await asyncio.to_thread(self.supervisor.start, component, list(record.argv), netns=record.netns,
                                 env=record.env, cwd=Path(record.cwd))
         log.info("component_restarted", component=component)
+
+    # Faults on one component of one machine, by the names of chaos.plan.
+
+    def daemon(self, component: str, node: str) -> str:
+        """The supervisor's name of `component` on `node`: the control plane's daemons by their own names,
+        a worker's as `<component>-<node>`."""
+        if node != self.plan.control_plane.role:
+            self._node_index(node)
+        return component if node == self.plan.control_plane.role else f"{component}-{node}"
+
+    def _live(self, name: str) -> ProcRecord:
+        record = self.supervisor.get(name)
+        if record is None or not is_alive(record):
+            raise ChaosError(f"component {name} of cluster {self.cluster!r} is not running")
+        return record
+
+    async def kill(self, component: str, node: str, *, timeout: float = 30.0) -> float | None:
+        """SIGKILL the component, as a crash would; the supervisor starts it again. Returns the seconds until it
+        runs again (None if it did not within `timeout`: it is then started by hand)."""
+        name = self.daemon(component, node)
+        record = self._live(name)
+        start = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGKILL)
+        log.info("component_killed", component=name, pid=record.pid)
+        while time.monotonic() - start < timeout:
+            now = self.supervisor.get(name)
+            if now is not None and now.pid != record.pid and is_alive(now):
+                return round(time.monotonic() - start, 2)
+            await asyncio.sleep(0.05)
+        await self.ensure_running(name, record)
+        return None
+
+    async def ensure_running(self, name: str, record: ProcRecord) -> None:
+        now = self.supervisor.get(name)
+        if now is None or not is_alive(now):
+            await asyncio.to_thread(self.supervisor.start, name, list(record.argv), netns=record.netns,
+                                    env=record.env, cwd=Path(record.cwd))
+            log.info("component_started", component=name)
+
+    def pause(self, component: str, node: str) -> int:
+        """SIGSTOP the component's process (it stays, frozen, holding its sockets); returns its pid."""
+        record = self._live(self.daemon(component, node))
+        os.kill(record.pid, signal.SIGSTOP)
+        log.info("component_paused", component=record.name, pid=record.pid)
+        return record.pid
+
+    def resume(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        log.info("component_resumed", pid=pid)
+
+    def _netns(self, node: str) -> str:
+        if node == self.plan.control_plane.role:
+            return self.plan.control_plane.netns
+        return self.plan.nodes[self._node_index(node)].netns
+
+    async def check_netem(self, node: str) -> None:
+        """Whether the kernel has the netem qdisc, tried on the node's loopback (inside its namespace)."""
+        member = self._netns(node)
+        try:
+            await asyncio.to_thread(network.run, ["tc", "-n", member, "qdisc", "add", "dev", "lo", "root", "netem",
+                                                  "delay", "0ms"])
+        except network.NetworkError as e:
+            raise ChaosError(f"netem: this kernel cannot delay or drop packets ({e}); leave netem out "
+                             "(`kubelite chaos soak --without netem`)") from None
+        await asyncio.to_thread(network.run, ["tc", "-n", member, "qdisc", "del", "dev", "lo", "root"])
+
+    async def netem(self, node: str, *, delay_ms: int, loss_percent: float) -> None:
+        """Delay and drop packets leaving the node's link to the lab, inside the node's own namespace."""
+        member = self._netns(node)
+        argv = ["tc", "-n", member, "qdisc", "replace", "dev", self.plan.control_plane.iface, "root", "netem",
+                "delay", f"{delay_ms}ms", "loss", f"{loss_percent:g}%"]
+        await asyncio.to_thread(network.run, argv)
+        log.info("netem_applied", node=node, delay_ms=delay_ms, loss_percent=loss_percent)
+
+    async def clear_netem(self, node: str) -> None:
+        member = self._netns(node)
+        qdiscs = await asyncio.to_thread(network.run, ["tc", "-n", member, "qdisc", "show", "dev",
+                                                       self.plan.control_plane.iface])
+        if "netem" in qdiscs:
+            await asyncio.to_thread(network.run, ["tc", "-n", member, "qdisc", "del", "dev",
+                                                  self.plan.control_plane.iface, "root"])
+        log.info("netem_cleared", node=node)
+
+    def fill_path(self, node: str) -> Path:
+        if node == self.plan.control_plane.role:
+            return self.plan.paths.data_dir / FILL_FILE
+        self._node_index(node)
+        return node_dir(self.plan, node) / FILL_FILE
+
+    async def fill_disk(self, node: str, level: float, *, max_bytes: int = MAX_FILL_BYTES) -> int:
+        """Allocate a file in the node's data directory so its filesystem is `level` full, never more than
+        `max_bytes`; returns the bytes allocated."""
+        path = self.fill_path(node)
+        usage = shutil.disk_usage(path.parent)
+        size = max(0, min(int(usage.total * level) - usage.used, max_bytes))
+        await asyncio.to_thread(network.run, ["fallocate", "-l", str(size), str(path)] if size else ["true"])
+        log.info("disk_filled", node=node, path=str(path), bytes=size)
+        return size
+
+    async def free_disk(self, node: str) -> None:
+        self.fill_path(node).unlink(missing_ok=True)
+        log.info("disk_freed", node=node)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -19,13 +20,15 @@ T = TypeVar("T")
 def _failures() -> tuple[type[Exception], ...]:
     """What a fault on a lab can run into: each is said in one line, never as a traceback."""
     from chaos.faults import ChaosError
+    from chaos.plan import PlanError
     from deploy.lab.cluster import LabError
     from deploy.lab.network import NetworkError
     from deploy.lab.plan import LabPlanError
     from deploy.lab.procs import ProcError
     from deploy.node.containerd import NodeRuntimeError
 
-    return ChaosError, LabError, LabPlanError, NetworkError, ProcError, NodeRuntimeError, TimeoutError, OSError
+    return (ChaosError, PlanError, LabError, LabPlanError, NetworkError, ProcError, NodeRuntimeError, TimeoutError,
+            OSError)
 
 
 def _target(name: str):  # type: ignore[no-untyped-def]
@@ -103,14 +106,43 @@ def restart(component: str, name: str) -> None:
     click.echo(f"{component} restarted", err=True)
 
 
+LEGACY = ("node-loss", "partition", "apiserver-restart")
+
+
+def _scenario_names() -> list[str]:
+    from chaos.plan import SCENARIOS
+
+    return [*SCENARIOS, *LEGACY]
+
+
 @chaos.command("run")
-@click.argument("scenario", type=click.Choice(["node-loss", "partition", "apiserver-restart"]))
-@click.option("--node", default="n1", show_default=True)
+@click.argument("scenario", type=click.Choice(_scenario_names()))
+@click.option("--node", default="n1", show_default=True, help="node-loss, partition: the node to lose")
 @local_cluster_option
 @click.option("--namespace", "-n", default="default", show_default=True)
-@click.option("--timeout", type=float, default=60.0, show_default=True)
-def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: float) -> None:
-    """Run a scenario and print its report as JSON (exit 1 if recovery failed)."""
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="node-loss, partition, apiserver-restart")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="directory for report.json, timeline.png and report.md (default: ./chaos-SCENARIO-TIME)")
+@click.option("--rate", type=click.FloatRange(1, 500), default=50.0, show_default=True,
+              help="the load client's requests per second")
+def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: float, report_dir: Path | None,
+                 rate: float) -> None:
+    """Run a scenario under a live workload, write its report directory and print its summary (exit 1 if a
+    check failed). node-loss, partition and apiserver-restart print a JSON report of timings instead."""
+    ctx = click.get_current_context()
+    given = {p for p in ("node", "timeout", "report_dir", "rate")
+             if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT}
+    wrong = given & ({"report_dir", "rate"} if scenario in LEGACY else {"node", "timeout"})
+    if wrong:
+        flag = {"node": "--node", "timeout": "--timeout", "report_dir": "--report", "rate": "--rate"}[min(wrong)]
+        click.echo(f"error: {flag} does not apply to scenario {scenario}", err=True)
+        sys.exit(2)
+    if scenario not in LEGACY:
+        from chaos import plan
+
+        target = _target(name)
+        _live_run(target, lambda topo: plan.plan_scenario(scenario, topo), namespace, report_dir, rate)
+        return
     from chaos import scenarios
     from client.api import Client
     from deploy.lab.cluster import client_config_for
@@ -129,6 +161,103 @@ def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: f
     result = _run(go())
     click.echo(json.dumps(result, indent=2))
     if not result["ok"]:
+        sys.exit(1)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = value.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (60, 90s, 10m, 1h)") from None
+
+
+@chaos.command("soak")
+@click.option("--duration", default="10m", show_default=True, callback=_duration,
+              help="how long the workload runs (90s, 10m, 1h)")
+@click.option("--seed", type=int, required=True, help="the fault sequence is a function of the seed")
+@click.option("--faults", "fault_set", default="workers", show_default=True,
+              help="the named set faults are drawn from: workers, control-plane, all")
+@local_cluster_option
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="directory for report.json, timeline.png and report.md (default: ./chaos-soak-SEED-TIME)")
+@click.option("--rate", type=click.FloatRange(1, 500), default=50.0, show_default=True)
+@click.option("--without", multiple=True, help="leave out a fault or component (netem, pause, kubelet, "
+              "kill-etcd, ...); repeatable")
+@click.option("--dry-run", is_flag=True, help="print the fault sequence and break nothing")
+def soak(duration: float, seed: int, fault_set: str, name: str, namespace: str, report_dir: Path | None,
+         rate: float, without: tuple[str, ...], dry_run: bool) -> None:
+    """Random faults, one after another, under a live workload; the same seed gives the same faults."""
+    from chaos import plan
+    from chaos.run import topology
+
+    target = _target(name)
+
+    def build(topo: plan.Topology) -> plan.RunPlan:
+        return plan.plan_soak(seed, duration, topo, fault_set, without)
+
+    if dry_run:
+        try:
+            soak_plan = build(topology(target))
+        except plan.PlanError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        for f in soak_plan.faults:
+            click.echo(f"{f.at:7.1f}s {f.duration:5.1f}s {f.label}")
+        return
+    _live_run(target, build, namespace, report_dir, rate)
+
+
+@chaos.command("report")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def report_cmd(directory: Path) -> None:
+    """Print the summary of a run's report directory again (exit 1 if that run failed a check)."""
+    from chaos.report import load_report, summary
+
+    try:
+        report = load_report(directory)
+        click.echo(summary(report))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    if not report.get("ok"):
+        sys.exit(1)
+
+
+def _live_run(target: Any, build: Any, namespace: str, report_dir: Path | None, rate: float) -> None:
+    import time
+
+    from chaos.faults import ChaosError
+    from chaos.report import compute_report, summary, write_report
+    from chaos.run import Run, topology, workload_nodes
+    from client.api import Client
+    from deploy.lab.cluster import client_config_for
+
+    async def go() -> tuple[dict[str, Any], Path]:
+        async with Client(client_config_for(target.plan)) as client:
+            # The plan breaks a node that runs some of the workload, so the run shows a loss.
+            run_plan = build(topology(target, await workload_nodes(client, namespace)))
+            directory = report_dir or Path(f"chaos-{run_plan.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            if directory.exists() and any(directory.iterdir()):
+                raise ChaosError(f"report directory {directory} is not empty")
+            run = Run(target, client, run_plan, namespace=namespace, rate=rate,
+                      progress=lambda line: click.echo(line, err=True))
+            try:
+                return compute_report(await run.execute()), directory
+            except asyncio.CancelledError:
+                # Ctrl-C: the faults are undone by now; what was seen until then is still worth a report.
+                run.obs.errors.append("interrupted")
+                write_report(compute_report(run.obs), directory)
+                click.echo(f"interrupted; partial report: {directory}/report.md", err=True)
+                raise
+
+    report, directory = _run(go())
+    write_report(report, directory)
+    click.echo(summary(report))
+    click.echo(f"report: {directory}/report.md", err=True)
+    if not report["ok"]:
         sys.exit(1)
 
 

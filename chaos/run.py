@@ -1,0 +1,399 @@
+"""A chaos run on the lab: the live workload, the faults on their schedule, and what both saw.
+
+The workload runs for the whole plan: the load client (a process in a lab node's network namespace sending
+HTTP requests to the demo Service's cluster IP), an API writer creating ConfigMaps and recording each
+acknowledgement, and a watcher sampling the Deployment's pods and the nodes, checking invariants as it goes.
+Faults start on their schedule; each is undone in a `finally`, so a failure or Ctrl-C undoes it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from api.errors import ApiError
+from api.pb import core_pb2
+from chaos import plan as cplan
+from chaos.faults import ChaosError, LabTarget
+from chaos.invariants import Invariants, PodView, RolloutView, Violation, lost_writes, resolve_int_or_percent
+from chaos.timeline import Request, Sample, Write
+from client.api import Client
+from deploy.lab.network import netns_path
+
+log = structlog.get_logger(component="chaos")
+
+RATE = 50.0  # requests per second from the load client
+WRITES_PER_SECOND = 10.0
+SAMPLE_EVERY = 0.5
+CALL_TIMEOUT = 2.0
+TAIL = 10.0  # the workload keeps running this long after the last fault is undone: the recovery must show
+MAX_OVERRUN = 300.0  # however long undoing takes, the load client stops this long after the planned end
+ROLLOUT_ANNOTATION = "kubelite.io/chaos-rollout"
+
+
+@dataclass
+class FaultRecord:
+    fault: cplan.Fault
+    start: float | None = None
+    undo_start: float | None = None  # when undoing began (a node's start takes a while)
+    end: float | None = None
+    component_back: float | None = None  # kill: seconds until the supervisor had it running again
+    note: str = ""
+
+
+@dataclass
+class Observed:
+    """Everything a run recorded, in seconds since it started."""
+
+    plan: cplan.RunPlan
+    cluster: str
+    started_at: float  # unix time of t=0
+    duration: float = 0.0  # how long the workload ran: the plan's duration, longer if an undo ran late
+    requests: list[Request] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    pods_kept: dict[str, Any] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # ReplicaSets running more pods than their replicas
+    rollout_started: float | None = None
+    rollout_done: float | None = None
+    client_node: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def topology(target: LabTarget, workload_nodes: tuple[str, ...] = ()) -> cplan.Topology:
+    return cplan.plan_topology((target.plan.control_plane.role,), tuple(n.role for n in target.plan.nodes),
+                               workload_nodes)
+
+
+async def workload_nodes(client: Client, namespace: str = "default", deployment: str = "web") -> tuple[str, ...]:
+    """The nodes running a pod of the Deployment (none if it does not exist: preflight says so later)."""
+    try:
+        dep = await client.get("deployments", deployment, namespace)
+    except ApiError:
+        return ()
+    selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
+    pods = (await client.list("pods", namespace, label_selector=selector)).items
+    return tuple(sorted({p.spec.node_name for p in pods if p.spec.node_name}))
+
+
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+def _pod_view(p: Any) -> PodView:
+    owner = next((r for r in p.metadata.owner_references if r.controller), None)
+    return PodView(p.metadata.uid, p.metadata.name, p.metadata.namespace, p.spec.node_name,
+                   owner.kind if owner else "", owner.name if owner else "", _ready(p),
+                   p.metadata.HasField("deletion_timestamp"))
+
+
+def _restarts(pods: list[Any]) -> dict[str, int]:
+    return {p.metadata.uid: sum(c.restart_count for c in p.status.container_statuses) for p in pods}
+
+
+class Run:
+    def __init__(self, target: LabTarget, client: Client, plan: cplan.RunPlan, *, namespace: str = "default",
+                 deployment: str = "web", service: str = "web", rate: float = RATE,
+                 progress: Callable[[str], None] = lambda _: None) -> None:
+        self.target, self.client, self.plan = target, client, plan
+        self.namespace, self.deployment, self.service, self.rate = namespace, deployment, service, rate
+        self.progress = progress
+        self.topo = topology(target)  # the faults' names are checked against the cluster's machines
+        self.run_id = secrets.token_hex(3)
+        self.writes_ns = f"chaos-{self.run_id}"
+        self.t0 = 0.0
+        self.obs = Observed(plan, target.cluster, time.time(), client_node=self.topo.client_node)
+        self.invariants = Invariants()
+        self.selector = ""
+        self.done = asyncio.Event()
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 3)
+
+    async def _call(self, coro: Any) -> Any:
+        return await asyncio.wait_for(coro, CALL_TIMEOUT)
+
+    async def preflight(self) -> tuple[str, list[Any]]:
+        """The demo's Deployment, Ready, and its Service's cluster IP; the pods running before any fault."""
+        try:
+            dep = await self.client.get("deployments", self.deployment, self.namespace)
+            svc = await self.client.get("services", self.service, self.namespace)
+        except ApiError as e:
+            raise ChaosError(f"a chaos run needs the demo: {e.message} (kubelite apply -f examples/)") from e
+        if dep.status.available_replicas < dep.spec.replicas:
+            raise ChaosError(f"deployment {self.deployment} has {dep.status.available_replicas} of "
+                             f"{dep.spec.replicas} replicas available; wait for it before breaking things")
+        if not svc.spec.cluster_ip or svc.spec.cluster_ip == "None":
+            raise ChaosError(f"service {self.service} has no cluster IP")
+        self.selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
+        pods = (await self.client.list("pods", self.namespace, label_selector=self.selector)).items
+        return svc.spec.cluster_ip, [p for p in pods if not p.metadata.HasField("deletion_timestamp")]
+
+    async def execute(self) -> Observed:
+        for f in self.plan.faults:
+            cplan.validate_fault(f, self.topo)
+        cluster_ip, before = await self.preflight()
+        for node in sorted({f.node for f in self.plan.faults if f.kind == cplan.NETEM}):
+            await self.target.check_netem(node)
+        await self.client.create(core_pb2.Namespace(metadata={"name": self.writes_ns,
+                                                              "labels": {"kubelite.io/chaos": self.run_id}}))
+        self.t0 = time.monotonic()
+        self.obs.started_at = time.time()
+        self.progress(f"{self.plan.name}: {self.plan.duration:.0f}s of load at {self.rate:g} req/s on "
+                      f"{self.topo.client_node}, {len(self.plan.faults)} fault(s)")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.load(cluster_ip))
+                tg.create_task(self.writer())
+                tg.create_task(self.watcher())
+                tg.create_task(self.schedule())
+                if self.plan.rollout_at is not None:
+                    tg.create_task(self.rollout())
+        except BaseExceptionGroup as group:
+            # The first failure says what went wrong; the rest are its consequences.
+            raise group.exceptions[0] from None
+        finally:
+            with contextlib.suppress(ApiError, TimeoutError):
+                await self.check_writes()
+        await self.check_pods_kept(before)
+        return self.obs
+
+    # The workload.
+
+    async def load(self, cluster_ip: str) -> None:
+        """The load client runs until the run is done (bounded by its own --duration); what it printed by then
+        counts."""
+        node = self.target.plan.node(self.topo.client_node)
+        argv = ["nsenter", f"--net={netns_path(node.netns)}", sys.executable, "-m", "chaos.loadclient", cluster_ip,
+                "--rate", str(self.rate), "--duration", str(self.plan.duration + MAX_OVERRUN)]
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+
+        async def read() -> None:
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                parts = line.decode().split()
+                if len(parts) >= 3:
+                    t = round(float(parts[0]) - self.obs.started_at, 3)
+                    self.obs.requests.append(Request(t, parts[1] == "1", float(parts[2]),
+                                                     parts[3] if len(parts) > 3 else ""))
+
+        reader = asyncio.ensure_future(read())
+        try:
+            done, _ = await asyncio.wait([reader, asyncio.ensure_future(self.done.wait())],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if reader in done and not self.done.is_set():
+                await proc.wait()
+                assert proc.stderr is not None
+                err = (await proc.stderr.read()).decode().strip()
+                raise ChaosError(f"the load client exited {proc.returncode} early: {err[-500:]}")
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def writer(self) -> None:
+        i = 0
+        while not self.done.is_set():
+            await asyncio.sleep(max(0.0, i / WRITES_PER_SECOND - self.now()))
+            name = f"w-{i:06d}"
+            sent = self.now()
+            cm = core_pb2.ConfigMap(metadata={"name": name, "namespace": self.writes_ns}, data={"i": str(i)})
+            try:
+                await self._call(self.client.create(cm))
+                ok = True
+            except (ApiError, TimeoutError):
+                ok = False
+            self.obs.writes.append(Write(sent, ok, round((self.now() - sent) * 1000, 1), name))
+            i += 1
+
+    async def watcher(self) -> None:
+        while not self.done.is_set():
+            started = self.now()
+            with contextlib.suppress(ApiError, TimeoutError):
+                await self._sample()
+            await asyncio.sleep(max(0.0, SAMPLE_EVERY - (self.now() - started)))
+
+    async def _sample(self) -> None:
+        t = self.now()
+        pods = (await self._call(self.client.list("pods", self.namespace))).items
+        nodes = (await self._call(self.client.list("nodes"))).items
+        dep = await self._call(self.client.get("deployments", self.deployment, self.namespace))
+        ready_nodes = {n.metadata.name for n in nodes if _ready(n)}
+        views = [_pod_view(p) for p in pods]
+        mine = [p for p in pods if all(p.metadata.labels.get(k) == v
+                                       for k, v in dep.spec.selector.match_labels.items())]
+        by_node = Counter(p.spec.node_name for p in mine if _ready(p) and not p.metadata.HasField("deletion_timestamp"))
+        self.obs.samples.append(Sample(t, dep.spec.replicas, dict(by_node), len(ready_nodes), len(nodes)))
+        rolling = self._rolling(dep, t)
+        ru = dep.spec.strategy.rolling_update
+        rollout = RolloutView(self.deployment, dep.spec.replicas,
+                              resolve_int_or_percent(ru.max_surge or "25%", dep.spec.replicas, round_up=True),
+                              resolve_int_or_percent(ru.max_unavailable or "25%", dep.spec.replicas,
+                                                     round_up=False),
+                              sum(by_node.values()), rolling)
+        self.obs.violations += self.invariants.observe(t, views, ready_nodes, rollout, disrupted=self._disrupted(t))
+
+    def _rolling(self, dep: Any, t: float) -> bool:
+        if self.plan.rollout_at is None or t < self.plan.rollout_at or self.obs.rollout_done is not None:
+            return False
+        s = dep.status
+        done = (dep.spec.template.metadata.annotations.get(ROLLOUT_ANNOTATION) == self.run_id
+                and s.observed_generation >= dep.metadata.generation
+                and s.updated_replicas == s.replicas == s.available_replicas == dep.spec.replicas)
+        if done:
+            self.obs.rollout_done = t
+        return not done
+
+    def _disrupted(self, t: float) -> bool:
+        """A fault that takes pods away (a node, its kubelet or containerd) is on, or ended in the last 10 s."""
+        for r in self.obs.faults:
+            if r.fault.node in self.topo.control_planes or r.start is None:
+                continue
+            if r.start <= t and (r.end is None or t <= r.end + 10):
+                return True
+        return False
+
+    async def rollout(self) -> None:
+        """Change the Deployment's template, as `kubelite rollout restart` does."""
+        assert self.plan.rollout_at is not None
+        await asyncio.sleep(max(0.0, self.plan.rollout_at - self.now()))
+        for _ in range(20):
+            try:
+                dep = await self._call(self.client.get("deployments", self.deployment, self.namespace))
+                dep.spec.template.metadata.annotations[ROLLOUT_ANNOTATION] = self.run_id
+                await self._call(self.client.update(dep))
+                self.obs.rollout_started = self.now()
+                self.progress(f"{self.now():6.1f}s rollout of deployment {self.deployment} started")
+                return
+            except (ApiError, TimeoutError):
+                await asyncio.sleep(0.2)
+        self.obs.errors.append("could not start the rollout")
+
+    # The faults.
+
+    async def schedule(self) -> None:
+        """Faults in order, each undone before the next; then the run ends at its planned duration, or TAIL
+        seconds after the last undo if that is later."""
+        try:
+            for fault in self.plan.faults:
+                record = FaultRecord(fault)
+                self.obs.faults.append(record)
+                await asyncio.sleep(max(0.0, fault.at - self.now()))
+                await self.inflict(record)
+            last = max((r.end or 0.0 for r in self.obs.faults), default=0.0)
+            await asyncio.sleep(max(0.0, max(self.plan.duration, last + TAIL) - self.now()))
+        finally:
+            self.obs.duration = self.now()
+            self.done.set()
+
+    async def inflict(self, r: FaultRecord) -> None:
+        f, t = r.fault, self.target
+        self.progress(f"{self.now():6.1f}s {f.label}")
+        r.start = self.now()
+        try:
+            if f.kind == cplan.KILL:
+                r.component_back = await t.kill(f.component, f.node)
+                if r.component_back is None:
+                    r.note = f"{f.component} did not come back by itself; started by hand"
+                return
+            undo: Callable[[], Any]
+            if f.kind == cplan.STOP_NODE:
+                await t.stop_node(f.node)
+                undo = lambda: t.start_node(f.node)  # noqa: E731
+            elif f.kind == cplan.PARTITION:
+                await t.cut_off(f.node)
+                undo = lambda: t.heal(f.node)  # noqa: E731
+            elif f.kind == cplan.PAUSE:
+                pid = t.pause(f.component, f.node)
+                undo = lambda: asyncio.to_thread(t.resume, pid)  # noqa: E731
+            elif f.kind == cplan.NETEM:
+                await t.netem(f.node, delay_ms=f.delay_ms, loss_percent=f.loss_percent)
+                undo = lambda: t.clear_netem(f.node)  # noqa: E731
+            elif f.kind == cplan.FILL_DISK:
+                size = await t.fill_disk(f.node, f.level)
+                r.note = f"{size} bytes allocated"
+                undo = lambda: t.free_disk(f.node)  # noqa: E731
+            else:
+                raise ChaosError(f"fault kind {f.kind!r} has no driver")
+            try:
+                await asyncio.sleep(f.duration)
+            finally:
+                r.undo_start = self.now()
+                # Awaited even when the run is cancelled (Ctrl-C): a fault never outlives it.
+                await undo()
+        finally:
+            r.end = self.now()
+            self.progress(f"{self.now():6.1f}s {f.label}: undone")
+
+    # Checks at the end.
+
+    async def check_writes(self) -> None:
+        """Every acknowledged write is stored; then the writes' namespace goes."""
+        acked = [w.name for w in self.obs.writes if w.ok]
+        for _ in range(30):
+            try:
+                items = await self.client.list_all("configmaps", self.writes_ns)
+                self.obs.lost = lost_writes(acked, (c.metadata.name for c in items))
+                break
+            except ApiError:
+                await asyncio.sleep(1.0)
+        else:
+            self.obs.errors.append("could not list the written ConfigMaps to check them")
+        with contextlib.suppress(ApiError):
+            await self.client.delete("namespaces", self.writes_ns)
+
+    async def check_pods_kept(self, before: list[Any]) -> None:
+        """Pods that ran before the run still run, unrestarted, once it is over (or why not); and, with a
+        rollout, that it finished."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pods = (await self.client.list("pods", self.namespace, label_selector=self.selector)).items
+                dep = await self.client.get("deployments", self.deployment, self.namespace)
+            except ApiError:
+                pods, dep = [], None
+            if dep is not None and self.plan.rollout_at is not None and self.obs.rollout_done is None:
+                self._rolling(dep, self.now())
+            if ((self.plan.rollout_at is None or self.obs.rollout_done is not None) and dep is not None \
+                    and dep.status.available_replicas >= dep.spec.replicas) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await self.check_duplicates()
+        was, now = _restarts(before), _restarts([p for p in pods if _ready(p)])
+        self.obs.pods_kept = {"before": sorted(was), "gone": sorted(set(was) - set(now)),
+                              "restarted": sorted(u for u in was if u in now and now[u] > was[u])}
+
+    async def check_duplicates(self, timeout: float = 30.0) -> None:
+        """No ReplicaSet runs more pods than its replicas once the cluster settles (a returning node's kubelet
+        stops what was replaced meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                rsets = (await self.client.list("replicasets", self.namespace)).items
+                pods = (await self.client.list("pods", self.namespace)).items
+            except ApiError:
+                rsets, pods = [], []
+            live = Counter(r.uid for p in pods if not p.metadata.HasField("deletion_timestamp")
+                           for r in p.metadata.owner_references if r.controller and r.kind == "ReplicaSet")
+            self.obs.duplicates = [f"replicaset {rs.metadata.name}: {live[rs.metadata.uid]} pods for "
+                                   f"{rs.spec.replicas} replicas" for rs in rsets
+                                   if live[rs.metadata.uid] > rs.spec.replicas]
+            if not self.obs.duplicates or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.5)
