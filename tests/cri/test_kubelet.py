@@ -62,7 +62,8 @@ def cgroup_dirs(cgroup: str) -> list[Path]:
 
 @dataclass
 class Env:
-    client: Client
+    client: Client  # the admin's: what a user creates and reads
+    kubelet_client: Client  # the node's own credentials, as a kubelet runs
     runtime: CRIRuntime
     node: containerd.NodeConfig
     kubelet_config: KubeletConfig
@@ -71,7 +72,7 @@ class Env:
     task: asyncio.Task[None] | None = None
 
     async def start_kubelet(self) -> Kubelet:
-        k = Kubelet(self.kubelet_config, self.client, self.runtime)
+        k = Kubelet(self.kubelet_config, self.kubelet_client, self.runtime)
         self.task = asyncio.ensure_future(k.run())
         async with asyncio.timeout(30):
             while k.node is None or not k.node.registered.is_set():
@@ -112,7 +113,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory, image_cache: Path, etcd_
             server, server_task = await _start_apiserver(etcd_server.url)
             address = f"127.0.0.1:{server.ports[0]}"
             files = testpki.get().node(NODE)
-            client = Client(testpki.get().client(address, f"nodes/{NODE}/kubelet"))
+            client = Client(testpki.get().client(address))
+            kubelet_client = Client(testpki.get().client(address, f"nodes/{NODE}/kubelet"))
             runtime = CRIRuntime(cfg.address, timeout=30)
             kcfg = KubeletConfig(
                 node_name=NODE, node_ip="127.0.0.1", pod_cidr=POD_CIDR, listen="127.0.0.1:0",
@@ -122,7 +124,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, image_cache: Path, etcd_
                 serving_cert_file=files["kubelet-serving"], serving_key_file=files["kubelet-serving-key"],
                 client_ca_file=testpki.get().ca_file,
             )
-            e = Env(client, runtime, cfg, kcfg, address)
+            e = Env(client, kubelet_client, runtime, cfg, kcfg, address)
             await e.start_kubelet()
             try:
                 yield e
@@ -130,6 +132,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, image_cache: Path, etcd_
                 await e.stop_kubelet()
                 await runtime.close()
                 await client.close()
+                await kubelet_client.close()
                 server_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await server_task
