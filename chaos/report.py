@@ -36,6 +36,10 @@ def compute_report(obs: Observed) -> dict[str, Any]:
             recovery["replacements_ready"] = tl.seconds_to_replacements(obs.samples, start, r.fault.node, horizon)
         if r.fault.kind == cplan.KILL:
             recovery["component_back"] = r.component_back
+        if len(obs.control_planes) > 1 and r.fault.node in obs.control_planes:
+            # Each leader-elected component: how long until one of them held its lease again.
+            for component in ("scheduler", "controller-manager"):
+                recovery[f"{component}_lease"] = tl.seconds_to_lease_held(obs.leases, component, start, horizon)
         faults.append({**r.fault.as_dict(), "start": start, "undo_start": r.undo_start if r.undo_start is not None
                        else end, "end": end, "recovery": recovery, "note": r.note})
     first = faults[0]["start"] if faults else 0.0
@@ -62,6 +66,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
                    "lost": obs.lost, "points": [[w.t, w.ok, w.ms] for w in obs.writes]},
         "samples": tl.series(obs.samples),
         "ready_by_node": [[s.t, s.ready_by_node] for s in obs.samples],
+        "leases": [[s.t, s.component, s.holder, s.renewed, s.alive] for s in obs.leases],
         "invariant_violations": [v.as_dict() for v in obs.violations],
         "pods_kept": obs.pods_kept,
         "duplicate_pods": obs.duplicates,
