@@ -253,6 +253,9 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
             _mark(ax_ready, f, "ready_back", "all ready")
         _mark(ax_lat, f, "api_writable", "API writable")
         _mark(ax_nodes, f, "nodes_ready_after_undo", "all nodes Ready", base="end")
+        # Several control planes: when a live leader held each lease again.
+        _mark(ax_ready, f, "scheduler_lease", "scheduler leader")
+        _mark(ax_nodes, f, "controller-manager_lease", "controller-manager leader")
     for key, text in (("rollout_started", "rollout started"), ("rollout_done", "rollout done")):
         if report.get(key) is not None:
             ax_ready.axvline(report[key], color="tab:blue", linestyle="-.", linewidth=1)
