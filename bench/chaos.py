@@ -56,7 +56,10 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
            "replacements_ready": rec.get("replacements_ready", rec["ready_back"]),
            "service_back": rec["service_back"], "failed_requests": rec["failed_requests"]}
     # Only a node that stops renewing its lease is left to the node-lifecycle timers.
-    node_fault = fault["kind"] in (STOP_NODE, PARTITION) or (fault["kind"] == PAUSE and fault["component"] == "kubelet")
+    # A control-plane machine runs no kubelet: its loss is not the node-lifecycle timers' to notice.
+    on_worker = fault["node"] not in report.get("control_planes", [])
+    node_fault = on_worker and (fault["kind"] in (STOP_NODE, PARTITION)
+                                or (fault["kind"] == PAUSE and fault["component"] == "kubelet"))
     # While the lab had not yet noticed the node, requests failed at this rate: under Kubernetes' defaults
     # they keep failing at it until the 50 s grace ends.
     per = report["requests"]["per_second"]

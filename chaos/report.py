@@ -32,7 +32,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
             "ready_back": tl.seconds_to_ready_back(obs.samples, start, horizon),
             "nodes_ready_after_undo": tl.seconds_to_nodes_ready(obs.samples, start, end, horizon),
         }
-        if r.fault.kind in NODE_FAULTS:
+        if r.fault.kind in NODE_FAULTS and r.fault.node not in obs.control_planes:
             recovery["replacements_ready"] = tl.seconds_to_replacements(obs.samples, start, r.fault.node, horizon)
         if r.fault.kind == cplan.KILL:
             recovery["component_back"] = r.component_back
@@ -53,6 +53,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
         "started_at": obs.started_at,
         "duration": duration,
         "client_node": obs.client_node,
+        "control_planes": list(obs.control_planes),
         "faults": faults,
         "requests": {
             "sent": sent, "ok": ok, "failed": sent - ok,

@@ -22,7 +22,7 @@ from deploy.lab import status as lab_status
 
 from .lab import Lab, wait_until
 from .test_loadbalancer import FETCH
-from .test_networking import ROOT, apply, deployment, get, service
+from .test_networking import ROOT, SCRIPT, apply, deployment, get, service
 
 WRITABLE_WITHIN = 5.0
 
@@ -45,7 +45,7 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(plan)
     try:
         lab.kubelite("apply", "-f", str(ROOT / "examples" / "client.yaml"))
-        apply(lab, deployment("web"), service("web", "web"))
+        apply(lab, web_serving_root(), service("web", "web"))
         lab.kubelite("rollout", "status", "deployment/web", "--timeout", "120s", timeout=150)
         lab.kubelite("wait", "--for=condition=Ready", "pod/client", "--timeout", "90", timeout=120)
         yield lab
@@ -54,6 +54,15 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         raise
     finally:
         asyncio.run(cluster.down(name, progress=lambda _: None))
+
+
+def web_serving_root() -> dict:
+    """web as the networking tests run it, also answering `GET /` (what `kubelite chaos run`'s load client asks)."""
+    web = deployment("web")
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = [SCRIPT.replace("for p in bar foo testpath;", "for p in bar foo testpath index.html;")]
+    assert container["args"] != [SCRIPT]
+    return web
 
 
 def status_sections(lab: Lab) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
