@@ -8,9 +8,11 @@ requests. The same timeline is then re-read with Kubernetes' defaults (a node No
 lease instead of the lab's 4 s, its pods evicted after a 300 s toleration instead of 2 s; see
 chaos/timeline.py). The baseline, measured in the same run, is the workload before the first fault: its
 success rate and median API write latency. Needs root; starts (and removes) a cluster of its own unless
---cluster names a running one with the demo applied.
+--cluster names a running one with the demo applied. With three control-plane machines (`--control-planes 3`,
+or a running cluster that has them) the control-plane scenarios (control-plane-stop, etcd-leader-kill,
+control-plane-partition, scheduler-leader-kill-rollout) run too.
 
-    python bench/chaos.py [--scenarios worker-stop,kubelet-kill,...] [--cluster NAME]
+    python bench/chaos.py [--scenarios worker-stop,kubelet-kill,...] [--cluster NAME] [--control-planes 3]
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ KUBELITE = str(Path(sys.executable).with_name("kubelite"))
 DEFAULT = ("worker-stop", "containerd-kill", "kubelet-kill", "scheduler-kill-rollout", "apiserver-kill")
 
 
+def default_scenarios(control_planes: int) -> list[str]:
+    """The worker and single-control-plane scenarios, and those needing more machines when the lab has them."""
+    more = [name for name, s in SCENARIOS.items() if 1 < s.control_planes <= control_planes]
+    return [*DEFAULT, *more]
+
+
 def run(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KUBELITE, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -48,7 +56,10 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
            "replacements_ready": rec.get("replacements_ready", rec["ready_back"]),
            "service_back": rec["service_back"], "failed_requests": rec["failed_requests"]}
     # Only a node that stops renewing its lease is left to the node-lifecycle timers.
-    node_fault = fault["kind"] in (STOP_NODE, PARTITION) or (fault["kind"] == PAUSE and fault["component"] == "kubelet")
+    # A control-plane machine runs no kubelet: its loss is not the node-lifecycle timers' to notice.
+    on_worker = fault["node"] not in report.get("control_planes", [])
+    node_fault = on_worker and (fault["kind"] in (STOP_NODE, PARTITION)
+                                or (fault["kind"] == PAUSE and fault["component"] == "kubelet"))
     # While the lab had not yet noticed the node, requests failed at this rate: under Kubernetes' defaults
     # they keep failing at it until the 50 s grace ends.
     per = report["requests"]["per_second"]
@@ -73,12 +84,22 @@ def baseline(report: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default=",".join(DEFAULT))
+    parser.add_argument("--scenarios", default="", help="comma-separated (default: every one the lab can run)")
     parser.add_argument("--cluster", default="", help="a running cluster with the demo applied")
+    parser.add_argument("--control-planes", type=int, choices=(1, 3), default=1,
+                        help="control-plane machines of the cluster this starts")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/chaos.py needs root")
-    scenarios = [s for s in args.scenarios.split(",") if s]
+    control_planes = args.control_planes
+    if args.cluster:
+        from deploy.lab.cluster import find_running
+
+        running = find_running(args.cluster)
+        if running is None:
+            sys.exit(f"cluster {args.cluster!r} is not up")
+        control_planes = running.control_planes
+    scenarios = [s for s in args.scenarios.split(",") if s] or default_scenarios(control_planes)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         sys.exit(f"unknown scenarios {unknown} (scenarios: {', '.join(SCENARIOS)})")
@@ -86,6 +107,7 @@ def main() -> None:
     name = args.cluster or f"bc{secrets.token_hex(2)}"
     env = {**os.environ, "KUBELITE_CONFIG": str(work / "config.yaml")} if not args.cluster else dict(os.environ)
     out: dict[str, Any] = {"benchmark": "chaos", "load_average_at_start": os.getloadavg(), "cluster": name,
+                           "control_planes": control_planes,
                            "targets": {"api_writable_s": 5.0, "replacements_ready_s": 5.0},
                            "kubernetes_defaults": {"node_monitor_grace_period_s": tl.K8S_GRACE,
                                                    "toleration_seconds": tl.K8S_TOLERATION},
@@ -93,7 +115,7 @@ def main() -> None:
                            "scenarios": {}}
     try:
         if not args.cluster:
-            up = run("up", "--nodes", "3", "--name", name, env=env)
+            up = run("up", "--nodes", "3", "--control-planes", str(control_planes), "--name", name, env=env)
             if up.returncode != 0:
                 sys.exit(f"kubelite up failed: {up.stderr.strip()[-500:]}")
             run("apply", "-f", str(ROOT / "examples"), env=env)

@@ -21,9 +21,19 @@ from typing import Protocol
 
 import structlog
 
+from deploy.lab import cluster as lab_cluster
 from deploy.lab import network
-from deploy.lab.cluster import find_running, node_dir, node_spec, recorded_proxy_mode, runs_ingress
-from deploy.lab.plan import LabPlan
+from deploy.lab import status as lab_status
+from deploy.lab.cluster import (
+    control_plane_dir,
+    daemon_name,
+    find_running,
+    node_dir,
+    node_spec,
+    recorded_proxy_mode,
+    runs_ingress,
+)
+from deploy.lab.plan import LabPlan, Member
 from deploy.lab.procs import ProcRecord, Supervisor, is_alive
 from deploy.node import bootstrap
 from deploy.node.launch import SupervisorLauncher
@@ -37,6 +47,22 @@ FILL_FILE = "chaos-fill"
 
 class ChaosError(Exception):
     pass
+
+
+def etcd_leader_of(members: Sequence[dict]) -> str:
+    """The machine whose etcd member leads, from `kubelite bootstrap etcd-members -o json`'s list."""
+    leaders = [m["name"] for m in members if m.get("leader")]
+    if len(leaders) != 1:
+        raise ChaosError(f"expected one etcd leader, found {', '.join(leaders) or 'none'}")
+    return leaders[0]
+
+
+def machine_of_daemon(daemon: str, component: str, machines: Sequence[str]) -> str:
+    """The control-plane machine a lab daemon runs on: `scheduler` on the first, `scheduler-cp2` on cp2."""
+    for machine in machines:
+        if daemon and daemon == daemon_name(machine, component):
+            return machine
+    raise ChaosError(f"no {component} of this cluster holds its lease (holder: {daemon or 'none'})")
 
 
 class Target(Protocol):
@@ -80,9 +106,46 @@ class LabTarget:
             if n.role == node:
                 return i
         raise ChaosError(f"no node {node!r} in cluster {self.cluster!r} "
-                         f"(nodes: {', '.join(n.role for n in self.plan.nodes)})")
+                         f"(nodes: {', '.join(m.role for m in self.plan.members)})")
+
+    def _is_control_plane(self, node: str) -> bool:
+        return any(m.role == node for m in self.plan.control_planes)
+
+    def _member(self, node: str) -> Member:
+        if self._is_control_plane(node):
+            return self.plan.control_plane_member(node)
+        return self.plan.nodes[self._node_index(node)]
+
+    async def resolve(self, node: str) -> str:
+        """The machine a fault aims at: `node` itself, or whichever control-plane machine now leads
+        (chaos.plan.ETCD_LEADER, SCHEDULER_LEADER, CONTROLLER_MANAGER_LEADER)."""
+        if not node.startswith("@"):
+            return node
+        if node == "@etcd-leader":
+            return await asyncio.to_thread(self.etcd_leader)
+        component = node.removeprefix("@").removesuffix("-leader")
+        return await self.lease_holder(component)
+
+    def etcd_leader(self) -> str:
+        try:
+            return etcd_leader_of(lab_status.etcd_members(self.plan))
+        except RuntimeError as e:
+            raise ChaosError(f"cannot list the etcd members: {e}") from None
+
+    async def lease_holder(self, component: str) -> str:
+        """The control-plane machine whose `component` (scheduler, controller-manager) holds its lease."""
+        holders = await lab_status.lease_holders_or_error(self.plan)
+        if isinstance(holders, str):
+            raise ChaosError(f"cannot read the {component} lease: {holders}")
+        daemon = next((h.daemon for h in holders if h.component == component), "")
+        return machine_of_daemon(daemon, component, [m.role for m in self.plan.control_planes])
 
     async def stop_node(self, node: str) -> None:
+        if self._is_control_plane(node):
+            # The whole machine: etcd, apiserver, scheduler, controller-manager and the rest.
+            await lab_cluster.stop_control_plane_machine(self.cluster, node)
+            log.info("node_stopped", node=node)
+            return
         self._node_index(node)
         # Stopped, not killed: the watchdog leaves them alone until start_node.
         for daemon in (f"kubelet-{node}", f"proxy-{node}", f"speaker-{node}", f"ingress-{node}",
@@ -91,6 +154,10 @@ class LabTarget:
         log.info("node_stopped", node=node)
 
     async def start_node(self, node: str) -> None:
+        if self._is_control_plane(node):
+            await lab_cluster.start_control_plane_machine(self.cluster, node)
+            log.info("node_started", node=node)
+            return
         # As `up` started it: the cluster's proxy mode, and an ingress controller only where one ran.
         spec = node_spec(self.plan, self._node_index(node), proxy_mode=recorded_proxy_mode(self.plan),
                          ingress=runs_ingress(self.plan, node))
@@ -98,11 +165,11 @@ class LabTarget:
         log.info("node_started", node=node)
 
     async def cut_off(self, node: str) -> None:
-        member = self.plan.nodes[self._node_index(node)]
+        member = self._member(node)
         await asyncio.to_thread(network.apply_link_state, self.plan, member, up=False)
 
     async def heal(self, node: str) -> None:
-        member = self.plan.nodes[self._node_index(node)]
+        member = self._member(node)
         await asyncio.to_thread(network.apply_link_state, self.plan, member, up=True)
 
     async def restart(self, component: str) -> None:
@@ -118,11 +185,12 @@ class LabTarget:
     # Faults on one component of one machine, by the names of chaos.plan.
 
     def daemon(self, component: str, node: str) -> str:
-        """The supervisor's name of `component` on `node`: the control plane's daemons by their own names,
-        a worker's as `<component>-<node>`."""
-        if node != self.plan.control_plane.role:
-            self._node_index(node)
-        return component if node == self.plan.control_plane.role else f"{component}-{node}"
+        """The supervisor's name of `component` on `node`: the first control plane's daemons by their own names,
+        another control plane's as `<component>-<machine>`, a worker's as `<component>-<node>`."""
+        if self._is_control_plane(node):
+            return daemon_name(node, component)
+        self._node_index(node)
+        return f"{component}-{node}"
 
     def _live(self, name: str) -> ProcRecord:
         record = self.supervisor.get(name)
@@ -167,9 +235,7 @@ class LabTarget:
         log.info("component_resumed", pid=pid)
 
     def _netns(self, node: str) -> str:
-        if node == self.plan.control_plane.role:
-            return self.plan.control_plane.netns
-        return self.plan.nodes[self._node_index(node)].netns
+        return self._member(node).netns
 
     async def check_netem(self, node: str) -> None:
         """Whether the kernel has the netem qdisc, tried on the node's loopback (inside its namespace)."""
@@ -202,6 +268,8 @@ class LabTarget:
     def fill_path(self, node: str) -> Path:
         if node == self.plan.control_plane.role:
             return self.plan.paths.data_dir / FILL_FILE
+        if self._is_control_plane(node):
+            return control_plane_dir(self.plan, node) / FILL_FILE
         self._node_index(node)
         return node_dir(self.plan, node) / FILL_FILE
 

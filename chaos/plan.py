@@ -25,6 +25,12 @@ CONTROL_PLANE_COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manage
 NODE_COMPONENTS = ("kubelet", "proxy", "containerd")
 COMPONENTS = CONTROL_PLANE_COMPONENTS + NODE_COMPONENTS
 
+# Machines named by their role in the control plane, found when the fault starts (who leads changes).
+ETCD_LEADER = "@etcd-leader"
+SCHEDULER_LEADER = "@scheduler-leader"
+CONTROLLER_MANAGER_LEADER = "@controller-manager-leader"
+LEADERS = (ETCD_LEADER, SCHEDULER_LEADER, CONTROLLER_MANAGER_LEADER)
+
 MAX_FAULT_SECONDS = 120.0
 MAX_RUN_SECONDS = 24 * 3600.0
 
@@ -90,10 +96,17 @@ def validate_fault(f: Fault, topo: Topology) -> None:
     nodes = (*topo.control_planes, *topo.workers)
     if f.kind not in KINDS:
         raise PlanError(f"fault kind {f.kind!r} is unknown (kinds: {', '.join(KINDS)})")
-    if f.node not in nodes:
+    if f.node in LEADERS:
+        if len(topo.control_planes) < 2:
+            raise PlanError(f"{f.kind}: {f.node} needs several control-plane machines; the cluster has "
+                            f"{len(topo.control_planes)}")
+        if f.kind not in (STOP_NODE, PARTITION, KILL, PAUSE):
+            raise PlanError(f"{f.kind}: cannot be aimed at {f.node}")
+    elif f.node not in nodes:
         raise PlanError(f"{f.kind}: no node {f.node!r} (nodes: {', '.join(nodes)})")
     if f.kind in (KILL, PAUSE):
-        here = CONTROL_PLANE_COMPONENTS if f.node in topo.control_planes else NODE_COMPONENTS
+        on_cp = f.node in LEADERS or f.node in topo.control_planes
+        here = CONTROL_PLANE_COMPONENTS if on_cp else NODE_COMPONENTS
         if f.component not in here:
             raise PlanError(f"{f.kind}: no component {f.component!r} on {f.node} (components: {', '.join(here)})")
     if f.kind != KILL and not 0 < f.duration <= MAX_FAULT_SECONDS:
@@ -147,6 +160,11 @@ def _cp(topo: Topology) -> str:
     return topo.control_planes[0]
 
 
+def _minority(topo: Topology) -> str:
+    """The control-plane machine to cut off alone: the last one (the first is where clients on this host start)."""
+    return topo.control_planes[-1]
+
+
 # Each scenario: warm up 10 s, break one thing, keep the workload running long enough to see the recovery.
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("worker-stop", "stop a worker's kubelet, proxy and containerd for 15 s",
@@ -170,6 +188,24 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("etcd-kill", "SIGKILL etcd: every acknowledged write survives, the API comes back",
              lambda t: RunPlan("etcd-kill", (Fault(KILL, _cp(t), 10.0, component="etcd"),), 30.0,
                                checks=Checks(min_success=0.95, api_writable_within=15.0))),
+    # Three control-plane machines: losing any one must not stop the cluster.
+    Scenario("control-plane-stop", "stop the control-plane machine holding the scheduler's lease (every daemon on it) "
+             "for 15 s", lambda t: RunPlan("control-plane-stop", (Fault(STOP_NODE, SCHEDULER_LEADER, 10.0, 15.0),),
+                                           40.0, checks=Checks(min_success=0.95, api_writable_within=5.0)),
+             control_planes=3),
+    Scenario("etcd-leader-kill", "SIGKILL the leading etcd member: another is elected, the API stays writable",
+             lambda t: RunPlan("etcd-leader-kill", (Fault(KILL, ETCD_LEADER, 10.0, component="etcd"),), 30.0,
+                               checks=Checks(min_success=0.95, api_writable_within=5.0)),
+             control_planes=3),
+    Scenario("control-plane-partition", "cut one control-plane machine (a minority) off the lab network for 20 s",
+             lambda t: RunPlan("control-plane-partition", (Fault(PARTITION, _minority(t), 10.0, 20.0),), 45.0,
+                               checks=Checks(min_success=0.95, api_writable_within=5.0)),
+             control_planes=3),
+    Scenario("scheduler-leader-kill-rollout", "SIGKILL the scheduler holding the lease in the middle of a rollout",
+             lambda t: RunPlan("scheduler-leader-kill-rollout",
+                               (Fault(KILL, SCHEDULER_LEADER, 11.0, component="scheduler"),), 45.0, rollout_at=10.0,
+                               checks=Checks(min_success=0.95, rollout_completes=True)),
+             control_planes=3),
 )}
 
 
@@ -179,7 +215,8 @@ def plan_scenario(name: str, topo: Topology) -> RunPlan:
         raise PlanError(f"no scenario {name!r} (scenarios: {', '.join(SCENARIOS)})")
     if len(topo.control_planes) < scenario.control_planes:
         raise PlanError(f"scenario {name} needs {scenario.control_planes} control-plane machines; "
-                        f"the cluster has {len(topo.control_planes)}")
+                        f"the cluster has {len(topo.control_planes)} (`kubelite up --control-planes "
+                        f"{scenario.control_planes}`)")
     plan = scenario.build(topo)
     for f in plan.faults:
         validate_fault(f, topo)

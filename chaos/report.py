@@ -32,10 +32,14 @@ def compute_report(obs: Observed) -> dict[str, Any]:
             "ready_back": tl.seconds_to_ready_back(obs.samples, start, horizon),
             "nodes_ready_after_undo": tl.seconds_to_nodes_ready(obs.samples, start, end, horizon),
         }
-        if r.fault.kind in NODE_FAULTS:
+        if r.fault.kind in NODE_FAULTS and r.fault.node not in obs.control_planes:
             recovery["replacements_ready"] = tl.seconds_to_replacements(obs.samples, start, r.fault.node, horizon)
         if r.fault.kind == cplan.KILL:
             recovery["component_back"] = r.component_back
+        if len(obs.control_planes) > 1 and r.fault.node in obs.control_planes:
+            # Each leader-elected component: how long until one of them held its lease again.
+            for component in ("scheduler", "controller-manager"):
+                recovery[f"{component}_lease"] = tl.seconds_to_lease_held(obs.leases, component, start, horizon)
         faults.append({**r.fault.as_dict(), "start": start, "undo_start": r.undo_start if r.undo_start is not None
                        else end, "end": end, "recovery": recovery, "note": r.note})
     first = faults[0]["start"] if faults else 0.0
@@ -49,6 +53,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
         "started_at": obs.started_at,
         "duration": duration,
         "client_node": obs.client_node,
+        "control_planes": list(obs.control_planes),
         "faults": faults,
         "requests": {
             "sent": sent, "ok": ok, "failed": sent - ok,
@@ -62,6 +67,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
                    "lost": obs.lost, "points": [[w.t, w.ok, w.ms] for w in obs.writes]},
         "samples": tl.series(obs.samples),
         "ready_by_node": [[s.t, s.ready_by_node] for s in obs.samples],
+        "leases": [[s.t, s.component, s.holder, s.renewed, s.alive] for s in obs.leases],
         "invariant_violations": [v.as_dict() for v in obs.violations],
         "pods_kept": obs.pods_kept,
         "duplicate_pods": obs.duplicates,
@@ -248,6 +254,9 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
             _mark(ax_ready, f, "ready_back", "all ready")
         _mark(ax_lat, f, "api_writable", "API writable")
         _mark(ax_nodes, f, "nodes_ready_after_undo", "all nodes Ready", base="end")
+        # Several control planes: when a live leader held each lease again.
+        _mark(ax_ready, f, "scheduler_lease", "scheduler leader")
+        _mark(ax_nodes, f, "controller-manager_lease", "controller-manager leader")
     for key, text in (("rollout_started", "rollout started"), ("rollout_done", "rollout done")):
         if report.get(key) is not None:
             ax_ready.axvline(report[key], color="tab:blue", linestyle="-.", linewidth=1)

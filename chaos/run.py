@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import sys
 import time
@@ -25,9 +26,10 @@ from api.pb import core_pb2
 from chaos import plan as cplan
 from chaos.faults import ChaosError, LabTarget
 from chaos.invariants import Invariants, PodView, RolloutView, Violation, lost_writes, resolve_int_or_percent
-from chaos.timeline import Request, Sample, Write
+from chaos.timeline import LeaseSample, Request, Sample, Write
 from client.api import Client
 from deploy.lab.network import netns_path
+from deploy.lab.status import LEADER_LEASES, holder_pid
 
 log = structlog.get_logger(component="chaos")
 
@@ -61,6 +63,7 @@ class Observed:
     requests: list[Request] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    leases: list[LeaseSample] = field(default_factory=list)  # the leader leases, with several control planes
     faults: list[FaultRecord] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
@@ -69,12 +72,13 @@ class Observed:
     rollout_started: float | None = None
     rollout_done: float | None = None
     client_node: str = ""
+    control_planes: tuple[str, ...] = ()
     errors: list[str] = field(default_factory=list)
 
 
 def topology(target: LabTarget, workload_nodes: tuple[str, ...] = ()) -> cplan.Topology:
-    return cplan.plan_topology((target.plan.control_plane.role,), tuple(n.role for n in target.plan.nodes),
-                               workload_nodes)
+    return cplan.plan_topology(tuple(m.role for m in target.plan.control_planes),
+                               tuple(n.role for n in target.plan.nodes), workload_nodes)
 
 
 async def workload_nodes(client: Client, namespace: str = "default", deployment: str = "web") -> tuple[str, ...]:
@@ -99,6 +103,17 @@ def _pod_view(p: Any) -> PodView:
                    p.metadata.HasField("deletion_timestamp"))
 
 
+def _pid_alive(pid: int | None) -> bool:
+    """Whether a lease holder's process runs and is not stopped (the lab's daemons share this host's pids)."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] not in ("T", "t", "Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def _restarts(pods: list[Any]) -> dict[str, int]:
     return {p.metadata.uid: sum(c.restart_count for c in p.status.container_statuses) for p in pods}
 
@@ -114,7 +129,8 @@ class Run:
         self.run_id = secrets.token_hex(3)
         self.writes_ns = f"chaos-{self.run_id}"
         self.t0 = 0.0
-        self.obs = Observed(plan, target.cluster, time.time(), client_node=self.topo.client_node)
+        self.obs = Observed(plan, target.cluster, time.time(), client_node=self.topo.client_node,
+                            control_planes=self.topo.control_planes)
         self.invariants = Invariants()
         self.selector = ""
         self.done = asyncio.Event()
@@ -158,6 +174,8 @@ class Run:
                 tg.create_task(self.load(cluster_ip))
                 tg.create_task(self.writer())
                 tg.create_task(self.watcher())
+                if len(self.topo.control_planes) > 1:
+                    tg.create_task(self.lease_watcher())
                 tg.create_task(self.schedule())
                 if self.plan.rollout_at is not None:
                     tg.create_task(self.rollout())
@@ -227,6 +245,20 @@ class Run:
             started = self.now()
             with contextlib.suppress(ApiError, TimeoutError):
                 await self._sample()
+            await asyncio.sleep(max(0.0, SAMPLE_EVERY - (self.now() - started)))
+
+    async def lease_watcher(self) -> None:
+        """The scheduler's and controller-manager's leases: who holds them, and whether they are renewed."""
+        while not self.done.is_set():
+            started = self.now()
+            for component, lease_name in LEADER_LEASES:
+                with contextlib.suppress(ApiError, TimeoutError):
+                    lease = await self._call(self.client.get("leases", lease_name, "kube-system"))
+                    holder = lease.spec.holder_identity
+                    renew = lease.spec.renew_time
+                    renewed = round(renew.seconds + renew.nanos / 1e9 - self.obs.started_at, 3)
+                    self.obs.leases.append(LeaseSample(self.now(), component, holder, renewed,
+                                                       _pid_alive(holder_pid(holder))))
             await asyncio.sleep(max(0.0, SAMPLE_EVERY - (self.now() - started)))
 
     async def _sample(self) -> None:
@@ -303,14 +335,21 @@ class Run:
             self.done.set()
 
     async def inflict(self, r: FaultRecord) -> None:
-        f, t = r.fault, self.target
+        t = self.target
+        if r.fault.node in cplan.LEADERS:
+            # Who leads is known only now; the report names the machine.
+            aim = r.fault.node
+            r.fault = dataclasses.replace(r.fault, node=await t.resolve(aim))
+            r.note = f"{aim.removeprefix('@')}: {r.fault.node}"
+        f = r.fault
         self.progress(f"{self.now():6.1f}s {f.label}")
         r.start = self.now()
         try:
             if f.kind == cplan.KILL:
                 r.component_back = await t.kill(f.component, f.node)
                 if r.component_back is None:
-                    r.note = f"{f.component} did not come back by itself; started by hand"
+                    r.note = "; ".join(filter(None, (r.note, f"{f.component} did not come back by itself; "
+                                                              "started by hand")))
                 return
             undo: Callable[[], Any]
             if f.kind == cplan.STOP_NODE:

@@ -48,6 +48,28 @@ class Sample:
         return sum(self.ready_by_node.values())
 
 
+@dataclass(frozen=True)
+class LeaseSample:
+    """A leader lease as the watcher read it: who held it, when it was last renewed (seconds since the run started),
+    and whether the holder's process was alive then."""
+
+    t: float
+    component: str  # scheduler, controller-manager
+    holder: str
+    renewed: float
+    alive: bool
+
+
+def seconds_to_lease_held(leases: Sequence[LeaseSample], component: str, start: float,
+                          horizon: float) -> float | None:
+    """Seconds from a fault at `start` until a live `component` renewed its lease after it: a new leader took it
+    over, or the old one kept it through the fault."""
+    for s in leases:
+        if s.component == component and start <= s.t <= horizon and s.alive and s.renewed >= start:
+            return round(s.t - start, 2)
+    return None
+
+
 def per_second(requests: Sequence[Request], duration: float) -> list[dict[str, int]]:
     """Requests sent in each whole second of the run, answered and failed (a last partial second is left out)."""
     out = [{"t": s, "ok": 0, "failed": 0} for s in range(max(0, math.floor(duration)))]

@@ -61,7 +61,8 @@ def chaos() -> None:
 @click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True,
               help="seconds until the node comes back")
 def stop_node(node: str, name: str, seconds: float) -> None:
-    """Stop a node's kubelet, proxy, speaker, ingress controller and containerd, then bring them back."""
+    """Stop a node's kubelet, proxy, speaker, ingress controller and containerd (on a control-plane machine such as
+    cp2: every daemon of it), then bring them back."""
     target = _target(name)
 
     async def go() -> None:
@@ -81,7 +82,7 @@ def stop_node(node: str, name: str, seconds: float) -> None:
 @local_cluster_option
 @click.option("--for", "seconds", type=click.FloatRange(0.5, 600), default=15.0, show_default=True)
 def partition(node: str, name: str, seconds: float) -> None:
-    """Cut a node off the lab network (its processes keep running), then reconnect it."""
+    """Cut a node or a control-plane machine off the lab network (its processes keep running), then reconnect it."""
     target = _target(name)
 
     async def go() -> None:

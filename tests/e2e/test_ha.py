@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from deploy.lab import status as lab_status
 
 from .lab import Lab, wait_until
 from .test_loadbalancer import FETCH
-from .test_networking import ROOT, apply, deployment, get, service
+from .test_networking import ROOT, SCRIPT, apply, deployment, get, service
 
 WRITABLE_WITHIN = 5.0
 
@@ -44,7 +45,7 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(plan)
     try:
         lab.kubelite("apply", "-f", str(ROOT / "examples" / "client.yaml"))
-        apply(lab, deployment("web"), service("web", "web"))
+        apply(lab, web_serving_root(), service("web", "web"))
         lab.kubelite("rollout", "status", "deployment/web", "--timeout", "120s", timeout=150)
         lab.kubelite("wait", "--for=condition=Ready", "pod/client", "--timeout", "90", timeout=120)
         yield lab
@@ -53,6 +54,15 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         raise
     finally:
         asyncio.run(cluster.down(name, progress=lambda _: None))
+
+
+def web_serving_root() -> dict:
+    """web as the networking tests run it, also answering `GET /` (what `kubelite chaos run`'s load client asks)."""
+    web = deployment("web")
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = [SCRIPT.replace("for p in bar foo testpath;", "for p in bar foo testpath index.html;")]
+    assert container["args"] != [SCRIPT]
+    return web
 
 
 def status_sections(lab: Lab) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -173,6 +183,52 @@ def test_killing_the_etcd_leader_leaves_the_cluster_working(ha: Lab) -> None:
 
     took = check_survives(ha, "kill-etcd-leader", inject, recover)
     print(f"\nAPI writable {took:.2f}s after killing the etcd leader ({killed})")
+
+
+def check_chaos_report(lab: Lab, out: Path, scenario: str) -> dict:
+    """`kubelite chaos run SCENARIO` on the three control planes: it passes, the API was writable again within 5 s,
+    no invariant broke, every acknowledged write is there, nothing is left behind, and the timeline is a PNG."""
+    result = lab.kubelite("chaos", "run", scenario, "--report", str(out), timeout=240)
+    print(result.stdout)
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"], result.stdout
+    assert report["invariant_violations"] == [] and report["duplicate_pods"] == []
+    assert report["writes"]["lost"] == [] and report["writes"]["acked"] > 100
+    [fault] = report["faults"]
+    assert fault["node"] in {m.role for m in lab.plan.control_planes}, fault
+    assert fault["recovery"]["api_writable"] is not None and fault["recovery"]["api_writable"] < WRITABLE_WITHIN
+    assert fault["recovery"]["scheduler_lease"] is not None, fault["recovery"]
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [ns for ns in lab.get_json("namespaces")["items"] if ns["metadata"]["name"].startswith("chaos-")]
+    return fault
+
+
+def test_chaos_control_plane_stop_keeps_the_api_writable(ha: Lab, tmp_path: Path) -> None:
+    """`kubelite chaos run control-plane-stop` stops the machine holding the scheduler's lease for 15 s under the
+    live workload; the report shows the API writable within 5 s, the lease taken over, and the machine back."""
+    _, leases = status_sections(ha)
+    holder = next(m.role for m in ha.plan.control_planes
+                  if leases["scheduler"][-1] == cluster.daemon_name(m.role, "scheduler"))
+    fault = check_chaos_report(ha, tmp_path / "control-plane-stop", "control-plane-stop")
+    assert fault["kind"] == "stop-node" and fault["node"] == holder and fault["end"] - fault["start"] >= 15
+    wait_until(lambda: all(m["healthy"] for m in lab_status.etcd_members(ha.plan)), timeout=30,
+               what="every etcd member healthy again")
+
+
+def test_chaos_etcd_leader_kill_keeps_the_api_writable(ha: Lab, tmp_path: Path) -> None:
+    """`kubelite chaos run etcd-leader-kill` SIGKILLs the leading etcd member under the live workload; the report
+    names the machine, the API was writable within 5 s and the member came back."""
+    leader = failover.etcd_leader(ha.plan)
+    fault = check_chaos_report(ha, tmp_path / "etcd-leader-kill", "etcd-leader-kill")
+    assert fault["kind"] == "kill" and fault["component"] == "etcd" and fault["node"] == leader
+    assert fault["recovery"]["component_back"] is not None
+
+
+def test_a_control_plane_scenario_is_refused_on_one_control_plane(lab: Lab) -> None:
+    """On the default lab (one control plane) a scenario needing three is refused before anything breaks."""
+    result = lab.kubelite("chaos", "run", "control-plane-stop", check=False)
+    assert result.returncode != 0
+    assert "needs 3 control-plane machines; the cluster has 1" in result.stderr, result.stderr
 
 
 def test_status_of_a_single_control_plane_shows_its_one_etcd_member(lab: Lab) -> None:

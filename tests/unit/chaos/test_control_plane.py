@@ -1,0 +1,125 @@
+"""Chaos on three control-plane machines: the scenario table's entries, faults aimed at a leader, and how the
+leaders are found (etcd's member list, the lease holders' daemon names)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos import plan as cp
+from chaos.faults import ChaosError, etcd_leader_of, machine_of_daemon
+from chaos.plan import Fault, PlanError, plan_scenario, plan_topology, validate_fault
+from chaos.timeline import LeaseSample, seconds_to_lease_held
+
+HA = plan_topology(("cp", "cp2", "cp3"), ("n1", "n2"), ("n1", "n2"))
+ONE = plan_topology(("cp",), ("n1", "n2"), ("n1", "n2"))
+
+
+@pytest.mark.parametrize(("name", "kind", "node", "component", "duration", "checks"), [
+    pytest.param("control-plane-stop", cp.STOP_NODE, cp.SCHEDULER_LEADER, "", 15.0,
+                 cp.Checks(min_success=0.95, api_writable_within=5.0), id="control-plane-stop"),
+    pytest.param("etcd-leader-kill", cp.KILL, cp.ETCD_LEADER, "etcd", 0.0,
+                 cp.Checks(min_success=0.95, api_writable_within=5.0), id="etcd-leader-kill"),
+    pytest.param("control-plane-partition", cp.PARTITION, "cp3", "", 20.0,
+                 cp.Checks(min_success=0.95, api_writable_within=5.0), id="control-plane-partition-minority-20s"),
+    pytest.param("scheduler-leader-kill-rollout", cp.KILL, cp.SCHEDULER_LEADER, "scheduler", 0.0,
+                 cp.Checks(min_success=0.95, rollout_completes=True), id="scheduler-leader-kill-rollout"),
+])
+def test_control_plane_scenarios_break_one_control_plane_machine(name: str, kind: str, node: str, component: str,
+                                                                 duration: float, checks: cp.Checks) -> None:
+    """Each control-plane scenario needs three machines and breaks one, for the time and with the checks it
+    promises; the fault is undone before the run ends."""
+    assert cp.SCENARIOS[name].control_planes == 3
+    run = plan_scenario(name, HA)
+    assert [(f.kind, f.node, f.component, f.duration) for f in run.faults] == [(kind, node, component, duration)]
+    assert run.checks == checks
+    assert all(f.at + f.duration < run.duration for f in run.faults)
+
+
+def test_the_leader_kill_lands_in_the_middle_of_the_rollout() -> None:
+    """scheduler-leader-kill-rollout starts the rollout first, then kills the scheduler holding the lease."""
+    run = plan_scenario("scheduler-leader-kill-rollout", HA)
+    assert run.rollout_at is not None and run.rollout_at < run.faults[0].at < run.rollout_at + 5
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n, s in cp.SCENARIOS.items() if s.control_planes == 3])
+def test_a_control_plane_scenario_is_refused_on_one_control_plane(name: str) -> None:
+    """On one control plane the error names what is missing and how to get it."""
+    with pytest.raises(PlanError, match=r"needs 3 control-plane machines; the cluster has 1 \(`kubelite up "
+                                        r"--control-planes 3`\)"):
+        plan_scenario(name, ONE)
+
+
+@pytest.mark.parametrize(("fault", "topo", "message"), [
+    pytest.param(Fault(cp.STOP_NODE, cp.ETCD_LEADER, 1, 5), ONE, "needs several control-plane machines",
+                 id="leader-on-one-control-plane"),
+    pytest.param(Fault(cp.NETEM, cp.ETCD_LEADER, 1, 5, delay_ms=10), HA, "cannot be aimed at @etcd-leader",
+                 id="netem-at-a-leader"),
+    pytest.param(Fault(cp.KILL, cp.SCHEDULER_LEADER, 1, component="kubelet"), HA,
+                 "no component 'kubelet' on @scheduler-leader", id="worker-component-on-a-leader"),
+    pytest.param(Fault(cp.KILL, "cp4", 1, component="etcd"), HA, "no node 'cp4'", id="unknown-control-plane"),
+])
+def test_a_fault_aimed_wrongly_at_the_control_plane_is_refused(fault: Fault, topo: cp.Topology, message: str) -> None:
+    """A leader needs several control planes and a fault that can hit a machine; the component must run there."""
+    with pytest.raises(PlanError, match=message):
+        validate_fault(fault, topo)
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(Fault(cp.KILL, "cp2", 1, component="etcd"), id="kill-etcd-on-cp2"),
+    pytest.param(Fault(cp.STOP_NODE, "cp3", 1, 10), id="stop-cp3"),
+    pytest.param(Fault(cp.PAUSE, cp.CONTROLLER_MANAGER_LEADER, 1, 5, component="controller-manager"),
+                 id="pause-the-controller-manager-leader"),
+])
+def test_faults_on_any_control_plane_machine_are_accepted(fault: Fault) -> None:
+    """Every control-plane machine, by name or by what it leads, can be broken."""
+    validate_fault(fault, HA)
+
+
+@pytest.mark.parametrize(("members", "want"), [
+    pytest.param([{"name": "cp", "leader": False}, {"name": "cp2", "leader": True}, {"name": "cp3", "leader": False}],
+                 "cp2", id="one-leader"),
+    pytest.param([{"name": "cp", "leader": True}], "cp", id="single-member"),
+])
+def test_the_etcd_leader_is_read_from_the_member_list(members: list[dict], want: str) -> None:
+    """The member marked leader names the machine."""
+    assert etcd_leader_of(members) == want
+
+
+@pytest.mark.parametrize("members", [
+    pytest.param([{"name": "cp", "leader": False}, {"name": "cp2"}], id="none-during-an-election"),
+    pytest.param([{"name": "cp", "leader": True}, {"name": "cp2", "leader": True}], id="two"),
+])
+def test_no_single_etcd_leader_is_an_error(members: list[dict]) -> None:
+    """Without exactly one leader nothing is killed."""
+    with pytest.raises(ChaosError, match="expected one etcd leader"):
+        etcd_leader_of(members)
+
+
+@pytest.mark.parametrize(("daemon", "component", "want"), [
+    pytest.param("scheduler", "scheduler", "cp", id="first-machine-by-bare-name"),
+    pytest.param("scheduler-cp2", "scheduler", "cp2", id="second-machine"),
+    pytest.param("controller-manager-cp3", "controller-manager", "cp3", id="controller-manager-on-cp3"),
+])
+def test_the_lease_holders_machine_from_its_daemon(daemon: str, component: str, want: str) -> None:
+    """`scheduler` runs on cp, `scheduler-cp2` on cp2."""
+    assert machine_of_daemon(daemon, component, ("cp", "cp2", "cp3")) == want
+
+
+@pytest.mark.parametrize("daemon", [pytest.param("", id="free-lease"), pytest.param("scheduler-cp9", id="stranger")])
+def test_a_lease_no_daemon_of_the_cluster_holds_is_an_error(daemon: str) -> None:
+    """A free lease, or one held by a process that is not this cluster's, names no machine."""
+    with pytest.raises(ChaosError, match="no scheduler of this cluster holds its lease"):
+        machine_of_daemon(daemon, "scheduler", ("cp", "cp2", "cp3"))
+
+
+@pytest.mark.parametrize(("leases", "want"), [
+    pytest.param([LeaseSample(9.5, "scheduler", "a_1", 9.0, True), LeaseSample(10.5, "scheduler", "a_1", 9.0, False),
+                  LeaseSample(14.0, "scheduler", "b_2", 13.8, True)], 4.0, id="taken-over-by-another"),
+    pytest.param([LeaseSample(11.0, "scheduler", "a_1", 10.8, True)], 1.0, id="kept-through-the-fault"),
+    pytest.param([LeaseSample(11.0, "scheduler", "a_1", 9.0, True)], None, id="not-renewed-since"),
+    pytest.param([LeaseSample(11.0, "controller-manager", "a_1", 10.5, True)], None, id="another-component"),
+    pytest.param([LeaseSample(31.0, "scheduler", "b_2", 30.5, True)], None, id="after-the-horizon"),
+])
+def test_seconds_to_lease_held(leases: list[LeaseSample], want: float | None) -> None:
+    """From the fault until a live holder renewed the lease after it."""
+    assert seconds_to_lease_held(leases, "scheduler", 10.0, 30.0) == want
