@@ -212,7 +212,8 @@ class Processes:
                 "--etcd-keyfile", str(p.key("apiserver-etcd-client")), "--kubelet-certificate-authority", ca,
                 "--kubelet-client-certificate", str(p.crt("apiserver-kubelet-client")),
                 "--kubelet-client-key", str(p.key("apiserver-kubelet-client")),
-                "--cluster-signing-cert-file", ca, "--cluster-signing-key-file", str(p.key(certs.CA))]
+                "--cluster-signing-cert-file", ca, "--cluster-signing-key-file", str(p.key(certs.CA)),
+                "--service-account-key-file", str(p.sa_pub), "--service-account-signing-key-file", str(p.sa_key)]
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Another kubelite daemon: `kubelite ARGS...` (scheduler, controller-manager, kubelet, hollow-nodes)."""

@@ -149,6 +149,7 @@ def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: obj
     else:
         pki = testpki.get()
         config.tls, config.kubelet_tls, config.signer = pki.serving(), pki.kubelet_tls(), pki.signer()
+        config.service_accounts = pki.service_accounts()
     if etcd_url.startswith("https"):
         config.etcd_tls = testpki.get().etcd_tls()
     if "encryption_config" not in overrides:

@@ -252,6 +252,8 @@ def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
             "--cluster-signing-cert-file", str(store.crt(certs.CA)),
             "--cluster-signing-key-file", str(store.key(certs.CA)),
             "--cluster-signing-duration", spec.signing_duration,
+            "--service-account-key-file", str(store.sa_pub),
+            "--service-account-signing-key-file", str(store.sa_key),
             "--service-cidr", spec.service_cidr, "--node-port-range", spec.node_port_range,
             "--encryption-provider-config", str(spec.encryption_config), "--log-level", spec.log_level,
             "--audit-log-path", str(spec.audit_log)]
