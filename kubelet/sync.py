@@ -162,9 +162,10 @@ class Syncer:
         if not sandbox_id:
             return result
 
-        # Step 5b: rewrite configMap, secret, downwardAPI and projected volumes whose sources changed.
-        if observed.sandbox is not None and any(volumes.in_memory(v) or v.HasField("config_map")
-                                                for v in pod.spec.volumes):
+        # Step 5b: rewrite configMap, secret, downwardAPI and projected volumes whose sources changed, and a renewed
+        # ServiceAccount token.
+        if observed.sandbox is not None and (objects.service_account is not None or any(
+                volumes.in_memory(v) or v.HasField("config_map") for v in pod.spec.volumes)):
             changed = await asyncio.to_thread(volumes.update_volumes, pod, self.config.pods_dir, objects,
                                               self._pod_context(pod, pod_ip))
             if changed:

@@ -144,12 +144,13 @@ def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: obj
     registry = overrides.pop("registry", RegistryConfig())
     config = Config(etcd_servers=etcd_url, listen=["127.0.0.1:0"], registry=registry,  # type: ignore[arg-type]
                     compact_interval=0, replay=int(overrides.pop("replay", 0)))  # type: ignore[call-overload]
+    # Pods get ServiceAccount tokens, signed with the test PKI's service account key.
+    config.service_accounts = testpki.get().service_accounts()
     if plaintext:
         config.insecure_plaintext = True
     else:
         pki = testpki.get()
         config.tls, config.kubelet_tls, config.signer = pki.serving(), pki.kubelet_tls(), pki.signer()
-        config.service_accounts = pki.service_accounts()
     if etcd_url.startswith("https"):
         config.etcd_tls = testpki.get().etcd_tls()
     if "encryption_config" not in overrides:

@@ -421,3 +421,35 @@ async def test_pod_deleted_from_api_is_removed(client: Client, tmp_path: Path) -
             return await rt.list_pod_sandboxes() == []
 
         await eventually(cleaned, what="the runtime emptied")
+
+
+async def test_service_account_token_is_mounted(client: Client, tmp_path: Path) -> None:
+    """A pod gets token, ca.crt and namespace mounted read-only at the usual path in each container, the token
+    authenticating as its ServiceAccount; a pod with automountServiceAccountToken: false gets none."""
+    import datetime
+
+    import testpki
+
+    from apiserver import satoken
+    from kubelet.volumes import SERVICE_ACCOUNT_PATH
+
+    runtime = fake()
+    async with kubelet(client, runtime, config("node-sa", tmp_path)):
+        with_token = await client.create(pod("with-token", "node-sa", {"name": "a"}, {"name": "b"}))
+        await client.create(pod("without", "node-sa", automount_service_account_token=False))
+        await pod_where(client, "with-token", running_ready, what="with-token running")
+        await pod_where(client, "without", running_ready, what="without running")
+        mounts = {(c.config.labels.get("io.kubernetes.pod.name"), c.config.name): c.config.mounts
+                  for c in runtime._containers.values()}
+        for name in ("a", "b"):
+            [m] = [m for m in mounts[("with-token", name)] if m.container_path == SERVICE_ACCOUNT_PATH]
+            assert m.readonly
+            files = {p.name: p.read_bytes() for p in Path(m.host_path).iterdir() if not p.name.startswith("..")}
+            assert sorted(files) == ["ca.crt", "namespace", "token"]
+            assert files["namespace"] == b"default"
+            assert files["ca.crt"] == Path(testpki.get().ca_file).read_bytes()
+            claims = satoken.verify(files["token"].decode(), satoken.load_public(testpki.get().store.sa_pub),
+                                    audiences=[satoken.ISSUER], now=datetime.datetime.now(datetime.UTC))
+            assert (claims.namespace, claims.name, claims.pod_name, claims.pod_uid) == (
+                "default", "default", "with-token", with_token.metadata.uid)
+        assert not [m for m in mounts[("without", "main")] if m.container_path == SERVICE_ACCOUNT_PATH]
