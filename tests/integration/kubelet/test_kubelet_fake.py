@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from pathlib import Path
 
 import pytest
+import testpki
 
 from api.errors import NotFoundError
 from api.pb import api_pb2, core_pb2
+from apiserver import satoken
 from client.api import Client
+from deploy.node import certs
 from kubelet.hollow import HollowCluster, HollowConfig
 from kubelet.node import LEASE_NAMESPACE
 from kubelet.runtime import images
 from kubelet.runtime.fake import FakeRuntime, ImageBehavior
 from kubelet.runtime.interface import ExecResult
 from kubelet.status import StatusManager
+from kubelet.volumes import SERVICE_ACCOUNT_PATH
 
 from .kubelethelp import (
     BUSYBOX,
@@ -423,16 +428,13 @@ async def test_pod_deleted_from_api_is_removed(client: Client, tmp_path: Path) -
         await eventually(cleaned, what="the runtime emptied")
 
 
+def _token_files(directory: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in Path(directory).iterdir() if not p.name.startswith("..")}
+
+
 async def test_service_account_token_is_mounted(client: Client, tmp_path: Path) -> None:
     """A pod gets token, ca.crt and namespace mounted read-only at the usual path in each container, the token
     authenticating as its ServiceAccount; a pod with automountServiceAccountToken: false gets none."""
-    import datetime
-
-    import testpki
-
-    from apiserver import satoken
-    from kubelet.volumes import SERVICE_ACCOUNT_PATH
-
     runtime = fake()
     async with kubelet(client, runtime, config("node-sa", tmp_path)):
         with_token = await client.create(pod("with-token", "node-sa", {"name": "a"}, {"name": "b"}))
@@ -444,10 +446,10 @@ async def test_service_account_token_is_mounted(client: Client, tmp_path: Path) 
         for name in ("a", "b"):
             [m] = [m for m in mounts[("with-token", name)] if m.container_path == SERVICE_ACCOUNT_PATH]
             assert m.readonly
-            files = {p.name: p.read_bytes() for p in Path(m.host_path).iterdir() if not p.name.startswith("..")}
+            files = _token_files(m.host_path)
             assert sorted(files) == ["ca.crt", "namespace", "token"]
             assert files["namespace"] == b"default"
-            assert files["ca.crt"] == Path(testpki.get().ca_file).read_bytes()
+            assert files["ca.crt"] == testpki.get().pem(certs.CA)
             claims = satoken.verify(files["token"].decode(), satoken.load_public(testpki.get().store.sa_pub),
                                     audiences=[satoken.ISSUER], now=datetime.datetime.now(datetime.UTC))
             assert (claims.namespace, claims.name, claims.pod_name, claims.pod_uid) == (
