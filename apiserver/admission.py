@@ -314,6 +314,7 @@ class ServiceAccount:
         self.cache = cache
         self.written = written
         self.kind = kinds.lookup("serviceaccounts")
+        self.namespaces = kinds.lookup("namespaces")
 
     async def admit(self, a: Attributes) -> None:
         pod: core_pb2.Pod = a.obj  # type: ignore[assignment]
@@ -330,7 +331,9 @@ class ServiceAccount:
             return
         name = pod.spec.service_account_name or pod.spec.service_account or "default"
         pod.spec.service_account_name = pod.spec.service_account = name
-        await self.cache.wait_for(self.written(self.kind.resource))
+        await self.cache.wait_for(max(self.written(self.kind.resource), self.written(self.namespaces.resource)))
+        if self.cache.get(self.namespaces, "", pod.metadata.namespace) is None:
+            return  # NamespaceLifecycle refuses it, naming the namespace
         entry = self.cache.get(self.kind, pod.metadata.namespace, name)
         if entry is None:
             raise ForbiddenError(f'pods "{pod.metadata.name}" is forbidden: error looking up service account '
