@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import time
@@ -224,7 +225,8 @@ class Syncer:
         await self._ensure_image(pod, container)
         try:
             ctx = self._pod_context(pod, pod_ip)
-            paths = await asyncio.to_thread(volumes.prepare_volumes, pod, self.config.pods_dir, objects, ctx)
+            paths = await asyncio.to_thread(functools.partial(volumes.prepare_volumes, pod, self.config.pods_dir,
+                                                              objects, ctx, tmpfs=not self.config.hollow))
             mounts = volumes.container_mounts(container, paths)
             env = envvars.container_env(pod, container, services=envvars.pod_service_env(pod, self.services()),
                                         ctx=ctx, objects=objects)

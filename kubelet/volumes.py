@@ -317,25 +317,27 @@ def service_account_files(files: Mapping[str, bytes]) -> dict[str, atomic.File]:
     return {name: atomic.File(data, 0o644) for name, data in files.items()}
 
 
-def sync_service_account(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects) -> str | None:
-    """Write the pod's token files (atomically, on a tmpfs); their directory, or None for a pod without them."""
+def sync_service_account(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects, *, tmpfs: bool = True) -> str | None:
+    """Write the pod's token files (atomically, on a tmpfs unless `tmpfs` is off, as for hollow nodes, whose pods
+    run nothing); their directory, or None for a pod without them."""
     if objects.service_account_error:
         raise VolumeError(objects.service_account_error)
     if objects.service_account is None:
         return None
     d = service_account_dir(pods_dir, pod.metadata.uid)
-    mount_tmpfs(d)
+    if tmpfs:
+        mount_tmpfs(d)
     atomic.write(d, service_account_files(objects.service_account))
     return str(d)
 
 
 def prepare_volumes(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects | None = None,
-                    ctx: PodContext | None = None) -> dict[str, str]:
+                    ctx: PodContext | None = None, *, tmpfs: bool = True) -> dict[str, str]:
     """Set up every volume of the pod; volume name -> host path."""
     objects = objects or PodObjects()
     ctx = ctx or PodContext(node_name=pod.spec.node_name, host_ip="", pod_ip="")
     paths: dict[str, str] = {}
-    token_dir = sync_service_account(pod, pods_dir, objects)
+    token_dir = sync_service_account(pod, pods_dir, objects, tmpfs=tmpfs)
     if token_dir is not None:
         paths[SERVICE_ACCOUNT_VOLUME] = token_dir
     for v in pod.spec.volumes:
