@@ -175,3 +175,23 @@ async def test_a_kubelet_gets_tokens_only_for_its_own_pods(running: RunningApise
                                                        pod_name="on-n2", pod_uid=on_n2.metadata.uid))
         with pytest.raises(PermissionDeniedError):
             await n1.create_token(api_pb2.TokenRequest(namespace="default", service_account="default"))
+
+
+async def test_apiserver_start_puts_back_a_missing_default_service_account(etcd: str) -> None:
+    """A namespace whose `default` ServiceAccount is gone (deleted, or made before ServiceAccounts existed) has it
+    again once an apiserver starts."""
+    first = await start_apiserver(etcd)
+    try:
+        async with first.client() as admin:
+            await admin.create(core_pb2.Namespace(metadata={"name": "old"}))
+            old_uid = (await admin.get("serviceaccounts", "default", "old")).metadata.uid
+            await admin.delete("serviceaccounts", "default", "old")
+    finally:
+        await first.stop()
+    second = await start_apiserver(etcd)
+    try:
+        async with second.client() as admin:
+            again = await admin.get("serviceaccounts", "default", "old")
+            assert again.metadata.uid and again.metadata.uid != old_uid
+    finally:
+        await second.stop()
