@@ -70,8 +70,9 @@ class ObjectManager:
         self._watches: dict[Ref, _Watch] = {}
         self._by_pod: dict[str, set[Ref]] = {}
         self._tokens: dict[str, _Token] = {}  # by pod uid
-        ca_file = getattr(client.config, "ca_file", "")
-        self._ca = Path(ca_file).read_bytes() if ca_file else b""
+        # The cluster CA the kubelet trusts the apiserver by: what a pod's client needs to trust it too.
+        config = client.config
+        self._ca = config.ca_data or (Path(config.ca_file).read_bytes() if config.ca_file else b"")
 
     def _refs_of(self, pod: core_pb2.Pod) -> set[Ref]:
         ns = pod.metadata.namespace
