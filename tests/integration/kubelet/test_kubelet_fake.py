@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from client.api import Client
 from deploy.node import certs
 from kubelet.hollow import HollowCluster, HollowConfig
 from kubelet.node import LEASE_NAMESPACE
+from kubelet.objects import ObjectManager
 from kubelet.runtime import images
 from kubelet.runtime.fake import FakeRuntime, ImageBehavior
 from kubelet.runtime.interface import ExecResult
@@ -455,3 +457,22 @@ async def test_service_account_token_is_mounted(client: Client, tmp_path: Path) 
             assert (claims.namespace, claims.name, claims.pod_name, claims.pod_uid) == (
                 "default", "default", "with-token", with_token.metadata.uid)
         assert not [m for m in mounts[("without", "main")] if m.container_path == SERVICE_ACCOUNT_PATH]
+
+
+async def test_service_account_token_is_renewed_at_80_percent(client: Client) -> None:
+    """The kubelet keeps a pod's token until 80% of its lifetime has passed, then asks for a new one."""
+    created = await client.create(pod("renewed", "node-r"))
+    async with asyncio.TaskGroup() as tg:
+        manager = ObjectManager(client, tg, lambda _: None)
+        first = await manager.resolve(created)
+        assert first.service_account is not None and not first.service_account_error
+        held = manager._tokens[created.metadata.uid]
+        lifetime = (held.renew_at - datetime.datetime.now(datetime.UTC)).total_seconds()
+        assert 0.79 * 3600 < lifetime <= 0.8 * 3600
+        assert (await manager.resolve(created)).service_account == first.service_account  # kept
+        await asyncio.sleep(1.1)  # a new token has another iat
+        manager._tokens[created.metadata.uid] = dataclasses.replace(held, renew_at=datetime.datetime.now(datetime.UTC))
+        renewed = await manager.resolve(created)
+        assert renewed.service_account is not None
+        assert renewed.service_account["token"] != first.service_account["token"]
+        manager.forget(created.metadata.uid)
