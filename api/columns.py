@@ -264,6 +264,10 @@ def _secrets(s: core_pb2.Secret, wide: bool) -> Row:
     return [s.metadata.name, s.type or "Opaque", str(len(s.data)), age(s.metadata.creation_timestamp)]
 
 
+def _service_accounts(sa: core_pb2.ServiceAccount, wide: bool) -> Row:
+    return [sa.metadata.name, str(len(sa.secrets)), age(sa.metadata.creation_timestamp)]
+
+
 _MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
 
 
@@ -405,6 +409,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], Callable[[Any, bool], Row]]] = {
     "BootstrapToken": (["NAME", "TTL", "EXPIRES", "DESCRIPTION", "AGE"], [], _bootstrap_tokens),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _config_maps),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [], _secrets),
+    "ServiceAccount": (["NAME", "SECRETS", "AGE"], [], _service_accounts),
     "PersistentVolume": (["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",
                           "REASON", "AGE"], ["VOLUMEMODE"], _persistent_volumes),
     "PersistentVolumeClaim": (["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],

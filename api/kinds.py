@@ -57,6 +57,7 @@ KINDS: tuple[Kind, ...] = (
          "bootstrap_token", False),
     Kind("ConfigMap", "configmaps", ("cm",), True, "v1", core_pb2.ConfigMap, "config_map", False),
     Kind("Secret", "secrets", (), True, "v1", core_pb2.Secret, "secret", False),
+    Kind("ServiceAccount", "serviceaccounts", ("sa",), True, "v1", core_pb2.ServiceAccount, "service_account", False),
     Kind("PersistentVolume", "persistentvolumes", ("pv",), False, "v1", core_pb2.PersistentVolume,
          "persistent_volume"),
     Kind("PersistentVolumeClaim", "persistentvolumeclaims", ("pvc",), True, "v1", core_pb2.PersistentVolumeClaim,

@@ -69,6 +69,7 @@ ALWAYS: dict[str, frozenset[str]] = {
     "ConfigMapEnvSource": frozenset(),
     "ConfigMap": frozenset({"metadata"}),
     "Secret": frozenset({"metadata"}),
+    "ServiceAccount": frozenset({"metadata"}),
     "PersistentVolume": _TOP,
     "PersistentVolumeClaim": _TOP,
     "PersistentVolumeClaimCondition": frozenset({"type", "status"}),

@@ -7,11 +7,13 @@ authn          who calls: client certificate, bearer token or join token; the us
 authz/         authorization after authentication: RBAC, the node authorizer, default roles
 audit          the audit log: a JSON line per mutating, exec/log or denied request, rotated by size
 nodecerts      which certificates a node may ask for, signed with the cluster CA
+satoken        ServiceAccount tokens: ES256 JWTs with Kubernetes' bound-token claims, signed and verified
+serviceaccounts  the TokenRequest call and authentication by ServiceAccount token (the account, the pod exist)
 registry       the generic verbs (create, get, list, update, update-status, delete, watch, bind and
                scale as subresources); names no kind
 rules/         one module per kind: defaults, validation, status, delete and allocation rules, cache indexes
 admission      the ordered admission chain every create passes (priority, namespace lifecycle, default storage
-               class, ...)
+               class, service accounts, ...)
 podsecurity    Pod Security admission: the privileged, baseline and restricted checks, levels per namespace
 serviceip      Service externalIPs: refused unless the apiserver allows their CIDRs
 warning        warnings for one request's caller, sent back as trailing metadata

@@ -285,3 +285,60 @@ class DefaultIngressClass:
 
     async def validate(self, a: Attributes) -> None:
         pass
+
+
+# ---------------------------------------------------------------- service accounts
+
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+def resolve_automount(pod: core_pb2.Pod, sa: core_pb2.ServiceAccount) -> bool:
+    """Whether the pod gets its token mounted: the pod's say, else its ServiceAccount's, else yes."""
+    if pod.spec.HasField("automount_service_account_token"):
+        return pod.spec.automount_service_account_token
+    if sa.HasField("automount_service_account_token"):
+        return sa.automount_service_account_token
+    return True
+
+
+class ServiceAccount:
+    """A new pod runs as a ServiceAccount that exists (`default` unless it names one); whether its token is mounted
+    is settled here and stored on the pod, so kubelets need not read ServiceAccounts (Kubernetes' ServiceAccount
+    admission). Mirror pods run as none."""
+
+    name = "ServiceAccount"
+    kinds: ClassVar[frozenset[str] | None] = frozenset({"Pod"})
+    operations = frozenset({CREATE, UPDATE})
+
+    def __init__(self, cache: Any, written: Callable[[str], int]) -> None:
+        self.cache = cache
+        self.written = written
+        self.kind = kinds.lookup("serviceaccounts")
+        self.namespaces = kinds.lookup("namespaces")
+
+    async def admit(self, a: Attributes) -> None:
+        pod: core_pb2.Pod = a.obj  # type: ignore[assignment]
+        if a.operation == UPDATE:
+            old: core_pb2.Pod = a.old  # type: ignore[assignment]
+            if not pod.spec.service_account_name and not pod.spec.service_account:
+                pod.spec.service_account_name = old.spec.service_account_name
+                pod.spec.service_account = old.spec.service_account
+            if not pod.spec.HasField("automount_service_account_token") and \
+                    old.spec.HasField("automount_service_account_token"):
+                pod.spec.automount_service_account_token = old.spec.automount_service_account_token
+            return
+        if MIRROR_ANNOTATION in pod.metadata.annotations:
+            return
+        name = pod.spec.service_account_name or pod.spec.service_account or "default"
+        pod.spec.service_account_name = pod.spec.service_account = name
+        await self.cache.wait_for(max(self.written(self.kind.resource), self.written(self.namespaces.resource)))
+        if self.cache.get(self.namespaces, "", pod.metadata.namespace) is None:
+            return  # NamespaceLifecycle refuses it, naming the namespace
+        entry = self.cache.get(self.kind, pod.metadata.namespace, name)
+        if entry is None:
+            raise ForbiddenError(f'pods "{pod.metadata.name}" is forbidden: error looking up service account '
+                                 f'{pod.metadata.namespace}/{name}: serviceaccount "{name}" not found')
+        pod.spec.automount_service_account_token = resolve_automount(pod, entry.obj)
+
+    async def validate(self, a: Attributes) -> None:
+        pass

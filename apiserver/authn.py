@@ -6,7 +6,8 @@ token port where clients present no certificate, by a bearer token: a user
 from the static token file (`--token-file`, Kubernetes' format
 `token,user,uid,"group1,group2"`) or a join token (`<id>.<secret>`, user
 `system:bootstrap:<id>` in `system:bootstrappers`, which may only ask for a
-node's certificates). Tokens are compared in constant time. A server started
+node's certificates), or a ServiceAccount's signed token (a JWT: user
+`system:serviceaccount:<ns>:<name>`, see serviceaccounts.py). Tokens are compared in constant time. A server started
 with the test-only plaintext switch names every caller `PLAINTEXT_USER`.
 
 `Authenticator.enter` names the caller and puts its `UserInfo` in a context
@@ -37,6 +38,7 @@ from cryptography import x509
 
 from api.errors import ApiError, ForbiddenError, UnauthorizedError
 from api.pb import bootstrap_pb2
+from apiserver import satoken
 from client import pki, tokens
 
 log = structlog.get_logger(component="apiserver")
@@ -123,6 +125,8 @@ class StaticTokens:
 
 
 TokenLookup = Callable[[str], Awaitable[bootstrap_pb2.BootstrapToken | None]]
+# A ServiceAccount token's user (apiserver/serviceaccounts.py), or UnauthorizedError.
+ServiceAccountLookup = Callable[[str], Awaitable[UserInfo]]
 
 
 def check_join_token(obj: bootstrap_pb2.BootstrapToken | None, token_id: str, secret: str,
@@ -151,9 +155,10 @@ class Authenticator:
     """Certificate first, then bearer tokens; the plaintext switch names everyone on a plaintext link."""
 
     def __init__(self, *, static: StaticTokens | None = None, join_tokens: TokenLookup | None = None,
-                 plaintext: bool = False) -> None:
+                 plaintext: bool = False, service_accounts: ServiceAccountLookup | None = None) -> None:
         self.static = static
         self.join_tokens = join_tokens
+        self.service_accounts = service_accounts
         self.plaintext = plaintext
 
     async def authenticate(self, context: grpc.aio.ServicerContext) -> UserInfo:
@@ -203,6 +208,8 @@ class Authenticator:
         if join is not None and self.join_tokens is not None:
             return check_join_token(await self.join_tokens(join[0]), join[0], join[1],
                                     datetime.datetime.now(datetime.UTC))
+        if self.service_accounts is not None and satoken.looks_like(bearer):
+            return await self.service_accounts(bearer)
         user = self.static.authenticate(bearer) if self.static is not None else None
         if user is None:
             raise UnauthorizedError("invalid bearer token")

@@ -92,6 +92,7 @@ class Registry:
             admission.NamespaceLifecycle(cache, self.written),
             admission.DefaultStorageClass(cache, self.written),
             admission.DefaultIngressClass(cache, self.written),
+            admission.ServiceAccount(cache, self.written),
             NodeRestriction(),
             podsecurity.PodSecurity(cache, self.written),
             serviceip.ExternalIPs(self.config.external_ip_cidrs),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import ipaddress
 import os
@@ -40,7 +41,7 @@ from api.errors import (
     TooManyRequestsError,
     UnavailableError,
 )
-from api.pb import api_pb2, bootstrap_pb2, policy_pb2, rbac_pb2
+from api.pb import api_pb2, bootstrap_pb2, core_pb2, policy_pb2, rbac_pb2
 from apiserver import audit, authn, authz, eviction, warning
 from apiserver.authz import bootstrap as rbac_bootstrap
 from apiserver.cache import WatchCache, Watcher
@@ -53,6 +54,7 @@ from apiserver.rest.server import RestApi
 from apiserver.rules import namespace as namespace_rules
 from apiserver.rules import pod as pod_rules
 from apiserver.rules import priorityclass as priorityclass_rules
+from apiserver.serviceaccounts import ServiceAccountTokens, TokenConfig
 from apiserver.storage.etcd import EtcdStorage, EtcdTLS, check_scheme, parse_endpoints
 from apiserver.storage.limits import Limits
 from apiserver.storage.transformed import TransformedStorage
@@ -121,6 +123,8 @@ class Config:
     authorization_mode: str = "Node,RBAC"
     # One JSON line per mutating, exec/log or denied request; "" keeps no audit log.
     audit: audit.AuditConfig = field(default_factory=audit.AuditConfig)
+    # The service account key: signs ServiceAccount tokens (TokenRequest) and checks them (authentication).
+    service_accounts: TokenConfig = field(default_factory=TokenConfig)
 
 
 def _status_message(e: ApiError) -> str:
@@ -218,8 +222,10 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
 class ApiServicer:
     def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy, authenticator: authn.Authenticator,
                  admission: Admission | None = None, signer: NodeSigner | None = None,
-                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None) -> None:
+                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None,
+                 sa_tokens: ServiceAccountTokens | None = None) -> None:
         self.authenticator = authenticator  # every handler calls it first
+        self.sa_tokens = sa_tokens or ServiceAccountTokens(TokenConfig())
         self.authorizer = authorizer or authz.Authorizer(cache)  # then this, on the parsed request
         self.audit = audit_log or audit.AuditLog(audit.AuditConfig())
         self.registry = registry
@@ -262,6 +268,10 @@ class ApiServicer:
         user = authn.current_user()
         assert user is not None
         return api_pb2.WhoAmIResponse(username=user.name, uid=user.uid, groups=list(user.groups))
+
+    @unary("create_token", api_pb2.TokenRequest)
+    async def CreateToken(self, req: api_pb2.TokenRequest) -> api_pb2.TokenResponse:
+        return await self.sa_tokens.issue(req, datetime.datetime.now(datetime.UTC))
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -482,6 +492,7 @@ def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
         "Evict": uu(servicer.Evict),
         "AccessReview": uu(servicer.AccessReview),
         "WhoAmI": uu(servicer.WhoAmI),
+        "CreateToken": uu(servicer.CreateToken),
         "Watch": us(servicer.Watch),
         "Logs": us(servicer.Logs),
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
@@ -570,8 +581,11 @@ class ApiServer:
         self.proxy = KubeletProxy(self.registry, config.kubelet_tls)
         self.signer = NodeSigner(config.signer)
         static = authn.StaticTokens.load(config.token_file) if config.token_file else None
+        self.sa_tokens = ServiceAccountTokens(config.service_accounts, self._stored)
         self.authenticator = authn.Authenticator(static=static, join_tokens=self._join_token,
-                                                 plaintext=config.insecure_plaintext)
+                                                 plaintext=config.insecure_plaintext,
+                                                 service_accounts=self.sa_tokens.authenticate
+                                                 if self.sa_tokens.enabled else None)
         self.authorizer = authz.Authorizer(self.cache, enabled=config.authorization_mode != "AlwaysAllow")
         self.audit = audit.AuditLog(config.audit)
         self.server: grpc.aio.Server | None = None
@@ -596,7 +610,8 @@ class ApiServer:
             ("grpc.server.max_pending_requests_hard_limit", 1_000_000),
         ])
         servicer = ApiServicer(self.registry, self.cache, self.proxy, self.authenticator,
-                               Admission(self.config.overload), self.signer, self.authorizer, self.audit)
+                               Admission(self.config.overload), self.signer, self.authorizer, self.audit,
+                               self.sa_tokens)
         server.add_generic_rpc_handlers((_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -693,6 +708,9 @@ class ApiServer:
                                                 chain_ca_file=tls_config.client_ca_file)
             self.token_ports.append(server.add_secure_port(addr, server_only.grpc_credentials()))
 
+    async def _stored(self, kind: kinds.Kind, namespace: str, name: str) -> Message:
+        return (await self.registry.current(kind, namespace, name)).obj
+
     async def _join_token(self, token_id: str) -> bootstrap_pb2.BootstrapToken | None:
         try:
             return (await self.registry.current(BOOTSTRAP_TOKENS, "", token_id)).obj  # type: ignore[return-value]
@@ -707,6 +725,19 @@ class ApiServer:
                 await self.registry.create(kinds.wrap(obj))
         for wanted in (*rbac_bootstrap.cluster_roles(), *rbac_bootstrap.cluster_role_bindings()):
             await self._reconcile_default(wanted)
+        await self._ensure_default_service_accounts()
+
+    async def _ensure_default_service_accounts(self) -> None:
+        """Every namespace's `default` ServiceAccount (namespaces made before there were any, or one deleted)."""
+        await self.registry.sync()
+        sa_kind = kinds.lookup("serviceaccounts")
+        for entry in list(self.cache.store(kinds.lookup("namespaces")).objects.values()):
+            ns = entry.obj.metadata  # type: ignore[attr-defined]
+            if ns.HasField("deletion_timestamp") or self.cache.get(sa_kind, ns.name, "default") is not None:
+                continue
+            with contextlib.suppress(AlreadyExistsError, NotFoundError, ForbiddenError):
+                await self.registry.create(kinds.wrap(core_pb2.ServiceAccount(
+                    metadata={"name": "default", "namespace": ns.name})))
 
     async def _reconcile_default(self, wanted: Message) -> None:
         kind = kinds.of(wanted)

@@ -204,7 +204,12 @@ class Processes:
     def apiserver_flags(self) -> list[str]:
         """TLS everywhere under this run's CA, or the test-only plaintext switch."""
         if self.pki is None:
-            return ["--insecure-plaintext"]
+            # Pods still get their ServiceAccount tokens: a key of the run's own signs them.
+            sa = certs.Pki(self.workdir / "sa")
+            pki.private_dir(sa.dir)
+            certs.ensure_service_account_key(sa)
+            return ["--insecure-plaintext", "--service-account-key-file", str(sa.sa_pub),
+                    "--service-account-signing-key-file", str(sa.sa_key)]
         p, ca = self.pki, str(self.pki.crt(certs.CA))
         return ["--tls-cert-file", str(p.crt("apiserver")), "--tls-private-key-file", str(p.key("apiserver")),
                 "--client-ca-file", ca, "--etcd-cafile", str(p.crt(certs.ETCD_CA)),
@@ -212,7 +217,8 @@ class Processes:
                 "--etcd-keyfile", str(p.key("apiserver-etcd-client")), "--kubelet-certificate-authority", ca,
                 "--kubelet-client-certificate", str(p.crt("apiserver-kubelet-client")),
                 "--kubelet-client-key", str(p.key("apiserver-kubelet-client")),
-                "--cluster-signing-cert-file", ca, "--cluster-signing-key-file", str(p.key(certs.CA))]
+                "--cluster-signing-cert-file", ca, "--cluster-signing-key-file", str(p.key(certs.CA)),
+                "--service-account-key-file", str(p.sa_pub), "--service-account-signing-key-file", str(p.sa_key)]
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Another kubelite daemon: `kubelite ARGS...` (scheduler, controller-manager, kubelet, hollow-nodes)."""

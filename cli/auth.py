@@ -1,4 +1,5 @@
-"""auth can-i, auth whoami, and create role|clusterrole|rolebinding|clusterrolebinding with kubectl's flags."""
+"""auth can-i, auth whoami, create role|clusterrole|rolebinding|clusterrolebinding|serviceaccount with kubectl's
+flags, and create token."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import click
 
 from api import kinds, rbac, validation
 from api.errors import ApiError
-from api.pb import rbac_pb2
+from api.pb import api_pb2, core_pb2, rbac_pb2
 from cli import printers
 from cli.common import connection_options, namespace_option, with_client
+from cli.pods import parse_duration
 from cli.verbs import create
 from client.api import Client
 from client.config import ClientConfig
@@ -206,6 +208,49 @@ def create_clusterrolebinding(name: str, clusterrole: str, users: tuple[str, ...
         metadata={"name": name}, subjects=subjects_from_flags(users, groups, service_accounts),
         role_ref=rbac_pb2.RoleRef(api_group=rbac.GROUP, kind="ClusterRole", name=clusterrole))
     _create(binding, conn)
+
+
+@create.command("serviceaccount")
+@click.argument("name")
+@namespace_option
+@connection_options
+def create_serviceaccount(name: str, namespace: str, conn: ClientConfig) -> None:
+    """Create a ServiceAccount (as `kubectl create serviceaccount`)."""
+    _create(core_pb2.ServiceAccount(metadata={"name": name, "namespace": namespace or "default"}), conn)
+
+
+@create.command("token")
+@click.argument("service_account")
+@click.option("--duration", default="", help="how long the token is valid (e.g. 10m, 1h; default 1h, at least 10m)")
+@click.option("--audience", "audiences", multiple=True, help="an audience of the token (repeatable; default: the "
+                                                            "apiserver's)")
+@click.option("--bound-object-kind", default="", type=click.Choice(["", "Pod"]),
+              help="bind the token to an object: it stops working when the object is deleted")
+@click.option("--bound-object-name", default="", help="the bound object's name")
+@click.option("--bound-object-uid", default="", help="the bound object's uid (default: the stored one's)")
+@namespace_option
+@connection_options
+def create_token(service_account: str, duration: str, audiences: tuple[str, ...], bound_object_kind: str,
+                 bound_object_name: str, bound_object_uid: str, namespace: str, conn: ClientConfig) -> None:
+    """Print a signed token for SERVICE_ACCOUNT (as `kubectl create token`)."""
+    seconds = 0
+    if duration:
+        try:
+            seconds = int(parse_duration(duration))
+        except (ValueError, click.BadParameter) as e:
+            raise click.BadParameter(str(e), param_hint="--duration") from None
+        if seconds <= 0:
+            raise click.BadParameter("must be positive", param_hint="--duration")
+    if bool(bound_object_kind) != bool(bound_object_name):
+        raise click.UsageError("--bound-object-kind and --bound-object-name go together")
+    req = api_pb2.TokenRequest(namespace=namespace or "default", service_account=service_account,
+                               audiences=audiences, expiration_seconds=seconds, pod_name=bound_object_name,
+                               pod_uid=bound_object_uid)
+
+    async def go(c: Client) -> str:
+        return (await c.create_token(req)).token
+
+    click.echo(with_client(conn, go))
 
 
 COMMANDS: list[click.Command] = [auth]

@@ -192,6 +192,10 @@ class Client:
         return await self._unary("AccessReview", api_pb2.AccessReviewRequest(
             verb=verb, resource=resource, subresource=subresource, namespace=namespace, name=name))
 
+    async def create_token(self, req: api_pb2.TokenRequest) -> api_pb2.TokenResponse:
+        """A signed token for a ServiceAccount (`kubelite create token`; kubelets, for their pods)."""
+        return await self._unary("CreateToken", req)
+
     async def who_am_i(self) -> api_pb2.WhoAmIResponse:
         return await self._unary("WhoAmI", api_pb2.WhoAmIRequest())
 

@@ -42,6 +42,9 @@ class PodObjects:
     secrets: Mapping[str, core_pb2.Secret] = field(default_factory=dict)
     claims: Mapping[str, core_pb2.PersistentVolumeClaim] = field(default_factory=dict)
     volumes: Mapping[str, core_pb2.PersistentVolume] = field(default_factory=dict)
+    # The pod's ServiceAccount token files (token, ca.crt, namespace) when it mounts one; or why it has none.
+    service_account: Mapping[str, bytes] | None = None
+    service_account_error: str = ""
 
 
 def env_name(name: str) -> str:

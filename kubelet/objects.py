@@ -7,19 +7,26 @@ node authorizer allows). A watch starts when the first pod refers to the
 object and stops when the last one is gone. A change wakes the pods that
 refer to it, which rewrite their volumes (live updates) or start containers
 that were waiting for it.
+
+A pod that mounts its ServiceAccount token (spec.automountServiceAccountToken, settled at admission) gets one
+bound to it from the TokenRequest call, renewed once 80% of its lifetime has passed (pods are resynced every
+few seconds, so the renewal comes well before it expires).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from api.pb import core_pb2
+from api.errors import ApiError
+from api.pb import api_pb2, core_pb2
 from client.api import Client
 from client.informer import Informer
 from kubelet import volumes
@@ -31,6 +38,19 @@ log = structlog.get_logger(__name__)
 SYNC_TIMEOUT = 5.0
 
 Ref = tuple[str, str, str]  # resource, namespace ("" for volumes), name
+# A token is renewed once this much of its lifetime has passed, as Kubernetes' kubelet does.
+TOKEN_RENEW_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class _Token:
+    token: str
+    renew_at: datetime.datetime
+
+
+def wants_token(pod: core_pb2.Pod) -> bool:
+    """Whether the kubelet mounts the pod's ServiceAccount token."""
+    return pod.spec.automount_service_account_token and bool(pod.spec.service_account_name)
 
 
 @dataclass
@@ -49,6 +69,10 @@ class ObjectManager:
         self.wake = wake
         self._watches: dict[Ref, _Watch] = {}
         self._by_pod: dict[str, set[Ref]] = {}
+        self._tokens: dict[str, _Token] = {}  # by pod uid
+        # The cluster CA the kubelet trusts the apiserver by: what a pod's client needs to trust it too.
+        config = client.config
+        self._ca = config.ca_data or (Path(config.ca_file).read_bytes() if config.ca_file else b"")
 
     def _refs_of(self, pod: core_pb2.Pod) -> set[Ref]:
         ns = pod.metadata.namespace
@@ -81,6 +105,7 @@ class ObjectManager:
             self._by_pod.pop(uid, None)
 
     def forget(self, uid: str) -> None:
+        self._tokens.pop(uid, None)
         for ref in self._by_pod.pop(uid, set()):
             self._release(ref, uid)
 
@@ -138,7 +163,32 @@ class ObjectManager:
             resource, _, name = ref
             {"configmaps": cms, "secrets": secrets, "persistentvolumeclaims": claims,
              "persistentvolumes": pvs}[resource][name] = obj
-        return PodObjects(config_maps=cms, secrets=secrets, claims=claims, volumes=pvs)
+        files, error = await self._service_account(pod)
+        return PodObjects(config_maps=cms, secrets=secrets, claims=claims, volumes=pvs, service_account=files,
+                          service_account_error=error)
+
+    async def _service_account(self, pod: core_pb2.Pod) -> tuple[dict[str, bytes] | None, str]:
+        """The pod's token files (a token asked for when there is none or it is due for renewal), or why not."""
+        if not wants_token(pod):
+            return None, ""
+        uid = pod.metadata.uid
+        now = datetime.datetime.now(datetime.UTC)
+        held = self._tokens.get(uid)
+        if held is None or now >= held.renew_at:
+            try:
+                resp = await self.client.create_token(api_pb2.TokenRequest(
+                    namespace=pod.metadata.namespace, service_account=pod.spec.service_account_name,
+                    pod_name=pod.metadata.name, pod_uid=uid))
+            except ApiError as e:
+                if held is None:
+                    return None, f"service account token for {pod.spec.service_account_name}: {e.message}"
+                log.warning("token_renewal_failed", pod=f"{pod.metadata.namespace}/{pod.metadata.name}",
+                            error=e.message)
+            else:
+                expires = resp.expiration_timestamp.ToDatetime(tzinfo=datetime.UTC)
+                held = self._tokens[uid] = _Token(resp.token, now + (expires - now) * TOKEN_RENEW_FRACTION)
+        return {"token": held.token.encode(), "ca.crt": self._ca,
+                "namespace": pod.metadata.namespace.encode()}, ""
 
     def watched(self) -> set[Ref]:
         return set(self._watches)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import time
@@ -162,9 +163,10 @@ class Syncer:
         if not sandbox_id:
             return result
 
-        # Step 5b: rewrite configMap, secret, downwardAPI and projected volumes whose sources changed.
-        if observed.sandbox is not None and any(volumes.in_memory(v) or v.HasField("config_map")
-                                                for v in pod.spec.volumes):
+        # Step 5b: rewrite configMap, secret, downwardAPI and projected volumes whose sources changed, and a renewed
+        # ServiceAccount token.
+        if observed.sandbox is not None and (objects.service_account is not None or any(
+                volumes.in_memory(v) or v.HasField("config_map") for v in pod.spec.volumes)):
             changed = await asyncio.to_thread(volumes.update_volumes, pod, self.config.pods_dir, objects,
                                               self._pod_context(pod, pod_ip))
             if changed:
@@ -223,7 +225,8 @@ class Syncer:
         await self._ensure_image(pod, container)
         try:
             ctx = self._pod_context(pod, pod_ip)
-            paths = await asyncio.to_thread(volumes.prepare_volumes, pod, self.config.pods_dir, objects, ctx)
+            paths = await asyncio.to_thread(functools.partial(volumes.prepare_volumes, pod, self.config.pods_dir,
+                                                              objects, ctx, tmpfs=not self.config.hollow))
             mounts = volumes.container_mounts(container, paths)
             env = envvars.container_env(pod, container, services=envvars.pod_service_env(pod, self.services()),
                                         ctx=ctx, objects=objects)

@@ -9,6 +9,10 @@ except through a subPath mount, which keeps the file it was started with. A pers
 to its bound volume's hostPath or local path. A required object that is missing, or a claim not yet bound,
 fails the container's start with CreateContainerConfigError naming it; an optional one gives an empty volume.
 
+A pod that mounts its ServiceAccount token gets `token`, `ca.crt` and `namespace` in a tmpfs of its own
+(kubernetes.io~serviceaccount/token), mounted read-only at /var/run/secrets/kubernetes.io/serviceaccount in
+every container that mounts nothing there itself, and rewritten when the token is renewed.
+
 emptyDir is a directory under <root-dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>,
 shared by the pod's containers and removed with the pod. medium: Memory is a
 plain directory too (no tmpfs mount, so nothing can be left mounted if the
@@ -26,7 +30,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,10 @@ CONFIG_MAP = "kubernetes.io~configmap"
 SECRET = "kubernetes.io~secret"
 DOWNWARD_API = "kubernetes.io~downward-api"
 PROJECTED = "kubernetes.io~projected"
+SERVICE_ACCOUNT = "kubernetes.io~serviceaccount"
+SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The pod's token volume, in the paths prepare_volumes returns (a name no user volume can have).
+SERVICE_ACCOUNT_VOLUME = "kube-api-access"
 # Each secret, downwardAPI and projected volume is a tmpfs of at most this size.
 TMPFS_SIZE = "16m"
 _MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
@@ -300,12 +308,38 @@ def sync_projected(pod: core_pb2.Pod, v: core_pb2.Volume, pods_dir: Path, object
     return d
 
 
+def service_account_dir(pods_dir: Path, uid: str) -> Path:
+    return pod_dir(pods_dir, uid) / "volumes" / SERVICE_ACCOUNT / "token"
+
+
+def service_account_files(files: Mapping[str, bytes]) -> dict[str, atomic.File]:
+    """The token volume's files, 0644 as Kubernetes' kube-api-access volume (defaultMode 420)."""
+    return {name: atomic.File(data, 0o644) for name, data in files.items()}
+
+
+def sync_service_account(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects, *, tmpfs: bool = True) -> str | None:
+    """Write the pod's token files (atomically, on a tmpfs unless `tmpfs` is off, as for hollow nodes, whose pods
+    run nothing); their directory, or None for a pod without them."""
+    if objects.service_account_error:
+        raise VolumeError(objects.service_account_error)
+    if objects.service_account is None:
+        return None
+    d = service_account_dir(pods_dir, pod.metadata.uid)
+    if tmpfs:
+        mount_tmpfs(d)
+    atomic.write(d, service_account_files(objects.service_account))
+    return str(d)
+
+
 def prepare_volumes(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects | None = None,
-                    ctx: PodContext | None = None) -> dict[str, str]:
+                    ctx: PodContext | None = None, *, tmpfs: bool = True) -> dict[str, str]:
     """Set up every volume of the pod; volume name -> host path."""
     objects = objects or PodObjects()
     ctx = ctx or PodContext(node_name=pod.spec.node_name, host_ip="", pod_ip="")
     paths: dict[str, str] = {}
+    token_dir = sync_service_account(pod, pods_dir, objects, tmpfs=tmpfs)
+    if token_dir is not None:
+        paths[SERVICE_ACCOUNT_VOLUME] = token_dir
     for v in pod.spec.volumes:
         if v.HasField("host_path"):
             check_host_path(v.host_path.path, v.host_path.type)
@@ -351,6 +385,11 @@ def update_volumes(pod: core_pb2.Pod, pods_dir: Path, objects: PodObjects, ctx: 
     """Rewrite the files of the pod's set-up configMap, secret, downwardAPI and projected volumes from the
     objects now; a volume whose object went missing keeps its files. The names of the volumes that changed."""
     changed = []
+    if objects.service_account is not None and \
+            (service_account_dir(pods_dir, pod.metadata.uid) / atomic.DATA).is_symlink():
+        if atomic.write(service_account_dir(pods_dir, pod.metadata.uid),
+                        service_account_files(objects.service_account)):
+            changed.append(SERVICE_ACCOUNT_VOLUME)
     for v in pod.spec.volumes:
         if _plugin_dir(v) is None:
             continue
@@ -386,6 +425,10 @@ def container_mounts(container: core_pb2.Container, paths: dict[str, str]) -> tu
                     raise VolumeError(f"subPath {m.sub_path} of volume {m.name}: {exc.strerror}") from None
             host = str(sub)
         mounts.append(Mount(host_path=host, container_path=m.mount_path, readonly=m.read_only))
+    token_dir = paths.get(SERVICE_ACCOUNT_VOLUME)
+    if token_dir is not None and not any(m.mount_path.rstrip("/") == SERVICE_ACCOUNT_PATH
+                                         for m in container.volume_mounts):
+        mounts.append(Mount(host_path=token_dir, container_path=SERVICE_ACCOUNT_PATH, readonly=True))
     return tuple(mounts)
 
 

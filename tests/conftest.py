@@ -144,6 +144,8 @@ def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: obj
     registry = overrides.pop("registry", RegistryConfig())
     config = Config(etcd_servers=etcd_url, listen=["127.0.0.1:0"], registry=registry,  # type: ignore[arg-type]
                     compact_interval=0, replay=int(overrides.pop("replay", 0)))  # type: ignore[call-overload]
+    # Pods get ServiceAccount tokens, signed with the test PKI's service account key.
+    config.service_accounts = testpki.get().service_accounts()
     if plaintext:
         config.insecure_plaintext = True
     else:

@@ -20,6 +20,7 @@ import yaml
 from apiserver.kubelet_proxy import KubeletTLS
 from apiserver.nodecerts import SignerConfig
 from apiserver.server import ServingTLS
+from apiserver.serviceaccounts import TokenConfig
 from apiserver.storage.etcd import EtcdTLS
 from client import pki, tls
 from client.config import ClientConfig
@@ -61,6 +62,10 @@ class TestPki:
 
     def signer(self, **kw: object) -> SignerConfig:
         return SignerConfig(self.ca_file, self.path(certs.CA, "key"), **kw)  # type: ignore[arg-type]
+
+    def service_accounts(self) -> TokenConfig:
+        """The apiserver's service account key: signs and checks ServiceAccount tokens."""
+        return TokenConfig(str(self.store.sa_key), (str(self.store.sa_pub),))
 
     def client(self, server: str, identity: str = "admin", **kw: object) -> ClientConfig:
         """A client config presenting `identity` (a certificate under the test PKI) to `server`."""
@@ -112,7 +117,9 @@ class TestPki:
                  "--client-ca-file", self.ca_file, "--kubelet-certificate-authority", self.ca_file,
                  "--kubelet-client-certificate", self.path("apiserver-kubelet-client"),
                  "--kubelet-client-key", self.path("apiserver-kubelet-client", "key"),
-                 "--cluster-signing-cert-file", self.ca_file, "--cluster-signing-key-file", self.path(certs.CA, "key")]
+                 "--cluster-signing-cert-file", self.ca_file, "--cluster-signing-key-file", self.path(certs.CA, "key"),
+                 "--service-account-key-file", str(self.store.sa_pub),
+                 "--service-account-signing-key-file", str(self.store.sa_key)]
         if etcd_url.startswith("https"):
             flags += ["--etcd-cafile", self.path(certs.ETCD_CA), "--etcd-certfile", self.path("apiserver-etcd-client"),
                       "--etcd-keyfile", self.path("apiserver-etcd-client", "key")]

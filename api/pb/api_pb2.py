@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from api.pb import apps_pb2 as kubelite_dot_v1_dot_apps__pb2
 from api.pb import bootstrap_pb2 as kubelite_dot_v1_dot_bootstrap__pb2
 from api.pb import batch_pb2 as kubelite_dot_v1_dot_batch__pb2
@@ -34,71 +35,75 @@ from api.pb import scheduling_pb2 as kubelite_dot_v1_dot_scheduling__pb2
 from api.pb import storage_pb2 as kubelite_dot_v1_dot_storage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelite/v1/api.proto\x12\x0bkubelite.v1\x1a\x16kubelite/v1/apps.proto\x1a\x1bkubelite/v1/bootstrap.proto\x1a\x17kubelite/v1/batch.proto\x1a\x16kubelite/v1/core.proto\x1a\x1bkubelite/v1/discovery.proto\x1a\x1ckubelite/v1/networking.proto\x1a\x18kubelite/v1/policy.proto\x1a\x16kubelite/v1/rbac.proto\x1a\x1ckubelite/v1/scheduling.proto\x1a\x19kubelite/v1/storage.proto\"\x83\x0b\n\x06Object\x12+\n\tnamespace\x18\x01 \x01(\x0b\x32\x16.kubelite.v1.NamespaceH\x00\x12\x1f\n\x03pod\x18\x02 \x01(\x0b\x32\x10.kubelite.v1.PodH\x00\x12!\n\x04node\x18\x03 \x01(\x0b\x32\x11.kubelite.v1.NodeH\x00\x12\'\n\x07service\x18\x04 \x01(\x0b\x32\x14.kubelite.v1.ServiceH\x00\x12+\n\tendpoints\x18\x05 \x01(\x0b\x32\x16.kubelite.v1.EndpointsH\x00\x12#\n\x05\x65vent\x18\x06 \x01(\x0b\x32\x12.kubelite.v1.EventH\x00\x12.\n\x0breplica_set\x18\x07 \x01(\x0b\x32\x17.kubelite.v1.ReplicaSetH\x00\x12-\n\ndeployment\x18\x08 \x01(\x0b\x32\x17.kubelite.v1.DeploymentH\x00\x12#\n\x05lease\x18\t \x01(\x0b\x32\x12.kubelite.v1.LeaseH\x00\x12\x34\n\x0epriority_class\x18\n \x01(\x0b\x32\x1a.kubelite.v1.PriorityClassH\x00\x12\x36\n\x0f\x62ootstrap_token\x18\x14 \x01(\x0b\x32\x1b.kubelite.v1.BootstrapTokenH\x00\x12,\n\nconfig_map\x18\x1e \x01(\x0b\x32\x16.kubelite.v1.ConfigMapH\x00\x12%\n\x06secret\x18\x1f \x01(\x0b\x32\x13.kubelite.v1.SecretH\x00\x12:\n\x11persistent_volume\x18  \x01(\x0b\x32\x1d.kubelite.v1.PersistentVolumeH\x00\x12\x45\n\x17persistent_volume_claim\x18! \x01(\x0b\x32\".kubelite.v1.PersistentVolumeClaimH\x00\x12\x32\n\rstorage_class\x18\" \x01(\x0b\x32\x19.kubelite.v1.StorageClassH\x00\x12\'\n\x07ingress\x18\x32 \x01(\x0b\x32\x14.kubelite.v1.IngressH\x00\x12\x32\n\ringress_class\x18\x33 \x01(\x0b\x32\x19.kubelite.v1.IngressClassH\x00\x12\x34\n\x0e\x65ndpoint_slice\x18\x34 \x01(\x0b\x32\x1a.kubelite.v1.EndpointSliceH\x00\x12\x1f\n\x03job\x18( \x01(\x0b\x32\x10.kubelite.v1.JobH\x00\x12(\n\x08\x63ron_job\x18) \x01(\x0b\x32\x14.kubelite.v1.CronJobH\x00\x12,\n\ndaemon_set\x18* \x01(\x0b\x32\x16.kubelite.v1.DaemonSetH\x00\x12\x30\n\x0cstateful_set\x18+ \x01(\x0b\x32\x18.kubelite.v1.StatefulSetH\x00\x12\x41\n\x15pod_disruption_budget\x18, \x01(\x0b\x32 .kubelite.v1.PodDisruptionBudgetH\x00\x12>\n\x13\x63ontroller_revision\x18- \x01(\x0b\x32\x1f.kubelite.v1.ControllerRevisionH\x00\x12!\n\x04role\x18< \x01(\x0b\x32\x11.kubelite.v1.RoleH\x00\x12\x30\n\x0c\x63luster_role\x18= \x01(\x0b\x32\x18.kubelite.v1.ClusterRoleH\x00\x12\x30\n\x0crole_binding\x18> \x01(\x0b\x32\x18.kubelite.v1.RoleBindingH\x00\x12?\n\x14\x63luster_role_binding\x18? \x01(\x0b\x32\x1f.kubelite.v1.ClusterRoleBindingH\x00\x42\x06\n\x04kind\"E\n\rCreateRequest\x12#\n\x06object\x18\x01 \x01(\x0b\x32\x13.kubelite.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x83\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\"|\n\x0cListResponse\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.kubelite.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\x12\x1c\n\x14remaining_item_count\x18\x04 \x01(\x03\"E\n\rUpdateRequest\x12#\n\x06object\x18\x01 \x01(\x0b\x32\x13.kubelite.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"6\n\rPreconditions\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xcd\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x31\n\rpreconditions\x18\x06 \x01(\x0b\x32\x1a.kubelite.v1.PreconditionsB\x17\n\x15_grace_period_seconds\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Y\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12#\n\x06object\x18\x02 \x01(\x0b\x32\x13.kubelite.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"6\n\x0bWatchEvents\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.kubelite.v1.WatchEvent\"N\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"S\n\x0cScaleRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08replicas\x18\x04 \x01(\x05\"y\n\x0fPodStatusUpdate\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12&\n\x06status\x18\x05 \x01(\x0b\x32\x16.kubelite.v1.PodStatus\"^\n\x0cPodStatusAck\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"\xcd\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x17\n\ntail_lines\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08previous\x18\x06 \x01(\x08\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\x12\x1a\n\rsince_seconds\x18\x08 \x01(\x03H\x01\x88\x01\x01\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"z\n\x0b\x45xecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\r\n\x05stdin\x18\x05 \x01(\x0c\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x03\"A\n\x0c\x45xecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\"v\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bshort_names\x18\x02 \x03(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"\x15\n\x13\x41PIResourcesRequest\"h\n\x17NodeCertificatesRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x12\n\nclient_csr\x18\x02 \x01(\x0c\x12\x13\n\x0bserving_csr\x18\x03 \x01(\x0c\x12\x11\n\tproxy_csr\x18\x04 \x01(\x0c\"\x86\x01\n\x18NodeCertificatesResponse\x12\x1a\n\x12\x63lient_certificate\x18\x01 \x01(\x0c\x12\x1b\n\x13serving_certificate\x18\x02 \x01(\x0c\x12\x19\n\x11proxy_certificate\x18\x03 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x04 \x01(\x0c\"C\n\x14\x41PIResourcesResponse\x12+\n\tresources\x18\x01 \x03(\x0b\x32\x18.kubelite.v1.APIResource\"k\n\x13\x41\x63\x63\x65ssReviewRequest\x12\x0c\n\x04verb\x18\x01 \x01(\t\x12\x10\n\x08resource\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"7\n\x14\x41\x63\x63\x65ssReviewResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0f\n\rWhoAmIRequest\"?\n\x0eWhoAmIResponse\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t2\xeb\x08\n\x03\x41pi\x12\x39\n\x06\x43reate\x12\x1a.kubelite.v1.CreateRequest\x1a\x13.kubelite.v1.Object\x12\x33\n\x03Get\x12\x17.kubelite.v1.GetRequest\x1a\x13.kubelite.v1.Object\x12;\n\x04List\x12\x18.kubelite.v1.ListRequest\x1a\x19.kubelite.v1.ListResponse\x12\x39\n\x06Update\x12\x1a.kubelite.v1.UpdateRequest\x1a\x13.kubelite.v1.Object\x12?\n\x0cUpdateStatus\x12\x1a.kubelite.v1.UpdateRequest\x1a\x13.kubelite.v1.Object\x12\x39\n\x06\x44\x65lete\x12\x1a.kubelite.v1.DeleteRequest\x1a\x13.kubelite.v1.Object\x12>\n\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a\x18.kubelite.v1.WatchEvents0\x01\x12\x35\n\x04\x42ind\x12\x18.kubelite.v1.BindRequest\x1a\x13.kubelite.v1.Object\x12\x37\n\x05Scale\x12\x19.kubelite.v1.ScaleRequest\x1a\x13.kubelite.v1.Object\x12N\n\x0fStreamPodStatus\x12\x1c.kubelite.v1.PodStatusUpdate\x1a\x19.kubelite.v1.PodStatusAck(\x01\x30\x01\x12\x39\n\x04Logs\x12\x18.kubelite.v1.LogsRequest\x1a\x15.kubelite.v1.LogChunk0\x01\x12;\n\x04\x45xec\x12\x18.kubelite.v1.ExecRequest\x1a\x19.kubelite.v1.ExecResponse\x12S\n\x0c\x41PIResources\x12 .kubelite.v1.APIResourcesRequest\x1a!.kubelite.v1.APIResourcesResponse\x12\x66\n\x17RequestNodeCertificates\x12$.kubelite.v1.NodeCertificatesRequest\x1a%.kubelite.v1.NodeCertificatesResponse\x12\x33\n\x05\x45vict\x12\x15.kubelite.v1.Eviction\x1a\x13.kubelite.v1.Object\x12S\n\x0c\x41\x63\x63\x65ssReview\x12 .kubelite.v1.AccessReviewRequest\x1a!.kubelite.v1.AccessReviewResponse\x12\x41\n\x06WhoAmI\x12\x1a.kubelite.v1.WhoAmIRequest\x1a\x1b.kubelite.v1.WhoAmIResponse2\x81\x01\n\x07Kubelet\x12\x39\n\x04Logs\x12\x18.kubelite.v1.LogsRequest\x1a\x15.kubelite.v1.LogChunk0\x01\x12;\n\x04\x45xec\x12\x18.kubelite.v1.ExecRequest\x1a\x19.kubelite.v1.ExecResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelite/v1/api.proto\x12\x0bkubelite.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16kubelite/v1/apps.proto\x1a\x1bkubelite/v1/bootstrap.proto\x1a\x17kubelite/v1/batch.proto\x1a\x16kubelite/v1/core.proto\x1a\x1bkubelite/v1/discovery.proto\x1a\x1ckubelite/v1/networking.proto\x1a\x18kubelite/v1/policy.proto\x1a\x16kubelite/v1/rbac.proto\x1a\x1ckubelite/v1/scheduling.proto\x1a\x19kubelite/v1/storage.proto\"\xbb\x0b\n\x06Object\x12+\n\tnamespace\x18\x01 \x01(\x0b\x32\x16.kubelite.v1.NamespaceH\x00\x12\x1f\n\x03pod\x18\x02 \x01(\x0b\x32\x10.kubelite.v1.PodH\x00\x12!\n\x04node\x18\x03 \x01(\x0b\x32\x11.kubelite.v1.NodeH\x00\x12\'\n\x07service\x18\x04 \x01(\x0b\x32\x14.kubelite.v1.ServiceH\x00\x12+\n\tendpoints\x18\x05 \x01(\x0b\x32\x16.kubelite.v1.EndpointsH\x00\x12#\n\x05\x65vent\x18\x06 \x01(\x0b\x32\x12.kubelite.v1.EventH\x00\x12.\n\x0breplica_set\x18\x07 \x01(\x0b\x32\x17.kubelite.v1.ReplicaSetH\x00\x12-\n\ndeployment\x18\x08 \x01(\x0b\x32\x17.kubelite.v1.DeploymentH\x00\x12#\n\x05lease\x18\t \x01(\x0b\x32\x12.kubelite.v1.LeaseH\x00\x12\x34\n\x0epriority_class\x18\n \x01(\x0b\x32\x1a.kubelite.v1.PriorityClassH\x00\x12\x36\n\x0f\x62ootstrap_token\x18\x14 \x01(\x0b\x32\x1b.kubelite.v1.BootstrapTokenH\x00\x12,\n\nconfig_map\x18\x1e \x01(\x0b\x32\x16.kubelite.v1.ConfigMapH\x00\x12%\n\x06secret\x18\x1f \x01(\x0b\x32\x13.kubelite.v1.SecretH\x00\x12:\n\x11persistent_volume\x18  \x01(\x0b\x32\x1d.kubelite.v1.PersistentVolumeH\x00\x12\x45\n\x17persistent_volume_claim\x18! \x01(\x0b\x32\".kubelite.v1.PersistentVolumeClaimH\x00\x12\x32\n\rstorage_class\x18\" \x01(\x0b\x32\x19.kubelite.v1.StorageClassH\x00\x12\'\n\x07ingress\x18\x32 \x01(\x0b\x32\x14.kubelite.v1.IngressH\x00\x12\x32\n\ringress_class\x18\x33 \x01(\x0b\x32\x19.kubelite.v1.IngressClassH\x00\x12\x34\n\x0e\x65ndpoint_slice\x18\x34 \x01(\x0b\x32\x1a.kubelite.v1.EndpointSliceH\x00\x12\x1f\n\x03job\x18( \x01(\x0b\x32\x10.kubelite.v1.JobH\x00\x12(\n\x08\x63ron_job\x18) \x01(\x0b\x32\x14.kubelite.v1.CronJobH\x00\x12,\n\ndaemon_set\x18* \x01(\x0b\x32\x16.kubelite.v1.DaemonSetH\x00\x12\x30\n\x0cstateful_set\x18+ \x01(\x0b\x32\x18.kubelite.v1.StatefulSetH\x00\x12\x41\n\x15pod_disruption_budget\x18, \x01(\x0b\x32 .kubelite.v1.PodDisruptionBudgetH\x00\x12>\n\x13\x63ontroller_revision\x18- \x01(\x0b\x32\x1f.kubelite.v1.ControllerRevisionH\x00\x12!\n\x04role\x18< \x01(\x0b\x32\x11.kubelite.v1.RoleH\x00\x12\x30\n\x0c\x63luster_role\x18= \x01(\x0b\x32\x18.kubelite.v1.ClusterRoleH\x00\x12\x30\n\x0crole_binding\x18> \x01(\x0b\x32\x18.kubelite.v1.RoleBindingH\x00\x12?\n\x14\x63luster_role_binding\x18? \x01(\x0b\x32\x1f.kubelite.v1.ClusterRoleBindingH\x00\x12\x36\n\x0fservice_account\x18K \x01(\x0b\x32\x1b.kubelite.v1.ServiceAccountH\x00\x42\x06\n\x04kind\"E\n\rCreateRequest\x12#\n\x06object\x18\x01 \x01(\x0b\x32\x13.kubelite.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x83\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\"|\n\x0cListResponse\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.kubelite.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\x12\x1c\n\x14remaining_item_count\x18\x04 \x01(\x03\"E\n\rUpdateRequest\x12#\n\x06object\x18\x01 \x01(\x0b\x32\x13.kubelite.v1.Object\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"6\n\rPreconditions\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xcd\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x31\n\rpreconditions\x18\x06 \x01(\x0b\x32\x1a.kubelite.v1.PreconditionsB\x17\n\x15_grace_period_seconds\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Y\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12#\n\x06object\x18\x02 \x01(\x0b\x32\x13.kubelite.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"6\n\x0bWatchEvents\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.kubelite.v1.WatchEvent\"N\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"S\n\x0cScaleRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08replicas\x18\x04 \x01(\x05\"y\n\x0fPodStatusUpdate\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12&\n\x06status\x18\x05 \x01(\x0b\x32\x16.kubelite.v1.PodStatus\"^\n\x0cPodStatusAck\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"\xcd\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x17\n\ntail_lines\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08previous\x18\x06 \x01(\x08\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\x12\x1a\n\rsince_seconds\x18\x08 \x01(\x03H\x01\x88\x01\x01\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"z\n\x0b\x45xecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\r\n\x05stdin\x18\x05 \x01(\x0c\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x03\"A\n\x0c\x45xecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\"v\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bshort_names\x18\x02 \x03(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"\x15\n\x13\x41PIResourcesRequest\"h\n\x17NodeCertificatesRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x12\n\nclient_csr\x18\x02 \x01(\x0c\x12\x13\n\x0bserving_csr\x18\x03 \x01(\x0c\x12\x11\n\tproxy_csr\x18\x04 \x01(\x0c\"\x86\x01\n\x18NodeCertificatesResponse\x12\x1a\n\x12\x63lient_certificate\x18\x01 \x01(\x0c\x12\x1b\n\x13serving_certificate\x18\x02 \x01(\x0c\x12\x19\n\x11proxy_certificate\x18\x03 \x01(\x0c\x12\x16\n\x0e\x63\x61_certificate\x18\x04 \x01(\x0c\"C\n\x14\x41PIResourcesResponse\x12+\n\tresources\x18\x01 \x03(\x0b\x32\x18.kubelite.v1.APIResource\"k\n\x13\x41\x63\x63\x65ssReviewRequest\x12\x0c\n\x04verb\x18\x01 \x01(\t\x12\x10\n\x08resource\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"7\n\x14\x41\x63\x63\x65ssReviewResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x94\x01\n\x0cTokenRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fservice_account\x18\x02 \x01(\t\x12\x11\n\taudiences\x18\x03 \x03(\t\x12\x1a\n\x12\x65xpiration_seconds\x18\x04 \x01(\x03\x12\x10\n\x08pod_name\x18\x05 \x01(\t\x12\x17\n\x07pod_uid\x18\x06 \x01(\tR\x06podUID\"X\n\rTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x38\n\x14\x65xpiration_timestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0f\n\rWhoAmIRequest\"?\n\x0eWhoAmIResponse\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t2\xb1\t\n\x03\x41pi\x12\x39\n\x06\x43reate\x12\x1a.kubelite.v1.CreateRequest\x1a\x13.kubelite.v1.Object\x12\x33\n\x03Get\x12\x17.kubelite.v1.GetRequest\x1a\x13.kubelite.v1.Object\x12;\n\x04List\x12\x18.kubelite.v1.ListRequest\x1a\x19.kubelite.v1.ListResponse\x12\x39\n\x06Update\x12\x1a.kubelite.v1.UpdateRequest\x1a\x13.kubelite.v1.Object\x12?\n\x0cUpdateStatus\x12\x1a.kubelite.v1.UpdateRequest\x1a\x13.kubelite.v1.Object\x12\x39\n\x06\x44\x65lete\x12\x1a.kubelite.v1.DeleteRequest\x1a\x13.kubelite.v1.Object\x12>\n\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a\x18.kubelite.v1.WatchEvents0\x01\x12\x35\n\x04\x42ind\x12\x18.kubelite.v1.BindRequest\x1a\x13.kubelite.v1.Object\x12\x37\n\x05Scale\x12\x19.kubelite.v1.ScaleRequest\x1a\x13.kubelite.v1.Object\x12N\n\x0fStreamPodStatus\x12\x1c.kubelite.v1.PodStatusUpdate\x1a\x19.kubelite.v1.PodStatusAck(\x01\x30\x01\x12\x39\n\x04Logs\x12\x18.kubelite.v1.LogsRequest\x1a\x15.kubelite.v1.LogChunk0\x01\x12;\n\x04\x45xec\x12\x18.kubelite.v1.ExecRequest\x1a\x19.kubelite.v1.ExecResponse\x12S\n\x0c\x41PIResources\x12 .kubelite.v1.APIResourcesRequest\x1a!.kubelite.v1.APIResourcesResponse\x12\x66\n\x17RequestNodeCertificates\x12$.kubelite.v1.NodeCertificatesRequest\x1a%.kubelite.v1.NodeCertificatesResponse\x12\x33\n\x05\x45vict\x12\x15.kubelite.v1.Eviction\x1a\x13.kubelite.v1.Object\x12S\n\x0c\x41\x63\x63\x65ssReview\x12 .kubelite.v1.AccessReviewRequest\x1a!.kubelite.v1.AccessReviewResponse\x12\x41\n\x06WhoAmI\x12\x1a.kubelite.v1.WhoAmIRequest\x1a\x1b.kubelite.v1.WhoAmIResponse\x12\x44\n\x0b\x43reateToken\x12\x19.kubelite.v1.TokenRequest\x1a\x1a.kubelite.v1.TokenResponse2\x81\x01\n\x07Kubelet\x12\x39\n\x04Logs\x12\x18.kubelite.v1.LogsRequest\x1a\x15.kubelite.v1.LogChunk0\x01\x12;\n\x04\x45xec\x12\x18.kubelite.v1.ExecRequest\x1a\x19.kubelite.v1.ExecResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kubelite.v1.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OBJECT']._serialized_start=307
-  _globals['_OBJECT']._serialized_end=1718
-  _globals['_CREATEREQUEST']._serialized_start=1720
-  _globals['_CREATEREQUEST']._serialized_end=1789
-  _globals['_GETREQUEST']._serialized_start=1791
-  _globals['_GETREQUEST']._serialized_end=1854
-  _globals['_LISTREQUEST']._serialized_start=1857
-  _globals['_LISTREQUEST']._serialized_end=1988
-  _globals['_LISTRESPONSE']._serialized_start=1990
-  _globals['_LISTRESPONSE']._serialized_end=2114
-  _globals['_UPDATEREQUEST']._serialized_start=2116
-  _globals['_UPDATEREQUEST']._serialized_end=2185
-  _globals['_PRECONDITIONS']._serialized_start=2187
-  _globals['_PRECONDITIONS']._serialized_end=2241
-  _globals['_DELETEREQUEST']._serialized_start=2244
-  _globals['_DELETEREQUEST']._serialized_end=2449
-  _globals['_WATCHREQUEST']._serialized_start=2452
-  _globals['_WATCHREQUEST']._serialized_end=2602
-  _globals['_WATCHEVENT']._serialized_start=2604
-  _globals['_WATCHEVENT']._serialized_end=2693
-  _globals['_WATCHEVENTS']._serialized_start=2695
-  _globals['_WATCHEVENTS']._serialized_end=2749
-  _globals['_BINDREQUEST']._serialized_start=2751
-  _globals['_BINDREQUEST']._serialized_end=2829
-  _globals['_SCALEREQUEST']._serialized_start=2831
-  _globals['_SCALEREQUEST']._serialized_end=2914
-  _globals['_PODSTATUSUPDATE']._serialized_start=2916
-  _globals['_PODSTATUSUPDATE']._serialized_end=3037
-  _globals['_PODSTATUSACK']._serialized_start=3039
-  _globals['_PODSTATUSACK']._serialized_end=3133
-  _globals['_LOGSREQUEST']._serialized_start=3136
-  _globals['_LOGSREQUEST']._serialized_end=3341
-  _globals['_LOGCHUNK']._serialized_start=3343
-  _globals['_LOGCHUNK']._serialized_end=3367
-  _globals['_EXECREQUEST']._serialized_start=3369
-  _globals['_EXECREQUEST']._serialized_end=3491
-  _globals['_EXECRESPONSE']._serialized_start=3493
-  _globals['_EXECRESPONSE']._serialized_end=3558
-  _globals['_APIRESOURCE']._serialized_start=3560
-  _globals['_APIRESOURCE']._serialized_end=3678
-  _globals['_APIRESOURCESREQUEST']._serialized_start=3680
-  _globals['_APIRESOURCESREQUEST']._serialized_end=3701
-  _globals['_NODECERTIFICATESREQUEST']._serialized_start=3703
-  _globals['_NODECERTIFICATESREQUEST']._serialized_end=3807
-  _globals['_NODECERTIFICATESRESPONSE']._serialized_start=3810
-  _globals['_NODECERTIFICATESRESPONSE']._serialized_end=3944
-  _globals['_APIRESOURCESRESPONSE']._serialized_start=3946
-  _globals['_APIRESOURCESRESPONSE']._serialized_end=4013
-  _globals['_ACCESSREVIEWREQUEST']._serialized_start=4015
-  _globals['_ACCESSREVIEWREQUEST']._serialized_end=4122
-  _globals['_ACCESSREVIEWRESPONSE']._serialized_start=4124
-  _globals['_ACCESSREVIEWRESPONSE']._serialized_end=4179
-  _globals['_WHOAMIREQUEST']._serialized_start=4181
-  _globals['_WHOAMIREQUEST']._serialized_end=4196
-  _globals['_WHOAMIRESPONSE']._serialized_start=4198
-  _globals['_WHOAMIRESPONSE']._serialized_end=4261
-  _globals['_API']._serialized_start=4264
-  _globals['_API']._serialized_end=5395
-  _globals['_KUBELET']._serialized_start=5398
-  _globals['_KUBELET']._serialized_end=5527
+  _globals['_OBJECT']._serialized_start=340
+  _globals['_OBJECT']._serialized_end=1807
+  _globals['_CREATEREQUEST']._serialized_start=1809
+  _globals['_CREATEREQUEST']._serialized_end=1878
+  _globals['_GETREQUEST']._serialized_start=1880
+  _globals['_GETREQUEST']._serialized_end=1943
+  _globals['_LISTREQUEST']._serialized_start=1946
+  _globals['_LISTREQUEST']._serialized_end=2077
+  _globals['_LISTRESPONSE']._serialized_start=2079
+  _globals['_LISTRESPONSE']._serialized_end=2203
+  _globals['_UPDATEREQUEST']._serialized_start=2205
+  _globals['_UPDATEREQUEST']._serialized_end=2274
+  _globals['_PRECONDITIONS']._serialized_start=2276
+  _globals['_PRECONDITIONS']._serialized_end=2330
+  _globals['_DELETEREQUEST']._serialized_start=2333
+  _globals['_DELETEREQUEST']._serialized_end=2538
+  _globals['_WATCHREQUEST']._serialized_start=2541
+  _globals['_WATCHREQUEST']._serialized_end=2691
+  _globals['_WATCHEVENT']._serialized_start=2693
+  _globals['_WATCHEVENT']._serialized_end=2782
+  _globals['_WATCHEVENTS']._serialized_start=2784
+  _globals['_WATCHEVENTS']._serialized_end=2838
+  _globals['_BINDREQUEST']._serialized_start=2840
+  _globals['_BINDREQUEST']._serialized_end=2918
+  _globals['_SCALEREQUEST']._serialized_start=2920
+  _globals['_SCALEREQUEST']._serialized_end=3003
+  _globals['_PODSTATUSUPDATE']._serialized_start=3005
+  _globals['_PODSTATUSUPDATE']._serialized_end=3126
+  _globals['_PODSTATUSACK']._serialized_start=3128
+  _globals['_PODSTATUSACK']._serialized_end=3222
+  _globals['_LOGSREQUEST']._serialized_start=3225
+  _globals['_LOGSREQUEST']._serialized_end=3430
+  _globals['_LOGCHUNK']._serialized_start=3432
+  _globals['_LOGCHUNK']._serialized_end=3456
+  _globals['_EXECREQUEST']._serialized_start=3458
+  _globals['_EXECREQUEST']._serialized_end=3580
+  _globals['_EXECRESPONSE']._serialized_start=3582
+  _globals['_EXECRESPONSE']._serialized_end=3647
+  _globals['_APIRESOURCE']._serialized_start=3649
+  _globals['_APIRESOURCE']._serialized_end=3767
+  _globals['_APIRESOURCESREQUEST']._serialized_start=3769
+  _globals['_APIRESOURCESREQUEST']._serialized_end=3790
+  _globals['_NODECERTIFICATESREQUEST']._serialized_start=3792
+  _globals['_NODECERTIFICATESREQUEST']._serialized_end=3896
+  _globals['_NODECERTIFICATESRESPONSE']._serialized_start=3899
+  _globals['_NODECERTIFICATESRESPONSE']._serialized_end=4033
+  _globals['_APIRESOURCESRESPONSE']._serialized_start=4035
+  _globals['_APIRESOURCESRESPONSE']._serialized_end=4102
+  _globals['_ACCESSREVIEWREQUEST']._serialized_start=4104
+  _globals['_ACCESSREVIEWREQUEST']._serialized_end=4211
+  _globals['_ACCESSREVIEWRESPONSE']._serialized_start=4213
+  _globals['_ACCESSREVIEWRESPONSE']._serialized_end=4268
+  _globals['_TOKENREQUEST']._serialized_start=4271
+  _globals['_TOKENREQUEST']._serialized_end=4419
+  _globals['_TOKENRESPONSE']._serialized_start=4421
+  _globals['_TOKENRESPONSE']._serialized_end=4509
+  _globals['_WHOAMIREQUEST']._serialized_start=4511
+  _globals['_WHOAMIREQUEST']._serialized_end=4526
+  _globals['_WHOAMIRESPONSE']._serialized_start=4528
+  _globals['_WHOAMIRESPONSE']._serialized_end=4591
+  _globals['_API']._serialized_start=4594
+  _globals['_API']._serialized_end=5795
+  _globals['_KUBELET']._serialized_start=5798
+  _globals['_KUBELET']._serialized_end=5927
 # @@protoc_insertion_point(module_scope)

@@ -120,6 +120,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/kubelite.v1.Api/CreateToken',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.TokenRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.TokenResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -233,6 +238,13 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """A signed token for a ServiceAccount (`kubelite create token`; kubelets, for their pods).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -320,6 +332,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.WhoAmIRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.TokenRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.TokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -781,6 +798,33 @@ class Api:
             '/kubelite.v1.Api/WhoAmI',
             kubelite_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/CreateToken',
+            kubelite_dot_v1_dot_api__pb2.TokenRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.TokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

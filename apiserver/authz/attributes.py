@@ -102,6 +102,10 @@ def of_request(user: UserInfo, method: str, req: Message) -> Attributes | None:
             return Attributes(user, "create", "selfsubjectaccessreviews", api_group="authorization.k8s.io")
         case "WhoAmI":
             return Attributes(user, "create", "selfsubjectreviews", api_group="authentication.k8s.io")
+        case "CreateToken":
+            assert isinstance(req, api_pb2.TokenRequest)
+            return Attributes(user, "create", "serviceaccounts", "token", req.namespace or "default",
+                              req.service_account, obj=req)
         case "RequestNodeCertificates":
             return None
     raise ValueError(f"no authorization attributes for method {method}")

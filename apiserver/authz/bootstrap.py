@@ -57,7 +57,8 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
         _aggregate("view", ["view"]),
         _part("system:aggregate-to-view", "view", [
             _rule(READ, [""], [*_WORKLOADS, "pods/log", "pods/status", "services/status", "namespaces",
-                               "namespaces/status", "persistentvolumeclaims/status", "resourcequotas"]),
+                               "namespaces/status", "persistentvolumeclaims/status", "resourcequotas",
+                               "serviceaccounts"]),
             _rule(READ, ["apps"], [*_APPS, "deployments/scale", "replicasets/scale", "statefulsets/scale",
                                    "deployments/status", "replicasets/status", "statefulsets/status",
                                    "daemonsets/status"]),
@@ -70,8 +71,8 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
         _part("system:aggregate-to-edit", "edit", [
             _rule(READ, [""], ["secrets"]),
             _rule(WRITE, [""], ["pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims",
-                                "replicationcontrollers", "events"]),
-            _rule(["create"], [""], ["pods/exec", "pods/eviction"]),
+                                "replicationcontrollers", "events", "serviceaccounts"]),
+            _rule(["create"], [""], ["pods/exec", "pods/eviction", "serviceaccounts/token"]),
             _rule(WRITE, ["apps"], [*_APPS, "deployments/scale", "replicasets/scale", "statefulsets/scale"]),
             _rule(WRITE, ["batch"], ["jobs", "cronjobs"]),
             _rule(WRITE, ["policy"], ["poddisruptionbudgets"]),

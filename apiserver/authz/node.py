@@ -3,7 +3,8 @@ objects bound to its node, as Kubernetes' Node authorizer.
 
 A kubelet reads the pods bound to its node (a list or watch must select `spec.nodeName=<node>`) and the
 ConfigMaps, Secrets and PersistentVolumeClaims those pods name; it writes the status of its pods, deletes and
-evicts them, writes its own Node (never deletes it) and its own Lease in kube-node-lease; it reads the
+evicts them, asks for their service accounts' tokens (bound to the pod), writes its own Node (never deletes
+it) and its own Lease in kube-node-lease; it reads the
 Services, Endpoints, EndpointSlices, Nodes and PersistentVolumes every node needs and creates Events.
 
 Two node daemons speak with the kubelet's certificate and are allowed here, narrowly: the LoadBalancer
@@ -108,6 +109,14 @@ def _own_pod(graph: Graph, node: str, namespace: str, name: str, uid: str = "") 
     return pod.spec.node_name == node
 
 
+def _token_for_own_pod(graph: Graph, node: str, a: Attributes) -> bool:
+    """A token bound to a pod that is bound to the node and runs as the service account asked for."""
+    pod_name = getattr(a.obj, "pod_name", "")
+    pod = graph.pod(a.namespace, pod_name) if pod_name else None
+    return (pod is not None and pod.spec.node_name == node and pod.metadata.uid == getattr(a.obj, "pod_uid", "")
+            and (pod.spec.service_account_name or "default") == a.name)
+
+
 def _referenced(graph: Graph, node: str, resource: str, namespace: str, name: str) -> bool:
     return any(p.metadata.namespace == namespace and (resource, name) in references(p) for p in graph.pods_on(node))
 
@@ -132,6 +141,8 @@ def authorize(a: Attributes, node: str, graph: Graph) -> str | None:
         if not sub and a.verb == "create":
             return "a mirror pod (NodeRestriction checks it)"
         return None
+    if group_resource == ("", "serviceaccounts") and sub == "token" and a.verb == "create":
+        return "a token for its own pod" if _token_for_own_pod(graph, node, a) else None
     if a.resource in _REFERENCED and a.api_group == "" and not sub and a.verb in READ:
         if a.resource == "secrets" and a.verb in ("list", "watch") and _selects(a.field_selector, TLS_SECRETS):
             return "the ingress controller's TLS secrets"

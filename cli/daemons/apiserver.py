@@ -43,6 +43,15 @@ def _fail(message: str) -> None:
 @click.option("--cluster-signing-key-file", default="", help="its key")
 @click.option("--cluster-signing-duration", default="8760h", show_default=True,
               help="lifetime of the certificates signed for nodes (e.g. 8760h, 60s)")
+@click.option("--service-account-signing-key-file", default="",
+              help="EC P-256 private key that signs ServiceAccount tokens (none: no tokens are issued)")
+@click.option("--service-account-key-file", multiple=True, default=[],
+              help="public (or private) keys ServiceAccount tokens are checked with (repeatable; default: the "
+                   "signing key's)")
+@click.option("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local",
+              show_default=True, help="the tokens' iss claim")
+@click.option("--api-audiences", default="",
+              help="audiences (comma-separated) a token must name to authenticate here; default: the issuer")
 @click.option("--insecure-plaintext", is_flag=True,
               help="TESTS AND BENCHMARKS ONLY: no TLS anywhere, every caller is cluster admin; loopback and unix "
                    "sockets only")
@@ -82,7 +91,9 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
               tls_private_key_file: str, client_ca_file: str,
               token_file: str | None, kubelet_certificate_authority: str, kubelet_client_certificate: str,
               kubelet_client_key: str, cluster_signing_cert_file: str, cluster_signing_key_file: str,
-              cluster_signing_duration: str, insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
+              cluster_signing_duration: str, service_account_signing_key_file: str,
+              service_account_key_file: tuple[str, ...], service_account_issuer: str, api_audiences: str,
+              insecure_plaintext: bool, plaintext_network: bool, service_cidr: str,
               node_port_range: str, lb_pool: str, service_external_ip_cidrs: str, default_toleration_seconds: int,
               metrics_port: int,
               metrics_address: str, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
@@ -97,6 +108,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
     from apiserver.nodecerts import SignerConfig
     from apiserver.registry import Config as RegistryConfig
     from apiserver.server import ApiServer, Config, ConfigError, ServingTLS
+    from apiserver.serviceaccounts import TokenConfig
     from apiserver.storage.etcd import EtcdTLS
     from client.pki import CertificateError
 
@@ -155,10 +167,13 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
         metrics_port=metrics_port, metrics_address=metrics_address, limits=etcd_limits,
         encryption_config=encryption_provider_config, authorization_mode=authorization_mode,
         audit=AuditConfig(audit_log_path, audit_log_maxsize, audit_log_maxbackup),
+        service_accounts=TokenConfig(service_account_signing_key_file, tuple(service_account_key_file),
+                                     service_account_issuer,
+                                     tuple(a.strip() for a in api_audiences.split(",") if a.strip())),
     )
     try:
         server = ApiServer(config)
-    except (ConfigError, TokenFileError, CertificateError, ValueError) as e:
+    except (ConfigError, TokenFileError, CertificateError, ValueError, OSError) as e:
         _fail(str(e))
     serve(server.run())
 

@@ -314,7 +314,7 @@ def copy_cluster_secrets(source: bootstrap.ControlPlaneSpec, target: bootstrap.C
     pki.private_dir(target.pki.dir / "etcd")
     for rel in bootstrap.SHARED_FILES:
         data = (source.data_dir / rel).read_bytes()
-        if rel.endswith(".crt"):
+        if rel.endswith((".crt", ".pub")):
             pki.write_public(target.data_dir / rel, data)
         else:
             pki.write_private(target.data_dir / rel, data)

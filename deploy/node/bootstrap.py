@@ -252,6 +252,8 @@ def apiserver_argv(spec: ControlPlaneSpec) -> list[str]:
             "--cluster-signing-cert-file", str(store.crt(certs.CA)),
             "--cluster-signing-key-file", str(store.key(certs.CA)),
             "--cluster-signing-duration", spec.signing_duration,
+            "--service-account-key-file", str(store.sa_pub),
+            "--service-account-signing-key-file", str(store.sa_key),
             "--service-cidr", spec.service_cidr, "--node-port-range", spec.node_port_range,
             "--encryption-provider-config", str(spec.encryption_config), "--log-level", spec.log_level,
             "--audit-log-path", str(spec.audit_log)]
@@ -421,9 +423,11 @@ async def start_control_plane(spec: ControlPlaneSpec, launcher: Launcher) -> Non
     log.info("control_plane_started", address=spec.address, etcd_member=spec.etcd_name)
 
 
-# What every control plane of a cluster shares: the CAs (with their keys) and the Secrets' encryption key. Another
-# control plane gets copies of these (as kubeadm's manual certificate distribution) and makes its own certificates.
-SHARED_FILES = ("pki/ca.crt", "pki/ca.key", "pki/etcd/ca.crt", "pki/etcd/ca.key", "encryption-config.yaml")
+# What every control plane of a cluster shares: the CAs (with their keys), the service account key (a token one
+# apiserver signs, every other accepts) and the Secrets' encryption key. Another control plane gets copies of these
+# (as kubeadm's manual certificate distribution) and makes its own certificates.
+SHARED_FILES = ("pki/ca.crt", "pki/ca.key", "pki/etcd/ca.crt", "pki/etcd/ca.key", "pki/sa.key", "pki/sa.pub",
+                "encryption-config.yaml")
 
 
 def members_from_peer_urls(members: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,8 @@ One directory (kubeadm's /etc/kubernetes/pki, here `<data dir>/pki`) holds:
                                        is no key to etcd; only the apiserver's etcd client certificate is
     etcd/server.crt etcd/peer.crt      etcd's serving and peer certificates
     apiserver-etcd-client.crt          what the apiserver shows etcd
+    sa.key sa.pub                      the service account key (EC P-256): the apiserver signs ServiceAccount
+                                       tokens with sa.key and checks them with sa.pub
 
 each with its `.key` (0600, in a 0700 directory). A node's certificates
 (`<node dir>/pki`: kubelet.crt, kubelet-serving.crt, kube-proxy.crt) come from
@@ -30,9 +32,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from client import pki
 
 CA, ETCD_CA = "ca", "etcd/ca"
+SA_KEY, SA_PUB = "sa.key", "sa.pub"
 MASTERS = "system:masters"
 
 
@@ -105,6 +110,14 @@ class Pki:
     def key(self, name: str) -> Path:
         return self.dir / f"{name}.key"
 
+    @property
+    def sa_key(self) -> Path:
+        return self.dir / SA_KEY
+
+    @property
+    def sa_pub(self) -> Path:
+        return self.dir / SA_PUB
+
     def ca(self, name: str = CA) -> pki.CertificateAuthority:
         return pki.CertificateAuthority.load(self.crt(name), self.key(name))
 
@@ -126,7 +139,18 @@ def ensure_control_plane(directory: Path, *, addresses: Iterable[str], service_i
         if not store.crt(leaf.name).exists() or not store.key(leaf.name).exists():
             cert, key = pki.issue_pair(cas[leaf.signer], leaf.request, lifetime=lifetime)
             pki.write_pair(directory, leaf.name, cert, key)
+    ensure_service_account_key(store)
     return store
+
+
+def ensure_service_account_key(store: Pki) -> None:
+    """The service account key pair (sa.key 0600, sa.pub), made once and kept: tokens outlive restarts."""
+    if store.sa_key.exists() and store.sa_pub.exists():
+        return
+    key = pki.new_key()
+    pki.write_private(store.sa_key, pki.key_pem(key))
+    pki.write_public(store.sa_pub, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 @dataclass(frozen=True)

@@ -276,3 +276,19 @@ def test_a_service_with_external_ips_is_refused(lab: Lab) -> None:
         "spec": {"selector": {"app": "x"}, "ports": [{"port": 53, "protocol": "UDP"}], "externalIPs": ["8.8.8.8"]}}))
     assert refused.returncode == 1
     assert "spec.externalIPs[0]: Forbidden: externalIPs are not allowed" in refused.stderr, refused.stderr
+
+
+def test_a_pod_has_its_service_account_token(lab: Lab) -> None:
+    """A pod finds its namespace and a token at the usual path (through `kubelite exec`); with
+    automountServiceAccountToken: false, nothing is there."""
+    lab.kubelite("apply", "-f", "-", stdin=_pod("sa-on", nodeName="n1"))
+    lab.kubelite("apply", "-f", "-", stdin=_pod("sa-off", nodeName="n1", automountServiceAccountToken=False))
+    try:
+        for name in ("sa-on", "sa-off"):
+            lab.kubelite("wait", "--for=condition=Ready", f"pod/{name}", "--timeout", "60", timeout=90)
+        path = "/var/run/secrets/kubernetes.io/serviceaccount"
+        assert lab.kubelite("exec", "sa-on", "--", "cat", f"{path}/namespace").stdout == "default"
+        assert lab.kubelite("exec", "sa-on", "--", "cat", f"{path}/token").stdout.startswith("eyJ")
+        assert lab.kubelite("exec", "sa-off", "--", "ls", path, check=False).returncode != 0
+    finally:
+        lab.kubelite("delete", "pod", "sa-on", "sa-off", "--grace-period", "1", check=False)

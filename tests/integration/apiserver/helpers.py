@@ -34,6 +34,7 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                 "description": "test"}},
     "ConfigMap": {"metadata": {"name": "web-config"}, "data": {"index.html": "<h1>hi</h1>\n"}},
     "Secret": {"metadata": {"name": "web-secret"}, "data": {"password": "czNjcjN0"}},
+    "ServiceAccount": {"metadata": {"name": "robot"}, "automountServiceAccountToken": False},
     "PersistentVolume": {"metadata": {"name": "pv-1"}, "spec": {"capacity": {"storage": "1Gi"},
                                                                 "accessModes": ["ReadWriteOnce"],
                                                                 "hostPath": {"path": "/srv/pv-1"}}},

@@ -117,12 +117,12 @@ async def test_every_bad_document_is_reported(kubelite: Kubelite, client: Client
     """Each invalid document of a file gets its own line; the count says how many of how many."""
     path = tmp_path / "several.yaml"
     path.write_text(POD.format(name="good") + "---\n" + POD.format(name="Bad") + "---\n"
-                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: s}\n")
+                    + POD.format(name="also-good") + "---\napiVersion: v1\nkind: ResourceQuota\nmetadata: {name: s}\n")
     before = await snapshot(client)
     result = await kubelite("apply", "-f", str(path))
     assert result.code == 1
     assert result.err_lines[0].startswith(f"error: {path} (document 2): Pod \"Bad\" is invalid: metadata.name:")
-    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"ServiceAccount\" is not supported")
+    assert result.err_lines[1].startswith(f"error: {path} (document 4): kind \"ResourceQuota\" is not supported")
     assert result.err_lines[2] == "error: 2 of 4 documents are invalid; nothing was applied"
     assert await snapshot(client) == before
 

@@ -35,6 +35,8 @@ CASES: list[tuple[tuple[str, ...], str]] = [
      "exactly one of --role and --clusterrole is required"),
     (("create", "clusterrolebinding", "b", "--clusterrole", "view", "--serviceaccount", "x", "--server", "{server}"),
      "--serviceaccount x: expected NAMESPACE:NAME"),
+    (("create", "serviceaccount", "robot", *NO_SERVER), DOWN),
+    (("create", "token", "robot", "--duration", "soon", "--server", "{server}"), "--duration"),
     (("api-resources", *NO_SERVER), DOWN),
     (("label", "pod", "web", "a=b", *NO_SERVER), DOWN),
     (("annotate", "pod", "web", "a=b", *NO_SERVER), DOWN),

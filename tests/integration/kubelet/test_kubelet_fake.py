@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import time
 from pathlib import Path
 
 import pytest
+import testpki
 
 from api.errors import NotFoundError
 from api.pb import api_pb2, core_pb2
+from apiserver import satoken
 from client.api import Client
+from deploy.node import certs
 from kubelet.hollow import HollowCluster, HollowConfig
 from kubelet.node import LEASE_NAMESPACE
+from kubelet.objects import ObjectManager
 from kubelet.runtime import images
 from kubelet.runtime.fake import FakeRuntime, ImageBehavior
 from kubelet.runtime.interface import ExecResult
 from kubelet.status import StatusManager
+from kubelet.volumes import SERVICE_ACCOUNT_PATH
 
 from .kubelethelp import (
     BUSYBOX,
@@ -421,3 +428,51 @@ async def test_pod_deleted_from_api_is_removed(client: Client, tmp_path: Path) -
             return await rt.list_pod_sandboxes() == []
 
         await eventually(cleaned, what="the runtime emptied")
+
+
+def _token_files(directory: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in Path(directory).iterdir() if not p.name.startswith("..")}
+
+
+async def test_service_account_token_is_mounted(client: Client, tmp_path: Path) -> None:
+    """A pod gets token, ca.crt and namespace mounted read-only at the usual path in each container, the token
+    authenticating as its ServiceAccount; a pod with automountServiceAccountToken: false gets none."""
+    runtime = fake()
+    async with kubelet(client, runtime, config("node-sa", tmp_path)):
+        with_token = await client.create(pod("with-token", "node-sa", {"name": "a"}, {"name": "b"}))
+        await client.create(pod("without", "node-sa", automount_service_account_token=False))
+        await pod_where(client, "with-token", running_ready, what="with-token running")
+        await pod_where(client, "without", running_ready, what="without running")
+        mounts = {(c.config.labels.get("io.kubernetes.pod.name"), c.config.name): c.config.mounts
+                  for c in runtime._containers.values()}
+        for name in ("a", "b"):
+            [m] = [m for m in mounts[("with-token", name)] if m.container_path == SERVICE_ACCOUNT_PATH]
+            assert m.readonly
+            files = _token_files(m.host_path)
+            assert sorted(files) == ["ca.crt", "namespace", "token"]
+            assert files["namespace"] == b"default"
+            assert files["ca.crt"] == testpki.get().pem(certs.CA)
+            claims = satoken.verify(files["token"].decode(), satoken.load_public(testpki.get().store.sa_pub),
+                                    audiences=[satoken.ISSUER], now=datetime.datetime.now(datetime.UTC))
+            assert (claims.namespace, claims.name, claims.pod_name, claims.pod_uid) == (
+                "default", "default", "with-token", with_token.metadata.uid)
+        assert not [m for m in mounts[("without", "main")] if m.container_path == SERVICE_ACCOUNT_PATH]
+
+
+async def test_service_account_token_is_renewed_at_80_percent(client: Client) -> None:
+    """The kubelet keeps a pod's token until 80% of its lifetime has passed, then asks for a new one."""
+    created = await client.create(pod("renewed", "node-r"))
+    async with asyncio.TaskGroup() as tg:
+        manager = ObjectManager(client, tg, lambda _: None)
+        first = await manager.resolve(created)
+        assert first.service_account is not None and not first.service_account_error
+        held = manager._tokens[created.metadata.uid]
+        lifetime = (held.renew_at - datetime.datetime.now(datetime.UTC)).total_seconds()
+        assert 0.79 * 3600 < lifetime <= 0.8 * 3600
+        assert (await manager.resolve(created)).service_account == first.service_account  # kept
+        await asyncio.sleep(1.1)  # a new token has another iat
+        manager._tokens[created.metadata.uid] = dataclasses.replace(held, renew_at=datetime.datetime.now(datetime.UTC))
+        renewed = await manager.resolve(created)
+        assert renewed.service_account is not None
+        assert renewed.service_account["token"] != first.service_account["token"]
+        manager.forget(created.metadata.uid)

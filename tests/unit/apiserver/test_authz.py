@@ -207,6 +207,15 @@ GRAPH = Graph(
 )
 
 
+def _token_for(service_account: str, pod: str, uid: str) -> Attributes:
+    from api.pb import api_pb2
+
+    req = api_pb2.TokenRequest(namespace="d", service_account=service_account, pod_name=pod, pod_uid=uid)
+    a = of_request(N1, "CreateToken", req)
+    assert a is not None
+    return a
+
+
 @pytest.mark.parametrize("attrs, allowed", [
     pytest.param(Attributes(N1, "get", "pods", namespace="d", name="mine"), True, id="get-own-pod"),
     pytest.param(Attributes(N1, "get", "pods", namespace="d", name="theirs"), False, id="get-other-nodes-pod"),
@@ -258,6 +267,11 @@ GRAPH = Graph(
     pytest.param(Attributes(N1, "update", "persistentvolumes", name="pv-n1", obj=_pv("pv-n1", "n2")), False,
                  id="own-volume-given-away"),
     pytest.param(Attributes(N1, "create", "deployments", namespace="d", api_group="apps"), False, id="deployments"),
+    pytest.param(_token_for("default", "mine", "uid-mine"), True, id="token-for-own-pod"),
+    pytest.param(_token_for("default", "theirs", "uid-theirs"), False, id="token-for-n2s-pod"),
+    pytest.param(_token_for("admin", "mine", "uid-mine"), False, id="token-for-another-service-account"),
+    pytest.param(_token_for("default", "mine", "old-uid"), False, id="token-for-an-old-incarnation"),
+    pytest.param(_token_for("default", "", ""), False, id="token-bound-to-no-pod"),
 ])
 def test_node_authorizer(attrs: Attributes, allowed: bool) -> None:
     """A kubelet reads its own pods and what they name, writes its own pods' status, Node and Lease, no more."""
