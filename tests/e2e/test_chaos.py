@@ -12,7 +12,7 @@ import pytest
 
 from chaos.plan import plan_soak, plan_topology
 
-from .lab import KUBELITE, Lab, wait_until
+from .lab import KUBELITE, Lab, pods, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +22,9 @@ def demo(lab: Lab) -> Iterator[Lab]:
     lab.kubelite("apply", "-f", str(ROOT / "examples"))
     lab.kubelite("rollout", "status", "deployment/web", "--timeout", "120s", timeout=150)
     yield lab
+    # The faults moved pods between nodes: later modules apply the demo afresh, spread as a new one is.
+    lab.kubelite("delete", "-f", str(ROOT / "examples"), check=False)
+    wait_until(lambda: not pods(lab, "app in (web,client)"), timeout=90, what="the demo's pods gone")
 
 
 def test_chaos_run_worker_stop_writes_a_passing_report(demo: Lab, tmp_path: Path) -> None:

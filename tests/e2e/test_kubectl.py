@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from client.config import config_path
 
 from .lab import Lab, pods, ready, wait_until
 
@@ -20,9 +19,27 @@ pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on the P
                                                         "kubectl against the lab's REST API)")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def kubeconfigs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    _DIR.append(tmp_path_factory.mktemp("kubectl"))
+    yield
+    _DIR.clear()
+
+
+_DIR: list[Path] = []
+
+
+def kubeconfig_of(lab: Lab) -> Path:
+    """This lab's kubeconfig from `kubelite kubeconfig` (~/.kubelite/kubeconfig is the last lab `up` started)."""
+    path = _DIR[0] / f"{lab.plan.cluster}.kubeconfig"
+    if not path.exists():
+        lab.kubelite("kubeconfig", "-o", str(path))
+    return path
+
+
 def kubectl(lab: Lab, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """kubectl with the kubeconfig `kubelite up` wrote, inside the control plane's namespace."""
-    kubeconfig = config_path().parent / "kubeconfig"
+    """kubectl with the lab's kubeconfig, inside the control plane's namespace."""
+    kubeconfig = kubeconfig_of(lab)
     result = subprocess.run(["ip", "netns", "exec", lab.plan.control_plane.netns, str(KUBECTL), "--kubeconfig",
                              str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout,
                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(kubeconfig.parent)})
