@@ -87,7 +87,7 @@ def test_kubectl_drives_the_lab(lab: Lab) -> None:
         assert answer.startswith("hello from web-")
         kubectl(lab, "logs", "deploy/web")
         described = kubectl(lab, "describe", "pod", "client").stdout
-        assert "Status:       Running" in described and "Node:" in described
+        assert re.search(r"^Status:\s+Running$", described, re.M) and "Node:" in described, described
         assert "Scheduled" in kubectl(lab, "get", "events").stdout
         assert "deployments" in kubectl(lab, "api-resources").stdout
     finally:
