@@ -1,7 +1,9 @@
 """Event recording: what controllers did, as Events a user reads with `get events` and `describe`.
 
 Recording never blocks the caller. Repeats of the same event for the same
-object within ten minutes raise the count of one Event instead of adding more.
+object within ten minutes raise the count of one Event instead of adding more:
+the recorder updates the copy it last wrote, without reading it back, so an
+identity that may only create and update Events (a kubelet) aggregates too.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class EventRecorder:
         self.component = component
         self.host = host
         self._queue: asyncio.Queue[core_pb2.Event] = asyncio.Queue(MAX_QUEUE)
-        self._seen: dict[tuple[str, str, str, str], tuple[str, str, float]] = {}
+        self._seen: dict[tuple[str, str, str, str], tuple[core_pb2.Event, float]] = {}
 
     def event(self, obj: Message, type_: str, reason: str, message: str) -> None:
         """Record an event about `obj` (type Normal or Warning); dropped if the queue is full."""
@@ -69,19 +71,18 @@ class EventRecorder:
         key = (ref.uid or f"{ref.namespace}/{ref.name}", ev.reason, ev.message, ev.type)
         seen = self._seen.get(key)
         now = time.monotonic()
-        if seen is not None and now - seen[2] < AGGREGATE_WINDOW:
-            name, namespace, _ = seen
+        if seen is not None and now - seen[1] < AGGREGATE_WINDOW:
+            repeat = core_pb2.Event()
+            repeat.CopyFrom(seen[0])
+            repeat.metadata.resource_version = ""  # the recorder owns its events: last write wins
+            repeat.count += 1
+            repeat.last_timestamp.CopyFrom(ev.last_timestamp)
             try:
-                existing: core_pb2.Event = await self.client.get("events", name, namespace)
-                existing.count += 1
-                existing.last_timestamp.CopyFrom(ev.last_timestamp)
-                await self.client.update(existing)
-                self._seen[key] = (name, namespace, now)
+                self._seen[key] = (await self.client.update(repeat), now)
                 return
             except NotFoundError:
                 pass
-        created = await self.client.create(ev)
-        self._seen[key] = (created.metadata.name, created.metadata.namespace, now)
+        self._seen[key] = (await self.client.create(ev), now)
         if len(self._seen) > 10000:
             cutoff = now - AGGREGATE_WINDOW
-            self._seen = {k: v for k, v in self._seen.items() if v[2] > cutoff}
+            self._seen = {k: v for k, v in self._seen.items() if v[1] > cutoff}

@@ -18,6 +18,7 @@ from api.pb import api_pb2, apps_pb2, core_pb2
 from apiserver.audit import AuditConfig, read_lines
 from client import pki
 from client.api import Client
+from client.events import EventRecorder
 
 DOCS = Path(__file__).with_name("docs_rbac.yaml")
 KUBELITE = str(Path(sys.executable).parent / "kubelite")
@@ -241,3 +242,25 @@ async def test_no_escalation_through_rbac(running: RunningApiserver) -> None:
                 metadata={"name": "cm-root"}, role_ref=rbac_pb2.RoleRef(api_group=group, kind="ClusterRole",
                                                                         name="cluster-admin"),
                 subjects=[rbac_pb2.Subject(kind="User", name="system:kube-controller-manager", api_group=group)]))
+
+
+async def test_a_kubelets_repeated_events_are_counted_without_reading_events(running: RunningApiserver,
+                                                                             tmp_path: Path) -> None:
+    """A kubelet may create and update Events but not read them: its recorder still folds a repeated event into
+    one Event whose count rises, and nothing it did is in the audit log as denied."""
+    testpki.get().node("n1")
+    async with Client(testpki.get().client(running.address)) as admin, \
+            Client(testpki.get().client(running.address, "nodes/n1/kubelet")) as kubelet:
+        node = await admin.create(core_pb2.Node(metadata={"name": "n1"}))
+        recorder = EventRecorder(kubelet, "kubelet", host="n1")
+        for _ in range(3):
+            await recorder._write(_event(recorder, node))
+        events = [e for e in await admin.list_all("events", "default") if e.involved_object.name == "n1"]
+        assert [(e.reason, e.count) for e in events] == [("Rebooted", 3)]
+    denied = [e for e in read_lines(str(tmp_path / "audit" / "audit.log")) if e["code"] == "PERMISSION_DENIED"]
+    assert denied == []
+
+
+def _event(recorder: EventRecorder, node: core_pb2.Node) -> core_pb2.Event:
+    recorder.event(node, "Warning", "Rebooted", "node n1 has been rebooted")
+    return recorder._queue.get_nowait()
