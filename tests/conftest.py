@@ -139,6 +139,10 @@ class RunningApiserver:
             await self.task
 
 
+# Every test apiserver's encryption key lives under one directory, removed when the test run ends.
+_KEY_ROOT = tempfile.TemporaryDirectory(prefix="kubelite-test-keys-")
+
+
 def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: object) -> Config:
     """The test apiserver's config: mutual TLS under the test PKI (plaintext: the test-only switch)."""
     registry = overrides.pop("registry", RegistryConfig())
@@ -155,7 +159,7 @@ def apiserver_config(etcd_url: str, *, plaintext: bool = False, **overrides: obj
         config.etcd_tls = testpki.get().etcd_tls()
     if "encryption_config" not in overrides:
         # Every cluster kubelite makes encrypts Secrets; so does every test apiserver, with a key of its own.
-        key_dir = tempfile.mkdtemp(prefix="kubelite-enc-")
+        key_dir = tempfile.mkdtemp(prefix="enc-", dir=_KEY_ROOT.name)
         overrides["encryption_config"] = f"{key_dir}/encryption-config.yaml"
         encryption.ensure_file(str(overrides["encryption_config"]))
     for k, v in overrides.items():

@@ -44,7 +44,8 @@ async def kubectl(config: Path, *args: str, check: bool = True,
     """Run kubectl beside the apiserver's event loop; its output as text."""
     result = await asyncio.to_thread(
         subprocess.run, [str(KUBECTL), "--kubeconfig", str(config), *args], capture_output=True, text=True,
-        timeout=60, env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin", **(env or {})})
+        timeout=60, env={"HOME": str(config.parent), "TMPDIR": str(config.parent), "PATH": "/usr/bin:/bin",
+                                 **(env or {})})
     if check:
         assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}"
     return result
