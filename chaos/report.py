@@ -12,6 +12,7 @@ from typing import Any
 
 from chaos import plan as cplan
 from chaos import timeline as tl
+from chaos.faults import ChaosError
 from chaos.run import Observed
 
 NODE_FAULTS = (cplan.STOP_NODE, cplan.PARTITION)
@@ -180,6 +181,15 @@ def render_markdown(report: dict[str, Any]) -> str:
             "![timeline](timeline.png)\n\n"
             "| | when | fault | recovery (seconds from the fault's start; nodes: from its undo) |\n|---|---|---|---|\n"
             f"{rows}\n\n## Checks\n\n{checks}\n\n## Summary\n\n```\n{summary(report)}\n```\n")
+
+
+def require_plotting() -> None:
+    """Fail before any fault when the timeline cannot be drawn, naming what to install."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ChaosError("kubelite chaos draws timeline.png with matplotlib, which is not installed: "
+                         "pip install 'kubelite[chaos]'") from None
 
 
 def render_timeline(report: dict[str, Any], path: Path) -> None:

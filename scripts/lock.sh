@@ -8,7 +8,8 @@
 # The locks pin exact versions with the hashes of every file PyPI serves for them, for
 # CPython 3.11 on Linux x86_64. requirements-dev.lock holds everything the test suite needs,
 # with the build backend (setuptools) and pip itself; requirements.lock holds what a node
-# needs to run kubelite, at the same versions. Needs network access to PyPI.
+# needs to run kubelite, at the same versions (not the chaos tool's plotting, which runs where
+# the tests run). Needs network access to PyPI.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ PY
 cp "$inputs/build.in" build-requirements.in
 trap 'rm -rf "$tool" "$inputs" build-requirements.in' EXIT
 
-"${uv[@]}" "$@" --extra dev -o requirements-dev.lock pyproject.toml build-requirements.in
+"${uv[@]}" "$@" --extra dev --extra chaos -o requirements-dev.lock pyproject.toml build-requirements.in
 # The runtime lock takes its versions from the dev lock, so a node runs what the tests ran.
 "${uv[@]}" -c requirements-dev.lock -o requirements.lock pyproject.toml
 echo "locked: $(grep -c '==' requirements-dev.lock) packages in requirements-dev.lock," \

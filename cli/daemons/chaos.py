@@ -231,12 +231,13 @@ def _live_run(target: Any, build: Any, namespace: str, report_dir: Path | None, 
     import time
 
     from chaos.faults import ChaosError
-    from chaos.report import compute_report, summary, write_report
+    from chaos.report import compute_report, require_plotting, summary, write_report
     from chaos.run import Run, topology, workload_nodes
     from client.api import Client
     from deploy.lab.cluster import client_config_for
 
     async def go() -> tuple[dict[str, Any], Path]:
+        require_plotting()
         async with Client(client_config_for(target.plan)) as client:
             # The plan breaks a node that runs some of the workload, so the run shows a loss.
             run_plan = build(topology(target, await workload_nodes(client, namespace)))

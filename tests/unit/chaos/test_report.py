@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from chaos import plan as cp
+from chaos.faults import ChaosError
 from chaos.invariants import Violation
-from chaos.report import compute_report, load_report, summary, write_report
+from chaos.report import compute_report, load_report, require_plotting, summary, write_report
 from chaos.run import FaultRecord, Observed
 from chaos.timeline import Request, Sample, Write
 
@@ -90,3 +91,11 @@ def test_chaos_report_on_a_directory_without_a_report_says_so(tmp_path: Path) ->
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {tmp_path}/report.json: no such report (a chaos run's --report " \
                                     "directory holds one)"
+
+
+def test_a_machine_without_matplotlib_is_told_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the plotting extra is missing, the run stops before any fault, naming the package to install."""
+    require_plotting()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ChaosError, match=r"pip install 'kubelite\[chaos\]'"):
+        require_plotting()
