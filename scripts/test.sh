@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
 .venv/bin/python scripts/genproto.py --check
-exec .venv/bin/pytest -q "$@"
+exec .venv/bin/pytest -q --durations=25 "$@"
