@@ -22,6 +22,21 @@ AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
 Errs = list[FieldError]
 
 
+def aggregate(role: rbac_pb2.ClusterRole, roles: Iterable[rbac_pb2.ClusterRole]) -> list[rbac_pb2.PolicyRule]:
+    """The rules Kubernetes' clusterrole-aggregation controller writes into an aggregated ClusterRole: those of
+    every other ClusterRole its selectors match, selector by selector and role by name, each rule once."""
+    others = sorted((r for r in roles if r.metadata.name != role.metadata.name), key=lambda r: r.metadata.name)
+    out: list[rbac_pb2.PolicyRule] = []
+    for selector in role.aggregation_rule.cluster_role_selectors:
+        matches = labels.from_label_selector(selector).matches
+        for other in others:
+            if matches(other.metadata.labels):
+                for rule in other.rules:
+                    if rule not in out:
+                        out.append(rule)
+    return out
+
+
 def name_error(name: str) -> str | None:
     """Kubernetes' path segment name: anything but "." and ".." without "/" or "%"."""
     if name in (".", ".."):

@@ -757,6 +757,8 @@ class ApiServer:
             new.metadata.CopyFrom(stored.metadata)  # type: ignore[attr-defined]
             if isinstance(new, rbac_pb2.ClusterRoleBinding):
                 new.subjects.extend(s for s in stored.subjects if s not in new.subjects)  # type: ignore[attr-defined]
+            if isinstance(new, rbac_pb2.ClusterRole) and new.HasField("aggregation_rule"):
+                new.rules.extend(stored.rules)  # type: ignore[attr-defined]  # the aggregation controller's
             with contextlib.suppress(ConflictError):
                 await self.registry.update(kinds.wrap(new))
                 log.info("default_role_reconciled", kind=kind.kind, name=wanted.metadata.name)  # type: ignore[attr-defined]

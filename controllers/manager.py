@@ -21,6 +21,7 @@ from client.api import Client
 from client.config import ClientConfig
 from client.leader import LeaderElector
 from controllers.base import QueueController
+from controllers.clusterroleaggregation.controller import ClusterRoleAggregationController
 from controllers.cronjob.controller import CronJobController
 from controllers.daemonset.controller import DaemonSetController
 from controllers.deployment.controller import DeploymentController
@@ -44,7 +45,8 @@ log = structlog.get_logger()
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
 CONTROLLERS = ("replicaset", "deployment", "endpoints", "endpointslice", "nodelifecycle", "garbagecollector",
-               "namespace", "persistentvolume", "job", "cronjob", "daemonset", "statefulset", "disruption")
+               "namespace", "persistentvolume", "job", "cronjob", "daemonset", "statefulset", "disruption",
+               "clusterrole-aggregation")
 
 
 def select_controllers(spec: str) -> tuple[str, ...]:
@@ -139,6 +141,8 @@ class ControllerManager:
             "daemonset": lambda: [("daemonset", DaemonSetController(client, informers))],
             "statefulset": lambda: [("statefulset", StatefulSetController(client, informers))],
             "disruption": lambda: [("disruption", DisruptionController(client, informers))],
+            "clusterrole-aggregation": lambda: [
+                ("clusterrole-aggregation", ClusterRoleAggregationController(client, informers))],
         }
         out: dict[str, QueueController] = {}
         for name in c.controllers:

@@ -136,18 +136,24 @@ class Authorizer:
     def _check_escalation(self, a: Attributes) -> None:
         obj = a.obj
         allowed = lambda x: self.authorize(x).allowed  # noqa: E731
-        if isinstance(obj, rbac_pb2.Role | rbac_pb2.ClusterRole):
+        if isinstance(obj, rbac_pb2.ClusterRole):
+            roles = self._cluster_roles()
+            escalation.check_role(a.user, obj, allowed, old=roles.get(obj.metadata.name) if a.verb != "create"
+                                  else None, cluster_roles=roles.values())
+        elif isinstance(obj, rbac_pb2.Role):
             escalation.check_role(a.user, obj, allowed)
         elif isinstance(obj, rbac_pb2.RoleBinding | rbac_pb2.ClusterRoleBinding):
             escalation.check_binding(a.user, obj, self._role_rules(obj), allowed)
+
+    def _cluster_roles(self) -> dict[str, rbac_pb2.ClusterRole]:
+        store = self.cache.store(_RBAC_KINDS[1])  # type: ignore[attr-defined]
+        return {e.obj.metadata.name: e.obj for e in store.objects.values()}
 
     def _role_rules(self, binding: rbac_pb2.RoleBinding | rbac_pb2.ClusterRoleBinding) -> list[rbac_pb2.PolicyRule]:
         """The rules the binding's role grants (aggregated for a ClusterRole); none for a missing role."""
         ref = binding.role_ref
         if ref.kind == rbac.CLUSTER_ROLE:
-            store = self.cache.store(_RBAC_KINDS[1])  # type: ignore[attr-defined]
-            roles = {e.obj.metadata.name: e.obj for e in store.objects.values()}
-            return rbac.aggregated_rules(roles).get(ref.name, [])
+            return rbac.aggregated_rules(self._cluster_roles()).get(ref.name, [])
         entry = self.cache.get(_RBAC_KINDS[0], binding.metadata.namespace or "default", ref.name)  # type: ignore[attr-defined]
         return list(entry.obj.rules) if entry is not None else []
 

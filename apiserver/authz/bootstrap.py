@@ -105,10 +105,12 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
         ]),
         # One identity runs every controller (Kubernetes gives each its service account): it manages every
         # kind but RBAC's own, which it only reads and deletes (a deleted namespace's, the garbage collector's),
-        # and may not grant, escalate or impersonate.
+        # and may not grant, escalate or impersonate. It writes aggregated ClusterRoles' rules: an update the
+        # escalation check allows only when the rules are exactly what the role's selectors gather.
         rbac_pb2.ClusterRole(metadata=_meta("system:kube-controller-manager"), rules=[
             _rule([*READ, *WRITE], _groups_but_rbac(), ["*"]),
-            _rule([*READ, "delete", "deletecollection"], [rbac.GROUP], ["*"])]),
+            _rule([*READ, "delete", "deletecollection"], [rbac.GROUP], ["*"]),
+            _rule(["update"], [rbac.GROUP], ["clusterroles"])]),
         rbac_pb2.ClusterRole(metadata=_meta("system:node-proxier"), rules=[
             _rule(READ, [""], ["services", "endpoints", "nodes"]),
             _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
@@ -151,6 +153,9 @@ def reconciled(wanted: rbac_pb2.ClusterRole | rbac_pb2.ClusterRoleBinding,
     `rbac.authorization.k8s.io/autoupdate` annotation is "false" is the administrator's and always is)."""
     if stored.metadata.annotations.get("rbac.authorization.k8s.io/autoupdate") == "false":
         return True
+    if isinstance(wanted, rbac_pb2.ClusterRole) and wanted.HasField("aggregation_rule"):
+        # An aggregated role's rules are the clusterrole-aggregation controller's to write.
+        return stored.aggregation_rule == wanted.aggregation_rule  # type: ignore[union-attr]
     if isinstance(wanted, rbac_pb2.ClusterRole):
         return (list(stored.rules) == list(wanted.rules)  # type: ignore[union-attr]
                 and stored.aggregation_rule == wanted.aggregation_rule)  # type: ignore[union-attr]

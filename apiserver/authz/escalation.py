@@ -40,14 +40,23 @@ def missing(rules: Iterable[rbac_pb2.PolicyRule], user: UserInfo, namespace: str
     return [_describe(a) for r in rules for a in rule_attributes(user, r, namespace) if not allowed(a)]
 
 
-def check_role(user: UserInfo, role: rbac_pb2.Role | rbac_pb2.ClusterRole, allowed: Allowed) -> None:
-    """Raise PermissionDeniedError if writing this role would grant what the user does not hold."""
+def check_role(user: UserInfo, role: rbac_pb2.Role | rbac_pb2.ClusterRole, allowed: Allowed, *,
+               old: rbac_pb2.ClusterRole | None = None, cluster_roles: Iterable[rbac_pb2.ClusterRole] = ()) -> None:
+    """Raise PermissionDeniedError if writing this role would grant what the user does not hold. For a
+    ClusterRole, `old` is the stored one (None on create) and `cluster_roles` every stored ClusterRole."""
     cluster = isinstance(role, rbac_pb2.ClusterRole)
     namespace = "" if cluster else role.metadata.namespace or "default"
     resource = "clusterroles" if cluster else "roles"
     if allowed(Attributes(user, "escalate", resource, namespace=namespace, name=role.metadata.name,
                           api_group=rbac.GROUP)):
         return
+    if isinstance(role, rbac_pb2.ClusterRole) and role.HasField("aggregation_rule"):
+        # A selector can gather any role's rules, so setting one is escalation, as Kubernetes has it.
+        if old is None or old.aggregation_rule != role.aggregation_rule:
+            raise PermissionDeniedError(f'{resource}.{rbac.GROUP} "{role.metadata.name}" is forbidden: must have '
+                                        "cluster-admin privileges to use the aggregationRule")
+        if list(role.rules) == rbac.aggregate(role, cluster_roles):
+            return  # exactly what the stored selectors already grant: writing it grants nothing new
     lacking = missing(role.rules, user, namespace, allowed)
     if lacking:
         raise PermissionDeniedError(f'{resource}.{rbac.GROUP} "{role.metadata.name}" is forbidden: user '

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from api import labels
+from api import rbac as api_rbac
 from api.pb import rbac_pb2
 from apiserver.authn import UserInfo
 from apiserver.authz.attributes import Attributes
@@ -81,11 +81,8 @@ def aggregated_rules(roles: dict[str, rbac_pb2.ClusterRole]) -> dict[str, list[r
     for name, role in roles.items():
         rules = list(role.rules)
         if role.HasField("aggregation_rule"):
-            selectors = [labels.from_label_selector(s) for s in role.aggregation_rule.cluster_role_selectors]
-            for other_name in sorted(roles):
-                other = roles[other_name]
-                if other_name != name and any(s.matches(other.metadata.labels) for s in selectors):
-                    rules.extend(r for r in other.rules if r not in rules)
+            # Until the controller has written them back, the aggregated rules are added here.
+            rules += [r for r in api_rbac.aggregate(role, roles.values()) if r not in rules]
         out[name] = rules
     return out
 
