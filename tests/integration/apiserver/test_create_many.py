@@ -67,6 +67,20 @@ async def test_each_object_gets_the_answer_a_create_would(client: Client) -> Non
         await client.get("pods", "x", "nowhere")
 
 
+async def test_each_object_carries_its_own_warnings(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pod Security's warnings for each object of a batch reach the caller's warning handler, as a Create's do."""
+    import client.api as client_api
+
+    await client.create(core_pb2.Namespace(metadata={"name": "watched", "labels": {
+        "pod-security.kubernetes.io/warn": "restricted"}}))
+    warned: list[str] = []
+    monkeypatch.setattr(client_api, "warning_handler", warned.append)
+    answers = await client.create_many([_pod("w1", "watched"), _pod("w2", "watched")])
+    assert all(isinstance(a, api_pb2.Object) for a in answers)
+    assert len(warned) == 2
+    assert all(w.startswith('would violate PodSecurity "restricted:latest": allowPrivilegeEscalation') for w in warned)
+
+
 async def test_dry_run_writes_nothing(client: Client) -> None:
     """A dry-run batch answers the objects as they would be created and stores none."""
     answers = await client.create_many([_pod("d1"), _pod("d2")], dry_run=True)
