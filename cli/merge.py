@@ -45,7 +45,9 @@ def _copy(data: Any) -> Any:
         return {k: _copy(v) for k, v in data.items()}
     if isinstance(data, list):
         return [_copy(v) for v in data]
-    return copy.deepcopy(data)  # anything else YAML may build (a set, a tuple key's value) stays deep-copied
+    if isinstance(data, str | int | float | None):  # bool is an int
+        return data
+    return copy.deepcopy(data)  # anything else YAML may build (a set, a date) stays deep-copied
 
 
 def with_last_applied(doc: dict[str, Any]) -> dict[str, Any]:
