@@ -137,6 +137,13 @@ class TimeoutError_(ApiError):
     reason = "Timeout"
 
 
+class UnimplementedError(ApiError):
+    """The server does not serve the method (one older than it): fall back to what it does serve."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "NotImplemented"
+
+
 class InternalError(ApiError):
     """The server failed in a way a retry of the same request will not mend."""
 
@@ -157,7 +164,9 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
     grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
 }
+_STATUS_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
 
 
 def from_grpc(code: grpc.StatusCode, details: str) -> ApiError:
@@ -171,3 +180,8 @@ def from_grpc(code: grpc.StatusCode, details: str) -> ApiError:
     if cls is ApiError:
         err.code = code
     return err
+
+
+def from_status(code: int, details: str) -> ApiError:
+    """The error a numeric gRPC status code (as carried inside a message) stands for."""
+    return from_grpc(_STATUS_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN), details)

@@ -12,6 +12,7 @@ file contents and may hold anything.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -55,7 +56,8 @@ def control_errors(msg: Message, path: str = "", *, skip: frozenset[str] = froze
     `skip` names top-level fields (by proto name) to leave out, such as a request's embedded object.
     """
     errs: list[FieldError] = []
-    _walk(msg, path, errs, skip)
+    if not _clean(msg, skip):  # the common case found quickly; paths are built only to name what is wrong
+        _walk(msg, path, errs, skip)
     return errs
 
 
@@ -68,29 +70,79 @@ def _check(value: str, path: str, free: bool, errs: list[FieldError]) -> None:
         errs.append(FieldError(path, "Invalid value", DETAIL, value))
 
 
+# How _walk treats a field, decided once per field (reflection on descriptors costs more than the walk itself).
+_SKIP, _STR, _MSG, _STRS, _MSGS, _MAP_KEYS, _MAP_STRS, _MAP_MSGS = range(8)
+
+
+@functools.cache
+def _plan(fd: FieldDescriptor) -> tuple[int, str, bool]:
+    """(shape, JSON name, free text) of a field."""
+    free = fd.full_name in FREE_TEXT or fd.name == "message"
+    if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+        vfd = fd.message_type.fields_by_name["value"]
+        if vfd.message_type is not None:
+            shape = _MAP_MSGS
+        elif vfd.type == FieldDescriptor.TYPE_STRING and fd.full_name not in CONTENT:
+            shape = _MAP_STRS
+        else:
+            shape = _MAP_KEYS
+    elif fd.is_repeated:
+        shape = _MSGS if fd.message_type is not None else _STRS if fd.type == FieldDescriptor.TYPE_STRING else _SKIP
+    else:
+        shape = _MSG if fd.message_type is not None else _STR if fd.type == FieldDescriptor.TYPE_STRING else _SKIP
+    return shape, fd.json_name, free
+
+
+def _clean(msg: Message, skip: frozenset[str] = frozenset()) -> bool:
+    """Whether _walk would find nothing: the same fields, the same patterns, no paths."""
+    for fd, value in msg.ListFields():
+        shape, _, free = _plan(fd)
+        if shape == _SKIP or (skip and fd.name in skip):
+            continue
+        pattern = CONTROL_IN_TEXT if free else CONTROL
+        if shape == _STR:
+            if pattern.search(value):
+                return False
+        elif shape == _MSG:
+            if not _clean(value):
+                return False
+        elif shape == _STRS:
+            if any(pattern.search(item) for item in value):
+                return False
+        elif shape == _MSGS:
+            if not all(_clean(item) for item in value):
+                return False
+        else:
+            for k, v in value.items():
+                if isinstance(k, str) and CONTROL.search(k):
+                    return False
+                if (shape == _MAP_MSGS and not _clean(v)) or (shape == _MAP_STRS and pattern.search(v)):
+                    return False
+    return True
+
+
 def _walk(msg: Message, path: str, errs: list[FieldError], skip: frozenset[str] = frozenset()) -> None:
     for fd, value in msg.ListFields():
-        if fd.name in skip:
+        shape, json_name, free = _plan(fd)
+        if shape == _SKIP or (skip and fd.name in skip):
             continue
-        fpath = _join(path, fd.json_name)
-        free = fd.full_name in FREE_TEXT or fd.name == "message"
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            vfd = fd.message_type.fields_by_name["value"]
+        fpath = _join(path, json_name)
+        if shape == _STR:
+            _check(value, fpath, free, errs)
+        elif shape == _MSG:
+            _walk(value, fpath, errs)
+        elif shape == _STRS:
+            for i, item in enumerate(value):
+                _check(item, f"{fpath}[{i}]", free, errs)
+        elif shape == _MSGS:
+            for i, item in enumerate(value):
+                _walk(item, f"{fpath}[{i}]", errs)
+        else:
             for k, v in value.items():
                 kpath = f"{fpath}[{k}]" if isinstance(k, str) and not has_control(k) else fpath
                 if isinstance(k, str):
                     _check(k, fpath, False, errs)
-                if vfd.message_type is not None:
+                if shape == _MAP_MSGS:
                     _walk(v, kpath, errs)
-                elif vfd.type == FieldDescriptor.TYPE_STRING and fd.full_name not in CONTENT:
+                elif shape == _MAP_STRS:
                     _check(v, kpath, free, errs)
-        elif fd.is_repeated:
-            for i, item in enumerate(value):
-                if fd.message_type is not None:
-                    _walk(item, f"{fpath}[{i}]", errs)
-                elif fd.type == FieldDescriptor.TYPE_STRING:
-                    _check(item, f"{fpath}[{i}]", free, errs)
-        elif fd.message_type is not None:
-            _walk(value, fpath, errs)
-        elif fd.type == FieldDescriptor.TYPE_STRING:
-            _check(value, fpath, free, errs)

@@ -38,11 +38,13 @@ from api.errors import (
     InvalidError,
     NotFoundError,
     TimeoutError_,
+    TooLargeError,
     TooManyRequestsError,
     UnavailableError,
 )
+from api.limits import MAX_CREATE_MANY_BYTES, MAX_CREATE_MANY_OBJECTS
 from api.pb import api_pb2, bootstrap_pb2, core_pb2, policy_pb2, rbac_pb2
-from apiserver import audit, authn, authz, eviction, warning
+from apiserver import audit, authn, authz, eviction, warning, wire
 from apiserver.authz import bootstrap as rbac_bootstrap
 from apiserver.cache import WatchCache, Watcher
 from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
@@ -77,6 +79,9 @@ SERVICE = "kubelite.v1.Api"
 # Binding and the kubelets' status stream are pods' subresources.
 PODS = kinds.lookup("pods")
 BOOTSTRAP_TOKENS = kinds.lookup("BootstrapToken")
+# CreateManyResponse.results and CreateResult.object, for answers joined from encoded bytes.
+CREATE_RESULTS = api_pb2.CreateManyResponse.DESCRIPTOR.fields_by_name["results"].number
+CREATE_RESULT_OBJECT = api_pb2.CreateResult.DESCRIPTOR.fields_by_name["object"].number
 
 REQUESTS = Counter("apiserver_requests_total", "Requests by verb, resource and code", ["verb", "resource", "code"])
 LATENCY = Histogram("apiserver_request_duration_seconds", "Request latency by verb and resource",
@@ -125,6 +130,8 @@ class Config:
     audit: audit.AuditConfig = field(default_factory=audit.AuditConfig)
     # The service account key: signs ServiceAccount tokens (TokenRequest) and checks them (authentication).
     service_accounts: TokenConfig = field(default_factory=TokenConfig)
+    # Test-only: off, the server answers CreateMany UNIMPLEMENTED, as servers before it did (clients fall back).
+    create_many: bool = True
 
 
 def _status_message(e: ApiError) -> str:
@@ -162,7 +169,7 @@ def _resource_of(req: Message) -> str:
     return getattr(req, "resource", "") or ""
 
 
-def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
+def unary(verb: str, cls: type[Message], kind: str = REQUEST, *, carries: str = "object") -> Callable[
         ..., Callable[[Any, bytes, grpc.aio.ServicerContext], Awaitable[bytes | Message]]]:
     """Admit (overload limits), parse, time, count and map errors for one unary method."""
 
@@ -175,40 +182,28 @@ def unary(verb: str, cls: type[Message], kind: str = REQUEST) -> Callable[
             start = time.perf_counter()
             resource = ""
             attrs: authz.Attributes | None = None
-
-            def count(code: str) -> None:
-                # Before the answer leaves: abort() sends the status at once, and a client that then
-                # scrapes the metrics must see its own request counted.
-                LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
-                REQUESTS.labels(verb, resource, code).inc()
-                if attrs is not None:
-                    self.audit.record(attrs, code, time.perf_counter() - start)
-
             warned: list[str] = []
             try:
                 with self.admission.admit(kind, context.peer()), warning.collect() as warned:
-                    req = _parse(cls, raw)
+                    req = _parse(cls, raw, carries=carries)
                     resource = _resource_of(req)
                     attrs = await self.authorize(context, fn.__name__, req)
                     result = await fn(self, req)
             except ApiError as e:
-                code = e.code.name
                 message = _status_message(e)
-                # Refusals of a flood are counted (apiserver_overload_refused_total), not logged one by one.
-                if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
-                                  grpc.StatusCode.ABORTED) and not isinstance(e, TooManyRequestsError):
-                    log.info("request_failed", verb=verb, resource=resource, code=code, error=message)
-                count(code)
+                # Before the answer leaves: abort() sends the status at once, and a client that then
+                # scrapes the metrics must see its own request counted.
+                self.served(verb, resource, attrs, start, e)
                 await context.abort(e.code, message, trailing_metadata=warning.metadata(warned))
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
-                    count("CANCELLED")
+                    self.served(verb, resource, attrs, start, "CANCELLED")
                     raise
                 log.exception("request_crashed", verb=verb, resource=resource)
-                count("INTERNAL")
+                self.served(verb, resource, attrs, start, "INTERNAL")
                 await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")
             else:
-                count("OK")
+                self.served(verb, resource, attrs, start, "OK")
                 if warned:
                     context.set_trailing_metadata(warning.metadata(warned))
                 return result
@@ -234,6 +229,23 @@ class ApiServicer:
         self.admission = admission or Admission()
         self.signer = signer or NodeSigner(SignerConfig())
 
+    def served(self, verb: str, resource: str, attrs: authz.Attributes | None, start: float,
+               outcome: ApiError | str) -> None:
+        """Count, time and audit one request (or one object of a CreateMany) as it ends; log a failure."""
+        if isinstance(outcome, ApiError):
+            code = outcome.code.name
+            # Refusals of a flood are counted (apiserver_overload_refused_total), not logged one by one.
+            if outcome.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
+                                    grpc.StatusCode.ABORTED) and not isinstance(outcome, TooManyRequestsError):
+                log.info("request_failed", verb=verb, resource=resource, code=code,
+                         error=_status_message(outcome))
+        else:
+            code = outcome
+        LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
+        REQUESTS.labels(verb, resource, code).inc()
+        if attrs is not None:
+            self.audit.record(attrs, code, time.perf_counter() - start)
+
     async def authorize(self, context: grpc.aio.ServicerContext, method: str, req: Message) -> authz.Attributes | None:
         """The request's attributes, after impersonation, once the authorizer allowed them; PermissionDeniedError
         (audited) otherwise. Sets `current_user()` to the impersonated user."""
@@ -241,7 +253,16 @@ class ApiServicer:
         assert user is not None  # enter() ran
         try:
             user = authz.impersonate(self.authorizer, user, context.invocation_metadata() or ())
-            authn.set_user(user)
+        except authz.DeniedError as e:
+            self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
+            raise
+        authn.set_user(user)
+        return self.check(user, method, req)
+
+    def check(self, user: authn.UserInfo, method: str, req: Message) -> authz.Attributes | None:
+        """The attributes of `method` on `req` for `user`, once the authorizer allowed them; PermissionDeniedError
+        (audited) otherwise."""
+        try:
             attrs = authz.of_request(user, method, req)
             if attrs is not None:
                 self.authorizer.check(attrs)
@@ -276,6 +297,42 @@ class ApiServicer:
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
         return await self.registry.create(req.object, dry_run=req.dry_run)
+
+    @unary("create_many", api_pb2.CreateManyRequest, carries="objects")
+    async def CreateMany(self, req: api_pb2.CreateManyRequest) -> bytes:
+        if len(req.objects) > MAX_CREATE_MANY_OBJECTS:
+            raise TooLargeError(f"objects: {len(req.objects)} objects in one CreateMany; at most "
+                                f"{MAX_CREATE_MANY_OBJECTS} are accepted")
+        size = req.ByteSize()
+        if size > MAX_CREATE_MANY_BYTES:
+            raise TooLargeError(f"objects: a CreateMany request of {size} bytes; at most {MAX_CREATE_MANY_BYTES} "
+                                f"are accepted")
+        user = authn.current_user()
+        assert user is not None
+        # Concurrently: the storage's group commit then writes many of them in one etcd transaction.
+        results = await asyncio.gather(*(self._create_one(user, obj, req.dry_run) for obj in req.objects))
+        return b"".join(wire.field_bytes(CREATE_RESULTS, r) for r in results)  # a CreateManyResponse
+
+    async def _create_one(self, user: authn.UserInfo, envelope: api_pb2.Object, dry_run: bool) -> bytes:
+        """One object of a CreateMany, exactly as Create would take it: authorized, created, counted and audited
+        on its own; its failure becomes its answer. An encoded CreateResult: the created object's bytes go in
+        as the registry encoded them, never decoded and encoded again."""
+        start = time.perf_counter()
+        resource = ""
+        attrs: authz.Attributes | None = None
+        req = api_pb2.CreateRequest(object=envelope, dry_run=dry_run)
+        with warning.collect() as warned:
+            try:
+                resource = _resource_of(req)
+                attrs = self.check(user, "Create", req)
+                created = await self.Create.__wrapped__(self, req)  # the body of Create, without its framing
+            except ApiError as e:
+                self.served("create", resource, attrs, start, e)
+                return api_pb2.CreateResult(code=e.code.value[0], message=_status_message(e),
+                                            warnings=warned).SerializeToString()
+        self.served("create", resource, attrs, start, "OK")
+        return wire.field_bytes(CREATE_RESULT_OBJECT, created) + \
+            api_pb2.CreateResult(warnings=warned).SerializeToString()
 
     @unary("get", api_pb2.GetRequest)
     async def Get(self, req: api_pb2.GetRequest) -> bytes:
@@ -474,10 +531,11 @@ class ApiServicer:
             tg.create_task(apply())
 
 
-def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
+def _handlers(servicer: ApiServicer, *, create_many: bool = True) -> grpc.GenericRpcHandler:
+    """The Api service's methods (without CreateMany, as servers before it, when `create_many` is off)."""
     uu = functools.partial(grpc.unary_unary_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     us = functools.partial(grpc.unary_stream_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
-    return grpc.method_handlers_generic_handler(SERVICE, {
+    handlers = {
         "Create": uu(servicer.Create),
         "Get": uu(servicer.Get),
         "List": uu(servicer.List),
@@ -497,7 +555,10 @@ def _handlers(servicer: ApiServicer) -> grpc.GenericRpcHandler:
         "Logs": us(servicer.Logs),
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
             servicer.StreamPodStatus, request_deserializer=None, response_serializer=_ser),
-    })
+    }
+    if create_many:
+        handlers["CreateMany"] = uu(servicer.CreateMany)
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
 def _prepare_socket(addr: str) -> None:
@@ -612,7 +673,7 @@ class ApiServer:
         servicer = ApiServicer(self.registry, self.cache, self.proxy, self.authenticator,
                                Admission(self.config.overload), self.signer, self.authorizer, self.audit,
                                self.sa_tokens)
-        server.add_generic_rpc_handlers((_handlers(servicer),))
+        server.add_generic_rpc_handlers((_handlers(servicer, create_many=self.config.create_many),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)

@@ -13,7 +13,13 @@ processes, then measures in one run:
 - watch fan-out: 1,000 watchers in --watch-procs client processes, p50/p99
   delay from write to delivery at 100 writes/s (plus, for context, the same
   at 100 watchers x 100 writes/s and 1,000 watchers x 10 writes/s);
-- `kubelite apply -f` of a 10,000-pod file, wall time;
+- `kubelite apply -f` of a 10,000-pod file, wall time, against the same command sent one Create per object
+  (the baseline: see apply_file). apply sends its creates in unary CreateMany calls of up to 250 objects,
+  4 in flight, rather than in one client stream: once hundreds of objects share a call, the call's own
+  cost is gone in either (what is left is each object's admission, validation and watch-cache work), and a
+  unary call keeps each chunk's answers and errors (a refusal of the whole call) with the chunk that can
+  act on them. A stream was not measured; of the chunkings measured here (on a shared 2-CPU machine),
+  250 x 4 took 5.7-6.3 s, 500 x 2 6.4 s and 100 x 8 7.7 s;
 - the REST face of the same process: JSON pod creates/s (POST, the same load) and watch delivery p50/p99 of
   --rest-watchers streaming watches (`?watch=1`) at the same write rate, next to the gRPC figures;
 - the cost of TLS: creates/s and CPU per create (apiserver, etcd, client
@@ -61,7 +67,7 @@ from apiserver.storage.etcd import EtcdTLS  # noqa: E402
 from bench.harness import BIN, GiB, Processes, cpu_seconds, percentile  # noqa: E402
 from client.config import ClientConfig  # noqa: E402
 
-TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 10.0,
+TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 100.0, "apply_seconds_max": 4.0,
            "tls_create_cost_max": 0.15, "authz_create_cost_max": 0.10}
 
 
@@ -564,26 +570,52 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
 
 
 def apply_file(cluster: Processes, workdir: Path, *, pods: int) -> dict[str, Any]:
+    """`kubelite apply -f` of a file of `pods` pods, wall time: batched (CreateMany) against the unary baseline.
+
+    The baseline is the same command against a second apiserver on the same etcd started with
+    --no-create-many (as servers before CreateMany), so apply falls back to one Create per object, as it
+    always did. Both apiservers run through both applies (each caches the other's writes), the baseline
+    first; each applies its own copy of the file into a namespace of its own.
+    """
     import yaml
 
-    path = workdir / "pods.yaml"
-    with path.open("w") as f:
-        yaml.safe_dump_all((pod_manifest(f"applied-{i:05d}", "apply") for i in range(pods)), f)
+    baseline_address = cluster.start_apiserver(cluster.etcd_url, wait=False, extra=["--no-create-many"],
+                                               name="apiserver-unary")
+    asyncio.run(_wait_healthy(cluster.conn(baseline_address)))
+    runs: dict[str, Any] = {}
+    try:
+        for run, namespace, address in (("unary_baseline", "apply-unary", baseline_address),
+                                        ("batched", "apply", cluster.address)):
+            path = workdir / f"{namespace}.yaml"
+            with path.open("w") as f:
+                yaml.safe_dump_all((pod_manifest(f"applied-{i:05d}", namespace) for i in range(pods)), f)
 
-    async def setup() -> None:
-        from api.pb import core_pb2
+            async def setup(namespace: str = namespace) -> None:
+                from api.pb import core_pb2
 
-        async with cluster.client() as c:
-            await c.create(core_pb2.Namespace(metadata={"name": "apply"}))
+                async with cluster.client() as c:
+                    await c.create(core_pb2.Namespace(metadata={"name": namespace}))
 
-    asyncio.run(setup())
-    start = time.perf_counter()
-    proc = subprocess.run([str(BIN / "kubelite"), "apply", "-f", str(path), "--server", cluster.address],
-                          capture_output=True, text=True, timeout=600, env=cluster.env)
-    wall = time.perf_counter() - start
-    created = sum(1 for line in proc.stdout.splitlines() if line.endswith(" created"))
-    return {"pods": pods, "file_bytes": path.stat().st_size, "seconds": round(wall, 2), "exit_code": proc.returncode,
-            "created": created, "stderr_tail": proc.stderr[-500:] if proc.returncode else ""}
+            asyncio.run(setup())
+            before = {k: cpu_seconds(p.pid) for k, p in cluster.procs.items()}
+            start = time.perf_counter()
+            proc = subprocess.run([str(BIN / "kubelite"), "apply", "-f", str(path), "--server", address],
+                                  capture_output=True, text=True, timeout=600, env=cluster.env)
+            wall = time.perf_counter() - start
+            created = sum(1 for line in proc.stdout.splitlines() if line.endswith(" created"))
+            cpu = {k: round(cpu_seconds(p.pid) - before[k], 2) for k, p in cluster.procs.items()}
+            server = "apiserver-unary" if run == "unary_baseline" else "apiserver"
+            runs[run] = {"seconds": round(wall, 2), "exit_code": proc.returncode, "created": created,
+                         "cpu_seconds": cpu, "serving_apiserver_cpu_us_per_pod": round(cpu[server] / pods * 1e6, 1),
+                         "stderr_tail": proc.stderr[-500:] if proc.returncode else ""}
+    finally:
+        cluster.stop("apiserver-unary")
+    batched = runs["batched"]
+    # "pods_each", not "pods": the phase's CPU per item would count both runs' pods as one run's.
+    return {"pods_each": pods, "file_bytes": path.stat().st_size, "seconds": batched["seconds"],
+            "exit_code": batched["exit_code"], "created": batched["created"],
+            "baseline_seconds": runs["unary_baseline"]["seconds"],
+            "speedup": round(runs["unary_baseline"]["seconds"] / batched["seconds"], 2), **runs}
 
 
 def tls_cost(workdir: Path, *, total: int, concurrency: int, procs: int, rounds: int) -> dict[str, Any]:

@@ -184,9 +184,10 @@ class Processes:
         return url
 
     def start_apiserver(self, etcd_url: str, *, log_level: str = "warning", wait: bool = True,
-                        extra: list[str] | None = None, rest: bool = False) -> str:
+                        extra: list[str] | None = None, rest: bool = False, name: str = "apiserver") -> str:
         """`kubelite apiserver` over `etcd_url` on a free port (with `extra` flags); its address (host:port), once
-        it listens. `rest`: also Kubernetes' REST API, on another free port (its URL in `rest_url`)."""
+        it listens. `rest`: also Kubernetes' REST API, on another free port (its URL in `rest_url`). Another
+        `name` starts a second apiserver beside the first (`address` stays the first's)."""
         port = free_port()
         address = f"127.0.0.1:{port}"
         rest_flags: list[str] = []
@@ -194,11 +195,12 @@ class Processes:
             rest_port = free_port()
             rest_flags = ["--rest-listen", f"127.0.0.1:{rest_port}"]
             self.rest_url = f"{'http' if self.pki is None else 'https'}://127.0.0.1:{rest_port}"
-        self.spawn("apiserver", [*kubelite(), "apiserver", "--etcd-servers", etcd_url, "--listen", address,
-                                 *rest_flags, *self.apiserver_flags(), "--log-level", log_level, *(extra or [])])
+        self.spawn(name, [*kubelite(), "apiserver", "--etcd-servers", etcd_url, "--listen", address,
+                          *rest_flags, *self.apiserver_flags(), "--log-level", log_level, *(extra or [])])
         if wait:
             wait_port(port)
-        self.address = address
+        if name == "apiserver":
+            self.address = address
         return address
 
     def apiserver_flags(self) -> list[str]:

@@ -2,7 +2,10 @@
 
 Every document is parsed and validated before anything is sent, so a bad
 file writes nothing; then documents go to the server in parallel and each
-failure is reported with its file and document number.
+failure is reported with its file and document number. Many objects are
+created in chunks of one CreateMany call each (one call instead of hundreds);
+an object that exists already is then updated on its own, and a server
+without CreateMany gets one Create per object.
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ from typing import Any
 import click
 
 from api import convert, defaults, kinds, text, validation
-from api.errors import AlreadyExistsError, ApiError, InvalidError, UnavailableError, UnsupportedError
-from api.limits import MAX_OBJECT_BYTES
+from api.errors import (
+    AlreadyExistsError,
+    ApiError,
+    InvalidError,
+    UnavailableError,
+    UnimplementedError,
+    UnsupportedError,
+)
+from api.limits import MAX_CREATE_MANY_BYTES, MAX_CREATE_MANY_OBJECTS, MAX_OBJECT_BYTES
 from api.pb import api_pb2
 from cli import merge
 from cli.common import CliError, connection_options, run
@@ -28,6 +38,12 @@ from client.config import ClientConfig
 from client.retry import retry_on_conflict
 
 CONCURRENCY = 64
+# Objects per CreateMany, and calls in flight at once: enough to keep the server's group commit full (see
+# bench/api.py for the measurement), small enough that each call's answers come back in a moment.
+CHUNK_OBJECTS = 250
+CHUNKS_IN_FLIGHT = 4
+# What wrapping each object in the request adds to its size (field tag and length).
+OBJECT_OVERHEAD = 8
 
 
 def read_sources(paths: Iterable[str], *, recursive: bool = False) -> list[convert.Document]:
@@ -95,6 +111,33 @@ def parse_all(docs: list[convert.Document], namespace: str) -> tuple[list[tuple[
     return out, problems
 
 
+def plan_phases(kinds_in_order: list[str]) -> list[list[int]]:
+    """The positions of the objects (by their Object field: "namespace", "pod", ...) in the order they are sent:
+    namespaces first, as the rest of the file may live in them; each phase in file order. Empty phases left out."""
+    first = [i for i, k in enumerate(kinds_in_order) if k == "namespace"]
+    rest = [i for i, k in enumerate(kinds_in_order) if k != "namespace"]
+    return [phase for phase in (first, rest) if phase]
+
+
+def plan_chunks(sizes: list[int], *, max_objects: int = CHUNK_OBJECTS,
+                max_bytes: int = MAX_CREATE_MANY_BYTES) -> list[range]:
+    """Consecutive runs of objects (of these encoded sizes) for one CreateMany each, in order: at most
+    `max_objects` objects and, with each object's wrapping, `max_bytes` bytes. An object too large for any
+    chunk gets one of its own (the server answers it as it would a Create)."""
+    max_objects = min(max_objects, MAX_CREATE_MANY_OBJECTS)
+    chunks: list[range] = []
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        size += OBJECT_OVERHEAD
+        if i > start and (i - start >= max_objects or total + size > max_bytes):
+            chunks.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        chunks.append(range(start, len(sizes)))
+    return chunks
+
+
 async def apply_one(client: Client, doc: convert.Document, envelope: api_pb2.Object, *,
                     dry_run: bool = False) -> str:
     """Create the object, or merge the file into the live one; returns kubectl's verb."""
@@ -102,7 +145,12 @@ async def apply_one(client: Client, doc: convert.Document, envelope: api_pb2.Obj
         await client.create_object(envelope, dry_run=dry_run)
         return "created"
     except AlreadyExistsError:
-        pass
+        return await configure(client, doc, envelope, dry_run=dry_run)
+
+
+async def configure(client: Client, doc: convert.Document, envelope: api_pb2.Object, *,
+                    dry_run: bool = False) -> str:
+    """Merge the file into the live object (three-way, as kubectl); returns "configured" or "unchanged"."""
     obj = kinds.unwrap(envelope)
     kind = kinds.of(obj)
     meta = obj.metadata  # type: ignore[attr-defined]
@@ -132,32 +180,69 @@ async def apply_all(conn: ClientConfig, parsed: list[tuple[convert.Document, api
                     output_name: bool, dry_run: bool) -> int:
     failures = 0
     sem = asyncio.Semaphore(CONCURRENCY)
+    chunk_sem = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
     suffix = " (server dry run)" if dry_run else ""
     unreachable: UnavailableError | None = None
+    batched = True  # until the server answers CreateMany UNIMPLEMENTED
 
-    async def one(doc: convert.Document, env: api_pb2.Object) -> None:
+    def report(doc: convert.Document, env: api_pb2.Object, outcome: str | ApiError) -> None:
         nonlocal failures, unreachable
+        obj = kinds.unwrap(env)
+        if isinstance(outcome, UnavailableError):
+            unreachable = outcome  # reported once, not once per document
+        elif isinstance(outcome, ApiError):
+            failures += 1
+            click.echo(text.escape(f"error: {doc.where}: {name_of(obj)}: {outcome.message}"), err=True)
+        else:
+            click.echo(name_of(obj) if output_name else f"{name_of(obj)} {outcome}{suffix}")
+
+    async def one(doc: convert.Document, env: api_pb2.Object, *, created: bool | None = None) -> None:
+        """Apply one object; `created` False: its create answered AlreadyExists already, so update it."""
         async with sem:
             if unreachable is not None:
                 return
-            obj = kinds.unwrap(env)
             try:
-                verb = await apply_one(client, doc, env, dry_run=dry_run)
-            except UnavailableError as e:
-                unreachable = e  # reported once, not once per document
-                return
+                verb = await (apply_one(client, doc, env, dry_run=dry_run) if created is None
+                              else configure(client, doc, env, dry_run=dry_run))
             except ApiError as e:
-                failures += 1
-                click.echo(text.escape(f"error: {doc.where}: {name_of(obj)}: {e.message}"), err=True)
+                report(doc, env, e)
                 return
-            click.echo(name_of(obj) if output_name else f"{name_of(obj)} {verb}{suffix}")
+            report(doc, env, verb)
+
+    async def chunk(items: list[tuple[convert.Document, api_pb2.Object]]) -> None:
+        nonlocal batched
+        async with chunk_sem:
+            if unreachable is not None:
+                return
+            if batched:
+                try:
+                    answers = await client.create_many([env for _, env in items], dry_run=dry_run)
+                except UnimplementedError:
+                    batched = False  # a server before CreateMany: one Create per object, as before it
+                except UnavailableError as e:
+                    report(*items[0], e)
+                    return
+                except ApiError:
+                    pass  # the call refused as a whole (its size, the load): each object on its own answers
+                else:
+                    existing = []
+                    for (doc, env), answer in zip(items, answers, strict=True):
+                        if isinstance(answer, AlreadyExistsError):
+                            existing.append((doc, env))
+                        else:
+                            report(doc, env, answer if isinstance(answer, ApiError) else "created")
+                    await asyncio.gather(*(one(d, e, created=False) for d, e in existing))
+                    return
+        await asyncio.gather(*(one(d, e) for d, e in items))
 
     async with Client(conn) as client:
-        # Namespaces first: the rest of the file may live in them.
-        first = [p for p in parsed if p[1].WhichOneof("kind") == "namespace"]
-        rest = [p for p in parsed if p[1].WhichOneof("kind") != "namespace"]
-        for batch in (first, rest):
-            await asyncio.gather(*(one(d, e) for d, e in batch))
+        for phase in plan_phases([env.WhichOneof("kind") or "" for _, env in parsed]):
+            items = [parsed[i] for i in phase]
+            if len(items) == 1:
+                await one(*items[0])
+                continue
+            chunks = plan_chunks([env.ByteSize() for _, env in items])
+            await asyncio.gather(*(chunk([items[i] for i in c]) for c in chunks))
     if unreachable is not None:
         raise unreachable
     return failures

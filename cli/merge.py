@@ -38,10 +38,22 @@ def last_applied(manifest: dict[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _copy(data: Any) -> Any:
+    """A copy of parsed YAML or JSON: its maps and lists new, its scalars (immutable) shared. Many times faster
+    than copy.deepcopy, which `apply` of thousands of documents noticed."""
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    if isinstance(data, str | int | float | None):  # bool is an int
+        return data
+    return copy.deepcopy(data)  # anything else YAML may build (a set, a date) stays deep-copied
+
+
 def with_last_applied(doc: dict[str, Any]) -> dict[str, Any]:
     """The manifest to send: the file's content plus the annotation recording it."""
-    out = copy.deepcopy(doc)
-    record = copy.deepcopy(doc)
+    out = _copy(doc)
+    record = _copy(doc)
     meta = record.get("metadata") or {}
     (meta.get("annotations") or {}).pop(LAST_APPLIED, None)
     if "annotations" in meta and not meta["annotations"]:

@@ -16,7 +16,7 @@ import structlog
 from google.protobuf.message import Message
 
 from api import kinds
-from api.errors import ApiError, CertificateError, UnavailableError, from_grpc
+from api.errors import ApiError, CertificateError, UnavailableError, from_grpc, from_status
 from api.pb import api_pb2, api_pb2_grpc, core_pb2, policy_pb2
 from client import tls
 from client.channel import open_channel
@@ -132,6 +132,20 @@ class Client:
 
     async def create_object(self, envelope: api_pb2.Object, *, dry_run: bool = False) -> api_pb2.Object:
         return await self._unary("Create", api_pb2.CreateRequest(object=envelope, dry_run=dry_run))
+
+    async def create_many(self, envelopes: Sequence[api_pb2.Object], *,
+                          dry_run: bool = False) -> list[api_pb2.Object | ApiError]:
+        """Create every object in one call: per object, in order, the created object or the error a Create of it
+        alone would have raised. Raises UnimplementedError from a server without CreateMany, and the error that
+        refused the whole request (TooLargeError beyond api.limits' bounds)."""
+        resp = await self._unary("CreateMany", api_pb2.CreateManyRequest(objects=envelopes, dry_run=dry_run),
+                                 timeout=120)
+        out: list[api_pb2.Object | ApiError] = []
+        for result in resp.results:
+            for text in result.warnings:
+                warning_handler(text)
+            out.append(result.object if result.code == 0 else from_status(result.code, result.message))
+        return out
 
     async def get(self, kind: str | type[T], name: str, namespace: str = "") -> Any:
         req = api_pb2.GetRequest(resource=_resource(kind), namespace=namespace, name=name)

@@ -91,6 +91,32 @@ class CreateRequest(_message.Message):
     dry_run: bool
     def __init__(self, object: _Optional[_Union[Object, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
+class CreateManyRequest(_message.Message):
+    __slots__ = ("objects", "dry_run")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[Object]
+    dry_run: bool
+    def __init__(self, objects: _Optional[_Iterable[_Union[Object, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class CreateResult(_message.Message):
+    __slots__ = ("object", "code", "message", "warnings")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    object: Object
+    code: int
+    message: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, object: _Optional[_Union[Object, _Mapping]] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateManyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[CreateResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[CreateResult, _Mapping]]] = ...) -> None: ...
+
 class GetRequest(_message.Message):
     __slots__ = ("resource", "namespace", "name")
     RESOURCE_FIELD_NUMBER: _ClassVar[int]

@@ -125,6 +125,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.TokenRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.TokenResponse.FromString,
                 _registered_method=True)
+        self.CreateMany = channel.unary_unary(
+                '/kubelite.v1.Api/CreateMany',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.CreateManyRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.CreateManyResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -245,6 +250,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateMany(self, request, context):
+        """Many creates in one call; an answer per object, in order. Refused as a whole only when the request itself
+        is (too many objects or bytes: RESOURCE_EXHAUSTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -337,6 +350,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.CreateToken,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.TokenRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.TokenResponse.SerializeToString,
+            ),
+            'CreateMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMany,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.CreateManyRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.CreateManyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -825,6 +843,33 @@ class Api:
             '/kubelite.v1.Api/CreateToken',
             kubelite_dot_v1_dot_api__pb2.TokenRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/CreateMany',
+            kubelite_dot_v1_dot_api__pb2.CreateManyRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.CreateManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

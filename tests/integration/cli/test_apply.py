@@ -8,12 +8,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import testpki
 import yaml
+from conftest import RunningApiserver, start_apiserver
 
 from api import convert, kinds
+from api.pb import core_pb2, rbac_pb2
+from apiserver.server import REQUESTS
+from client import pki
 from client.api import Client
 
-from .conftest import Kubelite
+from .conftest import Kubelite, run_kubelite
 
 POD = """\
 apiVersion: v1
@@ -245,3 +250,86 @@ async def test_concurrent_applies_of_the_same_file(kubelite: Kubelite, client: C
     assert all(r.code == 0 for r in results), [r.err for r in results]
     assert sorted(r.out.split()[-1] for r in results).count("created") == 1
     assert [p.metadata.name for p in await client.list_all("pods", "default")] == ["p"]
+
+
+def _bulk(tmp_path: Path, name: str, pods: int, *, namespace: str = "", label: str = "v1") -> Path:
+    """A file of a namespace (when given) and `pods` pods in it, one of them in a namespace that does not exist."""
+    docs: list[dict] = []
+    if namespace:
+        docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    for i in range(pods):
+        meta = {"name": f"p{i:03d}", "labels": {"v": label}, **({"namespace": namespace} if namespace else {})}
+        if i == 5:
+            meta["namespace"] = "missing"
+        docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                     "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}})
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump_all(docs))
+    return path
+
+
+async def test_bulk_apply_output_is_the_same_from_a_server_without_create_many(
+        kubelite: Kubelite, client: Client, etcd: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """A server without CreateMany (the test-only switch) gets one Create per object, and the user sees the same
+    lines, errors and exit code as from a server with it (which got the pods in three CreateMany calls)."""
+    old = await start_apiserver(etcd, create_many=False)
+    batches = REQUESTS.labels("create_many", "", "OK")
+    try:
+        for server, ns in ((old.address, "via-create"), (None, "via-create-many")):
+            path = _bulk(tmp_path, f"{ns}.yaml", 600, namespace=ns)
+            args = ("apply", "-f", str(path), "--server", server) if server else ("apply", "-f", str(path))
+            before = batches._value.get()
+            result = await (run_kubelite(*args, env=cli_env) if server else kubelite(*args))
+            assert batches._value.get() - before == (0 if server else 3)
+            assert result.code == 1
+            assert result.err_lines == [f'error: {path} (document 7): pod/p005: namespaces "missing" not found']
+            assert sorted(result.out.splitlines()) == sorted(
+                [f"namespace/{ns} created", *(f"pod/p{i:03d} created" for i in range(600) if i != 5)])
+            assert len(await client.list_all("pods", ns)) == 599
+    finally:
+        await old.stop()
+
+
+async def test_bulk_reapply_updates_only_what_changed(kubelite: Kubelite, client: Client, tmp_path: Path) -> None:
+    """Applying a bulk file again answers AlreadyExists per object from CreateMany, and each object is then merged
+    on its own: the unchanged ones say so, the edited one is configured."""
+    path = _bulk(tmp_path, "bulk.yaml", 300)
+    await kubelite("apply", "-f", str(path))
+    docs = list(yaml.safe_load_all(path.read_text()))
+    docs[0]["metadata"]["labels"]["v"] = "v2"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = await kubelite("apply", "-f", str(path))
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert sorted(lines) == sorted(["pod/p000 configured", *(f"pod/p{i:03d} unchanged" for i in range(1, 300)
+                                                              if i != 5)])
+    assert (await client.get("pods", "p000", "default")).metadata.labels["v"] == "v2"
+
+
+async def test_bulk_apply_is_authorized_per_object(apiserver: RunningApiserver, client: Client,
+                                                   tmp_path: Path) -> None:
+    """A user who may create pods in one namespace only: the file's pods there are created, each of the others is
+    reported forbidden on its own line, and the command fails."""
+    for ns in ("team-a", "team-b"):
+        await client.create(convert.from_dict(core_pb2.Namespace, {"metadata": {"name": ns}}))
+    await client.create(convert.from_dict(rbac_pb2.Role, {
+        "metadata": {"name": "pod-maker", "namespace": "team-a"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "update"]}]}))
+    await client.create(convert.from_dict(rbac_pb2.RoleBinding, {
+        "metadata": {"name": "maker", "namespace": "team-a"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-maker"},
+        "subjects": [{"kind": "User", "name": "maker", "apiGroup": "rbac.authorization.k8s.io"}]}))
+    if not (testpki.get().dir / "users/maker.crt").exists():
+        testpki.get().issue("users/maker", pki.Request(pki.Identity("maker", ())))
+    config = testpki.get().config_file(tmp_path / "maker.yaml", apiserver.address, identity="users/maker")
+    docs = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": f"team-{'ab'[i % 2]}"},
+             "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}} for i in range(6)]
+    path = tmp_path / "teams.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = await run_kubelite("apply", "-f", str(path), env={"HOME": str(tmp_path), "KUBELITE_CONFIG": str(config)})
+    assert result.code == 1
+    assert sorted(result.out.splitlines()) == ["pod/p0 created", "pod/p2 created", "pod/p4 created"]
+    assert sorted(result.err_lines) == [
+        f'error: {path} (document {i + 1}): pod/p{i}: pods "p{i}" is forbidden: User "maker" cannot create resource '
+        f'"pods" in API group "" in the namespace "team-b"' for i in (1, 3, 5)]
+    assert await client.list_all("pods", "team-b") == []
