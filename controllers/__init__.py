@@ -1,5 +1,5 @@
 """The controller-manager: replicaset, deployment, endpoints, endpoint slices, node lifecycle, garbage
-collection, volumes, job, cronjob, daemonset, statefulset and disruption.
+collection, volumes, job, cronjob, daemonset, statefulset, disruption and ClusterRole aggregation.
 
 Each controller follows one shape: informer event handlers only enqueue keys,
 a work queue hands each key to one worker at a time, and `reconcile(key)`
@@ -28,4 +28,5 @@ cronjob/       CronJobs: Jobs on a cron schedule, concurrency policies, history 
 daemonset/     DaemonSets: a pod on every eligible node, rolling updates by node (plan_daemonset)
 statefulset/   StatefulSets: ordinal pods and claims, ordered or parallel, partitioned updates (plan_statefulset)
 disruption/    PodDisruptionBudget status for the eviction subresource (plan_budget)
+clusterroleaggregation/ an aggregated ClusterRole's rules written from the roles its selectors match
 """
