@@ -85,6 +85,33 @@ def stop_etcd(e: Etcd) -> None:
     shutil.rmtree(e.data_dir, ignore_errors=True)
 
 
+def mounts_under(base: str) -> list[str]:
+    """Mount points at or below `base`, deepest first (the order they can be unmounted in)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    prefix = base.rstrip("/") + "/"
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_mounts_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A kubelet stopped by a test leaves its pods' volumes mounted (a restarted one adopts them): the test's
+    temporary directory is unmounted when the test ends, so no mount outlives the run."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is not None:
+        for point in mounts_under(str(tmp)):
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mounts_left_by_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for directories shared by a module's tests (tmp_path_factory), once every test has ended."""
+    yield
+    for point in mounts_under(str(tmp_path_factory.getbasetemp())):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="session")
 def etcd_server() -> Iterator[Etcd]:
     e = start_etcd()
