@@ -1,12 +1,14 @@
 """Kubernetes' REST API, a second face of the apiserver beside gRPC, in the same process.
 
 server     the aiohttp application: authentication, the authorization hook, then the registry's verbs, watch
-           from the watch cache, subresources (status, scale, binding, eviction, log)
+           from the watch cache, subresources (status, scale, binding, eviction, log, serviceaccounts/token)
 request    what a path and method ask for: verb, kind, namespace, name, subresource
 discovery  /api, /apis and their group versions, legacy and aggregated (apidiscovery.k8s.io/v2)
 openapi    OpenAPI v3 documents: each kind's paths and the query parameters kubectl checks for
 status     errors as Kubernetes Status objects with their HTTP codes
 patch      JSON patch, JSON merge patch, strategic merge patch with Kubernetes' merge keys
 table      the Table format with `kubelite get`'s columns
+tokens     the TokenRequest (serviceaccounts/token) as the gRPC CreateToken request and back
+k8sproto   Kubernetes' protobuf encoding of the TokenRequest, the one body kubectl sends only that way
 streams    pods/exec over WebSocket (v5.channel.k8s.io, v4), proxied to the kubelet
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import time
 from typing import Any
@@ -41,10 +42,11 @@ from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission
 from apiserver.registry import Registry
-from apiserver.rest import discovery, openapi, patch, status, streams, table
+from apiserver.rest import discovery, k8sproto, openapi, patch, status, streams, table, tokens
 from apiserver.rest.request import RequestInfo, parse
 from apiserver.rest.status import HttpError
 from apiserver.rules import pod as pod_rules
+from apiserver.serviceaccounts import ServiceAccountTokens
 
 log = structlog.get_logger(component="apiserver")
 
@@ -135,8 +137,10 @@ class RestApi:
 
     def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
                  authenticator: authn.Authenticator, admission: Admission | None = None,
-                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None) -> None:
+                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None,
+                 sa_tokens: ServiceAccountTokens | None = None) -> None:
         self.registry = registry
+        self.sa_tokens = sa_tokens
         self.cache = cache
         self.proxy = proxy
         self.authenticator = authenticator
@@ -195,7 +199,8 @@ class RestApi:
             attrs = authz.Attributes(user, info.verb, info.resource, info.subresource, info.namespace, info.name,
                                      info.kind.group, field_selector=request.query.get("fieldSelector", ""))
             request[_ATTRS] = attrs
-            self._check(attrs)
+            if not _checked_with_body(info):
+                self._check(attrs)
             kind = WATCH if info.verb == "watch" else STREAM if info.subresource in ("log", "exec") else REQUEST
             with self.admission.admit(kind, self._peer(request)):
                 response = await self._resource(request, info)
@@ -293,6 +298,8 @@ class RestApi:
                 return await self._patch(request, info, status_=True)
         if sub == "scale" and info.resource in ("deployments", "replicasets", "statefulsets"):
             return await self._scale(request, info)
+        if info.resource == "serviceaccounts" and sub == "token" and request.method == "POST":
+            return await self._token(request, info)
         if info.resource == "pods":
             if sub == "binding" and request.method == "POST":
                 return await self._binding(request, info)
@@ -539,6 +546,24 @@ class RestApi:
         await eviction.evict(self.registry, req)
         return _respond(status.success(name=info.name, kind="pods"), 201)
 
+    async def _token(self, request: web.Request, info: RequestInfo) -> web.Response:
+        """A TokenRequest, as the gRPC CreateToken: authorized with its request (a kubelet may have tokens only for
+        its own pods), then issued."""
+        if self._dry_run(request):
+            raise InvalidError([FieldError("dryRun", "Unsupported value", "a dry-run TokenRequest is not served")])
+        if request.content_type == k8sproto.MEDIA_TYPE:  # what `kubectl create token` sends, and only that
+            body = k8sproto.decode(await request.read())
+        else:
+            body = await self._body(request)
+        req, warnings = tokens.token_request(body, self._namespace(info), info.name,
+                                             strict=self._validation(request) == _STRICT)
+        attrs = request[_ATTRS]
+        self.authorizer.check(dataclasses.replace(attrs, obj=req))
+        if self.sa_tokens is None:
+            raise HttpError(503, "ServiceUnavailable", "this apiserver issues no service account tokens")
+        resp = await self.sa_tokens.issue(req, datetime.datetime.now(datetime.UTC))
+        return _respond(tokens.token_response(req, resp), 201, warnings=warnings)
+
     async def _logs(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         q = request.query
         req = api_pb2.LogsRequest(namespace=self._namespace(info), name=info.name, container=q.get("container", ""),
@@ -660,6 +685,12 @@ class RestApi:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+
+def _checked_with_body(info: RequestInfo) -> bool:
+    """A TokenRequest is authorized with its body, as the gRPC call is: the node authorizer reads the pod it
+    binds the token to."""
+    return info.resource == "serviceaccounts" and info.subresource == "token" and info.verb == "create"
 
 
 def _patched_version(body: Any, content_type: str) -> str:
