@@ -4,7 +4,8 @@ server     the aiohttp application: authentication, the authorization hook, then
            from the watch cache, subresources (status, scale, binding, eviction, log, serviceaccounts/token)
 request    what a path and method ask for: verb, kind, namespace, name, subresource
 discovery  /api, /apis and their group versions, legacy and aggregated (apidiscovery.k8s.io/v2)
-openapi    OpenAPI v3 documents: each kind's paths and the query parameters kubectl checks for
+openapi    OpenAPI v3 documents and the v2 one: each kind's paths and the query parameters kubectl checks for
+openapi_pb the v2 document in gnostic's protobuf encoding, the only one kubectl takes for v2
 status     errors as Kubernetes Status objects with their HTTP codes
 patch      JSON patch, JSON merge patch, strategic merge patch with Kubernetes' merge keys
 table      the Table format with `kubelite get`'s columns

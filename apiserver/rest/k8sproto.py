@@ -21,11 +21,14 @@ from api.errors import FieldError, InvalidError
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 _F = descriptor_pb2.FieldDescriptorProto
-_STRING, _INT64, _INT32, _BYTES, _MESSAGE = _F.TYPE_STRING, _F.TYPE_INT64, _F.TYPE_INT32, _F.TYPE_BYTES, _F.TYPE_MESSAGE
+STRING, INT64, INT32, BYTES, BOOL, MESSAGE = (_F.TYPE_STRING, _F.TYPE_INT64, _F.TYPE_INT32, _F.TYPE_BYTES,
+                                              _F.TYPE_BOOL, _F.TYPE_MESSAGE)
+_STRING, _INT64, _INT32, _BYTES, _MESSAGE = STRING, INT64, INT32, BYTES, MESSAGE
 _PACKAGE = "kubelite.k8swire"
 
-# message: (field name, number, type, repeated, message type)
-_MESSAGES: dict[str, list[tuple[str, int, int, bool, str]]] = {
+Fields = list[tuple[str, int, int, bool, str]]  # (name, number, type, repeated, message type)
+
+_MESSAGES: dict[str, Fields] = {
     "TypeMeta": [("apiVersion", 1, _STRING, False, ""), ("kind", 2, _STRING, False, "")],
     "Unknown": [("typeMeta", 1, _MESSAGE, False, "TypeMeta"), ("raw", 2, _BYTES, False, ""),
                 ("contentEncoding", 3, _STRING, False, ""), ("contentType", 4, _STRING, False, "")],
@@ -46,19 +49,25 @@ _MESSAGES: dict[str, list[tuple[str, int, int, bool, str]]] = {
 }
 
 
-@functools.cache
-def _classes() -> dict[str, type[Message]]:
-    fdp = descriptor_pb2.FileDescriptorProto(name="kubelite/k8swire.proto", package=_PACKAGE, syntax="proto2")
-    for name, fields in _MESSAGES.items():
+def declare(package: str, messages: dict[str, Fields]) -> dict[str, type[Message]]:
+    """Message classes for messages declared by field number (a subset of another project's .proto)."""
+    fdp = descriptor_pb2.FileDescriptorProto(name=f"{package.replace('.', '/')}.proto", package=package,
+                                             syntax="proto3")
+    for name, fields in messages.items():
         msg = fdp.message_type.add(name=name)
         for field, number, type_, repeated, type_name in fields:
             msg.field.add(name=field, number=number, type=type_, json_name=field,
                           label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
-                          type_name=f".{_PACKAGE}.{type_name}" if type_name else None)
+                          type_name=f".{package}.{type_name}" if type_name else None)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-            for name in _MESSAGES}
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+            for name in messages}
+
+
+@functools.cache
+def _classes() -> dict[str, type[Message]]:
+    return declare(_PACKAGE, _MESSAGES)
 
 
 def _to_dict(msg: Message, path: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission
 from apiserver.registry import Registry
-from apiserver.rest import discovery, k8sproto, openapi, patch, status, streams, table, tokens
+from apiserver.rest import discovery, k8sproto, openapi, openapi_pb, patch, status, streams, table, tokens
 from apiserver.rest.request import RequestInfo, parse
 from apiserver.rest.status import HttpError
 from apiserver.rules import pod as pod_rules
@@ -274,6 +274,13 @@ class RestApi:
             return _respond(discovery.resource_list(parts[1], parts[2]))
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
+        if path == "/openapi/v2":
+            if openapi_pb.wanted(accept):  # kubectl's only choice for v2
+                return web.Response(body=openapi_pb.document(), content_type=openapi_pb.RETURNED)
+            if not openapi.accepts_json(accept):
+                raise HttpError(406, "NotAcceptable", f"/openapi/v2 is served as application/json or "
+                                                      f"{openapi_pb.MEDIA_TYPES[0]}, not {accept!r}")
+            return _respond(openapi.document_v2())
         if path == "/openapi/v3":
             return _respond(openapi.root())
         if path.startswith("/openapi/v3/") and (gv := openapi.lookup(path)) is not None:

@@ -257,3 +257,19 @@ async def test_kubectl_create_token_authenticates(rest: RunningApiserver, tmp_pa
     assert 'User "viewer" cannot create resource "serviceaccounts/token"' in denied.stderr, denied.stderr
     await kubectl(config, "delete", "pod", "web-1", "--grace-period=0", "--force")
     assert "You must be logged in to the server" in (await kubectl(as_pod, "get", "pods", check=False)).stderr
+
+
+
+async def test_kubectl_explain_from_openapi_v2(rest: RunningApiserver, tmp_path: Path) -> None:
+    """`kubectl explain --output plaintext-openapiv2` reads /openapi/v2 in the protobuf encoding kubectl asks for:
+    fields, their types and nested kinds as from v3."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    verbose = await kubectl(config, "explain", "deployment.spec.strategy", "--output", "plaintext-openapiv2",
+                            "-v=6")
+    assert "GET https://127.0.0.1:" in verbose.stderr and "/openapi/v2" in verbose.stderr
+    assert "KIND:     Deployment" in verbose.stdout and "VERSION:  apps/v1" in verbose.stdout
+    assert "rollingUpdate\t<Object>" in verbose.stdout and "type\t<string>" in verbose.stdout
+    ports = (await kubectl(config, "explain", "pods.spec.containers.ports", "--output", "plaintext-openapiv2")).stdout
+    assert "RESOURCE: ports <[]Object>" in ports and "containerPort\t<integer>" in ports
+    labels = (await kubectl(config, "explain", "pods.metadata.labels", "--output", "plaintext-openapiv2")).stdout
+    assert "FIELD:    labels <map[string]string>" in labels

@@ -297,3 +297,23 @@ async def test_bad_requests_get_statuses_not_crashes(rest: RunningApiserver, met
     got, status = await call(raw, rest, method, path, body)
     assert got == code, status
     assert status["kind"] == "Status" and status["code"] == code
+
+
+async def test_openapi_v2_json_and_not_acceptable(rest: RunningApiserver) -> None:
+    """/openapi/v2 as JSON is a Swagger 2.0 document whose references resolve and whose kinds carry their
+    group-version-kind; an Accept it cannot answer is 406 naming what it serves."""
+    code, doc = await call(raw, rest, "GET", "/openapi/v2", headers={"Accept": "application/json"})
+    assert code == 200 and doc["swagger"] == "2.0"
+    definitions = doc["definitions"]
+    deployment = next(d for d in definitions.values()
+                      if {"group": "apps", "version": "v1", "kind": "Deployment"} in d.get(
+                          "x-kubernetes-group-version-kind", []))
+    spec = deployment["properties"]["spec"]["$ref"]
+    assert spec.startswith("#/definitions/") and spec.removeprefix("#/definitions/") in definitions
+    containers = definitions["kubelite.v1.PodSpec"]["properties"]["containers"]
+    assert containers["x-kubernetes-patch-merge-key"] == "name"
+    params = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"]["parameters"]
+    assert {"name": "fieldValidation", "in": "query", "type": "string", "uniqueItems": True} in params
+    code, status = await call(raw, rest, "GET", "/openapi/v2", headers={"Accept": "text/html"})
+    assert code == 406 and status["reason"] == "NotAcceptable"
+    assert "application/json" in status["message"]
