@@ -317,3 +317,27 @@ async def test_openapi_v2_json_and_not_acceptable(rest: RunningApiserver) -> Non
     code, status = await call(raw, rest, "GET", "/openapi/v2", headers={"Accept": "text/html"})
     assert code == 406 and status["reason"] == "NotAcceptable"
     assert "application/json" in status["message"]
+
+
+async def test_token_request_with_the_official_client(rest: RunningApiserver) -> None:
+    """The official client's create_namespaced_service_account_token gets a TokenRequest back with the spec as
+    issued and a token; a lifetime out of bounds or a Secret to bind to is a 422 naming the field."""
+    core = k8s.CoreV1Api(api_client(rest))
+    body = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=["vault"],
+                                                                        expiration_seconds=600))
+    got = await call(core.create_namespaced_service_account_token, "default", "default", body)
+    assert got.spec.audiences == ["vault"] and got.spec.expiration_seconds == 600
+    assert got.status.token.count(".") == 2 and got.status.expiration_timestamp is not None
+    long = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=10**6))
+    with pytest.raises(ApiException) as e:
+        await call(core.create_namespaced_service_account_token, "default", "default", long)
+    assert e.value.status == 422 and "spec.expirationSeconds" in e.value.body
+    secret = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(
+        audiences=[], bound_object_ref=k8s.V1BoundObjectReference(kind="Secret", api_version="v1", name="s")))
+    with pytest.raises(ApiException) as e:
+        await call(core.create_namespaced_service_account_token, "default", "default", secret)
+    assert e.value.status == 422 and "spec.boundObjectRef.kind" in e.value.body
+    code, resources = await call(raw, rest, "GET", "/api/v1")
+    assert code == 200
+    token = next(r for r in resources["resources"] if r["name"] == "serviceaccounts/token")
+    assert (token["group"], token["kind"], token["verbs"]) == ("authentication.k8s.io", "TokenRequest", ["create"])
