@@ -1,11 +1,12 @@
-"""Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`) for the one body kubectl 1.32 sends only
-that way: the TokenRequest of `kubectl create token`, which does not retry as JSON when refused.
+"""Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`) for the bodies kubectl 1.32 sends only
+that way, and does not retry as JSON when refused: the TokenRequest of `kubectl create token` and the
+SelfSubjectReview of `kubectl auth whoami`.
 
 A body is the magic `k8s\\0`, then a runtime.Unknown envelope (its apiVersion and kind, and the object's own
 protobuf bytes). The messages are declared here with Kubernetes' field numbers (k8s.io/api/authentication/v1
 generated.proto) and decoded by the protobuf library. Go writes every field, empty ones too: a zero value is
 dropped as JSON's omitempty would, and a field set that the TokenRequest does not take is refused by name (or, not
-declared here at all, by number).
+declared here at all, by number). Answers go back as JSON, which kubectl also accepts.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ _MESSAGES: dict[str, Fields] = {
     "TokenRequest": [("metadata", 1, _MESSAGE, False, "ObjectMeta"), ("spec", 2, _MESSAGE, False,
                                                                        "TokenRequestSpec"),
                      ("status", 3, _MESSAGE, False, "TokenRequestStatus")],
+    "UserInfo": [("username", 1, _STRING, False, ""), ("uid", 2, _STRING, False, ""),
+                 ("groups", 3, _STRING, True, "")],
+    "SelfSubjectReviewStatus": [("userInfo", 1, _MESSAGE, False, "UserInfo")],
+    "SelfSubjectReview": [("metadata", 1, _MESSAGE, False, "ObjectMeta"),
+                          ("status", 2, _MESSAGE, False, "SelfSubjectReviewStatus")],
 }
 
 
@@ -89,22 +95,23 @@ def _to_dict(msg: Message, path: str) -> dict[str, Any]:
     return out
 
 
-def decode(raw: bytes) -> dict[str, Any]:
-    """A protobuf-encoded TokenRequest as its JSON form (the only kind served in this encoding)."""
+def decode(raw: bytes, kind: str = "TokenRequest") -> dict[str, Any]:
+    """A protobuf-encoded authentication.k8s.io/v1 object of `kind` (TokenRequest, SelfSubjectReview) as its JSON
+    form."""
     if not raw.startswith(MAGIC):
         raise InvalidError("a protobuf body must start with Kubernetes' magic k8s\\0")
     classes = _classes()
     try:
         envelope = classes["Unknown"].FromString(raw[len(MAGIC):])
         meta = envelope.typeMeta  # type: ignore[attr-defined]
-        if (meta.apiVersion, meta.kind) != ("authentication.k8s.io/v1", "TokenRequest"):
-            raise InvalidError([FieldError("kind", "Unsupported value", "only an authentication.k8s.io/v1 "
-                                           "TokenRequest is served as protobuf; send JSON",
+        if (meta.apiVersion, meta.kind) != ("authentication.k8s.io/v1", kind):
+            raise InvalidError([FieldError("kind", "Unsupported value", f"this path takes an "
+                                           f"authentication.k8s.io/v1 {kind} as protobuf",
                                            f"{meta.apiVersion} {meta.kind}")])
         if envelope.contentEncoding:  # type: ignore[attr-defined]
             raise InvalidError([FieldError("contentEncoding", "Unsupported value", "no content encoding is served",
                                            envelope.contentEncoding)])  # type: ignore[attr-defined]
-        body = _to_dict(classes["TokenRequest"].FromString(envelope.raw), "")  # type: ignore[attr-defined]
+        body = _to_dict(classes[kind].FromString(envelope.raw), "")  # type: ignore[attr-defined]
     except DecodeError as e:
         raise InvalidError(f"the protobuf body does not decode: {e}") from None
     body["apiVersion"], body["kind"] = meta.apiVersion, meta.kind

@@ -59,6 +59,7 @@ JSON = "application/json"
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelite", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}
 _STRICT, _WARN, _IGNORE = "Strict", "Warn", "Ignore"
+REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"  # `kubectl auth whoami`
 UNKNOWN_FIELD = "unknown field"  # the FieldError kind api/convert.py gives a field no message has
 
 
@@ -191,6 +192,13 @@ class RestApi:
                 self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
                 raise
             authn.set_user(user)
+            if request.path.rstrip("/") == REVIEWS:
+                attrs = authz.Attributes(user, "create", "selfsubjectreviews", api_group="authentication.k8s.io")
+                self._check(attrs)
+                with self.admission.admit(REQUEST, self._peer(request)):
+                    response = await self._review(request, user)
+                code = "OK"
+                return response
             info = parse(request.method, request.path, _bool(request.query.get("watch")))
             if info is None:
                 self._check(authz.Attributes(user, "get", path=request.path.rstrip("/") or "/"))
@@ -552,6 +560,22 @@ class RestApi:
         req.metadata.namespace = self._namespace(info)
         await eviction.evict(self.registry, req)
         return _respond(status.success(name=info.name, kind="pods"), 201)
+
+    async def _review(self, request: web.Request, user: authn.UserInfo) -> web.Response:
+        """A SelfSubjectReview: who the caller is, after impersonation (the gRPC WhoAmI)."""
+        if request.method != "POST":
+            raise HttpError(405, "MethodNotAllowed", "a SelfSubjectReview is created (POST), never read")
+        if request.content_type == k8sproto.MEDIA_TYPE:
+            body = k8sproto.decode(await request.read(), "SelfSubjectReview")
+        else:
+            body = await self._body(request)
+        extra = set(body) - {"apiVersion", "kind", "metadata", "status"} if isinstance(body, dict) else {"body"}
+        if extra:
+            raise InvalidError([FieldError(sorted(extra)[0], "unknown field", "a SelfSubjectReview takes no fields")])
+        return _respond({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                         "metadata": {"creationTimestamp": None},
+                         "status": {"userInfo": {"username": user.name, "uid": user.uid,
+                                                 "groups": list(user.groups)}}}, 201)
 
     async def _token(self, request: web.Request, info: RequestInfo) -> web.Response:
         """A TokenRequest, as the gRPC CreateToken: authorized with its request (a kubelet may have tokens only for

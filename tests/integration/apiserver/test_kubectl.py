@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -203,8 +204,8 @@ def _claims(token: str) -> dict[str, Any]:
 
 async def test_kubectl_create_token_authenticates(rest: RunningApiserver, tmp_path: Path) -> None:
     """`kubectl create token` (protobuf body; with --duration, --audience, a pod bound) gets a token from the REST
-    face that authenticates kubectl as the ServiceAccount; the TokenRequest API's limits and errors are the gRPC
-    call's; a kubelet gets one only for its own pod, and a user without RBAC grants none."""
+    face that authenticates kubectl as the ServiceAccount (`kubectl auth whoami`); the TokenRequest API's limits
+    and errors are the gRPC call's; a kubelet gets one only for its own pod, and a user without RBAC none."""
     config = write_kubeconfig(rest, tmp_path / "kubeconfig")
     url = f"https://127.0.0.1:{rest.server.rest_ports[0]}"
     made = await kubectl(config, "create", "token", "default", "-v=6")
@@ -213,6 +214,10 @@ async def test_kubectl_create_token_authenticates(rest: RunningApiserver, tmp_pa
     assert claims["sub"] == "system:serviceaccount:default:default" and claims["exp"] - claims["iat"] == 3600
     as_sa = tmp_path / "sa-kubeconfig"
     as_sa.write_text(kubeconfig.render_token(url, testpki.get().pem("ca"), token))
+    whoami = (await kubectl(as_sa, "auth", "whoami")).stdout
+    assert re.search(r"Username\s+system:serviceaccount:default:default", whoami), whoami
+    assert re.search(r"Groups\s+\[system:serviceaccounts system:serviceaccounts:default system:authenticated\]",
+                     whoami), whoami
     refused = await kubectl(as_sa, "get", "pods", check=False)
     assert 'User "system:serviceaccount:default:default" cannot list resource "pods"' in refused.stderr, \
         refused.stderr
@@ -273,3 +278,4 @@ async def test_kubectl_explain_from_openapi_v2(rest: RunningApiserver, tmp_path:
     assert "RESOURCE: ports <[]Object>" in ports and "containerPort\t<integer>" in ports
     labels = (await kubectl(config, "explain", "pods.metadata.labels", "--output", "plaintext-openapiv2")).stdout
     assert "FIELD:    labels <map[string]string>" in labels
+

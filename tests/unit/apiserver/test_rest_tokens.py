@@ -91,3 +91,16 @@ def test_protobuf_bodies_refused() -> None:
     with pytest.raises(InvalidError) as e:
         tokens.token_request(req, "ns", "default", strict=True)
     assert e.value.errors[0].path == "metadata.generateName"
+
+
+def test_kubectls_self_subject_review_decodes() -> None:
+    """`kubectl auth whoami`'s protobuf SelfSubjectReview (empty userInfo) decodes to an empty review; a
+    TokenRequest sent to its path is refused by kind."""
+    review = (bytes.fromhex("6b3873000a2d0a18") + b"authentication.k8s.io/v1" + bytes.fromhex("1211")
+              + b"SelfSubjectReview" + bytes.fromhex("121a") + bytes([0x0A, len(META)]) + META
+              + bytes.fromhex("12060a040a001200") + TAIL)
+    assert k8sproto.decode(review, "SelfSubjectReview") == {"apiVersion": "authentication.k8s.io/v1",
+                                                            "kind": "SelfSubjectReview"}
+    with pytest.raises(InvalidError) as e:
+        k8sproto.decode(KUBECTL_BODY, "SelfSubjectReview")
+    assert e.value.errors[0].path == "kind"
