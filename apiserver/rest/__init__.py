@@ -11,5 +11,5 @@ patch      JSON patch, JSON merge patch, strategic merge patch with Kubernetes' 
 table      the Table format with `kubelite get`'s columns
 tokens     the TokenRequest (serviceaccounts/token) as the gRPC CreateToken request and back
 k8sproto   Kubernetes' protobuf encoding of the TokenRequest, the one body kubectl sends only that way
-streams    pods/exec over WebSocket (v5.channel.k8s.io, v4), proxied to the kubelet
+streams    pods/exec and pods/attach over WebSocket (v5.channel.k8s.io, v4), proxied to the kubelet
 """

@@ -209,7 +209,8 @@ class RestApi:
             request[_ATTRS] = attrs
             if not _checked_with_body(info):
                 self._check(attrs)
-            kind = WATCH if info.verb == "watch" else STREAM if info.subresource in ("log", "exec") else REQUEST
+            streamed = info.subresource in ("log", "exec", "attach")
+            kind = WATCH if info.verb == "watch" else STREAM if streamed else REQUEST
             with self.admission.admit(kind, self._peer(request)):
                 response = await self._resource(request, info)
             code = "OK"
@@ -325,8 +326,7 @@ class RestApi:
             if sub == "exec":
                 return await self._exec(request, info)
             if sub == "attach":
-                raise HttpError(501, "NotImplemented", "pods/attach is not served: the kubelet runs commands to "
-                                                       "their end (pods/exec)")
+                return await self._exec(request, info, attach=True)
         raise HttpError(404, "NotFound", f"{info.resource} have no {sub} subresource served for {request.method}")
 
     async def _body(self, request: web.Request) -> Any:
@@ -628,11 +628,15 @@ class RestApi:
         await response.write_eof()
         return response
 
-    async def _exec(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+    async def _exec(self, request: web.Request, info: RequestInfo, *, attach: bool = False) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            raise HttpError(400, "BadRequest", f"pods/exec is served over WebSocket ({streams.V5} or "
+            raise HttpError(400, "BadRequest", f"pods/{info.subresource} is served over WebSocket ({streams.V5} or "
                                                f"{streams.V4}); SPDY is not")
         namespace = self._namespace(info)
+        start = streams.stream_start(request.query, namespace, info.name, attach=attach)
+        if start is not None:
+            await self.registry.sync()
+            return await streams.serve_stream(request, start, self.proxy.stream, self.admission.limits.max_exec_seconds)
 
         async def run(req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
             await self.registry.sync()
