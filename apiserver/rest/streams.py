@@ -118,7 +118,7 @@ async def serve_stream(request: web.Request, start: api_pb2.StreamStart, run: An
     except* TimeoutError:
         status = {"metadata": {}, "status": "Failure", "reason": "Timeout",
                   "message": f"the stream was closed after its limit of {max_seconds}s"}
-    if status:
+    if status and not ws.closed:
         await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
     await ws.close()
     return ws

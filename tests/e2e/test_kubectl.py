@@ -204,7 +204,8 @@ spec:
 
 def test_kubectl_exec_and_attach_with_a_terminal(lab: Lab, tmp_path: Path) -> None:
     """`kubectl exec -i -t` runs a command on a terminal of the user's size, resized with the user's window (tty,
-    stty size, typed input, its exit code), and `kubectl attach -i -t` reaches a container's own shell, streamed both ways."""
+    stty size, typed input, its exit code), and `kubectl attach -i -t` reaches a container's own shell, streamed
+    both ways."""
     manifest = tmp_path / "term.yaml"
     manifest.write_text(TERMINAL_POD)
     try:
