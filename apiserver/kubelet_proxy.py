@@ -89,6 +89,26 @@ class KubeletProxy:
         except grpc.aio.AioRpcError as e:
             raise self._mapped(e, pod, target) from None
 
+    async def stream(self, start: api_pb2.StreamStart, requests: AsyncIterator[api_pb2.StreamRequest]
+                     ) -> AsyncIterator[api_pb2.StreamResponse]:
+        """An interactive exec or attach on the pod's kubelet: `requests` (input, resizes) go up, output comes
+        back."""
+        stub, pod, target = await self._target(start.namespace, start.name)
+
+        async def outgoing() -> AsyncIterator[api_pb2.StreamRequest]:
+            yield api_pb2.StreamRequest(start=start)
+            async for req in requests:
+                yield req
+
+        call = stub.Stream(outgoing())
+        try:
+            async for resp in call:
+                yield resp
+        except grpc.aio.AioRpcError as e:
+            raise self._mapped(e, pod, target) from None
+        finally:
+            call.cancel()
+
     def _mapped(self, e: grpc.aio.AioRpcError, pod: core_pb2.Pod, target: str) -> ApiError:
         if e.code() == grpc.StatusCode.UNAVAILABLE:
             if self.tls_files is not None:

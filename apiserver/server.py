@@ -681,7 +681,7 @@ class ApiServer:
         self.server = server
         # The REST face shares the servicer's overload limits, authorizer and audit log.
         self.rest = RestApi(self.registry, self.cache, self.proxy, self.authenticator, servicer.admission,
-                            self.authorizer, self.audit)
+                            self.authorizer, self.audit, self.sa_tokens)
         rest_runner = web.AppRunner(self.rest.app(), access_log=None, handler_cancellation=True,
                                     shutdown_timeout=1.0)
         try:

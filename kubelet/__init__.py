@@ -18,7 +18,8 @@ atomic      the atomic writer: a volume's files swap at once through the `..data
 localpath   the node's side of local-path volumes: directories made and removed on this node's disk
 objects     watches of exactly the ConfigMaps, Secrets, claims and volumes the node's pods refer to
 backoff     exponential back-off for restarts and image pulls
-server      the Kubelet gRPC service: logs and exec, over mutual TLS to the apiserver only
+server      the Kubelet gRPC service: logs, exec and interactive streams, over mutual TLS to the apiserver only
+streaming   interactive exec and attach bridged to the runtime's streaming server (WebSocket, v4.channel.k8s.io)
 certificates  renews the node's certificates before they expire, without a restart
 hollow      many fake-runtime kubelets in one process, for benchmarks
 runtime/    the container runtime layer (CRI, process, fake)

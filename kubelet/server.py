@@ -1,4 +1,4 @@
-"""The kubelet's own gRPC API (service Kubelet): container logs and exec.
+"""The kubelet's own gRPC API (service Kubelet): container logs, exec, and interactive streams.
 
 The apiserver proxies `kubelite logs` and `kubelite exec` here, to the
 address the Node publishes (InternalIP : daemonEndpoints.kubeletEndpoint).
@@ -9,22 +9,34 @@ identity (`kube-apiserver-kubelet-client`): anyone else fails the handshake
 Logs are read from the CRI log files (tail, follow until the container
 exits, previous attempt, timestamps, since); exec runs through the runtime's
 ExecSync. CRI's ExecSync has no stdin, so stdin is handed to the command
-through the container's own `sh` and `base64` (busybox has both).
+through the container's own `sh` and `base64` (busybox has both). An interactive
+exec (with a terminal) or an attach goes through Stream, bridged to the runtime's
+streaming server (CRI Exec/Attach; see streaming.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import grpc
 import structlog
 
 from api.pb import api_pb2, api_pb2_grpc, core_pb2
 from client import tls
+from kubelet import streaming
 from kubelet.observed import ContainerView, observe_pod
-from kubelet.runtime.interface import ContainerRuntimeError, ContainerState, ExecTimeoutError, NotFoundError, Runtime
+from kubelet.runtime.interface import (
+    ContainerRuntimeError,
+    ContainerState,
+    ExecTimeoutError,
+    NotFoundError,
+    Runtime,
+    StreamingUnsupportedError,
+)
 from kubelet.runtime.logs import LogOptions, read_log
 
 log = structlog.get_logger(__name__)
@@ -162,6 +174,46 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
         log.info("container_exec", pod=f"{request.namespace}/{request.name}", container=view.name,
                  command=list(request.command)[:3], exit_code=result.exit_code)
         return api_pb2.ExecResponse(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)
+
+
+    async def Stream(self, request_iterator: AsyncIterator[api_pb2.StreamRequest],
+                     context: grpc.aio.ServicerContext) -> None:
+        """An interactive exec or attach: bridged to the runtime's streaming server over WebSocket
+        (v4.channel.k8s.io), input and resizes one way, output the other, then the exit code."""
+        requests = request_iterator.__aiter__()
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("message") != "start":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a stream starts with what it runs (start)")
+            raise AssertionError  # abort raises
+        start = first.start
+        try:
+            self._check_caller(context)
+            _, view = await self._target(start.namespace, start.name, start.container)
+            if view.state != ContainerState.RUNNING:
+                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                             f"container {view.name} is not running (it is {view.state})")
+            url = await self.runtime.stream_url(view.id, list(start.command), tty=start.tty, stdin=start.stdin)
+        except _Abort as exc:
+            await context.abort(exc.code, exc.message)
+            raise
+        except StreamingUnsupportedError as exc:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, str(exc))
+            raise
+        except NotFoundError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"container {view.name} is gone")
+            raise
+        except ContainerRuntimeError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise
+        log.info("container_stream_started", pod=f"{start.namespace}/{start.name}", container=view.name,
+                 command=list(start.command)[:3], tty=start.tty, stdin=start.stdin)
+        timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5)
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                url, protocols=(streaming.V4,), timeout=timeout, max_msg_size=0, autoping=True) as ws, \
+                asyncio.TaskGroup() as tg:
+            pump = tg.create_task(streaming.forward_input(requests, ws))
+            await streaming.forward_output(ws, context.write)
+            pump.cancel()
 
 
 class KubeletServer:

@@ -901,6 +901,11 @@ class KubeletStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.Stream = channel.stream_stream(
+                '/kubelite.v1.Kubelet/Stream',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.StreamRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.StreamResponse.FromString,
+                _registered_method=True)
 
 
 class KubeletServicer:
@@ -919,6 +924,13 @@ class KubeletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stream(self, request_iterator, context):
+        """An interactive exec or attach, streamed both ways through the runtime's streaming server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KubeletServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -931,6 +943,11 @@ def add_KubeletServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.ExecRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
+            ),
+            'Stream': grpc.stream_stream_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.StreamRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.StreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -988,6 +1005,33 @@ class Kubelet:
             '/kubelite.v1.Kubelet/Exec',
             kubelite_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubelite.v1.Kubelet/Stream',
+            kubelite_dot_v1_dot_api__pb2.StreamRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.StreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

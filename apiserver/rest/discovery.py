@@ -19,6 +19,7 @@ SUBRESOURCES: dict[tuple[str, str], tuple[str, str, str, list[str]]] = {
     ("pods", "log"): ("", "v1", "Pod", ["get"]),
     ("pods", "exec"): ("", "v1", "PodExecOptions", ["create", "get"]),
     ("pods", "eviction"): ("policy", "v1", "Eviction", ["create"]),
+    ("serviceaccounts", "token"): ("authentication.k8s.io", "v1", "TokenRequest", ["create"]),
 }
 for _k in kinds.KINDS:
     if _k.has_status:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import time
 from typing import Any
@@ -41,10 +42,11 @@ from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission
 from apiserver.registry import Registry
-from apiserver.rest import discovery, openapi, patch, status, streams, table
+from apiserver.rest import discovery, k8sproto, openapi, openapi_pb, patch, status, streams, table, tokens
 from apiserver.rest.request import RequestInfo, parse
 from apiserver.rest.status import HttpError
 from apiserver.rules import pod as pod_rules
+from apiserver.serviceaccounts import ServiceAccountTokens
 
 log = structlog.get_logger(component="apiserver")
 
@@ -57,6 +59,7 @@ JSON = "application/json"
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelite", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}
 _STRICT, _WARN, _IGNORE = "Strict", "Warn", "Ignore"
+REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"  # `kubectl auth whoami`
 UNKNOWN_FIELD = "unknown field"  # the FieldError kind api/convert.py gives a field no message has
 
 
@@ -135,8 +138,10 @@ class RestApi:
 
     def __init__(self, registry: Registry, cache: WatchCache, proxy: KubeletProxy,
                  authenticator: authn.Authenticator, admission: Admission | None = None,
-                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None) -> None:
+                 authorizer: authz.Authorizer | None = None, audit_log: audit.AuditLog | None = None,
+                 sa_tokens: ServiceAccountTokens | None = None) -> None:
         self.registry = registry
+        self.sa_tokens = sa_tokens
         self.cache = cache
         self.proxy = proxy
         self.authenticator = authenticator
@@ -187,6 +192,13 @@ class RestApi:
                 self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
                 raise
             authn.set_user(user)
+            if request.path.rstrip("/") == REVIEWS:
+                attrs = authz.Attributes(user, "create", "selfsubjectreviews", api_group="authentication.k8s.io")
+                self._check(attrs)
+                with self.admission.admit(REQUEST, self._peer(request)):
+                    response = await self._review(request, user)
+                code = "OK"
+                return response
             info = parse(request.method, request.path, _bool(request.query.get("watch")))
             if info is None:
                 self._check(authz.Attributes(user, "get", path=request.path.rstrip("/") or "/"))
@@ -195,8 +207,10 @@ class RestApi:
             attrs = authz.Attributes(user, info.verb, info.resource, info.subresource, info.namespace, info.name,
                                      info.kind.group, field_selector=request.query.get("fieldSelector", ""))
             request[_ATTRS] = attrs
-            self._check(attrs)
-            kind = WATCH if info.verb == "watch" else STREAM if info.subresource in ("log", "exec") else REQUEST
+            if not _checked_with_body(info):
+                self._check(attrs)
+            streamed = info.subresource in ("log", "exec", "attach")
+            kind = WATCH if info.verb == "watch" else STREAM if streamed else REQUEST
             with self.admission.admit(kind, self._peer(request)):
                 response = await self._resource(request, info)
             code = "OK"
@@ -269,6 +283,13 @@ class RestApi:
             return _respond(discovery.resource_list(parts[1], parts[2]))
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
+        if path == "/openapi/v2":
+            if openapi_pb.wanted(accept):  # kubectl's only choice for v2
+                return web.Response(body=openapi_pb.document(), content_type=openapi_pb.RETURNED)
+            if not openapi.accepts_json(accept):
+                raise HttpError(406, "NotAcceptable", f"/openapi/v2 is served as application/json or "
+                                                      f"{openapi_pb.MEDIA_TYPES[0]}, not {accept!r}")
+            return _respond(openapi.document_v2())
         if path == "/openapi/v3":
             return _respond(openapi.root())
         if path.startswith("/openapi/v3/") and (gv := openapi.lookup(path)) is not None:
@@ -293,6 +314,8 @@ class RestApi:
                 return await self._patch(request, info, status_=True)
         if sub == "scale" and info.resource in ("deployments", "replicasets", "statefulsets"):
             return await self._scale(request, info)
+        if info.resource == "serviceaccounts" and sub == "token" and request.method == "POST":
+            return await self._token(request, info)
         if info.resource == "pods":
             if sub == "binding" and request.method == "POST":
                 return await self._binding(request, info)
@@ -303,8 +326,7 @@ class RestApi:
             if sub == "exec":
                 return await self._exec(request, info)
             if sub == "attach":
-                raise HttpError(501, "NotImplemented", "pods/attach is not served: the kubelet runs commands to "
-                                                       "their end (pods/exec)")
+                return await self._exec(request, info, attach=True)
         raise HttpError(404, "NotFound", f"{info.resource} have no {sub} subresource served for {request.method}")
 
     async def _body(self, request: web.Request) -> Any:
@@ -539,6 +561,40 @@ class RestApi:
         await eviction.evict(self.registry, req)
         return _respond(status.success(name=info.name, kind="pods"), 201)
 
+    async def _review(self, request: web.Request, user: authn.UserInfo) -> web.Response:
+        """A SelfSubjectReview: who the caller is, after impersonation (the gRPC WhoAmI)."""
+        if request.method != "POST":
+            raise HttpError(405, "MethodNotAllowed", "a SelfSubjectReview is created (POST), never read")
+        if request.content_type == k8sproto.MEDIA_TYPE:
+            body = k8sproto.decode(await request.read(), "SelfSubjectReview")
+        else:
+            body = await self._body(request)
+        extra = set(body) - {"apiVersion", "kind", "metadata", "status"} if isinstance(body, dict) else {"body"}
+        if extra:
+            raise InvalidError([FieldError(sorted(extra)[0], "unknown field", "a SelfSubjectReview takes no fields")])
+        return _respond({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                         "metadata": {"creationTimestamp": None},
+                         "status": {"userInfo": {"username": user.name, "uid": user.uid,
+                                                 "groups": list(user.groups)}}}, 201)
+
+    async def _token(self, request: web.Request, info: RequestInfo) -> web.Response:
+        """A TokenRequest, as the gRPC CreateToken: authorized with its request (a kubelet may have tokens only for
+        its own pods), then issued."""
+        if self._dry_run(request):
+            raise InvalidError([FieldError("dryRun", "Unsupported value", "a dry-run TokenRequest is not served")])
+        if request.content_type == k8sproto.MEDIA_TYPE:  # what `kubectl create token` sends, and only that
+            body = k8sproto.decode(await request.read())
+        else:
+            body = await self._body(request)
+        req, warnings = tokens.token_request(body, self._namespace(info), info.name,
+                                             strict=self._validation(request) == _STRICT)
+        attrs = request[_ATTRS]
+        self.authorizer.check(dataclasses.replace(attrs, obj=req))
+        if self.sa_tokens is None:
+            raise HttpError(503, "ServiceUnavailable", "this apiserver issues no service account tokens")
+        resp = await self.sa_tokens.issue(req, datetime.datetime.now(datetime.UTC))
+        return _respond(tokens.token_response(req, resp), 201, warnings=warnings)
+
     async def _logs(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         q = request.query
         req = api_pb2.LogsRequest(namespace=self._namespace(info), name=info.name, container=q.get("container", ""),
@@ -572,11 +628,15 @@ class RestApi:
         await response.write_eof()
         return response
 
-    async def _exec(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+    async def _exec(self, request: web.Request, info: RequestInfo, *, attach: bool = False) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            raise HttpError(400, "BadRequest", f"pods/exec is served over WebSocket ({streams.V5} or "
+            raise HttpError(400, "BadRequest", f"pods/{info.subresource} is served over WebSocket ({streams.V5} or "
                                                f"{streams.V4}); SPDY is not")
         namespace = self._namespace(info)
+        start = streams.stream_start(request.query, namespace, info.name, attach=attach)
+        if start is not None:
+            await self.registry.sync()
+            return await streams.serve_stream(request, start, self.proxy.stream, self.admission.limits.max_exec_seconds)
 
         async def run(req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
             await self.registry.sync()
@@ -660,6 +720,12 @@ class RestApi:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+
+def _checked_with_body(info: RequestInfo) -> bool:
+    """A TokenRequest is authorized with its body, as the gRPC call is: the node authorizer reads the pod it
+    binds the token to."""
+    return info.resource == "serviceaccounts" and info.subresource == "token" and info.verb == "create"
 
 
 def _patched_version(body: Any, content_type: str) -> str:

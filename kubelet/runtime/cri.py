@@ -229,6 +229,14 @@ class CRIRuntime:
             raise
         return ExecResult(resp.stdout, resp.stderr, resp.exit_code)
 
+    async def stream_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+        if cmd:
+            exec_req = api.ExecRequest(container_id=container_id, cmd=list(cmd), tty=tty, stdin=stdin, stdout=True,
+                                       stderr=not tty)
+            return (await self._call(self._rt.Exec, exec_req)).url
+        attach = api.AttachRequest(container_id=container_id, tty=tty, stdin=stdin, stdout=True, stderr=not tty)
+        return (await self._call(self._rt.Attach, attach)).url
+
     # ---- images ----
 
     async def image_status(self, image: str) -> Image | None:

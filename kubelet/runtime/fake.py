@@ -40,6 +40,7 @@ from kubelet.runtime.interface import (
     RuntimeVersion,
     SandboxCreateError,
     SandboxState,
+    StreamingUnsupportedError,
     exit_reason,
 )
 from kubelet.runtime.logs import format_record
@@ -316,6 +317,9 @@ class FakeRuntime:
                 created_at=c.created_at, labels=dict(c.config.labels), annotations=dict(c.config.annotations),
             ))
         return out
+
+    async def stream_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+        raise StreamingUnsupportedError("the fake runtime runs no processes to stream")
 
     async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:
         self._enter("exec_sync")

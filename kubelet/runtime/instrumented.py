@@ -140,6 +140,9 @@ class InstrumentedRuntime:
     async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:
         return await self._timed("exec_sync", self.inner.exec_sync(container_id, cmd, timeout))
 
+    async def stream_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+        return await self._timed("stream_url", self.inner.stream_url(container_id, cmd, tty=tty, stdin=stdin))
+
     async def image_status(self, image: str) -> Image | None:
         return await self._timed("image_status", self.inner.image_status(image))
 

@@ -65,6 +65,10 @@ class ExecTimeoutError(ContainerRuntimeError):
     reason = "ExecTimeout"
 
 
+class StreamingUnsupportedError(ContainerRuntimeError):
+    """The runtime has no streaming server (interactive exec, attach)."""
+
+
 # ---- states ----
 
 
@@ -357,6 +361,11 @@ class Runtime(Protocol):
     ) -> list[Container]: ...
 
     async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult: ...
+
+    async def stream_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+        """The runtime's streaming URL (WebSocket, v4.channel.k8s.io) for an interactive exec of `cmd`, or, with
+        no `cmd`, an attach to the container's process; StreamingUnsupportedError where the runtime has none."""
+        ...
 
     async def image_status(self, image: str) -> Image | None:
         """The image if present, else None (absence is not an error)."""

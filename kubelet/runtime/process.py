@@ -60,6 +60,7 @@ from kubelet.runtime.interface import (
     SandboxCreateError,
     SandboxState,
     Security,
+    StreamingUnsupportedError,
     exit_reason,
 )
 from kubelet.runtime.logs import LogWriter
@@ -438,6 +439,10 @@ class ProcessRuntime:
             and (state is None or c.state == state)
             and _matches(c.config.labels, labels)
         ]
+
+    async def stream_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+        raise StreamingUnsupportedError("the process runtime has no streaming server: interactive exec and attach "
+                                        "need the CRI runtime (containerd)")
 
     async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:
         c = self._container(container_id)

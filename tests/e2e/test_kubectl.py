@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
+import select
 import shutil
+import signal
+import struct
 import subprocess
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +137,93 @@ def test_stateless_application_tutorial(lab: Lab) -> None:
     finally:
         kubectl(lab, "delete", "deployment", "nginx-deployment", "--ignore-not-found", check=False)
     wait_until(lambda: not pods(lab, "app=nginx"), timeout=120, what="nginx pods gone")
+
+
+def on_terminal(lab: Lab, *args: str, steps: list[tuple[str, str | tuple[int, int]]], rows: int = 30,
+                cols: int = 100, timeout: float = 90) -> tuple[int, str]:
+    """kubectl on a pseudo-terminal of `rows` x `cols`, as a user at a terminal: each step waits for its text in
+    the output, then types its keys, or resizes the terminal (rows, cols) as a terminal window does (SIGWINCH).
+    The exit code and everything the terminal showed."""
+    kubeconfig = kubeconfig_of(lab)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.plan.control_plane.netns, str(KUBECTL), "--kubeconfig",
+                             str(kubeconfig), *args], stdin=slave, stdout=slave, stderr=slave,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(kubeconfig.parent),
+                                 "TERM": "xterm"}, start_new_session=True)
+    os.close(slave)
+    out = bytearray()
+    pending = list(steps)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if pending and pending[0][0].encode() in out:
+                action = pending.pop(0)[1]
+                if isinstance(action, str):
+                    os.write(master, action.encode())
+                else:
+                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *action, 0, 0))
+                    proc.send_signal(signal.SIGWINCH)
+                    time.sleep(1)  # the new size travels to the container's terminal before the next step
+            ready_, _, _ = select.select([master], [], [], 0.2)
+            if not ready_:
+                continue
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: kubectl has gone and the terminal is closed
+                break
+            if not data:
+                break
+            out += data
+        else:
+            raise AssertionError(f"kubectl {' '.join(args)} still running after {timeout}s; steps left "
+                                 f"{pending}; it showed {out.decode(errors='replace')!r}")
+        return proc.wait(timeout=10), out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+TERMINAL_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: term
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: shell
+    image: localhost:5000/kubelite/busybox:1.35
+    command: ["sh"]
+    stdin: true
+    tty: true
+"""
+
+
+def test_kubectl_exec_and_attach_with_a_terminal(lab: Lab, tmp_path: Path) -> None:
+    """`kubectl exec -i -t` runs a command on a terminal of the user's size, resized with the user's window (tty,
+    stty size, typed input, its exit code), and `kubectl attach -i -t` reaches a container's own shell, streamed
+    both ways."""
+    manifest = tmp_path / "term.yaml"
+    manifest.write_text(TERMINAL_POD)
+    try:
+        kubectl(lab, "apply", "-f", str(ROOT / "examples" / "client.yaml"), "-f", str(manifest))
+        kubectl(lab, "wait", "--for=condition=Ready", "pod/client", "pod/term", "--timeout=120s")
+        # Each `stty size` runs after a line is typed: the terminal's first size is sent as the session opens.
+        code, shown = on_terminal(lab, "exec", "-i", "-t", "client", "--", "sh", "-c",
+                                  "tty; read a; stty size; read b; stty size; echo got:$a-$b",
+                                  steps=[("/dev/pts/", "hello\r"), ("30 100", (40, 120)), ("30 100", "world\r")])
+        assert code == 0, shown
+        assert "30 100" in shown and "40 120" in shown and "got:hello-world" in shown, shown
+        code, shown = on_terminal(lab, "exec", "-it", "client", "--", "sh", "-c", "exit 3", steps=[])
+        assert code == 3, shown
+        code, shown = on_terminal(lab, "attach", "-i", "-t", "term",
+                                  steps=[("pressing enter", "\r"), ("# ", "echo attached-$((6*7))\r"),
+                                         ("attached-42", "exit\r")])
+        assert code == 0, shown
+        assert "attached-42" in shown, shown
+    finally:
+        kubectl(lab, "delete", "-f", str(ROOT / "examples" / "client.yaml"), "-f", str(manifest),
+                "--ignore-not-found", check=False)

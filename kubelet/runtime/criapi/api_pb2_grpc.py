@@ -99,6 +99,16 @@ class RuntimeServiceStub:
                 request_serializer=runtime_dot_v1_dot_api__pb2.ExecSyncRequest.SerializeToString,
                 response_deserializer=runtime_dot_v1_dot_api__pb2.ExecSyncResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.unary_unary(
+                '/runtime.v1.RuntimeService/Exec',
+                request_serializer=runtime_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+                response_deserializer=runtime_dot_v1_dot_api__pb2.ExecResponse.FromString,
+                _registered_method=True)
+        self.Attach = channel.unary_unary(
+                '/runtime.v1.RuntimeService/Attach',
+                request_serializer=runtime_dot_v1_dot_api__pb2.AttachRequest.SerializeToString,
+                response_deserializer=runtime_dot_v1_dot_api__pb2.AttachResponse.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/runtime.v1.RuntimeService/Status',
                 request_serializer=runtime_dot_v1_dot_api__pb2.StatusRequest.SerializeToString,
@@ -187,6 +197,18 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Attach(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Status(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -260,6 +282,16 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.ExecSync,
                     request_deserializer=runtime_dot_v1_dot_api__pb2.ExecSyncRequest.FromString,
                     response_serializer=runtime_dot_v1_dot_api__pb2.ExecSyncResponse.SerializeToString,
+            ),
+            'Exec': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=runtime_dot_v1_dot_api__pb2.ExecRequest.FromString,
+                    response_serializer=runtime_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
+            ),
+            'Attach': grpc.unary_unary_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=runtime_dot_v1_dot_api__pb2.AttachRequest.FromString,
+                    response_serializer=runtime_dot_v1_dot_api__pb2.AttachResponse.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
@@ -618,6 +650,60 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/ExecSync',
             runtime_dot_v1_dot_api__pb2.ExecSyncRequest.SerializeToString,
             runtime_dot_v1_dot_api__pb2.ExecSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/Exec',
+            runtime_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+            runtime_dot_v1_dot_api__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/Attach',
+            runtime_dot_v1_dot_api__pb2.AttachRequest.SerializeToString,
+            runtime_dot_v1_dot_api__pb2.AttachResponse.FromString,
             options,
             channel_credentials,
             insecure,

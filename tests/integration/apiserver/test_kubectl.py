@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testpki
@@ -191,3 +194,88 @@ async def test_a_view_only_user_gets_kubectls_forbidden(rest: RunningApiserver, 
     execd = await kubectl(config, "exec", "client", "--", "true", check=False)
     assert execd.returncode != 0
     assert 'cannot create resource "pods/exec"' in execd.stderr, execd.stderr
+
+
+
+def _claims(token: str) -> dict[str, Any]:
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+async def test_kubectl_create_token_authenticates(rest: RunningApiserver, tmp_path: Path) -> None:
+    """`kubectl create token` (protobuf body; with --duration, --audience, a pod bound) gets a token from the REST
+    face that authenticates kubectl as the ServiceAccount (`kubectl auth whoami`); the TokenRequest API's limits
+    and errors are the gRPC call's; a kubelet gets one only for its own pod, and a user without RBAC none."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    url = f"https://127.0.0.1:{rest.server.rest_ports[0]}"
+    made = await kubectl(config, "create", "token", "default", "-v=6")
+    token = made.stdout.strip()
+    claims = _claims(token)
+    assert claims["sub"] == "system:serviceaccount:default:default" and claims["exp"] - claims["iat"] == 3600
+    as_sa = tmp_path / "sa-kubeconfig"
+    as_sa.write_text(kubeconfig.render_token(url, testpki.get().pem("ca"), token))
+    whoami = (await kubectl(as_sa, "auth", "whoami")).stdout
+    assert re.search(r"Username\s+system:serviceaccount:default:default", whoami), whoami
+    assert re.search(r"Groups\s+\[system:serviceaccounts system:serviceaccounts:default system:authenticated\]",
+                     whoami), whoami
+    refused = await kubectl(as_sa, "get", "pods", check=False)
+    assert 'User "system:serviceaccount:default:default" cannot list resource "pods"' in refused.stderr, \
+        refused.stderr
+    short = (await kubectl(config, "create", "token", "default", "--duration", "15m")).stdout.strip()
+    assert _claims(short)["exp"] - _claims(short)["iat"] == 900
+    elsewhere = (await kubectl(config, "create", "token", "default", "--audience", "vault")).stdout.strip()
+    assert _claims(elsewhere)["aud"] == ["vault"]
+    as_vault = tmp_path / "vault-kubeconfig"
+    as_vault.write_text(kubeconfig.render_token(url, testpki.get().pem("ca"), elsewhere))
+    assert "You must be logged in to the server" in (await kubectl(as_vault, "get", "pods", check=False)).stderr
+    too_short = await kubectl(config, "create", "token", "default", "--duration", "5m", check=False)
+    assert too_short.returncode != 0
+    assert "spec.expirationSeconds: Invalid value" in too_short.stderr, too_short.stderr
+    ghost = await kubectl(config, "create", "token", "ghost", check=False)
+    assert 'serviceaccounts "ghost" not found' in ghost.stderr, ghost.stderr
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1"},
+           "spec": {"containers": [{"name": "web", "image": "busybox:1.36"}], "nodeName": "n1"}}
+    (tmp_path / "pod.json").write_text(json.dumps(pod))
+    await kubectl(config, "create", "-f", str(tmp_path / "pod.json"))
+    uid = (await kubectl(config, "get", "pod", "web-1", "-o", "jsonpath={.metadata.uid}")).stdout
+    bound = (await kubectl(config, "create", "token", "default", "--bound-object-kind", "Pod",
+                           "--bound-object-name", "web-1")).stdout.strip()
+    assert _claims(bound)["kubernetes.io"]["pod"] == {"name": "web-1", "uid": uid}
+    as_pod = tmp_path / "pod-kubeconfig"
+    as_pod.write_text(kubeconfig.render_token(url, testpki.get().pem("ca"), bound))
+    assert "system:serviceaccount:default:default" in (await kubectl(as_pod, "get", "pods", check=False)).stderr
+    secret = await kubectl(config, "create", "token", "default", "--bound-object-kind", "Secret",
+                           "--bound-object-name", "s", check=False)
+    assert secret.returncode != 0
+    assert "spec.boundObjectRef.kind: Unsupported value: 'Secret'" in secret.stderr, secret.stderr
+    testpki.get().node("n1")
+    node = write_kubeconfig(rest, tmp_path / "n1-kubeconfig", identity="nodes/n1/kubelet")
+    for_own = await kubectl(node, "create", "token", "default", "--bound-object-kind", "Pod",
+                            "--bound-object-name", "web-1", "--bound-object-uid", uid)
+    assert _claims(for_own.stdout.strip())["kubernetes.io"]["pod"]["name"] == "web-1"
+    unbound = await kubectl(node, "create", "token", "default", check=False)
+    assert 'User "system:node:n1" cannot create resource "serviceaccounts/token"' in unbound.stderr, unbound.stderr
+    if not (testpki.get().dir / "users/viewer.crt").exists():
+        testpki.get().issue("users/viewer", pki.Request(pki.Identity("viewer")))
+    viewer = write_kubeconfig(rest, tmp_path / "viewer", identity="users/viewer")
+    denied = await kubectl(viewer, "create", "token", "default", check=False)
+    assert 'User "viewer" cannot create resource "serviceaccounts/token"' in denied.stderr, denied.stderr
+    await kubectl(config, "delete", "pod", "web-1", "--grace-period=0", "--force")
+    assert "You must be logged in to the server" in (await kubectl(as_pod, "get", "pods", check=False)).stderr
+
+
+
+async def test_kubectl_explain_from_openapi_v2(rest: RunningApiserver, tmp_path: Path) -> None:
+    """`kubectl explain --output plaintext-openapiv2` reads /openapi/v2 in the protobuf encoding kubectl asks for:
+    fields, their types and nested kinds as from v3."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    verbose = await kubectl(config, "explain", "deployment.spec.strategy", "--output", "plaintext-openapiv2",
+                            "-v=6")
+    assert "GET https://127.0.0.1:" in verbose.stderr and "/openapi/v2" in verbose.stderr
+    assert "KIND:     Deployment" in verbose.stdout and "VERSION:  apps/v1" in verbose.stdout
+    assert "rollingUpdate\t<Object>" in verbose.stdout and "type\t<string>" in verbose.stdout
+    ports = (await kubectl(config, "explain", "pods.spec.containers.ports", "--output", "plaintext-openapiv2")).stdout
+    assert "RESOURCE: ports <[]Object>" in ports and "containerPort\t<integer>" in ports
+    labels = (await kubectl(config, "explain", "pods.metadata.labels", "--output", "plaintext-openapiv2")).stdout
+    assert "FIELD:    labels <map[string]string>" in labels
+

@@ -297,3 +297,47 @@ async def test_bad_requests_get_statuses_not_crashes(rest: RunningApiserver, met
     got, status = await call(raw, rest, method, path, body)
     assert got == code, status
     assert status["kind"] == "Status" and status["code"] == code
+
+
+async def test_openapi_v2_json_and_not_acceptable(rest: RunningApiserver) -> None:
+    """/openapi/v2 as JSON is a Swagger 2.0 document whose references resolve and whose kinds carry their
+    group-version-kind; an Accept it cannot answer is 406 naming what it serves."""
+    code, doc = await call(raw, rest, "GET", "/openapi/v2", headers={"Accept": "application/json"})
+    assert code == 200 and doc["swagger"] == "2.0"
+    definitions = doc["definitions"]
+    deployment = next(d for d in definitions.values()
+                      if {"group": "apps", "version": "v1", "kind": "Deployment"} in d.get(
+                          "x-kubernetes-group-version-kind", []))
+    spec = deployment["properties"]["spec"]["$ref"]
+    assert spec.startswith("#/definitions/") and spec.removeprefix("#/definitions/") in definitions
+    containers = definitions["kubelite.v1.PodSpec"]["properties"]["containers"]
+    assert containers["x-kubernetes-patch-merge-key"] == "name"
+    params = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"]["parameters"]
+    assert {"name": "fieldValidation", "in": "query", "type": "string", "uniqueItems": True} in params
+    code, status = await call(raw, rest, "GET", "/openapi/v2", headers={"Accept": "text/html"})
+    assert code == 406 and status["reason"] == "NotAcceptable"
+    assert "application/json" in status["message"]
+
+
+async def test_token_request_with_the_official_client(rest: RunningApiserver) -> None:
+    """The official client's create_namespaced_service_account_token gets a TokenRequest back with the spec as
+    issued and a token; a lifetime out of bounds or a Secret to bind to is a 422 naming the field."""
+    core = k8s.CoreV1Api(api_client(rest))
+    body = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=["vault"],
+                                                                        expiration_seconds=600))
+    got = await call(core.create_namespaced_service_account_token, "default", "default", body)
+    assert got.spec.audiences == ["vault"] and got.spec.expiration_seconds == 600
+    assert got.status.token.count(".") == 2 and got.status.expiration_timestamp is not None
+    long = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=10**6))
+    with pytest.raises(ApiException) as e:
+        await call(core.create_namespaced_service_account_token, "default", "default", long)
+    assert e.value.status == 422 and "spec.expirationSeconds" in e.value.body
+    secret = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(
+        audiences=[], bound_object_ref=k8s.V1BoundObjectReference(kind="Secret", api_version="v1", name="s")))
+    with pytest.raises(ApiException) as e:
+        await call(core.create_namespaced_service_account_token, "default", "default", secret)
+    assert e.value.status == 422 and "spec.boundObjectRef.kind" in e.value.body
+    code, resources = await call(raw, rest, "GET", "/api/v1")
+    assert code == 200
+    token = next(r for r in resources["resources"] if r["name"] == "serviceaccounts/token")
+    assert (token["group"], token["kind"], token["verbs"]) == ("authentication.k8s.io", "TokenRequest", ["create"])

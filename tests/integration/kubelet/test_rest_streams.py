@@ -25,7 +25,8 @@ KUBECTL = shutil.which("kubectl")
 
 async def test_logs_and_exec_over_rest(etcd: str, tmp_path: Path) -> None:
     """The Python client creates a pod and watches it until Ready; kubectl logs and the Python client read its
-    log; kubectl exec runs a command over WebSocket and reports its output and exit code as against Kubernetes."""
+    log; kubectl exec runs a command over WebSocket and reports its output and exit code as against Kubernetes;
+    kubectl attach is refused by the runtime, by name."""
     server = await start_apiserver(etcd, rest_listen=["127.0.0.1:0"])
     url = f"https://127.0.0.1:{server.server.rest_ports[0]}"
     pki = testpki.get()
@@ -89,6 +90,10 @@ async def test_logs_and_exec_over_rest(etcd: str, tmp_path: Path) -> None:
                     proc.wait()
 
             assert await asyncio.to_thread(follow) == "hello\nworld\n"
+            # A terminal or an attach needs the runtime's streaming server, which the fake runtime does not have.
+            attached = await asyncio.to_thread(kubectl, "attach", "talk")
+            assert attached.returncode != 0
+            assert "the fake runtime runs no processes to stream" in attached.stderr, attached.stderr
             missing = await asyncio.to_thread(kubectl, "exec", "nothere", "--", "x")
             assert 'Error from server (NotFound): pods "nothere" not found' in missing.stderr
     finally:

@@ -190,11 +190,10 @@ def test_table_has_get_columns_with_wide_ones_at_priority_one() -> None:
 
 
 @pytest.mark.parametrize(("query", "error"), [
-    pytest.param("command=ls&tty=true&stdout=true", "tty: Forbidden", id="terminal"),
     pytest.param("stdout=true", "command: Required value", id="no-command"),
 ])
 def test_exec_refuses_what_it_cannot_serve(query: str, error: str) -> None:
-    """A terminal, or no command, is refused naming the parameter."""
+    """No command is refused naming the parameter."""
     from multidict import MultiDict
 
     from apiserver.rest import streams
@@ -212,3 +211,47 @@ def test_exit_codes_become_kubectls_status() -> None:
     failed = streams.exit_status(3, ["x"])
     assert failed["reason"] == "NonZeroExitCode"
     assert failed["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+@pytest.mark.parametrize(("query", "attach", "want"), [
+    pytest.param("command=ls&stdout=true", False, None, id="exec-plain-runs-to-its-end"),
+    pytest.param("command=sh&stdin=true&tty=true", False, (["sh"], True, True), id="exec-terminal"),
+    pytest.param("container=c&stdout=true", True, ([], False, False), id="attach-output"),
+    pytest.param("stdin=true&tty=true", True, ([], True, True), id="attach-terminal"),
+])
+def test_interactive_streams(query: str, attach: bool, want: tuple[list[str], bool, bool] | None) -> None:
+    """An exec with a terminal and every attach are streamed; an exec without a terminal runs to its end."""
+    from multidict import MultiDict
+
+    from apiserver.rest import streams
+
+    start = streams.stream_start(MultiDict(p.split("=", 1) for p in query.split("&")), "a", "web", attach=attach)
+    if want is None:
+        assert start is None
+    else:
+        assert start is not None and (list(start.command), start.tty, start.stdin) == want
+        assert (start.namespace, start.name) == ("a", "web")
+
+
+@pytest.mark.parametrize(("query", "attach", "error"), [
+    pytest.param("command=ls", True, "command: Forbidden", id="attach-with-command"),
+    pytest.param("tty=true", False, "command: Required value", id="exec-without-command"),
+])
+def test_interactive_streams_refused(query: str, attach: bool, error: str) -> None:
+    """An attach naming a command, or an exec naming none, is refused by parameter."""
+    from multidict import MultiDict
+
+    from apiserver.rest import streams
+
+    with pytest.raises(InvalidError, match=error):
+        streams.stream_start(MultiDict(p.split("=", 1) for p in query.split("&")), "a", "web", attach=attach)
+
+
+def test_resize_frames() -> None:
+    """kubectl's resize frame is a terminal size; anything else is refused as the resize."""
+    from apiserver.rest import streams
+
+    size = streams.resize_of(b'{"Width":100,"Height":30}')
+    assert (size.width, size.height) == (100, 30)
+    with pytest.raises(InvalidError, match="resize"):
+        streams.resize_of(b"not json")
