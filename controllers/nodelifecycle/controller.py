@@ -115,6 +115,8 @@ class NodeLifecycleController(QueueController):
             return
         at = now()
         unreachable = plan.lease_expired(self.observed.get(key), time.monotonic(), self.grace)
+        if unreachable and plan.ready_status(node) != "Unknown" and await self._renewed_meanwhile(key):
+            unreachable = False
         if unreachable:
             status = plan.plan_unknown_status(node, at)
             if status is not None:
@@ -136,6 +138,17 @@ class NodeLifecycleController(QueueController):
             self.log.info("node_taints_updated", node=key, taints=[f"{t.key}:{t.effect}" for t in taints])
         if unreachable and plan.ready_status(node) == "Unknown":
             await self._mark_pods_not_ready(node)
+
+    async def _renewed_meanwhile(self, name: str) -> bool:
+        """Read the Lease itself before declaring its node lost: when this process, not the node, fell behind
+        (its watch or its loop starved of CPU for the grace period), the renewals it missed are there."""
+        try:
+            lease = await self.client.get("leases", name, LEASE_NAMESPACE)
+        except NotFoundError:
+            return False
+        self._lease_seen(lease)
+        obs = self.observed.get(name)
+        return obs is not None and not plan.lease_expired(obs, time.monotonic(), self.grace)
 
     async def _mark_pods_not_ready(self, node: core_pb2.Node) -> None:
         """Pods on an unreachable node stop being Ready at once, so Services drop them before eviction."""
