@@ -15,8 +15,10 @@ from controllers.informers import NODE, SharedInformers
 from controllers.nodelifecycle import plan
 
 LEASE_NAMESPACE = "kube-node-lease"
-DEFAULT_GRACE = 4.0
-DEFAULT_MONITOR_PERIOD = 0.5
+# Four of the kubelet's 0.5 s lease renewals may be missed (Kubernetes: 40 s, four of its 10 s renewals) before a
+# node is marked Ready=Unknown, and the Lease itself is read before that; leases are checked every half renewal.
+DEFAULT_GRACE = 2.0
+DEFAULT_MONITOR_PERIOD = 0.25
 
 
 class NodeLifecycleController(QueueController):
