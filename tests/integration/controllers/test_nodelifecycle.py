@@ -203,7 +203,7 @@ async def test_full_disruption_halts_eviction(client: Client, apiserver: Any, ru
 
     await eventually(lambda: unreachable("n2"), timeout=10)
     await eventually(lambda: unreachable("n3"), timeout=10)
-    await asyncio.sleep(3.0)  # longer than the pods' 2 s toleration
+    await asyncio.sleep(3.0)  # longer than the pods' 1 s toleration
     for name in ("n2", "n3"):
         node = await client.get("nodes", name, "")
         assert taint_set(node) == {(UNREACHABLE_TAINT, "NoSchedule")}
@@ -244,10 +244,10 @@ async def test_pods_of_deleted_node_are_removed(client: Client, manager: Control
 
 async def test_one_second_lease_pause_evicts_nothing(client: Client, manager: ControllerManager,
                                                      running: Running) -> None:
-    """With default settings, a node whose lease renewal (every second, as a kubelet's) pauses for one second is
+    """With default settings, a node whose lease renewal (every 0.5 s, as a kubelet's) pauses for one second is
     never marked unready, tainted or evicted."""
     await register_node(client, "n1")
-    renewer = LeaseRenewer(client, ["n1"], interval=1.0)
+    renewer = LeaseRenewer(client, ["n1"], interval=0.5)
     running.start(renewer.run())
     for i in range(3):
         await bound_pod(client, f"pod-{i}", "n1")
@@ -257,7 +257,7 @@ async def test_one_second_lease_pause_evicts_nothing(client: Client, manager: Co
     renewer.active.discard("n1")
     await asyncio.sleep(1.0)
     renewer.active.add("n1")
-    await asyncio.sleep(6.5)  # past the grace period plus the pods' 2 s toleration
+    await asyncio.sleep(6.5)  # well past the 2 s grace period plus the pods' 1 s toleration
     n = await client.get("nodes", "n1", "")
     assert ready_status(n) == "True" and not n.spec.taints
     for i in range(3):
@@ -285,7 +285,7 @@ async def test_a_controller_behind_reads_the_lease_before_declaring_a_node_lost(
             break
         except ConflictError:
             await asyncio.sleep(0.1)  # its cache was behind a write: retried, as its queue would
-    await asyncio.sleep(3.0)  # past the pods' 2 s toleration, had the node been tainted
+    await asyncio.sleep(2.0)  # past the pods' 1 s toleration, had the node been tainted
     n = await client.get("nodes", "n1", "")
     assert ready_status(n) == "True" and not n.spec.taints
     pod = await client.get("pods", "pod-0", "default")
