@@ -16,8 +16,9 @@ from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, scheduling_pb2,
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
 # Kubernetes' DefaultTolerationSeconds admission uses 300 s; kubelite aims at
-# replacing pods within seconds, so the apiserver's flag defaults it to 2 s.
-DEFAULT_TOLERATION_SECONDS = 2
+# replacing a lost node's pods within 5 s, so the apiserver's flag defaults it
+# to 1 s (the node grace period already rides out missed heartbeats).
+DEFAULT_TOLERATION_SECONDS = 1
 
 # Files of configMap, secret, downwardAPI and projected volumes: 0644, as in Kubernetes.
 DEFAULT_MODE = 0o644

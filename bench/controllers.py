@@ -2,7 +2,7 @@
 
 Everything runs as the real daemons, each its own process on this machine:
 etcd, `kubelite apiserver`, `kubelite scheduler`, `kubelite controller-manager`
-(defaults: node-monitor-grace-period 4 s, pods tolerate unreachable nodes 2 s)
+(node-monitor-grace-period 4 s, hollow nodes renewing every second; pods tolerate unreachable nodes 1 s)
 and `kubelite hollow-nodes --count 100` (100 full kubelets over the fake
 runtime, in one process). The benchmark process only creates objects and
 watches. Reported:

@@ -174,8 +174,8 @@ def series(samples: Sequence[Sample]) -> dict[str, list[float]]:
 
 # Fault detection on the lab, and Kubernetes' defaults: a node is NotReady after its lease lapses for the grace
 # period (node-monitor-grace-period), its pods are evicted after their toleration of not-ready/unreachable.
-LAB_GRACE = 4.0
-LAB_TOLERATION = 2.0
+LAB_GRACE = 2.0
+LAB_TOLERATION = 1.0
 K8S_GRACE = 50.0
 K8S_TOLERATION = 300.0
 

@@ -38,7 +38,7 @@ class KubeletConfig:
     reserved_memory: int = 0
     # Heartbeats: the Lease is renewed every lease_renew seconds; the Node's
     # status (and its Ready heartbeat) every node_status_period or on change.
-    lease_renew: float = 1.0
+    lease_renew: float = 0.5
     lease_duration: int = 4
     node_status_period: float = 10.0
     # Container restart and image pull back-off: initial, doubling to max.

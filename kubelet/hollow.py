@@ -43,7 +43,7 @@ class HollowConfig:
     max_pods: int = DEFAULT_MAX_PODS
     cpu_milli: int = 4000
     memory: int = 16 * 1024**3
-    lease_renew: float = 1.0
+    lease_renew: float = 0.5  # as a kubelet's: the controller-manager's 2 s grace is four renewals
     lease_duration: int = 4
     node_status_period: float = 10.0
     pleg_period: float = 1.0

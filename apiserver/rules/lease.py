@@ -1,4 +1,4 @@
-"""Leases: renewed every second; a renewal is not a new generation (as Kubernetes' lease strategy)."""
+"""Leases: renewed every half second or so; a renewal is not a new generation (as Kubernetes' lease strategy)."""
 
 from __future__ import annotations
 

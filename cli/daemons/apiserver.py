@@ -67,7 +67,7 @@ def _fail(message: str) -> None:
 @click.option("--service-external-ip-cidrs", default="",
               help="CIDRs (comma-separated) a Service's spec.externalIPs may come from; none: externalIPs are "
                    "refused")
-@click.option("--default-toleration-seconds", type=int, default=2, show_default=True,
+@click.option("--default-toleration-seconds", type=int, default=1, show_default=True,
               help="how long pods tolerate an unreachable or not-ready node")
 @click.option("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="address the metrics port binds")

@@ -14,9 +14,9 @@ from client.config import ClientConfig
               help="controllers to run: '*' for all, names to add, -name to leave one out "
                    "(replicaset, deployment, endpoints, nodelifecycle, garbagecollector, namespace, "
                    "persistentvolume, job, cronjob, daemonset, statefulset, disruption)")
-@click.option("--node-monitor-grace-period", type=float, default=4.0, show_default=True,
+@click.option("--node-monitor-grace-period", type=float, default=2.0, show_default=True,
               help="seconds a node's lease may go unrenewed before the node is marked Ready=Unknown")
-@click.option("--node-monitor-period", type=float, default=0.5, show_default=True,
+@click.option("--node-monitor-period", type=float, default=0.25, show_default=True,
               help="seconds between checks of node leases")
 @click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
               help="run only while holding the kube-controller-manager lease in kube-system")

@@ -22,7 +22,7 @@ from client.config import ClientConfig
 @click.option("--pods-per-node", "max_pods", type=int, default=110, show_default=True, help="each node's pod capacity")
 @click.option("--cpu", default="4", show_default=True, help="each node's cpu capacity")
 @click.option("--memory", default="16Gi", show_default=True, help="each node's memory capacity")
-@click.option("--lease-renew", type=float, default=1.0, show_default=True)
+@click.option("--lease-renew", type=float, default=0.5, show_default=True, help="seconds between Lease renewals")
 @click.option("--node-labels", default="", help="extra labels on every hollow node: k=v,k2=v2")
 @click.option("--control-dir", type=click.Path(path_type=Path), default=None,
               help="create <dir>/<node>.stop to stop a node (node loss), remove it to start the node again")

@@ -69,7 +69,7 @@ def _default_ip() -> str:
 @click.option("--root-dir", type=click.Path(path_type=Path), default=Path("/var/lib/kubelite/kubelet"),
               show_default=True, help="pod volumes and logs live under it")
 @click.option("--cgroup-root", default=None, help="pod cgroups go under it (default /kubelite/<node-name>)")
-@click.option("--lease-renew", type=float, default=1.0, show_default=True, help="seconds between Lease renewals")
+@click.option("--lease-renew", type=float, default=0.5, show_default=True, help="seconds between Lease renewals")
 @click.option("--lease-duration", type=int, default=4, show_default=True, help="the Lease's leaseDurationSeconds")
 @click.option("--node-status-update-period", type=float, default=10.0, show_default=True,
               help="seconds between node status posts (also posted on readiness changes)")

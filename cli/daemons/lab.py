@@ -249,7 +249,8 @@ timeout_scale_option = click.option(
 @click.option("--apiserver-cert-extra-sans", default="",
               help="more names and addresses for the apiserver's certificate, comma-separated")
 @click.option("--node-monitor-grace-period", type=click.FloatRange(min=1.0), default=None,
-              help="seconds without a lease renewal before a node is marked not ready  [default: 4 x timeout scale]")
+              help="seconds without a lease renewal before a node is marked not ready  [default: 2, or 4 x "
+                   "timeout scale when that is above 1]")
 @timeout_scale_option
 @click.option("--ha", is_flag=True,
               help="run etcd as the first member of an etcd cluster (TLS peers on --address), so that more control "
@@ -281,7 +282,8 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
                                  socket="/run/kubelite/api.sock", signing_duration=node_certificate_lifetime,
                                  extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()),
                                  timeout_scale=timeout_scale,
-                                 node_monitor_grace_period=node_monitor_grace_period or 4.0 * timeout_scale,
+                                 node_monitor_grace_period=(node_monitor_grace_period
+                                                            or boot.node_monitor_grace(timeout_scale)),
                                  **clustered)  # type: ignore[arg-type]
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
     launcher = SystemdLauncher(Path("/var/log/kubelite"))

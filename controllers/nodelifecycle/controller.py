@@ -15,8 +15,10 @@ from controllers.informers import NODE, SharedInformers
 from controllers.nodelifecycle import plan
 
 LEASE_NAMESPACE = "kube-node-lease"
-DEFAULT_GRACE = 4.0
-DEFAULT_MONITOR_PERIOD = 0.5
+# Four of the kubelet's 0.5 s lease renewals may be missed (Kubernetes: 40 s, four of its 10 s renewals) before a
+# node is marked Ready=Unknown, and the Lease itself is read before that; leases are checked every half renewal.
+DEFAULT_GRACE = 2.0
+DEFAULT_MONITOR_PERIOD = 0.25
 
 
 class NodeLifecycleController(QueueController):
@@ -115,6 +117,8 @@ class NodeLifecycleController(QueueController):
             return
         at = now()
         unreachable = plan.lease_expired(self.observed.get(key), time.monotonic(), self.grace)
+        if unreachable and plan.ready_status(node) != "Unknown" and await self._renewed_meanwhile(key):
+            unreachable = False
         if unreachable:
             status = plan.plan_unknown_status(node, at)
             if status is not None:
@@ -136,6 +140,17 @@ class NodeLifecycleController(QueueController):
             self.log.info("node_taints_updated", node=key, taints=[f"{t.key}:{t.effect}" for t in taints])
         if unreachable and plan.ready_status(node) == "Unknown":
             await self._mark_pods_not_ready(node)
+
+    async def _renewed_meanwhile(self, name: str) -> bool:
+        """Read the Lease itself before declaring its node lost: when this process, not the node, fell behind
+        (its watch or its loop starved of CPU for the grace period), the renewals it missed are there."""
+        try:
+            lease = await self.client.get("leases", name, LEASE_NAMESPACE)
+        except NotFoundError:
+            return False
+        self._lease_seen(lease)
+        obs = self.observed.get(name)
+        return obs is not None and not plan.lease_expired(obs, time.monotonic(), self.grace)
 
     async def _mark_pods_not_ready(self, node: core_pb2.Node) -> None:
         """Pods on an unreachable node stop being Ready at once, so Services drop them before eviction."""

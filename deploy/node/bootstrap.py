@@ -72,7 +72,7 @@ class ControlPlaneSpec:
     signing_duration: str = "8760h"  # lifetime of the certificates nodes are given
     extra_sans: Sequence[str] = ()  # more names and addresses users reach the apiserver by
     dns_port: int = 53
-    node_monitor_grace_period: float = 4.0
+    node_monitor_grace_period: float = 2.0  # node_monitor_grace(timeout_scale)
     log_level: str = "info"
     extra_scheduler_args: Sequence[str] = ()
     timeout_scale: float = 1.0  # slow (emulated) machines: waits this many times longer
@@ -172,6 +172,13 @@ def slow_kubelet_args(scale: float) -> list[str]:
         return []
     return ["--runtime-request-timeout", f"{BOOTSTRAP_WAIT * scale:g}", "--lease-renew", f"{min(scale, 4.0):g}",
             "--lease-duration", f"{4 * scale:g}", "--pleg-period", f"{min(scale, 2.0):g}"]
+
+
+def node_monitor_grace(scale: float) -> float:
+    """Seconds without a lease renewal before a node is lost: the controller-manager's 2 s on a real machine
+    (four of its kubelet's 0.5 s renewals); on a machine `scale` times slower, the kubelet's lease duration
+    there (4 s x scale, renewed every min(scale, 4) s), which VMs under emulation need for margin."""
+    return 2.0 if scale <= 1 else 4.0 * scale
 
 
 def _identity(store: certs.Pki, name: str) -> list[str]:

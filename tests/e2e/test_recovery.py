@@ -78,7 +78,7 @@ def test_returning_kubelet_clears_node_lost(lab: Lab) -> None:
     try:
         lab.kubelite("wait", "--for=condition=Ready", "pod/adopted", "--timeout", "60", timeout=90)
         first = lab.get_json("pod", "adopted")["status"]["containerStatuses"][0]["containerID"]
-        # The node's daemons stay stopped for 8 s: past the 4 s grace, so the node is Unknown and its pod NodeLost.
+        # The node's daemons stay stopped for 8 s: past the 2 s grace, so the node is Unknown and its pod NodeLost.
         lab.kubelite("chaos", "stop-node", node, "--for", "8", "--name", lab.name, timeout=120)
         back = time.monotonic()
         events = lab.kubelite("get", "events", "--field-selector", f"involvedObject.name={node}").stdout

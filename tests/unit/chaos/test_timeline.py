@@ -82,18 +82,18 @@ def test_recovery_times_from_the_watchers_samples() -> None:
 @pytest.mark.parametrize(("figures", "node_fault", "seconds", "want"), [
     pytest.param({"failed_requests": 10, "service_back": 4.0, "replacements_ready": 7.0, "api_writable": 0.0},
                  True, 400.0,
-                 {"failed_requests": 470, "service_back": 50.0, "replacements_ready": 351.0, "api_writable": 0.0},
+                 {"failed_requests": 490, "service_back": 52.0, "replacements_ready": 354.0, "api_writable": 0.0},
                  id="a-node-lost-longer-than-grace-plus-toleration"),
     pytest.param({"failed_requests": 10, "service_back": 4.0, "replacements_ready": 7.0}, True, 15.0,
-                 {"failed_requests": 120, "service_back": 15.0, "replacements_ready": None},
+                 {"failed_requests": 140, "service_back": 17.0, "replacements_ready": None},
                  id="a-node-back-before-kubernetes-notices-has-nothing-replaced"),
     pytest.param({"failed_requests": 3, "api_writable": 1.5}, False, 0.0, {"failed_requests": 3, "api_writable": 1.5},
                  id="a-component-kill-recovers-the-same"),
 ])
 def test_the_same_recovery_with_kubernetes_defaults(figures: dict, node_fault: bool, seconds: float,
                                                     want: dict) -> None:
-    """A lost node is noticed after 50 s instead of 4 (failing meanwhile at the measured rate) and its pods go
-    after 300 s more instead of 2."""
+    """A lost node is noticed after 50 s instead of 2 (failing meanwhile at the measured rate) and its pods go
+    after 300 s more instead of 1."""
     assert tl.with_kubernetes_defaults(figures, node_fault=node_fault, fault_seconds=seconds,
                                        failed_per_second=10.0) == want
 

@@ -158,6 +158,23 @@ def test_slow_machines_get_longer_kubelet_timings(tmp_path: Path, scale: float, 
     assert bootstrap.containerd_config(spec).start_timeout == 30.0 * scale
 
 
+@pytest.mark.parametrize(("scale", "grace"), [
+    pytest.param(1.0, 2.0, id="real-machine-four-half-second-renewals"),
+    pytest.param(1.5, 6.0, id="slow-machine-its-kubelets-lease-duration"),
+    pytest.param(10.0, 40.0, id="emulated-keeps-40s"),
+])
+def test_node_grace_follows_the_machines_speed(scale: float, grace: float) -> None:
+    """A node is lost after 2 s without a renewal on a real machine; on a slower one after its kubelet's
+    lease duration (4 s x the scale), which emulated VMs need."""
+    assert bootstrap.node_monitor_grace(scale) == grace
+
+
+def test_the_lab_control_plane_uses_the_short_grace(tmp_path: Path) -> None:
+    """A control plane bootstrapped with the defaults starts its controller-manager with the 2 s grace."""
+    cm = bootstrap.controller_manager_argv(bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path))
+    assert cm[cm.index("--node-monitor-grace-period") + 1] == "2.0"
+
+
 def test_slow_control_planes_keep_their_leaders(tmp_path: Path) -> None:
     """On an emulated machine the scheduler and controller-manager hold their leases 10x longer; else defaults."""
     slow = bootstrap.ControlPlaneSpec(address="192.168.56.10", data_dir=tmp_path, timeout_scale=10)
