@@ -283,7 +283,8 @@ def bootstrap_control_plane(address: str, data_dir: Path, token_file: str, lb_po
                                  extra_sans=tuple(s.strip() for s in apiserver_cert_extra_sans.split(",") if s.strip()),
                                  timeout_scale=timeout_scale,
                                  node_monitor_grace_period=(node_monitor_grace_period
-                                                            or boot.node_monitor_grace(timeout_scale)),
+                                                            or boot.node_monitor_grace(timeout_scale,
+                                                                                       clustered=bool(clustered))),
                                  **clustered)  # type: ignore[arg-type]
     Path("/run/kubelite").mkdir(parents=True, exist_ok=True, mode=0o700)
     launcher = SystemdLauncher(Path("/var/log/kubelite"))

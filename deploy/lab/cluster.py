@@ -135,7 +135,8 @@ def control_plane_spec(plan: LabPlan, *, log_level: str = "info", role: str = "c
     if len(plan.control_planes) > 1:
         ha = dict(etcd_members=tuple((m.role, str(m.address)) for m in plan.control_planes), etcd_name=role,
                   etcd_state=etcd_state, daemon_suffix="" if role == "cp" else role,
-                  peer_servers=tuple(f"{m.address}:6443" for m in plan.control_planes if m.role != role))
+                  peer_servers=tuple(f"{m.address}:6443" for m in plan.control_planes if m.role != role),
+                  node_monitor_grace_period=bootstrap.node_monitor_grace(1.0, clustered=True))
     return bootstrap.ControlPlaneSpec(
         address=str(member.address), data_dir=control_plane_dir(plan, role),
         netns=member.netns, socket=str(socket_path(plan, role)), service_cidr=str(plan.service_cidr),

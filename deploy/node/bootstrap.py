@@ -174,11 +174,13 @@ def slow_kubelet_args(scale: float) -> list[str]:
             "--lease-duration", f"{4 * scale:g}", "--pleg-period", f"{min(scale, 2.0):g}"]
 
 
-def node_monitor_grace(scale: float) -> float:
+def node_monitor_grace(scale: float, *, clustered: bool = False) -> float:
     """Seconds without a lease renewal before a node is lost: the controller-manager's 2 s on a real machine
     (four of its kubelet's 0.5 s renewals); on a machine `scale` times slower, the kubelet's lease duration
-    there (4 s x scale, renewed every min(scale, 4) s), which VMs under emulation need for margin."""
-    return 2.0 if scale <= 1 else 4.0 * scale
+    there (4 s x scale, renewed every min(scale, 4) s), which VMs under emulation need for margin. With an etcd
+    cluster (several control planes) 4 s x scale: an election stops every write, renewals too, for up to 3 s,
+    and a shorter grace would lose every node at once."""
+    return 2.0 if scale <= 1 and not clustered else 4.0 * scale
 
 
 def _identity(store: certs.Pki, name: str) -> list[str]:

@@ -110,6 +110,15 @@ def test_control_plane_daemons_fail_over_to_the_other_apiservers() -> None:
     assert one.daemon("apiserver") == "apiserver"
 
 
+def test_several_control_planes_give_nodes_a_grace_longer_than_an_etcd_election() -> None:
+    """With three control planes a node is lost after 4 s without a renewal (an election stops writes up to 3 s);
+    with one, after the 2 s the lab aims its 5 s replacement at."""
+    for control_planes, grace in ((3, "4.0"), (1, "2.0")):
+        for role in [m.role for m in plan_lab("demo", 1, control_planes=control_planes).control_planes]:
+            spec = cluster.control_plane_spec(plan_lab("demo", 1, control_planes=control_planes), role=role)
+            assert flag(bootstrap.controller_manager_argv(spec), "--node-monitor-grace-period") == grace
+
+
 def test_nodes_know_every_apiserver_starting_at_different_ones() -> None:
     """Node i lists every apiserver starting at control plane i mod 3, so nodes spread over them; with one control
     plane a node has the one address it always had. The admin's config lists every apiserver's unix socket."""

@@ -169,6 +169,16 @@ def test_node_grace_follows_the_machines_speed(scale: float, grace: float) -> No
     assert bootstrap.node_monitor_grace(scale) == grace
 
 
+@pytest.mark.parametrize(("scale", "grace"), [
+    pytest.param(1.0, 4.0, id="real-machines-outlast-an-election"),
+    pytest.param(10.0, 40.0, id="emulated-unchanged"),
+])
+def test_an_etcd_cluster_gives_nodes_a_grace_longer_than_an_election(scale: float, grace: float) -> None:
+    """With several control planes an etcd election stops every write (renewals too) for up to 3 s: the grace
+    outlasts it."""
+    assert bootstrap.node_monitor_grace(scale, clustered=True) == grace
+
+
 def test_the_lab_control_plane_uses_the_short_grace(tmp_path: Path) -> None:
     """A control plane bootstrapped with the defaults starts its controller-manager with the 2 s grace."""
     cm = bootstrap.controller_manager_argv(bootstrap.ControlPlaneSpec(address="10.0.0.1", data_dir=tmp_path))
