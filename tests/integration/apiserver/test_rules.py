@@ -71,7 +71,7 @@ async def test_pod_defaults_are_filled(client: Client) -> None:
     assert [c.image_pull_policy for c in spec.containers] == ["Always", "IfNotPresent"]
     assert created.status.phase == "Pending" and created.status.qos_class == "BestEffort"
     assert {(t.key, t.toleration_seconds) for t in spec.tolerations} == {
-        ("node.kubernetes.io/not-ready", 2), ("node.kubernetes.io/unreachable", 2)}
+        ("node.kubernetes.io/not-ready", 1), ("node.kubernetes.io/unreachable", 1)}
 
 
 async def test_toleration_seconds_follow_the_flag(etcd: str) -> None:
