@@ -111,12 +111,16 @@ def test_control_plane_daemons_fail_over_to_the_other_apiservers() -> None:
 
 
 def test_several_control_planes_give_nodes_a_grace_longer_than_an_etcd_election() -> None:
-    """With three control planes a node is lost after 4 s without a renewal (an election stops writes up to 3 s);
-    with one, after the 2 s the lab aims its 5 s replacement at."""
+    """With three control planes a node is lost after 4 s without a renewal (an election stops writes up to 3 s)
+    and its pods evicted 2 s later; with one, after the 2 s and the 1 s the lab aims its 5 s replacement at."""
     for control_planes, grace in ((3, "4.0"), (1, "2.0")):
         for role in [m.role for m in plan_lab("demo", 1, control_planes=control_planes).control_planes]:
             spec = cluster.control_plane_spec(plan_lab("demo", 1, control_planes=control_planes), role=role)
             assert flag(bootstrap.controller_manager_argv(spec), "--node-monitor-grace-period") == grace
+            argv = bootstrap.apiserver_argv(spec)
+            assert ("--default-toleration-seconds" in argv) == (control_planes == 3)
+            if control_planes == 3:
+                assert flag(argv, "--default-toleration-seconds") == "2"
 
 
 def test_nodes_know_every_apiserver_starting_at_different_ones() -> None:
