@@ -317,10 +317,7 @@ class NodeAgent:
         while True:
             started = loop.time()
             try:
-                # A renewal stuck behind a lost etcd leader is abandoned after two intervals and tried again
-                # (the apiserver serves new writes within about a second of an election): one stuck call must
-                # not outlast the node's grace.
-                async with asyncio.timeout(min(self.config.lease_duration, max(2 * self.config.lease_renew, 1.0))):
+                async with asyncio.timeout(max(self.config.lease_duration, 2)):
                     await self.renew_lease()
                 if failures:
                     self._log.info("lease_renewed_again", failures=failures)
