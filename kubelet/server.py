@@ -142,14 +142,10 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
 
     async def Exec(self, request: api_pb2.ExecRequest, context: grpc.aio.ServicerContext) -> api_pb2.ExecResponse:
         try:
-            self._check_caller(context)
-            _, view = await self._target(request.namespace, request.name, request.container)
+            view = await self._running(context, request.namespace, request.name, request.container)
         except _Abort as exc:
             await context.abort(exc.code, exc.message)
             raise
-        if view.state != ContainerState.RUNNING:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"container {view.name} is not running (it is {view.state})")
         if not request.command:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a command is required")
         command = list(request.command)
@@ -175,6 +171,15 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
                  command=list(request.command)[:3], exit_code=result.exit_code)
         return api_pb2.ExecResponse(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)
 
+    async def _running(self, context: grpc.aio.ServicerContext, namespace: str, name: str,
+                       container: str) -> ContainerView:
+        """What an exec or attach runs in: the caller checked, the container found and running (else _Abort)."""
+        self._check_caller(context)
+        _, view = await self._target(namespace, name, container)
+        if view.state != ContainerState.RUNNING:
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                         f"container {view.name} is not running (it is {view.state})")
+        return view
 
     async def Stream(self, request_iterator: AsyncIterator[api_pb2.StreamRequest],
                      context: grpc.aio.ServicerContext) -> None:
@@ -187,11 +192,7 @@ class KubeletServicer(api_pb2_grpc.KubeletServicer):
             raise AssertionError  # abort raises
         start = first.start
         try:
-            self._check_caller(context)
-            _, view = await self._target(start.namespace, start.name, start.container)
-            if view.state != ContainerState.RUNNING:
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"container {view.name} is not running (it is {view.state})")
+            view = await self._running(context, start.namespace, start.name, start.container)
             url = await self.runtime.stream_url(view.id, list(start.command), tty=start.tty, stdin=start.stdin)
         except _Abort as exc:
             await context.abort(exc.code, exc.message)
