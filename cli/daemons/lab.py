@@ -357,7 +357,10 @@ def bootstrap_node(name: str, address: str, pod_cidr: str, server: str, token: s
 @click.option("--name", required=True, help="node name")
 @click.option("--address", "addresses", multiple=True, required=True, help="the node's address (repeatable)")
 @click.option("--pki-dir", type=click.Path(path_type=Path), required=True, help="where the node's certificates go")
-def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tuple[str, ...], pki_dir: Path) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=15.0, show_default=True,
+              help="seconds one attempt at the control plane may take")
+def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tuple[str, ...], pki_dir: Path,
+                   timeout: float) -> None:
     """Only the join: check the control plane's CA against the token, get the node's certificates."""
     from deploy.node import join
     from deploy.node.bootstrap import JoinFailedError, read_join_token
@@ -365,7 +368,8 @@ def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tupl
     logs.configure("bootstrap", level="warning")
     try:
         token = read_join_token(token_file)
-        asyncio.run(join.join(join_server, token, node=name, addresses=list(addresses), directory=pki_dir))
+        asyncio.run(join.join(join_server, token, node=name, addresses=list(addresses), directory=pki_dir,
+                              timeout=timeout))
     except (JoinFailedError, join.JoinError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

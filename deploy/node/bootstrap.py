@@ -531,13 +531,14 @@ async def join_node(spec: NodeSpec) -> None:
         token = await asyncio.to_thread(read_join_token, spec.join_token_file)
         try:
             await join.join(spec.join_target(), token, node=spec.name, addresses=[spec.address],
-                            directory=spec.pki.dir)
+                            directory=spec.pki.dir, timeout=join.TIMEOUT * spec.timeout_scale)
         except join.JoinError as e:
             raise JoinFailedError(str(e)) from None
         return
     argv = ["nsenter", f"--net=/run/netns/{spec.netns}", "--", *kubelite_argv(), "bootstrap", "join",
             "--join-server", spec.join_target(), "--token-file", spec.join_token_file, "--name", spec.name,
-            "--address", spec.address, "--pki-dir", str(spec.pki.dir)]
+            "--address", spec.address, "--pki-dir", str(spec.pki.dir),
+            "--timeout", f"{join.TIMEOUT * spec.timeout_scale:g}"]
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     if proc.returncode != 0:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import structlog
+import tenacity
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -29,7 +31,13 @@ from api.pb import api_pb2, api_pb2_grpc
 from client import pki, tokens
 from kubelet.certificates import CLIENT, PROXY, SERVING, csr_request
 
-TIMEOUT = 15.0
+TIMEOUT = 15.0  # seconds one attempt may take on a real machine
+ATTEMPTS = 3
+# A control plane that has just started may be too busy to answer in time, above all on an emulated VM
+# whose workers provision beside it: signing is stateless, so asking again is safe.
+RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+log = structlog.get_logger(component="join")
 
 
 class JoinError(Exception):
@@ -107,13 +115,25 @@ def already_joined(files: NodePki, ca_hash: str = "") -> bool:
     return not ca_hash or pki.ca_hash(ca) == ca_hash
 
 
+def _transient(e: BaseException) -> bool:
+    return isinstance(e, grpc.aio.AioRpcError) and e.code() in RETRIED
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    err = state.outcome.exception() if state.outcome else None
+    code = err.code().name if isinstance(err, grpc.aio.AioRpcError) else repr(err)
+    log.warning("join_retry", attempt=state.attempt_number, of=ATTEMPTS, error=code,
+                wait=round(state.next_action.sleep if state.next_action else 0, 2))
+
+
 async def join(join_server: str, token: tokens.JoinToken, *, node: str, addresses: Sequence[str],
-               directory: Path) -> NodePki:
-    """Join at `join_server` (the apiserver's token port) with `token`; the node's certificate files."""
+               directory: Path, timeout: float = TIMEOUT) -> NodePki:
+    """Join at `join_server` (the apiserver's token port) with `token`; the node's certificate files. Each
+    attempt may take `timeout` seconds; a control plane too busy to answer is asked again, ATTEMPTS times."""
     files = NodePki(directory)
     if await asyncio.to_thread(already_joined, files, token.ca_hash):
         return files
-    chain = await asyncio.to_thread(handshake_chain, join_server)
+    chain = await asyncio.to_thread(handshake_chain, join_server, timeout)
     ca = pick_ca(chain, token.ca_hash, join_server)
     ca_pem = ca.public_bytes(serialization.Encoding.PEM)
     keys = {f: pki.new_key() for f in FILES}
@@ -121,12 +141,22 @@ async def join(join_server: str, token: tokens.JoinToken, *, node: str, addresse
     for field, key in keys.items():
         setattr(req, field, pki.make_csr(key, csr_request(field, node, addresses)))
     async with grpc.aio.secure_channel(join_server, grpc.ssl_channel_credentials(ca_pem)) as channel:
+        stub = api_pb2_grpc.ApiStub(channel)
+
+        async def ask() -> api_pb2.NodeCertificatesResponse:
+            return await stub.RequestNodeCertificates(req, timeout=timeout,
+                                                      metadata=(("authorization", f"Bearer {token.bearer}"),))
+
+        retrying = tenacity.AsyncRetrying(stop=tenacity.stop_after_attempt(ATTEMPTS), reraise=True,
+                                          wait=tenacity.wait_exponential(multiplier=1, max=timeout / 3),
+                                          retry=tenacity.retry_if_exception(_transient),
+                                          before_sleep=_log_retry)
         try:
-            resp = await api_pb2_grpc.ApiStub(channel).RequestNodeCertificates(
-                req, timeout=TIMEOUT, metadata=(("authorization", f"Bearer {token.bearer}"),))
+            resp = await retrying(ask)
         except grpc.aio.AioRpcError as e:
+            tried = f" ({ATTEMPTS} attempts of {timeout:g} s)" if _transient(e) else ""
             raise JoinError(f"the control plane at {join_server} refused to join node {node!r}: "
-                            f"{e.details() or e.code().name}") from None
+                            f"{e.details() or e.code().name}{tried}") from None
     issued = {CLIENT: resp.client_certificate, SERVING: resp.serving_certificate, PROXY: resp.proxy_certificate}
 
     def write() -> None:

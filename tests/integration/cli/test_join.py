@@ -4,7 +4,13 @@ for another CA, a deleted or an expired token is refused, saying why."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import queue
 import stat
+import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +22,7 @@ from client import pki, tokens
 from client.api import Client
 from client.config import ClientConfig
 
-from .conftest import clean_env, run_kubelite
+from .conftest import KUBELITE, clean_env, run_kubelite
 
 
 @pytest.fixture
@@ -119,3 +125,36 @@ async def test_a_join_token_opens_nothing_else(joinable: RunningApiserver, tmp_p
                                    token_file=str(tmp_path / "bearer"))) as client:
         with pytest.raises(ForbiddenError, match="may only ask for node certificates"):
             await client.list("pods")
+
+
+async def test_a_control_plane_too_busy_to_answer_is_asked_again(joinable: RunningApiserver, tmp_path: Path) -> None:
+    """A control plane that has just started may be too busy to answer within the node's timeout (an emulated VM
+    whose workers provision beside it): the node says so and asks again, and joins once it answers."""
+    env = clean_env(tmp_path)
+    token_file = tmp_path / "busy.token"
+    pki.write_private(token_file, f"{await _create(joinable, env)}\n".encode())
+    argv = [KUBELITE, "bootstrap", "join", "--join-server", joinable.token_address, "--token-file", str(token_file),
+            "--name", "busy", "--address", "127.0.0.1", "--pki-dir", str(tmp_path / "busy"), "--timeout", "1.5"]
+    # Popen, not asyncio's: this test blocks the loop on purpose, below.
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
+    reader.start()
+    # The apiserver shares this event loop: holding it (not awaiting) is a control plane with no time to answer,
+    # until the node has given up on its first request.
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    while not any("join_retry" in line for line in seen):
+        assert time.monotonic() < deadline and (proc.poll() is None or not lines.empty()), \
+            f"the node never retried: {seen}"
+        with contextlib.suppress(queue.Empty):
+            seen.append(lines.get(timeout=1))
+    out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    reader.join(timeout=5)
+    while not lines.empty():
+        seen.append(lines.get())
+    assert proc.returncode == 0, "".join(seen)
+    assert "node busy holds its certificates" in out
+    retry = json.loads(next(line for line in seen if "join_retry" in line))
+    assert (retry["level"], retry["attempt"], retry["of"], retry["error"]) == ("warning", 1, 3, "DEADLINE_EXCEEDED")
+    assert pki.signed_by(pki.read_cert(tmp_path / "busy" / "kubelet.crt"), pki.read_cert(testpki.get().ca_file))
