@@ -6,6 +6,10 @@
 protoc writes imports as `from kubelite.v1 import ...`; they are rewritten to
 the Python package each proto directory maps to, so the generated code lives
 inside the project's own packages.
+
+Kubernetes' own schemas (proto/k8s.io, whose paths are not Python packages)
+become one descriptor set instead, which the REST API loads to read the
+protobuf bodies kubectl sends.
 """
 
 from __future__ import annotations
@@ -29,11 +33,18 @@ TARGETS = {
     "kubelite/v1": "api/pb",
     "runtime/v1": "kubelet/runtime/criapi",
 }
+UPSTREAM = "k8s.io"  # under proto/: Kubernetes' schemas, compiled to DESCRIPTORS only
+DESCRIPTORS = "apiserver/rest/kubernetes.desc"
 
 
 def generate(out: Path) -> None:
     include = str(resources.files("grpc_tools") / "_proto")
     files = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
+    upstream = [f for f in files if f.startswith(f"{UPSTREAM}/")]
+    files = [f for f in files if f not in upstream]
+    (out / DESCRIPTORS).parent.mkdir(parents=True, exist_ok=True)
+    if protoc.main(["protoc", f"-I{PROTO}", f"--descriptor_set_out={out / DESCRIPTORS}", *upstream]) != 0:
+        sys.exit("protoc failed on Kubernetes' schemas")
     with tempfile.TemporaryDirectory() as raw:
         args = [
             "protoc",
@@ -77,7 +88,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        stale = []
+        stale: list[str] = []
+        if not (ROOT / DESCRIPTORS).exists() or not filecmp.cmp(Path(tmp) / DESCRIPTORS, ROOT / DESCRIPTORS,
+                                                                 shallow=False):
+            stale.append(DESCRIPTORS)
         for dst_dir in TARGETS.values():
             new, old = Path(tmp) / dst_dir, ROOT / dst_dir
             names = {p.name for p in new.glob("*")} | {p.name for p in old.glob("*") if p.is_file()}

@@ -10,6 +10,6 @@ status     errors as Kubernetes Status objects with their HTTP codes
 patch      JSON patch, JSON merge patch, strategic merge patch with Kubernetes' merge keys
 table      the Table format with `kubelite get`'s columns
 tokens     the TokenRequest (serviceaccounts/token) as the gRPC CreateToken request and back
-k8sproto   Kubernetes' protobuf encoding of the TokenRequest, the one body kubectl sends only that way
+k8sproto   Kubernetes' protobuf encoding, which kubectl's typed clients send (create namespace, deployment, token...)
 streams    pods/exec and pods/attach over WebSocket (v5.channel.k8s.io, v4), proxied to the kubelet
 """

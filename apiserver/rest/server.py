@@ -335,9 +335,12 @@ class RestApi:
             raise InvalidError("the request has no body")
         if request.content_type in ("application/yaml", "application/apply-patch+yaml"):
             return yaml.safe_load(raw.decode())
-        if "protobuf" in request.content_type:  # kubectl's typed clients send it unless told otherwise
+        if request.content_type == k8sproto.MEDIA_TYPE:  # what kubectl's typed clients send
+            return k8sproto.decode(raw)
+        if "protobuf" in request.content_type:
             raise HttpError(415, "UnsupportedMediaType", f"the media type {request.content_type!r} is not served: "
-                                                         f"send application/json or application/yaml")
+                                                         f"send application/json, application/yaml or "
+                                                         f"{k8sproto.MEDIA_TYPE}")
         return json.loads(raw)
 
     def _namespace(self, info: RequestInfo) -> str:
@@ -565,10 +568,10 @@ class RestApi:
         """A SelfSubjectReview: who the caller is, after impersonation (the gRPC WhoAmI)."""
         if request.method != "POST":
             raise HttpError(405, "MethodNotAllowed", "a SelfSubjectReview is created (POST), never read")
-        if request.content_type == k8sproto.MEDIA_TYPE:
-            body = k8sproto.decode(await request.read(), "SelfSubjectReview")
-        else:
-            body = await self._body(request)
+        body = await self._body(request)
+        if isinstance(body, dict) and body.get("kind", "SelfSubjectReview") != "SelfSubjectReview":
+            raise InvalidError([FieldError("kind", "Unsupported value", "this path takes a SelfSubjectReview",
+                                           str(body["kind"]))])
         extra = set(body) - {"apiVersion", "kind", "metadata", "status"} if isinstance(body, dict) else {"body"}
         if extra:
             raise InvalidError([FieldError(sorted(extra)[0], "unknown field", "a SelfSubjectReview takes no fields")])
@@ -582,10 +585,7 @@ class RestApi:
         its own pods), then issued."""
         if self._dry_run(request):
             raise InvalidError([FieldError("dryRun", "Unsupported value", "a dry-run TokenRequest is not served")])
-        if request.content_type == k8sproto.MEDIA_TYPE:  # what `kubectl create token` sends, and only that
-            body = k8sproto.decode(await request.read())
-        else:
-            body = await self._body(request)
+        body = await self._body(request)
         req, warnings = tokens.token_request(body, self._namespace(info), info.name,
                                              strict=self._validation(request) == _STRICT)
         attrs = request[_ATTRS]

@@ -279,3 +279,73 @@ async def test_kubectl_explain_from_openapi_v2(rest: RunningApiserver, tmp_path:
     labels = (await kubectl(config, "explain", "pods.metadata.labels", "--output", "plaintext-openapiv2")).stdout
     assert "FIELD:    labels <map[string]string>" in labels
 
+
+
+# kubectl's generators, each with what makes its protobuf differ from JSON: zeros that are values (replicas 0,
+# minAvailable 0), inlined structs (an Ingress rule's http, an env's secretKeyRef name), maps of bytes (a
+# Secret's data), times, int-or-strings (a Service's targetPort).
+GENERATORS = [
+    ("namespace", ["create", "namespace", "gen"]),
+    ("configmap", ["create", "configmap", "gen", "--from-literal=a=b", "--from-literal=c=d"]),
+    ("secret", ["create", "secret", "generic", "gen", "--from-literal=password=s3cret", "--type=Opaque"]),
+    ("deployment", ["create", "deployment", "gen", "--image=busybox:1.36", "--replicas=0", "--port=8080",
+                    "--", "sleep", "3600"]),
+    ("service", ["create", "service", "nodeport", "gen", "--tcp=80:8080"]),
+    ("serviceaccount", ["create", "serviceaccount", "gen"]),
+    ("job", ["create", "job", "gen", "--image=busybox:1.36", "--", "true"]),
+    ("cronjob", ["create", "cronjob", "gen", "--image=busybox:1.36", "--schedule=*/5 * * * *", "--", "true"]),
+    ("role", ["create", "role", "gen", "--verb=get,list", "--resource=pods,secrets", "--resource-name=x"]),
+    ("rolebinding", ["create", "rolebinding", "gen", "--role=gen", "--user=bob", "--serviceaccount=default:gen"]),
+    ("clusterrole", ["create", "clusterrole", "gen", "--verb=get", "--non-resource-url=/healthz"]),
+    ("clusterrolebinding", ["create", "clusterrolebinding", "gen", "--clusterrole=view", "--group=devs"]),
+    ("priorityclass", ["create", "priorityclass", "gen", "--value=0", "--description=zero",
+                       "--preemption-policy=Never"]),
+    ("poddisruptionbudget", ["create", "poddisruptionbudget", "gen", "--selector=app=gen", "--min-available=0"]),
+    ("ingress", ["create", "ingress", "gen", "--class=nginx", "--rule=gen.example/api*=gen:80",
+                 "--default-backend=gen:80"]),
+]
+ALLOCATED = ("name", "uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the user asked for: the object without what the server assigns on each create (its name, as the
+    JSON copy has another, and its uid wherever a controller's labels carry it)."""
+    text = json.dumps(obj).replace(obj["metadata"]["uid"], "UID").replace('"gen-json"', '"gen"')
+    obj = json.loads(text)
+    for key in ALLOCATED:
+        obj["metadata"].pop(key, None)
+    obj["metadata"].get("labels", {}).pop("kubernetes.io/metadata.name", None)
+    obj.pop("status", None)
+    spec = obj.get("spec", {})
+    for key in ("clusterIP", "clusterIPs"):
+        spec.pop(key, None)
+    for port in spec.get("ports", []):
+        port.pop("nodePort", None)
+    return obj
+
+
+@pytest.mark.parametrize(("resource", "generator"), GENERATORS, ids=[g[0] for g in GENERATORS])
+async def test_kubectl_generators_protobuf_reads_as_their_json(rest: RunningApiserver, tmp_path: Path,
+                                                               resource: str, generator: list[str]) -> None:
+    """`kubectl create <kind> ...` sends Kubernetes protobuf; the object it makes is the one the same command's
+    JSON (`--dry-run=client -o json | kubectl create -f -`, under another name) makes."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    cut = generator.index("--") if "--" in generator else len(generator)
+    verbose = await kubectl(config, "-v=8", *generator)
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in verbose.stderr
+    assert re.search(r"/gen (created|exposed)", verbose.stdout), verbose.stdout
+    from_protobuf = json.loads((await kubectl(config, "get", resource, "gen", "-o", "json")).stdout)
+    dry = json.loads((await kubectl(config, *generator[:cut], "--dry-run=client", "-o", "json",
+                                    *generator[cut:])).stdout)
+    dry["metadata"]["name"] = "gen-json"
+    (tmp_path / "gen.json").write_text(json.dumps(dry))
+    await kubectl(config, "create", "-f", str(tmp_path / "gen.json"))
+    from_json = json.loads((await kubectl(config, "get", resource, "gen-json", "-o", "json")).stdout)
+    a, b = _comparable(from_protobuf), _comparable(from_json)
+    assert a == b, json.dumps(a, indent=1, sort_keys=True) + "\n---\n" + json.dumps(b, indent=1, sort_keys=True)
+    if resource == "deployment":
+        assert from_protobuf["spec"]["replicas"] == 0
+    if resource == "secret":
+        assert base64.b64decode(from_protobuf["data"]["password"]) == b"s3cret"
+    if resource == "ingress":
+        assert from_protobuf["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"

@@ -26,7 +26,7 @@ def test_generated_code_is_current() -> None:
 @pytest.fixture
 def copy_of_repo(tmp_path: Path) -> Path:
     """The protos, the generator and the generated packages, copied to a scratch tree."""
-    for rel in ("scripts/genproto.py", "proto", "api/pb", "kubelet/runtime/criapi"):
+    for rel in ("scripts/genproto.py", "proto", "api/pb", "kubelet/runtime/criapi", "apiserver/rest/kubernetes.desc"):
         src, dst = ROOT / rel, tmp_path / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
@@ -72,3 +72,12 @@ def test_checker_fails_when_a_generated_file_is_edited(copy_of_repo: Path) -> No
     result = _check(copy_of_repo)
     assert result.returncode == 1
     assert "api/pb/api_pb2_grpc.py" in result.stdout
+
+
+def test_checker_fails_when_a_kubernetes_schema_changes(copy_of_repo: Path) -> None:
+    """Kubernetes' schemas are compiled into one descriptor set: a change to them without regenerating is stale."""
+    proto = copy_of_repo / "proto" / "k8s.io" / "api" / "core" / "v1" / "generated.proto"
+    proto.write_text(proto.read_text().replace("message Secret {\n", "message Secret {\n  optional string x = 99;\n"))
+    result = _check(copy_of_repo)
+    assert result.returncode == 1
+    assert "apiserver/rest/kubernetes.desc" in result.stdout

@@ -70,8 +70,14 @@ def test_unknown_fields_warn_when_not_strict() -> None:
 
 
 def test_kubectls_protobuf_body_decodes() -> None:
-    """The protobuf body kubectl sends (Go writes its empty fields too) is an empty TokenRequest."""
-    assert k8sproto.decode(KUBECTL_BODY) == {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}
+    """The protobuf body kubectl sends (Go writes its empty fields too) reads as the JSON kubectl would send: an
+    empty TokenRequest, which asks for the defaults."""
+    body = k8sproto.decode(KUBECTL_BODY)
+    assert body == {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "metadata": {"creationTimestamp": None}, "spec": {},
+                    "status": {"token": "", "expirationTimestamp": None}}
+    req, warnings = tokens.token_request(body, "ns", "default", strict=True)
+    assert (req.service_account, list(req.audiences), req.expiration_seconds, warnings) == ("default", [], 0, [])
 
 
 def test_protobuf_bodies_refused() -> None:
@@ -82,10 +88,10 @@ def test_protobuf_bodies_refused() -> None:
     with pytest.raises(InvalidError) as e:
         k8sproto.decode(other)
     assert e.value.errors[0].path == "kind"
-    # metadata.labels (field 11) set: not declared, refused by number.
+    # A field Kubernetes 1.32's ObjectMeta does not have (number 99, a varint): refused by number.
     with pytest.raises(InvalidError) as e:
-        k8sproto.decode(_body(META + bytes.fromhex("5a00")))
-    assert e.value.errors[0].path == "metadata[field 11]"
+        k8sproto.decode(_body(META + bytes.fromhex("980601")))
+    assert e.value.errors[0].path == "metadata[field 99]"
     # metadata.generateName set: declared, not a TokenRequest's, refused by name.
     req = k8sproto.decode(_body(META + bytes.fromhex("1201") + b"x"))
     with pytest.raises(InvalidError) as e:
@@ -99,8 +105,9 @@ def test_kubectls_self_subject_review_decodes() -> None:
     review = (bytes.fromhex("6b3873000a2d0a18") + b"authentication.k8s.io/v1" + bytes.fromhex("1211")
               + b"SelfSubjectReview" + bytes.fromhex("121a") + bytes([0x0A, len(META)]) + META
               + bytes.fromhex("12060a040a001200") + TAIL)
-    assert k8sproto.decode(review, "SelfSubjectReview") == {"apiVersion": "authentication.k8s.io/v1",
-                                                            "kind": "SelfSubjectReview"}
+    want = ("authentication.k8s.io/v1", "SelfSubjectReview")
+    assert k8sproto.decode(review, want) == {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                                             "metadata": {"creationTimestamp": None}, "status": {"userInfo": {}}}
     with pytest.raises(InvalidError) as e:
-        k8sproto.decode(KUBECTL_BODY, "SelfSubjectReview")
+        k8sproto.decode(KUBECTL_BODY, want)
     assert e.value.errors[0].path == "kind"
