@@ -18,8 +18,8 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUPS = ["apps", "authentication", "autoscaling", "batch", "coordination", "core", "discovery", "networking",
-          "policy", "rbac", "scheduling", "storage"]
+GROUPS = ["apps", "authentication", "authorization", "autoscaling", "batch", "coordination", "core", "discovery",
+          "networking", "policy", "rbac", "scheduling", "storage"]
 FIELD = re.compile(r'^\s+\w+\s+(\*?)[\w.\[\]]+\s+`json:"(\w+)([^"]*)"[^`]*protobuf:"\w+,\d+,(?:opt|req|rep)'
                    r'(?:,name=(\w+))?')
 INLINE = re.compile(r'^\s+(?:\w+\.)?(\w+)\s+`json:",inline"\s+protobuf:"bytes,\d+,(?:opt|req)(?:,name=(\w+))?"')

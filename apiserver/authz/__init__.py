@@ -124,6 +124,12 @@ class Authorizer:
             return Decision(True, f"RBAC: allowed by {why}")
         return Decision(False, forbidden_message(a))
 
+    def rules(self, user: UserInfo, namespace: str) -> tuple[list[rbac_pb2.PolicyRule], bool]:
+        """The RBAC rules `user` holds in `namespace` (cluster-wide ones too), and whether they are incomplete: a
+        node's authorizer, or system:masters, allows what no rule lists."""
+        incomplete = node_authz.node_of(user) is not None or MASTERS in user.groups or not self.enabled
+        return self.index().rules_for(user, namespace), incomplete
+
     def check(self, a: Attributes) -> None:
         """Raise PermissionDeniedError unless the request is allowed (and, for a write of an RBAC object, grants
         nothing its author does not hold)."""

@@ -124,6 +124,14 @@ class RuleIndex:
                     index.namespaced.setdefault((ns, key), []).extend((why, r) for r in rules)
         return index
 
+    def rules_for(self, user: UserInfo, namespace: str) -> list[rbac_pb2.PolicyRule]:
+        """Every rule granted to `user`: cluster-wide, and in `namespace` if one is given."""
+        keys = subject_keys(user)
+        rules = [rule for key in keys for _, rule in self.cluster.get(key, ())]
+        if namespace:
+            rules += [rule for key in keys for _, rule in self.namespaced.get((namespace, key), ())]
+        return rules
+
     def allowed_by(self, a: Attributes) -> str | None:
         """The binding that allows the request, or None."""
         keys = subject_keys(a.user)

@@ -379,6 +379,8 @@ ZERO_KEPT = frozenset({
     "StorageClass.volumeBindingMode",
     "Subject.kind",
     "Subject.name",
+    "SubjectAccessReviewStatus.allowed",
+    "SubjectRulesReviewStatus.incomplete",
     "SuccessPolicyRule.succeededCount",
     "SuccessPolicyRule.succeededIndexes",
     "Sysctl.name",

@@ -42,7 +42,18 @@ from apiserver.cache import WatchCache
 from apiserver.kubelet_proxy import KubeletProxy
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission
 from apiserver.registry import Registry
-from apiserver.rest import discovery, k8sproto, openapi, openapi_pb, patch, status, streams, table, tokens
+from apiserver.rest import (
+    accessreviews,
+    discovery,
+    k8sproto,
+    openapi,
+    openapi_pb,
+    patch,
+    status,
+    streams,
+    table,
+    tokens,
+)
 from apiserver.rest.request import RequestInfo, parse
 from apiserver.rest.status import HttpError
 from apiserver.rules import pod as pod_rules
@@ -59,7 +70,11 @@ JSON = "application/json"
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubelite", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}
 _STRICT, _WARN, _IGNORE = "Strict", "Warn", "Ignore"
-REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"  # `kubectl auth whoami`
+WHOAMI = "/apis/authentication.k8s.io/v1/selfsubjectreviews"  # `kubectl auth whoami`
+# Reviews about the caller, which every authenticated user may create (system:basic-user): path -> (group, resource).
+REVIEWS = {WHOAMI: ("authentication.k8s.io", "selfsubjectreviews"),
+           accessreviews.ACCESS: ("authorization.k8s.io", "selfsubjectaccessreviews"),
+           accessreviews.RULES: ("authorization.k8s.io", "selfsubjectrulesreviews")}
 UNKNOWN_FIELD = "unknown field"  # the FieldError kind api/convert.py gives a field no message has
 
 
@@ -192,11 +207,13 @@ class RestApi:
                 self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
                 raise
             authn.set_user(user)
-            if request.path.rstrip("/") == REVIEWS:
-                attrs = authz.Attributes(user, "create", "selfsubjectreviews", api_group="authentication.k8s.io")
+            review = REVIEWS.get(request.path.rstrip("/"))
+            if review is not None:
+                group, resource = review
+                attrs = authz.Attributes(user, "create", resource, api_group=group)
                 self._check(attrs)
                 with self.admission.admit(REQUEST, self._peer(request)):
-                    response = await self._review(request, user)
+                    response = await self._review(request, user, resource)
                 code = "OK"
                 return response
             info = parse(request.method, request.path, _bool(request.query.get("watch")))
@@ -564,11 +581,20 @@ class RestApi:
         await eviction.evict(self.registry, req)
         return _respond(status.success(name=info.name, kind="pods"), 201)
 
-    async def _review(self, request: web.Request, user: authn.UserInfo) -> web.Response:
-        """A SelfSubjectReview: who the caller is, after impersonation (the gRPC WhoAmI)."""
+    async def _review(self, request: web.Request, user: authn.UserInfo, resource: str) -> web.Response:
+        """A review about the caller, after impersonation: who it is (SelfSubjectReview, the gRPC WhoAmI), whether
+        it may do something (SelfSubjectAccessReview, the gRPC AccessReview), which rules it holds
+        (SelfSubjectRulesReview)."""
         if request.method != "POST":
-            raise HttpError(405, "MethodNotAllowed", "a SelfSubjectReview is created (POST), never read")
+            raise HttpError(405, "MethodNotAllowed", f"{resource} are created (POST), never read")
         body = await self._body(request)
+        if resource == "selfsubjectaccessreviews":
+            decision = self.authorizer.authorize(accessreviews.access_attributes(body, user))
+            return _respond(accessreviews.access_response(body, decision), 201)
+        if resource == "selfsubjectrulesreviews":
+            namespace = accessreviews.rules_namespace(body)
+            rules, incomplete = self.authorizer.rules(user, namespace)
+            return _respond(accessreviews.rules_response(namespace, rules, incomplete=incomplete), 201)
         if isinstance(body, dict) and body.get("kind", "SelfSubjectReview") != "SelfSubjectReview":
             raise InvalidError([FieldError("kind", "Unsupported value", "this path takes a SelfSubjectReview",
                                            str(body["kind"]))])

@@ -349,3 +349,37 @@ async def test_kubectl_generators_protobuf_reads_as_their_json(rest: RunningApis
         assert base64.b64decode(from_protobuf["data"]["password"]) == b"s3cret"
     if resource == "ingress":
         assert from_protobuf["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
+
+
+async def test_kubectl_auth_can_i(rest: RunningApiserver, tmp_path: Path) -> None:
+    """`kubectl auth can-i` (a SelfSubjectAccessReview, sent as protobuf) answers yes/no with exit 0/1 as the
+    authorizer decides, also for another user (`--as`) and a path; `--list` prints the rules RBAC grants."""
+    config = write_kubeconfig(rest, tmp_path / "kubeconfig")
+    await kubectl(config, "create", "namespace", "dev")
+    await kubectl(config, "create", "role", "reader", "-n", "dev", "--verb=get,list", "--resource=pods",
+                  "--resource=deployments.apps", "--resource-name=web")
+    await kubectl(config, "create", "rolebinding", "alice-reads", "-n", "dev", "--role=reader", "--user=alice")
+
+    async def can_i(*args: str) -> tuple[int, str]:
+        result = await kubectl(config, "auth", "can-i", *args, check=False)
+        return result.returncode, result.stdout.strip()
+
+    asked = await kubectl(config, "-v=8", "auth", "can-i", "create", "pods")
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in asked.stderr
+    assert asked.stdout.strip() == "yes"
+    assert await can_i("get", "pods/web", "-n", "dev", "--as=alice") == (0, "yes")
+    assert await can_i("list", "deployments.apps/web", "-n", "dev", "--as=alice") == (0, "yes")
+    assert await can_i("get", "pods/other", "-n", "dev", "--as=alice") == (1, "no")
+    assert await can_i("get", "pods/web", "-n", "default", "--as=alice") == (1, "no")
+    assert await can_i("create", "pods", "--subresource=exec", "-n", "dev", "--as=alice") == (1, "no")
+    assert await can_i("get", "/healthz", "--as=alice") == (0, "yes")  # system:discovery
+    assert await can_i("get", "/metrics", "--as=alice") == (1, "no")
+    listed = await kubectl(config, "auth", "can-i", "--list", "-n", "dev", "--as=alice")
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert rows[0] == ["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"]
+    assert ["pods", "[]", "[web]", "[get", "list]"] in rows
+    assert ["deployments.apps", "[]", "[web]", "[get", "list]"] in rows
+    assert ["[/healthz]", "[]", "[get]"] in rows
+    assert not any(row[0] == "*.*" for row in rows)
+    everything = await kubectl(config, "auth", "can-i", "--list")
+    assert ["*.*", "[]", "[]", "[*]"] in [line.split() for line in everything.stdout.splitlines()]
