@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
+import structlog
 import testpki
 from aetcd import rpc
 from hypothesis import HealthCheck, settings
@@ -91,6 +92,26 @@ def mounts_under(base: str) -> list[str]:
         points = [line.split()[4] for line in f]
     prefix = base.rstrip("/") + "/"
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+# A daemon's logging (api/logs.py) caches each logger on first use: in this process, a test that configured it (a
+# CLI command run in-process, at level warning) would leave its level and processors on every later test's
+# loggers, and structlog's capture_logs would see nothing. Here loggers are never cached, and each test starts
+# from structlog's defaults.
+_structlog_configure = structlog.configure
+
+
+def _configure_uncached(**settings: object) -> None:
+    _structlog_configure(**{**settings, "cache_logger_on_first_use": False})  # type: ignore[arg-type]
+
+
+structlog.configure = _configure_uncached  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)
