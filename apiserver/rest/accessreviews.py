@@ -1,6 +1,7 @@
-"""`kubectl auth can-i` over REST: a SelfSubjectAccessReview is answered by the authorizer every request meets
-(the gRPC AccessReview), a SelfSubjectRulesReview (`can-i --list`) lists the rules RBAC grants the caller in a
-namespace. Both speak of the caller after impersonation (`--as`)."""
+"""Reviews about the caller over REST, after impersonation (`--as`): a SelfSubjectReview says who it is (`kubectl
+auth whoami`, the gRPC WhoAmI); a SelfSubjectAccessReview whether it may do something (`kubectl auth can-i`),
+answered by the authorizer every request meets (the gRPC AccessReview); a SelfSubjectRulesReview (`can-i --list`)
+lists the rules RBAC grants it in a namespace."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from apiserver.authn import UserInfo
 from apiserver.authz import Attributes, Decision
 
 API_VERSION = "authorization.k8s.io/v1"
+WHOAMI_VERSION = "authentication.k8s.io/v1"
 ACCESS = f"/apis/{API_VERSION}/selfsubjectaccessreviews"
 RULES = f"/apis/{API_VERSION}/selfsubjectrulesreviews"
 _RESOURCE_FIELDS = {"namespace", "verb", "group", "version", "resource", "subresource", "name"}
 _NON_RESOURCE_FIELDS = {"path", "verb"}
 
 
-def _object(body: Any, kind: str) -> dict[str, Any]:
+def _object(body: Any, kind: str, api_version: str = API_VERSION, *, spec: bool = True) -> dict[str, Any]:
+    """The review's spec, once its kind and top-level fields are checked (`spec` False: it has none)."""
     if not isinstance(body, dict):
         raise InvalidError(f"a {kind} must be a JSON object")
-    if body.get("kind", kind) != kind or body.get("apiVersion", API_VERSION) != API_VERSION:
-        raise InvalidError([FieldError("kind", "Unsupported value", f"this path takes an {API_VERSION} {kind}",
+    if body.get("kind", kind) != kind or body.get("apiVersion", api_version) != api_version:
+        raise InvalidError([FieldError("kind", "Unsupported value", f"this path takes an {api_version} {kind}",
                                        f"{body.get('apiVersion')} {body.get('kind')}")])
-    extra = sorted(set(body) - {"apiVersion", "kind", "metadata", "spec", "status"})
+    extra = sorted(set(body) - {"apiVersion", "kind", "metadata", "status", *(["spec"] if spec else [])})
     if extra:
         raise InvalidError([FieldError(extra[0], "unknown field", f"a {kind} has no such field")])
     spec = body.get("spec") or {}
@@ -43,6 +46,13 @@ def _fields(section: Any, where: str, known: set[str]) -> dict[str, str]:
         if not isinstance(value, str):
             raise InvalidError([FieldError(f"{where}.{key}", "Invalid value", "must be a string", str(value))])
     return section
+
+
+def whoami_response(body: Any, user: UserInfo) -> dict[str, Any]:
+    """A SelfSubjectReview (it takes no fields) answered with the caller's name, uid and groups."""
+    _object(body, "SelfSubjectReview", WHOAMI_VERSION, spec=False)
+    return {"kind": "SelfSubjectReview", "apiVersion": WHOAMI_VERSION, "metadata": {"creationTimestamp": None},
+            "status": {"userInfo": {"username": user.name, "uid": user.uid, "groups": list(user.groups)}}}
 
 
 def access_attributes(body: Any, user: UserInfo) -> Attributes:

@@ -1,4 +1,5 @@
-"""SelfSubjectAccessReview and SelfSubjectRulesReview bodies: what they ask, their answers, their errors by field."""
+"""SelfSubjectReview, SelfSubjectAccessReview and SelfSubjectRulesReview bodies: what they ask, their answers, their
+errors by field."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from apiserver.authn import UserInfo
 from apiserver.authz import Attributes, Decision
 from apiserver.rest import accessreviews
 
-ALICE = UserInfo("alice", ("system:authenticated",))
+ALICE = UserInfo("alice", "u-1", ("system:authenticated",))
 
 
 def _review(**spec: Any) -> dict[str, Any]:
@@ -70,3 +71,17 @@ def test_rules_response_lists_each_rule_once() -> None:
     with pytest.raises(InvalidError) as e:
         accessreviews.rules_namespace({"kind": "SelfSubjectRulesReview", "spec": {"namespace": "dev", "x": "y"}})
     assert e.value.errors[0].path == "spec.x"
+
+
+def test_whoami_names_the_caller_and_takes_no_fields() -> None:
+    """kubectl's SelfSubjectReview (as its protobuf reads) is answered with the caller; a spec, another field or
+    another kind is refused by name."""
+    kubectl = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+               "metadata": {"creationTimestamp": None}, "status": {"userInfo": {}}}
+    assert accessreviews.whoami_response(kubectl, ALICE)["status"] == {
+        "userInfo": {"username": "alice", "uid": "u-1", "groups": ["system:authenticated"]}}
+    for body, field in (({**kubectl, "spec": {}}, "spec"), ({**kubectl, "extra": 1}, "extra"),
+                        (_review(), "kind")):
+        with pytest.raises(InvalidError) as e:
+            accessreviews.whoami_response(body, ALICE)
+        assert [err.path for err in e.value.errors] == [field]
