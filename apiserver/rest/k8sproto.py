@@ -103,7 +103,10 @@ def _special(msg: Message, name: str) -> tuple[bool, Any]:
         raw = msg.raw  # type: ignore[attr-defined]
         return True, json.loads(raw) if raw else None
     if name == _DURATION:
-        return True, f"{msg.duration / 1e9:g}s"  # type: ignore[attr-defined]
+        ns = msg.duration  # type: ignore[attr-defined]
+        seconds, nanos = divmod(abs(ns), 1_000_000_000)
+        # Decimal seconds, never an exponent: what Go's time.ParseDuration reads.
+        return True, ("-" if ns < 0 else "") + f"{seconds}.{nanos:09d}".rstrip("0").rstrip(".") + "s"
     return False, None
 
 

@@ -139,3 +139,14 @@ def test_fields_whose_json_name_differs() -> None:
     req.spec.boundObjectRef.kind, req.spec.boundObjectRef.uID = "Pod", "u-1"
     assert k8sproto.decode(_wrap("authentication.k8s.io/v1", "TokenRequest", req))["spec"] == {
         "boundObjectRef": {"kind": "Pod", "uid": "u-1"}}
+
+
+@pytest.mark.parametrize(("nanoseconds", "text"), [
+    (3_600_000_000_000, "3600s"), (1_500_000_000, "1.5s"), (2_000_000_000_000_000, "2000000s"),
+    (1, "0.000000001s"), (0, "0s"), (-1_500_000_000, "-1.5s"),
+])
+def test_a_duration_is_decimal_seconds(nanoseconds: int, text: str) -> None:
+    """A metav1.Duration reads as decimal seconds, which Go's ParseDuration takes (never an exponent)."""
+    cls = k8sproto._message("k8s.io.apimachinery.pkg.apis.meta.v1.Duration")
+    assert cls is not None
+    assert k8sproto._special(cls(duration=nanoseconds), cls.DESCRIPTOR.full_name) == (True, text)
