@@ -34,6 +34,7 @@ from controllers.gc.pods import PodGarbageCollector
 from controllers.informers import SharedInformers
 from controllers.job.controller import JobController
 from controllers.nodelifecycle.controller import DEFAULT_GRACE, DEFAULT_MONITOR_PERIOD, NodeLifecycleController
+from controllers.nodelifecycle.plan import EvictionRates
 from controllers.nodelifecycle.taintmanager import TaintManager
 from controllers.replicaset.controller import ReplicaSetController
 from controllers.statefulset.controller import StatefulSetController
@@ -73,6 +74,7 @@ class Config:
     controllers: tuple[str, ...] = CONTROLLERS
     node_monitor_grace_period: float = DEFAULT_GRACE
     node_monitor_period: float = DEFAULT_MONITOR_PERIOD
+    eviction_rates: EvictionRates = field(default_factory=EvictionRates)
     leader_elect: bool = True
     lease_duration: float = 4.0
     renew_interval: float = 1.0
@@ -123,7 +125,8 @@ class ControllerManager:
                 client, informers, workers=c.endpoints_workers, max_endpoints=c.endpointslice_max))],
             "nodelifecycle": lambda: [
                 ("nodelifecycle", NodeLifecycleController(client, informers, grace=c.node_monitor_grace_period,
-                                                          monitor_period=c.node_monitor_period)),
+                                                          monitor_period=c.node_monitor_period,
+                                                          rates=c.eviction_rates)),
                 ("taint-eviction", TaintManager(client, informers, workers=c.eviction_workers)),
             ],
             "garbagecollector": lambda: [

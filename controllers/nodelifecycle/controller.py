@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from api.errors import ConflictError, NotFoundError
@@ -27,10 +28,12 @@ class NodeLifecycleController(QueueController):
     name = "node-controller"
 
     def __init__(self, client: Client, informers: SharedInformers, *, grace: float = DEFAULT_GRACE,
-                 monitor_period: float = DEFAULT_MONITOR_PERIOD, workers: int = 4) -> None:
+                 monitor_period: float = DEFAULT_MONITOR_PERIOD, rates: plan.EvictionRates | None = None,
+                 workers: int = 4) -> None:
         super().__init__()
         self.client = client
         self.grace = grace
+        self.rates = rates or plan.EvictionRates()
         self.monitor_period = monitor_period
         self.workers = workers
         self.recorder = Recorder(client, self.name)
@@ -39,6 +42,10 @@ class NodeLifecycleController(QueueController):
         self.pods = informers.get("pods")
         self.observed: dict[str, plan.LeaseObservation] = {}
         self.zone_states: dict[str, str] = {}
+        self.halted = False  # every zone fully disrupted: no eviction anywhere, NoExecute taints removed
+        # Per zone, the limiter of nodes starting eviction: a storm of lost nodes (an overloaded cluster whose
+        # kubelets miss renewals) evicts one node's pods at a time, not all at once onto the survivors.
+        self.limiters: dict[str, plan.TokenBucket] = {}
         self.nodes.add_handlers(self.enqueue, self._node_updated, self._node_deleted)
         self.leases.add_handlers(self._lease_seen, lambda old, new: self._lease_seen(new))
 
@@ -87,27 +94,40 @@ class NodeLifecycleController(QueueController):
             await asyncio.sleep(self.monitor_period)
 
     def monitor_once(self) -> None:
-        gone = self.unreachable(time.monotonic())
+        mono = time.monotonic()
+        gone = self.unreachable(mono)
         for name in gone:
             if self.nodes.get(name) is not None:
                 self.enqueue_key(name)
-        states = plan.compute_zone_states(self.nodes.list(), gone)
+        zones = plan.compute_zones(self.nodes.list(), gone, self.rates.unhealthy_zone_threshold)
+        self.halted = plan.all_disrupted(zones)
+        for zone, rate in plan.eviction_rates(zones, self.rates).items():
+            before = self.limiters.get(zone)
+            self.limiters[zone] = plan.TokenBucket.full(rate, mono) if before is None else before.with_rate(rate, mono)
+            if before is not None and (before.rate > 0) != (rate > 0):
+                self._eviction_switched(zone, zones[zone], halted=rate == 0, gone=gone)
+        states = {zone: z.state for zone, z in zones.items()}
         changed = plan.changed_zones(self.zone_states, states)
         self.zone_states = states
         for zone, state in changed.items():
             nodes = [n for n in self.nodes.list() if plan.zone_of(n) == zone]
-            self.log.warning("zone_disrupted" if state == plan.FULL_DISRUPTION else "zone_recovered",
-                             zone=zone or "<default>", nodes=len(nodes))
+            self.log.warning("zone_state_changed", zone=zone or "<default>", state=state, nodes=len(nodes),
+                             eviction_rate=self.limiters[zone].rate)
             for n in nodes:
                 self.enqueue(n)
-                if n.metadata.name in gone or plan.ready_status(n) != "True":
-                    if state == plan.FULL_DISRUPTION:
-                        self.recorder.warning(n, "EvictionHalted",
-                                              f"More than half of the nodes in zone {zone or '<default>'} are not "
-                                              f"ready: pods are not evicted until it recovers")
-                    else:
-                        self.recorder.normal(n, "EvictionResumed",
-                                             f"Zone {zone or '<default>'} recovered: evicting pods again")
+
+    def _eviction_switched(self, zone: str, state: plan.Zone, *, halted: bool, gone: set[str]) -> None:
+        name = zone or "<default>"
+        why = ("no node in any zone is ready" if self.halted else
+               f"{state.state} of zone {name}: at least {self.rates.unhealthy_zone_threshold:.0%} of its "
+               f"{state.size} nodes are not ready")
+        for n in self.nodes.list():
+            if plan.zone_of(n) != zone or (n.metadata.name not in gone and plan.ready_status(n) == "True"):
+                continue
+            if halted:
+                self.recorder.warning(n, "EvictionHalted", f"Pods are not evicted until it recovers: {why}")
+            else:
+                self.recorder.normal(n, "EvictionResumed", f"Zone {name} recovered: evicting pods again")
 
     # ------------------------------------------------------------ reconcile
 
@@ -129,8 +149,9 @@ class NodeLifecycleController(QueueController):
                 self.log.warning("node_marked_unknown", node=key, grace_seconds=self.grace)
                 self.recorder.normal(node, "NodeNotReady", f"Node {key} status is now: NodeNotReady")
         # Taints first: the NoExecute taint starts the pods' toleration clocks.
-        disrupted = self.zone_states.get(plan.zone_of(node)) == plan.FULL_DISRUPTION
-        taints = plan.plan_taints(node, evict=not disrupted, now=at)
+        taints = plan.plan_taints(node, evict=not self.halted, now=at)
+        if plan.starts_eviction(node.spec.taints, taints) and not self._may_start_eviction(node):
+            taints = plan.plan_taints(node, evict=False, now=at)
         if plan.taints_differ(node.spec.taints, taints):
             update = core_pb2.Node()
             update.CopyFrom(node)
@@ -140,6 +161,20 @@ class NodeLifecycleController(QueueController):
             self.log.info("node_taints_updated", node=key, taints=[f"{t.key}:{t.effect}" for t in taints])
         if unreachable and plan.ready_status(node) == "Unknown":
             await self._mark_pods_not_ready(node)
+
+    def _may_start_eviction(self, node: core_pb2.Node) -> bool:
+        """Take a token from the node's zone limiter; without one, come back when there is one (or when the
+        zone's state changes, for a zone that evicts nothing)."""
+        zone, mono = plan.zone_of(node), time.monotonic()
+        limiter = self.limiters.setdefault(zone, plan.TokenBucket.full(self.rates.rate, mono))
+        if limiter.take(mono):
+            return True
+        wait = limiter.wait(mono)
+        if math.isfinite(wait):
+            self.enqueue_after(node.metadata.name, wait)
+        self.log.info("eviction_rate_limited", node=node.metadata.name, zone=zone or "<default>",
+                      rate=limiter.rate, wait_seconds=round(wait, 2) if math.isfinite(wait) else None)
+        return False
 
     async def _renewed_meanwhile(self, name: str) -> bool:
         """Read the Lease itself before declaring its node lost: when this process, not the node, fell behind

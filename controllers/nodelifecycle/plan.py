@@ -8,6 +8,7 @@ conditions they were given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -16,10 +17,11 @@ from api.pb import core_pb2
 from api.timestamps import timestamp
 
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+# Kubernetes' zone states: Normal; PartialDisruption (more than 2 nodes and at least the unhealthy-zone
+# threshold of them not ready); FullDisruption (no node ready).
 NORMAL = "Normal"
+PARTIAL_DISRUPTION = "PartialDisruption"
 FULL_DISRUPTION = "FullDisruption"
-# A zone with at least this many nodes, more than half of them not ready, stops evicting.
-DISRUPTION_MIN_NODES = 3
 
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
@@ -107,11 +109,35 @@ def plan_unknown_status(node: core_pb2.Node, now: float) -> core_pb2.NodeStatus 
     return status if changed else None
 
 
-def compute_zone_states(nodes: Iterable[core_pb2.Node], unreachable: Iterable[str] = ()) -> dict[str, str]:
-    """Per zone, Normal or FullDisruption (more than half of at least 3 nodes not ready).
+@dataclass(frozen=True)
+class EvictionRates:
+    """How fast nodes' pods are evicted, with kube-controller-manager's defaults: --node-eviction-rate,
+    --secondary-node-eviction-rate, --unhealthy-zone-threshold, --large-cluster-size-threshold."""
 
-    Only nodes that report a Ready condition (or are known unreachable) count.
-    """
+    rate: float = 0.1  # nodes a second whose NoExecute taint may be added, per zone
+    secondary_rate: float = 0.01  # the same in a partially disrupted zone of a large cluster
+    unhealthy_zone_threshold: float = 0.55
+    large_cluster_size: int = 50  # a zone of at most this many nodes stops evicting when partially disrupted
+
+
+@dataclass(frozen=True)
+class Zone:
+    state: str
+    size: int
+
+
+def zone_state(ready: int, not_ready: int, threshold: float) -> str:
+    """Kubernetes' ComputeZoneState."""
+    if ready == 0 and not_ready > 0:
+        return FULL_DISRUPTION
+    if not_ready > 2 and not_ready / (ready + not_ready) >= threshold:
+        return PARTIAL_DISRUPTION
+    return NORMAL
+
+
+def compute_zones(nodes: Iterable[core_pb2.Node], unreachable: Iterable[str] = (),
+                  threshold: float = EvictionRates.unhealthy_zone_threshold) -> dict[str, Zone]:
+    """Each zone's state and size. Only nodes that report a Ready condition (or are known unreachable) count."""
     gone = set(unreachable)
     totals: dict[str, list[int]] = {}
     for n in nodes:
@@ -119,11 +145,68 @@ def compute_zone_states(nodes: Iterable[core_pb2.Node], unreachable: Iterable[st
         if status is None and n.metadata.name not in gone:
             continue
         counts = totals.setdefault(zone_of(n), [0, 0])
-        counts[0] += 1
-        if n.metadata.name in gone or status != "True":
-            counts[1] += 1
-    return {zone: FULL_DISRUPTION if total >= DISRUPTION_MIN_NODES and 2 * not_ready > total else NORMAL
-            for zone, (total, not_ready) in totals.items()}
+        counts[0 if status == "True" and n.metadata.name not in gone else 1] += 1
+    return {zone: Zone(zone_state(ready, not_ready, threshold), ready + not_ready)
+            for zone, (ready, not_ready) in totals.items()}
+
+
+def all_disrupted(zones: Mapping[str, Zone]) -> bool:
+    """No node ready anywhere: the fault is more likely the control plane's or the network's than every
+    node's, so nothing is evicted and the NoExecute taints come off (Kubernetes' master disruption mode)."""
+    return bool(zones) and all(z.state == FULL_DISRUPTION for z in zones.values())
+
+
+def eviction_rates(zones: Mapping[str, Zone], rates: EvictionRates) -> dict[str, float]:
+    """Per zone, how many nodes a second may start evicting (Kubernetes' handleDisruption): the normal rate in a
+    Normal zone and in a fully disrupted one while another zone is not; in a partially disrupted zone, the
+    secondary rate if the zone is larger than the large-cluster size, else none; none anywhere when all
+    zones are fully disrupted."""
+    if all_disrupted(zones):
+        return {name: 0.0 for name in zones}
+    return {name: (rates.secondary_rate if z.size > rates.large_cluster_size else 0.0)
+            if z.state == PARTIAL_DISRUPTION else rates.rate for name, z in zones.items()}
+
+
+@dataclass
+class TokenBucket:
+    """Kubernetes' eviction limiter: `rate` tokens a second, at most one held (burst 1); rate 0 gives none."""
+
+    rate: float
+    tokens: float
+    stamp: float  # monotonic seconds of the last refill
+
+    @classmethod
+    def full(cls, rate: float, now: float) -> TokenBucket:
+        return cls(rate, 1.0 if rate > 0 else 0.0, now)
+
+    def _refill(self, now: float) -> None:
+        if self.rate > 0:
+            self.tokens = min(1.0, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = max(self.stamp, now)
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (infinite at rate 0)."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate if self.rate > 0 else math.inf
+
+    def with_rate(self, rate: float, now: float) -> TokenBucket:
+        """The bucket for a new rate; one that had no token left starts without one too (Kubernetes' SwapLimiter),
+        so flapping zone states cannot mint tokens."""
+        if rate == self.rate:
+            return self
+        fresh = TokenBucket.full(rate, now)
+        if not self.take(now):
+            fresh.tokens = 0.0
+        return fresh
 
 
 def plan_taints(node: core_pb2.Node, *, evict: bool, now: float) -> list[core_pb2.Taint]:
@@ -131,7 +214,7 @@ def plan_taints(node: core_pb2.Node, *, evict: bool, now: float) -> list[core_pb
 
     Ready=Unknown: unreachable NoSchedule and NoExecute; Ready=False: not-ready
     NoSchedule and NoExecute; Ready=True: neither. NoExecute is withheld when
-    `evict` is False (the zone is disrupted). Nodes without a Ready condition
+    `evict` is False (eviction is halted or waits for its rate). Nodes without a Ready condition
     keep their taints. Existing taints keep their timeAdded.
     """
     status = ready_status(node)
@@ -155,6 +238,17 @@ def plan_taints(node: core_pb2.Node, *, evict: bool, now: float) -> list[core_pb
 
 def taints_differ(a: Iterable[core_pb2.Taint], b: Iterable[core_pb2.Taint]) -> bool:
     return list(a) != list(b)
+
+
+def evicting(taints: Iterable[core_pb2.Taint]) -> bool:
+    """Does the node carry one of this controller's NoExecute taints?"""
+    return any((t.key, t.effect) in MANAGED_TAINTS and t.effect == "NoExecute" for t in taints)
+
+
+def starts_eviction(current: Iterable[core_pb2.Taint], wanted: Iterable[core_pb2.Taint]) -> bool:
+    """Would `wanted` add a NoExecute taint to a node not yet evicting? That takes a token from its zone's
+    limiter; swapping unreachable for not-ready (or back) does not, as in Kubernetes."""
+    return evicting(wanted) and not evicting(current)
 
 
 def pods_to_mark_not_ready(pods: Iterable[core_pb2.Pod]) -> list[core_pb2.Pod]:

@@ -182,11 +182,11 @@ async def test_not_ready_node_is_tainted(client: Client, apiserver: Any, running
     await eventually(lambda: tainted(set()))
 
 
-async def test_full_disruption_halts_eviction(client: Client, apiserver: Any, running: Running) -> None:
-    """When most nodes of a zone go unreachable at once, their pods turn NotReady but are not evicted; when the
-    zone recovers, eviction resumes for the nodes still unreachable."""
-    manager = await fast_manager(running, apiserver)
-    names = ["n1", "n2", "n3"]
+async def zone_of_nodes(client: Client, apiserver: Any, running: Running, names: list[str],
+                        rate: float) -> tuple[ControllerManager, LeaseRenewer]:
+    """Nodes in one zone, each with a Ready pod and a renewed Lease, under a controller evicting `rate` nodes/s."""
+    manager = await start_manager(running, apiserver.address, node_monitor_grace_period=1.0, node_monitor_period=0.2,
+                                  eviction_rates=plan.EvictionRates(rate=rate))
     for name in names:
         await register_node(client, name)
     renewer = LeaseRenewer(client, names)
@@ -195,32 +195,92 @@ async def test_full_disruption_halts_eviction(client: Client, apiserver: Any, ru
         await bound_pod(client, f"pod-{name}", name)
     node_controller = manager.controllers["nodelifecycle"]
     await eventually(lambda: _true(set(node_controller.observed) == set(names)), what="leases seen")
+    return manager, renewer
 
-    renewer.active -= {"n2", "n3"}
+
+async def eviction_started(client: Client, name: str) -> float | None:
+    """When the node's NoExecute taint was added (None: not yet)."""
+    node = await client.get("nodes", name, "")
+    return next((t.time_added.seconds + t.time_added.nanos / 1e9 for t in node.spec.taints
+                 if t.effect == "NoExecute"), None)
+
+
+async def evicted(client: Client, pod: str) -> bool:
+    return (await client.get("pods", pod, "default")).metadata.HasField("deletion_timestamp")
+
+
+async def test_lost_nodes_start_eviction_one_at_a_time(client: Client, apiserver: Any, running: Running) -> None:
+    """Two of four nodes lost together: the first one's pods go at once, the second's when its zone's eviction
+    limiter has a token again (--node-eviction-rate), so a storm of lost nodes cannot evict everything at once."""
+    _, renewer = await zone_of_nodes(client, apiserver, running, ["n1", "n2", "n3", "n4"], rate=0.5)
+    renewer.active -= {"n3", "n4"}
+    both = await eventually(lambda: _all_of(client, ["n3", "n4"]), timeout=15, what="both nodes evicting")
+    assert max(both) - min(both) >= 1.5, both  # 2 s apart at 0.5 nodes/s, less the clocks' resolution
+    for name in ("n3", "n4"):
+        await eventually(lambda name=name: evicted(client, f"pod-{name}"), timeout=10, what=f"pod-{name} evicted")
+    assert not await evicted(client, "pod-n1")
+
+
+async def _all_of(client: Client, names: list[str]) -> list[float] | None:
+    started = [await eviction_started(client, n) for n in names]
+    return None if None in started else [t for t in started if t is not None]
+
+
+async def test_partial_disruption_halts_eviction(client: Client, apiserver: Any, running: Running) -> None:
+    """When most nodes of a small zone go unreachable, their pods turn NotReady but are not evicted; when the zone
+    recovers, eviction resumes for the nodes still unreachable, at the eviction rate.
+
+    The first lost node spends the zone's token, so the three lost after it cannot be evicted one by one before
+    the controller sees them all: what holds them back past the next token (5 s at 0.2 nodes/s) is the halt."""
+    names = ["n1", "n2", "n3", "n4", "n5"]
+    _, renewer = await zone_of_nodes(client, apiserver, running, names, rate=0.2)
+    renewer.active -= {"n5"}
+    await eventually(lambda: eviction_started(client, "n5"), timeout=10, what="n5 evicting")
+    spent = time.monotonic()
+    renewer.active -= {"n2", "n3", "n4"}
 
     async def unreachable(name: str) -> bool:
         return ready_status(await client.get("nodes", name, "")) == "Unknown"
 
-    await eventually(lambda: unreachable("n2"), timeout=10)
-    await eventually(lambda: unreachable("n3"), timeout=10)
-    await asyncio.sleep(3.0)  # longer than the pods' 1 s toleration
-    for name in ("n2", "n3"):
+    for name in ("n2", "n3", "n4"):
+        await eventually(lambda name=name: unreachable(name), timeout=10, what=f"{name} unreachable")
+    await asyncio.sleep(max(0.0, spent + 7.0 - time.monotonic()))  # past the token a limiter at 0.2/s would give
+    for name in ("n2", "n3", "n4"):
         node = await client.get("nodes", name, "")
-        assert taint_set(node) == {(UNREACHABLE_TAINT, "NoSchedule")}
+        assert taint_set(node) == {(UNREACHABLE_TAINT, "NoSchedule")}, name
         pod = await client.get("pods", f"pod-{name}", "default")
         assert not pod.metadata.HasField("deletion_timestamp") and not is_ready(pod)
-    assert await client.list_all("events", "default", field_selector="reason=EvictionHalted")
+    halted = await client.list_all("events", "default", field_selector="reason=EvictionHalted")
+    assert halted and "PartialDisruption" in halted[0].message, [e.message for e in halted]
 
-    renewer.active.add("n2")
+    renewer.active |= {"n2", "n3"}
     await report_ready(client, "n2", "True")
+    await report_ready(client, "n3", "True")
+    await eventually(lambda: evicted(client, "pod-n4"), timeout=15, what="eviction after recovery")
+    assert {(UNREACHABLE_TAINT, "NoExecute")} <= taint_set(await client.get("nodes", "n4", ""))
+    for name in ("n2", "n3"):
+        assert not await evicted(client, f"pod-{name}")
+        assert not taint_set(await client.get("nodes", name, ""))
 
-    async def evicted() -> bool:
-        return (await client.get("pods", "pod-n3", "default")).metadata.HasField("deletion_timestamp")
 
-    await eventually(evicted, timeout=10, what="eviction after recovery")
-    assert {(UNREACHABLE_TAINT, "NoExecute")} <= taint_set(await client.get("nodes", "n3", ""))
-    assert not (await client.get("pods", "pod-n2", "default")).metadata.HasField("deletion_timestamp")
-    assert not taint_set(await client.get("nodes", "n2", ""))
+async def test_losing_every_node_evicts_nothing(client: Client, apiserver: Any, running: Running) -> None:
+    """No node ready anywhere (a control plane cut off from all of them, more likely than every node dying at
+    once): nothing is evicted and no NoExecute taint stays (Kubernetes' master disruption mode). One node, so
+    that it is lost all at once."""
+    names = ["n1"]
+    _, renewer = await zone_of_nodes(client, apiserver, running, names, rate=100.0)
+    renewer.active.clear()
+    for name in names:
+        await eventually(lambda name=name: _unknown_and_calm(client, name), timeout=10, what=f"{name} lost, calm")
+    await asyncio.sleep(2.0)  # longer than the pods' 1 s toleration
+    for name in names:
+        assert await _unknown_and_calm(client, name), name
+        assert not await evicted(client, f"pod-{name}")
+
+
+async def _unknown_and_calm(client: Client, name: str) -> bool:
+    node = await client.get("nodes", name, "")
+    return ready_status(node) == "Unknown" and taint_set(node) == {(UNREACHABLE_TAINT, "NoSchedule")}
 
 
 async def _true(value: bool) -> bool:

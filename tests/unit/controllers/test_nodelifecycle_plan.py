@@ -97,26 +97,102 @@ def test_taints_keep_time_added_and_ignore_hollow_nodes() -> None:
 @pytest.mark.parametrize(("states", "unreachable", "expect"), [
     pytest.param(["True"] * 3, [], plan.NORMAL, id="healthy"),
     pytest.param(["True", "True", "False"], [], plan.NORMAL, id="one-of-three"),
-    pytest.param(["True", "False", "False"], [], plan.FULL_DISRUPTION, id="two-of-three"),
-    pytest.param(["True", "True", "True", "True"], ["n0", "n1"], plan.NORMAL, id="half-is-not-more-than-half"),
-    pytest.param(["True", "True", "True", "True"], ["n0", "n1", "n2"], plan.FULL_DISRUPTION, id="lease-lapsed"),
-    pytest.param(["False", "False"], [], plan.NORMAL, id="too-small-to-judge"),
+    pytest.param(["True", "False", "False"], [], plan.NORMAL, id="two-not-ready-are-never-a-disruption"),
+    pytest.param(["True", "False", "Unknown", "False"], [], plan.PARTIAL_DISRUPTION, id="three-of-four"),
+    pytest.param(["True"] * 4, ["n0", "n1"], plan.NORMAL, id="half-is-under-the-threshold"),
+    pytest.param(["True"] * 4, ["n0", "n1", "n2"], plan.PARTIAL_DISRUPTION, id="lease-lapsed"),
+    pytest.param(["True"] * 9 + ["False"] * 11, [], plan.PARTIAL_DISRUPTION, id="55-percent"),
+    pytest.param(["True"] * 10 + ["False"] * 10, [], plan.NORMAL, id="50-percent"),
+    pytest.param(["False", "Unknown"], [], plan.FULL_DISRUPTION, id="none-ready"),
+    pytest.param(["True"], ["n0"], plan.FULL_DISRUPTION, id="the-only-node-lost"),
 ])
 def test_zone_states(states: list[str], unreachable: list[str], expect: str) -> None:
-    """A zone of at least 3 nodes with more than half not ready stops evicting."""
+    """Kubernetes' zone states; nodes without a Ready condition (hollow ones) do not count."""
     nodes = [node(f"n{i}", s, zone="z") for i, s in enumerate(states)] + [node("hollow", ready=None, zone="z")]
-    assert plan.compute_zone_states(nodes, unreachable) == {"z": expect}
+    assert plan.compute_zones(nodes, unreachable) == {"z": plan.Zone(expect, len(states))}
 
 
 @given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["True", "False", "Unknown"])), max_size=12))
 def test_zone_states_property(spec: list[tuple[str, str]]) -> None:
-    """A zone is disrupted exactly when it has 3+ nodes and more than half of them are not ready."""
+    """No node ready is a full disruption; else more than 2 and at least 55% not ready is a partial one."""
     nodes = [node(f"n{i}", s, zone=z) for i, (z, s) in enumerate(spec)]
-    states = plan.compute_zone_states(nodes)
-    for zone, state in states.items():
-        members = [s for z, s in spec if z == zone]
+    zones = plan.compute_zones(nodes)
+    for name, zone in zones.items():
+        members = [s for z, s in spec if z == name]
         bad = sum(1 for s in members if s != "True")
-        assert (state == plan.FULL_DISRUPTION) == (len(members) >= 3 and bad * 2 > len(members))
+        assert zone.size == len(members)
+        assert (zone.state == plan.FULL_DISRUPTION) == (bad == len(members))
+        assert (zone.state == plan.PARTIAL_DISRUPTION) == (bad < len(members) and bad > 2 and bad / len(members) >= .55)
+
+
+RATES = plan.EvictionRates(rate=0.1, secondary_rate=0.01, large_cluster_size=50)
+
+
+@pytest.mark.parametrize(("zones", "expect"), [
+    pytest.param({"a": (plan.NORMAL, 3)}, {"a": 0.1}, id="normal"),
+    pytest.param({"a": (plan.PARTIAL_DISRUPTION, 50)}, {"a": 0.0}, id="partial-small-zone-stops"),
+    pytest.param({"a": (plan.PARTIAL_DISRUPTION, 51)}, {"a": 0.01}, id="partial-large-zone-slows"),
+    pytest.param({"a": (plan.FULL_DISRUPTION, 3), "b": (plan.NORMAL, 3)}, {"a": 0.1, "b": 0.1},
+                 id="one-zone-down-is-a-zone-outage"),
+    pytest.param({"a": (plan.FULL_DISRUPTION, 3), "b": (plan.FULL_DISRUPTION, 1)}, {"a": 0.0, "b": 0.0},
+                 id="all-zones-down-stops-everything"),
+    pytest.param({"a": (plan.FULL_DISRUPTION, 3), "b": (plan.PARTIAL_DISRUPTION, 60)}, {"a": 0.1, "b": 0.01},
+                 id="full-and-partial"),
+    pytest.param({}, {}, id="no-zones"),
+])
+def test_eviction_rates(zones: dict[str, tuple[str, int]], expect: dict[str, float]) -> None:
+    """Kubernetes' handleDisruption and setLimiterInZone with the default rates."""
+    assert plan.eviction_rates({k: plan.Zone(*v) for k, v in zones.items()}, RATES) == expect
+
+
+def test_all_disrupted() -> None:
+    assert plan.all_disrupted({"a": plan.Zone(plan.FULL_DISRUPTION, 2)})
+    assert not plan.all_disrupted({"a": plan.Zone(plan.FULL_DISRUPTION, 2), "b": plan.Zone(plan.NORMAL, 1)})
+    assert not plan.all_disrupted({})
+
+
+def test_token_bucket_holds_one_token() -> None:
+    bucket = plan.TokenBucket.full(0.1, now=100.0)
+    assert bucket.take(100.0)
+    assert not bucket.take(100.0)
+    assert bucket.wait(104.0) == pytest.approx(6.0)
+    assert not bucket.take(109.9)
+    assert bucket.take(110.0)
+    assert bucket.take(200.0) and not bucket.take(200.0)  # a long quiet time still stores only one
+
+
+def test_token_bucket_at_rate_zero_never_gives() -> None:
+    bucket = plan.TokenBucket.full(0.0, now=0.0)
+    assert not bucket.take(1e6)
+    assert bucket.wait(1e6) == float("inf")
+
+
+def test_token_bucket_swap_keeps_an_empty_bucket_empty() -> None:
+    """Kubernetes' SwapLimiter: a zone flapping between states gets no extra tokens."""
+    spent = plan.TokenBucket.full(0.1, now=0.0)
+    assert spent.take(0.0)
+    stopped = spent.with_rate(0.0, 1.0)
+    assert not stopped.take(2.0)
+    again = stopped.with_rate(0.1, 3.0)
+    assert not again.take(3.0) and again.take(13.0)
+    fresh = plan.TokenBucket.full(0.1, now=0.0).with_rate(0.01, 0.0)
+    assert fresh.take(0.0)
+    same = plan.TokenBucket.full(0.1, now=0.0)
+    assert same.with_rate(0.1, 0.0) is same
+
+
+@pytest.mark.parametrize(("current", "ready", "expect"), [
+    pytest.param([], "Unknown", True, id="lost-node-starts"),
+    pytest.param([], "False", True, id="not-ready-node-starts"),
+    pytest.param([(UNREACHABLE_TAINT, "NoSchedule")], "Unknown", True, id="held-back-node-starts"),
+    pytest.param([(UNREACHABLE_TAINT, "NoExecute")], "False", False, id="swap-needs-no-token"),
+    pytest.param([(NOT_READY_TAINT, "NoExecute")], "Unknown", False, id="swap-back"),
+    pytest.param([("user", "NoExecute")], "Unknown", True, id="a-users-taint-is-not-ours"),
+    pytest.param([], "True", False, id="ready"),
+])
+def test_starts_eviction(current: list[tuple[str, str]], ready: str, expect: bool) -> None:
+    n = node("n1", ready, taints=current)
+    assert plan.starts_eviction(n.spec.taints, plan.plan_taints(n, evict=True, now=T0)) is expect
 
 
 def test_pods_marked_not_ready() -> None:
