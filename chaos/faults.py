@@ -317,6 +317,13 @@ class SshTarget:
         await self._machine(node, "halt")
         log.info("node_halted", node=node)
 
+    async def power_off_node(self, node: str) -> None:
+        """The VM loses power: its kernel stops at once (sysrq `o`), no service stops cleanly, nothing is written
+        back. What a node whose machine dies looks like, in seconds (`vagrant halt` waits for a clean shutdown,
+        minutes under emulation). The command returns before the kernel stops, so ssh sees it succeed."""
+        await self._run(node, "nohup sh -c 'sleep 1; echo o > /proc/sysrq-trigger' >/dev/null 2>&1 &")
+        log.info("node_powered_off", node=node)
+
     async def boot_node(self, node: str) -> None:
         """Boot a halted VM again; its systemd units bring the node back."""
         await self._machine(node, "up", "--no-provision")

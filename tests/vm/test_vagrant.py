@@ -1,5 +1,5 @@
 """End to end on real VMs: a locally built box, three VMs booted by vagrant in a network
-namespace of their own, the demo served across them, a worker halted, then nothing left.
+namespace of their own, the demo served across them, a worker powered off, then nothing left.
 
 Under QEMU emulation (no usable KVM) this takes about a quarter of an hour; each phase's
 duration is printed. KUBELITE_SKIP_VM_TEST=1 skips it on a developer's machine; CI never
@@ -147,9 +147,9 @@ def root_links() -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
-def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.CaptureFixture[str]) -> None:
+def test_vms_serve_the_demo_and_replace_a_powered_off_workers_pods(capsys: pytest.CaptureFixture[str]) -> None:
     """Three VMs from the local box form a cluster on their private addresses, serve the demo through
-    a Service and a NodePort, replace a halted worker's pods on the other one, and leave nothing behind."""
+    a Service and a NodePort, replace a powered-off worker's pods on the other one, and leave nothing behind."""
     if os.environ.get(SKIP_SWITCH) == "1":
         if os.environ.get("CI") == "true":
             pytest.fail(f"{SKIP_SWITCH} is set in CI, which always runs the VM test")
@@ -202,7 +202,7 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
                 lab.in_netns(plan, lb_fetch), capture_output=True, text=True, timeout=30).stdout, timeout=120)
             assert page.startswith("hello from web-"), page
 
-        # Halt the worker running the most web pods; the other one must end up running all three.
+        # Power off the worker running the most web pods; the other one must end up running all three.
         by_node: dict[str, int] = {}
         for r in pods(name, "app=web"):
             by_node[r["NODE"]] = by_node.get(r["NODE"], 0) + 1
@@ -210,8 +210,8 @@ def test_vms_serve_the_demo_and_replace_a_halted_workers_pods(capsys: pytest.Cap
         survivor = next(m for m in plan.machines if m not in ("cp", victim))
         target = SshTarget(hosts={m: m for m in plan.machines}, ssh=lab.ssh_argv(plan),
                            machines=[KUBELITE, "vm", "vagrant", "--name", name, "--"])
-        with phases("halt"):
-            asyncio.run(target.halt_node(victim))
+        with phases("power-off"):
+            asyncio.run(target.power_off_node(victim))
         with phases("replaced"):
             wait_for(f"web pods replaced on {survivor}", lambda: ready_web_pods(name, on={survivor}), timeout=300)
             rows = table(in_lab(name, "get", "nodes").stdout)
