@@ -7,6 +7,9 @@ Go writes every plain field to protobuf, its zero value too, and a pointer field
 is kept where Go's JSON would write it (a pointer: replicas: 0, runAsUser: 0, storageClassName: ""; a field
 without omitempty) and dropped elsewhere, as omitempty would. A few fields have a JSON name that is not their
 protobuf name (uID is uid).
+
+Fields are named by their message's full protobuf name: core's EndpointPort and discovery's are different
+structs (discovery's name is a pointer, core's is not).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from google.protobuf import descriptor_pb2
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = ["apps", "authentication", "authorization", "autoscaling", "batch", "coordination", "core", "discovery",
           "networking", "policy", "rbac", "scheduling", "storage"]
-FIELD = re.compile(r'^\s+\w+\s+(\*?)[\w.\[\]]+\s+`json:"(\w+)([^"]*)"[^`]*protobuf:"\w+,\d+,(?:opt|req|rep)'
+# A field's tag; some leave out opt/req/rep (discovery's EndpointConditions, autoscaling's metrics).
+FIELD = re.compile(r'^\s+\w+\s+(\*?)[\w.\[\]]+\s+`json:"(\w+)([^"]*)"[^`]*protobuf:"\w+,\d+(?:,(?:opt|req|rep))?'
                    r'(?:,name=(\w+))?')
 INLINE = re.compile(r'^\s+(?:\w+\.)?(\w+)\s+`json:",inline"\s+protobuf:"bytes,\d+,(?:opt|req)(?:,name=(\w+))?"')
 
@@ -32,20 +36,22 @@ def _set(name: str, items: set[str]) -> str:
 
 def main() -> None:
     api, machinery = Path(sys.argv[1]), Path(sys.argv[2])
-    sources = [api / g / "v1" / "types.go" for g in GROUPS] + [machinery / "pkg/apis/meta/v1/types.go"]
+    # Each Go package's types.go, with the protobuf package its messages are in.
+    sources = [(api / g / "v1" / "types.go", f"k8s.io.api.{g}.v1") for g in GROUPS] + \
+        [(machinery / "pkg/apis/meta/v1/types.go", "k8s.io.apimachinery.pkg.apis.meta.v1")]
     fds = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "apiserver/rest/kubernetes.desc").read_bytes())
-    scalars = {f"{m.name}.{f.name}" for fd in fds.file for m in fd.message_type for f in m.field
+    scalars = {f"{fd.package}.{m.name}.{f.name}" for fd in fds.file for m in fd.message_type for f in m.field
                if f.type != f.TYPE_MESSAGE and f.label != f.LABEL_REPEATED}
-    messages = {f"{m.name}.{f.name}" for fd in fds.file for m in fd.message_type for f in m.field
+    messages = {f"{fd.package}.{m.name}.{f.name}" for fd in fds.file for m in fd.message_type for f in m.field
                 if f.type == f.TYPE_MESSAGE}
     zero_kept: set[str] = set()
     inline: set[str] = set()
     renamed: dict[str, str] = {}
-    for source in sources:
+    for source, package in sources:
         struct = ""
         for line in source.read_text().splitlines():
             if m := re.match(r"^type (\w+) struct \{", line):
-                struct = m.group(1)
+                struct = f"{package}.{m.group(1)}"
             elif line.startswith("}"):
                 struct = ""
             elif struct and (m := INLINE.match(line)):

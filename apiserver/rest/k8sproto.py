@@ -123,7 +123,7 @@ def _to_dict(msg: Message, path: str) -> dict[str, Any]:
     if unknown:
         raise InvalidError([FieldError(f"{path}[field {f.field_number}]".lstrip("."), "unknown field",
                                        "a field Kubernetes 1.32 does not have") for f in unknown])
-    owner = msg.DESCRIPTOR.name
+    owner = msg.DESCRIPTOR.full_name
     out: dict[str, Any] = {}
     for fd, value in msg.ListFields():
         field = f"{owner}.{fd.name}"

@@ -150,3 +150,21 @@ def test_a_duration_is_decimal_seconds(nanoseconds: int, text: str) -> None:
     cls = k8sproto._message("k8s.io.apimachinery.pkg.apis.meta.v1.Duration")
     assert cls is not None
     assert k8sproto._special(cls(duration=nanoseconds), cls.DESCRIPTOR.full_name) == (True, text)
+
+
+def test_same_named_structs_of_two_groups_keep_their_own_zeros() -> None:
+    """discovery's EndpointPort and EndpointConditions are pointers (`ready: false` and `name: ""` are values);
+    core's EndpointPort name is not (an empty one is dropped)."""
+    s: Any = _new("discovery.k8s.io/v1", "EndpointSlice")
+    s.metadata.name, s.addressType = "web-1", "IPv4"
+    e = s.endpoints.add(addresses=["10.0.0.1"])
+    e.conditions.ready, e.conditions.serving, e.conditions.terminating = False, True, False
+    s.ports.add(name="", port=80, protocol="TCP")
+    body = k8sproto.decode(_wrap("discovery.k8s.io/v1", "EndpointSlice", s))
+    assert body["endpoints"] == [{"addresses": ["10.0.0.1"],
+                                  "conditions": {"ready": False, "serving": True, "terminating": False}}]
+    assert body["ports"] == [{"name": "", "port": 80, "protocol": "TCP"}]
+    ep: Any = _new("v1", "Endpoints")
+    ep.metadata.name = "web"
+    ep.subsets.add().ports.add(name="", port=80, protocol="TCP")
+    assert k8sproto.decode(_wrap("v1", "Endpoints", ep))["subsets"] == [{"ports": [{"port": 80, "protocol": "TCP"}]}]
