@@ -46,6 +46,7 @@ class NodeLifecycleController(QueueController):
         # Per zone, the limiter of nodes starting eviction: a storm of lost nodes (an overloaded cluster whose
         # kubelets miss renewals) evicts one node's pods at a time, not all at once onto the survivors.
         self.limiters: dict[str, plan.TokenBucket] = {}
+        self.held_back: set[str] = set()  # nodes waiting for a token (logged once)
         self.nodes.add_handlers(self.enqueue, self._node_updated, self._node_deleted)
         self.leases.add_handlers(self._lease_seen, lambda old, new: self._lease_seen(new))
 
@@ -72,6 +73,7 @@ class NodeLifecycleController(QueueController):
 
     def _node_deleted(self, node: core_pb2.Node) -> None:
         self.observed.pop(node.metadata.name, None)
+        self.held_back.discard(node.metadata.name)
 
     def _lease_seen(self, lease: apps_pb2.Lease) -> None:
         name = lease.metadata.name
@@ -150,8 +152,11 @@ class NodeLifecycleController(QueueController):
                 self.recorder.normal(node, "NodeNotReady", f"Node {key} status is now: NodeNotReady")
         # Taints first: the NoExecute taint starts the pods' toleration clocks.
         taints = plan.plan_taints(node, evict=not self.halted, now=at)
-        if plan.starts_eviction(node.spec.taints, taints) and not self._may_start_eviction(node):
-            taints = plan.plan_taints(node, evict=False, now=at)
+        if plan.starts_eviction(node.spec.taints, taints):
+            if not self._may_start_eviction(node):
+                taints = plan.plan_taints(node, evict=False, now=at)
+        else:
+            self.held_back.discard(key)
         if plan.taints_differ(node.spec.taints, taints):
             update = core_pb2.Node()
             update.CopyFrom(node)
@@ -167,13 +172,17 @@ class NodeLifecycleController(QueueController):
         zone's state changes, for a zone that evicts nothing)."""
         zone, mono = plan.zone_of(node), time.monotonic()
         limiter = self.limiters.setdefault(zone, plan.TokenBucket.full(self.rates.rate, mono))
+        name = node.metadata.name
         if limiter.take(mono):
+            self.held_back.discard(name)
             return True
         wait = limiter.wait(mono)
         if math.isfinite(wait):
-            self.enqueue_after(node.metadata.name, wait)
-        self.log.info("eviction_rate_limited", node=node.metadata.name, zone=zone or "<default>",
-                      rate=limiter.rate, wait_seconds=round(wait, 2) if math.isfinite(wait) else None)
+            self.enqueue_after(name, wait)
+        if name not in self.held_back:  # once per hold, not on every status update meanwhile
+            self.held_back.add(name)
+            self.log.info("eviction_rate_limited", node=name, zone=zone or "<default>", rate=limiter.rate,
+                          wait_seconds=round(wait, 2) if math.isfinite(wait) else None)
         return False
 
     async def _renewed_meanwhile(self, name: str) -> bool:
