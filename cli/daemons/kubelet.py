@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import sys
 from pathlib import Path
@@ -86,8 +87,9 @@ def _default_ip() -> str:
               help="seconds between runtime relists that notice container exits")
 @click.option("--probe-netns", default="", help="network namespace path probes connect from (default: the "
                                                 "kubelet's own, which is the node's when deployed)")
-@click.option("--max-parallel-sandboxes", type=int, default=0, show_default=True,
-              help="pod sandboxes created at once (0: no limit)")
+@click.option("--max-parallel-sandboxes", type=click.IntRange(min=0), default=lambda: 2 * (os.cpu_count() or 1),
+              show_default="2 per CPU", help="pod sandboxes created at once (0: no limit); a node handed a hundred "
+                                            "pods at once otherwise runs a hundred network setups at once")
 @click.option("--events/--no-events", default=True, show_default=True, help="record Events for pods")
 @click.option("--tls-cert-file", default="", help="the kubelet API's serving certificate (signed by the cluster CA)")
 @click.option("--tls-private-key-file", default="", help="its key")
