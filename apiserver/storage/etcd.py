@@ -36,6 +36,13 @@ from client.config import ClientConfig
 log = structlog.get_logger(component="storage")
 
 DEADLINE = 10.0
+# A write that a follower forwarded to a leader that then died is lost, and etcd only says so at its request
+# timeout (5 s + two election timeouts: 7 s), while writes sent after the election succeed. The same key's next
+# write waits behind it (group commit keeps per-key order), so a kubelet's Lease renewal would wait 7 s. A write
+# still unanswered this long is checked: once a newer term has a leader, twice in a row, it is failed (its outcome
+# unknown, as with any timeout) so its writer can retry.
+LEADER_CHECK_AFTER = 1.0
+LEADER_CHECK_EVERY = 0.5
 _MAX_MSG = 64 * 1024 * 1024
 
 
@@ -114,6 +121,7 @@ class EtcdConnection:
             self.channel = grpc.aio.insecure_channel(self.target, options=options)
         self.kvstub = rpc.KVStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)
+        self.maintenance = rpc.MaintenanceStub(self.channel)
         # Watches streaming over this channel; a replaced connection is closed only once they are done,
         # since closing a channel cancels its streams (a watch would end as if its caller had been cancelled).
         self.watches = 0
@@ -149,6 +157,8 @@ class EtcdStorage:
         self._client: EtcdConnection | None = None
         self._lock = asyncio.Lock()
         self.limits = limits or Limits()
+        self.term = 0  # the newest raft term an answer carried
+        self.lost_writes = 0  # writes failed because a new leader was elected while they waited
         self._committer = GroupCommitter(self._send_txn, self.limits)
 
     async def connect(self, *, timeout: float = 30.0) -> None:
@@ -162,7 +172,8 @@ class EtcdStorage:
                 except (ValueError, OSError) as e:  # unreadable certificate files: no retry mends that
                     raise CertificateError(f"etcd client certificate: {e}") from None
                 try:
-                    await client.kvstub.Range(rpc.RangeRequest(key=b"/", limit=1), timeout=2.0)
+                    probe = await client.kvstub.Range(rpc.RangeRequest(key=b"/", limit=1), timeout=2.0)
+                    self.term = max(self.term, probe.header.raft_term)
                 except grpc.aio.AioRpcError as e:  # any failure means try the next endpoint
                     last = client.explain(e)
                     log.info("etcd_endpoint_unreachable", endpoint=f"{host}:{port}", error=last)
@@ -196,7 +207,11 @@ class EtcdStorage:
     async def _send(self, fn, request):  # type: ignore[no-untyped-def]
         """One RPC with a deadline; when the member is gone, the next call goes to another one."""
         try:
-            return await fn(request, timeout=DEADLINE)
+            resp = await fn(request, timeout=DEADLINE)
+            header = getattr(resp, "header", None)
+            if header is not None:
+                self.term = max(self.term, header.raft_term)
+            return resp
         except grpc.aio.AioRpcError as e:
             renewed = self._client is not None and self._client.creds is not None and self._client.creds.changed()
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
@@ -207,7 +222,35 @@ class EtcdStorage:
             raise
 
     async def _send_txn(self, txn: rpc.TxnRequest) -> rpc.TxnResponse:
-        return await self._send(self._kv.Txn, txn)
+        """A transaction, failed early (UnavailableError) when etcd elected a new leader while it waited."""
+        term = self.term
+        call = asyncio.ensure_future(self._send(self._kv.Txn, txn))
+        try:
+            done, _ = await asyncio.wait({call}, timeout=LEADER_CHECK_AFTER)
+            seen = 0
+            while not done:
+                seen = seen + 1 if await self._new_leader_since(term) else 0
+                if seen == 2:  # a write that survived the election was applied by now
+                    self.lost_writes += 1
+                    log.warning("etcd_write_lost_to_election", term=term, new_term=self.term)
+                    raise UnavailableError("etcd elected a new leader while this write waited for the old one; "
+                                           "it may or may not have been applied")
+                done, _ = await asyncio.wait({call}, timeout=LEADER_CHECK_EVERY)
+            return call.result()
+        finally:
+            if not call.done():
+                call.cancel()
+
+    async def _new_leader_since(self, term: int) -> bool:
+        """The connected member knows a leader of a term newer than `term`."""
+        if self._client is None or term == 0:
+            return False
+        try:
+            status = await self._client.maintenance.Status(rpc.StatusRequest(), timeout=LEADER_CHECK_EVERY)
+        except grpc.aio.AioRpcError:
+            return False
+        self.term = max(self.term, status.raftTerm)
+        return status.leader != 0 and status.raftTerm > term
 
     async def get(self, key: str) -> KV | None:
         resp = await self._call(self._kv.Range, rpc.RangeRequest(key=key.encode()))
@@ -246,7 +289,7 @@ class EtcdStorage:
             if self._committer.running:
                 result = await self._committer.submit(txn, frozenset(op.key.encode() for op in ops))
             else:
-                resp = await self._send(self._kv.Txn, txn)
+                resp = await self._send_txn(txn)
                 result = Result(resp.succeeded, list(resp.responses), resp.header.revision)
         except grpc.aio.AioRpcError as e:
             raise self._error(e, errors.describe_key(ops[0].key)) from None

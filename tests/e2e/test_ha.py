@@ -95,6 +95,12 @@ def test_status_shows_etcd_members_their_leader_and_the_lease_holders(ha: Lab) -
         assert holder_daemon in {cluster.daemon_name(m.role, component) for m in ha.plan.control_planes}, leases
 
 
+def node_not_ready_events(lab: Lab) -> int:
+    """How many times a node, or a pod because of its node, was reported NotReady."""
+    events = lab.get_json("events", "--all-namespaces", "--field-selector", "reason=NodeNotReady")["items"]
+    return sum(e.get("count", 1) for e in events)
+
+
 def check_survives(lab: Lab, fault: str, inject, recover) -> float:  # type: ignore[no-untyped-def]
     """Write and call the Service throughout `inject()`: the Service answers at least 95% of the time, the API is
     writable again within 5 s, every acknowledged write is there, a new Deployment's pods run and the Service
@@ -116,6 +122,7 @@ def check_survives(lab: Lab, fault: str, inject, recover) -> float:  # type: ign
         assert took is not None, f"no write acknowledged after {fault}: {probe.failed[-3:]}"
         return took
 
+    not_ready_before = node_not_ready_events(lab)
     took = asyncio.run(run())
     answers = [json.loads(line)["body"] for line in poller.communicate(timeout=60)[0].splitlines()]
     try:
@@ -123,6 +130,8 @@ def check_survives(lab: Lab, fault: str, inject, recover) -> float:  # type: ign
         assert len(answers) > 30 and served >= 0.95 * len(answers), \
             f"the Service answered {served} of {len(answers)} requests during {fault}: {answers[-5:]}"
         assert took < WRITABLE_WITHIN, f"API writable {took:.2f}s after {fault}"
+        # Nodes kept renewing their Leases through it: none was marked lost, so no pod left the Service.
+        assert node_not_ready_events(lab) == not_ready_before, f"a node was marked NotReady during {fault}"
         assert len(probe.acknowledged) > 100, len(probe.acknowledged)
 
         async def stored() -> set[str]:
