@@ -158,7 +158,6 @@ class EtcdStorage:
         self._lock = asyncio.Lock()
         self.limits = limits or Limits()
         self.term = 0  # the newest raft term an answer carried
-        self.lost_writes = 0  # writes failed because a new leader was elected while they waited
         self._committer = GroupCommitter(self._send_txn, self.limits)
 
     async def connect(self, *, timeout: float = 30.0) -> None:
@@ -231,7 +230,6 @@ class EtcdStorage:
             while not done:
                 seen = seen + 1 if await self._new_leader_since(term) else 0
                 if seen == 2:  # a write that survived the election was applied by now
-                    self.lost_writes += 1
                     log.warning("etcd_write_lost_to_election", term=term, new_term=self.term)
                     raise UnavailableError("etcd elected a new leader while this write waited for the old one; "
                                            "it may or may not have been applied")

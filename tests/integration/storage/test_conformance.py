@@ -8,15 +8,14 @@ the apiserver runs).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-import testpki
 
 from apiserver.storage import interface as st
-from apiserver.storage.etcd import EtcdStorage, parse_endpoints
 from apiserver.storage.interface import Create, Delete, Storage, Update
+
+from .helpers import connected
 
 P = "/conformance/"
 
@@ -24,19 +23,8 @@ P = "/conformance/"
 @pytest.fixture(params=["direct", "group-commit"])
 async def storage(request: pytest.FixtureRequest, etcd: str) -> AsyncIterator[Storage]:
     """A connected EtcdStorage over an empty etcd, committing directly or through the group committer."""
-    store = EtcdStorage(parse_endpoints(etcd), tls_files=testpki.get().etcd_tls())
-    await store.connect(timeout=10)
-    task = asyncio.create_task(store.run_group_commit()) if request.param == "group-commit" else None
-    if task is not None:
-        await asyncio.sleep(0)  # let the committer start
-    try:
+    async with connected(etcd, group_commit=request.param == "group-commit") as store:
         yield store
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await store.close()
 
 
 async def _watch(store: Storage, from_revision: int, count: int) -> list[st.Event]:

@@ -23,8 +23,10 @@ from conftest import etcd_connection, free_port
 
 from api.errors import UnavailableError
 from apiserver.storage import limits
-from apiserver.storage.etcd import EtcdStorage, parse_endpoints
+from apiserver.storage.etcd import EtcdStorage
 from apiserver.storage.interface import Create, KeyExistsError, RevisionMismatchError, Update
+
+from .helpers import connected
 
 
 @dataclass
@@ -93,18 +95,8 @@ async def follower_storage(request: pytest.FixtureRequest,
     """Storage connected to a follower only (as an apiserver to its own machine's member), and the leader."""
     leader = await leader_of(members)
     follower = next(m for m in members if m is not leader)
-    store = EtcdStorage(parse_endpoints(follower.url), tls_files=testpki.get().etcd_tls())
-    await store.connect(timeout=10)
-    task = asyncio.create_task(store.run_group_commit()) if request.param == "group-commit" else None
-    await asyncio.sleep(0)
-    try:
+    async with connected(follower.url, group_commit=request.param == "group-commit") as store:
         yield store, leader, members
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await store.close()
 
 
 async def test_a_write_lost_with_the_leader_fails_after_the_election_and_its_key_is_free(
