@@ -481,7 +481,8 @@ class WatchCache:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, fut))
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             raise TimeoutError_(
                 f"too large resource version: {revision}, current: {self.revision}") from None

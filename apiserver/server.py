@@ -457,7 +457,8 @@ class ApiServicer:
         try:
             while True:
                 try:
-                    chunk = await asyncio.wait_for(anext(chunks), deadline - time.monotonic() if req.follow else None)
+                    async with asyncio.timeout(deadline - time.monotonic() if req.follow else None):
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
@@ -828,7 +829,8 @@ class ApiServer:
     async def _wait_ready(self) -> None:
         while not self.cache.ready.is_set():
             try:
-                await asyncio.wait_for(self.cache.ready.wait(), 30)
+                async with asyncio.timeout(30):
+                    await self.cache.ready.wait()
             except TimeoutError:
                 log.warning("watch_cache_still_loading", revision=self.cache.revision)
 

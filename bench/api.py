@@ -318,7 +318,8 @@ def rest_watch_worker(conn: ClientConfig, url: str, namespace: str, watchers: in
 
         async with _rest_session(conn) as session:
             tasks = [asyncio.ensure_future(watch(session, i)) for i in range(watchers)]
-            await asyncio.wait_for(all_primed.wait(), 120)
+            async with asyncio.timeout(120):
+                await all_primed.wait()
             await asyncio.to_thread(Path(ready_path).touch)
             _, pending = await asyncio.wait(tasks, timeout=timeout)
             for t in pending:
@@ -410,7 +411,8 @@ def watch_worker(conn: ClientConfig, namespace: str, watchers: int, channels: in
                     return
 
         tasks = [asyncio.ensure_future(watch(i)) for i in range(watchers)]
-        await asyncio.wait_for(all_primed.wait(), 120)
+        async with asyncio.timeout(120):
+            await all_primed.wait()
         await asyncio.to_thread(Path(ready_path).touch)
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         for t in pending:

@@ -181,7 +181,8 @@ class PodWatch:
             if left <= 0:
                 raise TimeoutError("condition not met in time")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), min(left, 0.5))
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self.changed.wait()
         return time.monotonic()
 
 

@@ -194,7 +194,8 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
                 await asyncio.sleep(2.0)  # let it win the lease and sync
             if mode == "backlog":
                 # Count CPU from the first bind: the scheduler's start-up (imports, the initial list) is not per pod.
-                await asyncio.wait_for(watch.first_bind.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await watch.first_bind.wait()
             if profile:
                 tag = f"{profile}-{n_nodes}x{n_pods}-{mode}"
                 spies = [start_profiler(cluster.procs[name].pid, f"{tag}-{name}.txt")
@@ -205,7 +206,8 @@ async def run_scenario(n_nodes: int, n_pods: int, mode: str, *, seed: int, timeo
             if mode == "stream":
                 create_rate = await create_all(client, pods)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.done.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await watch.done.wait()
             cpu_used = {name: cpu_seconds(p.pid) - cpu_start[name] for name, p in cluster.procs.items()}
             cpu_used["bench"] = time.process_time() - cpu_start["bench"]
             bound_during = len(watch.bound_at) - bound_before

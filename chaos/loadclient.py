@@ -18,7 +18,8 @@ MAX_DURATION = 24 * 3600.0
 
 async def _get(host: str, port: int, path: str, timeout: float) -> str:
     """'' when the answer is a 200, else what went wrong."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
         await writer.drain()
@@ -34,7 +35,8 @@ async def _one(host: str, port: int, path: str, timeout: float) -> None:
     sent = time.time()
     start = time.monotonic()
     try:
-        error = await asyncio.wait_for(_get(host, port, path, timeout), timeout)
+        async with asyncio.timeout(timeout):
+            error = await _get(host, port, path, timeout)
     except TimeoutError:
         error = "timeout"
     except OSError as e:

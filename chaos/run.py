@@ -139,7 +139,8 @@ class Run:
         return round(time.monotonic() - self.t0, 3)
 
     async def _call(self, coro: Any) -> Any:
-        return await asyncio.wait_for(coro, CALL_TIMEOUT)
+        async with asyncio.timeout(CALL_TIMEOUT):
+            return await coro
 
     async def preflight(self) -> tuple[str, list[Any]]:
         """The demo's Deployment, Ready, and its Service's cluster IP; the pods running before any fault."""

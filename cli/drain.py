@@ -165,7 +165,8 @@ def drain(node: str, ignore_daemonsets: bool, delete_emptydir_data: bool, force:
         work = asyncio.gather(*(_evict_one(c, p, grace=grace, disable_eviction=disable_eviction)
                                 for p in plan.evict))
         try:
-            await (asyncio.wait_for(work, seconds) if seconds > 0 else work)
+            async with asyncio.timeout(seconds if seconds > 0 else None):
+                await work
         except TimeoutError:
             left = [_name(p) for p in plan.evict if not await _gone(c, p)]
             click.echo(f"There are pending pods in node \"{node}\" when an error occurred: drain did not complete "

@@ -178,7 +178,8 @@ async def follow_status(c: Client, namespace: str, name: str, *, watch: bool, ti
         await go()
         return
     try:
-        await asyncio.wait_for(go(), max(0.0, deadline - time.monotonic()))
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            await go()
     except TimeoutError:
         raise CliError("timed out waiting for the condition") from None
 

@@ -96,7 +96,8 @@ class Informer(Generic[T]):
         return set(self._indexes[name].values.get(value, ()))
 
     async def wait_synced(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self.synced.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.synced.wait()
 
     # ------------------------------------------------------------ loop
 

@@ -73,7 +73,9 @@ class LeaderElector:
             await asyncio.sleep(self.renew_interval)
             left = max(0.05, renew_deadline - (time.monotonic() - last_ok))
             try:
-                if await asyncio.wait_for(self._try_acquire_or_renew(), left):
+                async with asyncio.timeout(left):
+                    renewed = await self._try_acquire_or_renew()
+                if renewed:
                     last_ok = time.monotonic()
                     continue
                 return  # someone else holds it
@@ -126,9 +128,10 @@ class LeaderElector:
             return
         self.is_leader = False
         with contextlib.suppress(ApiError, asyncio.CancelledError, Exception):
-            lease: apps_pb2.Lease = await asyncio.wait_for(
-                self.client.get("leases", self.name, self.namespace), 2)
+            async with asyncio.timeout(2):
+                lease: apps_pb2.Lease = await self.client.get("leases", self.name, self.namespace)
             if lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = ""
-                await asyncio.wait_for(self.client.update(lease), 2)
+                async with asyncio.timeout(2):
+                    await self.client.update(lease)
                 log.info("leader_released", lease=self.name, identity=self.identity)

@@ -124,7 +124,8 @@ class IngressController:
             await self.nginx.stop()
             if self._published and self.config.publish_address:
                 with contextlib.suppress(ApiError, TimeoutError):
-                    await asyncio.wait_for(self._publish(set()), self.config.api_timeout)
+                    async with asyncio.timeout(self.config.api_timeout):
+                        await self._publish(set())
             self._log.info("ingress_controller_stopped")
 
     async def _wait_for_changes(self) -> None:
@@ -137,7 +138,8 @@ class IngressController:
             if left <= 0:
                 return
             try:
-                await asyncio.wait_for(self.changed.wait(), min(self.config.debounce, left))
+                async with asyncio.timeout(min(self.config.debounce, left)):
+                    await self.changed.wait()
             except TimeoutError:
                 return
 
@@ -167,7 +169,8 @@ class IngressController:
                            duration_ms=round((time.perf_counter() - t0) * 1000, 1))
         if self.config.publish_address:
             try:
-                await asyncio.wait_for(self._publish(set(rendered.served)), self.config.api_timeout)
+                async with asyncio.timeout(self.config.api_timeout):
+                    await self._publish(set(rendered.served))
             except (ApiError, TimeoutError) as e:
                 self._log.warning("ingress_status_failed", error=str(e))
                 asyncio.get_running_loop().call_later(1.0, self.changed.set)

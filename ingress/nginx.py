@@ -92,7 +92,8 @@ class Nginx:
         proc = await asyncio.create_subprocess_exec(*self._argv(conf, "-t", "-q"), stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            async with asyncio.timeout(30):
+                out, err = await proc.communicate()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -142,7 +143,8 @@ class Nginx:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGQUIT)
         try:
-            await asyncio.wait_for(proc.wait(), grace)
+            async with asyncio.timeout(grace):
+                await proc.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

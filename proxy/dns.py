@@ -193,20 +193,24 @@ class DnsServer:
         idle = self.config.tcp_idle_timeout
         try:
             while True:
-                header = await asyncio.wait_for(reader.readexactly(2), idle)
-                wire = await asyncio.wait_for(reader.readexactly(int.from_bytes(header, "big")), idle)
+                async with asyncio.timeout(idle):
+                    header = await reader.readexactly(2)
+                async with asyncio.timeout(idle):
+                    wire = await reader.readexactly(int.from_bytes(header, "big"))
                 reply = self.handle(wire, udp=False)
                 if reply is None:
                     break
                 writer.write(len(reply).to_bytes(2, "big") + reply)
-                await asyncio.wait_for(writer.drain(), idle)
+                async with asyncio.timeout(idle):
+                    await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass
         finally:
             self._tcp_writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
     # ------------------------------------------------------------ run
 
@@ -237,7 +241,8 @@ class DnsServer:
                     w.close()
             if self._published:
                 try:
-                    await asyncio.wait_for(self._withdraw(), self.config.api_timeout)
+                    async with asyncio.timeout(self.config.api_timeout):
+                        await self._withdraw()
                 except (ApiError, TimeoutError) as e:
                     log.warning("dns_withdraw_failed", error=str(e))
             log.info("dns_stopped")
@@ -267,7 +272,8 @@ class DnsServer:
             await self._republish.wait()
             self._republish.clear()
             try:
-                await asyncio.wait_for(self._publish(), self.config.api_timeout)
+                async with asyncio.timeout(self.config.api_timeout):
+                    await self._publish()
             except (ApiError, TimeoutError) as e:
                 log.warning("dns_publish_failed", error=str(e))
                 await asyncio.sleep(1.0)

@@ -104,15 +104,18 @@ class HealthCheckServer:
         port = writer.get_extra_info("sockname")[1]
         try:
             # The request line and headers; the answer does not depend on them.
-            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            async with asyncio.timeout(5.0):
+                await reader.readuntil(b"\r\n\r\n")
             writer.write(render_response(self.checks.get(port)))
-            await asyncio.wait_for(writer.drain(), 5.0)
+            async with asyncio.timeout(5.0):
+                await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
     def close(self) -> None:
         for server in self._servers.values():

@@ -39,8 +39,8 @@ class Iptables:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None),
-                                              timeout or self.timeout)
+            async with asyncio.timeout(timeout or self.timeout):
+                out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

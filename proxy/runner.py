@@ -37,7 +37,8 @@ class BoundedFrequencyRunner:
             idle = self._last + self.max_interval - time.monotonic()
             if idle > 0 and not self._requested.is_set():
                 try:
-                    await asyncio.wait_for(self._requested.wait(), idle)
+                    async with asyncio.timeout(idle):
+                        await self._requested.wait()
                 except TimeoutError:
                     pass
             wait = self._last + self.min_interval - time.monotonic()

@@ -437,8 +437,10 @@ class Term:
 
 async def wait_leading(scheduler: Scheduler, timeout: float) -> Term:
     """The scheduler's current term once it leads and has synced (tests and benchmarks)."""
-    await asyncio.wait_for(scheduler.leading.wait(), timeout)
+    async with asyncio.timeout(timeout):
+        await scheduler.leading.wait()
     assert scheduler.term is not None
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(scheduler.term.ready.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await scheduler.term.ready.wait()
     return scheduler.term

@@ -153,7 +153,8 @@ class SchedulingQueue:
             self._wakeup.clear()
             delay = self._next_wake()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
 

@@ -120,7 +120,8 @@ class Speaker:
                 except ApiError as e:
                     log.warning("sync_failed", error=e.message)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), self.config.resync)
+                    async with asyncio.timeout(self.config.resync):
+                        await self._changed.wait()
 
     async def sync(self) -> None:
         ready = {n.metadata.name for n in self.nodes.list() if _ready(n)}

@@ -636,8 +636,8 @@ class RestApi:
             while first is not None:
                 await response.write(first.data)
                 try:
-                    first = await asyncio.wait_for(anext(chunks, None), max(0.0, deadline - time.monotonic())
-                                                   if req.follow else None)
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic()) if req.follow else None):
+                        first = await anext(chunks, None)
                 except TimeoutError:
                     break
         finally:
@@ -703,7 +703,8 @@ class RestApi:
                 if left <= 0:
                     break
                 try:
-                    await asyncio.wait_for(watcher.ready.wait(), left)
+                    async with asyncio.timeout(left):
+                        await watcher.ready.wait()
                 except TimeoutError:
                     break
                 if watcher.error is not None and not watcher.pending:

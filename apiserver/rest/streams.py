@@ -162,7 +162,8 @@ async def serve(request: web.Request, namespace: str, name: str, run: Any, max_s
 async def _read_stdin(ws: web.WebSocketResponse) -> bytes:
     data = bytearray()
     while True:
-        msg = await asyncio.wait_for(ws.receive(), 300)
+        async with asyncio.timeout(300):
+            msg = await ws.receive()
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return bytes(data)
         if msg.type != WSMsgType.BINARY or not msg.data:

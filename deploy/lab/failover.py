@@ -84,7 +84,8 @@ class WriteProbe:
         cm.metadata.name, cm.metadata.namespace = write.name, self.namespace
         cm.data["sent"] = f"{write.sent:.3f}"
         try:
-            await asyncio.wait_for(client.create(cm), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await client.create(cm)
             write.acked = time.monotonic()
         except (ApiError, TimeoutError) as e:
             write.error = str(e) or type(e).__name__

@@ -92,6 +92,7 @@ async def lease_holders(plan: LabPlan) -> list[LeaseHolder]:
 
 async def lease_holders_or_error(plan: LabPlan) -> list[LeaseHolder] | str:
     try:
-        return await asyncio.wait_for(lease_holders(plan), 10.0)
+        async with asyncio.timeout(10.0):
+            return await lease_holders(plan)
     except (ApiError, TimeoutError) as e:
         return str(e) or type(e).__name__

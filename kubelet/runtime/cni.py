@@ -130,7 +130,8 @@ class CNINetwork:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(json.dumps(conf).encode()), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                out, err = await proc.communicate(json.dumps(conf).encode())
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -459,7 +459,8 @@ class ProcessRuntime:
         except OSError as exc:
             raise ContainerRuntimeError(f"exec in {container_id}: {exc}") from exc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,8 @@ from scheduler.daemon import Scheduler, wait_leading
 from scheduler.framework.config import SchedulerConfig
 
 IMAGE = "localhost:5000/kubelite/busybox:1.35"
+# Every component stops within a second or two of a cancel; far longer is a lost cancellation.
+STOP_TIMEOUT = 30.0
 KUBELITE_PATH = str(Path(sys.executable).parent / "kubelite")
 # CLI subprocesses must not pick up a developer's ~/.kubelite/config.yaml.
 KUBELITE_ENV = {**os.environ, "KUBELITE_CONFIG": testpki.get().cli_config()}
@@ -44,10 +47,18 @@ class Running:
     async def stop(self) -> None:
         for task in reversed(self.tasks):
             task.cancel()
-        for task in reversed(self.tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self.tasks.clear()
+        tasks, self.tasks = self.tasks, []
+        done, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: a component's own error at shutdown is not this test's result
+        if stuck:
+            # Name the component that ignored its cancellation instead of hanging until the suite's timeout.
+            stacks = io.StringIO()
+            for task in stuck:
+                task.print_stack(file=stacks)
+            raise AssertionError(f"{len(stuck)} task(s) still running {STOP_TIMEOUT:.0f}s after cancel:\n"
+                                 f"{stacks.getvalue()}")
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from scheduler import cache as events
@@ -127,3 +129,21 @@ async def test_repeated_failures_grow_the_backoff() -> None:
         waits.append(qp.backoff_until - clock.now)
         clock.now = qp.backoff_until
     assert waits == [1, 2, 4, 8]
+
+
+async def test_a_waiting_pop_obeys_a_cancellation_that_meets_a_wakeup() -> None:
+    """A scheduler stopping just as a pod arrives: the cancellation must end the loop, not be lost to the
+    wakeup (on 3.11 `asyncio.wait_for` dropped it, and the scheduler outlived its shutdown)."""
+    q = new_queue(Clock())
+    popped: list[str] = []
+
+    async def loop() -> None:
+        while True:
+            popped.append((await q.pop()).info.name)
+
+    task = asyncio.ensure_future(loop())
+    await asyncio.sleep(0.01)  # waiting on an empty queue
+    q.add(info("late"))
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=1.0)
+    assert done and task.cancelled(), popped
