@@ -8,6 +8,7 @@ columns      the columns kubectl prints per kind and each object's cells (`kubel
 omitempty    which fields JSON/YAML output prints even when zero (as Kubernetes' Go struct tags say)
 defaults     defaults the apiserver fills in, per kind
 validation   validation naming each field, per kind
+memo         a bounded memo for pure checks of a spec, keyed by its encoding (the pods of one template)
 securitycontext  what securityContext kubelite enforces, refuses, and the effective settings per container
 labels       label and field selectors
 quantity     quantities ("500m", "128Mi")

@@ -435,9 +435,11 @@ class _Aliases:
         return None
 
 
-def _check_syntax_and_depth(text: str, source: str) -> None:
+def check_documents(text: str, source: str) -> list[int]:
     """Scan the parser's events (flat, no recursion): malformed YAML, excessive nesting and aliases that stand for
-    too much are refused naming their document and line, before any document is built."""
+    too much are refused naming their document and line, before any document is built. Returns where each
+    document starts (a character offset)."""
+    starts: list[int] = []
     index, depth = 0, 0
     aliases = _Aliases()
     try:
@@ -451,11 +453,26 @@ def _check_syntax_and_depth(text: str, source: str) -> None:
                 depth -= 1
             elif isinstance(event, yaml.DocumentStartEvent):
                 index += 1
+                starts.append(event.start_mark.index)
                 aliases = _Aliases()  # anchors do not cross documents
             if (why := aliases.event(event)) is not None:
                 raise InvalidError(f"{source} (document {index}): line {event.start_mark.line + 1}: {why}")
     except yaml.YAMLError as e:
         raise _malformed(source, max(index, 1), e) from None
+    return starts
+
+
+def cut_documents(text: str, starts: list[int], parts: int) -> list[tuple[int, str]]:
+    """A checked file (check_documents gave `starts`) cut into at most `parts` runs of whole documents, each with
+    the index of its first document: loading each run gives, in order, the documents of the whole file. Cuts
+    fall only at a "---" that begins a line; a file without `parts` such places stays whole."""
+    cuts = [i for i in starts[1:] if text.startswith("---", i) and text[i - 1] == "\n"]
+    if parts < 2 or len(cuts) != len(starts) - 1 or len(starts) < parts:
+        return [(1, text)]
+    step = len(starts) / parts
+    firsts = sorted({round(k * step) for k in range(parts)})  # document positions, from 0
+    bounds = [starts[f] if f else 0 for f in firsts] + [len(text)]
+    return [(f + 1, text[bounds[k]:bounds[k + 1]]) for k, f in enumerate(firsts)]
 
 
 @dataclass(frozen=True)
@@ -469,13 +486,16 @@ class Document:
         return f"{self.source} (document {self.index})"
 
 
-def load_documents(text: str, source: str) -> Iterator[Document]:
+def load_documents(text: str, source: str, *, first: int = 1, checked: bool = False) -> Iterator[Document]:
     """Each non-empty YAML document of a file; `kind: List` expands to its items.
 
-    Raises InvalidError naming the file, document and line for malformed or absurdly nested YAML.
+    Raises InvalidError naming the file, document and line for malformed or absurdly nested YAML. `checked`:
+    check_documents passed already; `first`: the index of text's first document in its file (a run of
+    cut_documents).
     """
-    _check_syntax_and_depth(text, source)
-    index = 0
+    if not checked:
+        check_documents(text, source)
+    index = first - 1
     try:
         for data in yaml.load_all(text, Loader=_FAST):
             index += 1

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from api import intstr, kinds, labels, names, quantity, rbac, securitycontext, text, volumes
 from api.errors import FieldError
+from api.memo import Memo
 from api.pb import (
     apps_pb2,
     batch_pb2,
@@ -456,6 +457,16 @@ def _volume_sources(v: core_pb2.Volume, path: str, errs: Errs) -> None:
 
 
 def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
+    """A pure function of the spec and path: memoized by the spec's encoding (api/memo.py)."""
+    errs.extend(_POD_SPECS.get(path, spec.SerializeToString(deterministic=True),
+                               lambda: tuple(_pod_spec_errors(spec, path))))
+
+
+_POD_SPECS: Memo[tuple[FieldError, ...]] = Memo()
+
+
+def _pod_spec_errors(spec: core_pb2.PodSpec, path: str) -> Errs:
+    errs: Errs = []
     volumes: set[str] = set()
     for i, v in enumerate(spec.volumes):
         p = f"{path}.volumes[{i}]"
@@ -527,6 +538,7 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str, errs: Errs) -> None:
     for i, ha in enumerate(spec.host_aliases):
         _ip(ha.ip, f"{path}.hostAliases[{i}].ip", errs)
     securitycontext.validate_pod(spec, path, errs)
+    return errs
 
 
 def validate_pod(pod: core_pb2.Pod, errs: Errs) -> None:

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from api import kinds
 from api.errors import FieldError, ForbiddenError, InvalidError
+from api.memo import Memo
 from api.pb import core_pb2, meta_pb2
 from apiserver import warning
 from apiserver.cache import object_key
@@ -434,8 +435,22 @@ def checks_for(level: str) -> list[Check]:
 
 
 def evaluate(level: str, meta: meta_pb2.ObjectMeta, spec: core_pb2.PodSpec) -> list[Violation]:
-    """What a pod (its metadata and spec) violates of a level; empty: it meets the level."""
-    return [v for check in checks_for(level) if (v := check(meta, spec)) is not None]
+    """What a pod (its metadata and spec) violates of a level; empty: it meets the level.
+
+    Memoized by the spec's encoding and the annotations the checks read: the checks see only those
+    annotations, so a check that read anything else of the metadata would fail the tests, not the memo."""
+    read = tuple(sorted((k, v) for k, v in meta.annotations.items() if k.startswith(_READ)))
+
+    def compute() -> tuple[Violation, ...]:
+        seen = meta_pb2.ObjectMeta(annotations=dict(read))
+        return tuple(v for check in checks_for(level) if (v := check(seen, spec)) is not None)
+
+    return list(_EVALUATED.get((level, read), spec.SerializeToString(deterministic=True), compute))
+
+
+# The annotations checks read: AppArmor's and seccomp's (pod and per container).
+_READ = (_APPARMOR_ANNOTATION, _SECCOMP_POD_ANNOTATION, _SECCOMP_CONTAINER_ANNOTATION)
+_EVALUATED: Memo[tuple[Violation, ...]] = Memo()
 
 
 # ---------------------------------------------------------------- namespace levels

@@ -19,7 +19,10 @@ processes, then measures in one run:
   cost is gone in either (what is left is each object's admission, validation and watch-cache work), and a
   unary call keeps each chunk's answers and errors (a refusal of the whole call) with the chunk that can
   act on them. A stream was not measured; of the chunkings measured here (on a shared 2-CPU machine),
-  250 x 4 took 5.7-6.3 s, 500 x 2 6.4 s and 100 x 8 7.7 s;
+  250 x 4 took 5.7-6.3 s, 500 x 2 6.4 s and 100 x 8 7.7 s. Before the first call, apply loads and checks a
+  file of 1,000 documents or more in one process per CPU (cli/apply.py load_and_parse: 2.2 s -> 1.35 s here),
+  and the apiserver checks each template's spec once (api/memo.py: 245 -> 199 us of CPU per pod): 4.97 s
+  -> 3.6 s on this machine;
 - the REST face of the same process: JSON pod creates/s (POST, the same load) and watch delivery p50/p99 of
   --rest-watchers streaming watches (`?watch=1`) at the same write rate, next to the gRPC figures;
 - the cost of TLS: creates/s and CPU per create (apiserver, etcd, client

@@ -11,9 +11,14 @@ without CreateMany gets one Create per object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import multiprocessing
+import os
 import sys
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,9 @@ from client.config import ClientConfig
 from client.retry import retry_on_conflict
 
 CONCURRENCY = 64
+# Files of this many documents or more are loaded and checked in several processes (load_and_parse).
+PARALLEL_MIN_DOCUMENTS = 1000
+PARSE_PROCESSES = 4
 # Objects per CreateMany, and calls in flight at once: enough to keep the server's group commit full (see
 # bench/api.py for the measurement), small enough that each call's answers come back in a moment.
 CHUNK_OBJECTS = 250
@@ -46,12 +54,12 @@ CHUNKS_IN_FLIGHT = 4
 OBJECT_OVERHEAD = 8
 
 
-def read_sources(paths: Iterable[str], *, recursive: bool = False) -> list[convert.Document]:
-    """Every document of every file (directories: their .yaml, .yml and .json files, sorted)."""
-    docs: list[convert.Document] = []
+def read_texts(paths: Iterable[str], *, recursive: bool = False) -> list[tuple[str, str]]:
+    """(source, text) of every file (directories: their .yaml, .yml and .json files, sorted; "-": stdin)."""
+    texts: list[tuple[str, str]] = []
     for path in paths:
         if path == "-":
-            docs.extend(convert.load_documents(sys.stdin.read(), "-"))
+            texts.append(("-", sys.stdin.read()))
             continue
         p = Path(path)
         if p.is_dir():
@@ -65,14 +73,19 @@ def read_sources(paths: Iterable[str], *, recursive: bool = False) -> list[conve
             raise CliError(f'the path "{path}" does not exist')
         for f in files:
             try:
-                text = f.read_text()
+                texts.append((str(f), f.read_text()))
             except (OSError, UnicodeDecodeError) as e:
                 raise CliError(f"{f}: {e}") from None
-            docs.extend(convert.load_documents(text, str(f)))
-    return docs
+    return texts
 
 
-def parse_all(docs: list[convert.Document], namespace: str) -> tuple[list[tuple[convert.Document,
+def read_sources(paths: Iterable[str], *, recursive: bool = False) -> list[convert.Document]:
+    """Every document of every file."""
+    return [doc for source, text_ in read_texts(paths, recursive=recursive)
+            for doc in convert.load_documents(text_, source)]
+
+
+def parse_all(docs: Iterable[convert.Document], namespace: str) -> tuple[list[tuple[convert.Document,
                                                                                  api_pb2.Object]], list[str]]:
     """Documents as objects, checked with the server's own validation; and every problem, one line each."""
     out, problems = [], []
@@ -109,6 +122,52 @@ def parse_all(docs: list[convert.Document], namespace: str) -> tuple[list[tuple[
             continue
         out.append((doc, envelope))
     return out, problems
+
+
+def _load_and_parse(run: str, source: str, first: int, namespace: str) -> tuple[list[tuple[convert.Document, bytes]],
+                                                                                list[str], int]:
+    """One run of a checked file, in a worker process: its objects (encoded, to travel back), problems and
+    document count."""
+    docs = list(convert.load_documents(run, source, first=first, checked=True))
+    parsed, problems = parse_all(docs, namespace)
+    return [(doc, env.SerializeToString()) for doc, env in parsed], problems, len(docs)
+
+
+def load_and_parse(texts: list[tuple[str, str]], namespace: str) -> tuple[list[tuple[convert.Document,
+                                                                                   api_pb2.Object]], list[str], int]:
+    """parse_all of every document of every file, and how many documents there were.
+
+    A file of PARALLEL_MIN_DOCUMENTS or more is checked once, cut into runs of whole documents, and loaded and
+    parsed one run per CPU: for a file of thousands of pods this is most of what apply spends before it sends
+    anything, while the server sits idle. Results come back in file order, as one process gives them.
+    """
+    parsed: list[tuple[convert.Document, api_pb2.Object]] = []
+    problems: list[str] = []
+    count = 0
+    for source, text_ in texts:
+        starts = convert.check_documents(text_, source)
+        workers = min(os.cpu_count() or 1, PARSE_PROCESSES) if len(starts) >= PARALLEL_MIN_DOCUMENTS else 1
+        runs = convert.cut_documents(text_, starts, workers)
+        if threading.active_count() > 1:  # fork only a process without threads
+            runs = [(1, text_)]
+        with contextlib.ExitStack() as stack:
+            others = []
+            if len(runs) > 1:
+                pool = stack.enter_context(ProcessPoolExecutor(len(runs) - 1,
+                                                               mp_context=multiprocessing.get_context("fork")))
+                others = [pool.submit(_load_and_parse, run, source, first, namespace) for first, run in runs[1:]]
+            first, run = runs[0]
+            docs = list(convert.load_documents(run, source, first=first, checked=True))
+            out, bad = parse_all(docs, namespace)
+            parsed += out
+            problems += bad
+            count += len(docs)
+            for future in others:
+                encoded, bad, n = future.result()
+                parsed += [(doc, api_pb2.Object.FromString(env)) for doc, env in encoded]
+                problems += bad
+                count += n
+    return parsed, problems, count
 
 
 def plan_phases(kinds_in_order: list[str]) -> list[list[int]]:
@@ -259,15 +318,14 @@ def apply(files: tuple[str, ...], recursive: bool, namespace: str, output: str |
           conn: ClientConfig) -> None:
     """Create or update objects from Kubernetes YAML or JSON."""
     try:
-        docs = read_sources(files, recursive=recursive)
+        parsed, problems, count = load_and_parse(read_texts(files, recursive=recursive), namespace)
     except (InvalidError, CliError) as e:
         click.echo(f"error: {text.escape(str(e))}", err=True)
         sys.exit(1)
-    parsed, problems = parse_all(docs, namespace)
     if problems:
         for p in problems:
             click.echo(f"error: {text.escape(p)}", err=True)  # one line each, whatever the file held
-        click.echo(f"error: {len(problems)} of {len(docs)} documents are invalid; nothing was applied", err=True)
+        click.echo(f"error: {len(problems)} of {count} documents are invalid; nothing was applied", err=True)
         sys.exit(1)
     if not parsed:
         click.echo("error: no objects passed to apply", err=True)
