@@ -144,6 +144,10 @@ def plan_job(job: batch_pb2.Job, owned: Sequence[core_pb2.Pod], now: float, *, b
     last_failure = 0.0
     completed = jobs.parse_indexes(status.completed_indexes, completions or 0) if indexed else set()
     room = MAX_UNCOUNTED - len(recorded.succeeded) - len(recorded.failed)
+    # Finished pods past the room, recorded by a later sync. A succeeded one still holds its index (and its
+    # completion) for planning, or a second pod would be started for work already done.
+    waiting = _Counts()
+    waiting_indexes: set[int] = set()
     for pod in owned:
         uid = pod.metadata.uid
         if jobs.TRACKING_FINALIZER not in pod.metadata.finalizers:
@@ -152,12 +156,17 @@ def plan_job(job: batch_pb2.Job, owned: Sequence[core_pb2.Pod], now: float, *, b
             remove.append(pod)
             continue
         if is_succeeded(pod):
+            index = index_of(pod) if indexed else None
+            if index is not None and index >= (completions or 0):
+                index = None
             if room <= 0:
+                waiting.succeeded.add(uid)
+                if index is not None:
+                    waiting_indexes.add(index)
                 continue
             room -= 1
             new.succeeded.add(uid)
-            index = index_of(pod)
-            if indexed and index is not None and completions is not None and index < completions:
+            if index is not None:
                 completed.add(index)
         elif is_failed(pod, has_failure_policy=has_policy):
             action, why = match_failure_policy(spec.pod_failure_policy, pod) if has_policy else (COUNT, "")
@@ -165,6 +174,7 @@ def plan_job(job: batch_pb2.Job, owned: Sequence[core_pb2.Pod], now: float, *, b
                 remove.append(pod)  # not counted, not retried against the backoff limit
                 continue
             if room <= 0:
+                waiting.failed.add(uid)
                 continue
             room -= 1
             new.failed.add(uid)
@@ -186,9 +196,10 @@ def plan_job(job: batch_pb2.Job, owned: Sequence[core_pb2.Pod], now: float, *, b
         status.ClearField("uncounted_terminated_pods")
     if indexed:
         status.completed_indexes = jobs.format_indexes(completed)
-    succeeded = status.succeeded + len(uncounted.succeeded)
+    succeeded = status.succeeded + len(uncounted.succeeded) + len(waiting.succeeded)
     failed = status.failed + len(uncounted.failed)
-    settled = not uncounted.succeeded and not uncounted.failed
+    done = completed | waiting_indexes
+    settled = not uncounted.succeeded and not uncounted.failed and not waiting.succeeded and not waiting.failed
 
     active = [p for p in owned if pods.is_active(p)]
     terminating = [p for p in owned if pods.is_terminating(p) and not pods.is_terminal(p)]
@@ -246,7 +257,7 @@ def plan_job(job: batch_pb2.Job, owned: Sequence[core_pb2.Pod], now: float, *, b
     complete = False
     if not suspended and failure is None:
         if indexed:
-            complete = completions is not None and len(completed) >= completions
+            complete = completions is not None and len(done) >= completions
         elif completions is not None:
             complete = succeeded >= completions
         else:
@@ -256,7 +267,7 @@ def plan_job(job: batch_pb2.Job, owned: Sequence[core_pb2.Pod], now: float, *, b
     if failure is not None or complete:
         plan_delete.extend(active)
     elif not suspended:
-        create, delete = _plan_pods(job, active, succeeded, completed, indexed, completions)
+        create, delete = _plan_pods(job, active, succeeded, done, indexed, completions)
         plan_delete.extend(delete)
         if create and backoff_until > now:
             requeue_at(backoff_until)

@@ -188,6 +188,26 @@ def test_indexed_completes_when_every_index_succeeded() -> None:
     assert done.status.succeeded == 3 and condition(done.status, jobs.COMPLETE) is not None
 
 
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "non-indexed"])
+def test_succeeded_pods_past_the_record_limit_are_not_started_again(monkeypatch: pytest.MonkeyPatch,
+                                                                   indexed: bool) -> None:
+    """More pods finish at once than one status write records: those left for the next sync still hold their
+    index and completion, so no second pod is started for them (it would be deleted as a duplicate and
+    counted as a failure), and the Job completes only once every one of them is counted."""
+    monkeypatch.setattr("controllers.job.plan.MAX_UNCOUNTED", 2)
+    j = job(completions=4, parallelism=4, indexed=indexed)
+    done = [pod(n, "Succeeded", index=i if indexed else None) for i, n in enumerate("abc")]
+    first = plan_job(j, [*done, pod("d", index=3 if indexed else None)], T0 + 10)
+    assert not first.create and not first.delete
+    assert len(first.status.uncounted_terminated_pods.succeeded) == 2
+    assert condition(first.status, jobs.COMPLETE) is None
+    j.status.CopyFrom(first.status)
+    finished = [*done, pod("d", "Succeeded", index=3 if indexed else None)]
+    second = plan_job(j, finished, T0 + 11)
+    assert not second.create and not second.delete
+    assert condition(second.status, jobs.COMPLETE) is None  # two pods are not counted yet
+
+
 def policy(*rules: dict) -> batch_pb2.PodFailurePolicy:
     return batch_pb2.PodFailurePolicy(rules=list(rules))
 
