@@ -48,6 +48,8 @@ class Running:
         for task in reversed(self.tasks):
             task.cancel()
         tasks, self.tasks = self.tasks, []
+        if not tasks:
+            return  # stopped already (a test stopping its components before its apiserver)
         done, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
         for task in done:
             if not task.cancelled():

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 
+from conftest import start_apiserver
+
 from api.pb import apps_pb2, core_pb2
+from apiserver.server import REQUESTS
 from client.api import Client
 from controllers.manager import ControllerManager
 
-from .conftest import PodCensus, create, eventually, is_ready, owned_by, watch_census
+from .conftest import PodCensus, Running, create, eventually, is_ready, owned_by, start_manager, watch_census
 
 
 def rs_yaml(name: str = "web", replicas: int = 3, labels: str = "{app: web}", extra_spec: str = "") -> str:
@@ -136,6 +139,38 @@ async def test_bad_template_fails_fast(client: Client, manager: ControllerManage
         return rs_controller.expectations.pending(f"default/{name}") == (0, 0)
 
     await eventually(settled, what="no pending creations")
+
+
+async def test_a_large_scale_up_goes_in_create_many_calls(client: Client, manager: ControllerManager) -> None:
+    """40 replicas are created in slow-start batches 1, 2, 4, 8, 16 and 9: the three batches of 8 or more go in
+    one CreateMany call each, and every pod is still created, owned and announced."""
+    calls = REQUESTS.labels("create_many", "", "OK")
+    before = calls._value.get()
+    rs = await create(client, rs_yaml(name="big", replicas=40, labels="{app: big}"))
+    pods = await eventually(lambda: _exactly(client, rs, 40), what="40 pods")
+    assert all(owned_by(p, rs.metadata.uid) for p in pods)
+    assert calls._value.get() - before == 3
+
+    events = await client.list_all("events", "default",
+                                   field_selector="involvedObject.name=big,reason=SuccessfulCreate")
+    assert events and events[0].message.startswith("Created pod: big-")
+    assert manager.controllers["replicaset"].expectations.pending("default/big") == (0, 0)
+
+
+async def test_a_server_without_create_many_gets_one_create_per_pod(
+        client: Client, etcd: str, running: Running) -> None:
+    """Against an apiserver before CreateMany, a large scale-up falls back to one Create per pod."""
+    old = await start_apiserver(etcd, create_many=False)
+    try:
+        await start_manager(running, old.address)
+        calls = REQUESTS.labels("create_many", "", "OK")
+        before = calls._value.get()
+        rs = await create(client, rs_yaml(name="old", replicas=30, labels="{app: old}"))
+        await eventually(lambda: _exactly(client, rs, 30), what="30 pods")
+        assert calls._value.get() == before
+    finally:
+        await running.stop()
+        await old.stop()
 
 
 async def test_min_ready_seconds_availability(client: Client, manager: ControllerManager) -> None:
