@@ -9,3 +9,5 @@ MAX_OBJECT_BYTES = 1536 * 1024
 # own clear one; any one object (MAX_OBJECT_BYTES) fits.
 MAX_CREATE_MANY_OBJECTS = 1000
 MAX_CREATE_MANY_BYTES = 2 * 1024 * 1024
+# One BindMany request (the scheduler sends its binds in flight together, up to this many).
+MAX_BIND_MANY_BINDINGS = 1000

@@ -42,7 +42,7 @@ from api.errors import (
     TooManyRequestsError,
     UnavailableError,
 )
-from api.limits import MAX_CREATE_MANY_BYTES, MAX_CREATE_MANY_OBJECTS
+from api.limits import MAX_BIND_MANY_BINDINGS, MAX_CREATE_MANY_BYTES, MAX_CREATE_MANY_OBJECTS
 from api.pb import api_pb2, bootstrap_pb2, core_pb2, policy_pb2, rbac_pb2
 from apiserver import audit, authn, authz, eviction, warning, wire
 from apiserver.authz import bootstrap as rbac_bootstrap
@@ -130,8 +130,9 @@ class Config:
     audit: audit.AuditConfig = field(default_factory=audit.AuditConfig)
     # The service account key: signs ServiceAccount tokens (TokenRequest) and checks them (authentication).
     service_accounts: TokenConfig = field(default_factory=TokenConfig)
-    # Test-only: off, the server answers CreateMany UNIMPLEMENTED, as servers before it did (clients fall back).
-    create_many: bool = True
+    # Test-only: off, the server answers CreateMany and BindMany UNIMPLEMENTED, as servers before them did (clients
+    # fall back to one call per object).
+    batch_calls: bool = True
 
 
 def _status_message(e: ApiError) -> str:
@@ -359,6 +360,31 @@ class ApiServicer:
         return await self.registry.update_subresource(PODS, req.namespace or "default", req.name,
                                                       pod_rules.binding(req))
 
+    @unary("bind_many", api_pb2.BindManyRequest)
+    async def BindMany(self, req: api_pb2.BindManyRequest) -> api_pb2.BindManyResponse:
+        if len(req.bindings) > MAX_BIND_MANY_BINDINGS:
+            raise TooLargeError(f"bindings: {len(req.bindings)} bindings in one BindMany; at most "
+                                f"{MAX_BIND_MANY_BINDINGS} are accepted")
+        user = authn.current_user()
+        assert user is not None
+        # Concurrently: the storage's group commit then writes many of them in one etcd transaction.
+        results = await asyncio.gather(*(self._bind_one(user, b) for b in req.bindings))
+        return api_pb2.BindManyResponse(results=results)
+
+    async def _bind_one(self, user: authn.UserInfo, req: api_pb2.BindRequest) -> api_pb2.BindResult:
+        """One binding of a BindMany, exactly as Bind would take it: authorized, applied, counted and audited on
+        its own; its failure becomes its answer."""
+        start = time.perf_counter()
+        attrs: authz.Attributes | None = None
+        try:
+            attrs = self.check(user, "Bind", req)
+            await self.Bind.__wrapped__(self, req)  # the body of Bind, without its framing
+        except ApiError as e:
+            self.served("bind", "pods", attrs, start, e)
+            return api_pb2.BindResult(code=e.code.value[0], message=_status_message(e))
+        self.served("bind", "pods", attrs, start, "OK")
+        return api_pb2.BindResult()
+
     @unary("scale", api_pb2.ScaleRequest)
     async def Scale(self, req: api_pb2.ScaleRequest) -> bytes:
         return await self.registry.scale(req)
@@ -532,8 +558,9 @@ class ApiServicer:
             tg.create_task(apply())
 
 
-def _handlers(servicer: ApiServicer, *, create_many: bool = True) -> grpc.GenericRpcHandler:
-    """The Api service's methods (without CreateMany, as servers before it, when `create_many` is off)."""
+def _handlers(servicer: ApiServicer, *, batch_calls: bool = True) -> grpc.GenericRpcHandler:
+    """The Api service's methods (without CreateMany and BindMany, as servers before them, when `batch_calls` is
+    off)."""
     uu = functools.partial(grpc.unary_unary_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     us = functools.partial(grpc.unary_stream_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     handlers = {
@@ -557,8 +584,9 @@ def _handlers(servicer: ApiServicer, *, create_many: bool = True) -> grpc.Generi
         "StreamPodStatus": grpc.stream_stream_rpc_method_handler(
             servicer.StreamPodStatus, request_deserializer=None, response_serializer=_ser),
     }
-    if create_many:
+    if batch_calls:
         handlers["CreateMany"] = uu(servicer.CreateMany)
+        handlers["BindMany"] = uu(servicer.BindMany)
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 
@@ -674,7 +702,7 @@ class ApiServer:
         servicer = ApiServicer(self.registry, self.cache, self.proxy, self.authenticator,
                                Admission(self.config.overload), self.signer, self.authorizer, self.audit,
                                self.sa_tokens)
-        server.add_generic_rpc_handlers((_handlers(servicer, create_many=self.config.create_many),))
+        server.add_generic_rpc_handlers((_handlers(servicer, batch_calls=self.config.batch_calls),))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)

@@ -578,13 +578,13 @@ def apply_file(cluster: Processes, workdir: Path, *, pods: int) -> dict[str, Any
     """`kubelite apply -f` of a file of `pods` pods, wall time: batched (CreateMany) against the unary baseline.
 
     The baseline is the same command against a second apiserver on the same etcd started with
-    --no-create-many (as servers before CreateMany), so apply falls back to one Create per object, as it
+    --no-batch-calls (as servers before CreateMany), so apply falls back to one Create per object, as it
     always did. Both apiservers run through both applies (each caches the other's writes), the baseline
     first; each applies its own copy of the file into a namespace of its own.
     """
     import yaml
 
-    baseline_address = cluster.start_apiserver(cluster.etcd_url, wait=False, extra=["--no-create-many"],
+    baseline_address = cluster.start_apiserver(cluster.etcd_url, wait=False, extra=["--no-batch-calls"],
                                                name="apiserver-unary")
     asyncio.run(_wait_healthy(cluster.conn(baseline_address)))
     runs: dict[str, Any] = {}

@@ -184,6 +184,13 @@ class Client:
         req = api_pb2.BindRequest(namespace=namespace, name=name, node_name=node_name, uid=uid)
         return kinds.unwrap(await self._unary("Bind", req))  # type: ignore[return-value]
 
+    async def bind_many(self, bindings: Sequence[api_pb2.BindRequest]) -> list[ApiError | None]:
+        """Apply every binding in one call: per binding, in order, None (bound) or the error its Bind alone would
+        have raised. Raises UnimplementedError from a server without BindMany, and the error that refused the
+        whole request."""
+        resp = await self._unary("BindMany", api_pb2.BindManyRequest(bindings=bindings))
+        return [None if r.code == 0 else from_status(r.code, r.message) for r in resp.results]
+
     async def scale(self, kind: str, name: str, replicas: int, namespace: str = "") -> Any:
         req = api_pb2.ScaleRequest(resource=_resource(kind), namespace=namespace, name=name, replicas=replicas)
         return kinds.unwrap(await self._unary("Scale", req))

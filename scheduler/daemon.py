@@ -7,7 +7,8 @@ While it leads (a Lease, when leader election is on), the scheduler:
    cache's snapshot, synchronously (nothing else runs meanwhile, so the
    decision sees one consistent state);
 3. assumes the pod on the chosen node and starts its Bind (with the pod's uid,
-   so a pod is never bound twice) without waiting, up to `parallelism` at once;
+   so a pod is never bound twice) without waiting, up to `parallelism` at once
+   (binds made while others are in flight go together: scheduler/binder.py);
 4. for a pod that fits nowhere: tries preemption, records PodScheduled=False
    with Kubernetes' message and a FailedScheduling event, and parks it in the
    queue until the cluster changes.
@@ -34,6 +35,7 @@ from client.informer import Informer
 from client.leader import LeaderElector
 from client.retry import cached_first, retry_on_conflict
 from scheduler import cache as cache_events
+from scheduler.binder import Binder
 from scheduler.cache import Cache
 from scheduler.framework.config import SchedulerConfig
 from scheduler.framework.runner import Framework
@@ -134,6 +136,7 @@ class Term:
         self.counters = Counters()
         self.ready = asyncio.Event()
         self._binds = asyncio.Semaphore(config.parallelism)
+        self.binder = Binder(client)
         self._status_slots = asyncio.Semaphore(STATUS_WRITERS)
         self._tg: asyncio.TaskGroup | None = None
         self.nodes.add_handlers(self._node_added, self._node_updated, self._node_deleted)
@@ -158,6 +161,7 @@ class Term:
             tg.create_task(self.nodes.run())
             tg.create_task(self.pods.run())
             tg.create_task(self.recorder.run())
+            tg.create_task(self.binder.run())
             for informer in (self.claims, self.volumes, self.classes):
                 tg.create_task(informer.run())
             await self.nodes.wait_synced()
@@ -275,7 +279,7 @@ class Term:
         info = qp.info
         start = time.perf_counter()
         try:
-            await self.client.bind(info.namespace, info.name, node, uid=info.uid)
+            await self.binder.bind(info.namespace, info.name, node, uid=info.uid)
         except (ConflictError, NotFoundError) as e:
             # Bound by someone else, recreated, or deleted: the informer brings the truth.
             self.counters.bind_conflicts += 1

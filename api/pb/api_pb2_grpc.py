@@ -130,6 +130,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.CreateManyRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.CreateManyResponse.FromString,
                 _registered_method=True)
+        self.BindMany = channel.unary_unary(
+                '/kubelite.v1.Api/BindMany',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.BindManyRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.BindManyResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -258,6 +263,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BindMany(self, request, context):
+        """Many binds in one call; an answer per binding, in order. Refused as a whole only when the request itself is
+        (too many bindings: RESOURCE_EXHAUSTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -355,6 +368,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.CreateMany,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.CreateManyRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.CreateManyResponse.SerializeToString,
+            ),
+            'BindMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindMany,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.BindManyRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.BindManyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -870,6 +888,33 @@ class Api:
             '/kubelite.v1.Api/CreateMany',
             kubelite_dot_v1_dot_api__pb2.CreateManyRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.CreateManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/BindMany',
+            kubelite_dot_v1_dot_api__pb2.BindManyRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.BindManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

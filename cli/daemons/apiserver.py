@@ -57,9 +57,9 @@ def _fail(message: str) -> None:
                    "sockets only")
 @click.option("--insecure-plaintext-on-the-network-for-anyone", "plaintext_network", is_flag=True,
               help="allow --insecure-plaintext on addresses other hosts reach: anyone there is cluster admin")
-@click.option("--no-create-many", "no_create_many", is_flag=True,
-              help="BENCHMARKS AND TESTS ONLY: answer CreateMany UNIMPLEMENTED, as servers before it did (clients "
-                   "then send one Create per object)")
+@click.option("--no-batch-calls", "no_batch_calls", is_flag=True,
+              help="BENCHMARKS AND TESTS ONLY: answer CreateMany and BindMany UNIMPLEMENTED, as servers before them "
+                   "did (clients then send one Create or Bind per object)")
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True)
 @click.option("--node-port-range", default="30000-32767", show_default=True)
 @click.option("--lb-pool", default="",
@@ -96,7 +96,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
               kubelet_client_key: str, cluster_signing_cert_file: str, cluster_signing_key_file: str,
               cluster_signing_duration: str, service_account_signing_key_file: str,
               service_account_key_file: tuple[str, ...], service_account_issuer: str, api_audiences: str,
-              insecure_plaintext: bool, plaintext_network: bool, no_create_many: bool, service_cidr: str,
+              insecure_plaintext: bool, plaintext_network: bool, no_batch_calls: bool, service_cidr: str,
               node_port_range: str, lb_pool: str, service_external_ip_cidrs: str, default_toleration_seconds: int,
               metrics_port: int,
               metrics_address: str, etcd_max_txn_ops: int, etcd_max_request_bytes: int, max_object_bytes: int,
@@ -167,7 +167,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str, etcd_certfile: str, etcd_keyf
         signer=SignerConfig(cluster_signing_cert_file, cluster_signing_key_file,
                             datetime.timedelta(seconds=parse_duration(cluster_signing_duration))),
         insecure_plaintext=insecure_plaintext, insecure_plaintext_network=plaintext_network,
-        create_many=not no_create_many,
+        batch_calls=not no_batch_calls,
         metrics_port=metrics_port, metrics_address=metrics_address, limits=etcd_limits,
         encryption_config=encryption_provider_config, authorization_mode=authorization_mode,
         audit=AuditConfig(audit_log_path, audit_log_maxsize, audit_log_maxbackup),

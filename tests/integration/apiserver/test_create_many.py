@@ -156,7 +156,7 @@ async def test_too_many_bytes_are_refused_whole(client: Client) -> None:
 
 async def test_a_server_without_it_answers_unimplemented(etcd: str) -> None:
     """With the test-only switch off the server answers CreateMany UNIMPLEMENTED, as servers before it did."""
-    server = await start_apiserver(etcd, create_many=False)
+    server = await start_apiserver(etcd, batch_calls=False)
     try:
         async with server.client() as c:
             with pytest.raises(UnimplementedError):

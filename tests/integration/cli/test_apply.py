@@ -272,7 +272,7 @@ async def test_bulk_apply_output_is_the_same_from_a_server_without_create_many(
         kubelite: Kubelite, client: Client, etcd: str, cli_env: dict[str, str], tmp_path: Path) -> None:
     """A server without CreateMany (the test-only switch) gets one Create per object, and the user sees the same
     lines, errors and exit code as from a server with it (which got the pods in three CreateMany calls)."""
-    old = await start_apiserver(etcd, create_many=False)
+    old = await start_apiserver(etcd, batch_calls=False)
     batches = REQUESTS.labels("create_many", "", "OK")
     try:
         for server, ns in ((old.address, "via-create"), (None, "via-create-many")):

@@ -160,7 +160,7 @@ async def test_a_large_scale_up_goes_in_create_many_calls(client: Client, manage
 async def test_a_server_without_create_many_gets_one_create_per_pod(
         client: Client, etcd: str, running: Running) -> None:
     """Against an apiserver before CreateMany, a large scale-up falls back to one Create per pod."""
-    old = await start_apiserver(etcd, create_many=False)
+    old = await start_apiserver(etcd, batch_calls=False)
     try:
         await start_manager(running, old.address)
         calls = REQUESTS.labels("create_many", "", "OK")
