@@ -12,9 +12,11 @@ watches. Reported:
 - controller_only: a Deployment of 1000 replicas whose pods no scheduler
   takes (so only the controllers write): pods created/s, next to the raw rate;
 - create: a Deployment of 1000 replicas, from the create request until the
-  Deployment reports 1000 available (and until a watch saw all 1000 pods
-  Ready); pods created/s (create request to last pod seen by a watch) next
-  to the baseline;
+  Deployment reports 1000 available (and until a watch saw the last pod
+  created, the last bound and all 1000 Ready); pods created/s (create request
+  to last pod seen by a watch) next to the baseline; target 2.5 s. Controllers
+  send slow-start batches in CreateMany calls and the scheduler its binds in
+  BindMany calls: 5.9 s -> 4.5 s -> 2.9-3.1 s on this machine;
 - rolling_update: a new image with maxSurge 25% / maxUnavailable 25%, until
   the rollout is complete; the most pods and fewest ready pods a watcher saw;
 - indexed_job: one Indexed Job of 1000 completions (parallelism 1000) whose
@@ -130,6 +132,8 @@ class PodWatch:
     app: str
     pods: dict[str, core_pb2.Pod] = field(default_factory=dict)
     first_added: dict[str, float] = field(default_factory=dict)
+    first_bound: dict[str, float] = field(default_factory=dict)
+    first_ready: dict[str, float] = field(default_factory=dict)
     max_total: int = 0
     min_ready: int = 10**9
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -149,7 +153,12 @@ class PodWatch:
             self.pods.pop(name, None)
         else:
             self.pods[name] = pod
-            self.first_added.setdefault(name, time.monotonic())
+            at = time.monotonic()
+            self.first_added.setdefault(name, at)
+            if pod.spec.node_name:
+                self.first_bound.setdefault(name, at)
+            if is_ready(pod):
+                self.first_ready.setdefault(name, at)
         if self.tracking:
             self.max_total = max(self.max_total, len(self.pods))
             self.min_ready = min(self.min_ready, self.ready)
@@ -263,6 +272,7 @@ async def scenario_create(client: Client, replicas: int, watch: PodWatch) -> dic
         "replicas": replicas,
         "seconds_to_available": round(available_at - start, 2),
         "seconds_to_last_pod_created": round(last - start, 2),
+        "seconds_to_last_pod_bound": round(max(watch.first_bound.values(), default=start) - start, 2),
         "seconds_to_all_pods_ready": round(ready_at - start, 2),
         "pods_created_per_second": round(len(added) / max(1e-6, last - start), 1),
         "first_pod_after_seconds": round(first - start, 3),
@@ -452,8 +462,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         watcher = asyncio.create_task(watch.run(client))
         try:
             out["create"] = await scenario_create(client, args.replicas, watch)
-            out["create"]["target_seconds"] = 5.0
-            out["create"]["met"] = out["create"]["seconds_to_available"] <= 5.0
+            out["create"]["target_seconds"] = 2.5
+            out["create"]["met"] = out["create"]["seconds_to_available"] <= 2.5
             out["create"]["created_vs_raw"] = round(out["create"]["pods_created_per_second"]
                                                     / out["baseline"]["apiserver_pod_creates_per_second"], 2)
             out["rolling_update"] = await scenario_rolling(client, args.replicas, watch)
