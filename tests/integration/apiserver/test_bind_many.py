@@ -20,7 +20,7 @@ from api.errors import (
 )
 from api.limits import MAX_BIND_MANY_BINDINGS
 from api.pb import api_pb2, core_pb2, rbac_pb2
-from apiserver.audit import AuditConfig, read_lines
+from apiserver.audit import read_lines
 from client import pki
 from client.api import Client
 
@@ -33,14 +33,6 @@ def _pod(name: str, namespace: str = "default") -> core_pb2.Pod:
 def _bind(name: str, node: str = "n1", namespace: str = "default", uid: str = "") -> api_pb2.BindRequest:
     return api_pb2.BindRequest(namespace=namespace, name=name, node_name=node, uid=uid)
 
-
-@pytest.fixture
-async def audited(etcd: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    server = await start_apiserver(etcd, audit=AuditConfig(str(tmp_path / "audit.log")))
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_each_binding_gets_the_answer_a_bind_would(client: Client) -> None:

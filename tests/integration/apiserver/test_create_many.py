@@ -22,7 +22,7 @@ from api.errors import (
 )
 from api.limits import MAX_CREATE_MANY_OBJECTS
 from api.pb import api_pb2, core_pb2, rbac_pb2
-from apiserver.audit import AuditConfig, read_lines
+from apiserver.audit import read_lines
 from client import pki
 from client.api import Client
 
@@ -32,14 +32,6 @@ def _pod(name: str, namespace: str = "default", port: int = 80) -> api_pb2.Objec
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"containers": [{"name": "c", "image": "nginx:1.25", "ports": [{"containerPort": port}]}]}}))
 
-
-@pytest.fixture
-async def audited(etcd: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    server = await start_apiserver(etcd, audit=AuditConfig(str(tmp_path / "audit.log")))
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_one_invalid_object_fails_alone(client: Client) -> None:
