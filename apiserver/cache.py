@@ -44,6 +44,13 @@ REPLAY = 20000
 MAX_PENDING = 100000
 # Keys the cache writes to learn when its watch has caught up (see WatchCache._mark); they expire.
 MARK_PREFIX = "cachesync/"
+# Watch pacing (see watch_pause): a message costs the server ~30 us of CPU whatever it carries, so with
+# many watchers a watcher that sent moments ago waits, and its next message carries everything since.
+# The server then sends at most about WATCH_MESSAGE_RATE messages a second in all, and adds at most
+# WATCH_MAX_PAUSE to any event's delivery; an idle watch still sends its first event at once.
+WATCH_MESSAGE_RATE = 10000
+WATCH_MIN_PAUSE = 0.002
+WATCH_MAX_PAUSE = 0.1
 MARK_TTL = 60
 # Values under the prefix that do not decode as their kind (written by something other than an
 # apiserver, or damaged): skipped, counted, and logged once each.
@@ -119,6 +126,43 @@ class Filter:
         return not self.fields or labels.fields_match(self.fields, labels.field_values(obj))
 
 
+def frame_for(flt: Filter, change: Change) -> bytes | None:
+    """The frame a watcher with this filter gets for this change; None if the change is not its business."""
+    new_ok = flt.matches(change.obj)
+    if change.type == "DELETED":
+        return change.frame("DELETED") if new_ok else None
+    old_ok = change.old is not None and flt.matches(change.old)
+    if new_ok:
+        return change.frame("MODIFIED" if old_ok else "ADDED")
+    # It left the selection: to this watcher it is gone.
+    return change.frame("DELETED") if old_ok else None
+
+
+# Watchers grouped by filter: a change is matched once per distinct filter, however many watch with it
+# (a thousand proxies watching every Service share one).
+Watchers = dict[Filter, set["Watcher"]]
+
+
+def _offer(groups: Watchers, change: Change) -> None:
+    for flt, watchers in groups.items():
+        frame = frame_for(flt, change)
+        if frame is not None:
+            for w in watchers:
+                w._push(frame, change.rev)
+
+
+def _join(groups: Watchers, w: Watcher) -> None:
+    groups.setdefault(w.filter, set()).add(w)
+
+
+def _leave(groups: Watchers, w: Watcher) -> None:
+    group = groups.get(w.filter)
+    if group is not None:
+        group.discard(w)
+        if not group:
+            del groups[w.filter]
+
+
 class Watcher:
     """One client's watch: frames queue up here until its stream sends them."""
 
@@ -133,17 +177,9 @@ class Watcher:
         self.error: Exception | None = None
 
     def offer(self, change: Change) -> None:
-        new_ok = self.filter.matches(change.obj)
-        if change.type == "DELETED":
-            if new_ok:
-                self._push(change.frame("DELETED"), change.rev)
-            return
-        old_ok = change.old is not None and self.filter.matches(change.old)
-        if new_ok:
-            self._push(change.frame("MODIFIED" if old_ok else "ADDED"), change.rev)
-        elif old_ok:
-            # It left the selection: to this watcher it is gone.
-            self._push(change.frame("DELETED"), change.rev)
+        frame = frame_for(self.filter, change)
+        if frame is not None:
+            self._push(frame, change.rev)
 
     def _push(self, frame: bytes, rev: int) -> None:
         if self.error is not None:
@@ -201,8 +237,8 @@ class Store:
         self.history_start = 0  # every change with rev > history_start is in history
         self.watchers: set[Watcher] = set()
         # Watchers pinned to one value of the indexed field (a kubelet's node) are offered only its changes.
-        self._unindexed: set[Watcher] = set()
-        self._indexed_watchers: dict[str, set[Watcher]] = {}
+        self._unindexed: Watchers = {}
+        self._indexed_watchers: dict[str, Watchers] = {}  # by the value their filter pins the index to
         self._field_number = kinds.wrap(kind.cls()).DESCRIPTOR.fields_by_name[kind.field].number
         self._logged: set[tuple[str, int]] = set()
         self.version = 0  # advances on every change: readers that derive state from the store (RBAC) rebuild
@@ -279,15 +315,15 @@ class Store:
         self.history.append(change)
         if len(self.history) > HISTORY:
             self.history_start = self.history.popleft().rev
-        for w in self._unindexed:
-            w.offer(change)
+        _offer(self._unindexed, change)
         if self._indexed_watchers:
             values = {self.index.value(change.obj)}  # type: ignore[union-attr]
             if old is not None:
                 values.add(self.index.value(old.obj))  # type: ignore[union-attr]
             for value in values:
-                for w in self._indexed_watchers.get(value, ()):
-                    w.offer(change)
+                groups = self._indexed_watchers.get(value)
+                if groups:
+                    _offer(groups, change)
         return change
 
     def _pinned(self, flt: Filter) -> str:
@@ -300,19 +336,18 @@ class Store:
     def add_watcher(self, w: Watcher) -> None:
         self.watchers.add(w)
         value = self._pinned(w.filter)
-        if value:
-            self._indexed_watchers.setdefault(value, set()).add(w)
-        else:
-            self._unindexed.add(w)
+        _join(self._indexed_watchers.setdefault(value, {}) if value else self._unindexed, w)
 
     def remove_watcher(self, w: Watcher) -> None:
         self.watchers.discard(w)
-        self._unindexed.discard(w)
         value = self._pinned(w.filter)
-        group = self._indexed_watchers.get(value)
-        if group is not None:
-            group.discard(w)
-            if not group:
+        if not value:
+            _leave(self._unindexed, w)
+            return
+        groups = self._indexed_watchers.get(value)
+        if groups is not None:
+            _leave(groups, w)
+            if not groups:
                 del self._indexed_watchers[value]
 
     def sorted_keys(self) -> list[str]:
@@ -375,6 +410,7 @@ class WatchCache:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._catch_up_target = 0
         self.events_applied = 0
+        self.watchers = 0  # open watches of every kind: they set the pace (watch_pause)
 
     def store(self, kind: kinds.Kind) -> Store:
         return self.stores[kind.kind]
@@ -533,9 +569,12 @@ class WatchCache:
         if w.pending:
             w.ready.set()
         store.add_watcher(w)
+        self.watchers += 1
         return w
 
     def unwatch(self, w: Watcher) -> None:
+        if w in w.store.watchers:
+            self.watchers -= 1
         w.store.remove_watcher(w)
 
     def bookmark(self) -> None:
@@ -557,6 +596,13 @@ class WatchCache:
 
     def stats(self) -> dict[str, int]:
         return {s.kind.resource: len(s.objects) for s in self.stores.values()}
+
+
+def watch_pause(watchers: int, since_last_send: float) -> float:
+    """Seconds a watcher with events pending waits before it sends them, `since_last_send` after its last
+    message, while `watchers` watches are open on the server (0: send now)."""
+    interval = min(WATCH_MAX_PAUSE, max(WATCH_MIN_PAUSE, watchers / WATCH_MESSAGE_RATE))
+    return max(0.0, interval - since_last_send)
 
 
 def _first_after(history: deque[Change], rev: int) -> int:

@@ -46,7 +46,7 @@ from api.limits import MAX_BIND_MANY_BINDINGS, MAX_CREATE_MANY_BYTES, MAX_CREATE
 from api.pb import api_pb2, bootstrap_pb2, core_pb2, policy_pb2, rbac_pb2
 from apiserver import audit, authn, authz, eviction, warning, wire
 from apiserver.authz import bootstrap as rbac_bootstrap
-from apiserver.cache import WatchCache, Watcher
+from apiserver.cache import WatchCache, Watcher, watch_pause
 from apiserver.kubelet_proxy import KubeletProxy, KubeletTLS
 from apiserver.nodecerts import NodeSigner, SignerConfig
 from apiserver.overload import REQUEST, STREAM, WATCH, Admission, OverloadLimits
@@ -71,10 +71,8 @@ class ConfigError(ValueError):
 MAX_REQUEST = 3 * 1024 * 1024
 MAX_STATUS_MESSAGE = 4096
 WATCH_CHUNK = 1024 * 1024
-# Watch batching under bursts: see ApiServicer.Watch.
+# A watcher with this many frames pending sends them without waiting for its pace (cache.watch_pause).
 WATCH_BATCH_FRAMES = 64
-WATCH_BURST_WINDOW = 0.005
-WATCH_BATCH_DELAY = 0.002
 SERVICE = "kubelite.v1.Api"
 # Binding and the kubelets' status stream are pods' subresources.
 PODS = kinds.lookup("pods")
@@ -443,12 +441,11 @@ class ApiServicer:
         try:
             while True:
                 await watcher.ready.wait()
-                if watcher.error is None and len(watcher.pending) < WATCH_BATCH_FRAMES and \
-                        time.monotonic() - last_send < WATCH_BURST_WINDOW:
-                    # A burst (the previous message went out moments ago): wait a moment so that one message
-                    # carries many events; each gRPC message costs both ends far more than its bytes. An idle
-                    # watch sends at once.
-                    await asyncio.sleep(WATCH_BATCH_DELAY)
+                pause = watch_pause(self.cache.watchers, time.monotonic() - last_send)
+                if pause and watcher.error is None and len(watcher.pending) < WATCH_BATCH_FRAMES:
+                    # The previous message went out moments ago: wait, so that one message carries
+                    # everything until then; each gRPC message costs both ends far more than its bytes.
+                    await asyncio.sleep(pause)
                 if watcher.error is not None and not watcher.pending:
                     err = watcher.error
                     code = err.code if isinstance(err, ApiError) else grpc.StatusCode.INTERNAL
