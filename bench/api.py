@@ -9,7 +9,26 @@ processes, then measures in one run:
 - apiserver pod creates/s from 64 concurrent clients (spread over
   --load-procs processes: one Python process cannot saturate the server and
   generate load at once), and its ratio to the etcd put baseline;
-- create latency p50/p99 at a paced 200 creates/s;
+- where a create's CPU goes: with --profile, the apiserver's CPU per create split by part (decode, validation
+  and defaults, admission and authorization, authentication, audit, watch cache, storage, registry, and gRPC
+  with the event loop), and the `floor` phase: the same load against a grpc.aio echo server with the same
+  TLS, the CPU any unary call costs the server before a handler does anything. Here (one run): 675 us per
+  create, of which 399 us in gRPC and the event loop against an echo floor of 172 us; validation 66,
+  storage 77, admission 56, registry 31, authentication 19, watch cache 15, decode 9. The 300 us target
+  cannot be met by trimming the handlers while gRPC alone costs this much per call: batched calls
+  (CreateMany, BindMany) are what take the per-call cost out;
+- etcd's side of a create, from its /metrics (raft rounds, transactions, watch messages per item). etcd's
+  CPU follows its raft rounds (about 1.3 ms of CPU each on this machine), not the writes they carry. Raw
+  create transactions from 64 clients share a round about seven at a time (0.14 rounds each). Through the
+  apiserver, a create cost etcd 626-750 us against 160-190 for a raw one, for two reasons: the group
+  committer sent each batch as soon as anything was queued, up to 4 at once, so a batch held about two
+  writes and etcd did 0.41 rounds per create; and the bench deleted the baselines' 40,000 keys from the
+  same etcd just before, which left it slower (a fresh etcd: 200 us per create against 340). Now a batch
+  waits while another is in flight (apiserver/storage/groupcommit.py) and the apiserver gets a fresh etcd:
+  0.14-0.26 rounds and 184-208 us of etcd CPU per create, creates/s 1,088 -> 1,413-1,502. What is left
+  over the raw transaction is the apiserver's watch (one watch message per round; a watch costs etcd about
+  15 us per event, measured with raw transactions and one watcher);
+- create latency p50/p99 at a paced 200 creates/s (unchanged by the batching above: p50 2.26 ms, p99 3.8 ms);
 - watch fan-out: 1,000 watchers in --watch-procs client processes, p50/p99
   delay from write to delivery at 100 writes/s (plus, for context, the same
   at 100 watchers x 100 writes/s and 1,000 watchers x 10 writes/s). Each watch message costs the
@@ -76,6 +95,7 @@ sys.path.insert(0, str(ROOT))
 from apiserver.storage.etcd import EtcdTLS  # noqa: E402
 from bench.harness import BIN, GiB, Processes, cpu_seconds, percentile  # noqa: E402
 from client.config import ClientConfig  # noqa: E402
+from deploy.node import certs  # noqa: E402
 
 TARGETS = {"create_ratio_min": 0.30, "create_p99_ms_max": 50.0, "fanout_p99_ms_max": 500.0, "apply_seconds_max": 4.0,
            "tls_create_cost_max": 0.15, "authz_create_cost_max": 0.10}
@@ -102,6 +122,42 @@ def stored_pod_bytes() -> bytes:
     pod.metadata.generation = 1
     defaults.apply(pod)
     return pod.SerializeToString()
+
+
+# ---------------------------------------------------------------- etcd's own counters
+
+# What etcd did, from its /metrics: its CPU goes mostly to raft rounds (each a WAL fsync), not to the
+# writes a round carries, so rounds per write explain its CPU per write.
+ETCD_COUNTERS = {
+    "raft_rounds": "etcd_disk_wal_fsync_duration_seconds_count",
+    "txns": 'grpc_server_handled_total{grpc_code="OK",grpc_method="Txn",grpc_service="etcdserverpb.KV",'
+            'grpc_type="unary"}',
+    "watch_messages": 'grpc_server_msg_sent_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",'
+                      'grpc_type="bidi_stream"}',
+    "puts": "etcd_mvcc_put_total",
+    "ranges": "etcd_mvcc_range_total",
+}
+
+
+def etcd_counters(cluster: Processes) -> dict[str, float]:
+    """ETCD_COUNTERS as etcd reports them now (over its client port, with the apiserver's client cert)."""
+    import ssl
+    import urllib.request
+
+    tls = cluster.etcd_tls()
+    ctx = None
+    if tls is not None:
+        ctx = ssl.create_default_context(cafile=tls.ca_file)
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        ctx.check_hostname = False  # etcd's certificate names the lab host, the bench dials 127.0.0.1
+    with urllib.request.urlopen(f"{cluster.etcd_url}/metrics", context=ctx, timeout=10) as resp:
+        lines = resp.read().decode().splitlines()
+    values = dict(line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
+    return {name: float(values.get(metric, 0.0)) for name, metric in ETCD_COUNTERS.items()}
+
+
+def etcd_per_item(before: dict[str, float], after: dict[str, float], items: int) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) / items, 3) for name in ETCD_COUNTERS}
 
 
 # ---------------------------------------------------------------- processes
@@ -155,6 +211,45 @@ class Profiler:
             self.proc.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(30)
+
+    def breakdown(self, cpu_us_per_item: float) -> dict[str, float]:
+        """The apiserver's CPU per item split by what it was doing (BREAKDOWN), from the samples."""
+        if self.proc is None:
+            return {}
+        return cpu_breakdown(Path(self.proc.args[-1]).read_text(), cpu_us_per_item)
+
+
+# Where a sample's time goes: the innermost frame that names one of these files or functions. What names
+# none is gRPC's and the event loop's own work (the calls, their TLS, task switches) and stays "grpc".
+BREAKDOWN = (
+    ("decode_encode", ("_parse (apiserver/server.py", "api/convert.py", "apiserver/wire.py", "google/protobuf")),
+    ("validate_default", ("api/validation.py", "api/defaults.py", "apiserver/rules/", "api/memo.py",
+                          "api/names.py", "api/text.py", "api/labels.py", "api/quantity.py")),
+    ("admission_authz", ("apiserver/admission.py", "apiserver/podsecurity.py", "apiserver/authz/",
+                         "apiserver/serviceaccounts.py", "apiserver/overload.py")),
+    ("authn", ("apiserver/authn.py",)),
+    ("audit_metrics", ("apiserver/audit.py", "prometheus_client", "structlog")),
+    ("watch_cache", ("apiserver/cache.py",)),
+    ("storage_etcd", ("apiserver/storage/", "aetcd/")),
+    ("registry", ("apiserver/registry.py",)),
+)
+
+
+def cpu_breakdown(raw: str, cpu_us_per_item: float) -> dict[str, float]:
+    """Split `cpu_us_per_item` by BREAKDOWN over a py-spy raw profile (lines of `frame;frame;... count`)."""
+    counts = dict.fromkeys([name for name, _ in BREAKDOWN] + ["grpc"], 0)
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        category = "grpc"
+        for frame in reversed(stack.split(";")):
+            category = next((name for name, marks in BREAKDOWN if any(m in frame for m in marks)), "")
+            if category:
+                break
+        counts[category or "grpc"] += int(n)
+    total = sum(counts.values()) or 1
+    return {name: round(cpu_us_per_item * n / total, 1) for name, n in counts.items()}
 
 
 # ---------------------------------------------------------------- load generator processes
@@ -248,6 +343,59 @@ def create_worker(conn: ClientConfig, prefix: str, count: int, concurrency: int,
             t0, cpu0 = time.time(), time.process_time()
             await asyncio.gather(*(task() for _ in range(concurrency)))
             return count, t0, time.time(), errors, time.process_time() - cpu0
+
+    return _fast_run(main())
+
+
+def echo_server(address: str, cert_files: tuple[str, str, str] | None) -> None:
+    """A grpc.aio server that answers every call with its request: what a unary call costs the server before
+    the apiserver does anything (mutual TLS with the apiserver's certificate, or plaintext)."""
+    import grpc
+
+    from client.channel import OPTIONS
+    from client.tls import ServerCredentials
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    async def main() -> None:
+        server = grpc.aio.server(options=OPTIONS)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(echo)}),))
+        if cert_files is None:
+            server.add_insecure_port(address)
+        else:
+            cert, key, ca = cert_files
+            server.add_secure_port(address, ServerCredentials(cert, key, client_ca_file=ca).grpc_credentials())
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def echo_worker(conn: ClientConfig, count: int, concurrency: int, start_at: float) -> tuple[int, float, float]:
+    """One load process against the echo server: `count` calls, each carrying one pod's CreateRequest."""
+
+    async def main() -> tuple[int, float, float]:
+        from api import convert
+        from api.pb import api_pb2
+
+        raw = api_pb2.CreateRequest(object=convert.manifest_to_object(pod_manifest("echo-000000"))).SerializeToString()
+        left = count
+        async with _channel(conn) as channel:
+            call = channel.unary_unary("/bench.Echo/Call", request_serializer=None, response_deserializer=None)
+            await call(raw, timeout=30)
+
+            async def task() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    await call(raw, timeout=60)
+
+            await _sleep_until(start_at)
+            t0 = time.time()
+            await asyncio.gather(*(task() for _ in range(concurrency)))
+            return count, t0, time.time()
 
     return _fast_run(main())
 
@@ -458,21 +606,6 @@ def etcd_baseline(cluster: Processes, *, mode: str, total: int, concurrency: int
             "concurrency": concurrency, "load_processes": procs}
 
 
-def wipe_bench_keys(cluster: Processes) -> None:
-    async def go() -> None:
-        from aetcd import rpc
-        from aetcd.utils import prefix_range_end
-
-        c = cluster.etcd_connection()
-        try:
-            await c.kvstub.DeleteRange(rpc.DeleteRangeRequest(key=b"/bench/", range_end=prefix_range_end(b"/bench/")),
-                                       timeout=60)
-        finally:
-            await c.close()
-
-    asyncio.run(go())
-
-
 def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs: int,
                       conn: ClientConfig | None = None, rest: bool = False) -> dict[str, Any]:
     per = total // procs
@@ -488,6 +621,48 @@ def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs
     return {"creates": done, "errors": sum(r[3] for r in results), "seconds": round(elapsed, 3),
             "per_second": round(done / elapsed), "concurrency": concurrency, "load_processes": procs,
             "client_cpu_seconds": round(sum(r[4] for r in results), 2)}
+
+
+def grpc_floor(cluster: Processes, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
+    """The same load as `creates` against an echo server (echo_server): the CPU a unary call costs the server
+    in gRPC and asyncio alone, which no work in the apiserver's handlers can win back."""
+    from bench.harness import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    files = None if cluster.pki is None else (str(cluster.pki.crt("apiserver")), str(cluster.pki.key("apiserver")),
+                                              str(cluster.pki.crt(certs.CA)))
+    server = mp.get_context("spawn").Process(target=echo_server, args=(address, files), daemon=True)
+    server.start()
+    try:
+        conn = cluster.conn(address)
+        asyncio.run(_wait_listening(address))
+        before = cpu_seconds(server.pid)
+        per = total // procs
+        results = _run_in_procs(echo_worker, [(conn, per, concurrency // procs, _start_at(3.0))] * procs)
+        cpu = cpu_seconds(server.pid) - before
+    finally:
+        server.kill()
+        server.join()
+    calls = sum(r[0] for r in results)
+    elapsed = max(r[2] for r in results) - min(r[1] for r in results)
+    return {"calls": calls, "seconds": round(elapsed, 3), "per_second": round(calls / elapsed),
+            "server_cpu_us_per_call": round(cpu / calls * 1e6, 1), "concurrency": concurrency,
+            "load_processes": procs}
+
+
+async def _wait_listening(address: str, timeout: float = 30) -> None:
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
 
 
 def paced_latency(cluster: Processes, *, rate: float, seconds: float) -> dict[str, Any]:
@@ -759,11 +934,18 @@ def main() -> None:
         if "etcd" in phases:
             etcd_pid = cluster.procs["etcd"].pid
             for name, mode in (("etcd_put", "put"), ("etcd_create_txn", "txn")):
-                before = cpu_seconds(etcd_pid)
+                before, counted = cpu_seconds(etcd_pid), etcd_counters(cluster)
                 out[name] = etcd_baseline(cluster, mode=mode, total=args.etcd_ops, concurrency=args.concurrency,
                                           procs=args.load_procs)
                 out[name]["etcd_cpu_seconds"] = round(cpu_seconds(etcd_pid) - before, 2)
-            wipe_bench_keys(cluster)
+                out[name]["etcd_cpu_us_per_op"] = round(out[name]["etcd_cpu_seconds"] / out[name]["ops"] * 1e6, 1)
+                out[name]["etcd_per_op"] = etcd_per_item(counted, etcd_counters(cluster), out[name]["ops"])
+            # The apiserver gets an etcd of its own. Deleting the baselines' 40,000 keys instead left etcd
+            # spending about 340 us of CPU per apiserver create against 200 on a fresh one: the comparison
+            # would have charged the apiserver for the baseline's leftovers.
+            cluster.stop("etcd")
+            shutil.rmtree(workdir / "etcd")
+            cluster.start_etcd(quota=8 * GiB)
         cluster.start_apiserver(cluster.etcd_url, wait=False, rest=True)
         asyncio.run(_wait_healthy(cluster.conn()))
         pid = cluster.procs["apiserver"].pid
@@ -773,6 +955,7 @@ def main() -> None:
                 return
             prof = Profiler(args.profile, pid, name, native=args.profile_native)
             before = {k: cpu_seconds(p.pid) for k, p in cluster.procs.items()}
+            counted = etcd_counters(cluster)
             start = time.perf_counter()
             try:
                 out[name] = fn()
@@ -786,9 +969,16 @@ def main() -> None:
             done = out[name].get("deliveries") or out[name].get("creates") or out[name].get("pods")
             if done:
                 out[name]["apiserver_cpu_us_per_item"] = round(cpu["apiserver"] / done * 1e6, 1)
+                if args.profile:
+                    out[name]["apiserver_cpu_us_per_item_by_part"] = prof.breakdown(
+                        out[name]["apiserver_cpu_us_per_item"])
+                out[name]["etcd_cpu_us_per_item"] = round(cpu["etcd"] / done * 1e6, 1)
+                out[name]["etcd_per_item"] = etcd_per_item(counted, etcd_counters(cluster), done)
 
         phase("creates", lambda: apiserver_creates(cluster, total=args.creates, concurrency=args.concurrency,
                                                    procs=args.load_procs))
+        phase("floor", lambda: grpc_floor(cluster, total=args.creates, concurrency=args.concurrency,
+                                          procs=args.load_procs), "creates")
         phase("latency", lambda: paced_latency(cluster, rate=args.paced_rate, seconds=args.paced_seconds))
         phase("fanout", lambda: fanout(cluster, workdir, watchers=args.watchers, procs=args.watch_procs,
                                        rate=args.fanout_rate, seconds=args.fanout_seconds,
@@ -826,6 +1016,10 @@ def main() -> None:
         summary["create_ratio_ok"] = ratio >= TARGETS["create_ratio_min"]
         summary["create_to_etcd_txn_ratio"] = round(out["creates"]["per_second"]
                                                     / out["etcd_create_txn"]["per_second"], 3)
+    if "creates" in out and "floor" in out:
+        # What a create costs the apiserver, next to what any unary call costs it in gRPC and asyncio.
+        summary["apiserver_cpu_us_per_create"] = out["creates"]["apiserver_cpu_us_per_item"]
+        summary["grpc_floor_cpu_us_per_call"] = out["floor"]["server_cpu_us_per_call"]
     if "latency" in out:
         summary["create_p99_ok"] = out["latency"]["p99_ms"] < TARGETS["create_p99_ms_max"]
     if "fanout" in out:

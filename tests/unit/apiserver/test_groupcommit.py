@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aetcd import rpc
 
@@ -89,31 +91,78 @@ def test_limits_refuse_an_object_limit_above_etcds() -> None:
         Limits(max_request_bytes=1024 * 1024, max_object_bytes=1024 * 1024)
 
 
-async def test_batches_stuck_on_a_lost_leader_do_not_hold_back_later_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches that etcd does not answer (sent to a leader that died) stop counting as in flight after
-    STALLED_AFTER: a write submitted later is sent and answered while they still wait."""
-    import asyncio
+class Etcd:
+    """A send that records each transaction's write keys and answers when told to (or at once: `hold=False`)."""
 
-    monkeypatch.setattr(groupcommit, "STALLED_AFTER", 0.05)
-    stuck = asyncio.Event()
+    def __init__(self, hold: bool = True) -> None:
+        self.sent: list[list[str]] = []
+        self.release = asyncio.Event()
+        if not hold:
+            self.release.set()
 
-    async def send(t: rpc.TxnRequest) -> rpc.TxnResponse:
+    async def __call__(self, t: rpc.TxnRequest) -> rpc.TxnResponse:
+        inner = [op.request_txn for op in t.success if op.request_txn.compare]
+        self.sent.append([x.compare[0].key.decode() for x in inner] or [t.compare[0].key.decode()])
         if b"stuck" in t.SerializeToString():
-            await stuck.wait()
-        inner = [rpc.ResponseOp(response_txn=rpc.TxnResponse(succeeded=True))
-                 for op in t.success if op.request_txn.compare]
-        return rpc.TxnResponse(succeeded=True, header=rpc.ResponseHeader(revision=7), responses=inner)
+            await asyncio.Event().wait()
+        await self.release.wait()
+        responses = [rpc.ResponseOp(response_txn=rpc.TxnResponse(succeeded=True)) for _ in inner]
+        return rpc.TxnResponse(succeeded=True, header=rpc.ResponseHeader(revision=7), responses=responses)
 
-    committer = GroupCommitter(send)  # type: ignore[arg-type]
+
+async def _submit(tg: asyncio.TaskGroup, committer: GroupCommitter, key: str) -> asyncio.Task[groupcommit.Result]:
+    task = tg.create_task(committer.submit(txn(key), frozenset({key.encode()})))
+    await asyncio.sleep(0)  # let it reach the queue
+    return task
+
+
+async def test_writes_wait_for_the_batch_in_flight_and_then_go_together() -> None:
+    """etcd's CPU goes to raft rounds, not writes: while one batch is in flight the next ones queue, then
+    share one transaction."""
+    etcd = Etcd()
+    committer = GroupCommitter(etcd)  # type: ignore[arg-type]
     async with asyncio.TaskGroup() as tg:
         runner = tg.create_task(committer.run())
-        waiting = []
-        for i in range(groupcommit.MAX_IN_FLIGHT):  # one batch each: every slot taken
-            waiting.append(tg.create_task(committer.submit(txn(f"stuck{i}"), frozenset({f"stuck{i}".encode()}))))
-            await asyncio.sleep(0.005)
-        assert committer._in_flight + committer._stalled == groupcommit.MAX_IN_FLIGHT
-        later = await asyncio.wait_for(committer.submit(txn("later"), frozenset({b"later"})), 2.0)
-        assert later.succeeded and not any(w.done() for w in waiting)
-        stuck.set()
+        first = await _submit(tg, committer, "a")
+        await asyncio.sleep(0.01)
+        later = [await _submit(tg, committer, k) for k in ("b", "c", "d")]
+        await asyncio.sleep(0.01)
+        assert etcd.sent == [["a"]]
+        etcd.release.set()
+        assert all(r.succeeded for r in await asyncio.gather(first, *later))
+        assert etcd.sent == [["a"], ["b", "c", "d"]]
+        runner.cancel()
+
+
+async def test_a_full_batch_goes_beside_the_one_in_flight() -> None:
+    """Under heavy load batches still overlap: a full batch waiting goes at once, up to MAX_IN_FLIGHT."""
+    etcd = Etcd()
+    committer = GroupCommitter(etcd)  # type: ignore[arg-type]
+    async with asyncio.TaskGroup() as tg:
+        runner = tg.create_task(committer.run())
+        waiting = [await _submit(tg, committer, "first")]
+        await asyncio.sleep(0.01)
+        waiting += [tg.create_task(committer.submit(txn(f"p{i}"), frozenset({f"p{i}".encode()})))
+                    for i in range(groupcommit.MAX_WRITES)]
+        await asyncio.sleep(0.01)
+        assert etcd.sent == [["first"], names(groupcommit.MAX_WRITES)]
+        etcd.release.set()
         assert all(r.succeeded for r in await asyncio.gather(*waiting))
+        runner.cancel()
+
+
+async def test_batches_stuck_on_a_lost_leader_do_not_hold_back_later_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that etcd does not answer (sent to a leader that died) stops counting as in flight after
+    STALLED_AFTER: a write submitted later is sent and answered while it still waits."""
+    monkeypatch.setattr(groupcommit, "STALLED_AFTER", 0.05)
+    committer = GroupCommitter(Etcd(hold=False))  # type: ignore[arg-type]
+    async with asyncio.TaskGroup() as tg:
+        runner = tg.create_task(committer.run())
+        stuck = await _submit(tg, committer, "stuck")
+        await asyncio.sleep(0.01)
+        assert committer._in_flight == 1
+        later = await asyncio.wait_for(committer.submit(txn("later"), frozenset({b"later"})), 2.0)
+        assert later.succeeded and not stuck.done()
+        assert committer._stalled == 1
+        stuck.cancel()
         runner.cancel()
