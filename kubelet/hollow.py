@@ -91,7 +91,10 @@ class HollowCluster:
 
     def _build(self) -> None:
         if self._root is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="kubelite-hollow-")
+            # Hollow pods' files (tokens, configMaps) are state, not data: in memory when the machine has
+            # /dev/shm, so 100 nodes' writes and removals cost no journal.
+            shm = Path("/dev/shm")
+            self._tmp = tempfile.TemporaryDirectory(prefix="kubelite-hollow-", dir=shm if shm.is_dir() else None)
             self._root = Path(self._tmp.name)
         c = self.config
         for i in range(c.start_index, c.start_index + c.count):
