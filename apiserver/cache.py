@@ -44,6 +44,7 @@ REPLAY = 20000
 MAX_PENDING = 100000
 # Keys the cache writes to learn when its watch has caught up (see WatchCache._mark); they expire.
 MARK_PREFIX = "cachesync/"
+MARK_TTL = 60
 # Watch pacing (see watch_pause): a message costs the server ~30 us of CPU whatever it carries, so with
 # many watchers a watcher that sent moments ago waits, and its next message carries everything since.
 # The server then sends at most about WATCH_MESSAGE_RATE messages a second in all, and adds at most
@@ -51,7 +52,6 @@ MARK_PREFIX = "cachesync/"
 WATCH_MESSAGE_RATE = 10000
 WATCH_MIN_PAUSE = 0.002
 WATCH_MAX_PAUSE = 0.1
-MARK_TTL = 60
 # Values under the prefix that do not decode as their kind (written by something other than an
 # apiserver, or damaged): skipped, counted, and logged once each.
 UNDECODABLE = Counter("apiserver_storage_undecodable_values_total",

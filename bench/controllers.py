@@ -16,11 +16,11 @@ watches. Reported:
   created, the last bound and all 1000 Ready); pods created/s (create request
   to last pod seen by a watch) next to the baseline; target 2.5 s. Controllers
   send slow-start batches in CreateMany calls and the scheduler its binds in
-  BindMany calls: 5.9 s -> 4.5 s -> 2.9-3.1 s on this machine; with watchers paced,
-  group commit batching behind the transaction in flight and hollow pods' files in
-  /dev/shm, 2.49-2.99 s (three runs; the apiserver is the busy process, about 70% of
-  its CPU in gRPC and the event loop, and each pod also costs it a unary CreateToken
-  from its kubelet, as a kubelet asks for a pod's ServiceAccount token);
+  BindMany calls: 5.9 s -> 4.5 s -> 2.9-3.1 s on this machine; with watchers paced
+  and group commit batching behind the transaction in flight, 2.66 s; with hollow
+  pods' files in /dev/shm too, 2.49 and 2.99 s. The apiserver is the busy process
+  (about 70% of its CPU in gRPC and the event loop), and each pod also costs it a
+  unary CreateToken from its kubelet, as a kubelet asks for a pod's token;
 - rolling_update: a new image with maxSurge 25% / maxUnavailable 25%, until
   the rollout is complete; the most pods and fewest ready pods a watcher saw;
 - indexed_job: one Indexed Job of 1000 completions (parallelism 1000) whose

@@ -32,11 +32,11 @@ from apiserver.storage.limits import Limits
 # Batch size that keeps latency low under load; etcd's limits may cut a batch shorter.
 MAX_WRITES = 64
 MAX_BYTES = 1024 * 1024
-# etcd spends about 1.5 ms of CPU on every raft round (proposal, fsync, apply) however few writes it
-# carries, and through the apiserver it got one transaction per round. So a batch waits while another
-# is in flight and then goes with everything queued meanwhile; a second one goes alongside only when a
-# full batch is waiting. 20,000 creates from 64 clients: etcd CPU 14.3 -> 7.0 s, creates/s 1,088 -> 1,473
-# (bench/api.py --only etcd,creates, which reports etcd's rounds and transactions per create).
+# etcd spends 1.3-2 ms of CPU on every raft round (proposal, fsync, apply) however few writes it
+# carries, and through the apiserver it got one transaction of about two writes per round. So a batch
+# waits while another is in flight and then goes with everything queued meanwhile; a second one goes
+# alongside only when a full batch is waiting. 20,000 creates from 64 clients: etcd CPU 14.3 -> 7.6 s,
+# creates/s 1,088 -> 1,393 (bench/api.py --only etcd,creates, which reports etcd's rounds per create).
 MAX_IN_FLIGHT = 4
 # A batch in flight this long no longer holds back the next ones: when etcd loses its leader, what was sent
 # to it waits out etcd's request timeout (about 7 s) while writes sent after the election would succeed.
