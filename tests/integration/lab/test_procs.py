@@ -136,11 +136,16 @@ def test_start_refuses_a_running_name_and_restarts_a_dead_one(lab: LabPlan) -> N
     assert sorted(r.name for r in supervisor.records()) == ["cp-once", "cp-short"]
 
 
-def test_a_daemon_that_dies_while_starting_is_reported(lab: LabPlan) -> None:
-    """A daemon exiting before it is seen in its namespace raises with the end of its log."""
+def test_a_daemon_that_dies_while_starting_is_reported(lab: LabPlan, tmp_path: Path) -> None:
+    """A daemon exiting before it is seen in its namespace raises with the end of its log. It must die before
+    it enters the namespace: a command that fails inside it may be seen there first, under load, and then it
+    started (the watchdog reports it). A working directory that does not exist stops it before nsenter."""
     supervisor = Supervisor.for_plan(lab)
-    with pytest.raises(ProcError, match=r"n1-crash exited while starting .*: no config found"):
-        supervisor.start("n1-crash", ["sh", "-c", "echo no config found; exit 3"], netns=lab.node("n1").netns)
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(ProcError, match=rf"n1-crash exited while starting .*: .*{missing.name}"):
+        supervisor.start("n1-crash", ["sh", "-c", "echo started; sleep 60"], netns=lab.node("n1").netns,
+                         cwd=missing)
+    assert not any(r.name == "n1-crash" for r in supervisor.records())
 
 
 @pytest.mark.parametrize(
