@@ -36,6 +36,7 @@ from api.pb import core_pb2
 from bench.harness import Processes
 from bench.pod_startup import percentiles, wait_api, wait_node_ready
 from client.api import Client
+from kubelet.volumes import unmount_all
 
 NODE = "pipeline-node"
 
@@ -116,6 +117,10 @@ async def main(args: argparse.Namespace) -> dict:
     finally:
         result["load_average"]["end"] = list(os.getloadavg())
         procs.stop_all()
+        # The kubelet mounted a tmpfs for each pod's token and was stopped without removing its pods.
+        left = unmount_all(workdir)  # mkdtemp gives an absolute path, as mountinfo has
+        if left:
+            print(f"still mounted under {workdir}: {', '.join(left)}", file=sys.stderr)
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
     return result
