@@ -32,7 +32,7 @@ processes, then measures in one run:
 - watch fan-out: 1,000 watchers in --watch-procs client processes, p50/p99
   delay from write to delivery at 100 writes/s (plus, for context, the same
   at 100 watchers x 100 writes/s and 1,000 watchers x 10 writes/s). Each watch message costs the
-  server about 50 us whatever it carries, so the apiserver paces its watchers (apiserver/cache.py
+  server about 30 us whatever it carries, so the apiserver paces its watchers (apiserver/cache.py
   watch_pause): one that sent moments ago waits up to watchers/10,000 s (2-100 ms) and its next message
   carries everything since. Sending each event as it came (one message per event per watcher), the
   1,000 x 100 point collapsed: p99 30 s, 80 of 1,000 writes timed out, 32.5 us of apiserver CPU per
@@ -626,16 +626,17 @@ def apiserver_creates(cluster: Processes, *, total: int, concurrency: int, procs
 def grpc_floor(cluster: Processes, *, total: int, concurrency: int, procs: int) -> dict[str, Any]:
     """The same load as `creates` against an echo server (echo_server): the CPU a unary call costs the server
     in gRPC and asyncio alone, which no work in the apiserver's handlers can win back."""
-    from bench.harness import free_port
+    from bench.harness import free_port, wait_port
 
-    address = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    address = f"127.0.0.1:{port}"
     files = None if cluster.pki is None else (str(cluster.pki.crt("apiserver")), str(cluster.pki.key("apiserver")),
                                               str(cluster.pki.crt(certs.CA)))
     server = mp.get_context("spawn").Process(target=echo_server, args=(address, files), daemon=True)
     server.start()
     try:
         conn = cluster.conn(address)
-        asyncio.run(_wait_listening(address))
+        wait_port(port)
         before = cpu_seconds(server.pid)
         per = total // procs
         results = _run_in_procs(echo_worker, [(conn, per, concurrency // procs, _start_at(3.0))] * procs)
@@ -648,21 +649,6 @@ def grpc_floor(cluster: Processes, *, total: int, concurrency: int, procs: int) 
     return {"calls": calls, "seconds": round(elapsed, 3), "per_second": round(calls / elapsed),
             "server_cpu_us_per_call": round(cpu / calls * 1e6, 1), "concurrency": concurrency,
             "load_processes": procs}
-
-
-async def _wait_listening(address: str, timeout: float = 30) -> None:
-    host, port = address.rsplit(":", 1)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, int(port))
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return
 
 
 def paced_latency(cluster: Processes, *, rate: float, seconds: float) -> dict[str, Any]:
