@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import signal
 from dataclasses import dataclass
@@ -38,6 +39,18 @@ class Hierarchy:
 
 def hierarchies(mountinfo: str | None = None) -> list[Hierarchy]:
     """Mounted cgroup hierarchies, from /proc/self/mountinfo (or the given text)."""
+    return _parse(mountinfo) if mountinfo is not None else list(_mounted())
+
+
+@functools.cache
+def _mounted() -> tuple[Hierarchy, ...]:
+    """This process's hierarchies, read once: cgroup mounts do not change under a running kubelet, while
+    mountinfo grows with every pod's mounts (a thousand lines at 300 pods), and removing a pod asks for the
+    hierarchies every 50 ms until its cgroup is empty."""
+    return tuple(_parse(None))
+
+
+def _parse(mountinfo: str | None) -> list[Hierarchy]:
     text = mountinfo if mountinfo is not None else Path(MOUNTINFO).read_text()
     found = []
     for line in text.splitlines():

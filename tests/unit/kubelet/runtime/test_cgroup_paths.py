@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kubelet.runtime import cgroups
@@ -35,3 +37,20 @@ async def test_remove_refuses_root() -> None:
     """Removing "/" would mean every cgroup on the machine: refused."""
     with pytest.raises(ValueError):
         await cgroups.remove("/")
+
+
+def test_this_process_hierarchies_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mountinfo is read on the first call only: removing a pod asks every 50 ms, and at 300 pods the file has
+    over a thousand lines (re-reading it starved the kubelet's lease renewals)."""
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(HYBRID)
+    monkeypatch.setattr(cgroups, "MOUNTINFO", str(mountinfo))
+    cgroups._mounted.cache_clear()
+    try:
+        first = cgroups.hierarchies()
+        mountinfo.write_text(UNIFIED)
+        assert cgroups.hierarchies() == first
+        assert [str(p) for p in cgroups.paths("/kubelite/pod1")][:2] == ["/sys/fs/cgroup/cpu/kubelite/pod1",
+                                                                         "/sys/fs/cgroup/memory/kubelite/pod1"]
+    finally:
+        cgroups._mounted.cache_clear()
