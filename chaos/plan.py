@@ -32,6 +32,9 @@ CONTROLLER_MANAGER_LEADER = "@controller-manager-leader"
 LEADERS = (ETCD_LEADER, SCHEDULER_LEADER, CONTROLLER_MANAGER_LEADER)
 
 MAX_FAULT_SECONDS = 120.0
+ROLLOUT_PODS = 300  # the leader-kill rollout's size, as the scenario promises
+MAX_ROLLOUT_PODS = 1000
+ROLLOUT_PODS_PER_SECOND = 2.5  # pods replaced per second in a rollout on a three-node lab (300 in 115 s here)
 MAX_RUN_SECONDS = 24 * 3600.0
 
 
@@ -135,7 +138,9 @@ class RunPlan:
     name: str
     faults: tuple[Fault, ...]
     duration: float  # the workload runs this long; every fault is undone before it ends
-    rollout_at: float | None = None  # start a rollout of the demo Deployment then
+    rollout_at: float | None = None  # start a rollout then: of the demo Deployment, or of the run's own
+    rollout_pods: int = 0  # roll a Deployment of this many pods of the run's own (0: the demo's)
+    faults_at_rollout: float = 0.0  # faults also wait until this fraction of the rollout's pods is updated
     checks: Checks = field(default_factory=Checks)
     seed: int | None = None
 
@@ -201,15 +206,27 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              lambda t: RunPlan("control-plane-partition", (Fault(PARTITION, _minority(t), 10.0, 20.0),), 45.0,
                                checks=Checks(min_success=0.95, api_writable_within=5.0)),
              control_planes=3),
-    Scenario("scheduler-leader-kill-rollout", "SIGKILL the scheduler holding the lease in the middle of a rollout",
-             lambda t: RunPlan("scheduler-leader-kill-rollout",
-                               (Fault(KILL, SCHEDULER_LEADER, 11.0, component="scheduler"),), 45.0, rollout_at=10.0,
-                               checks=Checks(min_success=0.95, rollout_completes=True)),
-             control_planes=3),
+    Scenario("scheduler-leader-kill-rollout", f"SIGKILL the scheduler holding the lease once a third of a "
+             f"{ROLLOUT_PODS}-pod rollout is done", lambda t: leader_kill_rollout(ROLLOUT_PODS), control_planes=3),
 )}
 
 
-def plan_scenario(name: str, topo: Topology) -> RunPlan:
+def leader_kill_rollout(pods: int) -> RunPlan:
+    """The run rolls a Deployment of its own with `pods` replicas; the scheduler's leader dies once a third of
+    them are updated, and the run lasts as long as the rollout takes at the lab's pace, with time to spare (and
+    longer if the rollout is still going)."""
+    if not 1 <= pods <= MAX_ROLLOUT_PODS:
+        raise PlanError(f"--rollout-pods {pods} is out of range [1, {MAX_ROLLOUT_PODS}]")
+    rollout_at = 10.0
+    return RunPlan("scheduler-leader-kill-rollout",
+                   (Fault(KILL, SCHEDULER_LEADER, rollout_at + 1.0, component="scheduler"),),
+                   round(rollout_at + pods / ROLLOUT_PODS_PER_SECOND + 30.0), rollout_at=rollout_at,
+                   rollout_pods=pods, faults_at_rollout=1 / 3,
+                   checks=Checks(min_success=0.95, rollout_completes=True))
+
+
+def plan_scenario(name: str, topo: Topology, rollout_pods: int | None = None) -> RunPlan:
+    """`rollout_pods` sizes the rollout of a scenario that rolls a Deployment of its own."""
     scenario = SCENARIOS.get(name)
     if scenario is None:
         raise PlanError(f"no scenario {name!r} (scenarios: {', '.join(SCENARIOS)})")
@@ -218,6 +235,11 @@ def plan_scenario(name: str, topo: Topology) -> RunPlan:
                         f"the cluster has {len(topo.control_planes)} (`kubelite up --control-planes "
                         f"{scenario.control_planes}`)")
     plan = scenario.build(topo)
+    if rollout_pods is not None:
+        if not plan.rollout_pods:
+            raise PlanError(f"--rollout-pods does not apply to scenario {name} (only to "
+                            f"scheduler-leader-kill-rollout: it rolls a Deployment of its own)")
+        plan = leader_kill_rollout(rollout_pods)
     for f in plan.faults:
         validate_fault(f, topo)
     return plan

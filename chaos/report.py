@@ -66,6 +66,7 @@ def compute_report(obs: Observed) -> dict[str, Any]:
         },
         "writes": {"sent": len(obs.writes), "acked": len(acked), "failed": len(obs.writes) - len(acked),
                    "lost": obs.lost, "points": [[w.t, w.ok, w.ms] for w in obs.writes]},
+        "deployment": obs.deployment,
         "samples": tl.series(obs.samples),
         "ready_by_node": [[s.t, s.ready_by_node] for s in obs.samples],
         "leases": [[s.t, s.component, s.holder, s.renewed, s.alive] for s in obs.leases],
@@ -217,7 +218,10 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
                      f"{len(report['invariant_violations'])} invariant violations")
 
     s = report["samples"]
-    ax_ready.step(s["t"], s["ready"], where="post", color="tab:blue", label="ready replicas")
+    ax_ready.step(s["t"], s["ready"], where="post", color="tab:blue",
+                  label=f"ready replicas of {report.get('deployment') or 'the demo'}")
+    if any(s.get("updated", ())):
+        ax_ready.step(s["t"], s["updated"], where="post", color="tab:cyan", label="of them, updated by the rollout")
     ax_ready.step(s["t"], s["desired"], where="post", color="gray", linestyle="--", label="desired")
     ax_ready.set_ylabel("replicas")
     ax_ready.set_ylim(bottom=0, top=max([*s["desired"], *s["ready"], 1]) + 1.5)

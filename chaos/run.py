@@ -21,8 +21,9 @@ from typing import Any
 
 import structlog
 
-from api.errors import ApiError
-from api.pb import core_pb2
+from api.convert import from_dict
+from api.errors import ApiError, NotFoundError
+from api.pb import apps_pb2, core_pb2
 from chaos import plan as cplan
 from chaos.faults import ChaosError, LabTarget
 from chaos.invariants import Invariants, PodView, RolloutView, Violation, lost_writes, resolve_int_or_percent
@@ -30,6 +31,7 @@ from chaos.timeline import LeaseSample, Request, Sample, Write
 from client.api import Client
 from deploy.lab.network import netns_path
 from deploy.lab.status import LEADER_LEASES, holder_pid
+from kubelet.runtime.images import PAUSE_IMAGE
 
 log = structlog.get_logger(component="chaos")
 
@@ -39,7 +41,12 @@ SAMPLE_EVERY = 0.5
 CALL_TIMEOUT = 2.0
 TAIL = 10.0  # the workload keeps running this long after the last fault is undone: the recovery must show
 MAX_OVERRUN = 300.0  # however long undoing takes, the load client stops this long after the planned end
+ROLLOUT_OVERRUN = 120.0  # a run waits this much longer past its planned end for its rollout to finish
+ROLLOUT_TAIL = 5.0
 ROLLOUT_ANNOTATION = "kubelite.io/chaos-rollout"
+ROLLOUT_DEPLOYMENT = "chaos-rollout"  # a scenario's own rollout, in the run's namespace
+ROLLOUT_SURGE, ROLLOUT_UNAVAILABLE = "5%", "25%"  # a small surge: 300 pods fill three nodes' 330 pod slots
+ROLLOUT_READY_WITHIN = 300.0
 
 
 @dataclass
@@ -73,6 +80,7 @@ class Observed:
     rollout_done: float | None = None
     client_node: str = ""
     control_planes: tuple[str, ...] = ()
+    deployment: str = ""  # namespace/name of the Deployment the samples count
     errors: list[str] = field(default_factory=list)
 
 
@@ -133,7 +141,12 @@ class Run:
                             control_planes=self.topo.control_planes)
         self.invariants = Invariants()
         self.selector = ""
+        # The Deployment whose ready pods the samples count and whose rollout the invariants bound.
+        self.rolled = (self.writes_ns, ROLLOUT_DEPLOYMENT) if plan.rollout_pods else (namespace, deployment)
+        self.obs.deployment = "/".join(self.rolled)
         self.done = asyncio.Event()
+        self.rolled_out = asyncio.Event()
+        self.rollout_progressed = asyncio.Event()  # the plan's fraction of the rollout's pods is updated
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -164,30 +177,78 @@ class Run:
         cluster_ip, before = await self.preflight()
         for node in sorted({f.node for f in self.plan.faults if f.kind == cplan.NETEM}):
             await self.target.check_netem(node)
+        if self.plan.rollout_pods:
+            await self.check_room(self.plan.rollout_pods)
         await self.client.create(core_pb2.Namespace(metadata={"name": self.writes_ns,
                                                               "labels": {"kubelite.io/chaos": self.run_id}}))
-        self.t0 = time.monotonic()
-        self.obs.started_at = time.time()
-        self.progress(f"{self.plan.name}: {self.plan.duration:.0f}s of load at {self.rate:g} req/s on "
-                      f"{self.topo.client_node}, {len(self.plan.faults)} fault(s)")
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.load(cluster_ip))
-                tg.create_task(self.writer())
-                tg.create_task(self.watcher())
-                if len(self.topo.control_planes) > 1:
-                    tg.create_task(self.lease_watcher())
-                tg.create_task(self.schedule())
-                if self.plan.rollout_at is not None:
-                    tg.create_task(self.rollout())
-        except BaseExceptionGroup as group:
-            # The first failure says what went wrong; the rest are its consequences.
-            raise group.exceptions[0] from None
+            if self.plan.rollout_pods:
+                await self.start_rollout_workload(self.plan.rollout_pods)
+            self.t0 = time.monotonic()
+            self.obs.started_at = time.time()
+            self.progress(f"{self.plan.name}: {self.plan.duration:.0f}s of load at {self.rate:g} req/s on "
+                          f"{self.topo.client_node}, {len(self.plan.faults)} fault(s)")
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.load(cluster_ip))
+                    tg.create_task(self.writer())
+                    tg.create_task(self.watcher())
+                    if len(self.topo.control_planes) > 1:
+                        tg.create_task(self.lease_watcher())
+                    tg.create_task(self.schedule())
+                    if self.plan.rollout_at is not None:
+                        tg.create_task(self.rollout())
+            except BaseExceptionGroup as group:
+                # The first failure says what went wrong; the rest are its consequences.
+                raise group.exceptions[0] from None
+            await self.check_pods_kept(before)
         finally:
+            # Also on failure: the writes are checked, and the run's namespace (with its own rollout) goes.
             with contextlib.suppress(ApiError, TimeoutError):
                 await self.check_writes()
-        await self.check_pods_kept(before)
         return self.obs
+
+    async def check_room(self, pods: int) -> None:
+        """A rollout of the run's own fits in the pod slots the Ready, schedulable nodes have free, surge
+        included; said before anything is created."""
+        nodes = [n for n in (await self.client.list("nodes")).items if _ready(n) and not n.spec.unschedulable
+                 and not any(t.effect == "NoSchedule" for t in n.spec.taints)]
+        names = {n.metadata.name for n in nodes}
+        used = sum(1 for p in (await self.client.list("pods")).items
+                   if p.spec.node_name in names and p.status.phase not in ("Succeeded", "Failed"))
+        free = sum(int(n.status.allocatable.get("pods", "0") or 0) for n in nodes) - used
+        need = pods + resolve_int_or_percent(ROLLOUT_SURGE, pods, round_up=True)
+        if need > free:
+            raise ChaosError(f"a {pods}-pod rollout needs {need} free pod slots (maxSurge {ROLLOUT_SURGE} "
+                             f"included); the cluster's {len(nodes)} schedulable node(s) have {free} "
+                             f"(add nodes: kubelite up --nodes 3, or pass a smaller --rollout-pods)")
+
+    async def start_rollout_workload(self, pods: int) -> None:
+        """The Deployment the scenario rolls: `pods` tiny pause containers, all available before the run starts."""
+        dep = from_dict(apps_pb2.Deployment, {
+            "metadata": {"name": ROLLOUT_DEPLOYMENT, "namespace": self.writes_ns},
+            "spec": {
+                "replicas": pods,
+                "selector": {"matchLabels": {"app": ROLLOUT_DEPLOYMENT}},
+                "strategy": {"rollingUpdate": {"maxSurge": ROLLOUT_SURGE, "maxUnavailable": ROLLOUT_UNAVAILABLE}},
+                "template": {
+                    "metadata": {"labels": {"app": ROLLOUT_DEPLOYMENT}},
+                    "spec": {"containers": [{"name": "pause", "image": PAUSE_IMAGE,
+                                             "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}}}]},
+                },
+            },
+        })
+        await self.client.create(dep)
+        self.progress(f"deployment {ROLLOUT_DEPLOYMENT}: waiting for {pods} pods before the run starts")
+        deadline = time.monotonic() + ROLLOUT_READY_WITHIN
+        while True:
+            got = await self.client.get("deployments", ROLLOUT_DEPLOYMENT, self.writes_ns)
+            if got.status.available_replicas >= pods:
+                return
+            if time.monotonic() > deadline:
+                raise ChaosError(f"deployment {ROLLOUT_DEPLOYMENT} has {got.status.available_replicas} of {pods} "
+                                 f"pods available after {ROLLOUT_READY_WITHIN:.0f}s")
+            await asyncio.sleep(1.0)
 
     # The workload.
 
@@ -264,18 +325,24 @@ class Run:
 
     async def _sample(self) -> None:
         t = self.now()
-        pods = (await self._call(self.client.list("pods", self.namespace))).items
+        namespace, name = self.rolled
+        pods = [p for ns in sorted({self.namespace, namespace})
+                for p in (await self._call(self.client.list("pods", ns))).items]
         nodes = (await self._call(self.client.list("nodes"))).items
-        dep = await self._call(self.client.get("deployments", self.deployment, self.namespace))
+        dep = await self._call(self.client.get("deployments", name, namespace))
         ready_nodes = {n.metadata.name for n in nodes if _ready(n)}
         views = [_pod_view(p) for p in pods]
-        mine = [p for p in pods if all(p.metadata.labels.get(k) == v
+        mine = [p for p in pods if p.metadata.namespace == namespace and all(p.metadata.labels.get(k) == v
                                        for k, v in dep.spec.selector.match_labels.items())]
         by_node = Counter(p.spec.node_name for p in mine if _ready(p) and not p.metadata.HasField("deletion_timestamp"))
-        self.obs.samples.append(Sample(t, dep.spec.replicas, dict(by_node), len(ready_nodes), len(nodes)))
+        updated = sum(1 for p in mine if _ready(p) and not p.metadata.HasField("deletion_timestamp")
+                      and p.metadata.annotations.get(ROLLOUT_ANNOTATION) == self.run_id)
+        self.obs.samples.append(Sample(t, dep.spec.replicas, dict(by_node), len(ready_nodes), len(nodes), updated))
+        if self.plan.faults_at_rollout and updated >= self.plan.faults_at_rollout * dep.spec.replicas:
+            self.rollout_progressed.set()
         rolling = self._rolling(dep, t)
         ru = dep.spec.strategy.rolling_update
-        rollout = RolloutView(self.deployment, dep.spec.replicas,
+        rollout = RolloutView(name, dep.spec.replicas,
                               resolve_int_or_percent(ru.max_surge or "25%", dep.spec.replicas, round_up=True),
                               resolve_int_or_percent(ru.max_unavailable or "25%", dep.spec.replicas,
                                                      round_up=False),
@@ -291,6 +358,7 @@ class Run:
                 and s.updated_replicas == s.replicas == s.available_replicas == dep.spec.replicas)
         if done:
             self.obs.rollout_done = t
+            self.rolled_out.set()
         return not done
 
     def _disrupted(self, t: float) -> bool:
@@ -308,11 +376,12 @@ class Run:
         await asyncio.sleep(max(0.0, self.plan.rollout_at - self.now()))
         for _ in range(20):
             try:
-                dep = await self._call(self.client.get("deployments", self.deployment, self.namespace))
+                dep = await self._call(self.client.get("deployments", self.rolled[1], self.rolled[0]))
                 dep.spec.template.metadata.annotations[ROLLOUT_ANNOTATION] = self.run_id
                 await self._call(self.client.update(dep))
                 self.obs.rollout_started = self.now()
-                self.progress(f"{self.now():6.1f}s rollout of deployment {self.deployment} started")
+                self.progress(f"{self.now():6.1f}s rollout of deployment {self.rolled[1]} "
+                              f"({dep.spec.replicas} pods) started")
                 return
             except (ApiError, TimeoutError):
                 await asyncio.sleep(0.2)
@@ -328,9 +397,21 @@ class Run:
                 record = FaultRecord(fault)
                 self.obs.faults.append(record)
                 await asyncio.sleep(max(0.0, fault.at - self.now()))
+                if self.plan.faults_at_rollout:
+                    # Bounded: a rollout that never gets there still gets its fault before the run ends.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max(0.0, self.plan.duration - TAIL - self.now())):
+                            await self.rollout_progressed.wait()
                 await self.inflict(record)
             last = max((r.end or 0.0 for r in self.obs.faults), default=0.0)
             await asyncio.sleep(max(0.0, max(self.plan.duration, last + TAIL) - self.now()))
+            if self.plan.rollout_at is not None:
+                # A rollout still going is part of what the run shows: it runs on until the rollout ends.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ROLLOUT_OVERRUN):
+                        await self.rolled_out.wait()
+                if self.obs.rollout_done is not None:
+                    await asyncio.sleep(max(0.0, self.obs.rollout_done + ROLLOUT_TAIL - self.now()))
         finally:
             self.obs.duration = self.now()
             self.done.set()
@@ -397,15 +478,32 @@ class Run:
             self.obs.errors.append("could not list the written ConfigMaps to check them")
         with contextlib.suppress(ApiError):
             await self.client.delete("namespaces", self.writes_ns)
+        if self.plan.rollout_pods:
+            await self.wait_namespace_gone()
+
+    async def wait_namespace_gone(self) -> None:
+        """The run's own rollout leaves with its namespace before the command returns: its pods' slots are free
+        for the next run."""
+        self.progress(f"deleting namespace {self.writes_ns} and its {self.plan.rollout_pods}-pod deployment")
+        deadline = time.monotonic() + ROLLOUT_READY_WITHIN
+        while time.monotonic() < deadline:
+            try:
+                await self.client.get("namespaces", self.writes_ns)
+            except NotFoundError:
+                return
+            except ApiError:
+                pass
+            await asyncio.sleep(1.0)
+        self.obs.errors.append(f"namespace {self.writes_ns} was still there {ROLLOUT_READY_WITHIN:.0f}s later")
 
     async def check_pods_kept(self, before: list[Any]) -> None:
         """Pods that ran before the run still run, unrestarted, once it is over (or why not); and, with a
         rollout, that it finished."""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60 + self.plan.rollout_pods / cplan.ROLLOUT_PODS_PER_SECOND
         while True:
             try:
                 pods = (await self.client.list("pods", self.namespace, label_selector=self.selector)).items
-                dep = await self.client.get("deployments", self.deployment, self.namespace)
+                dep = await self.client.get("deployments", self.rolled[1], self.rolled[0])
             except ApiError:
                 pods, dep = [], None
             if dep is not None and self.plan.rollout_at is not None and self.obs.rollout_done is None:
@@ -425,8 +523,9 @@ class Run:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                rsets = (await self.client.list("replicasets", self.namespace)).items
-                pods = (await self.client.list("pods", self.namespace)).items
+                spaces = sorted({self.namespace, self.rolled[0]})
+                rsets = [r for ns in spaces for r in (await self.client.list("replicasets", ns)).items]
+                pods = [p for ns in spaces for p in (await self.client.list("pods", ns)).items]
             except ApiError:
                 rsets, pods = [], []
             live = Counter(r.uid for p in pods if not p.metadata.HasField("deletion_timestamp")

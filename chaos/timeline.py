@@ -38,10 +38,11 @@ class Sample:
     """What the watcher saw at one moment."""
 
     t: float
-    desired: int  # the demo Deployment's replicas
+    desired: int  # the watched Deployment's replicas (the demo's, or the one a scenario rolls)
     ready_by_node: dict[str, int] = field(default_factory=dict)  # its available pods per node
     nodes_ready: int = 0
     nodes: int = 0
+    updated: int = 0  # of its ready pods, those of the template the run's rollout wrote
 
     @property
     def ready(self) -> int:
@@ -169,7 +170,7 @@ def series(samples: Sequence[Sample]) -> dict[str, list[float]]:
     """The watcher's samples as plot-ready columns."""
     return {"t": [s.t for s in samples], "ready": [s.ready for s in samples],
             "desired": [s.desired for s in samples], "nodes_ready": [s.nodes_ready for s in samples],
-            "nodes": [s.nodes for s in samples]}
+            "nodes": [s.nodes for s in samples], "updated": [s.updated for s in samples]}
 
 
 # Fault detection on the lab, and Kubernetes' defaults: a node is NotReady after its lease lapses for the grace

@@ -126,23 +126,26 @@ def _scenario_names() -> list[str]:
               help="directory for report.json, timeline.png and report.md (default: ./chaos-SCENARIO-TIME)")
 @click.option("--rate", type=click.FloatRange(1, 500), default=50.0, show_default=True,
               help="the load client's requests per second")
+@click.option("--rollout-pods", type=int, default=None,
+              help="scheduler-leader-kill-rollout: the size of the Deployment it rolls (default 300)")
 def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: float, report_dir: Path | None,
-                 rate: float) -> None:
+                 rate: float, rollout_pods: int | None) -> None:
     """Run a scenario under a live workload, write its report directory and print its summary (exit 1 if a
     check failed). node-loss, partition and apiserver-restart print a JSON report of timings instead."""
     ctx = click.get_current_context()
-    given = {p for p in ("node", "timeout", "report_dir", "rate")
+    given = {p for p in ("node", "timeout", "report_dir", "rate", "rollout_pods")
              if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT}
-    wrong = given & ({"report_dir", "rate"} if scenario in LEGACY else {"node", "timeout"})
+    wrong = given & ({"report_dir", "rate", "rollout_pods"} if scenario in LEGACY else {"node", "timeout"})
     if wrong:
-        flag = {"node": "--node", "timeout": "--timeout", "report_dir": "--report", "rate": "--rate"}[min(wrong)]
+        flag = {"node": "--node", "timeout": "--timeout", "report_dir": "--report", "rate": "--rate",
+                "rollout_pods": "--rollout-pods"}[min(wrong)]
         click.echo(f"error: {flag} does not apply to scenario {scenario}", err=True)
         sys.exit(2)
     if scenario not in LEGACY:
         from chaos import plan
 
         target = _target(name)
-        _live_run(target, lambda topo: plan.plan_scenario(scenario, topo), namespace, report_dir, rate)
+        _live_run(target, lambda topo: plan.plan_scenario(scenario, topo, rollout_pods), namespace, report_dir, rate)
         return
     from chaos import scenarios
     from client.api import Client

@@ -194,10 +194,10 @@ def test_killing_the_etcd_leader_leaves_the_cluster_working(ha: Lab) -> None:
     print(f"\nAPI writable {took:.2f}s after killing the etcd leader ({killed})")
 
 
-def check_chaos_report(lab: Lab, out: Path, scenario: str) -> dict:
+def check_chaos_report(lab: Lab, out: Path, scenario: str, *flags: str) -> dict:
     """`kubelite chaos run SCENARIO` on the three control planes: it passes, the API was writable again within 5 s,
     no invariant broke, every acknowledged write is there, nothing is left behind, and the timeline is a PNG."""
-    result = lab.kubelite("chaos", "run", scenario, "--report", str(out), timeout=240)
+    result = lab.kubelite("chaos", "run", scenario, "--report", str(out), *flags, timeout=240)
     print(result.stdout)
     report = json.loads((out / "report.json").read_text())
     assert report["ok"], result.stdout
@@ -231,6 +231,22 @@ def test_chaos_etcd_leader_kill_keeps_the_api_writable(ha: Lab, tmp_path: Path) 
     fault = check_chaos_report(ha, tmp_path / "etcd-leader-kill", "etcd-leader-kill")
     assert fault["kind"] == "kill" and fault["component"] == "etcd" and fault["node"] == leader
     assert fault["recovery"]["component_back"] is not None
+
+
+def test_chaos_scheduler_leader_kill_in_a_rollout(ha: Lab, tmp_path: Path) -> None:
+    """`kubelite chaos run scheduler-leader-kill-rollout --rollout-pods 40` rolls a Deployment of its own and kills
+    the scheduler holding the lease in the middle: another takes the lease, the rollout completes within its
+    maxSurge and maxUnavailable, and the Deployment goes with the run's namespace."""
+    out = tmp_path / "rollout"
+    fault = check_chaos_report(ha, out, "scheduler-leader-kill-rollout", "--rollout-pods", "40")
+    assert fault["kind"] == "kill" and fault["component"] == "scheduler"
+    report = json.loads((out / "report.json").read_text())
+    assert report["deployment"].endswith("/chaos-rollout")
+    assert report["rollout_started"] < fault["start"] < report["rollout_done"], report
+    assert max(report["samples"]["desired"]) == 40 and report["samples"]["updated"][-1] == 40
+    # No pod outlives the run: the rollout's namespace is gone (checked above) and with it every pod.
+    assert not [p for p in ha.get_json("pods", "-A")["items"]
+                if p["metadata"]["namespace"].startswith("chaos-")]
 
 
 def test_a_control_plane_scenario_is_refused_on_one_control_plane(lab: Lab) -> None:

@@ -118,6 +118,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("chaos", "run", "worker-stop", "--name", "nosuch"), "cluster 'nosuch' is not up"),
     (("chaos", "run", "worker-stop", "--node", "n2", "--name", "nosuch"), "--node does not apply to scenario"),
     (("chaos", "run", "node-loss", "--report", "{tmp}/r", "--name", "nosuch"), "--report does not apply"),
+    (("chaos", "run", "partition", "--rollout-pods", "30", "--name", "nosuch"), "--rollout-pods does not apply"),
     (("chaos", "soak", "--seed", "1", "--name", "nosuch"), "cluster 'nosuch' is not up"),
     (("chaos", "soak", "--seed", "1", "--duration", "ten", "--name", "nosuch"), "'ten' is not a duration"),
     (("chaos", "report", "{tmp}/nowhere"), "nowhere/report.json: no such report"),

@@ -35,10 +35,38 @@ def test_control_plane_scenarios_break_one_control_plane_machine(name: str, kind
     assert all(f.at + f.duration < run.duration for f in run.faults)
 
 
-def test_the_leader_kill_lands_in_the_middle_of_the_rollout() -> None:
-    """scheduler-leader-kill-rollout starts the rollout first, then kills the scheduler holding the lease."""
-    run = plan_scenario("scheduler-leader-kill-rollout", HA)
-    assert run.rollout_at is not None and run.rollout_at < run.faults[0].at < run.rollout_at + 5
+@pytest.mark.parametrize(("pods", "duration"), [
+    pytest.param(None, 160.0, id="default-300-pods"),
+    pytest.param(300, 160.0, id="300-pods"),
+    pytest.param(30, 52.0, id="30-pods"),
+    pytest.param(1, 40.0, id="one-pod"),
+    pytest.param(1000, 440.0, id="1000-pods"),
+])
+def test_the_leader_kill_lands_a_third_of_the_way_into_the_rollout(pods: int | None, duration: float) -> None:
+    """scheduler-leader-kill-rollout rolls a Deployment of its own (300 pods unless told) and kills the scheduler
+    holding the lease once a third of its pods are updated (not before 1 s in); the run lasts as long as the
+    rollout takes at the lab's pace (2.5 pods/s) plus 30 s."""
+    run = plan_scenario("scheduler-leader-kill-rollout", HA, pods)
+    assert run.rollout_pods == (pods or 300) and run.faults_at_rollout == pytest.approx(1 / 3)
+    assert (run.rollout_at, run.faults[0].at, run.duration) == (10.0, 11.0, duration)
+
+
+@pytest.mark.parametrize(("name", "pods", "message"), [
+    pytest.param("scheduler-leader-kill-rollout", 0, r"--rollout-pods 0 is out of range \[1, 1000\]", id="zero"),
+    pytest.param("scheduler-leader-kill-rollout", 1001, r"--rollout-pods 1001 is out of range", id="too-many"),
+    pytest.param("control-plane-stop", 30, "--rollout-pods does not apply to scenario control-plane-stop",
+                 id="no-rollout"),
+])
+def test_rollout_pods_is_refused_where_it_cannot_apply(name: str, pods: int, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan_scenario(name, HA, pods)
+
+
+def test_scheduler_kill_rollout_rolls_the_demo() -> None:
+    """The one-control-plane scenario rolls the demo's Deployment: it has no size of its own to change."""
+    assert plan_scenario("scheduler-kill-rollout", ONE).rollout_pods == 0
+    with pytest.raises(PlanError, match=r"only to scheduler-leader-kill-rollout: it rolls a Deployment of its own"):
+        plan_scenario("scheduler-kill-rollout", ONE, 30)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n, s in cp.SCENARIOS.items() if s.control_planes == 3])
