@@ -220,7 +220,7 @@ def leader_kill_rollout(pods: int) -> RunPlan:
     rollout_at = 10.0
     return RunPlan("scheduler-leader-kill-rollout",
                    (Fault(KILL, SCHEDULER_LEADER, rollout_at + 1.0, component="scheduler"),),
-                   round(rollout_at + pods / ROLLOUT_PODS_PER_SECOND + 30.0), rollout_at=rollout_at,
+                   round(rollout_at + pods / ROLLOUT_PODS_PER_SECOND + 10.0), rollout_at=rollout_at,
                    rollout_pods=pods, faults_at_rollout=1 / 3,
                    checks=Checks(min_success=0.95, rollout_completes=True))
 

@@ -234,16 +234,16 @@ def test_chaos_etcd_leader_kill_keeps_the_api_writable(ha: Lab, tmp_path: Path) 
 
 
 def test_chaos_scheduler_leader_kill_in_a_rollout(ha: Lab, tmp_path: Path) -> None:
-    """`kubelite chaos run scheduler-leader-kill-rollout --rollout-pods 40` rolls a Deployment of its own and kills
+    """`kubelite chaos run scheduler-leader-kill-rollout --rollout-pods 30` rolls a Deployment of its own and kills
     the scheduler holding the lease in the middle: another takes the lease, the rollout completes within its
     maxSurge and maxUnavailable, and the Deployment goes with the run's namespace."""
     out = tmp_path / "rollout"
-    fault = check_chaos_report(ha, out, "scheduler-leader-kill-rollout", "--rollout-pods", "40")
+    fault = check_chaos_report(ha, out, "scheduler-leader-kill-rollout", "--rollout-pods", "30")
     assert fault["kind"] == "kill" and fault["component"] == "scheduler"
     report = json.loads((out / "report.json").read_text())
     assert report["deployment"].endswith("/chaos-rollout")
     assert report["rollout_started"] < fault["start"] < report["rollout_done"], report
-    assert max(report["samples"]["desired"]) == 40 and report["samples"]["updated"][-1] == 40
+    assert max(report["samples"]["desired"]) == 30 and report["samples"]["updated"][-1] == 30
     # No pod outlives the run: the rollout's namespace is gone (checked above) and with it every pod.
     assert not [p for p in ha.get_json("pods", "-A")["items"]
                 if p["metadata"]["namespace"].startswith("chaos-")]
