@@ -1,4 +1,4 @@
-"""A kubelet renews its certificates before they expire, without a restart: with 60-second certificates (a test
+"""A kubelet renews its certificates before they expire, without a restart: with 30-second certificates (a test
 setting of the signer) it keeps working across three renewals, and through an apiserver restart after its first
 certificates expired, so every new connection it makes must present a renewed one."""
 
@@ -21,11 +21,11 @@ from kubelet.certificates import CLIENT, PROXY, SERVING, csr_request
 
 from .kubelethelp import Apiserver, eventually, pod, pod_where, running_ready
 
-LIFETIME = datetime.timedelta(seconds=60)
+LIFETIME = datetime.timedelta(seconds=30)
 
 
 async def _first_certificates(api: Apiserver, node: str, directory: Path) -> None:
-    """The node's first 60-second certificates, asked for by the admin as a join would."""
+    """The node's first 30-second certificates, asked for by the admin as a join would."""
     keys = {f: pki.new_key() for f in (CLIENT, SERVING, PROXY)}
     req = api_pb2.NodeCertificatesRequest(node_name=node)
     for field, key in keys.items():
@@ -40,7 +40,7 @@ async def _first_certificates(api: Apiserver, node: str, directory: Path) -> Non
 
 
 async def test_three_renewals_without_a_restart(etcd: str, tmp_path: Path) -> None:
-    """`kubelite kubelet` with 60-second certificates renews each three times (same process), its node stays Ready,
+    """`kubelite kubelet` with 30-second certificates renews each three times (same process), its node stays Ready,
     exec reaches it over its renewed serving certificate, and after an apiserver restart (the first certificates long
     expired) it reconnects with its renewed client certificate."""
     api = Apiserver(etcd, signer=testpki.get().signer(lifetime=LIFETIME))
