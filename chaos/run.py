@@ -142,8 +142,9 @@ class Run:
         self.invariants = Invariants()
         self.selector = ""
         # The Deployment whose ready pods the samples count and whose rollout the invariants bound.
-        self.rolled = (self.writes_ns, ROLLOUT_DEPLOYMENT) if plan.rollout_pods else (namespace, deployment)
-        self.obs.deployment = "/".join(self.rolled)
+        self.rolled_ns, self.rolled_name = ((self.writes_ns, ROLLOUT_DEPLOYMENT) if plan.rollout_pods
+                                            else (namespace, deployment))
+        self.obs.deployment = f"{self.rolled_ns}/{self.rolled_name}"
         self.done = asyncio.Event()
         self.rolled_out = asyncio.Event()
         self.rollout_progressed = asyncio.Event()  # the plan's fraction of the rollout's pods is updated
@@ -325,15 +326,14 @@ class Run:
 
     async def _sample(self) -> None:
         t = self.now()
-        namespace, name = self.rolled
-        pods = [p for ns in sorted({self.namespace, namespace})
+        pods = [p for ns in sorted({self.namespace, self.rolled_ns})
                 for p in (await self._call(self.client.list("pods", ns))).items]
         nodes = (await self._call(self.client.list("nodes"))).items
-        dep = await self._call(self.client.get("deployments", name, namespace))
+        dep = await self._call(self.client.get("deployments", self.rolled_name, self.rolled_ns))
         ready_nodes = {n.metadata.name for n in nodes if _ready(n)}
         views = [_pod_view(p) for p in pods]
-        mine = [p for p in pods if p.metadata.namespace == namespace and all(p.metadata.labels.get(k) == v
-                                       for k, v in dep.spec.selector.match_labels.items())]
+        mine = [p for p in pods if p.metadata.namespace == self.rolled_ns
+                and all(p.metadata.labels.get(k) == v for k, v in dep.spec.selector.match_labels.items())]
         by_node = Counter(p.spec.node_name for p in mine if _ready(p) and not p.metadata.HasField("deletion_timestamp"))
         updated = sum(1 for p in mine if _ready(p) and not p.metadata.HasField("deletion_timestamp")
                       and p.metadata.annotations.get(ROLLOUT_ANNOTATION) == self.run_id)
@@ -342,7 +342,7 @@ class Run:
             self.rollout_progressed.set()
         rolling = self._rolling(dep, t)
         ru = dep.spec.strategy.rolling_update
-        rollout = RolloutView(name, dep.spec.replicas,
+        rollout = RolloutView(self.rolled_name, dep.spec.replicas,
                               resolve_int_or_percent(ru.max_surge or "25%", dep.spec.replicas, round_up=True),
                               resolve_int_or_percent(ru.max_unavailable or "25%", dep.spec.replicas,
                                                      round_up=False),
@@ -376,11 +376,11 @@ class Run:
         await asyncio.sleep(max(0.0, self.plan.rollout_at - self.now()))
         for _ in range(20):
             try:
-                dep = await self._call(self.client.get("deployments", self.rolled[1], self.rolled[0]))
+                dep = await self._call(self.client.get("deployments", self.rolled_name, self.rolled_ns))
                 dep.spec.template.metadata.annotations[ROLLOUT_ANNOTATION] = self.run_id
                 await self._call(self.client.update(dep))
                 self.obs.rollout_started = self.now()
-                self.progress(f"{self.now():6.1f}s rollout of deployment {self.rolled[1]} "
+                self.progress(f"{self.now():6.1f}s rollout of deployment {self.rolled_name} "
                               f"({dep.spec.replicas} pods) started")
                 return
             except (ApiError, TimeoutError):
@@ -503,7 +503,7 @@ class Run:
         while True:
             try:
                 pods = (await self.client.list("pods", self.namespace, label_selector=self.selector)).items
-                dep = await self.client.get("deployments", self.rolled[1], self.rolled[0])
+                dep = await self.client.get("deployments", self.rolled_name, self.rolled_ns)
             except ApiError:
                 pods, dep = [], None
             if dep is not None and self.plan.rollout_at is not None and self.obs.rollout_done is None:
@@ -523,7 +523,7 @@ class Run:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                spaces = sorted({self.namespace, self.rolled[0]})
+                spaces = sorted({self.namespace, self.rolled_ns})
                 rsets = [r for ns in spaces for r in (await self.client.list("replicasets", ns)).items]
                 pods = [p for ns in spaces for p in (await self.client.list("pods", ns)).items]
             except ApiError:
