@@ -36,7 +36,7 @@ from api.pb import core_pb2
 from bench.harness import Processes
 from bench.pod_startup import percentiles, wait_api, wait_node_ready
 from client.api import Client
-from kubelet.volumes import unmount_all
+from kubelet.runtime.mounts import unmount_all
 
 NODE = "pipeline-node"
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import errno
 import os
 import shutil
 import stat
@@ -37,6 +36,7 @@ from pathlib import Path
 from api.pb import core_pb2
 from kubelet import atomic, envvars
 from kubelet.envvars import PodContext, PodObjects
+from kubelet.runtime import mounts
 from kubelet.runtime.interface import Mount
 
 EMPTY_DIR = "kubernetes.io~empty-dir"
@@ -50,7 +50,7 @@ SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 SERVICE_ACCOUNT_VOLUME = "kube-api-access"
 # Each secret, downwardAPI and projected volume is a tmpfs of at most this size.
 TMPFS_SIZE = "16m"
-_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+_MS_NOSUID, _MS_NODEV = 2, 4
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
@@ -432,31 +432,12 @@ def container_mounts(container: core_pb2.Container, paths: dict[str, str]) -> tu
     return tuple(mounts)
 
 
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or under `root`, from /proc/self/mountinfo."""
-    root_s = str(root)
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].encode().decode("unicode_escape")
-        if point == root_s or point.startswith(root_s + "/"):
-            out.append(point)
-    return out
-
-
-def unmount_all(root: Path) -> list[str]:
-    """Unmount every tmpfs and mount under `root`, deepest first; what is still mounted."""
-    for point in sorted(set(mounts_under(root)), key=lambda p: p.count("/"), reverse=True):
-        if _libc.umount2(point.encode(), 0) != 0 and ctypes.get_errno() != errno.EINVAL:
-            _libc.umount2(point.encode(), _MNT_DETACH)
-    return mounts_under(root)
-
-
 def remove_pod_dir(pods_dir: Path, uid: str) -> None:
     """Remove a pod's directory: its volumes' tmpfs mounts first, never deleting through a mount."""
     d = pod_dir(pods_dir, uid)
     if not d.exists():
         return
-    left = unmount_all(d.absolute())
+    left = mounts.unmount_all(d.absolute())
     if left:
         raise VolumeError(f"still mounted under {d}: {', '.join(left)}")
     shutil.rmtree(d, ignore_errors=True)

@@ -34,6 +34,7 @@ from deploy.lab.plan import LabPlan, plan_lab
 from deploy.lab.procs import WATCHDOG, Supervisor, cgroup_dirs, cgroup_pids, gone
 from deploy.node import bootstrap, certs, containerd, images
 from deploy.node.launch import SupervisorLauncher
+from kubelet.runtime import mounts
 
 log = structlog.get_logger(component="lab")
 
@@ -464,7 +465,7 @@ async def down(name: str, *, progress: Progress) -> DownReport:
     for d in node_dirs:
         await step(f"remove node runtime {d.name}", containerd.stop_and_clean(d / "containerd", keep_logs=False))
         # Pods' secret and projected volumes are tmpfs mounts the stopped kubelet left.
-        await step(f"unmount pod volumes of {d.name}", asyncio.to_thread(containerd.unmount_all, d.absolute()))
+        await step(f"unmount pod volumes of {d.name}", asyncio.to_thread(mounts.unmount_all, d.absolute()))
     progress(f"  removed {len(node_dirs)} node runtime(s)")
     await step("stop what is left in the cluster's cgroup", asyncio.to_thread(sup.stop_all))
     removed = await step("remove the network namespaces", asyncio.to_thread(network.destroy_topology, name))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import hashlib
 import json
@@ -35,7 +34,7 @@ from typing import Any
 import structlog
 
 from deploy.node import images, registry
-from kubelet.runtime import cgroups
+from kubelet.runtime import cgroups, mounts
 from kubelet.runtime.cni import CNIError, CNINetwork, render_conflist
 from kubelet.runtime.cri import CRIRuntime
 from kubelet.runtime.interface import ContainerRuntimeError
@@ -477,33 +476,6 @@ async def _kill_containers(cfg: NodeConfig) -> None:
             await proc.wait()
 
 
-def _mounts_under(root: Path) -> list[str]:
-    prefix = str(root).rstrip("/") + "/"
-    mounts = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point.startswith(prefix) or point == str(root):
-            mounts.append(point)
-    return mounts
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-MNT_DETACH = 2
-
-
-def _unmount_all(root: Path) -> list[str]:
-    """Unmount everything under root, deepest first; returns what is still mounted."""
-    for point in sorted(set(_mounts_under(root)), key=lambda p: p.count("/"), reverse=True):
-        if _libc.umount2(point.encode(), 0) != 0:
-            _libc.umount2(point.encode(), MNT_DETACH)
-    return _mounts_under(root)
-
-
-def unmount_all(root: Path) -> list[str]:
-    """Unmount everything under `root` (a node's pod volumes left by a stopped kubelet); what is still mounted."""
-    return _unmount_all(root)
-
-
 async def stop_and_clean(node_dir: Path, *, keep_logs: bool = True) -> None:
     """Stop the node's containerd and leave nothing of it behind.
 
@@ -541,7 +513,7 @@ def _remove_files(node_dir: Path, keep_logs: bool) -> None:
     node_dir = node_dir.absolute()
     if not node_dir.exists():
         return
-    left = _unmount_all(node_dir)
+    left = mounts.unmount_all(node_dir)
     if left:
         # Never delete through a mount: that would reach into whatever it shows.
         raise NodeRuntimeError(f"still mounted under {node_dir}: {', '.join(left)}")
