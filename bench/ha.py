@@ -137,9 +137,10 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/ha.py needs root")
     logs.configure("bench", level="warning")  # to stderr: stdout is the JSON
-    os.environ["KUBELITE_CONFIG"] = str(Path(tempfile.mkdtemp(prefix="kubelite-bench-ha-")) / "config.yaml")
-    base = asyncio.run(baseline_runs(args.rounds))
-    ha = asyncio.run(ha_runs(args.rounds))
+    with tempfile.TemporaryDirectory(prefix="kubelite-bench-ha-") as config_dir:  # the labs' config, gone after
+        os.environ["KUBELITE_CONFIG"] = str(Path(config_dir) / "config.yaml")
+        base = asyncio.run(baseline_runs(args.rounds))
+        ha = asyncio.run(ha_runs(args.rounds))
     out = {
         "benchmark": "ha",
         "load_average_at_start": os.getloadavg(),

@@ -20,9 +20,14 @@ from deploy.node import containerd
 from .lab import KUBELITE
 
 
+@pytest.fixture(autouse=True)
+def _own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's clusters are remembered in a config file of its own, gone with its tmp_path."""
+    monkeypatch.setenv("KUBELITE_CONFIG", str(tmp_path / "config.yaml"))
+
+
 def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBELITE_CONFIG": "/tmp/kubelite-e2e-lifecycle-config.yaml"}
-    return subprocess.run([KUBELITE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([KUBELITE, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def leftovers(name: str) -> list[str]:
