@@ -274,9 +274,10 @@ def render_timeline(report: dict[str, Any], path: Path) -> None:
     for key, text in (("rollout_started", "rollout started"), ("rollout_done", "rollout done")):
         if report.get(key) is not None:
             ax_ready.axvline(report[key], color="tab:blue", linestyle="-.", linewidth=1)
+            # Left of its line: a recovery mark ("all ready") often falls on the same moment, labelled right.
             ax_ready.annotate(f"{text} ({report[key]:.1f}s)", xy=(report[key], 0.05),
-                              xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
-                              fontsize=8, rotation=90, va="bottom", color="tab:blue")
+                              xycoords=("data", "axes fraction"), xytext=(-3, 0), textcoords="offset points",
+                              fontsize=8, rotation=90, va="bottom", ha="right", color="tab:blue")
     axes[-1].set_xlim(0, report["duration"])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
