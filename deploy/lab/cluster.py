@@ -485,7 +485,7 @@ def forget_user_config(name: str) -> None:
 
 def _rmtree(path: Path) -> None:
     """Remove a directory tree; what vanished meanwhile is fine, a mount inside is not crossed."""
-    mounted = [m for m in _mounts() if m == str(path) or m.startswith(f"{path}/")]
+    mounted = mounts.points_under(path)
     if mounted:
         raise LabError(f"still mounted: {', '.join(mounted)}")
 
@@ -497,20 +497,13 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, onerror=unless_gone)
 
 
-def _mounts() -> list[str]:
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        out.append(line.split()[4].replace("\\040", " "))
-    return out
-
-
 def leftovers(plan: LabPlan) -> list[str]:
     """Everything of the cluster still on this machine: namespaces, processes, cgroups, mounts, directories."""
     found = [f"network namespace {ns}" for ns in network.lab_namespaces(plan.cluster)]
     found += [f"process {pid}" for pid in sorted(cgroup_pids(plan.cgroup))]
     found += [f"cgroup {d}" for d in cgroup_dirs(plan.cgroup)]
     for root in (plan.paths.run_dir, plan.paths.data_dir):
-        found += [f"mount {m}" for m in _mounts() if m == str(root) or m.startswith(f"{root}/")]
+        found += [f"mount {m}" for m in mounts.points_under(root)]
         if root.exists():
             found.append(f"directory {root}")
     return found

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import structlog
 
+from kubelet.runtime import mounts
+
 log = structlog.get_logger(__name__)
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -58,7 +60,7 @@ def _parse(mountinfo: str | None) -> list[Hierarchy]:
         fields, tail = pre.split(), post.split()
         if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
-        mount = Path(fields[4].replace("\\040", " "))
+        mount = Path(mounts.unescape(fields[4]))
         if tail[0] == "cgroup2":
             ctl = Path(mount, "cgroup.controllers")
             controllers = frozenset(ctl.read_text().split()) if mountinfo is None and ctl.exists() else frozenset()
