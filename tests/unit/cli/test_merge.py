@@ -98,3 +98,31 @@ def test_file_content_always_wins(live: dict[str, Any], last: dict[str, Any], ne
     for key in last:
         if key not in new:
             assert key not in out
+
+
+_META = st.one_of(st.none(), st.fixed_dictionaries({"name": st.just("p")}, optional={
+    "annotations": st.one_of(st.none(), st.dictionaries(st.sampled_from([LAST, "team", "x"]), st.text(max_size=3),
+                                                        max_size=3)),
+    "labels": st.dictionaries(st.sampled_from("ab"), st.text(max_size=2), max_size=2)}))
+
+
+@given(_DOC, _META)
+def test_with_last_applied_records_the_file_less_its_own_annotation(rest: dict[str, Any], meta: Any) -> None:
+    """Whatever the metadata holds (nothing, empty or null annotations, an older record): the manifest sent is
+    the file plus one annotation, which records the file without that annotation; the file is left as it was."""
+    doc = {**rest, "kind": "Pod"} if meta is None else {**rest, "kind": "Pod", "metadata": meta}
+    before = copy.deepcopy(doc)
+    out = merge.with_last_applied(doc)
+    assert doc == before
+    expected = copy.deepcopy(doc)
+    annotations = (expected.get("metadata") or {}).get("annotations")
+    if expected.get("metadata") is not None and "annotations" in expected["metadata"]:
+        (annotations or {}).pop(LAST, None)
+        if not annotations:
+            del expected["metadata"]["annotations"]
+    assert json.loads(out["metadata"]["annotations"][LAST]) == expected
+    sent = copy.deepcopy(out)
+    del sent["metadata"]["annotations"][LAST]
+    assert sent == {**doc, "metadata": {**(doc.get("metadata") or {}),
+                                        "annotations": {k: v for k, v in ((doc.get("metadata") or {}).get(
+                                            "annotations") or {}).items() if k != LAST}}}
