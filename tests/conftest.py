@@ -119,7 +119,7 @@ def _no_mounts_left(request: pytest.FixtureRequest) -> Iterator[None]:
     """A kubelet stopped by a test leaves its pods' volumes mounted (a restarted one adopts them): the test's
     temporary directory is unmounted when the test ends, so no mount outlives the run."""
     yield
-    tmp = request.node.funcargs.get("tmp_path")
+    tmp = (request.node.funcargs or {}).get("tmp_path")  # None once a Ctrl-C ended the test
     if tmp is not None:
         for point in mounts_under(str(tmp)):
             subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)

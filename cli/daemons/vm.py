@@ -41,15 +41,17 @@ def box() -> None:
 @vm.command()
 @name_option
 @click.option("--workers", type=int, default=2, show_default=True, help="worker VMs beside the control plane")
+@click.option("--control-planes", type=int, default=1, show_default=True,
+              help="control-plane VMs (1, or 3 for a highly available control plane: cp2 and cp3 join cp's etcd)")
 @click.option("--timeout", type=float, default=1800.0, show_default=True, help="seconds `vagrant up` may take")
 @click.option("--quiet", "-q", is_flag=True, help="do not show vagrant's output (it is kept in the lab's log)")
-def up(name: str, workers: int, timeout: float, quiet: bool) -> None:
+def up(name: str, workers: int, control_planes: int, timeout: float, quiet: bool) -> None:
     """Build or reuse the box and the wheelhouse, then boot the VMs in a new network namespace."""
     from deploy.vm import lab
     from deploy.vm.plan import VmLabPlan, VmPlanError
 
     try:
-        plan = VmLabPlan(name, workers)
+        plan = VmLabPlan(name, workers, control_planes=control_planes)
         timings = lab.up(plan, progress=_progress, show_vagrant=not quiet, timeout=timeout)
     except (VmPlanError, lab.VmLabError) as e:
         _fail(e)

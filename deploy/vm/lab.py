@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -74,10 +75,10 @@ def _state(plan: VmLabPlan) -> dict[str, int]:
 
 
 def load_plan(name: str) -> VmLabPlan:
-    """The plan of lab `name` as it was brought up (its worker count is in its state)."""
+    """The plan of lab `name` as it was brought up (its worker and control-plane counts are in its state)."""
     plan = VmLabPlan(name)
-    workers = _state(plan).get("workers")
-    return VmLabPlan(name, workers) if workers else plan
+    state = _state(plan)
+    return VmLabPlan(name, state.get("workers") or plan.workers, control_planes=state.get("control_planes") or 1)
 
 
 def _pid(path: Path) -> int | None:
@@ -114,6 +115,7 @@ def vagrant_env(plan: VmLabPlan, box_name: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env.update(VAGRANT_CWD=str(VAGRANT_DIR), VAGRANT_DOTFILE_PATH=str(plan.vagrant_dir),
                VAGRANT_DEFAULT_PROVIDER="libvirt", KUBELITE_WORKERS=str(plan.workers),
+               KUBELITE_CONTROL_PLANES=str(plan.control_planes),
                KUBELITE_VM_PREFIX=plan.domain_prefix, VAGRANT_CHECKPOINT_DISABLE="1")
     if box_name and "KUBELITE_BOX" not in os.environ:
         env["KUBELITE_BOX"] = box_name
@@ -153,13 +155,22 @@ def ssh_argv(plan: VmLabPlan) -> list[str]:
                            "-o", "LogLevel=ERROR"])
 
 
+def run_on(plan: VmLabPlan, machine: str, command: str, *, timeout: float = 120) -> str:
+    """`command` run as root on `machine` over ssh; its output. VmLabError with its error output if it fails."""
+    result = _run([*ssh_argv(plan), machine, "sudo sh -c " + shlex.quote(command)], timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise VmLabError(f"{machine}: {command}: {(result.stderr or result.stdout).strip()[-1000:]}")
+    return result.stdout
+
+
 # ---- up ----
 
 
 def _create_namespace(plan: VmLabPlan) -> None:
     _run(["ip", "netns", "add", plan.netns], timeout=30)
     _run(["ip", "-n", plan.netns, "link", "set", "lo", "up"], timeout=30)
-    state = {"netns_inode": plan.netns_path.stat().st_ino, "workers": plan.workers}
+    state = {"netns_inode": plan.netns_path.stat().st_ino, "workers": plan.workers,
+             "control_planes": plan.control_planes}
     (plan.state_dir / "state.json").write_text(json.dumps(state) + "\n")
 
 

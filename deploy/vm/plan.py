@@ -29,12 +29,15 @@ class VmLabPlan:
     name: str
     workers: int = 2
     state_root: Path = STATE_ROOT
+    control_planes: int = 1  # cp, then cp2, cp3, ... joining cp's etcd cluster (the Vagrantfile's rule)
 
     def __post_init__(self) -> None:
         if not NAME_RE.fullmatch(self.name):
             raise VmPlanError(f"--name {self.name!r}: use 1-20 lowercase letters, digits and dashes")
         if not 1 <= self.workers <= 9:
             raise VmPlanError(f"--workers {self.workers}: between 1 and 9")
+        if not (1 <= self.control_planes <= 7 and self.control_planes % 2):
+            raise VmPlanError(f"--control-planes {self.control_planes}: 1, 3, 5 or 7 (etcd needs a majority)")
 
     @property
     def netns(self) -> str:
@@ -67,16 +70,31 @@ class VmLabPlan:
         return f"klvm-{self.name}-"
 
     @property
-    def machines(self) -> list[str]:
+    def control_plane_machines(self) -> list[str]:
+        return ["cp", *(f"cp{k}" for k in range(2, self.control_planes + 1))]
+
+    @property
+    def nodes(self) -> list[str]:
+        """The machines that run a kubelet: cp (kept free of workloads) and the workers; cp2... run none."""
         return ["cp", *(f"n{i}" for i in range(1, self.workers + 1))]
 
     @property
+    def machines(self) -> list[str]:
+        return [*self.control_plane_machines, *self.nodes[1:]]
+
+    @property
     def server(self) -> str:
-        return f"{NETWORK}.10:{API_PORT}"
+        """Every apiserver, as a client lists them (cp's first)."""
+        return ",".join(f"{self.address(m)}:{API_PORT}" for m in self.control_plane_machines)
 
     def address(self, machine: str) -> str:
-        """The private-network address of `machine` (never its management one)."""
-        return f"{NETWORK}.10" if machine == "cp" else f"{NETWORK}.{10 + int(machine[1:])}"
+        """The private-network address of `machine` (never its management one): cp .10, worker nK .(10+K),
+        control plane cpK .(20+K)."""
+        if machine == "cp":
+            return f"{NETWORK}.10"
+        if machine.startswith("cp"):
+            return f"{NETWORK}.{20 + int(machine[2:])}"
+        return f"{NETWORK}.{10 + int(machine[1:])}"
 
     def pid_file(self, daemon: str) -> Path:
         return self.libvirt_dir / "run" / f"{daemon}.pid"

@@ -21,19 +21,33 @@ def test_lab_names_carry_the_lab_name(tmp_path: Path) -> None:
     assert p.machines == ["cp", "n1", "n2"]
     assert [p.address(m) for m in p.machines] == ["192.168.56.10", "192.168.56.11", "192.168.56.12"]
     assert p.server == "192.168.56.10:6443"
+    assert p.nodes == p.machines
 
 
-@pytest.mark.parametrize(("name", "workers", "field"), [
-    pytest.param("Bad_Name", 2, "--name", id="uppercase-and-underscore"),
-    pytest.param("a" * 21, 2, "--name", id="too-long"),
-    pytest.param("-x", 2, "--name", id="leading-dash"),
-    pytest.param("ok", 0, "--workers", id="no-workers"),
-    pytest.param("ok", 10, "--workers", id="too-many-workers"),
+def test_three_control_planes_add_cp2_and_cp3_beside_the_workers(tmp_path: Path) -> None:
+    """cp2 and cp3 sit at .22 and .23 (the Vagrantfile's addresses), every client lists all three apiservers,
+    and only cp and the workers are nodes."""
+    p = VmLabPlan("ha", workers=2, state_root=tmp_path, control_planes=3)
+    assert p.machines == ["cp", "cp2", "cp3", "n1", "n2"]
+    assert p.nodes == ["cp", "n1", "n2"]
+    assert [p.address(m) for m in p.machines] == ["192.168.56.10", "192.168.56.22", "192.168.56.23",
+                                                  "192.168.56.11", "192.168.56.12"]
+    assert p.server == "192.168.56.10:6443,192.168.56.22:6443,192.168.56.23:6443"
+
+
+@pytest.mark.parametrize(("name", "workers", "control_planes", "field"), [
+    pytest.param("Bad_Name", 2, 1, "--name", id="uppercase-and-underscore"),
+    pytest.param("a" * 21, 2, 1, "--name", id="too-long"),
+    pytest.param("-x", 2, 1, "--name", id="leading-dash"),
+    pytest.param("ok", 0, 1, "--workers", id="no-workers"),
+    pytest.param("ok", 10, 1, "--workers", id="too-many-workers"),
+    pytest.param("ok", 2, 2, "--control-planes", id="even-control-planes"),
+    pytest.param("ok", 2, 9, "--control-planes", id="too-many-control-planes"),
 ])
-def test_bad_lab_settings_are_refused_by_name(name: str, workers: int, field: str) -> None:
-    """A lab name or worker count that would not fit is refused, naming the flag."""
+def test_bad_lab_settings_are_refused_by_name(name: str, workers: int, control_planes: int, field: str) -> None:
+    """A lab name, worker count or control-plane count that would not fit is refused, naming the flag."""
     with pytest.raises(VmPlanError, match=field):
-        VmLabPlan(name, workers)
+        VmLabPlan(name, workers, control_planes=control_planes)
 
 
 @pytest.mark.parametrize(("flags", "kvm", "expected"), [
