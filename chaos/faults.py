@@ -13,14 +13,16 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from client.config import ClientConfig
 from deploy.lab import cluster as lab_cluster
 from deploy.lab import network
 from deploy.lab import status as lab_status
@@ -37,6 +39,7 @@ from deploy.lab.plan import LabPlan, Member
 from deploy.lab.procs import ProcRecord, Supervisor, is_alive
 from deploy.node import bootstrap
 from deploy.node.launch import SupervisorLauncher
+from deploy.vm.plan import root_over_ssh
 
 log = structlog.get_logger(component="chaos")
 
@@ -45,8 +48,43 @@ MAX_FILL_BYTES = 1 << 30
 FILL_FILE = "chaos-fill"
 
 
+# On a machine reached over ssh: kubelite's units and data directory (deploy/node/launch.py's names).
+REMOTE_DATA = "/var/lib/kubelite"
+ACTIVE_UNITS = "systemctl list-units 'kubelite-*' --state=active --plain --no-legend | awk '{print $1}'"
+NODE_UNITS = ("kubelite-containerd.service", "kubelite-kubelet.service", "kubelite-proxy.service",
+              "kubelite-speaker.service")
+
+
 class ChaosError(Exception):
     pass
+
+
+def main_pid(unit: str) -> str:
+    """Shell: $pid is the unit's main process, or the script fails saying the unit is not running."""
+    return (f"pid=$(systemctl show -p MainPID --value {unit}) && "
+            f"{{ [ \"$pid\" -gt 0 ] || {{ echo '{unit} is not running' >&2; exit 3; }}; }}")
+
+
+def kill_and_wait_script(unit: str, timeout: float) -> str:
+    """Shell: SIGKILL the unit's main process (only it: containerd's shims stay, as in a crash), then wait for
+    systemd to run it again. Prints `back START END` (unix times), or `started START` when it had to be started
+    by hand after `timeout` seconds."""
+    return (f"{main_pid(unit)} && start=$(date +%s.%N) && kill -KILL $pid && end=$(( $(date +%s) + {int(timeout)} )) "
+            f"&& while [ $(date +%s) -lt $end ]; do "
+            f"new=$(systemctl show -p MainPID --value {unit}); "
+            f"if [ \"$new\" -gt 0 ] && [ \"$new\" != \"$pid\" ] && systemctl is-active -q {unit}; then "
+            f"echo back $start $(date +%s.%N); exit 0; fi; sleep 0.05; done; "
+            f"systemctl reset-failed {unit}; systemctl start {unit} && echo started $start")
+
+
+def parse_back(out: str, unit: str, node: str) -> float | None:
+    """kill_and_wait_script's answer: the seconds until the unit ran again, None if it was started by hand."""
+    words = out.split()
+    if len(words) == 3 and words[0] == "back":
+        return round(float(words[2]) - float(words[1]), 2)
+    if len(words) == 2 and words[0] == "started":
+        return None
+    raise ChaosError(f"{node}: {unit}: unexpected answer {out.strip()!r}")
 
 
 def etcd_leader_of(members: Sequence[dict]) -> str:
@@ -55,6 +93,17 @@ def etcd_leader_of(members: Sequence[dict]) -> str:
     if len(leaders) != 1:
         raise ChaosError(f"expected one etcd leader, found {', '.join(leaders) or 'none'}")
     return leaders[0]
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process on this machine runs and is not stopped."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] not in ("T", "t", "Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def machine_of_daemon(daemon: str, component: str, machines: Sequence[str]) -> str:
@@ -100,6 +149,30 @@ class LabTarget:
             raise ChaosError(f"cluster {self.cluster!r} is not up")
         self.plan = running.plan
         self.supervisor = Supervisor.for_plan(self.plan)
+
+    # What a chaos run needs of its cluster besides the faults (chaos.vm.VmTarget has the same).
+
+    remote_clock = False  # the load client runs on this machine: its times are ours
+
+    @property
+    def control_plane_machines(self) -> tuple[str, ...]:
+        return tuple(m.role for m in self.plan.control_planes)
+
+    @property
+    def worker_machines(self) -> tuple[str, ...]:
+        return tuple(n.role for n in self.plan.nodes)
+
+    def client_config(self) -> ClientConfig:
+        return lab_cluster.client_config_for(self.plan)
+
+    def load_argv(self, node: str, args: Sequence[str]) -> list[str]:
+        """The load client (chaos.loadclient with `args`), run in `node`'s network namespace."""
+        return ["nsenter", f"--net={network.netns_path(self.plan.node(node).netns)}", sys.executable, "-m",
+                "chaos.loadclient", *args]
+
+    def holder_alive(self, holder: str) -> bool:
+        """Whether a lease holder's process runs and is not stopped (the lab's daemons share this host's pids)."""
+        return pid_alive(lab_status.holder_pid(holder))
 
     def _node_index(self, node: str) -> int:
         for i, n in enumerate(self.plan.nodes):
@@ -222,12 +295,12 @@ class LabTarget:
                                     env=record.env, cwd=Path(record.cwd))
             log.info("component_started", component=name)
 
-    def pause(self, component: str, node: str) -> int:
-        """SIGSTOP the component's process (it stays, frozen, holding its sockets); returns its pid."""
+    async def pause(self, component: str, node: str) -> Callable[[], Awaitable[None]]:
+        """SIGSTOP the component's process (it stays, frozen, holding its sockets); returns the resume."""
         record = self._live(self.daemon(component, node))
         os.kill(record.pid, signal.SIGSTOP)
         log.info("component_paused", component=record.name, pid=record.pid)
-        return record.pid
+        return lambda: asyncio.to_thread(self.resume, record.pid)
 
     def resume(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -300,6 +373,8 @@ class SshTarget:
     ssh: Sequence[str] = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
     machines: Sequence[str] = ()
     machine_timeout: float = 600.0
+    addresses: dict[str, str] = field(default_factory=dict)  # machine -> its cluster address (for netem)
+    _stopped: dict[str, list[str]] = field(default_factory=dict, init=False)  # machine -> the units stop_node stopped
 
     async def _machine(self, node: str, *args: str) -> None:
         if not self.machines:
@@ -329,20 +404,27 @@ class SshTarget:
         await self._machine(node, "up", "--no-provision")
         log.info("node_booted", node=node)
 
-    async def _run(self, node: str, command: str) -> None:
+    async def _run(self, node: str, command: str, *, timeout: float = 60.0) -> str:
         host = self.hosts.get(node)
         if host is None:
             raise ChaosError(f"no ssh host for {node!r}")
-        argv = [*self.ssh, host, "sudo sh -c " + shlex.quote(command)]
-        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=60)
+        argv = root_over_ssh(self.ssh, host, command)
+        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
-            raise ChaosError(f"{node}: {command}: {result.stderr.strip()}")
+            raise ChaosError(f"{node}: {(result.stderr or result.stdout).strip()[-500:] or command}")
+        return result.stdout
 
     async def stop_node(self, node: str) -> None:
-        await self._run(node, "systemctl stop kubelite-kubelet kubelite-proxy kubelite-speaker kubelite-containerd")
+        """Every kubelite daemon on the machine stops (on a control plane: etcd, the apiserver and the rest
+        too); containerd's shims and the containers keep running, as in the lab. start_node starts the same."""
+        out = await self._run(node, f"{ACTIVE_UNITS} && systemctl stop $({ACTIVE_UNITS})")
+        self._stopped[node] = out.split()
+        log.info("node_stopped", node=node, units=self._stopped[node])
 
     async def start_node(self, node: str) -> None:
-        await self._run(node, "systemctl start kubelite-containerd kubelite-kubelet kubelite-proxy kubelite-speaker")
+        units = self._stopped.pop(node, None) or list(NODE_UNITS)
+        await self._run(node, "systemctl start " + " ".join(shlex.quote(u) for u in units))
+        log.info("node_started", node=node)
 
     async def cut_off(self, node: str) -> None:
         # Drop cluster traffic but keep ssh, so the fault can be undone.
@@ -351,6 +433,67 @@ class SshTarget:
 
     async def heal(self, node: str) -> None:
         await self._run(node, "iptables-save | grep -v kubelite-chaos | iptables-restore")
+
+    async def kill(self, component: str, node: str, *, timeout: float = 30.0) -> float | None:
+        """SIGKILL the component's unit, as a crash would; systemd starts it again. Returns the seconds until it
+        runs again with another pid (None if not within `timeout`: it is then started by hand)."""
+        unit = f"kubelite-{component}.service"
+        out = await self._run(node, kill_and_wait_script(unit, timeout), timeout=timeout + 60)
+        seconds = parse_back(out, unit, node)
+        log.info("component_killed", component=component, node=node, back=seconds)
+        return seconds
+
+    async def pause(self, component: str, node: str) -> Callable[[], Awaitable[None]]:
+        """SIGSTOP the component's processes (they stay, frozen, holding their sockets); returns the resume."""
+        unit = f"kubelite-{component}.service"
+        pid = int(await self._run(node, f"{main_pid(unit)} && kill -STOP $pid && echo $pid"))
+        log.info("component_paused", component=component, node=node, pid=pid)
+
+        async def resume() -> None:
+            await self._run(node, f"kill -CONT {pid} 2>/dev/null || true")
+            log.info("component_resumed", component=component, node=node)
+        return resume
+
+    async def check_netem(self, node: str) -> None:
+        """Whether the machine's kernel has the netem qdisc, tried on its loopback."""
+        try:
+            await self._run(node, "modprobe sch_netem 2>/dev/null; tc qdisc add dev lo root netem delay 0ms && "
+                                  "tc qdisc del dev lo root")
+        except ChaosError as e:
+            raise ChaosError(f"netem: {node}'s kernel cannot delay or drop packets ({e}); leave netem out "
+                             "(`kubelite chaos soak --without netem`)") from None
+
+    async def netem(self, node: str, *, delay_ms: int, loss_percent: float) -> None:
+        """Delay and drop packets leaving the machine's cluster address (not the link ssh uses)."""
+        await self._run(node, f"tc qdisc replace dev $({self._iface(node)}) root netem delay {delay_ms}ms "
+                              f"loss {loss_percent:g}%")
+        log.info("netem_applied", node=node, delay_ms=delay_ms, loss_percent=loss_percent)
+
+    async def clear_netem(self, node: str) -> None:
+        iface = f"$({self._iface(node)})"
+        await self._run(node, f"if tc qdisc show dev {iface} | grep -q netem; then tc qdisc del dev {iface} root; fi")
+        log.info("netem_cleared", node=node)
+
+    def _iface(self, node: str) -> str:
+        address = self.addresses.get(node)
+        if address is None:
+            raise ChaosError(f"no cluster address for {node!r}: netem needs to know its link")
+        return f"ip -o -4 addr show | awk -v a={address}/ 'index($4, a) == 1 {{print $2; exit}}'"
+
+    async def fill_disk(self, node: str, level: float, *, max_bytes: int = MAX_FILL_BYTES) -> int:
+        """Allocate a file in the machine's kubelite data directory so its filesystem is `level` full, never more
+        than `max_bytes`; returns the bytes allocated."""
+        out = await self._run(node, f"df -B1 --output=size,used {REMOTE_DATA} | tail -1")
+        total, used = (int(x) for x in out.split())
+        size = max(0, min(int(total * level) - used, max_bytes))
+        if size:
+            await self._run(node, f"fallocate -l {size} {REMOTE_DATA}/{FILL_FILE}")
+        log.info("disk_filled", node=node, bytes=size)
+        return size
+
+    async def free_disk(self, node: str) -> None:
+        await self._run(node, f"rm -f {REMOTE_DATA}/{FILL_FILE}")
+        log.info("disk_freed", node=node)
 
     async def restart(self, component: str) -> None:
         await self._run("cp", f"systemctl kill -s KILL kubelite-{component} && systemctl restart kubelite-{component}")

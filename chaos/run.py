@@ -1,8 +1,9 @@
-"""A chaos run on the lab: the live workload, the faults on their schedule, and what both saw.
+"""A chaos run on the lab or on VMs: the live workload, the faults on their schedule, and what both saw.
 
-The workload runs for the whole plan: the load client (a process in a lab node's network namespace sending
-HTTP requests to the demo Service's cluster IP), an API writer creating ConfigMaps and recording each
-acknowledgement, and a watcher sampling the Deployment's pods and the nodes, checking invariants as it goes.
+The workload runs for the whole plan: the load client (a process in a lab node's network namespace, or on a
+worker VM, sending HTTP requests to the demo Service's cluster IP), an API writer creating ConfigMaps and
+recording each acknowledgement, and a watcher sampling the Deployment's pods and the nodes, checking invariants
+as it goes.
 Faults start on their schedule; each is undone in a `finally`, so a failure or Ctrl-C undoes it too.
 """
 
@@ -12,25 +13,25 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
+import tenacity
 
 from api.convert import from_dict
-from api.errors import ApiError, NotFoundError
+from api.errors import AlreadyExistsError, ApiError, CertificateError, NotFoundError, UnavailableError
 from api.pb import apps_pb2, core_pb2
 from chaos import plan as cplan
-from chaos.faults import ChaosError, LabTarget
+from chaos.faults import ChaosError
 from chaos.invariants import Invariants, PodView, RolloutView, Violation, lost_writes, resolve_int_or_percent
 from chaos.timeline import LeaseSample, Request, Sample, Write
 from client.api import Client
-from deploy.lab.network import netns_path
-from deploy.lab.status import LEADER_LEASES, holder_pid
+from client.config import ClientConfig
+from deploy.lab.status import LEADER_LEASES
 from kubelet.runtime.images import PAUSE_IMAGE
 
 log = structlog.get_logger(component="chaos")
@@ -47,6 +48,59 @@ ROLLOUT_ANNOTATION = "kubelite.io/chaos-rollout"
 ROLLOUT_DEPLOYMENT = "chaos-rollout"  # a scenario's own rollout, in the run's namespace
 ROLLOUT_SURGE, ROLLOUT_UNAVAILABLE = "5%", "25%"  # a small surge: 300 pods fill three nodes' 330 pod slots
 ROLLOUT_READY_WITHIN = 300.0
+SETUP_PATIENCE = 30.0  # seconds a setup call is asked again while the API is briefly unavailable
+
+T = TypeVar("T")
+
+
+def _transient(e: BaseException) -> bool:
+    return isinstance(e, UnavailableError) and not isinstance(e, CertificateError)
+
+
+async def steady(call: Callable[[], Awaitable[T]], *, patience: float = SETUP_PATIENCE) -> T:
+    """`call()`, asked again while the API is briefly unavailable (an etcd election, an apiserver failing over), for
+    up to `patience` seconds: a run on a cluster that has just lost a machine starts once the cluster answers, not
+    on its first hiccup. Any other error, or the last one, goes to the caller."""
+    retrying = tenacity.AsyncRetrying(retry=tenacity.retry_if_exception(_transient),
+                                      stop=tenacity.stop_after_delay(patience),
+                                      wait=tenacity.wait_exponential(multiplier=0.2, max=2.0), reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("tenacity ends with a result or the last error")
+
+
+async def create_once(client: Client, obj: Any) -> None:
+    """Create `obj`, whose name is the run's own: AlreadyExists means an earlier try was applied after all."""
+    with contextlib.suppress(AlreadyExistsError):
+        await client.create(obj)
+
+
+class RunTarget(Protocol):
+    """A cluster a run can break and watch: the lab (chaos.faults.LabTarget) or VMs (chaos.vm.VmTarget)."""
+
+    cluster: str
+    remote_clock: bool  # the load client's clock is another machine's
+
+    @property
+    def control_plane_machines(self) -> tuple[str, ...]: ...
+    @property
+    def worker_machines(self) -> tuple[str, ...]: ...
+    def client_config(self) -> ClientConfig: ...
+    def load_argv(self, node: str, args: Sequence[str]) -> list[str]: ...
+    def holder_alive(self, holder: str) -> bool: ...
+    async def resolve(self, node: str) -> str: ...
+    async def kill(self, component: str, node: str, *, timeout: float = 30.0) -> float | None: ...
+    async def stop_node(self, node: str) -> None: ...
+    async def start_node(self, node: str) -> None: ...
+    async def cut_off(self, node: str) -> None: ...
+    async def heal(self, node: str) -> None: ...
+    async def pause(self, component: str, node: str) -> Callable[[], Awaitable[None]]: ...
+    async def check_netem(self, node: str) -> None: ...
+    async def netem(self, node: str, *, delay_ms: int, loss_percent: float) -> None: ...
+    async def clear_netem(self, node: str) -> None: ...
+    async def fill_disk(self, node: str, level: float) -> int: ...
+    async def free_disk(self, node: str) -> None: ...
 
 
 @dataclass
@@ -84,9 +138,8 @@ class Observed:
     errors: list[str] = field(default_factory=list)
 
 
-def topology(target: LabTarget, workload_nodes: tuple[str, ...] = ()) -> cplan.Topology:
-    return cplan.plan_topology(tuple(m.role for m in target.plan.control_planes),
-                               tuple(n.role for n in target.plan.nodes), workload_nodes)
+def topology(target: RunTarget, workload_nodes: tuple[str, ...] = ()) -> cplan.Topology:
+    return cplan.plan_topology(target.control_plane_machines, target.worker_machines, workload_nodes)
 
 
 async def workload_nodes(client: Client, namespace: str = "default", deployment: str = "web") -> tuple[str, ...]:
@@ -111,23 +164,12 @@ def _pod_view(p: Any) -> PodView:
                    p.metadata.HasField("deletion_timestamp"))
 
 
-def _pid_alive(pid: int | None) -> bool:
-    """Whether a lease holder's process runs and is not stopped (the lab's daemons share this host's pids)."""
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] not in ("T", "t", "Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def _restarts(pods: list[Any]) -> dict[str, int]:
     return {p.metadata.uid: sum(c.restart_count for c in p.status.container_statuses) for p in pods}
 
 
 class Run:
-    def __init__(self, target: LabTarget, client: Client, plan: cplan.RunPlan, *, namespace: str = "default",
+    def __init__(self, target: RunTarget, client: Client, plan: cplan.RunPlan, *, namespace: str = "default",
                  deployment: str = "web", service: str = "web", rate: float = RATE,
                  progress: Callable[[str], None] = lambda _: None) -> None:
         self.target, self.client, self.plan = target, client, plan
@@ -159,8 +201,8 @@ class Run:
     async def preflight(self) -> tuple[str, list[Any]]:
         """The demo's Deployment, Ready, and its Service's cluster IP; the pods running before any fault."""
         try:
-            dep = await self.client.get("deployments", self.deployment, self.namespace)
-            svc = await self.client.get("services", self.service, self.namespace)
+            dep = await steady(lambda: self.client.get("deployments", self.deployment, self.namespace))
+            svc = await steady(lambda: self.client.get("services", self.service, self.namespace))
         except ApiError as e:
             raise ChaosError(f"a chaos run needs the demo: {e.message} (kubelite apply -f examples/)") from e
         if dep.status.available_replicas < dep.spec.replicas:
@@ -169,7 +211,7 @@ class Run:
         if not svc.spec.cluster_ip or svc.spec.cluster_ip == "None":
             raise ChaosError(f"service {self.service} has no cluster IP")
         self.selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
-        pods = (await self.client.list("pods", self.namespace, label_selector=self.selector)).items
+        pods = (await steady(lambda: self.client.list("pods", self.namespace, label_selector=self.selector))).items
         return svc.spec.cluster_ip, [p for p in pods if not p.metadata.HasField("deletion_timestamp")]
 
     async def execute(self) -> Observed:
@@ -180,8 +222,8 @@ class Run:
             await self.target.check_netem(node)
         if self.plan.rollout_pods:
             await self.check_room(self.plan.rollout_pods)
-        await self.client.create(core_pb2.Namespace(metadata={"name": self.writes_ns,
-                                                              "labels": {"kubelite.io/chaos": self.run_id}}))
+        await steady(lambda: create_once(self.client, core_pb2.Namespace(
+            metadata={"name": self.writes_ns, "labels": {"kubelite.io/chaos": self.run_id}})))
         try:
             if self.plan.rollout_pods:
                 await self.start_rollout_workload(self.plan.rollout_pods)
@@ -212,10 +254,11 @@ class Run:
     async def check_room(self, pods: int) -> None:
         """A rollout of the run's own fits in the pod slots the Ready, schedulable nodes have free, surge
         included; said before anything is created."""
-        nodes = [n for n in (await self.client.list("nodes")).items if _ready(n) and not n.spec.unschedulable
+        listed = (await steady(lambda: self.client.list("nodes"))).items
+        nodes = [n for n in listed if _ready(n) and not n.spec.unschedulable
                  and not any(t.effect == "NoSchedule" for t in n.spec.taints)]
         names = {n.metadata.name for n in nodes}
-        used = sum(1 for p in (await self.client.list("pods")).items
+        used = sum(1 for p in (await steady(lambda: self.client.list("pods"))).items
                    if p.spec.node_name in names and p.status.phase not in ("Succeeded", "Failed"))
         free = sum(int(n.status.allocatable.get("pods", "0") or 0) for n in nodes) - used
         need = pods + resolve_int_or_percent(ROLLOUT_SURGE, pods, round_up=True)
@@ -239,11 +282,11 @@ class Run:
                 },
             },
         })
-        await self.client.create(dep)
+        await steady(lambda: create_once(self.client, dep))
         self.progress(f"deployment {ROLLOUT_DEPLOYMENT}: waiting for {pods} pods before the run starts")
         deadline = time.monotonic() + ROLLOUT_READY_WITHIN
         while True:
-            got = await self.client.get("deployments", ROLLOUT_DEPLOYMENT, self.writes_ns)
+            got = await steady(lambda: self.client.get("deployments", ROLLOUT_DEPLOYMENT, self.writes_ns))
             if got.status.available_replicas >= pods:
                 return
             if time.monotonic() > deadline:
@@ -256,9 +299,8 @@ class Run:
     async def load(self, cluster_ip: str) -> None:
         """The load client runs until the run is done (bounded by its own --duration); what it printed by then
         counts."""
-        node = self.target.plan.node(self.topo.client_node)
-        argv = ["nsenter", f"--net={netns_path(node.netns)}", sys.executable, "-m", "chaos.loadclient", cluster_ip,
-                "--rate", str(self.rate), "--duration", str(self.plan.duration + MAX_OVERRUN)]
+        argv = self.target.load_argv(self.topo.client_node, [cluster_ip, "--rate", str(self.rate), "--duration",
+                                                             str(self.plan.duration + MAX_OVERRUN)])
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)
 
@@ -267,7 +309,9 @@ class Run:
             async for line in proc.stdout:
                 parts = line.decode().split()
                 if len(parts) >= 3:
-                    t = round(float(parts[0]) - self.obs.started_at, 3)
+                    # A remote machine's clock is not ours: a request was sent its latency before its line came.
+                    sent = time.time() - float(parts[2]) / 1000 if self.target.remote_clock else float(parts[0])
+                    t = round(sent - self.obs.started_at, 3)
                     self.obs.requests.append(Request(t, parts[1] == "1", float(parts[2]),
                                                      parts[3] if len(parts) > 3 else ""))
 
@@ -321,7 +365,7 @@ class Run:
                     renew = lease.spec.renew_time
                     renewed = round(renew.seconds + renew.nanos / 1e9 - self.obs.started_at, 3)
                     self.obs.leases.append(LeaseSample(self.now(), component, holder, renewed,
-                                                       _pid_alive(holder_pid(holder))))
+                                                       self.target.holder_alive(holder)))
             await asyncio.sleep(max(0.0, SAMPLE_EVERY - (self.now() - started)))
 
     async def _sample(self) -> None:
@@ -441,8 +485,7 @@ class Run:
                 await t.cut_off(f.node)
                 undo = lambda: t.heal(f.node)  # noqa: E731
             elif f.kind == cplan.PAUSE:
-                pid = t.pause(f.component, f.node)
-                undo = lambda: asyncio.to_thread(t.resume, pid)  # noqa: E731
+                undo = await t.pause(f.component, f.node)
             elif f.kind == cplan.NETEM:
                 await t.netem(f.node, delay_ms=f.delay_ms, loss_percent=f.loss_percent)
                 undo = lambda: t.clear_netem(f.node)  # noqa: E731

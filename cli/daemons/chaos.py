@@ -1,9 +1,10 @@
-"""`kubelite chaos ...`: faults on a lab cluster, bounded in time, undone when they end."""
+"""`kubelite chaos ...`: faults on a lab cluster or a VM lab, bounded in time, undone when they end."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -31,14 +32,49 @@ def _failures() -> tuple[type[Exception], ...]:
             OSError)
 
 
-def _target(name: str):  # type: ignore[no-untyped-def]
+def _target(name: str, vm: str | None = None):  # type: ignore[no-untyped-def]
+    """The lab cluster `name`, or the VM lab `vm` (this command then runs again inside its namespace)."""
     from chaos.faults import LabTarget
+    from chaos.vm import VmTarget
 
     try:
-        return LabTarget(name)
+        if vm is None:
+            return LabTarget(name)
+        _in_vm_lab(vm)
+        return VmTarget.of(vm)
     except _failures() as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+
+
+def _in_vm_lab(vm: str) -> None:
+    """The VMs' network exists only in their lab's namespace: unless already there, run this same command again
+    there (it replaces this process, so Ctrl-C and the exit status are its own)."""
+    from chaos.faults import ChaosError
+    from deploy.vm import lab
+    from deploy.vm.plan import VmPlanError
+
+    try:
+        plan = lab.load_plan(vm)
+    except VmPlanError as e:
+        raise ChaosError(str(e).replace("--name", "--vm", 1)) from None
+    if not lab.is_up(plan):
+        raise ChaosError(f"VM lab {vm!r} is not up (kubelite vm up --name {vm})")
+    if os.stat("/proc/self/ns/net").st_ino == os.stat(plan.netns_path).st_ino:
+        return
+    argv = lab.in_netns(plan, [sys.executable, "-m", "cli.main", *sys.argv[1:]])
+    os.execvp(argv[0], argv)
+
+
+def vm_option(fn: Any) -> Any:
+    return click.option("--vm", default=None, metavar="NAME",
+                        help="a VM lab (kubelite vm up --name NAME) instead of a local cluster")(fn)
+
+
+def _one_cluster(name_given: bool, vm: str | None) -> None:
+    if vm is not None and name_given:
+        click.echo("error: --name and --vm name two clusters; give one", err=True)
+        sys.exit(2)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -128,33 +164,36 @@ def _scenario_names() -> list[str]:
               help="the load client's requests per second")
 @click.option("--rollout-pods", type=int, default=None,
               help="scheduler-leader-kill-rollout: the size of the Deployment it rolls (default 300)")
+@vm_option
 def run_scenario(scenario: str, node: str, name: str, namespace: str, timeout: float, report_dir: Path | None,
-                 rate: float, rollout_pods: int | None) -> None:
+                 rate: float, rollout_pods: int | None, vm: str | None) -> None:
     """Run a scenario under a live workload, write its report directory and print its summary (exit 1 if a
     check failed). node-loss, partition and apiserver-restart print a JSON report of timings instead."""
     ctx = click.get_current_context()
     given = {p for p in ("node", "timeout", "report_dir", "rate", "rollout_pods")
              if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT}
-    wrong = given & ({"report_dir", "rate", "rollout_pods"} if scenario in LEGACY else {"node", "timeout"})
+    if vm is not None:
+        given.add("vm")
+    wrong = given & ({"report_dir", "rate", "rollout_pods", "vm"} if scenario in LEGACY else {"node", "timeout"})
     if wrong:
         flag = {"node": "--node", "timeout": "--timeout", "report_dir": "--report", "rate": "--rate",
-                "rollout_pods": "--rollout-pods"}[min(wrong)]
+                "rollout_pods": "--rollout-pods", "vm": "--vm"}[min(wrong)]
         click.echo(f"error: {flag} does not apply to scenario {scenario}", err=True)
         sys.exit(2)
+    _one_cluster(ctx.get_parameter_source("name") is not click.core.ParameterSource.DEFAULT, vm)
     if scenario not in LEGACY:
         from chaos import plan
 
-        target = _target(name)
+        target = _target(name, vm)
         _live_run(target, lambda topo: plan.plan_scenario(scenario, topo, rollout_pods), namespace, report_dir, rate)
         return
     from chaos import scenarios
     from client.api import Client
-    from deploy.lab.cluster import client_config_for
 
     target = _target(name)
 
     async def go() -> dict:
-        async with Client(client_config_for(target.plan)) as client:
+        async with Client(target.client_config()) as client:
             if scenario == "apiserver-restart":
                 report = await scenarios.component_restart(target, client, "apiserver", timeout=timeout)
             else:
@@ -191,13 +230,16 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--without", multiple=True, help="leave out a fault or component (netem, pause, kubelet, "
               "kill-etcd, ...); repeatable")
 @click.option("--dry-run", is_flag=True, help="print the fault sequence and break nothing")
+@vm_option
 def soak(duration: float, seed: int, fault_set: str, name: str, namespace: str, report_dir: Path | None,
-         rate: float, without: tuple[str, ...], dry_run: bool) -> None:
+         rate: float, without: tuple[str, ...], dry_run: bool, vm: str | None) -> None:
     """Random faults, one after another, under a live workload; the same seed gives the same faults."""
     from chaos import plan
     from chaos.run import topology
 
-    target = _target(name)
+    ctx = click.get_current_context()
+    _one_cluster(ctx.get_parameter_source("name") is not click.core.ParameterSource.DEFAULT, vm)
+    target = _target(name, vm)
 
     def build(topo: plan.Topology) -> plan.RunPlan:
         return plan.plan_soak(seed, duration, topo, fault_set, without)
@@ -237,11 +279,10 @@ def _live_run(target: Any, build: Any, namespace: str, report_dir: Path | None, 
     from chaos.report import compute_report, require_plotting, summary, write_report
     from chaos.run import Run, topology, workload_nodes
     from client.api import Client
-    from deploy.lab.cluster import client_config_for
 
     async def go() -> tuple[dict[str, Any], Path]:
         require_plotting()
-        async with Client(client_config_for(target.plan)) as client:
+        async with Client(target.client_config()) as client:
             # The plan breaks a node that runs some of the workload, so the run shows a loss.
             run_plan = build(topology(target, await workload_nodes(client, namespace)))
             directory = report_dir or Path(f"chaos-{run_plan.name}-{time.strftime('%Y%m%d-%H%M%S')}")

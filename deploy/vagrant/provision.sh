@@ -72,6 +72,15 @@ for route in "${routes[@]}"; do
   fi
 done
 
+# Service IPs: the VMs have no default route, so a process on the machine itself (not in a pod) sending to a
+# Service IP needs a route before the proxy's OUTPUT DNAT rewrites the destination, as the lab's nodes have
+# (deploy/lab/network.py). 10.96.0.0/16 is the bootstrap's --service-cidr. awk reads all of ip's output: one
+# that left at the first match could kill ip with SIGPIPE (see above).
+iface=$(ip -o -4 addr show | awk -v a="${address}/" 'index($4, a) == 1 && !found {print $2; found = 1}')
+if [ -n "${iface}" ]; then
+  ip route replace 10.96.0.0/16 dev "${iface}" src "${address}"
+fi
+
 install -d -m 700 /etc/kubelite
 
 # How a node joins the cluster: with a join token carrying the cluster CA's hash, deleted once used.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -157,7 +156,7 @@ def ssh_argv(plan: VmLabPlan) -> list[str]:
 
 def run_on(plan: VmLabPlan, machine: str, command: str, *, timeout: float = 120) -> str:
     """`command` run as root on `machine` over ssh; its output. VmLabError with its error output if it fails."""
-    result = _run([*ssh_argv(plan), machine, "sudo sh -c " + shlex.quote(command)], timeout=timeout, check=False)
+    result = _run(vm_plan.root_over_ssh(ssh_argv(plan), machine, command), timeout=timeout, check=False)
     if result.returncode != 0:
         raise VmLabError(f"{machine}: {command}: {(result.stderr or result.stdout).strip()[-1000:]}")
     return result.stdout

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,12 @@ LIBVIRT_MOUNTS = (
     ("log", "/var/log/libvirt"),
     ("cache", "/var/cache/libvirt"),
 )
+
+
+def root_over_ssh(ssh: Sequence[str], host: str, command: str) -> list[str]:
+    """The argv that runs `command` as root on `host`: one word for the remote shell, so its pipes, redirections
+    and quotes reach `sh -c` whole."""
+    return [*ssh, host, "sudo sh -c " + shlex.quote(command)]
 
 
 def render_qemu_conf(base: str) -> str:

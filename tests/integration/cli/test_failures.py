@@ -144,6 +144,10 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     (("vm", "ssh", "--name", "nosuch", "cp", "true"), "VM lab 'nosuch' is not up"),
     (("vm", "exec", "--name", "nosuch", "true"), "VM lab 'nosuch' is not up"),
     (("vm", "vagrant", "--name", "nosuch", "status"), "VM lab 'nosuch' is not up"),
+    (("chaos", "run", "kubelet-kill", "--vm", "nosuch"), "VM lab 'nosuch' is not up"),
+    (("chaos", "soak", "--seed", "1", "--vm", "Bad_Name"), "--vm 'Bad_Name': use 1-20 lowercase"),
+    (("chaos", "run", "kubelet-kill", "--vm", "nosuch", "--name", "other"), "--name and --vm name two clusters"),
+    (("chaos", "run", "node-loss", "--vm", "nosuch"), "--vm does not apply to scenario node-loss"),
     # daemons refuse bad flags before they start
     (("apiserver", "--service-cidr", "not-a-cidr"), "not-a-cidr"),
     (("apiserver", "--lb-pool", "10.250.0.9-10.250.0.1"), "--lb-pool entry '10.250.0.9-10.250.0.1'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,15 @@ def test_a_vagrant_failure_without_a_named_machine_shows_the_tail() -> None:
     """A failure before any machine ran (a bad Vagrantfile) still shows the end of the log."""
     excerpt = plan.failure_excerpt("a\nb\nThere is a syntax error in the following Vagrantfile.", tail=2)
     assert excerpt == "--- the end of the log:\nb\nThere is a syntax error in the following Vagrantfile."
+
+
+@pytest.mark.parametrize(("command", "remote"), [
+    ("systemctl stop kubelite-kubelet", "sudo sh -c 'systemctl stop kubelite-kubelet'"),
+    ("iptables-save | grep -v 'kubelite chaos' > /tmp/x",
+     "sudo sh -c 'iptables-save | grep -v '\"'\"'kubelite chaos'\"'\"' > /tmp/x'"),
+])
+def test_root_over_ssh_gives_the_remote_shell_one_word(command: str, remote: str) -> None:
+    argv = plan.root_over_ssh(["ssh", "-F", "cfg"], "n1", command)
+    assert argv == ["ssh", "-F", "cfg", "n1", remote]
+    # What the remote login shell hands to `sh -c` is the command itself.
+    assert shlex.split(argv[-1]) == ["sudo", "sh", "-c", command]
