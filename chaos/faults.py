@@ -88,8 +88,8 @@ def parse_back(out: str, unit: str, node: str) -> float | None:
 
 
 def etcd_leader_of(members: Sequence[dict]) -> str:
-    """The machine whose etcd member leads, from `kubelite bootstrap etcd-members -o json`'s list."""
-    leaders = [m["name"] for m in members if m.get("leader")]
+    """The machine whose etcd member leads and answers, from `kubelite bootstrap etcd-members -o json`'s list."""
+    leaders = [m["name"] for m in members if m.get("leader") and m.get("healthy")]
     if len(leaders) != 1:
         raise ChaosError(f"expected one etcd leader, found {', '.join(leaders) or 'none'}")
     return leaders[0]

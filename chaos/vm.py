@@ -32,10 +32,11 @@ def holder_machine(identity: str) -> str:
 
 def etcd_members_command(plan: VmLabPlan) -> str:
     """`kubelite bootstrap etcd-members` as a control-plane machine runs it: every member, asked over TLS with
-    the apiserver's etcd client certificate."""
+    the apiserver's etcd client certificate, with 10 s for each answer (an emulated machine's TLS handshake alone
+    can take seconds)."""
     endpoints = ",".join(f"https://{plan.address(m)}:2379" for m in plan.control_plane_machines)
     return (f"kubelite bootstrap etcd-members --endpoints {endpoints} --cacert {CP_PKI}/etcd/ca.crt "
-            f"--cert {CP_PKI}/apiserver-etcd-client.crt --key {CP_PKI}/apiserver-etcd-client.key -o json")
+            f"--cert {CP_PKI}/apiserver-etcd-client.crt --key {CP_PKI}/apiserver-etcd-client.key -o json --timeout 10")
 
 
 @dataclass(kw_only=True)

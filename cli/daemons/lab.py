@@ -383,7 +383,9 @@ def bootstrap_join(join_server: str, token_file: str, name: str, addresses: tupl
 @click.option("--cert", required=True, help="a client certificate etcd accepts (the apiserver's etcd client one)")
 @click.option("--key", required=True, help="its key")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def bootstrap_etcd_members(endpoints: str, cacert: str, cert: str, key: str, output: str) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="seconds each member has to answer (longer on slow machines)")
+def bootstrap_etcd_members(endpoints: str, cacert: str, cert: str, key: str, output: str, timeout: float) -> None:
     """List the control planes' etcd members with their health and the leader (as `etcdctl endpoint status
     --cluster`)."""
     import dataclasses
@@ -394,7 +396,7 @@ def bootstrap_etcd_members(endpoints: str, cacert: str, cert: str, key: str, out
     files = etcdadmin.EtcdFiles(cacert, cert, key)
     urls = [u.strip() for u in endpoints.split(",") if u.strip()]
     try:
-        members = asyncio.run(etcdadmin.member_statuses(urls, files))
+        members = asyncio.run(etcdadmin.member_statuses(urls, files, timeout=timeout))
     except etcdadmin.EtcdAdminError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

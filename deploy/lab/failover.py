@@ -32,7 +32,7 @@ class FailoverError(Exception):
 
 def etcd_leader(plan: LabPlan) -> str:
     """The control-plane machine whose etcd member leads."""
-    leaders = [m["name"] for m in status.etcd_members(plan) if m["leader"]]
+    leaders = [m["name"] for m in status.etcd_members(plan) if m["leader"] and m["healthy"]]
     if len(leaders) != 1:
         raise FailoverError(f"expected one etcd leader, found {leaders or 'none'}")
     return leaders[0]

@@ -244,7 +244,18 @@ def clustered_etcd_argv(spec: ControlPlaneSpec) -> list[str]:
             "--trusted-ca-file", str(store.crt(certs.ETCD_CA)), "--client-cert-auth",
             "--peer-cert-file", str(store.crt("etcd/peer")), "--peer-key-file", str(store.key("etcd/peer")),
             "--peer-trusted-ca-file", str(store.crt(certs.ETCD_CA)), "--peer-client-cert-auth",
-            "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000", *limits.etcd_flags()]
+            "--quota-backend-bytes", str(4 * 1024**3), "--snapshot-count", "50000", *limits.etcd_flags(),
+            *etcd_timing_flags(spec.timeout_scale)]
+
+
+def etcd_timing_flags(scale: float) -> list[str]:
+    """etcd's heartbeat and election timeout on a machine `scale` times slower. With the defaults (100 ms, 1 s)
+    emulated members miss heartbeats and elect a new leader every few seconds, failing writes each time; five
+    times longer keeps them steady and still elects within seconds when a member is lost."""
+    if scale <= 1:
+        return []
+    factor = min(scale, 5.0)
+    return ["--heartbeat-interval", f"{100 * factor:.0f}", "--election-timeout", f"{1000 * factor:.0f}"]
 
 
 def etcd_servers(spec: ControlPlaneSpec) -> str:

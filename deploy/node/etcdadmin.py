@@ -76,28 +76,39 @@ async def _first_answer(endpoints: Sequence[str], files: EtcdFiles, call):  # ty
     raise EtcdAdminError("no etcd member answered: " + "; ".join(errors))
 
 
-async def member_statuses(endpoints: Sequence[str], files: EtcdFiles) -> list[MemberStatus]:
-    """Every member of the cluster (listed by the first endpoint that answers), each asked for its own status."""
+def reported_leader(answers: Sequence[tuple[int, int]]) -> int:
+    """The leader's member ID from the members' (raft term, leader ID) answers: the one reported at the highest
+    term, so the leader is known even when it did not answer itself, and a member still naming a deposed leader
+    is outvoted by one that saw the election; 0 if nobody names one."""
+    named = [a for a in answers if a[1]]
+    return max(named)[1] if named else 0
+
+
+async def member_statuses(endpoints: Sequence[str], files: EtcdFiles, *,
+                          timeout: float = CALL_TIMEOUT) -> list[MemberStatus]:
+    """Every member of the cluster (listed by the first endpoint that answers), each asked for its own status and
+    for the leader; `timeout` is each call's (slow machines need longer)."""
     async def members(channel: grpc.aio.Channel) -> rpc.MemberListResponse:
-        return await rpc.ClusterStub(channel).MemberList(rpc.MemberListRequest(), timeout=CALL_TIMEOUT)
+        return await rpc.ClusterStub(channel).MemberList(rpc.MemberListRequest(), timeout=timeout)
 
     listed = await _first_answer(endpoints, files, members)
 
-    async def one(member: rpc.Member) -> MemberStatus:
+    async def one(member: rpc.Member) -> tuple[dict, rpc.StatusResponse | None]:
         base = dict(name=member.name or "(not started)", member_id=member.ID, peer_urls=tuple(member.peerURLs),
                     client_urls=tuple(member.clientURLs))
         if not member.clientURLs:
-            return MemberStatus(**base, healthy=False, leader=False, error="not started yet")  # type: ignore[arg-type]
+            return {**base, "healthy": False, "error": "not started yet"}, None
         async with _channel(member.clientURLs[0], files) as channel:
             try:
-                st = await rpc.MaintenanceStub(channel).Status(rpc.StatusRequest(), timeout=CALL_TIMEOUT)
+                st = await rpc.MaintenanceStub(channel).Status(rpc.StatusRequest(), timeout=timeout)
             except grpc.aio.AioRpcError as e:
-                return MemberStatus(**base, healthy=False, leader=False,  # type: ignore[arg-type]
-                                    error=e.details() or e.code().name)
-        return MemberStatus(**base, healthy=not st.errors, leader=st.leader == member.ID,  # type: ignore[arg-type]
-                            raft_term=st.raftTerm, db_size=st.dbSize, error="; ".join(st.errors))
+                return {**base, "healthy": False, "error": e.details() or e.code().name}, None
+        return {**base, "healthy": not st.errors, "raft_term": st.raftTerm, "db_size": st.dbSize,
+                "error": "; ".join(st.errors)}, st
 
-    return list(await asyncio.gather(*(one(m) for m in listed.members)))
+    answered = await asyncio.gather(*(one(m) for m in listed.members))
+    leader = reported_leader([(st.raftTerm, st.leader) for _, st in answered if st is not None])
+    return [MemberStatus(**fields, leader=leader != 0 and fields["member_id"] == leader) for fields, _ in answered]
 
 
 async def add_member(endpoints: Sequence[str], files: EtcdFiles, *, name: str,

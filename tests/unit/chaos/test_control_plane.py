@@ -104,9 +104,9 @@ def test_faults_on_any_control_plane_machine_are_accepted(fault: Fault) -> None:
 
 
 @pytest.mark.parametrize(("members", "want"), [
-    pytest.param([{"name": "cp", "leader": False}, {"name": "cp2", "leader": True}, {"name": "cp3", "leader": False}],
-                 "cp2", id="one-leader"),
-    pytest.param([{"name": "cp", "leader": True}], "cp", id="single-member"),
+    pytest.param([{"name": "cp", "leader": False, "healthy": True}, {"name": "cp2", "leader": True, "healthy": True},
+                  {"name": "cp3", "leader": False, "healthy": True}], "cp2", id="one-leader"),
+    pytest.param([{"name": "cp", "leader": True, "healthy": True}], "cp", id="single-member"),
 ])
 def test_the_etcd_leader_is_read_from_the_member_list(members: list[dict], want: str) -> None:
     """The member marked leader names the machine."""
@@ -115,7 +115,11 @@ def test_the_etcd_leader_is_read_from_the_member_list(members: list[dict], want:
 
 @pytest.mark.parametrize("members", [
     pytest.param([{"name": "cp", "leader": False}, {"name": "cp2"}], id="none-during-an-election"),
-    pytest.param([{"name": "cp", "leader": True}, {"name": "cp2", "leader": True}], id="two"),
+    pytest.param([{"name": "cp", "leader": True, "healthy": True}, {"name": "cp2", "leader": True, "healthy": True}],
+                 id="two"),
+    # the others still name a leader that no longer answers: it is not there to be killed
+    pytest.param([{"name": "cp", "leader": True, "healthy": False}, {"name": "cp2", "healthy": True}],
+                 id="leader-gone"),
 ])
 def test_no_single_etcd_leader_is_an_error(members: list[dict]) -> None:
     """Without exactly one leader nothing is killed."""

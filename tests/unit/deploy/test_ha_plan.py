@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,20 @@ def test_nodes_know_every_apiserver_starting_at_different_ones() -> None:
     single = plan_lab("demo", 1, run_root=Path("/r"))
     assert cluster.node_spec(single, 0).server == "10.250.0.2:6443"
     assert cluster.client_config_for(single).server == "unix:///r/demo/api.sock"
+
+
+@pytest.mark.parametrize(("scale", "expected"), [
+    (1.0, []),
+    (2.0, ["--heartbeat-interval", "200", "--election-timeout", "2000"]),
+    (10.0, ["--heartbeat-interval", "500", "--election-timeout", "5000"]),
+])
+def test_etcd_on_slow_machines_waits_longer_before_calling_an_election(scale: float, expected: list[str]) -> None:
+    """etcd's own timings on real machines; on emulated ones longer, at most five times (elections stay short)."""
+    assert bootstrap.etcd_timing_flags(scale) == expected
+
+
+def test_a_slow_control_planes_etcd_member_gets_the_longer_timings() -> None:
+    spec = cluster.control_plane_spec(plan_lab("demo", 1, control_planes=3), role="cp2")
+    slow = bootstrap.etcd_argv(dataclasses.replace(spec, timeout_scale=10.0))
+    assert flag(slow, "--election-timeout") == "5000"
+    assert "--election-timeout" not in bootstrap.etcd_argv(spec)
