@@ -153,6 +153,7 @@ class LabTarget:
     # What a chaos run needs of its cluster besides the faults (chaos.vm.VmTarget has the same).
 
     remote_clock = False  # the load client runs on this machine: its times are ours
+    call_timeout = 2.0  # a lab's apiserver answers a write in milliseconds; 2 s is an outage
 
     @property
     def control_plane_machines(self) -> tuple[str, ...]:

@@ -39,7 +39,6 @@ log = structlog.get_logger(component="chaos")
 RATE = 50.0  # requests per second from the load client
 WRITES_PER_SECOND = 10.0
 SAMPLE_EVERY = 0.5
-CALL_TIMEOUT = 2.0
 TAIL = 10.0  # the workload keeps running this long after the last fault is undone: the recovery must show
 MAX_OVERRUN = 300.0  # however long undoing takes, the load client stops this long after the planned end
 ROLLOUT_OVERRUN = 120.0  # a run waits this much longer past its planned end for its rollout to finish
@@ -81,6 +80,7 @@ class RunTarget(Protocol):
 
     cluster: str
     remote_clock: bool  # the load client's clock is another machine's
+    call_timeout: float  # seconds the run's own API calls (its writes, its samples) may take before they fail
 
     @property
     def control_plane_machines(self) -> tuple[str, ...]: ...
@@ -195,7 +195,7 @@ class Run:
         return round(time.monotonic() - self.t0, 3)
 
     async def _call(self, coro: Any) -> Any:
-        async with asyncio.timeout(CALL_TIMEOUT):
+        async with asyncio.timeout(self.target.call_timeout):
             return await coro
 
     async def preflight(self) -> tuple[str, list[Any]]:

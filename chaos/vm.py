@@ -43,6 +43,9 @@ def etcd_members_command(plan: VmLabPlan) -> str:
 class VmTarget(SshTarget):
     plan: VmLabPlan
     remote_clock: ClassVar[bool] = True  # the load client's lines carry a VM's clock, not ours
+    # An emulated VM's apiserver takes 0.3-2 s for a write when all is well, and a client moving to another
+    # apiserver needs a new TLS handshake with it: a 2 s limit there counts slowness as failures.
+    call_timeout: ClassVar[float] = 10.0
 
     @classmethod
     def of(cls, name: str) -> VmTarget:
