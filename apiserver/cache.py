@@ -45,6 +45,8 @@ MAX_PENDING = 100000
 # Keys the cache writes to learn when its watch has caught up (see WatchCache._mark); they expire.
 MARK_PREFIX = "cachesync/"
 MARK_TTL = 60
+# A stalled watch is started again at most this often (a cache merely slow to catch up is not restarted in a loop).
+STALL_RESTART_EVERY = 5.0
 # Watch pacing (see watch_pause): a message costs the server ~30 us of CPU whatever it carries, so with
 # many watchers a watcher that sent moments ago waits, and its next message carries everything since.
 # The server then sends at most about WATCH_MESSAGE_RATE messages a second in all, and adds at most
@@ -411,30 +413,63 @@ class WatchCache:
         self._catch_up_target = 0
         self.events_applied = 0
         self.watchers = 0  # open watches of every kind: they set the pace (watch_pause)
+        # The newest revision this server's own writes got from etcd: the watch must deliver it. When a wait for
+        # it times out, the watch is stalled (a stream that stays open and sends nothing, as one to an etcd
+        # member that lost its leader can) and is started again.
+        self.written = 0
+        self._stalled = asyncio.Event()
+        self._restarted_at = -STALL_RESTART_EVERY
+        self.watch_restarts = 0
 
     def store(self, kind: kinds.Kind) -> Store:
         return self.stores[kind.kind]
 
     async def run(self) -> None:
-        """Load, then follow etcd until cancelled; reload if history was compacted away."""
+        """Load, then follow etcd until cancelled; reload if history was compacted away; watch again if the
+        watch ends or stalls."""
         start = await self._load()
         backoff = 0.2
         while True:
+            before = self.revision
             try:
-                async for events, rev in self.storage.watch(PREFIX, from_revision=start + 1):
-                    backoff = 0.2
-                    self._apply(events, rev)
-                    start = self.revision
+                if await self._follow(start + 1):
+                    log.warning("watch_cache_stalled", revision=self.revision, written=self.written)
             except CompactedError:
                 log.warning("watch_cache_compacted", revision=self.revision)
                 start = await self._load(expire_watchers=True)
                 continue
             except UnavailableError as e:
                 log.warning("watch_cache_disconnected", error=str(e), revision=self.revision)
+            if self.revision > before:
+                backoff = 0.2
+            start = self.revision
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
             with contextlib.suppress(UnavailableError):
                 await self.storage.connect(timeout=5.0)  # type: ignore[attr-defined]
+
+    async def _follow(self, from_revision: int) -> bool:
+        """Apply the watch's events until it ends (False) or is found stalled (True; the watch is cancelled)."""
+        async def consume() -> None:
+            async for events, rev in self.storage.watch(PREFIX, from_revision=from_revision):
+                self._apply(events, rev)
+
+        self._stalled.clear()
+        follow = asyncio.ensure_future(consume())
+        stalled = asyncio.ensure_future(self._stalled.wait())
+        try:
+            await asyncio.wait({follow, stalled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (follow, stalled):
+                task.cancel()
+            await asyncio.wait({follow, stalled})
+        if not follow.cancelled() and follow.exception() is not None:
+            raise follow.exception()  # type: ignore[misc]
+        return follow.cancelled()
+
+    def note_written(self, revision: int) -> None:
+        """A write of this server's own was stored at `revision`."""
+        self.written = max(self.written, revision)
 
     async def _load(self, *, expire_watchers: bool = False) -> int:
         """Read every kind at one revision; return it. Starts `replay` revisions back when possible."""
@@ -520,6 +555,11 @@ class WatchCache:
             async with asyncio.timeout(timeout):
                 await fut
         except TimeoutError:
+            now = asyncio.get_running_loop().time()
+            if self.written > self.revision and now - self._restarted_at >= STALL_RESTART_EVERY:
+                self._restarted_at = now
+                self.watch_restarts += 1
+                self._stalled.set()
             raise TimeoutError_(
                 f"too large resource version: {revision}, current: {self.revision}") from None
 

@@ -112,6 +112,7 @@ class Registry:
         rev = await self.storage.commit(ops)
         if rev > self.last_rev:
             self.last_rev = rev
+        self.cache.note_written(rev)
         for op in ops:
             resource = _resource_of_key(op.key)
             if rev > self._written.get(resource, 0):  # commits may finish out of revision order
