@@ -29,7 +29,7 @@ from api import kinds, labels
 from api.errors import ExpiredError, InvalidError, TimeoutError_, UnavailableError
 from api.pb import meta_pb2
 from apiserver import rules, wire
-from apiserver.storage.interface import CompactedError, Create, Event, Storage
+from apiserver.storage.interface import CompactedError, Create, Event, Storage, WatchMovedError
 
 log = structlog.get_logger(component="apiserver")
 
@@ -47,6 +47,7 @@ MARK_PREFIX = "cachesync/"
 MARK_TTL = 60
 # A stalled watch is started again at most this often (a cache merely slow to catch up is not restarted in a loop).
 STALL_RESTART_EVERY = 5.0
+STALL_CHECK_TIMEOUT = 2.0
 # Watch pacing (see watch_pause): a message costs the server ~30 us of CPU whatever it carries, so with
 # many watchers a watcher that sent moments ago waits, and its next message carries everything since.
 # The server then sends at most about WATCH_MESSAGE_RATE messages a second in all, and adds at most
@@ -413,9 +414,9 @@ class WatchCache:
         self._catch_up_target = 0
         self.events_applied = 0
         self.watchers = 0  # open watches of every kind: they set the pace (watch_pause)
-        # The newest revision this server's own writes got from etcd: the watch must deliver it. When a wait for
-        # it times out, the watch is stalled (a stream that stays open and sends nothing, as one to an etcd
-        # member that lost its leader can) and is started again.
+        # The newest revision this server's own writes got from etcd: the watch must deliver it. When a wait
+        # for a revision that etcd has reached times out (this server's write, or one a client saw elsewhere),
+        # the watch is stalled (open, sending nothing) and is started again, whatever the cause.
         self.written = 0
         self._stalled = asyncio.Event()
         self._restarted_at = -STALL_RESTART_EVERY
@@ -437,6 +438,10 @@ class WatchCache:
             except CompactedError:
                 log.warning("watch_cache_compacted", revision=self.revision)
                 start = await self._load(expire_watchers=True)
+                continue
+            except WatchMovedError as e:  # the storage is connected elsewhere already
+                log.warning("watch_cache_moved", error=str(e), revision=self.revision)
+                start = self.revision
                 continue
             except UnavailableError as e:
                 log.warning("watch_cache_disconnected", error=str(e), revision=self.revision)
@@ -555,13 +560,29 @@ class WatchCache:
             async with asyncio.timeout(timeout):
                 await fut
         except TimeoutError:
-            now = asyncio.get_running_loop().time()
-            if self.written > self.revision and now - self._restarted_at >= STALL_RESTART_EVERY:
-                self._restarted_at = now
+            if await self._stalled_behind(revision):
                 self.watch_restarts += 1
                 self._stalled.set()
             raise TimeoutError_(
                 f"too large resource version: {revision}, current: {self.revision}") from None
+
+    async def _stalled_behind(self, revision: int) -> bool:
+        """After a wait for `revision` timed out: is the watch withholding it? Yes if this server wrote past the
+        cache, or etcd has reached `revision` (a client's guess beyond it is only an error), or the member does
+        not even say how far it is (the watch then starts again on a fresh connection). Asked at most once every
+        STALL_RESTART_EVERY seconds, so a cache merely slow to catch up is not restarted in a loop."""
+        now = asyncio.get_running_loop().time()
+        if now - self._restarted_at < STALL_RESTART_EVERY:
+            return False
+        self._restarted_at = now
+        if self.written > self.revision:
+            return True
+        try:
+            async with asyncio.timeout(STALL_CHECK_TIMEOUT):
+                current = await self.storage.revision()
+        except (TimeoutError, UnavailableError):
+            return True
+        return current >= revision > self.revision
 
     # ------------------------------------------------------------ reads
 

@@ -445,7 +445,7 @@ class SshTarget:
         return seconds
 
     async def pause(self, component: str, node: str) -> Callable[[], Awaitable[None]]:
-        """SIGSTOP the component's processes (they stay, frozen, holding their sockets); returns the resume."""
+        """SIGSTOP the unit's main process (it stays, frozen, holding its sockets); returns the resume."""
         unit = f"kubelite-{component}.service"
         pid = int(await self._run(node, f"{main_pid(unit)} && kill -STOP $pid && echo $pid"))
         log.info("component_paused", component=component, node=node, pid=pid)

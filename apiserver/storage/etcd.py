@@ -28,6 +28,7 @@ from apiserver.storage.interface import (
     Op,
     RevisionMismatchError,
     Update,
+    WatchMovedError,
 )
 from apiserver.storage.limits import Limits
 from client import tls
@@ -44,6 +45,14 @@ DEADLINE = 10.0
 LEADER_CHECK_AFTER = 1.0
 LEADER_CHECK_EVERY = 0.5
 _MAX_MSG = 64 * 1024 * 1024
+# A replaced connection stays open this long (the longest deadline a call has) for the calls still on it.
+RETIRED_GRACE = DEADLINE * 3
+# A member whose machine vanished sends no reset: a watch on it would stay open and silent for good. HTTP/2 pings
+# on the channel find such a peer within KEEPALIVE_TIME + KEEPALIVE_TIMEOUT and fail its calls: any ping of the
+# channel's left unanswered KEEPALIVE_TIMEOUT ends the connection. etcd refuses pings more often than every 5 s
+# (--grpc-keepalive-min-time) and closes the connection of a client that sends them.
+KEEPALIVE_TIME = 10.0
+KEEPALIVE_TIMEOUT = 5.0
 
 
 def _transaction(ops: Sequence[Op]) -> rpc.TxnRequest:
@@ -111,7 +120,12 @@ class EtcdConnection:
 
     def __init__(self, host: str, port: int, tls_files: EtcdTLS | None = None) -> None:
         self.target = f"{host}:{port}"
-        options = [("grpc.max_receive_message_length", _MAX_MSG), ("grpc.max_send_message_length", _MAX_MSG)]
+        options = [("grpc.max_receive_message_length", _MAX_MSG), ("grpc.max_send_message_length", _MAX_MSG),
+                   ("grpc.keepalive_time_ms", int(KEEPALIVE_TIME * 1000)),
+                   ("grpc.keepalive_timeout_ms", int(KEEPALIVE_TIMEOUT * 1000)),
+                   # How long gRPC core waits for any ping's answer, whatever the keepalive timeout (60 s default).
+                   ("grpc.http2.ping_timeout_ms", int(KEEPALIVE_TIMEOUT * 1000)),
+                   ("grpc.http2.max_pings_without_data", 0)]
         self.config = tls_files.client_config(self.target) if tls_files else None
         if self.config is not None:
             self.creds: tls.ClientCredentials | None = tls.ClientCredentials(self.config)
@@ -122,10 +136,16 @@ class EtcdConnection:
         self.kvstub = rpc.KVStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)
         self.maintenance = rpc.MaintenanceStub(self.channel)
-        # Watches streaming over this channel; a replaced connection is closed only once they are done,
-        # since closing a channel cancels its streams (a watch would end as if its caller had been cancelled).
-        self.watches = 0
+        # Watches streaming over this channel. When the connection is replaced (its member stopped answering),
+        # they are ended with WatchMovedError, so their readers watch again through the new one: a watch left
+        # on a member that vanished would deliver nothing while writes go on elsewhere.
+        self.watches: set[grpc.aio.StreamStreamCall] = set()
         self.retired = False
+
+    def retire(self) -> None:
+        self.retired = True
+        for call in list(self.watches):
+            call.cancel()
 
     def explain(self, e: grpc.aio.AioRpcError) -> str:
         """The error's details, or plain words when a certificate is to blame."""
@@ -136,15 +156,6 @@ class EtcdConnection:
 
     async def close(self) -> None:
         await self.channel.close()
-
-
-async def _retire(conn: EtcdConnection) -> None:
-    """Close a replaced connection now, or, while watches still stream over it, when the last one ends."""
-    if conn.watches:
-        conn.retired = True
-        return
-    with contextlib.suppress(Exception):
-        await conn.close()
 
 
 class EtcdStorage:
@@ -158,6 +169,8 @@ class EtcdStorage:
         self._lock = asyncio.Lock()
         self.limits = limits or Limits()
         self.term = 0  # the newest raft term an answer carried
+        # Replaced connections, closed RETIRED_GRACE after: calls still in flight on them get their answers.
+        self._retired: list[tuple[float, EtcdConnection]] = []
         self._committer = GroupCommitter(self._send_txn, self.limits)
 
     async def connect(self, *, timeout: float = 30.0) -> None:
@@ -181,12 +194,24 @@ class EtcdStorage:
                     continue
                 old, self._client = self._client, client
                 if old is not None:
-                    await _retire(old)
+                    old.retire()
+                    self._retired.append((asyncio.get_running_loop().time(), old))
+                await self._close_retired(older_than=RETIRED_GRACE)
                 log.info("etcd_connected", endpoint=f"{host}:{port}")
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise UnavailableError(f"etcd unreachable at {self._endpoints}: {last}")
             await asyncio.sleep(0.5)
+
+    async def _close_retired(self, *, older_than: float) -> None:
+        now, keep = asyncio.get_running_loop().time(), []
+        for at, conn in self._retired:
+            if now - at < older_than:
+                keep.append((at, conn))
+                continue
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._retired = keep
 
     @property
     def _kv(self) -> rpc.KVStub:
@@ -205,6 +230,7 @@ class EtcdStorage:
 
     async def _send(self, fn, request):  # type: ignore[no-untyped-def]
         """One RPC with a deadline; when the member is gone, the next call goes to another one."""
+        client = self._client
         try:
             resp = await fn(request, timeout=DEADLINE)
             header = getattr(resp, "header", None)
@@ -216,8 +242,9 @@ class EtcdStorage:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
                     and (len(self._endpoints) > 1 or renewed):
                 async with self._lock:
-                    with contextlib.suppress(UnavailableError):
-                        await self.connect(timeout=5.0)
+                    if self._client is client:  # the calls that failed with it reconnect once, not each in turn
+                        with contextlib.suppress(UnavailableError):
+                            await self.connect(timeout=5.0)
             raise
 
     async def _send_txn(self, txn: rpc.TxnRequest) -> rpc.TxnResponse:
@@ -330,8 +357,10 @@ class EtcdStorage:
             while (req := await requests.get()) is not None:
                 yield req
 
-        call = stub.Watch(send())
-        client.watches += 1
+        # hasleader: a member that loses its leader ends the watch (etcd's WithRequireLeader) rather than
+        # leaving it open and silent while the rest of the cluster goes on writing.
+        call = stub.Watch(send(), metadata=(("hasleader", "true"),))
+        client.watches.add(call)
         try:
             async for resp in call:
                 if resp.compact_revision:
@@ -357,13 +386,15 @@ class EtcdStorage:
                 yield events, events[-1].revision if events else resp.header.revision
         except grpc.aio.AioRpcError as e:
             raise UnavailableError(f"etcd watch: {e.code().name}: {e.details()}") from None  # a new watch may work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if client.retired and task is not None and not task.cancelling():  # ended by retire(), not by our caller
+                raise WatchMovedError(f"etcd watch: left {client.target}, which stopped answering") from None
+            raise
         finally:
             requests.put_nowait(None)
             call.cancel()
-            client.watches -= 1
-            if client.retired and not client.watches:
-                with contextlib.suppress(Exception):
-                    await client.close()
+            client.watches.discard(call)
 
     async def revision(self) -> int:
         resp = await self._call(self._kv.Range, rpc.RangeRequest(key=b"/", limit=1, count_only=True))
@@ -394,6 +425,7 @@ class EtcdStorage:
         return resp.ID
 
     async def close(self) -> None:
+        await self._close_retired(older_than=0)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from api.errors import UnavailableError
+
 
 @dataclass(frozen=True)
 class KV:
@@ -76,6 +78,10 @@ class CompactedError(Exception):
     def __init__(self, compact_revision: int) -> None:
         super().__init__(f"revision compacted (oldest available: {compact_revision})")
         self.compact_revision = compact_revision
+
+
+class WatchMovedError(UnavailableError):
+    """The storage moved to another etcd member, and this watch was on the one it left: watch again now."""
 
 
 @dataclass(frozen=True)

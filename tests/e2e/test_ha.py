@@ -147,6 +147,9 @@ def check_survives(lab: Lab, fault: str, inject, recover) -> float:  # type: ign
                                 what=f"web answering after {fault}")
         assert body.startswith("web "), body
         lab.kubelite("delete", "deployment", app)
+    except AssertionError:
+        print(lab.logs_text(300))  # the daemons' own account of the fault, shown with the failure
+        raise
     finally:
         recover()
     return took
