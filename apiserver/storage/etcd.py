@@ -203,6 +203,11 @@ class EtcdStorage:
                 raise UnavailableError(f"etcd unreachable at {self._endpoints}: {last}")
             await asyncio.sleep(0.5)
 
+    @property
+    def endpoint(self) -> str:
+        """host:port of the member it is connected to ("" before it is)."""
+        return self._client.target if self._client is not None else ""
+
     async def _close_retired(self, *, older_than: float) -> None:
         now, keep = asyncio.get_running_loop().time(), []
         for at, conn in self._retired:

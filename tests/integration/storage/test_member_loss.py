@@ -64,11 +64,16 @@ async def write_elsewhere(url: str, key: str) -> int:
 
 
 async def storage_on(first: Member, members: list[Member]) -> EtcdStorage:
-    """Storage that lists `first` first, as an apiserver that came up before its own member answered."""
+    """Storage connected to `first` (listed first, as an apiserver that came up before its own member answered)."""
     urls = [first.url, *(m.url for m in members if m is not first)]
     storage = EtcdStorage(parse_endpoints(",".join(urls)), tls_files=testpki.get().etcd_tls())
-    await storage.connect(timeout=10)
-    return storage
+    for _ in range(20):  # a member just started may not answer yet, and the storage takes the next
+        await storage.connect(timeout=10)
+        if first.url.endswith(storage.endpoint):
+            return storage
+        await asyncio.sleep(0.5)
+    await storage.close()
+    raise AssertionError(f"the storage would not connect to {first.url}")
 
 
 async def test_a_watch_ends_when_the_storage_moves_to_another_member(etcd: str) -> None:

@@ -334,7 +334,13 @@ async def test_wait_for_returns_once_applied() -> None:
     """wait_for returns when the cache reaches the revision, and times out naming both versions otherwise."""
     from api.errors import TimeoutError_
 
+    class Etcd:  # how far etcd is, which a timed-out wait asks (at 2: nobody wrote 5, so no watch restart)
+        async def revision(self) -> int:
+            return 2
+
     wc = _cache_with([_pod("a")])
+    wc.storage = Etcd()  # type: ignore[assignment]
     await wc.wait_for(2)
     with pytest.raises(TimeoutError_, match="too large resource version: 5, current: 2"):
         await wc.wait_for(5, timeout=0.05)
+    assert wc.watch_restarts == 0
