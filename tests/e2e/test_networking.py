@@ -200,8 +200,9 @@ def test_no_request_fails_during_a_rollout(backends: Lab) -> None:
     lab.tag_image(IMAGE, IMAGE_V3)
     loop = subprocess.Popen(
         [*lab_exec(lab), "client", "--timeout", "120", "--", "sh", "-c",
-         f"end=$(($(date +%s)+45)); n=0; while [ $(date +%s) -lt $end ]; do n=$((n+1)); "
-         f"timeout 5 wget -q -O - --header 'Host: foo.example' http://{node_ip(lab)}/bar || echo FAILED; done; "
+         f"date +%s; end=$(($(date +%s)+45)); n=0; while [ $(date +%s) -lt $end ]; do n=$((n+1)); "
+         f"r=$(timeout 5 wget -q -O - --header 'Host: foo.example' http://{node_ip(lab)}/bar 2>&1) && echo \"$r\" "
+         f"|| echo \"FAILED at $(date +%s) $r\"; done; "
          "echo TOTAL $n"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab.env)
     try:
         time.sleep(3)
@@ -213,6 +214,8 @@ def test_no_request_fails_during_a_rollout(backends: Lab) -> None:
             loop.kill()
     lines = out.splitlines()
     answered = {line.split()[1] for line in lines if line.startswith("bar ")}
+    if "FAILED" in out:  # say when (the loop's first line is its start) and what the daemons saw meanwhile
+        print(lab.logs_text(300))
     assert "FAILED" not in out, [line for line in lines if not line.startswith("bar ")][:10]
     total = int(lines[-1].split()[1])
     assert total > 50 and len([line for line in lines if line.startswith("bar ")]) == total, lines[-5:]
