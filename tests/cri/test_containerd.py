@@ -116,8 +116,11 @@ async def test_runtime_ready_with_our_images(node: Node) -> None:
     status = await node.rt.status()
     assert status.runtime_ready and status.network_ready
     assert (await node.rt.version()).runtime_api_version == "v1"
-    tags = {t for i in await node.rt.list_images() for t in i.repo_tags}
-    assert {images.PAUSE_IMAGE, images.BUSYBOX_IMAGE} <= tags
+    held = {t: i.id for i in await node.rt.list_images() for t in i.repo_tags}
+    assert {images.PAUSE_IMAGE, images.BUSYBOX_IMAGE} <= set(held)
+    # Every image, stand-ins too, from the one bundle import, each under its name with its own ID.
+    assert {name: held.get(name) for name, path in images.build_all(node.cfg.image_dir).items()} == \
+        {name: images.image_id(path) for name, path in images.build_all(node.cfg.image_dir).items()}
 
 
 async def test_two_containers_share_network_and_hostname(node: Node) -> None:
@@ -239,3 +242,24 @@ async def test_pods_survive_containerd_restart(tmp_path: Path, image_cache: Path
         assert (status.state, status.ip) == (SandboxState.READY, ip)
         assert (await n.rt.container_status(server)).state == ContainerState.RUNNING
         assert await run_on_node(n.cfg.netns, *fetch) == (0, images.INDEX_HTML)
+
+
+async def test_a_restarted_containerd_imports_only_what_it_lacks(tmp_path: Path, image_cache: Path) -> None:
+    """A containerd started again over its own store imports nothing (no image event in its log); one that
+    lost an image gets it back."""
+    async with running_node(tmp_path, image_cache) as n:
+        def image_events() -> int:
+            return sum(1 for line in n.cfg.log_path.read_text().splitlines()
+                       if "ImageCreate event" in line or "ImageUpdate event" in line)
+
+        imported = image_events()
+        assert imported >= len(images.build_all(image_cache))
+        await containerd.stop(n.cfg.node_dir)
+        await containerd.start(n.cfg)
+        assert image_events() == imported
+        perl = "docker.io/library/perl:5.34.0"
+        await n.rt.remove_image(perl)
+        assert await n.rt.image_status(perl) is None
+        await containerd.stop(n.cfg.node_dir)
+        await containerd.start(n.cfg)
+        assert (await n.rt.image_status(perl)) is not None and image_events() > imported

@@ -89,3 +89,42 @@ def test_build_all_caches_and_reproduces(tmp_path: Path) -> None:
         assert first[name].read_bytes() == other[name].read_bytes()
     with tarfile.open(first[images.PAUSE_IMAGE]) as tar:
         assert sorted(tar.getnames())[-2:] == ["index.json", "oci-layout"]
+
+
+def test_a_bundle_holds_every_image_by_name_with_shared_blobs_once(tmp_path: Path) -> None:
+    """One tarball for one import: index.json names every image (their manifests as their own tarballs have
+    them), each blob is stored once under its digest, and an unchanged set is not written again."""
+    tarballs = images.build_all(tmp_path / "cache")
+    out = images.bundle(tarballs, tmp_path / "bundle" / "images.tar")
+    with tarfile.open(out) as tar:
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+        blobs = {m.name: tar.extractfile(m).read() for m in tar.getmembers()  # type: ignore[union-attr]
+                 if m.isfile() and m.name.startswith("blobs/")}
+    named = {m["annotations"]["io.containerd.image.name"]: m for m in index["manifests"]}
+    assert set(named) == set(tarballs) and len(index["manifests"]) == len(tarballs)
+    for name, path in tarballs.items():
+        with tarfile.open(path) as tar:
+            own = json.loads(tar.extractfile("index.json").read())["manifests"][0]  # type: ignore[union-attr]
+            assert named[name] == own
+            for m in tar.getmembers():
+                if m.isfile() and m.name.startswith("blobs/"):
+                    assert blobs[m.name] == tar.extractfile(m).read()  # type: ignore[union-attr]
+    assert all(_digest(data) == "sha256:" + path.rsplit("/", 1)[1] for path, data in blobs.items())
+    assert sum(p.stat().st_size for p in tarballs.values()) > 3 * out.stat().st_size  # shared layers once
+    written = out.stat().st_mtime_ns
+    assert images.bundle(tarballs, out).stat().st_mtime_ns == written
+    fewer = {n: p for n, p in tarballs.items() if n != images.PAUSE_IMAGE}
+    with tarfile.open(images.bundle(fewer, out)) as tar:
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+    assert images.PAUSE_IMAGE not in {m["annotations"]["io.containerd.image.name"] for m in index["manifests"]}
+
+
+def test_image_id_is_the_config_digest(tmp_path: Path) -> None:
+    """What CRI reports as an image's ID: the digest of the config blob its manifest names."""
+    path = images.build_busybox(tmp_path)
+    with tarfile.open(path) as tar:
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+        manifest = json.loads(tar.extractfile(  # type: ignore[union-attr]
+            "blobs/sha256/" + index["manifests"][0]["digest"][7:]).read())
+        config = tar.extractfile("blobs/sha256/" + manifest["config"]["digest"][7:]).read()  # type: ignore[union-attr]
+    assert images.image_id(path) == _digest(config) == manifest["config"]["digest"]
