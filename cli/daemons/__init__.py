@@ -16,7 +16,6 @@ dns                `kubelite dns`
 ingress            `kubelite ingress` (the ingress controller, nginx in the node's namespace)
 lab                `kubelite up`, `down`, `status`, `bootstrap` (local clusters and VMs)
 certs              `kubelite certs check-expiration|renew` (a local cluster's or this machine's certificates)
-images             `kubelite images build|load` (into a local cluster's containerd)
 images             `kubelite images build|load` (into a local cluster's containerd), `kubelite registry`
 chaos              `kubelite chaos ...` (faults on a local cluster)
 vm                 `kubelite vm box|up|down|exec|ssh|vagrant` (a VM lab: libvirt and Vagrant in their own namespace)
@@ -32,6 +31,8 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
+import uvloop
+
 
 def serve(main: Coroutine[Any, Any, None]) -> None:
     """Run a daemon's `run()` until SIGTERM or SIGINT, then let its cleanup run."""
@@ -44,4 +45,5 @@ def serve(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(guarded())
+    # The same asyncio, on libuv: about 10% less CPU per pod in every daemon (bench/controllers.py).
+    uvloop.run(guarded())
