@@ -135,6 +135,17 @@ class Target(Protocol):
         ...
 
 
+def kernel_netem_missing() -> str:
+    """Why this machine's kernel cannot delay or drop packets with netem ('' if it can), tried on the loopback
+    of a network namespace that lives only as long as the probe."""
+    try:
+        r = subprocess.run(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "0ms"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return "" if r.returncode == 0 else (r.stderr.strip() or f"tc exited {r.returncode}")
+
+
 @dataclass
 class LabTarget:
     """A cluster made by `kubelite up` on this machine."""
@@ -310,6 +321,10 @@ class LabTarget:
 
     def _netns(self, node: str) -> str:
         return self._member(node).netns
+
+    def netem_missing(self) -> str:
+        """Why this cluster's nodes cannot run netem ('' if they can): they share this machine's kernel."""
+        return kernel_netem_missing()
 
     async def check_netem(self, node: str) -> None:
         """Whether the kernel has the netem qdisc, tried on the node's loopback (inside its namespace)."""

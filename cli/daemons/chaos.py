@@ -240,6 +240,12 @@ def soak(duration: float, seed: int, fault_set: str, name: str, namespace: str, 
     ctx = click.get_current_context()
     _one_cluster(ctx.get_parameter_source("name") is not click.core.ParameterSource.DEFAULT, vm)
     target = _target(name, vm)
+    if plan.NETEM in plan.FAULT_SETS.get(fault_set, ()) and plan.NETEM not in without \
+            and (missing := target.netem_missing()):
+        # Drawn from what this kernel can do, and said: the same seed gives the same faults on this machine.
+        click.echo(f"netem left out of the draw: this kernel cannot delay or drop packets ({missing}); "
+                   "a kernel with sch_netem draws it", err=True)
+        without = (*without, plan.NETEM)
 
     def build(topo: plan.Topology) -> plan.RunPlan:
         return plan.plan_soak(seed, duration, topo, fault_set, without)
