@@ -345,8 +345,11 @@ async def _missing_images(cfg: NodeConfig, tarballs: Mapping[str, Path]) -> list
     """The images of `tarballs` that CRI does not have under their names with the same ID."""
     wanted = await asyncio.to_thread(lambda: {name: images.image_id(path) for name, path in tarballs.items()})
     rt = CRIRuntime(cfg.address, timeout=10.0)
+    held: dict[str, str] = {}
     try:
         held = {tag: image.id for image in await rt.list_images() for tag in image.repo_tags}
+    except ContainerRuntimeError as e:  # no list: import them all, as before there was one
+        log.warning("image_list_failed", node=cfg.name, error=str(e))
     finally:
         await rt.close()
     return sorted(name for name, image_id in wanted.items() if held.get(name) != image_id)
