@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from deploy.node import images, registry
+from deploy.node import images, pod_bridge, registry
 from kubelet.runtime import cgroups, mounts
 from kubelet.runtime.cni import CNIError, CNINetwork, render_conflist
 from kubelet.runtime.cri import CRIRuntime
@@ -302,6 +302,10 @@ def _prepare(cfg: NodeConfig) -> dict[str, Path]:
     if (pid := read_pid(cfg.node_dir)) is not None:
         raise NodeRuntimeError(f"containerd for {cfg.name} already runs (pid {pid})")
     write_config(cfg)
+    try:
+        pod_bridge.ensure_pinned(cfg.netns_path, cfg.bridge)
+    except pod_bridge.BridgeError as exc:
+        raise NodeRuntimeError(f"the pod bridge of {cfg.name}: {exc}") from exc
     cfg.pid_path.unlink(missing_ok=True)
     return images.build_all(cfg.image_dir)
 

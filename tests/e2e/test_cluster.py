@@ -61,6 +61,17 @@ def test_demo_pods_spread_over_nodes(demo: Lab) -> None:
     assert {r[6] for r in rows} == {n.role for n in demo.plan.nodes}, out
 
 
+def test_every_node_keeps_its_pod_gateway_address(demo: Lab) -> None:
+    """Each node's pod bridge has an address set once (the kernel's addr_assign_type 3), never its lowest port's:
+    otherwise removing the pod that holds it changes the pods' gateway, and pods whose ARP entries still name
+    the old one lose every connection for up to ~45 s (an Ingress client did, during a rollout)."""
+    for node in demo.plan.nodes:
+        sysfs = f"/sys/class/net/{node.cni_bridge}/addr_assign_type"  # ip netns exec mounts the node's own /sys
+        got = subprocess.run(["ip", "netns", "exec", node.netns, "cat", sysfs], capture_output=True, text=True,
+                             timeout=30)
+        assert (node.role, got.stdout.strip()) == (node.role, "3"), got.stderr
+
+
 def test_service_by_cluster_ip_dns_name_and_node_port(demo: Lab) -> None:
     """The client pod reaches the web Service by DNS name, by ClusterIP, and by NodePort on every node."""
     svc = demo.get_json("service", "web")
