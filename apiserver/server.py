@@ -690,7 +690,8 @@ class ApiServer:
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            # Clients ping every 2 s to find a silent apiserver (client/channel.py); more often is abuse.
+            ("grpc.http2.min_ping_interval_without_data_ms", 1000),
             # gRPC cancels calls that wait too long for the application (CANCELLED, which a client cannot
             # tell from its own cancellation); the overload limits below refuse them instead.
             ("grpc.server.max_pending_requests", 1_000_000),
