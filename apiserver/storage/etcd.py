@@ -44,6 +44,11 @@ DEADLINE = 10.0
 # unknown, as with any timeout) so its writer can retry.
 LEADER_CHECK_AFTER = 1.0
 LEADER_CHECK_EVERY = 0.5
+# A member whose machine was cut off answers nothing, not even that check; the write is failed and the storage
+# moves to another member after this many unanswered checks in a row (about 2.5 s), not at DEADLINE or when the
+# pings give up (seen: a control plane's apiserver, on another machine's member when that one was cut off, kept
+# the API unwritable for 5.6 s).
+SILENT_CHECKS = 3
 _MAX_MSG = 64 * 1024 * 1024
 # A replaced connection stays open this long (the longest deadline a call has) for the calls still on it.
 RETIRED_GRACE = DEADLINE * 3
@@ -173,12 +178,13 @@ class EtcdStorage:
         self._retired: list[tuple[float, EtcdConnection]] = []
         self._committer = GroupCommitter(self._send_txn, self.limits)
 
-    async def connect(self, *, timeout: float = 30.0) -> None:
-        """Connect to the first endpoint that serves; retry until `timeout`."""
+    async def connect(self, *, timeout: float = 30.0, avoid: str = "") -> None:
+        """Connect to the first endpoint that serves (`avoid`, host:port, tried last); retry until `timeout`."""
         deadline = asyncio.get_running_loop().time() + timeout
+        endpoints = sorted(self._endpoints, key=lambda e: f"{e[0]}:{e[1]}" == avoid)
         while True:
             last = ""
-            for host, port in self._endpoints:
+            for host, port in endpoints:
                 try:
                     client = EtcdConnection(host, port, self._tls)
                 except (ValueError, OSError) as e:  # unreadable certificate files: no retry mends that
@@ -246,39 +252,54 @@ class EtcdStorage:
             renewed = self._client is not None and self._client.creds is not None and self._client.creds.changed()
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
                     and (len(self._endpoints) > 1 or renewed):
-                async with self._lock:
-                    if self._client is client:  # the calls that failed with it reconnect once, not each in turn
-                        with contextlib.suppress(UnavailableError):
-                            await self.connect(timeout=5.0)
+                await self._leave(client)
             raise
 
+    async def _leave(self, client: EtcdConnection | None, *, silent: bool = False) -> None:
+        """Connect to a member that answers, unless another call already left `client`: the calls that failed
+        with it reconnect once, not each in turn. A `silent` member is tried last (its probe would only wait)."""
+        async with self._lock:
+            if self._client is client:
+                with contextlib.suppress(UnavailableError):
+                    await self.connect(timeout=5.0, avoid=client.target if silent and client else "")
+
     async def _send_txn(self, txn: rpc.TxnRequest) -> rpc.TxnResponse:
-        """A transaction, failed early (UnavailableError) when etcd elected a new leader while it waited."""
-        term = self.term
+        """A transaction, failed early (UnavailableError) when etcd elected a new leader while it waited, or when
+        its member stopped answering (then the storage moves to another member)."""
+        term, client = self.term, self._client
         call = asyncio.ensure_future(self._send(self._kv.Txn, txn))
         try:
             done, _ = await asyncio.wait({call}, timeout=LEADER_CHECK_AFTER)
-            seen = 0
+            seen = silent = 0
             while not done:
-                seen = seen + 1 if await self._new_leader_since(term) else 0
+                newer = await self._new_leader_since(term)
+                seen = seen + 1 if newer else 0
+                silent = silent + 1 if newer is None else 0
                 if seen == 2:  # a write that survived the election was applied by now
                     log.warning("etcd_write_lost_to_election", term=term, new_term=self.term)
                     raise UnavailableError("etcd elected a new leader while this write waited for the old one; "
                                            "it may or may not have been applied")
-                done, _ = await asyncio.wait({call}, timeout=LEADER_CHECK_EVERY)
+                if silent == SILENT_CHECKS and len(self._endpoints) > 1:
+                    target = client.target if client is not None else ""
+                    log.warning("etcd_member_silent", endpoint=target)
+                    await self._leave(client, silent=True)
+                    raise UnavailableError(f"etcd member {target} stopped answering while this write waited; "
+                                           "it may or may not have been applied")
+                # An unanswered check has waited its LEADER_CHECK_EVERY already.
+                done, _ = await asyncio.wait({call}, timeout=0 if newer is None else LEADER_CHECK_EVERY)
             return call.result()
         finally:
             if not call.done():
                 call.cancel()
 
-    async def _new_leader_since(self, term: int) -> bool:
-        """The connected member knows a leader of a term newer than `term`."""
+    async def _new_leader_since(self, term: int) -> bool | None:
+        """The connected member knows a leader of a term newer than `term`; None when it did not answer."""
         if self._client is None or term == 0:
             return False
         try:
             status = await self._client.maintenance.Status(rpc.StatusRequest(), timeout=LEADER_CHECK_EVERY)
-        except grpc.aio.AioRpcError:
-            return False
+        except grpc.aio.AioRpcError as e:
+            return None if e.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE) else False
         self.term = max(self.term, status.raftTerm)
         return status.leader != 0 and status.raftTerm > term
 
