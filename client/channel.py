@@ -16,7 +16,7 @@ OPTIONS = [
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
     # An HTTP/2 ping every 2 s, answered within 2 s: an apiserver whose machine is cut off drops packets without
     # a word, and only the missing answer says so; then pick_first moves to the next listed apiserver (within
-    # 4 s of the cut; at 10 s + 5 s the API stayed unwritable for 5.6 s). The apiserver allows pings every 1 s.
+    # 4 s of the cut; with 10 s + 5 s a client waited up to 15 s). The apiserver allows pings every 1 s.
     ("grpc.keepalive_time_ms", 2000),
     ("grpc.keepalive_timeout_ms", 2000),
     # How long gRPC core waits for any ping's answer (its BDP pings too), whatever the keepalive timeout (60 s).
