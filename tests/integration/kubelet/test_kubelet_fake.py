@@ -16,12 +16,13 @@ from api.pb import api_pb2, core_pb2
 from apiserver import satoken
 from client.api import Client
 from deploy.node import certs
+from kubelet import node as node_module
 from kubelet.hollow import HollowCluster, HollowConfig
 from kubelet.node import LEASE_NAMESPACE
 from kubelet.objects import ObjectManager
 from kubelet.runtime import images
 from kubelet.runtime.fake import FakeRuntime, ImageBehavior
-from kubelet.runtime.interface import ExecResult
+from kubelet.runtime.interface import ExecResult, RuntimeUnavailableError
 from kubelet.status import StatusManager
 from kubelet.volumes import SERVICE_ACCOUNT_PATH
 
@@ -81,6 +82,45 @@ async def test_registers_node_and_renews_lease(client: Client, tmp_path: Path) -
             return current.spec.renew_time.ToNanoseconds() > first
 
         await eventually(renewed, timeout=3, what="the lease to be renewed")
+
+
+def node_ready(node: core_pb2.Node) -> tuple[str, str]:
+    ready = next(c for c in node.status.conditions if c.type == "Ready")
+    return ready.status, ready.message
+
+
+async def test_a_runtime_silent_for_seconds_leaves_the_node_ready(client: Client, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runtime that does not answer for about 3 s (containerd killed and started again) leaves the node Ready
+    throughout; one silent past RUNTIME_DOWN_AFTER (30 s, here 2 s) makes it NotReady, saying why."""
+    runtime = fake()
+    cfg = config("node-silent", tmp_path, pod_cidr="10.244.5.0/24", node_ip="127.0.0.1")
+    async with kubelet(client, runtime, cfg):
+        await eventually(lambda: _ready_node(client, "node-silent"), what="the node Ready")
+        for _ in range(3):  # the next three checks, one a second
+            runtime.fail_next("status", RuntimeUnavailableError("connection refused"))
+        seen = set()
+        for _ in range(40):
+            seen.add(node_ready(await client.get("nodes", "node-silent"))[0])
+            await asyncio.sleep(0.1)
+        assert "status" in runtime.calls and not runtime._failures["status"], "the three checks failed"
+        assert seen == {"True"}, seen
+
+        monkeypatch.setattr(node_module, "RUNTIME_DOWN_AFTER", 2.0)
+        for _ in range(6):
+            runtime.fail_next("status", RuntimeUnavailableError("connection refused"))
+        node = await eventually(lambda: _not_ready_node(client, "node-silent"), timeout=10, what="the node NotReady")
+        assert node_ready(node) == ("False", "container runtime is down: connection refused")
+
+
+async def _ready_node(client: Client, name: str) -> core_pb2.Node | None:
+    node = await client.get("nodes", name)
+    return node if node_ready(node)[0] == "True" else None
+
+
+async def _not_ready_node(client: Client, name: str) -> core_pb2.Node | None:
+    node = await client.get("nodes", name)
+    return node if node_ready(node)[0] == "False" else None
 
 
 async def test_reregisters_over_existing_node(client: Client, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from kubelet.node import (
     compute_node_status,
     compute_readiness,
     merge_registration,
+    runtime_readiness,
 )
 from kubelet.runtime.interface import RuntimeCondition, RuntimeStatus, RuntimeVersion
 
@@ -23,8 +25,8 @@ MACHINE = MachineInfo(cpu_milli=4000, memory=8 << 30, kernel="6.1.0", os_image="
 VERSION = RuntimeVersion("containerd", "1.6.20", "v1")
 CONFIG = KubeletConfig(node_name="node-1", node_ip="10.0.0.11", pod_cidr="10.244.1.0/24", listen="10.0.0.11:10250",
                        reserved_cpu_milli=500, reserved_memory=1 << 30, max_pods=50, node_labels={"zone": "a"})
-READY = compute_readiness(RuntimeStatus((RuntimeCondition("RuntimeReady", True),
-                                         RuntimeCondition("NetworkReady", True))))
+READY_STATUS = RuntimeStatus((RuntimeCondition("RuntimeReady", True), RuntimeCondition("NetworkReady", True)))
+READY = compute_readiness(READY_STATUS)
 
 
 def test_registered_node() -> None:
@@ -56,6 +58,32 @@ def test_not_ready_when_network_is_not() -> None:
     assert not r.ready and "NetworkReady=false reason:NoCNI" in r.message
     down = compute_readiness(None, "connection refused")
     assert not down.ready and down.message == "container runtime is down: connection refused"
+
+
+NOT_READY_NET = compute_readiness(RuntimeStatus((RuntimeCondition("RuntimeReady", True),
+                                                 RuntimeCondition("NetworkReady", False, "NoCNI", "no config"))))
+STARTING = compute_readiness(None, "kubelet is starting")
+
+
+@pytest.mark.parametrize(("status", "previous", "silent_for", "ready", "message"), [
+    pytest.param(None, READY, 0.5, True, "kubelet is posting ready status", id="a-blip-keeps-ready"),
+    pytest.param(None, READY, 29.9, True, "kubelet is posting ready status", id="still-within-30s"),
+    pytest.param(None, READY, 30.0, False, "container runtime is down: refused", id="down-after-30s"),
+    pytest.param(None, READY, None, False, "container runtime is down: refused", id="never-answered"),
+    pytest.param(None, NOT_READY_NET, 1.0, False, NOT_READY_NET.message, id="a-blip-keeps-not-ready"),
+    pytest.param(RuntimeStatus((RuntimeCondition("RuntimeReady", False, "Down", "shim"),
+                                RuntimeCondition("NetworkReady", True))), READY, 0.0, False,
+                 "container runtime runtime not ready: RuntimeReady=false reason:Down message:shim",
+                 id="an-answered-not-ready-at-once"),
+    pytest.param(READY_STATUS, STARTING, 0.0, True,
+                 "kubelet is posting ready status", id="an-answer-after-silence-is-ready"),
+])
+def test_runtime_readiness(status: RuntimeStatus | None, previous: object, silent_for: float | None, ready: bool,
+                           message: str) -> None:
+    """A runtime that does not answer leaves the node as it was for 30 s (Kubernetes' kubelet: a containerd started
+    again within it never makes the node NotReady); one that answers "not ready" is reported at once."""
+    got = runtime_readiness(status, "refused", previous=previous, silent_for=silent_for)  # type: ignore[arg-type]
+    assert (got.ready, got.message) == (ready, message)
 
 
 def test_transition_time_kept_while_unchanged() -> None:
