@@ -239,16 +239,16 @@ class NodeAgent:
             tg.create_task(self._status_loop())
 
     async def check_runtime(self) -> Readiness:
-        now = time.monotonic()
-        silent_for = None if self._runtime_answered is None else now - self._runtime_answered
         try:
             async with asyncio.timeout(5):
                 status = await self.runtime.status()
         except (ContainerRuntimeError, TimeoutError) as exc:
             error = str(exc) or type(exc).__name__
+            answered = self._runtime_answered
+            silent_for = None if answered is None else time.monotonic() - answered
             self._log.info("runtime_unanswered", error=error, silent_for=silent_for)
             return runtime_readiness(None, error, previous=self.readiness, silent_for=silent_for)
-        self._runtime_answered = now
+        self._runtime_answered = time.monotonic()
         return runtime_readiness(status, "", previous=self.readiness, silent_for=0.0)
 
     # ------------------------------------------------------------ registration
