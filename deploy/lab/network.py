@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from deploy.lab.plan import LabPlan, Member, Node, parse_netns, validate_cluster_name
+from deploy.node import pod_bridge
 
 log = structlog.get_logger("deploy.lab.network")
 
@@ -112,7 +113,7 @@ def destroy_topology(cluster: str) -> list[str]:
 
 
 def apply_service_route(plan: LabPlan, node: Node) -> None:
-    """Route the service CIDR via the node's CNI bridge, creating the bridge if missing.
+    """Route the service CIDR via the node's CNI bridge, creating (and pinning) the bridge if missing.
 
     Nodes have no default route, so a node-local process (kubelet, proxy health checks; not a
     pod) sending to a service IP needs a route before iptables' OUTPUT DNAT can rewrite the
@@ -122,13 +123,10 @@ def apply_service_route(plan: LabPlan, node: Node) -> None:
     plugin (isGateway) would give it: the plugin adopts an existing bridge carrying that address,
     so this works before or after the runtime's first pod.
     """
-    links = _links(node.netns)
-    bridge = links.get(node.cni_bridge)
-    if bridge is None:
-        _ip(node.netns, "link", "add", node.cni_bridge, "type", "bridge")
-        log.info("cni_bridge_created", netns=node.netns, bridge=node.cni_bridge)
-    elif _kind(bridge) != "bridge":
-        raise NetworkError(f"{node.netns}: {node.cni_bridge} exists but is a {_kind(bridge)}, not a bridge")
+    try:
+        pod_bridge.ensure_pinned(str(NETNS_DIR / node.netns), node.cni_bridge)
+    except pod_bridge.BridgeError as exc:
+        raise NetworkError(str(exc)) from exc
     gateway = f"{node.pod_gateway}/{node.pod_cidr.prefixlen}"
     have = _ipv4_addresses(node.netns, node.cni_bridge)
     others = have - {gateway}

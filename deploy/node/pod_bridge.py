@@ -36,8 +36,9 @@ def ensure_pinned(netns_path: str, bridge: str) -> str:
         link = _show(netns_path, bridge)
         if link is None:
             raise BridgeError(f"{bridge} was created in {netns_path} but is not there")
-    if link.get("linkinfo", {}).get("info_kind") != "bridge":
-        raise BridgeError(f"{netns_path}: {bridge} exists but is not a bridge")
+    kind = link.get("linkinfo", {}).get("info_kind", link.get("link_type", "unknown"))
+    if kind != "bridge":
+        raise BridgeError(f"{netns_path}: {bridge} exists but is a {kind}, not a bridge")
     address = str(link["address"])
     # The same address, set: from now on the kernel never replaces it with a port's.
     _ip(netns_path, "link", "set", "dev", bridge, "address", address)

@@ -39,5 +39,5 @@ def test_a_port_with_a_lower_address_leaves_the_bridge_as_it_was() -> None:
 def test_a_link_of_that_name_that_is_not_a_bridge_is_an_error() -> None:
     with network_namespace() as ns:
         ip(ns, "link", "add", "cni0", "type", "veth", "peer", "name", "other")
-        with pytest.raises(pod_bridge.BridgeError, match="cni0 exists but is not a bridge"):
+        with pytest.raises(pod_bridge.BridgeError, match="cni0 exists but is a veth, not a bridge"):
             pod_bridge.ensure_pinned(f"/run/netns/{ns}", "cni0")
