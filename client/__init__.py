@@ -1,6 +1,7 @@
 """Talking to the apiserver, for every component and the CLI; imports no component.
 
 api         the typed client: objects in, objects out, kubelite errors raised
+coalesce    concurrent creates on one client sent together, in one CreateMany
 channel     one place that opens a gRPC channel (mutual TLS over TCP or a unix socket)
 config      where the apiserver is and who we are: flags, environment, the config file and its current cluster
 kubeconfig  a kubectl kubeconfig for the REST port: the cluster CA and a user's client certificate, inline

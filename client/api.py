@@ -17,9 +17,11 @@ from google.protobuf.message import Message
 
 from api import kinds
 from api.errors import ApiError, CertificateError, UnavailableError, from_grpc, from_status
+from api.limits import MAX_CREATE_MANY_BYTES
 from api.pb import api_pb2, api_pb2_grpc, core_pb2, policy_pb2
 from client import tls
 from client.channel import open_channel
+from client.coalesce import Coalescer
 from client.config import ClientConfig, resolve
 
 T = TypeVar("T", bound=Message)
@@ -71,6 +73,10 @@ class Client:
         self.stub = api_pb2_grpc.ApiStub(self.channel)
         self._retired: list[grpc.aio.Channel] = []  # the channel before a swap: its calls finish there
         self._closing: list[grpc.aio.Channel] = []  # channels retired two swaps ago, closed at the next call
+        # Creates made concurrently on this client go in CreateMany calls (client/coalesce.py).
+        self._creates: Coalescer[api_pb2.Object, api_pb2.Object] = Coalescer(
+            self._create_one, lambda envelopes: self.create_many(envelopes, timeout=DEADLINE),
+            max_bytes=MAX_CREATE_MANY_BYTES // 2, size=lambda envelope: envelope.ByteSize())
         token = self.config.token()
         self._meta: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         if self.config.impersonate_user:
@@ -78,6 +84,7 @@ class Client:
                            *(("impersonate-group", g) for g in self.config.impersonate_groups))
 
     async def close(self) -> None:
+        await self._creates.close()
         for channel in [*self._closing, *self._retired, self.channel]:
             await channel.close()
         self._closing.clear()
@@ -127,19 +134,23 @@ class Client:
     # ------------------------------------------------------------ verbs
 
     async def create(self, obj: T, *, dry_run: bool = False) -> T:
-        out = await self._unary("Create", api_pb2.CreateRequest(object=kinds.wrap(obj), dry_run=dry_run))
-        return kinds.unwrap(out)  # type: ignore[return-value]
+        return kinds.unwrap(await self.create_object(kinds.wrap(obj), dry_run=dry_run))  # type: ignore[return-value]
 
     async def create_object(self, envelope: api_pb2.Object, *, dry_run: bool = False) -> api_pb2.Object:
-        return await self._unary("Create", api_pb2.CreateRequest(object=envelope, dry_run=dry_run))
+        if dry_run:
+            return await self._unary("Create", api_pb2.CreateRequest(object=envelope, dry_run=True))
+        return await self._creates(envelope)
 
-    async def create_many(self, envelopes: Sequence[api_pb2.Object], *,
-                          dry_run: bool = False) -> list[api_pb2.Object | ApiError]:
+    async def _create_one(self, envelope: api_pb2.Object) -> api_pb2.Object:
+        return await self._unary("Create", api_pb2.CreateRequest(object=envelope))
+
+    async def create_many(self, envelopes: Sequence[api_pb2.Object], *, dry_run: bool = False,
+                          timeout: float = 120) -> list[api_pb2.Object | ApiError]:
         """Create every object in one call: per object, in order, the created object or the error a Create of it
         alone would have raised. Raises UnimplementedError from a server without CreateMany, and the error that
         refused the whole request (TooLargeError beyond api.limits' bounds)."""
         resp = await self._unary("CreateMany", api_pb2.CreateManyRequest(objects=envelopes, dry_run=dry_run),
-                                 timeout=120)
+                                 timeout=timeout)
         out: list[api_pb2.Object | ApiError] = []
         for result in resp.results:
             for text in result.warnings:

@@ -156,3 +156,32 @@ async def test_a_server_without_it_answers_unimplemented(etcd: str) -> None:
             assert await c.list_all("pods", "default") == []
     finally:
         await server.stop()
+
+
+async def test_concurrent_creates_on_one_client_go_together(client: Client) -> None:
+    """Creates made at once on one client travel in a few CreateMany calls (client/coalesce.py), and each caller
+    still gets its own object or its own error, as from a Create of its own."""
+    pods = [kinds.unwrap(_pod(f"c{i}")) for i in range(40)]
+    pods[7] = kinds.unwrap(_pod("c7", port=70000))
+    calls = client._creates.calls
+    answers = await asyncio.gather(*(client.create(p) for p in pods), return_exceptions=True)
+    assert isinstance(answers[7], InvalidError) and "containerPort: Invalid value: 70000" in answers[7].message
+    assert [a.metadata.name for i, a in enumerate(answers) if i != 7] == [  # type: ignore[union-attr]
+        f"c{i}" for i in range(40) if i != 7]
+    assert all(a.metadata.uid for i, a in enumerate(answers) if i != 7)  # type: ignore[union-attr]
+    assert client._creates.calls - calls <= 4, "40 creates at once should take a few calls, not one each"
+    assert len(await client.list_all("pods", "default")) == 39
+
+
+async def test_concurrent_creates_against_a_server_without_it_go_one_by_one(etcd: str) -> None:
+    """Against a server without CreateMany the client falls back to a Create per object, and loses none."""
+    server = await start_apiserver(etcd, batch_calls=False)
+    try:
+        async with server.client() as c:
+            pods = [kinds.unwrap(_pod(f"old{i}")) for i in range(20)]
+            answers = await asyncio.gather(*(c.create(p) for p in pods))
+            assert sorted(a.metadata.name for a in answers) == sorted(f"old{i}" for i in range(20))
+            assert not c._creates.batching
+            assert len(await c.list_all("pods", "default")) == 20
+    finally:
+        await server.stop()
