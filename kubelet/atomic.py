@@ -13,6 +13,8 @@ as in Kubernetes.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import time
@@ -37,54 +39,77 @@ def _timestamp_dir() -> str:
 
 def read_current(target: Path) -> dict[str, File] | None:
     """The files `..data` shows now (None if the volume was never written)."""
-    data = target / DATA
-    if not data.is_symlink():
+    try:
+        root = os.path.join(target, os.readlink(os.path.join(target, DATA)))
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    root = target / os.readlink(data)
+    except OSError as e:
+        if e.errno == errno.EINVAL:  # ..data is there but not a link
+            return None
+        raise
     out: dict[str, File] = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            full = Path(dirpath, name)
-            st = full.lstat()
-            out[str(full.relative_to(root))] = File(full.read_bytes(), st.st_mode & 0o7777)
+    _read_tree(root, "", out)
     return out
+
+
+def _read_tree(directory: str, prefix: str, out: dict[str, File]) -> None:
+    # os-level calls rather than pathlib: a kubelet reads every pod's token volume at each of its syncs.
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.is_symlink():
+                    _read_tree(entry.path, f"{prefix}{entry.name}/", out)
+                continue
+            with open(entry.path, "rb") as f:
+                content = f.read()
+            out[prefix + entry.name] = File(content, entry.stat(follow_symlinks=False).st_mode & 0o7777)
 
 
 def write(target: Path, files: Mapping[str, File]) -> bool:
     """Make the volume at `target` show exactly `files` (relative path -> content); False if it already did."""
-    target.mkdir(parents=True, exist_ok=True)
+    if not os.path.isdir(target):
+        os.makedirs(target, exist_ok=True)
     if read_current(target) == dict(files):
         return False
-    old = os.readlink(target / DATA) if (target / DATA).is_symlink() else None
+    data = os.path.join(target, DATA)
+    old = os.readlink(data) if os.path.islink(data) else None
     new_dir = _timestamp_dir()
-    while (target / new_dir).exists():
+    while os.path.lexists(os.path.join(target, new_dir)):
         new_dir = _timestamp_dir()
-    root = target / new_dir
-    root.mkdir(mode=0o755)
+    root = os.path.join(target, new_dir)
+    os.mkdir(root, 0o755)
     for rel, f in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path = os.path.join(root, rel)
+        if "/" in rel:
+            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(f.content)
-        os.chmod(path, f.mode)
-    tmp = target / DATA_TMP
-    tmp.unlink(missing_ok=True)
+        try:
+            view = memoryview(f.content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, f.mode)
+        finally:
+            os.close(fd)
+    tmp = os.path.join(target, DATA_TMP)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
     os.symlink(new_dir, tmp)
-    os.rename(tmp, target / DATA)
+    os.rename(tmp, data)
     # The names the user sees: the top-level entries of the new set, each a link through ..data.
     visible = {rel.split("/", 1)[0] for rel in files}
     for name in visible:
-        link = target / name
-        if not link.is_symlink():
-            if link.exists():
-                shutil.rmtree(link) if link.is_dir() else link.unlink()
+        link = os.path.join(target, name)
+        if not os.path.islink(link):
+            if os.path.isdir(link):
+                shutil.rmtree(link)
+            elif os.path.lexists(link):
+                os.unlink(link)
             os.symlink(f"{DATA}/{name}", link)
-    for entry in target.iterdir():
-        if entry.name.startswith(".."):
-            continue
-        if entry.name not in visible and entry.is_symlink():
-            entry.unlink()
+    with os.scandir(target) as entries:
+        stale = [e.path for e in entries
+                 if not e.name.startswith("..") and e.name not in visible and e.is_symlink()]
+    for path in stale:
+        os.unlink(path)
     if old is not None and old != new_dir:
-        shutil.rmtree(target / old, ignore_errors=True)
+        shutil.rmtree(os.path.join(target, old), ignore_errors=True)
     return True

@@ -44,3 +44,15 @@ def test_a_file_opened_before_an_update_keeps_its_content(tmp_path: Path) -> Non
         atomic.write(tmp_path, {"a": atomic.File(b"new")})
         assert f.read() == b"old"
     assert (tmp_path / "a").read_bytes() == b"new"
+
+
+def test_what_reads_back_is_what_was_written(tmp_path: Path) -> None:
+    """read_current gives back the files and modes of the last write, nested ones included; None before any."""
+    assert atomic.read_current(tmp_path / "never") is None
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "..data").write_bytes(b"not a link")
+    assert atomic.read_current(tmp_path / "plain") is None
+    files = {"a": atomic.File(b"1", 0o600), "d/e/f": atomic.File(b"x" * 70000, 0o644), "d/g": atomic.File(b"")}
+    atomic.write(tmp_path / "v", files)
+    assert atomic.read_current(tmp_path / "v") == files
+    assert sorted(os.listdir(tmp_path / "v" / "d")) == ["e", "g"]
