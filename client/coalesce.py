@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from api.errors import UnimplementedError
+from api.errors import InternalError, UnimplementedError
 
 I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
@@ -91,6 +91,9 @@ class Coalescer(Generic[I, R]):
             answers = [e] * len(batch)
         finally:
             self._in_flight -= 1
+        if len(answers) != len(batch):  # a server that broke the contract: no item can be told its own answer
+            error = InternalError(f"a batch of {len(batch)} was answered with {len(answers)} results")
+            answers = [error] * len(batch)
         for (_, future), answer in zip(batch, answers, strict=True):
             if future.done():
                 continue  # its caller gave up waiting

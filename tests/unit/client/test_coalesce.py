@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from api.errors import InvalidError, UnavailableError, UnimplementedError
+from api.errors import InternalError, InvalidError, UnavailableError, UnimplementedError
 from client.coalesce import Coalescer
 
 
@@ -76,6 +76,18 @@ async def test_a_failed_batch_call_fails_each_of_its_items() -> None:
     answers = await _all(c, ["a", "b", "c"])
     assert answers[0] == "A"
     assert all(isinstance(a, UnavailableError) for a in answers[1:])
+
+
+async def test_a_batch_answered_with_the_wrong_count_fails_each_of_its_items() -> None:
+    server = Server()
+
+    async def short(items: Sequence[str]) -> list[str | Exception]:
+        return (await server.many(items))[:-1]
+
+    c = Coalescer(server.one, short, limit=1)
+    answers = await asyncio.wait_for(_all(c, ["a", "b", "c"]), 2)
+    assert answers[0] == "A"
+    assert all(isinstance(a, InternalError) and "batch of 2 was answered with 1" in str(a) for a in answers[1:])
 
 
 async def test_an_older_server_gets_one_call_per_item_from_then_on() -> None:
