@@ -37,19 +37,29 @@ def _timestamp_dir() -> str:
     return time.strftime("..%Y_%m_%d_%H_%M_%S", time.gmtime(now // 1_000_000_000)) + f".{now % 1_000_000_000:09d}"
 
 
-def read_current(target: Path) -> dict[str, File] | None:
-    """The files `..data` shows now (None if the volume was never written)."""
+def _data_dir(target: Path) -> str | None:
+    """The directory `..data` points at (None if the volume was never written)."""
     try:
-        root = os.path.join(target, os.readlink(os.path.join(target, DATA)))
+        return os.readlink(os.path.join(target, DATA))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
         if e.errno == errno.EINVAL:  # ..data is there but not a link
             return None
         raise
+
+
+def _read_files(target: Path, data_dir: str | None) -> dict[str, File] | None:
+    if data_dir is None:
+        return None
     out: dict[str, File] = {}
-    _read_tree(root, "", out)
+    _read_tree(os.path.join(target, data_dir), "", out)
     return out
+
+
+def read_current(target: Path) -> dict[str, File] | None:
+    """The files `..data` shows now (None if the volume was never written)."""
+    return _read_files(target, _data_dir(target))
 
 
 def _read_tree(directory: str, prefix: str, out: dict[str, File]) -> None:
@@ -69,10 +79,10 @@ def write(target: Path, files: Mapping[str, File]) -> bool:
     """Make the volume at `target` show exactly `files` (relative path -> content); False if it already did."""
     if not os.path.isdir(target):
         os.makedirs(target, exist_ok=True)
-    if read_current(target) == dict(files):
+    old = _data_dir(target)
+    if _read_files(target, old) == dict(files):
         return False
     data = os.path.join(target, DATA)
-    old = os.readlink(data) if os.path.islink(data) else None
     new_dir = _timestamp_dir()
     while os.path.lexists(os.path.join(target, new_dir)):
         new_dir = _timestamp_dir()
