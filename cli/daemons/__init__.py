@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -45,5 +46,11 @@ def serve(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    # What a daemon made to start (modules, descriptors, config) lives as long as it does: frozen, the
+    # collector no longer walks it. And a collection waits for 10,000 new objects rather than 700. Over a
+    # bench/controllers.py run the hollow nodes spent 2.0-2.4 s collecting, the apiserver 0.7-1.2 s;
+    # with this, 0.35-0.45 s and 0.12 s.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     # The same asyncio, on libuv: about 10% less CPU per pod in every daemon (bench/controllers.py).
     uvloop.run(guarded())
