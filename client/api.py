@@ -141,6 +141,13 @@ class Client:
             return await self._unary("Create", api_pb2.CreateRequest(object=envelope, dry_run=True))
         return await self._creates(envelope)
 
+    async def create_all(self, objs: Sequence[T]) -> list[T | BaseException]:
+        """Create objects made together at once, in as few CreateMany calls as the bounds allow (one Create each
+        against a server without it); per object, in order, the created object or the error its Create would
+        have raised."""
+        answers = await self._creates.send_all([kinds.wrap(o) for o in objs])
+        return [a if isinstance(a, BaseException) else kinds.unwrap(a) for a in answers]  # type: ignore[misc]
+
     async def _create_one(self, envelope: api_pb2.Object) -> api_pb2.Object:
         return await self._unary("Create", api_pb2.CreateRequest(object=envelope))
 

@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from api.errors import InternalError, UnimplementedError
 
 I = TypeVar("I")  # noqa: E741
+E = TypeVar("E")
 R = TypeVar("R")
 
 
@@ -58,15 +59,48 @@ class Coalescer(Generic[I, R]):
                 self._queue.remove(entry)  # not sent yet: it never will be
             raise
 
+    async def send_all(self, items: Sequence[I]) -> list[R | BaseException]:
+        """Items known together (a controller's slow-start batch): split within the bounds and sent at once, beside
+        whatever is in flight; per item, in order, its result or its exception."""
+        queue = deque(items)
+        batches = []
+        while queue:
+            batches.append(self._take(queue, lambda item: item))
+        self.calls += len(batches)
+        answers = await asyncio.gather(*(self._call(batch) for batch in batches))
+        return [answer for batch in answers for answer in batch]
+
+    def _take(self, queue: deque[E], item_of: Callable[[E], I]) -> list[E]:
+        """One batch off the front of `queue`, within the bounds."""
+        batch = [queue.popleft()]
+        size = self.size(item_of(batch[0]))
+        while queue and len(batch) < self.max_items:
+            size += self.size(item_of(queue[0]))
+            if size > self.max_bytes:
+                break
+            batch.append(queue.popleft())
+        return batch
+
+    async def _call(self, batch: list[I]) -> list[R | BaseException]:
+        """One call for the batch (a plain one for a single item); per item its answer."""
+        answers: list[R | BaseException]
+        try:
+            if len(batch) == 1 or not self.batching:
+                return await asyncio.gather(*(self.one(item) for item in batch), return_exceptions=True)
+            try:
+                answers = list(await self.many(batch))
+            except UnimplementedError:
+                self.batching = False  # an older server: one call per item from now on
+                return await asyncio.gather(*(self.one(item) for item in batch), return_exceptions=True)
+        except Exception as e:  # the whole call failed: every item's call would have
+            return [e] * len(batch)
+        if len(answers) != len(batch):  # a server that broke the contract: no item can be told its own answer
+            return [InternalError(f"a batch of {len(batch)} was answered with {len(answers)} results")] * len(batch)
+        return answers
+
     def _send_queued(self) -> None:
         while self._queue and self._in_flight < self.limit:
-            batch = [self._queue.popleft()]
-            size = self.size(batch[0][0])
-            while self._queue and len(batch) < self.max_items:
-                size += self.size(self._queue[0][0])
-                if size > self.max_bytes:
-                    break
-                batch.append(self._queue.popleft())
+            batch = self._take(self._queue, lambda entry: entry[0])
             self._in_flight += 1
             self.calls += 1
             task = asyncio.get_running_loop().create_task(self._send(batch))
@@ -75,25 +109,13 @@ class Coalescer(Generic[I, R]):
 
     async def _send(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         try:
-            if len(batch) == 1 or not self.batching:
-                answers = await asyncio.gather(*(self.one(item) for item, _ in batch), return_exceptions=True)
-            else:
-                try:
-                    answers = await self.many([item for item, _ in batch])
-                except UnimplementedError:
-                    self.batching = False  # an older server: one call per item from now on
-                    answers = await asyncio.gather(*(self.one(item) for item, _ in batch), return_exceptions=True)
+            answers = await self._call([item for item, _ in batch])
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()
             raise
-        except Exception as e:  # the whole call failed: every item's call would have
-            answers = [e] * len(batch)
         finally:
             self._in_flight -= 1
-        if len(answers) != len(batch):  # a server that broke the contract: no item can be told its own answer
-            error = InternalError(f"a batch of {len(batch)} was answered with {len(answers)} results")
-            answers = [error] * len(batch)
         for (_, future), answer in zip(batch, answers, strict=True):
             if future.done():
                 continue  # its caller gave up waiting

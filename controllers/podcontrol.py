@@ -4,22 +4,20 @@ Shared by the job, daemonset and statefulset controllers (and, for its batches,
 the replicaset controller). Creations go out in batches of 1, 2, 4, ... so a
 pod the apiserver refuses fails after one call, not a thousand; each batch is
 expected before it is sent, and whatever was not created is taken off the
-expectations again. A batch of CREATE_MANY_MIN pods or more goes in CreateMany
-calls (each pod still admitted, validated and answered on its own), one Create
-per pod against a server without it.
+expectations again. A batch goes at once in CreateMany calls (Client.create_all:
+each pod still admitted, validated and answered on its own), one Create per pod
+against a server without it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf.message import Message
 
-from api import kinds
-from api.errors import ApiError, ConflictError, ForbiddenError, NotFoundError, TooLargeError, UnimplementedError
+from api.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
 from api.pb import core_pb2
 from client.api import Client
 from client.informer import key_of
@@ -29,35 +27,6 @@ from controllers.expectations import Expectations
 from controllers.replicaset.plan import slow_start_batches
 
 Failure = tuple[str, str]  # (reason, message) of a failed create or delete
-
-# Batches this large go in CreateMany calls of at most CREATE_MANY_CHUNK pods each, sent together: a
-# thousand-replica scale-up is a handful of calls, not a thousand (bench/controllers.py).
-CREATE_MANY_MIN = 8
-CREATE_MANY_CHUNK = 250
-# Clients whose server answered CreateMany UNIMPLEMENTED (an older apiserver): one Create per pod from then on.
-_unary_only: weakref.WeakSet[Client] = weakref.WeakSet()
-
-
-async def send_creates(client: Client, pods: Sequence[core_pb2.Pod]) -> list[core_pb2.Pod | BaseException]:
-    """Create every pod at once; per pod, in order, the created pod or the error its Create would have raised."""
-    if len(pods) < CREATE_MANY_MIN or client in _unary_only:
-        return await asyncio.gather(*(client.create(p) for p in pods), return_exceptions=True)
-    chunks = [pods[i:i + CREATE_MANY_CHUNK] for i in range(0, len(pods), CREATE_MANY_CHUNK)]
-    answers = await asyncio.gather(*(client.create_many([kinds.wrap(p) for p in c]) for c in chunks),
-                                   return_exceptions=True)
-    out: list[core_pb2.Pod | BaseException] = []
-    for chunk, answer in zip(chunks, answers, strict=True):
-        if isinstance(answer, asyncio.CancelledError):
-            raise answer
-        if isinstance(answer, UnimplementedError | TooLargeError):
-            if isinstance(answer, UnimplementedError):
-                _unary_only.add(client)
-            out.extend(await asyncio.gather(*(client.create(p) for p in chunk), return_exceptions=True))
-        elif isinstance(answer, BaseException):
-            out.extend([answer] * len(chunk))  # the call was refused whole: no pod of it was created
-        else:
-            out.extend(a if isinstance(a, ApiError) else kinds.unwrap(a) for a in answer)
-    return out
 
 
 async def create_pods(client: Client, owner: Message, pods: Sequence[core_pb2.Pod], *, key: str,
@@ -70,7 +39,7 @@ async def create_pods(client: Client, owner: Message, pods: Sequence[core_pb2.Po
     for size in slow_start_batches(len(todo)):
         batch, todo = todo[:size], todo[size:]
         expectations.expect_creations(key, len(batch))
-        results = await send_creates(client, batch)
+        results = await client.create_all(batch)
         errors: list[BaseException] = []
         for r in results:
             if isinstance(r, asyncio.CancelledError):

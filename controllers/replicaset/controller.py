@@ -11,7 +11,7 @@ from api.pb import apps_pb2, core_pb2, meta_pb2
 from api.timestamps import now
 from client.api import Client
 from client.informer import key_of
-from controllers import owners, podcontrol, podstate
+from controllers import owners, podstate
 from controllers.base import QueueController
 from controllers.events import Recorder
 from controllers.expectations import Expectations
@@ -170,7 +170,7 @@ class ReplicaSetController(QueueController):
             attempted += size
             # Expect only the batch in flight: a batch never sent is never awaited.
             self.expectations.expect_creations(key, size)
-            results = await podcontrol.send_creates(self.client, [pod_from_template(rs, ref) for _ in range(size)])
+            results = await self.client.create_all([pod_from_template(rs, ref) for _ in range(size)])
             errors: list[BaseException] = []
             for r in results:
                 if isinstance(r, asyncio.CancelledError):

@@ -138,3 +138,33 @@ async def test_close_cancels_what_waits_and_what_is_in_flight() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     first.cancel()
+
+
+@pytest.mark.parametrize(("items", "max_items", "calls"), [
+    # known together: split within the bounds, every batch sent at once
+    (["a", "b", "c", "d", "e"], 2, [("many", ["a", "b"]), ("many", ["c", "d"]), ("one", "e")]),
+    (["a", "b", "bad1"], 250, [("many", ["a", "b", "bad1"])]),
+    (["a"], 250, [("one", "a")]),
+    ([], 250, []),
+])
+async def test_items_known_together_go_at_once_within_the_bounds(items: list[str], max_items: int,
+                                                                  calls: list[tuple[str, object]]) -> None:
+    server = Server(delay=0.05)
+    c = Coalescer(server.one, server.many, limit=1, max_items=max_items)
+    start = asyncio.get_running_loop().time()
+    answers = await c.send_all(items)
+    assert asyncio.get_running_loop().time() - start < 0.09  # one round trip, not one per batch
+    assert [a if isinstance(a, str) else str(a) for a in answers] == \
+        [("bad1: bad" if i.startswith("bad") else i.upper()) for i in items]
+    assert server.calls == calls
+    assert c.calls == len(calls)
+
+
+async def test_items_known_together_against_an_older_server_or_a_failed_call() -> None:
+    old = Server(batch=False)
+    c = Coalescer(old.one, old.many, limit=1)
+    assert await c.send_all(["a", "b"]) == ["A", "B"]
+    assert not c.batching and [kind for kind, _ in old.calls] == ["many", "one", "one"]
+    down = Server(fail_many=UnavailableError("apiserver went away"))
+    answers = await Coalescer(down.one, down.many).send_all(["a", "b"])
+    assert all(isinstance(a, UnavailableError) for a in answers)
