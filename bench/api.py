@@ -46,7 +46,10 @@ processes, then measures in one run:
   1,000 x 100 point collapsed: p99 30 s, 80 of 1,000 writes timed out, 32.5 us of apiserver CPU per
   delivered event. Paced: no write errors, p99 124-275 ms, 7.5-7.9 us per delivery (four runs). Watchers
   are grouped by filter, so a change is matched once per distinct filter (0.53 -> 0.16 us per delivery
-  in the cache alone);
+  in the cache alone). After the creates phases the p99 is not steady: `--only creates,fanout` three times
+  gave 6,831, 1,842 and 374 ms (and 2,219 ms in a full run), apiserver CPU per delivery 13.9, 9.6 and
+  8.3 us, never a write error; `--only fanout` 288 ms. The apiserver's garbage collection took 0.2 s of
+  such a run, so that is not it; what else falls behind is not found yet;
 - `kubelite apply -f` of a 10,000-pod file, wall time, against the same command sent one Create per object
   (the baseline: see apply_file). apply sends its creates in unary CreateMany calls of up to 250 objects,
   4 in flight, rather than in one client stream: once hundreds of objects share a call, the call's own

@@ -29,8 +29,11 @@ watches. Reported:
   bind and one CreateToken per pod: the processes together keep both CPUs busy. Every daemon on uvloop
   rather than asyncio's own loop (A/B, alternating, two rounds each): available 3.62 and 3.37 s -> 3.08 and
   3.02 s; CPU per pod apiserver 2.32/2.20 -> 1.95/2.00 ms, hollow nodes 2.31/2.10 -> 2.03/1.91,
-  controller-manager 0.76/0.68 -> 0.58/0.58. `--profile DIR` records py-spy profiles of the apiserver and
-  the hollow nodes during this phase;
+  controller-manager 0.76/0.68 -> 0.58/0.58. With 64 binds in flight in the scheduler a BindMany carried
+  about 16 and binding lagged creation by a second; with 512, up to 250: last pod bound 1.4-1.8 s,
+  available 2.72-2.76 s (--plot: the kubelets' side is then the tail, Ready lagging bound by about a
+  second, the hollow nodes the busiest process). `--profile DIR` records py-spy profiles of the apiserver
+  and the hollow nodes during this phase;
 - rolling_update: a new image with maxSurge 25% / maxUnavailable 25%, until
   the rollout is complete; the most pods and fewest ready pods a watcher saw;
 - indexed_job: one Indexed Job of 1000 completions (parallelism 1000) whose
