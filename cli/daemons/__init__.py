@@ -48,7 +48,7 @@ def serve(main: Coroutine[Any, Any, None]) -> None:
 
     # What a daemon made to start (modules, descriptors, config) lives as long as it does: frozen, the
     # collector no longer walks it. And a collection waits for 10,000 new objects rather than 700. Over a
-    # bench/controllers.py run the hollow nodes spent 2.0-2.4 s collecting, the apiserver 0.7-1.2 s;
+    # bench/controllers.py run the hollow nodes spent 1.8-2.6 s collecting, the apiserver 0.7-1.1 s;
     # with this, 0.35-0.45 s and 0.12 s.
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
