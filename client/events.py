@@ -25,6 +25,7 @@ log = structlog.get_logger()
 
 AGGREGATE_WINDOW = 600.0
 MAX_QUEUE = 5000
+MAX_BATCH = 250  # events written together at most: one CreateMany
 
 
 def reference(obj: Message) -> meta_pb2.ObjectReference:
@@ -60,29 +61,65 @@ class EventRecorder:
 
     async def run(self) -> None:
         while True:
-            ev = await self._queue.get()
-            try:
-                await self._write(ev)
-            except ApiError as e:
-                log.debug("event_dropped", reason=ev.reason, error=e.message)
+            # What queued while the last write was out goes together: a scheduler's thousand Scheduled events
+            # become a few CreateMany calls rather than a thousand Creates.
+            events = [await self._queue.get()]
+            while len(events) < MAX_BATCH and not self._queue.empty():
+                events.append(self._queue.get_nowait())
+            await self._write(events)
 
-    async def _write(self, ev: core_pb2.Event) -> None:
-        ref = ev.involved_object
-        key = (ref.uid or f"{ref.namespace}/{ref.name}", ev.reason, ev.message, ev.type)
-        seen = self._seen.get(key)
+    async def _write(self, events: list[core_pb2.Event]) -> None:
         now = time.monotonic()
-        if seen is not None and now - seen[1] < AGGREGATE_WINDOW:
-            repeat = core_pb2.Event()
-            repeat.CopyFrom(seen[0])
-            repeat.metadata.resource_version = ""  # the recorder owns its events: last write wins
-            repeat.count += 1
-            repeat.last_timestamp.CopyFrom(ev.last_timestamp)
+        repeats, new = aggregate(events, self._seen, now)
+        for key, repeat, ev in repeats:
             try:
                 self._seen[key] = (await self.client.update(repeat), now)
-                return
-            except NotFoundError:
-                pass
-        self._seen[key] = (await self.client.create(ev), now)
+            except NotFoundError:  # deleted since: written anew
+                new.append((key, ev))
+            except ApiError as e:
+                log.debug("event_dropped", reason=ev.reason, error=e.message)
+        created = await self.client.create_all([ev for _, ev in new])
+        for (key, ev), answer in zip(new, created, strict=True):
+            if isinstance(answer, ApiError):
+                log.debug("event_dropped", reason=ev.reason, error=answer.message)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                self._seen[key] = (answer, now)
         if len(self._seen) > 10000:
             cutoff = now - AGGREGATE_WINDOW
             self._seen = {k: v for k, v in self._seen.items() if v[1] > cutoff}
+
+
+Key = tuple[str, str, str, str]
+
+
+def aggregate(events: list[core_pb2.Event], seen: dict[Key, tuple[core_pb2.Event, float]], now: float,
+              ) -> tuple[list[tuple[Key, core_pb2.Event, core_pb2.Event]], list[tuple[Key, core_pb2.Event]]]:
+    """Events to write, taken together: repeats among them fold into one event with their count; one written
+    within the window gets an update raising its count (with the event to create should it be gone); the rest
+    are new. Returns (key, update, event) and (key, event)."""
+    folded: dict[Key, core_pb2.Event] = {}
+    for ev in events:
+        ref = ev.involved_object
+        key = (ref.uid or f"{ref.namespace}/{ref.name}", ev.reason, ev.message, ev.type)
+        first = folded.get(key)
+        if first is None:
+            folded[key] = ev
+        else:
+            first.count += ev.count
+            first.last_timestamp.CopyFrom(ev.last_timestamp)
+    repeats: list[tuple[Key, core_pb2.Event, core_pb2.Event]] = []
+    new: list[tuple[Key, core_pb2.Event]] = []
+    for key, ev in folded.items():
+        last = seen.get(key)
+        if last is not None and now - last[1] < AGGREGATE_WINDOW:
+            repeat = core_pb2.Event()
+            repeat.CopyFrom(last[0])
+            repeat.metadata.resource_version = ""  # the recorder owns its events: last write wins
+            repeat.count += ev.count
+            repeat.last_timestamp.CopyFrom(ev.last_timestamp)
+            repeats.append((key, repeat, ev))
+        else:
+            new.append((key, ev))
+    return repeats, new

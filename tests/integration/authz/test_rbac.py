@@ -254,7 +254,7 @@ async def test_a_kubelets_repeated_events_are_counted_without_reading_events(run
         node = await admin.create(core_pb2.Node(metadata={"name": "n1"}))
         recorder = EventRecorder(kubelet, "kubelet", host="n1")
         for _ in range(3):
-            await recorder._write(_event(recorder, node))
+            await recorder._write([_event(recorder, node)])
         events = [e for e in await admin.list_all("events", "default") if e.involved_object.name == "n1"]
         assert [(e.reason, e.count) for e in events] == [("Rebooted", 3)]
     denied = [e for e in read_lines(str(tmp_path / "audit" / "audit.log")) if e["code"] == "PERMISSION_DENIED"]
