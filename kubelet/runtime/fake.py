@@ -14,7 +14,7 @@ import collections
 import hashlib
 import ipaddress
 import os
-import secrets
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +47,12 @@ from kubelet.runtime.logs import format_record
 
 EXEC_OK = ExecResult(b"", b"", 0)
 
+
+
+def _new_id() -> str:
+    """A runtime-style 64-hex ID. Unique, not secret: no random-device read, which for a hundred hollow kubelets
+    in one process is a system call per container that hands the GIL to the volume threads."""
+    return f"{random.getrandbits(256):064x}"
 
 @dataclass(frozen=True)
 class ImageBehavior:
@@ -144,7 +150,7 @@ class FakeRuntime:
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
         self._enter("run_pod_sandbox")
-        sandbox_id = secrets.token_hex(32)
+        sandbox_id = _new_id()
         ip = self.node_ip if config.linux.host_network else self._allocate_ip()
         self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, self._now(), ip)
         return sandbox_id
@@ -220,7 +226,7 @@ class FakeRuntime:
         behavior = self.behaviors.get(config.image, ImageBehavior())
         if behavior.create_error:
             raise ContainerCreateError(behavior.create_error)
-        container_id = secrets.token_hex(32)
+        container_id = _new_id()
         base = s.config.log_directory
         log_path = os.path.join(base, config.log_path) if base and config.log_path else ""
         self._containers[container_id] = _Container(
