@@ -83,11 +83,15 @@ def write(target: Path, files: Mapping[str, File]) -> bool:
     if _read_files(target, old) == dict(files):
         return False
     data = os.path.join(target, DATA)
-    new_dir = _timestamp_dir()
-    while os.path.lexists(os.path.join(target, new_dir)):
+    # As few system calls as will do: a kubelet writes every new pod's token volume.
+    while True:
         new_dir = _timestamp_dir()
-    root = os.path.join(target, new_dir)
-    os.mkdir(root, 0o755)
+        root = os.path.join(target, new_dir)
+        try:
+            os.mkdir(root, 0o755)
+            break
+        except FileExistsError:
+            continue
     for rel, f in files.items():
         path = os.path.join(root, rel)
         if "/" in rel:
@@ -109,12 +113,18 @@ def write(target: Path, files: Mapping[str, File]) -> bool:
     visible = {rel.split("/", 1)[0] for rel in files}
     for name in visible:
         link = os.path.join(target, name)
-        if not os.path.islink(link):
-            if os.path.isdir(link):
-                shutil.rmtree(link)
-            elif os.path.lexists(link):
-                os.unlink(link)
+        try:
             os.symlink(f"{DATA}/{name}", link)
+            continue
+        except FileExistsError:
+            pass
+        if os.path.islink(link):
+            continue  # already through ..data
+        if os.path.isdir(link):
+            shutil.rmtree(link)
+        else:
+            os.unlink(link)
+        os.symlink(f"{DATA}/{name}", link)
     with os.scandir(target) as entries:
         stale = [e.path for e in entries
                  if not e.name.startswith("..") and e.name not in visible and e.is_symlink()]

@@ -56,3 +56,13 @@ def test_what_reads_back_is_what_was_written(tmp_path: Path) -> None:
     atomic.write(tmp_path / "v", files)
     assert atomic.read_current(tmp_path / "v") == files
     assert sorted(os.listdir(tmp_path / "v" / "d")) == ["e", "g"]
+
+
+def test_a_file_or_directory_in_the_way_of_a_name_gives_way_to_its_link(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"left over")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "inner").write_bytes(b"left over")
+    assert atomic.write(tmp_path, {"a": atomic.File(b"1"), "b/c": atomic.File(b"2")})
+    assert os.readlink(tmp_path / "a") == "..data/a" and os.readlink(tmp_path / "b") == "..data/b"
+    assert (tmp_path / "a").read_bytes() == b"1" and (tmp_path / "b" / "c").read_bytes() == b"2"
+    assert not (tmp_path / "b" / "inner").exists()
