@@ -11,3 +11,5 @@ MAX_CREATE_MANY_OBJECTS = 1000
 MAX_CREATE_MANY_BYTES = 2 * 1024 * 1024
 # One BindMany request (the scheduler sends its binds in flight together, up to this many).
 MAX_BIND_MANY_BINDINGS = 1000
+# One CreateTokenMany request (a kubelet asks for its pods' tokens together, up to this many).
+MAX_TOKEN_MANY_REQUESTS = 1000

@@ -42,7 +42,7 @@ from api.errors import (
     TooManyRequestsError,
     UnavailableError,
 )
-from api.limits import MAX_BIND_MANY_BINDINGS, MAX_CREATE_MANY_BYTES, MAX_CREATE_MANY_OBJECTS
+from api.limits import MAX_BIND_MANY_BINDINGS, MAX_CREATE_MANY_BYTES, MAX_CREATE_MANY_OBJECTS, MAX_TOKEN_MANY_REQUESTS
 from api.pb import api_pb2, bootstrap_pb2, core_pb2, policy_pb2, rbac_pb2
 from apiserver import audit, authn, authz, eviction, warning, wire
 from apiserver.authz import bootstrap as rbac_bootstrap
@@ -128,8 +128,8 @@ class Config:
     audit: audit.AuditConfig = field(default_factory=audit.AuditConfig)
     # The service account key: signs ServiceAccount tokens (TokenRequest) and checks them (authentication).
     service_accounts: TokenConfig = field(default_factory=TokenConfig)
-    # Test-only: off, the server answers CreateMany and BindMany UNIMPLEMENTED, as servers before them did (clients
-    # fall back to one call per object).
+    # Test-only: off, the server answers CreateMany, BindMany and CreateTokenMany UNIMPLEMENTED, as servers before
+    # them did (clients fall back to one call per object).
     batch_calls: bool = True
 
 
@@ -292,6 +292,30 @@ class ApiServicer:
     @unary("create_token", api_pb2.TokenRequest)
     async def CreateToken(self, req: api_pb2.TokenRequest) -> api_pb2.TokenResponse:
         return await self.sa_tokens.issue(req, datetime.datetime.now(datetime.UTC))
+
+    @unary("create_token_many", api_pb2.TokenManyRequest)
+    async def CreateTokenMany(self, req: api_pb2.TokenManyRequest) -> api_pb2.TokenManyResponse:
+        if len(req.requests) > MAX_TOKEN_MANY_REQUESTS:
+            raise TooLargeError(f"requests: {len(req.requests)} token requests in one CreateTokenMany; at most "
+                                f"{MAX_TOKEN_MANY_REQUESTS} are accepted")
+        user = authn.current_user()
+        assert user is not None
+        results = await asyncio.gather(*(self._token_one(user, r) for r in req.requests))
+        return api_pb2.TokenManyResponse(results=results)
+
+    async def _token_one(self, user: authn.UserInfo, req: api_pb2.TokenRequest) -> api_pb2.TokenResult:
+        """One request of a CreateTokenMany, exactly as CreateToken would take it: authorized, issued, counted and
+        audited on its own; its failure becomes its answer."""
+        start = time.perf_counter()
+        attrs: authz.Attributes | None = None
+        try:
+            attrs = self.check(user, "CreateToken", req)
+            token = await self.CreateToken.__wrapped__(self, req)  # the body of CreateToken, without its framing
+        except ApiError as e:
+            self.served("create_token", "", attrs, start, e)
+            return api_pb2.TokenResult(code=e.code.value[0], message=_status_message(e))
+        self.served("create_token", "", attrs, start, "OK")
+        return api_pb2.TokenResult(token=token)
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -556,8 +580,8 @@ class ApiServicer:
 
 
 def _handlers(servicer: ApiServicer, *, batch_calls: bool = True) -> grpc.GenericRpcHandler:
-    """The Api service's methods (without CreateMany and BindMany, as servers before them, when `batch_calls` is
-    off)."""
+    """The Api service's methods (without CreateMany, BindMany and CreateTokenMany, as servers before them, when
+    `batch_calls` is off)."""
     uu = functools.partial(grpc.unary_unary_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     us = functools.partial(grpc.unary_stream_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     handlers = {
@@ -584,6 +608,7 @@ def _handlers(servicer: ApiServicer, *, batch_calls: bool = True) -> grpc.Generi
     if batch_calls:
         handlers["CreateMany"] = uu(servicer.CreateMany)
         handlers["BindMany"] = uu(servicer.BindMany)
+        handlers["CreateTokenMany"] = uu(servicer.CreateTokenMany)
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 

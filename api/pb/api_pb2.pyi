@@ -485,6 +485,28 @@ class TokenResponse(_message.Message):
     expiration_timestamp: _timestamp_pb2.Timestamp
     def __init__(self, token: _Optional[str] = ..., expiration_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class TokenManyRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[TokenRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[TokenRequest, _Mapping]]] = ...) -> None: ...
+
+class TokenResult(_message.Message):
+    __slots__ = ("code", "message", "token")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    token: TokenResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., token: _Optional[_Union[TokenResponse, _Mapping]] = ...) -> None: ...
+
+class TokenManyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TokenResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TokenResult, _Mapping]]] = ...) -> None: ...
+
 class WhoAmIRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

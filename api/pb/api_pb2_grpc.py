@@ -135,6 +135,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.BindManyRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.BindManyResponse.FromString,
                 _registered_method=True)
+        self.CreateTokenMany = channel.unary_unary(
+                '/kubelite.v1.Api/CreateTokenMany',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.TokenManyRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.TokenManyResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -271,6 +276,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTokenMany(self, request, context):
+        """Many token requests in one call; an answer per request, in order. Refused as a whole only when the request
+        itself is (too many requests: RESOURCE_EXHAUSTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -373,6 +386,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.BindMany,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.BindManyRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.BindManyResponse.SerializeToString,
+            ),
+            'CreateTokenMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTokenMany,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.TokenManyRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.TokenManyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -915,6 +933,33 @@ class Api:
             '/kubelite.v1.Api/BindMany',
             kubelite_dot_v1_dot_api__pb2.BindManyRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.BindManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTokenMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubelite.v1.Api/CreateTokenMany',
+            kubelite_dot_v1_dot_api__pb2.TokenManyRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.TokenManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

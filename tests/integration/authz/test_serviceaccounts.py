@@ -15,9 +15,17 @@ import testpki
 from conftest import RunningApiserver, start_apiserver
 
 from api import convert
-from api.errors import ApiError, ForbiddenError, PermissionDeniedError
+from api.errors import (
+    ApiError,
+    ForbiddenError,
+    InvalidError,
+    PermissionDeniedError,
+    TooLargeError,
+)
+from api.limits import MAX_TOKEN_MANY_REQUESTS
 from api.pb import api_pb2, core_pb2
 from apiserver import satoken
+from apiserver.server import REQUESTS
 from client.api import Client
 from client.config import ClientConfig
 
@@ -175,6 +183,77 @@ async def test_a_kubelet_gets_tokens_only_for_its_own_pods(running: RunningApise
                                                        pod_name="on-n2", pod_uid=on_n2.metadata.uid))
         with pytest.raises(PermissionDeniedError):
             await n1.create_token(api_pb2.TokenRequest(namespace="default", service_account="default"))
+
+
+def _kubelet(running: RunningApiserver, node: str) -> Client:
+    files = testpki.get().node(node)
+    return Client(ClientConfig(server=running.address, ca_file=testpki.get().ca_file, cert_file=files["kubelet"],
+                               key_file=files["kubelet-key"]))
+
+
+async def test_token_requests_together_are_answered_each_as_its_own(running: RunningApiserver,
+                                                                    tmp_path: Path) -> None:
+    """In one CreateTokenMany a kubelet gets the token for its own pod and, one by one, the refusals its own
+    CreateTokens would get: a pod on another node, a ServiceAccount the pod does not run as, a too-short expiry. The
+    token it got authenticates as the pod's ServiceAccount."""
+    async with running.client() as admin:
+        on_n1 = await admin.create(_pod("on-n1", "n1"))
+        on_n2 = await admin.create(_pod("on-n2", "n2"))
+    request = api_pb2.TokenRequest
+    async with _kubelet(running, "n1") as n1:
+        answers = await n1.create_token_many([
+            request(namespace="default", service_account="default", pod_name="on-n1", pod_uid=on_n1.metadata.uid),
+            request(namespace="default", service_account="default", pod_name="on-n2", pod_uid=on_n2.metadata.uid),
+            request(namespace="default", service_account="ghost", pod_name="on-n1", pod_uid=on_n1.metadata.uid),
+            request(namespace="default", service_account="default", pod_name="on-n1", pod_uid=on_n1.metadata.uid,
+                    expiration_seconds=60),
+        ])
+        with pytest.raises(TooLargeError, match=f"requests: {MAX_TOKEN_MANY_REQUESTS + 1} token requests in one "
+                                                f"CreateTokenMany; at most {MAX_TOKEN_MANY_REQUESTS} are accepted"):
+            await n1.create_token_many([request(namespace="default", service_account="default")]
+                                       * (MAX_TOKEN_MANY_REQUESTS + 1))
+    got, other_node, ghost, short = answers
+    assert isinstance(got, api_pb2.TokenResponse) and got.expiration_timestamp.seconds > 0
+    assert isinstance(other_node, PermissionDeniedError) and other_node.message.startswith(
+        'serviceaccounts "default" is forbidden: User "system:node:n1" cannot create resource '
+        '"serviceaccounts/token"')
+    assert isinstance(ghost, PermissionDeniedError)  # not the ServiceAccount its pod runs as
+    assert isinstance(short, InvalidError) and "expirationSeconds" in short.message
+    async with _token_client(running, got.token, tmp_path / "token") as pod_client:
+        assert (await pod_client.who_am_i()).username == "system:serviceaccount:default:default"
+
+
+async def test_a_kubelets_concurrent_token_requests_share_calls(running: RunningApiserver) -> None:
+    """Tokens for ten pods asked for at once: the first goes alone, the rest together in one CreateTokenMany, and
+    each is counted as its own CreateToken."""
+    async with running.client() as admin:
+        pods = [await admin.create(_pod(f"p{i}", "n1")) for i in range(10)]
+    calls = REQUESTS.labels("create_token_many", "", "OK")
+    tokens = REQUESTS.labels("create_token", "", "OK")
+    calls_before, tokens_before = calls._value.get(), tokens._value.get()
+    async with _kubelet(running, "n1") as n1:
+        got = await asyncio.gather(*(n1.create_token(api_pb2.TokenRequest(
+            namespace="default", service_account="default", pod_name=p.metadata.name, pod_uid=p.metadata.uid))
+            for p in pods))
+    assert len({t.token for t in got}) == 10
+    assert calls._value.get() - calls_before == 1
+    assert tokens._value.get() - tokens_before == 10
+
+
+async def test_against_a_server_without_it_tokens_come_one_call_each(etcd: str) -> None:
+    """An apiserver before CreateTokenMany answers it UNIMPLEMENTED; a kubelet's concurrent requests still get
+    their tokens, one CreateToken each."""
+    old = await start_apiserver(etcd, batch_calls=False)
+    try:
+        async with old.client() as admin:
+            pods = [await admin.create(_pod(f"old{i}", "n1")) for i in range(4)]
+        async with _kubelet(old, "n1") as n1:
+            got = await asyncio.gather(*(n1.create_token(api_pb2.TokenRequest(
+                namespace="default", service_account="default", pod_name=p.metadata.name,
+                pod_uid=p.metadata.uid)) for p in pods))
+        assert all(t.token for t in got)
+    finally:
+        await old.stop()
 
 
 async def test_apiserver_start_puts_back_a_missing_default_service_account(etcd: str) -> None:
