@@ -282,6 +282,12 @@ def in_memory(v: core_pb2.Volume) -> bool:
     return v.HasField("secret") or v.HasField("downward_api") or v.HasField("projected")
 
 
+def within_pods_dir(pod: core_pb2.Pod) -> bool:
+    """Whether all of the pod's volume files are under the pods directory: no hostPath or claim, whose files are
+    elsewhere (perhaps on a slow disk)."""
+    return all(_plugin_dir(v) is not None or v.HasField("empty_dir") for v in pod.spec.volumes)
+
+
 def volume_dir(pods_dir: Path, uid: str, v: core_pb2.Volume) -> Path:
     return pod_dir(pods_dir, uid) / "volumes" / (_plugin_dir(v) or EMPTY_DIR) / v.name
 
