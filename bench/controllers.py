@@ -18,21 +18,23 @@ watches. Reported:
   send slow-start batches in CreateMany calls and the scheduler its binds in
   BindMany calls: 5.9 s -> 4.5 s -> 2.9-3.1 s on this machine; with watchers paced
   and group commit batching behind the transaction in flight, 2.66 s; with hollow
-  pods' files in /dev/shm too, 2.49 and 2.99 s. The apiserver is the busy process
-  (about 70% of its CPU in gRPC and the event loop), and each pod also costs it a
-  unary CreateToken from its kubelet, as a kubelet asks for a pod's token. The phase also reports each
+  pods' files in /dev/shm too, 2.49 and 2.99 s. The phase also reports each
   process's CPU per pod and the apiserver's calls per pod by verb and resource (its metrics; a CreateMany's
-  objects count as creates, a BindMany's as binds; 0.3 lease updates per pod are the hollow nodes'
-  heartbeats); `--plot PNG` draws pods created, bound and Ready over time above each process's CPU.
-  Here: apiserver 2.1-2.5 ms, hollow nodes 2.2-2.4 (a fifth of it the
-  token files' atomic writes), controller-manager 0.7, etcd 0.5-0.7, scheduler 0.4, with one create, one
-  bind and one CreateToken per pod: the processes together keep both CPUs busy. Every daemon on uvloop
-  rather than asyncio's own loop (A/B, alternating, two rounds each): available 3.62 and 3.37 s -> 3.08 and
-  3.02 s; CPU per pod apiserver 2.32/2.20 -> 1.95/2.00 ms, hollow nodes 2.31/2.10 -> 2.03/1.91,
-  controller-manager 0.76/0.68 -> 0.58/0.58. With 64 binds in flight in the scheduler a BindMany carried
-  about 16 and binding lagged creation by a second; with 512, up to 250: last pod bound 1.4-1.8 s,
-  available 2.72-2.76 s (--plot: the kubelets' side is then the tail, Ready lagging bound by about a
-  second, the hollow nodes the busiest process). `--profile DIR` records py-spy profiles of the apiserver
+  objects count as creates, a BindMany's as binds, a CreateTokenMany's as create_token; 0.2-0.6 lease
+  updates per pod are the hollow nodes' heartbeats); `--plot PNG` draws pods created, bound and Ready over
+  time above each process's CPU. Every daemon on uvloop rather than asyncio's own loop (A/B, alternating,
+  two rounds each): available 3.62 and 3.37 s -> 3.08 and 3.02 s. With 64 binds in flight in the scheduler
+  a BindMany carried about 16 and binding lagged creation by a second; with 512, up to 250: available
+  2.72-2.76 s, the kubelets' side the tail (Ready lagging bound by about a second). Each kubelet then asked
+  for each pod's token in a unary CreateToken, which under the burst took 0.1-0.7 s; sent together in
+  CreateTokenMany calls (A/B, three rounds): available 2.87/3.16/2.95 -> 2.48/2.22/2.80 s, apiserver CPU
+  per pod 1.96-2.10 -> 1.31-1.56 ms. The hollow kubelets' root is on tmpfs, so their volume and log file
+  work then ran inline rather than on threads (A/B, three rounds): available 2.77/2.66/1.98 ->
+  2.30/2.21/2.08 s, hollow nodes 1.20-1.78 -> 1.20-1.41 ms per pod. Since then, per pod: apiserver
+  1.3-1.5 ms, hollow nodes 1.2-1.5, controller-manager 0.5, etcd 0.3-0.4, scheduler 0.3 (the scheduler's
+  Scheduled events now go in CreateMany calls too, so all 1,000 are written within the phase, where
+  before one at a time only 100-200 were); the Ready curve still has flat stretches while the hollow
+  nodes are the busiest process. `--profile DIR` records py-spy profiles of the apiserver
   and the hollow nodes during this phase;
 - rolling_update: a new image with maxSurge 25% / maxUnavailable 25%, until
   the rollout is complete; the most pods and fewest ready pods a watcher saw;
