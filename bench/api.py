@@ -49,7 +49,13 @@ processes, then measures in one run:
   in the cache alone). After the creates phases the p99 is not steady: `--only creates,fanout` three times
   gave 6,831, 1,842 and 374 ms (and 2,219 ms in a full run), apiserver CPU per delivery 13.9, 9.6 and
   8.3 us, never a write error; `--only fanout` 288 ms. The apiserver's garbage collection took 0.2 s of
-  such a run, so that is not it; what else falls behind is not found yet;
+  such a run, so that is not it, and etcd logged no snapshot or slow request. The phase also reports the
+  writes' own latency (request to answer, under the same watchers), and that is most of the delay: in
+  three more `--only creates,fanout` runs delivery p50/p99 was 901/2,714, 1,253/1,504 and 274/721 ms,
+  and in the last of them the writes alone took p50 233, p99 658 ms; `--only fanout`: delivery 342/814,
+  writes 311/762 ms. The apiserver used 0.6-0.8 of a CPU, each watcher process about 0.4: not
+  saturated, but its one event loop serves 10,000 watch messages a second, and each Create waits
+  behind them at every step;
 - `kubelite apply -f` of a 10,000-pod file, wall time, against the same command sent one Create per object
   (the baseline: see apply_file). apply sends its creates in unary CreateMany calls of up to 250 objects,
   4 in flight, rather than in one client stream: once hundreds of objects share a call, the call's own
@@ -751,10 +757,13 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
         from api.pb import api_pb2
 
         errors: list[str] = []
+        latencies: list[float] = []
 
         async def one(call: Any, raw: bytes) -> None:
             try:
+                sent = time.perf_counter()
                 await call(raw, timeout=30)
+                latencies.append(time.perf_counter() - sent)
             except grpc.aio.AioRpcError as e:  # counted and reported: a failed write is a result, not a crash
                 errors.append(f"{e.code().name}: {e.details()}")
 
@@ -769,7 +778,7 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
                 tasks.append(asyncio.ensure_future(one(call, raw)))
             achieved = writes / (time.perf_counter() - start)
             await asyncio.gather(*tasks)
-        return {"achieved_rate": achieved, "errors": errors}
+        return {"achieved_rate": achieved, "errors": errors, "latencies": latencies}
 
     written = _fast_run(write())
     asyncio.run(marker("done"))
@@ -777,6 +786,7 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
     pool.close()
     pool.join()
     delays = [d * 1000 for r in results for d in r["delays"]]
+    writes_ms = [t * 1000 for t in written["latencies"]]
     ok_writes = writes - len(written["errors"])
     return {"watchers": watchers, "watch_processes": procs, "connections": channels * procs, "writes": writes,
             "write_errors": len(written["errors"]),
@@ -785,7 +795,9 @@ def fanout(cluster: Processes, workdir: Path, *, watchers: int, procs: int, rate
             "expected_deliveries": ok_writes * per * procs,
             "watchers_complete": sum(1 for r in results for n in r["received"] if n == ok_writes),
             "p50_ms": round(percentile(delays, 50), 2), "p99_ms": round(percentile(delays, 99), 2),
-            "max_ms": round(max(delays), 2) if delays else None}
+            "max_ms": round(max(delays), 2) if delays else None,
+            # How much of that the write itself took (request to answer), under the same watchers.
+            "write_p50_ms": round(percentile(writes_ms, 50), 2), "write_p99_ms": round(percentile(writes_ms, 99), 2)}
 
 
 def apply_file(cluster: Processes, workdir: Path, *, pods: int) -> dict[str, Any]:
