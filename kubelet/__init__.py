@@ -15,6 +15,7 @@ specs       sandbox and container configs from a pod spec (DNS, resources, log p
 envvars     container environments: service links, fieldRef, configMap and secret refs, envFrom, $(VAR)
 volumes     emptyDir, hostPath, configMap, secret (tmpfs), downwardAPI, projected and claim volumes
 atomic      the atomic writer: a volume's files swap at once through the `..data` link
+filesystems which filesystem a path is on (mountinfo): file work inline when the kubelet's directory is tmpfs
 localpath   the node's side of local-path volumes: directories made and removed on this node's disk
 objects     watches of exactly the ConfigMaps, Secrets, claims and volumes the node's pods refer to
 backoff     exponential back-off for restarts and image pulls
