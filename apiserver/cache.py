@@ -659,11 +659,10 @@ class WatchCache:
         return {s.kind.resource: len(s.objects) for s in self.stores.values()}
 
 
-def watch_pause(watchers: int, since_last_send: float) -> float:
-    """Seconds a watcher with events pending waits before it sends them, `since_last_send` after its last
-    message, while `watchers` watches are open on the server (0: send now)."""
-    interval = min(WATCH_MAX_PAUSE, max(WATCH_MIN_PAUSE, watchers / WATCH_MESSAGE_RATE))
-    return max(0.0, interval - since_last_send)
+def watch_pause(watchers: int) -> float:
+    """Seconds a watcher waits after each message before it looks for more to send, while `watchers` watches
+    are open on the server."""
+    return min(WATCH_MAX_PAUSE, max(WATCH_MIN_PAUSE, watchers / WATCH_MESSAGE_RATE))
 
 
 def _first_after(history: deque[Change], rev: int) -> int:
