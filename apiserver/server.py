@@ -305,18 +305,28 @@ class ApiServicer:
         return api_pb2.TokenManyResponse(results=results)
 
     async def _token_one(self, user: authn.UserInfo, req: api_pb2.TokenRequest) -> api_pb2.TokenResult:
-        """One request of a CreateTokenMany, exactly as CreateToken would take it: authorized, issued, counted and
-        audited on its own; its failure becomes its answer."""
+        """One request of a CreateTokenMany: its token, or the error its own CreateToken would have ended with."""
+        token, error = await self._one_of_many(user, "CreateToken", "create_token", req)
+        if error is not None:
+            return api_pb2.TokenResult(code=error.code.value[0], message=_status_message(error))
+        return api_pb2.TokenResult(token=token)
+
+    async def _one_of_many(self, user: authn.UserInfo, method: str, verb: str, req: Message,
+                           ) -> tuple[Any, ApiError | None]:
+        """One item of a CreateMany, BindMany or CreateTokenMany, exactly as `method` alone would take it:
+        authorized, carried out, counted and audited on its own. Its answer, or the error that becomes it."""
         start = time.perf_counter()
+        resource = ""
         attrs: authz.Attributes | None = None
         try:
-            attrs = self.check(user, "CreateToken", req)
-            token = await self.CreateToken.__wrapped__(self, req)  # the body of CreateToken, without its framing
+            resource = _resource_of(req)
+            attrs = self.check(user, method, req)
+            answer = await getattr(self, method).__wrapped__(self, req)  # the method's body, without its framing
         except ApiError as e:
-            self.served("create_token", "", attrs, start, e)
-            return api_pb2.TokenResult(code=e.code.value[0], message=_status_message(e))
-        self.served("create_token", "", attrs, start, "OK")
-        return api_pb2.TokenResult(token=token)
+            self.served(verb, resource, attrs, start, e)
+            return None, e
+        self.served(verb, resource, attrs, start, "OK")
+        return answer, None
 
     @unary("create", api_pb2.CreateRequest)
     async def Create(self, req: api_pb2.CreateRequest) -> bytes:
@@ -341,20 +351,12 @@ class ApiServicer:
         """One object of a CreateMany, exactly as Create would take it: authorized, created, counted and audited
         on its own; its failure becomes its answer. An encoded CreateResult: the created object's bytes go in
         as the registry encoded them, never decoded and encoded again."""
-        start = time.perf_counter()
-        resource = ""
-        attrs: authz.Attributes | None = None
         req = api_pb2.CreateRequest(object=envelope, dry_run=dry_run)
         with warning.collect() as warned:
-            try:
-                resource = _resource_of(req)
-                attrs = self.check(user, "Create", req)
-                created = await self.Create.__wrapped__(self, req)  # the body of Create, without its framing
-            except ApiError as e:
-                self.served("create", resource, attrs, start, e)
-                return api_pb2.CreateResult(code=e.code.value[0], message=_status_message(e),
-                                            warnings=warned).SerializeToString()
-        self.served("create", resource, attrs, start, "OK")
+            created, error = await self._one_of_many(user, "Create", "create", req)
+        if error is not None:
+            return api_pb2.CreateResult(code=error.code.value[0], message=_status_message(error),
+                                        warnings=warned).SerializeToString()
         return wire.field_bytes(CREATE_RESULT_OBJECT, created) + \
             api_pb2.CreateResult(warnings=warned).SerializeToString()
 
@@ -397,15 +399,9 @@ class ApiServicer:
     async def _bind_one(self, user: authn.UserInfo, req: api_pb2.BindRequest) -> api_pb2.BindResult:
         """One binding of a BindMany, exactly as Bind would take it: authorized, applied, counted and audited on
         its own; its failure becomes its answer."""
-        start = time.perf_counter()
-        attrs: authz.Attributes | None = None
-        try:
-            attrs = self.check(user, "Bind", req)
-            await self.Bind.__wrapped__(self, req)  # the body of Bind, without its framing
-        except ApiError as e:
-            self.served("bind", "pods", attrs, start, e)
-            return api_pb2.BindResult(code=e.code.value[0], message=_status_message(e))
-        self.served("bind", "pods", attrs, start, "OK")
+        _, error = await self._one_of_many(user, "Bind", "bind", req)
+        if error is not None:
+            return api_pb2.BindResult(code=error.code.value[0], message=_status_message(error))
         return api_pb2.BindResult()
 
     @unary("scale", api_pb2.ScaleRequest)
