@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from api import kinds
+from api.memo import Memo
 from api.pb import apps_pb2, batch_pb2, core_pb2, discovery_pb2, scheduling_pb2, storage_pb2
 
 # Pods tolerate an unreachable or not-ready node this long before eviction.
@@ -124,11 +125,22 @@ def qos_class(spec: core_pb2.PodSpec) -> str:
 
 
 def pod(p: core_pb2.Pod, *, toleration_seconds: int | None = DEFAULT_TOLERATION_SECONDS) -> None:
-    pod_spec(p.spec, toleration_seconds=toleration_seconds)
+    p.spec.ParseFromString(_DEFAULTED_SPECS.get(toleration_seconds, p.spec.SerializeToString(deterministic=True),
+                                                lambda: _defaulted(p.spec, toleration_seconds)))
     if not p.status.phase:
         p.status.phase = "Pending"
     if not p.status.qos_class:
         p.status.qos_class = qos_class(p.spec)
+
+
+def _defaulted(spec: core_pb2.PodSpec, toleration_seconds: int | None) -> bytes:
+    """A pod spec with its defaults, encoded: a pure function of the spec, worked out once per template (the pods
+    of one differ in their names) and memoized by its encoding (api/memo.py)."""
+    pod_spec(spec, toleration_seconds=toleration_seconds)
+    return spec.SerializeToString(deterministic=True)
+
+
+_DEFAULTED_SPECS: Memo[bytes] = Memo()
 
 
 def _template(t: core_pb2.PodTemplateSpec) -> None:

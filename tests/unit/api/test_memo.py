@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api import validation
+from api import defaults, validation
 from api.memo import MAX_KEY_BYTES, Memo
 from api.pb import core_pb2
 
@@ -49,3 +49,36 @@ def test_pod_spec_errors_follow_the_spec_and_its_path() -> None:
         fine: list = []
         validation.validate_pod_spec(good, "spec", fine)
         assert fine == []
+
+
+def pod(name: str, spec: dict) -> core_pb2.Pod:
+    return core_pb2.Pod(metadata={"name": name, "namespace": "default"}, spec=spec)
+
+
+def test_control_characters_in_a_spec_are_found_in_every_pod_that_holds_it() -> None:
+    """Pods of one spec named apart, a clean spec between, and a control character in the metadata beside."""
+    bad = {"containers": [{"name": "c", "image": "busybox", "command": ["echo\x1b[2J"]}]}
+    clean = {"containers": [{"name": "c", "image": "busybox", "command": ["echo"]}]}
+    for i in range(2):
+        assert [e.path for e in validation.validate(pod(f"a{i}", bad))] == ["spec.containers[0].command[0]"]
+        assert validation.validate(pod(f"b{i}", clean)) == []
+        tagged = pod(f"c{i}", bad)
+        tagged.metadata.labels["k"] = "v\x00"
+        assert sorted(e.path for e in validation.validate(tagged)) == ["metadata.labels[k]",
+                                                                        "spec.containers[0].command[0]"]
+
+
+def test_pod_defaults_follow_the_spec_and_the_toleration_seconds() -> None:
+    """The same spec defaulted for two pods, with and without the not-ready tolerations, and a spec that sets
+    what the other leaves to its default."""
+    spec = {"containers": [{"name": "c", "image": "busybox:1.35"}]}
+    for _ in range(2):
+        a, b, c = pod("a", spec), pod("b", spec), pod("c", {**spec, "restart_policy": "Never"})
+        defaults.pod(a, toleration_seconds=300)
+        defaults.pod(b, toleration_seconds=None)
+        defaults.pod(c, toleration_seconds=300)
+        assert a.spec.restart_policy == "Always" and c.spec.restart_policy == "Never"
+        assert a.spec.containers[0].image_pull_policy == "IfNotPresent"
+        assert [t.toleration_seconds for t in a.spec.tolerations] == [300, 300]
+        assert list(b.spec.tolerations) == []
+        assert a.status.qos_class == "BestEffort" and a.status.phase == "Pending"
