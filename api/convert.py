@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -462,17 +464,25 @@ def check_documents(text: str, source: str) -> list[int]:
     return starts
 
 
-def cut_documents(text: str, starts: list[int], parts: int) -> list[tuple[int, str]]:
-    """A checked file (check_documents gave `starts`) cut into at most `parts` runs of whole documents, each with
-    the index of its first document: loading each run gives, in order, the documents of the whole file. Cuts
-    fall only at a "---" that begins a line; a file without `parts` such places stays whole."""
-    cuts = [i for i in starts[1:] if text.startswith("---", i) and text[i - 1] == "\n"]
-    if parts < 2 or len(cuts) != len(starts) - 1 or len(starts) < parts:
-        return [(1, text)]
-    step = len(starts) / parts
-    firsts = sorted({round(k * step) for k in range(parts)})  # document positions, from 0
-    bounds = [starts[f] if f else 0 for f in firsts] + [len(text)]
-    return [(f + 1, text[bounds[k]:bounds[k + 1]]) for k, f in enumerate(firsts)]
+# A line that begins a document: "---", then a blank or the line's end.
+_MARKER = re.compile(r"^---(?=[ \t\r\n]|\Z)", re.MULTILINE)
+
+
+def cut_documents(text: str, parts: int, *, min_documents: int = 2) -> list[str]:
+    """A file cut into at most `parts` runs of about as many documents, at lines that begin a document, found
+    without parsing: the file stays whole if it has fewer than `min_documents` such places.
+
+    Whenever every run loads, loading them in turn gives the documents of the whole file: at such a line
+    libyaml ends what is open (a plain or block scalar) or refuses it (a quoted scalar, a flow collection),
+    and nothing crosses from one document to the next but a directive, which stands before a "---" and so
+    leaves a run that ends in it, and does not load. A run that does not load says nothing of the whole file.
+    """
+    cuts = [m.start() for m in _MARKER.finditer(text) if m.start()]
+    if parts < 2 or len(cuts) + 1 < max(min_documents, parts):
+        return [text]
+    step = (len(cuts) + 1) / parts
+    bounds = [0, *sorted({cuts[round(k * step) - 1] for k in range(1, parts)}), len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True)
@@ -486,16 +496,15 @@ class Document:
         return f"{self.source} (document {self.index})"
 
 
-def load_documents(text: str, source: str, *, first: int = 1, checked: bool = False) -> Iterator[Document]:
+def load_documents(text: str, source: str, *, checked: bool = False) -> Iterator[Document]:
     """Each non-empty YAML document of a file; `kind: List` expands to its items.
 
     Raises InvalidError naming the file, document and line for malformed or absurdly nested YAML. `checked`:
-    check_documents passed already; `first`: the index of text's first document in its file (a run of
-    cut_documents).
+    check_documents passed already.
     """
     if not checked:
         check_documents(text, source)
-    index = first - 1
+    index = 0
     try:
         for data in yaml.load_all(text, Loader=_FAST):
             index += 1

@@ -11,7 +11,7 @@ without CreateMany gets one Create per object.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -124,49 +124,71 @@ def parse_all(docs: Iterable[convert.Document], namespace: str) -> tuple[list[tu
     return out, problems
 
 
-def _load_and_parse(run: str, source: str, first: int, namespace: str) -> tuple[list[tuple[convert.Document, bytes]],
-                                                                                list[str], int]:
-    """One run of a checked file, in a worker process: its objects (encoded, to travel back), problems and
-    document count."""
-    docs = list(convert.load_documents(run, source, first=first, checked=True))
+def _parse_run(run: str, source: str, namespace: str) -> tuple[list[tuple[convert.Document, api_pb2.Object]],
+                                                                list[str], int, int]:
+    """One run of a file checked, loaded and parsed: its objects, problems, documents given and documents in
+    YAML's count (for the numbers of the runs after it)."""
+    documents = len(convert.check_documents(run, source))
+    docs = list(convert.load_documents(run, source, checked=True))
     parsed, problems = parse_all(docs, namespace)
-    return [(doc, env.SerializeToString()) for doc, env in parsed], problems, len(docs)
+    return parsed, problems, len(docs), documents
+
+
+def _parse_run_encoded(run: str, source: str, namespace: str) -> tuple[list[tuple[convert.Document, bytes]],
+                                                                        list[str], int, int]:
+    """_parse_run in a worker process: the objects encoded, to travel back."""
+    parsed, problems, count, documents = _parse_run(run, source, namespace)
+    return [(doc, env.SerializeToString()) for doc, env in parsed], problems, count, documents
+
+
+def _parse_runs(runs: list[str], source: str, namespace: str) -> tuple[list[tuple[convert.Document,
+                                                                                  api_pb2.Object]], int] | None:
+    """The runs of one file parsed one per process, numbered as in the whole file; None if any run does not
+    load or holds a problem (then the whole file is parsed again in one process, and its errors are named
+    with their places in the file)."""
+    with ProcessPoolExecutor(len(runs) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        others = [pool.submit(_parse_run_encoded, run, source, namespace) for run in runs[1:]]
+        try:
+            results = [_parse_run(runs[0], source, namespace)]
+            results += [([(doc, api_pb2.Object.FromString(env)) for doc, env in encoded], problems, count, documents)
+                        for encoded, problems, count, documents in (f.result() for f in others)]
+        except InvalidError:
+            pool.shutdown(cancel_futures=True)
+            return None
+    if any(problems for _, problems, _, _ in results):
+        return None
+    parsed: list[tuple[convert.Document, api_pb2.Object]] = []
+    before = 0
+    for out, _, _, documents in results:
+        parsed += [(dataclasses.replace(doc, index=doc.index + before), env) for doc, env in out]
+        before += documents
+    return parsed, sum(count for _, _, count, _ in results)
 
 
 def load_and_parse(texts: list[tuple[str, str]], namespace: str) -> tuple[list[tuple[convert.Document,
                                                                                    api_pb2.Object]], list[str], int]:
     """parse_all of every document of every file, and how many documents there were.
 
-    A file of PARALLEL_MIN_DOCUMENTS or more is checked once, cut into runs of whole documents, and loaded and
-    parsed one run per CPU: for a file of thousands of pods this is most of what apply spends before it sends
+    A file of PARALLEL_MIN_DOCUMENTS or more is cut into runs of whole documents, checked, loaded and parsed
+    one run per CPU: for a file of thousands of pods this is most of what apply spends before it sends
     anything, while the server sits idle. Results come back in file order, as one process gives them.
     """
     parsed: list[tuple[convert.Document, api_pb2.Object]] = []
     problems: list[str] = []
     count = 0
+    workers = min(os.cpu_count() or 1, PARSE_PROCESSES)
     for source, text_ in texts:
-        starts = convert.check_documents(text_, source)
-        workers = min(os.cpu_count() or 1, PARSE_PROCESSES) if len(starts) >= PARALLEL_MIN_DOCUMENTS else 1
-        runs = convert.cut_documents(text_, starts, workers)
-        if threading.active_count() > 1:  # fork only a process without threads
-            runs = [(1, text_)]
-        with contextlib.ExitStack() as stack:
-            others = []
-            if len(runs) > 1:
-                pool = stack.enter_context(ProcessPoolExecutor(len(runs) - 1,
-                                                               mp_context=multiprocessing.get_context("fork")))
-                others = [pool.submit(_load_and_parse, run, source, first, namespace) for first, run in runs[1:]]
-            first, run = runs[0]
-            docs = list(convert.load_documents(run, source, first=first, checked=True))
-            out, bad = parse_all(docs, namespace)
-            parsed += out
-            problems += bad
-            count += len(docs)
-            for future in others:
-                encoded, bad, n = future.result()
-                parsed += [(doc, api_pb2.Object.FromString(env)) for doc, env in encoded]
-                problems += bad
-                count += n
+        runs = convert.cut_documents(text_, workers, min_documents=PARALLEL_MIN_DOCUMENTS)
+        if len(runs) > 1 and threading.active_count() == 1:  # fork only a process without threads
+            result = _parse_runs(runs, source, namespace)
+            if result is not None:
+                parsed += result[0]
+                count += result[1]
+                continue
+        out, bad, n, _ = _parse_run(text_, source, namespace)
+        parsed += out
+        problems += bad
+        count += n
     return parsed, problems, count
 
 

@@ -3,7 +3,9 @@ process gives, and cuts only between whole documents."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 
 import pytest
 
@@ -56,7 +58,7 @@ def serial(text: str) -> tuple[list, list[str], int]:
 def test_many_documents_parse_as_in_one_process(parallel: None) -> None:
     bad = {1101: POD.format(name="Not_A_Name", i=1101)}
     text = big_file(1200, bad=bad)
-    assert len(convert.cut_documents(text, convert.check_documents(text, "f.yaml"), 3)) == 3
+    assert len(convert.cut_documents(text, 3)) == 3
     parsed, problems, count = apply.load_and_parse([("f.yaml", text)], "")
     want_parsed, want_problems, want_count = serial(text)
     assert count == want_count == 1200 - 1200 // 97 + 1200 // 50
@@ -73,15 +75,58 @@ def test_an_error_in_a_later_run_names_its_document(parallel: None) -> None:
         apply.load_and_parse([("f.yaml", text)], "")
 
 
-@pytest.mark.parametrize(("text", "parts", "firsts"), [
-    pytest.param("a: 1\n---\nb: 2\n---\nc: 3\n", 2, [1, 3], id="explicit"),
-    pytest.param("# head\na: 1\n---\nb: 2\n", 2, [1, 2], id="implicit-first"),
-    pytest.param("a: 1\n---\nb: 2\n", 5, [1], id="fewer-documents-than-parts"),
-    pytest.param("a: 1\n--- {b: 2}\n--- c\n", 3, [1, 2, 3], id="content-on-the-marker-line"),
+@pytest.mark.parametrize(("text", "parts", "starts"), [
+    pytest.param("a: 1\n---\nb: 2\n---\nc: 3\n", 2, ["a", "---\nc"], id="explicit"),
+    pytest.param("# head\na: 1\n---\nb: 2\n", 2, ["# head", "---\nb"], id="implicit-first"),
+    pytest.param("a: 1\n---\nb: 2\n", 5, ["a"], id="fewer-documents-than-parts"),
+    pytest.param("a: 1\n--- {b: 2}\n--- c\n", 3, ["a", "--- {", "--- c"], id="content-on-the-marker-line"),
+    pytest.param('a: "1\n ---x"\nb: ---\n---\r\nc: 3\n', 2, ["a", "---\r"], id="only-markers-cut"),
 ])
-def test_cut_documents(text: str, parts: int, firsts: list[int]) -> None:
-    runs = convert.cut_documents(text, convert.check_documents(text, "f"), parts)
-    assert [first for first, _ in runs] == firsts
-    assert "".join(run for _, run in runs) == text
-    loaded = [d.data for first, run in runs for d in convert.load_documents(run, "f", first=first, checked=True)]
+def test_cut_documents(text: str, parts: int, starts: list[str]) -> None:
+    runs = convert.cut_documents(text, parts)
+    assert [run[:len(start)] for run, start in zip(runs, starts, strict=False)] == starts and len(runs) == len(starts)
+    assert "".join(runs) == text
+    loaded = [d.data for run in runs for d in convert.load_documents(run, "f")]
     assert loaded == [d.data for d in convert.load_documents(text, "f")]
+
+
+PADDING = big_file(1000)
+
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n"
+
+
+@pytest.mark.parametrize("middle", [
+    pytest.param(f"---\n{CM}data:\n  note: |\n    one\n---\n{CM}", id="block-scalar-ended-by-a-marker"),
+    pytest.param(f"---\n{CM}data:\n  note: one\n    two\n---\n{CM}", id="plain-scalar-ended-by-a-marker"),
+    pytest.param(f"---\n{CM}data:\n  note: 'one\n---\n    two'\n", id="marker-in-a-quoted-scalar"),
+    pytest.param(f"---\n{CM}data: {{note: [one,\n---\n  two]}}\n", id="marker-in-a-flow-sequence"),
+    pytest.param(f"---\n{CM}...\n%TAG !e! tag:yaml.org,2002:\n---\n{CM}data: {{a: !e!str 1}}\n", id="tag-directive"),
+    pytest.param(f"---\n{CM}...\n%YAML 1.1\n---\n{CM}", id="yaml-directive"),
+])
+def test_a_file_cut_anywhere_parses_as_in_one_process(parallel: None, middle: str) -> None:
+    """Whatever stands at a cut, apply gives what one process gives: the same documents, numbers and problems,
+    or the same error."""
+    text = cut_inside(middle)
+    try:
+        want = serial(text)
+    except InvalidError as e:
+        with pytest.raises(InvalidError) as got:
+            apply.load_and_parse([("f.yaml", text)], "")
+        assert str(got.value) == str(e)
+        return
+    parsed, problems, count = apply.load_and_parse([("f.yaml", text)], "")
+    assert [(d.where, d.data) for d, _ in parsed] == [(d.where, d.data) for d, _ in want[0]]
+    assert (problems, count) == want[1:]
+
+
+def cut_inside(middle: str) -> str:
+    """PADDING with `middle` placed where a cut (into three runs) falls within it."""
+    docs = re.split(r"(?m)^(?=---\n)", PADDING)
+    for at in range(len(docs) // 3 - 5, len(docs) // 3 + 5):
+        start = len("".join(docs[:at]))
+        text = "".join(docs[:at]) + middle + "".join(docs[at:])
+        bounds = list(itertools.accumulate(len(run) for run in convert.cut_documents(text, 3)))
+        if any(start < b < start + len(middle) for b in bounds):
+            return text
+    raise AssertionError("no cut fell within the case")
