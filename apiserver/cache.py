@@ -251,6 +251,11 @@ class Store:
         obj = self.kind.cls.FromString(raw)
         return Entry(obj, rev, wire.field_bytes(self._field_number, raw))
 
+    def written_item(self, value: bytes, rev: int) -> bytes:
+        """The Object envelope of a value this server just encoded and wrote at `rev`, as decode would give it,
+        without decoding what is known to decode."""
+        return wire.field_bytes(self._field_number, value + _rv_fragment(rev))
+
     def try_decode(self, key: str, value: bytes, rev: int) -> Entry | None:
         """The entry for a value read from etcd, or None (logged once, counted) if it does not decode."""
         try:

@@ -230,7 +230,7 @@ class Registry:
             finally:
                 if extra:
                     strategy.release(extra)
-            return self.cache.store(kind).decode(value, rev).item
+            return self.cache.store(kind).written_item(value, rev)
         raise AssertionError("unreachable")
 
     async def _learn_claim(self, e: KeyExistsError) -> None:
@@ -372,7 +372,7 @@ class Registry:
                                       *(extra or ())])
         except KeyNotFoundError:
             raise _not_found(kind, meta.name) from None
-        return self.cache.store(kind).decode(value, rev).item
+        return self.cache.store(kind).written_item(value, rev)
 
     async def _lost_race(self, e: RevisionMismatchError, kind: kinds.Kind, name: str, *, pinned: bool) -> None:
         """Another write came first: a pinned revision is a conflict, else wait for the cache to see it."""
