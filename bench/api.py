@@ -69,7 +69,12 @@ processes, then measures in one run:
   250 x 4 took 5.7-6.3 s, 500 x 2 6.4 s and 100 x 8 7.7 s. Before the first call, apply loads and checks a
   file of 1,000 documents or more in one process per CPU (cli/apply.py load_and_parse: 2.2 s -> 1.35 s here),
   and the apiserver checks each template's spec once (api/memo.py: 245 -> 199 us of CPU per pod): 4.97 s
-  -> 3.6 s on this machine;
+  -> 3.6 s on this machine. Later runs of the whole bench gave 4.5 s: the file's syntax check (0.41 s) still
+  ran in one process, and the spec's control-character walk and defaults were done for every pod. Each process
+  now checks its own run (cut at the "---" lines, no parse needed), and both are memoized by the spec's
+  encoding, on both sides: `--only apply`, three alternating rounds, 4.06-4.39 -> 3.46-3.65 s, 214-230 ->
+  189-199 us of apiserver CPU per pod. Of the 3.5 s, about 0.3 s is the CLI's start, 1.1 s the parse (both
+  CPUs) and 1.9 s the sending, where the one apiserver process is the bottleneck;
 - the REST face of the same process: JSON pod creates/s (POST, the same load) and watch delivery p50/p99 of
   --rest-watchers streaming watches (`?watch=1`) at the same write rate, next to the gRPC figures;
 - the cost of TLS: creates/s and CPU per create (apiserver, etcd, client
