@@ -15,10 +15,10 @@ import ipaddress
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -63,6 +63,8 @@ from apiserver.storage.transformed import TransformedStorage
 from client import tls
 
 log = structlog.get_logger(component="apiserver")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ConfigError(ValueError):
@@ -296,12 +298,8 @@ class ApiServicer:
 
     @unary("create_token_many", api_pb2.TokenManyRequest)
     async def CreateTokenMany(self, req: api_pb2.TokenManyRequest) -> api_pb2.TokenManyResponse:
-        if len(req.requests) > MAX_TOKEN_MANY_REQUESTS:
-            raise TooLargeError(f"requests: {len(req.requests)} token requests in one CreateTokenMany; at most "
-                                f"{MAX_TOKEN_MANY_REQUESTS} are accepted")
-        user = authn.current_user()
-        assert user is not None
-        results = await asyncio.gather(*(self._token_one(user, r) for r in req.requests))
+        results = await self._each(req.requests, self._token_one, limit=MAX_TOKEN_MANY_REQUESTS,
+                                   field="requests", what="token requests", call="CreateTokenMany")
         return api_pb2.TokenManyResponse(results=results)
 
     async def _token_one(self, user: authn.UserInfo, req: api_pb2.TokenRequest) -> api_pb2.TokenResult:
@@ -310,6 +308,17 @@ class ApiServicer:
         if error is not None:
             return api_pb2.TokenResult(code=error.code.value[0], message=_status_message(error))
         return api_pb2.TokenResult(token=token)
+
+    async def _each(self, items: Sequence[T], one: Callable[[authn.UserInfo, T], Awaitable[R]], *, limit: int,
+                    field: str, what: str, call: str) -> list[R]:
+        """The items of one CreateMany, BindMany or CreateTokenMany (at most `limit`), each through `one` as the
+        caller's user. Concurrently: the storage's group commit then writes many of them in one etcd
+        transaction."""
+        if len(items) > limit:
+            raise TooLargeError(f"{field}: {len(items)} {what} in one {call}; at most {limit} are accepted")
+        user = authn.current_user()
+        assert user is not None
+        return await asyncio.gather(*(one(user, item) for item in items))
 
     async def _one_of_many(self, user: authn.UserInfo, method: str, verb: str, req: Message,
                            ) -> tuple[Any, ApiError | None]:
@@ -334,17 +343,12 @@ class ApiServicer:
 
     @unary("create_many", api_pb2.CreateManyRequest, carries="objects")
     async def CreateMany(self, req: api_pb2.CreateManyRequest) -> bytes:
-        if len(req.objects) > MAX_CREATE_MANY_OBJECTS:
-            raise TooLargeError(f"objects: {len(req.objects)} objects in one CreateMany; at most "
-                                f"{MAX_CREATE_MANY_OBJECTS} are accepted")
         size = req.ByteSize()
         if size > MAX_CREATE_MANY_BYTES:
             raise TooLargeError(f"objects: a CreateMany request of {size} bytes; at most {MAX_CREATE_MANY_BYTES} "
                                 f"are accepted")
-        user = authn.current_user()
-        assert user is not None
-        # Concurrently: the storage's group commit then writes many of them in one etcd transaction.
-        results = await asyncio.gather(*(self._create_one(user, obj, req.dry_run) for obj in req.objects))
+        results = await self._each(req.objects, functools.partial(self._create_one, dry_run=req.dry_run),
+                                   limit=MAX_CREATE_MANY_OBJECTS, field="objects", what="objects", call="CreateMany")
         return b"".join(wire.field_bytes(CREATE_RESULTS, r) for r in results)  # a CreateManyResponse
 
     async def _create_one(self, user: authn.UserInfo, envelope: api_pb2.Object, dry_run: bool) -> bytes:
@@ -387,13 +391,8 @@ class ApiServicer:
 
     @unary("bind_many", api_pb2.BindManyRequest)
     async def BindMany(self, req: api_pb2.BindManyRequest) -> api_pb2.BindManyResponse:
-        if len(req.bindings) > MAX_BIND_MANY_BINDINGS:
-            raise TooLargeError(f"bindings: {len(req.bindings)} bindings in one BindMany; at most "
-                                f"{MAX_BIND_MANY_BINDINGS} are accepted")
-        user = authn.current_user()
-        assert user is not None
-        # Concurrently: the storage's group commit then writes many of them in one etcd transaction.
-        results = await asyncio.gather(*(self._bind_one(user, b) for b in req.bindings))
+        results = await self._each(req.bindings, self._bind_one, limit=MAX_BIND_MANY_BINDINGS,
+                                   field="bindings", what="bindings", call="BindMany")
         return api_pb2.BindManyResponse(results=results)
 
     async def _bind_one(self, user: authn.UserInfo, req: api_pb2.BindRequest) -> api_pb2.BindResult:
