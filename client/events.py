@@ -71,13 +71,16 @@ class EventRecorder:
     async def _write(self, events: list[core_pb2.Event]) -> None:
         now = time.monotonic()
         repeats, new = aggregate(events, self._seen, now)
-        for key, repeat, ev in repeats:
+
+        async def count(key: Key, repeat: core_pb2.Event, ev: core_pb2.Event) -> None:
             try:
                 self._seen[key] = (await self.client.update(repeat), now)
             except NotFoundError:  # deleted since: written anew
                 new.append((key, ev))
             except ApiError as e:
                 log.debug("event_dropped", reason=ev.reason, error=e.message)
+
+        await asyncio.gather(*(count(*r) for r in repeats))  # each key once in a batch: no two race
         created = await self.client.create_all([ev for _, ev in new])
         for (key, ev), answer in zip(new, created, strict=True):
             if isinstance(answer, ApiError):

@@ -257,10 +257,17 @@ async def test_a_kubelets_repeated_events_are_counted_without_reading_events(run
             await recorder._write([_event(recorder, node)])
         events = [e for e in await admin.list_all("events", "default") if e.involved_object.name == "n1"]
         assert [(e.reason, e.count) for e in events] == [("Rebooted", 3)]
+        # Two repeats in one batch, updated together; a third whose Event was deleted meanwhile, written anew.
+        await recorder._write([_event(recorder, node, "Restarted"), _event(recorder, node, "Drained")])
+        gone = [e for e in await admin.list_all("events", "default") if e.reason == "Drained"]
+        await admin.delete("events", gone[0].metadata.name, "default")
+        await recorder._write([_event(recorder, node, reason) for reason in ("Rebooted", "Restarted", "Drained")])
+        events = [e for e in await admin.list_all("events", "default") if e.involved_object.name == "n1"]
+        assert sorted((e.reason, e.count) for e in events) == [("Drained", 1), ("Rebooted", 4), ("Restarted", 2)]
     denied = [e for e in read_lines(str(tmp_path / "audit" / "audit.log")) if e["code"] == "PERMISSION_DENIED"]
     assert denied == []
 
 
-def _event(recorder: EventRecorder, node: core_pb2.Node) -> core_pb2.Event:
-    recorder.event(node, "Warning", "Rebooted", "node n1 has been rebooted")
+def _event(recorder: EventRecorder, node: core_pb2.Node, reason: str = "Rebooted") -> core_pb2.Event:
+    recorder.event(node, "Warning", reason, f"node n1: {reason}")
     return recorder._queue.get_nowait()
