@@ -76,6 +76,8 @@ WATCH_CHUNK = 1024 * 1024
 # A watcher that still has this many frames pending right after a message sends again without waiting its pace
 # (cache.watch_pause).
 WATCH_BATCH_FRAMES = 64
+# Messages of a WatchMany stream waiting for its reader, whichever watches they come from.
+MUX_QUEUE = 256
 SERVICE = "kubelite.v1.Api"
 # Binding and the kubelets' status stream are pods' subresources.
 PODS = kinds.lookup("pods")
@@ -83,6 +85,9 @@ BOOTSTRAP_TOKENS = kinds.lookup("BootstrapToken")
 # CreateManyResponse.results and CreateResult.object, for answers joined from encoded bytes.
 CREATE_RESULTS = api_pb2.CreateManyResponse.DESCRIPTOR.fields_by_name["results"].number
 CREATE_RESULT_OBJECT = api_pb2.CreateResult.DESCRIPTOR.fields_by_name["object"].number
+# WatchManyResponse.watches and WatchManyEvents.id, for answers joined from a watcher's encoded messages.
+MUX_WATCHES = api_pb2.WatchManyResponse.DESCRIPTOR.fields_by_name["watches"].number
+MUX_ID = api_pb2.WatchManyEvents.DESCRIPTOR.fields_by_name["id"].number
 
 REQUESTS = Counter("apiserver_requests_total", "Requests by verb, resource and code", ["verb", "resource", "code"])
 LATENCY = Histogram("apiserver_request_duration_seconds", "Request latency by verb and resource",
@@ -131,9 +136,37 @@ class Config:
     audit: audit.AuditConfig = field(default_factory=audit.AuditConfig)
     # The service account key: signs ServiceAccount tokens (TokenRequest) and checks them (authentication).
     service_accounts: TokenConfig = field(default_factory=TokenConfig)
-    # Test-only: off, the server answers CreateMany, BindMany and CreateTokenMany UNIMPLEMENTED, as servers before
-    # them did (clients fall back to one call per object).
+    # Test-only: off, the server answers CreateMany, BindMany, CreateTokenMany and WatchMany UNIMPLEMENTED, as
+    # servers before them did (clients fall back to one call per object or watch).
     batch_calls: bool = True
+
+
+async def _joined(out: asyncio.Queue[bytes | ApiError], context: grpc.aio.ServicerContext) -> ApiError | None:
+    """Write what `out` holds (WatchManyEvents, encoded) in one WatchManyResponse, waiting for the first: one
+    gRPC message for all the watches a change woke, where each Watch of its own costs one. The error that ends
+    the stream, if it came."""
+    item = await out.get()
+    parts: list[bytes] = []
+    size = 0
+    while isinstance(item, bytes):
+        parts.append(wire.field_bytes(MUX_WATCHES, item))
+        size += len(parts[-1])
+        if size >= WATCH_CHUNK or out.empty():
+            item = None
+            break
+        item = out.get_nowait()
+    if parts:
+        await context.write(b"".join(parts))
+    return item
+
+
+class _WatchEnded(Exception):
+    """A watch's end: the gRPC status and message its stream ends with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def _status_message(e: ApiError) -> str:
@@ -251,6 +284,11 @@ class ApiServicer:
     async def authorize(self, context: grpc.aio.ServicerContext, method: str, req: Message) -> authz.Attributes | None:
         """The request's attributes, after impersonation, once the authorizer allowed them; PermissionDeniedError
         (audited) otherwise. Sets `current_user()` to the impersonated user."""
+        return self.check(await self.impersonated(context), method, req)
+
+    async def impersonated(self, context: grpc.aio.ServicerContext) -> authn.UserInfo:
+        """The caller, or whom it impersonates once allowed to (PermissionDeniedError, audited, otherwise); also
+        `current_user()` from now on."""
         user = authn.current_user()
         assert user is not None  # enter() ran
         try:
@@ -259,7 +297,7 @@ class ApiServicer:
             self.audit.record(e.attrs, "PERMISSION_DENIED", 0.0)
             raise
         authn.set_user(user)
-        return self.check(user, method, req)
+        return user
 
     def check(self, user: authn.UserInfo, method: str, req: Message) -> authz.Attributes | None:
         """The attributes of `method` on `req` for `user`, once the authorizer allowed them; PermissionDeniedError
@@ -450,10 +488,14 @@ class ApiServicer:
                 REQUESTS.labels("watch", getattr(locals().get("req"), "resource", ""), e.code.name).inc()
                 await context.abort(e.code, _status_message(e))
                 return
-            async for data in self._watch(watcher, context):
-                yield data
+            try:
+                async for data in self._frames(watcher):
+                    yield data
+            except _WatchEnded as e:
+                await context.abort(e.code, e.message)
 
-    async def _watch(self, watcher: Watcher, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def _frames(self, watcher: Watcher) -> AsyncIterator[bytes]:
+        """A watcher's messages (encoded WatchEvents) as they come; _WatchEnded when the watch ends."""
         resource = watcher.store.kind.resource
         REQUESTS.labels("watch", resource, "OK").inc()
         WATCHERS.labels(resource).inc()
@@ -462,8 +504,7 @@ class ApiServicer:
                 await watcher.ready.wait()
                 if watcher.error is not None and not watcher.pending:
                     err = watcher.error
-                    code = err.code if isinstance(err, ApiError) else grpc.StatusCode.INTERNAL
-                    await context.abort(code, str(err))
+                    raise _WatchEnded(err.code if isinstance(err, ApiError) else grpc.StatusCode.INTERNAL, str(err))
                 data = watcher.take(WATCH_CHUNK)
                 if data:
                     yield data
@@ -476,6 +517,67 @@ class ApiServicer:
         finally:
             self.cache.unwatch(watcher)
             WATCHERS.labels(resource).dec()
+
+    async def WatchMany(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+        """Many watches over one stream: each started, authorized, admitted and served as its own Watch would
+        be, its messages tagged with its id; its end (an error its Watch would end with) is an answer, not the
+        stream's end. What is ready for any of them goes out together, in one message."""
+        await self.authenticator.enter(context, f"/{SERVICE}/WatchMany")
+        try:
+            user = await self.impersonated(context)
+        except ApiError as e:
+            await context.abort(e.code, _status_message(e))
+            return
+        # Bounded: a reader that falls behind holds up the watches' pumps, and each watch then falls behind
+        # and is cut off as it would be alone, rather than its messages piling up here.
+        out: asyncio.Queue[bytes | ApiError] = asyncio.Queue(MUX_QUEUE)
+        pumps: dict[int, asyncio.Task[None]] = {}
+        peer = context.peer()
+
+        async def pump(id_: int, req: api_pb2.WatchRequest) -> None:
+            tag = wire.field_varint(MUX_ID, id_)
+            try:
+                with self.admission.admit(WATCH, peer):
+                    self.check(user, "Watch", req)
+                    watcher = await self.registry.watch(req)
+                    async for data in self._frames(watcher):
+                        await out.put(data + tag)
+            except ApiError as e:
+                REQUESTS.labels("watch", req.resource, e.code.name).inc()
+                await out.put(tag + api_pb2.WatchManyEvents(code=e.code.value[0],
+                                                            message=_status_message(e)).SerializeToString())
+            except _WatchEnded as e:
+                await out.put(tag + api_pb2.WatchManyEvents(code=e.code.value[0],
+                                                            message=e.message).SerializeToString())
+            finally:
+                if pumps.get(id_) is asyncio.current_task():
+                    del pumps[id_]
+
+        async def read(tg: asyncio.TaskGroup) -> None:
+            try:
+                async for raw in requests:
+                    req: api_pb2.WatchManyRequest = _parse(api_pb2.WatchManyRequest, raw)  # type: ignore[assignment]
+                    if not req.HasField("start"):
+                        if (task := pumps.pop(req.id, None)) is not None:
+                            task.cancel()
+                    elif req.id in pumps:
+                        raise InvalidError(f"id: watch {req.id} is already going on this stream")
+                    else:
+                        pumps[req.id] = tg.create_task(pump(req.id, req.start))
+            except ApiError as e:
+                await out.put(e)
+
+        try:
+            with self.admission.admit(WATCH, peer):  # the stream itself counts as one watch, each on it as one more
+                async with asyncio.TaskGroup() as tg:
+                    reader = tg.create_task(read(tg))
+                    while not isinstance(ended := await _joined(out, context), ApiError):
+                        pass
+                    for task in [reader, *pumps.values()]:  # a request the stream cannot go on after
+                        task.cancel()
+                raise ended
+        except ApiError as e:
+            await context.abort(e.code, _status_message(e))
 
     async def Logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.LogChunk]:
         await self.authenticator.enter(context, f"/{SERVICE}/Logs")
@@ -575,8 +677,8 @@ class ApiServicer:
 
 
 def _handlers(servicer: ApiServicer, *, batch_calls: bool = True) -> grpc.GenericRpcHandler:
-    """The Api service's methods (without CreateMany, BindMany and CreateTokenMany, as servers before them, when
-    `batch_calls` is off)."""
+    """The Api service's methods (without CreateMany, BindMany, CreateTokenMany and WatchMany, as servers before
+    them, when `batch_calls` is off)."""
     uu = functools.partial(grpc.unary_unary_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     us = functools.partial(grpc.unary_stream_rpc_method_handler, request_deserializer=None, response_serializer=_ser)
     handlers = {
@@ -604,6 +706,8 @@ def _handlers(servicer: ApiServicer, *, batch_calls: bool = True) -> grpc.Generi
         handlers["CreateMany"] = uu(servicer.CreateMany)
         handlers["BindMany"] = uu(servicer.BindMany)
         handlers["CreateTokenMany"] = uu(servicer.CreateTokenMany)
+        handlers["WatchMany"] = grpc.stream_stream_rpc_method_handler(servicer.WatchMany, request_deserializer=None,
+                                                                      response_serializer=_ser)
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 

@@ -2,6 +2,7 @@
 
 api         the typed client: objects in, objects out, kubelite errors raised
 coalesce    concurrent creates on one client sent together, in one CreateMany
+watches     many watches of one client over one WatchMany stream
 channel     one place that opens a gRPC channel (mutual TLS over TCP or a unix socket)
 config      where the apiserver is and who we are: flags, environment, the config file and its current cluster
 kubeconfig  a kubectl kubeconfig for the REST port: the cluster CA and a user's client certificate, inline

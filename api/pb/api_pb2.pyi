@@ -217,6 +217,32 @@ class WatchEvents(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[WatchEvent]
     def __init__(self, events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...
 
+class WatchManyRequest(_message.Message):
+    __slots__ = ("id", "start")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    start: WatchRequest
+    def __init__(self, id: _Optional[int] = ..., start: _Optional[_Union[WatchRequest, _Mapping]] = ...) -> None: ...
+
+class WatchManyEvents(_message.Message):
+    __slots__ = ("events", "id", "code", "message")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[WatchEvent]
+    id: int
+    code: int
+    message: str
+    def __init__(self, events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ..., id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WatchManyResponse(_message.Message):
+    __slots__ = ("watches",)
+    WATCHES_FIELD_NUMBER: _ClassVar[int]
+    watches: _containers.RepeatedCompositeFieldContainer[WatchManyEvents]
+    def __init__(self, watches: _Optional[_Iterable[_Union[WatchManyEvents, _Mapping]]] = ...) -> None: ...
+
 class BindRequest(_message.Message):
     __slots__ = ("namespace", "name", "node_name", "uid")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]

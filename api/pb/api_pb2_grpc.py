@@ -140,6 +140,11 @@ class ApiStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.TokenManyRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.TokenManyResponse.FromString,
                 _registered_method=True)
+        self.WatchMany = channel.stream_stream(
+                '/kubelite.v1.Api/WatchMany',
+                request_serializer=kubelite_dot_v1_dot_api__pb2.WatchManyRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_api__pb2.WatchManyResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -284,6 +289,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchMany(self, request_iterator, context):
+        """Many watches over one stream (one client process's informers), each authorized, admitted and served as its
+        own Watch; one watch's end leaves the others going.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -391,6 +404,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.CreateTokenMany,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.TokenManyRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.TokenManyResponse.SerializeToString,
+            ),
+            'WatchMany': grpc.stream_stream_rpc_method_handler(
+                    servicer.WatchMany,
+                    request_deserializer=kubelite_dot_v1_dot_api__pb2.WatchManyRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_api__pb2.WatchManyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -960,6 +978,33 @@ class Api:
             '/kubelite.v1.Api/CreateTokenMany',
             kubelite_dot_v1_dot_api__pb2.TokenManyRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.TokenManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchMany(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubelite.v1.Api/WatchMany',
+            kubelite_dot_v1_dot_api__pb2.WatchManyRequest.SerializeToString,
+            kubelite_dot_v1_dot_api__pb2.WatchManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -106,9 +106,9 @@ def of_request(user: UserInfo, method: str, req: Message) -> Attributes | None:
             assert isinstance(req, api_pb2.TokenRequest)
             return Attributes(user, "create", "serviceaccounts", "token", req.namespace or "default",
                               req.service_account, obj=req)
-        case "RequestNodeCertificates" | "CreateMany" | "BindMany" | "CreateTokenMany":
-            # CreateMany, BindMany, CreateTokenMany: every object, binding or token request in it is authorized as
-            # the Create, Bind or CreateToken it stands for.
+        case "RequestNodeCertificates" | "CreateMany" | "BindMany" | "CreateTokenMany" | "WatchMany":
+            # CreateMany, BindMany, CreateTokenMany, WatchMany: every object, binding, token request or watch in
+            # it is authorized as the Create, Bind, CreateToken or Watch it stands for.
             return None
     raise ValueError(f"no authorization attributes for method {method}")
 
