@@ -99,7 +99,8 @@ class ControllerManager:
         self.elector: LeaderElector | None = None
 
     async def run(self) -> None:
-        client = self._client or Client(self.config.client)
+        # Its informers' watches (one per kind the controllers read) go over one WatchMany stream.
+        client = self._client or Client(self.config.client, multiplex_watches=True)
         try:
             if self.config.leader_elect:
                 self.elector = LeaderElector(client, name=LEASE_NAME, namespace=LEASE_NAMESPACE,
